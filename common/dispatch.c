@@ -1,0 +1,1 @@
+/* dispatch: placeholder, being written. */

@@ -1,0 +1,1 @@
+/* frame: placeholder, being written. */

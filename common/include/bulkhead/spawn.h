@@ -1,0 +1,36 @@
+/* Starting child processes: fork+exec of their own binary, clean environment,
+ * only the fds they need at fixed numbers. */
+#ifndef BULKHEAD_SPAWN_H
+#define BULKHEAD_SPAWN_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Fixed fd numbers in children. */
+#define BH_CHILD_FD_CONTROL 3 /* the socketpair to the controller */
+
+struct bh_spawn_fd {
+	int src; /* fd in the parent (borrowed) */
+	int dst; /* number it gets in the child, >= 3 */
+};
+
+/*
+ * fork+execve(path, argv, empty environment). In the child: fd 0 is /dev/null,
+ * fd 1 and 2 are the parent's stderr, each fds[i].src is placed at
+ * fds[i].dst (not close-on-exec), every other fd is closed, the signal mask
+ * and dispositions are reset, and PR_SET_PDEATHSIG is SIGKILL so that the
+ * child never outlives the parent. Returns 0 and the pid, or -errno (exec
+ * failures show as the child exiting with status 127 and a logged message).
+ */
+int bh_spawn(const char *path, char *const argv[],
+	     const struct bh_spawn_fd *fds, size_t nfds, pid_t *pid_out);
+
+/* Writes the directory of the running executable (from /proc/self/exe) into
+ * buf. 0 or -errno (-ENAMETOOLONG if it does not fit). */
+int bh_exe_dir(char *buf, size_t len);
+
+/* Describes a wait status: "exited with status 3", "killed by signal 9
+ * (Killed)". Writes into buf and returns it. */
+const char *bh_describe_status(int status, char *buf, size_t len);
+
+#endif

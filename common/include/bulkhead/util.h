@@ -1,0 +1,44 @@
+/* Small helpers shared by every process: sizes, full reads and writes, fds. */
+#ifndef BULKHEAD_UTIL_H
+#define BULKHEAD_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define BH_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define BH_KIB           (1024ULL)
+#define BH_MIB           (1024ULL * 1024)
+#define BH_GIB           (1024ULL * 1024 * 1024)
+
+/*
+ * Parses a size: decimal digits with an optional suffix K, M, G or T
+ * (binary multiples, case-insensitive, an optional trailing "B" or "iB" is not
+ * accepted). "512M" -> 536870912. Returns 0, or -EINVAL for empty input,
+ * junk, a missing number, or -ERANGE on overflow of uint64_t.
+ */
+int bh_parse_size(const char *s, uint64_t *out);
+
+/* Parses an unsigned decimal integer in [min, max]. 0, -EINVAL or -ERANGE. */
+int bh_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* Loops over short reads/writes and EINTR. 0 on success; read_full returns
+ * -EPIPE at an early end of file. Other errors as -errno. */
+int bh_read_full(int fd, void *buf, size_t len);
+int bh_write_full(int fd, const void *buf, size_t len);
+
+/* Closes *fd if it is >= 0 and sets it to -1. Keeps errno. */
+void bh_closep(int *fd);
+
+/*
+ * Reads a whole regular file (at most max_len bytes) into a malloc'd buffer.
+ * 0, or -errno; -EFBIG if the file is larger than max_len, -EISDIR for a
+ * directory, -EINVAL for anything that is not a regular file.
+ */
+int bh_read_file(const char *path, size_t max_len, uint8_t **buf,
+		 size_t *len);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t bh_now_ns(void);
+
+#endif

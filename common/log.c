@@ -1,0 +1,1 @@
+/* log: placeholder, being written. */

@@ -1,0 +1,1 @@
+/* acpi: placeholder, being written. */

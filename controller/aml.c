@@ -1,0 +1,1 @@
+/* aml: placeholder, being written. */

@@ -1,0 +1,1 @@
+/* bzimage: placeholder, being written. */

@@ -1,0 +1,55 @@
+/* The VM configuration, parsed from the command line (Cloud Hypervisor's
+ * option syntax) and later from per-instance config files. */
+#ifndef BH_CONTROLLER_CONFIG_H
+#define BH_CONTROLLER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <bulkhead/log.h>
+
+enum bh_serial_mode {
+	BH_SERIAL_TTY = 0, /* our stdin/stdout (default) */
+	BH_SERIAL_OFF,     /* no UART at all */
+	BH_SERIAL_NULL,    /* a UART whose output is discarded */
+	BH_SERIAL_FILE,    /* output appended... written to a file */
+};
+
+#define BH_CONFIG_DEFAULT_VCPUS  1
+#define BH_CONFIG_DEFAULT_MEMORY (512ULL * 1024 * 1024)
+#define BH_CONFIG_MIN_MEMORY     (64ULL * 1024 * 1024)
+#define BH_CONFIG_MAX_MEMORY     (1024ULL * 1024 * 1024 * 1024) /* 1 TiB */
+
+struct bh_config {
+	char *kernel;    /* path, required */
+	char *initramfs; /* path or NULL */
+	char *cmdline;   /* never NULL after parsing ("" by default) */
+	unsigned int vcpus;
+	uint64_t memory;
+	enum bh_serial_mode serial;
+	char *serial_path; /* BH_SERIAL_FILE */
+	enum bh_log_level log_level;
+	char *name;           /* VM name for log prefixes, default "vm" */
+	bool print_exit_stats; /* --exit-stats: VM-exit counts on exit */
+};
+
+enum bh_config_result {
+	BH_CONFIG_OK = 0,   /* run the VM */
+	BH_CONFIG_EXIT = 1, /* --help or --version was printed: exit 0 */
+};
+
+/*
+ * Parses argv into cfg (zeroed and filled with defaults first). On a bad
+ * option returns -EINVAL with a message that names the option and the problem
+ * in err (e.g. "--memory: size=12Q: unknown size suffix 'Q'"); cfg is freed
+ * then. Checks syntax and ranges only; files are checked later.
+ */
+int bh_config_parse_args(int argc, char *const argv[], struct bh_config *cfg,
+			 char *err, size_t errlen);
+void bh_config_free(struct bh_config *cfg);
+/* The --help text. */
+void bh_config_usage(FILE *out);
+
+#endif

@@ -1,0 +1,1 @@
+/* console: placeholder, being written. */

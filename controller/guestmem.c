@@ -1,0 +1,1 @@
+/* guestmem: placeholder, being written. */

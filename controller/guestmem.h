@@ -1,0 +1,40 @@
+/* Guest RAM as seen by the controller: one sealed memfd, mapped while the
+ * controller writes the boot images into it. */
+#ifndef BH_CONTROLLER_GUESTMEM_H
+#define BH_CONTROLLER_GUESTMEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "layout.h"
+
+struct bh_guest_mem {
+	int memfd; /* owned, -1 when closed */
+	uint8_t *host; /* whole memfd mapped shared, or NULL */
+	struct bh_mem_layout layout;
+};
+
+/*
+ * memfd_create("bulkhead-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING), sized
+ * to layout->ram_size, sealed with F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL,
+ * then mapped. 0 or -errno.
+ */
+int bh_guest_mem_create(struct bh_guest_mem *gm,
+			const struct bh_mem_layout *layout);
+/* Unmaps and closes. */
+void bh_guest_mem_destroy(struct bh_guest_mem *gm);
+/* Drops the mapping but keeps the fd (after loading). */
+void bh_guest_mem_unmap(struct bh_guest_mem *gm);
+
+/*
+ * Host pointer for [gpa, gpa + len) if the whole range lies inside one RAM
+ * region (overflow-safe), else NULL.
+ */
+void *bh_guest_mem_ptr(const struct bh_guest_mem *gm, uint64_t gpa,
+		       uint64_t len);
+
+/* Copies into guest RAM; -EFAULT if the range is not all RAM. */
+int bh_guest_mem_write(const struct bh_guest_mem *gm, uint64_t gpa,
+		       const void *src, size_t len);
+
+#endif

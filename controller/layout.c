@@ -1,0 +1,1 @@
+/* layout: placeholder, being written. */

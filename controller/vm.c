@@ -1,0 +1,1 @@
+/* vm: placeholder, being written. */

@@ -1,0 +1,1 @@
+/* cmos: placeholder, being written. */

@@ -1,0 +1,1 @@
+/* cpuid: placeholder, being written. */

@@ -1,0 +1,1 @@
+/* exitstats: placeholder, being written. */

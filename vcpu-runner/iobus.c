@@ -1,0 +1,1 @@
+/* iobus: placeholder, being written. */

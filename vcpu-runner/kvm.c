@@ -1,0 +1,1 @@
+/* kvm: placeholder, being written. */

@@ -1,0 +1,1 @@
+/* main: placeholder, being written. */

@@ -1,0 +1,1 @@
+/* pci: placeholder, being written. */

@@ -1,0 +1,1 @@
+/* uart: placeholder, being written. */

@@ -1,0 +1,1 @@
+/* vcpu: placeholder, being written. */
