@@ -1,1 +1,710 @@
-/* config: placeholder, being written. */
+/* Command-line parsing for bulkhead, in Cloud Hypervisor's option syntax. */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bulkhead/platform.h>
+#include <bulkhead/util.h>
+
+#include "config.h"
+
+#ifndef BULKHEAD_VERSION
+#define BULKHEAD_VERSION "0.1.0"
+#endif
+
+#define NAME_MAX_LEN 32
+#define PAGE_SIZE_4K (4 * BH_KIB)
+
+/* Long-only options get values above any char so they cannot collide with
+ * short options; the order gives each one a slot in the "seen" table. */
+enum {
+	OPT_FIRST = 0x100,
+	OPT_KERNEL = OPT_FIRST,
+	OPT_INITRAMFS,
+	OPT_CMDLINE,
+	OPT_CPUS,
+	OPT_MEMORY,
+	OPT_SERIAL,
+	OPT_NAME,
+	OPT_LOG_LEVEL,
+	OPT_EXIT_STATS,
+	OPT_END,
+};
+
+static const struct option long_options[] = {
+	{ "kernel", required_argument, NULL, OPT_KERNEL },
+	{ "initramfs", required_argument, NULL, OPT_INITRAMFS },
+	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
+	{ "cpus", required_argument, NULL, OPT_CPUS },
+	{ "memory", required_argument, NULL, OPT_MEMORY },
+	{ "serial", required_argument, NULL, OPT_SERIAL },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "exit-stats", no_argument, NULL, OPT_EXIT_STATS },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* '+' stops at the first non-option instead of permuting argv, so stray
+ * words are reported where they stand; ':' makes a missing argument
+ * distinguishable from an unknown option. */
+static const char short_options[] = "+:hVv";
+
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen,
+						      const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+static char *xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	if (!p)
+		abort();
+	return p;
+}
+
+/* Replaces an owned string; used so that defaults can be overridden without
+ * leaking them. */
+static void set_string(char **dst, const char *src)
+{
+	free(*dst);
+	*dst = xstrdup(src);
+}
+
+static const char *long_name(int val)
+{
+	const struct option *o;
+
+	for (o = long_options; o->name; o++)
+		if (o->val == val)
+			return o->name;
+	return "?";
+}
+
+/*
+ * A key=value list such as "boot=2,max=2" or, later, "path=/x,readonly=on".
+ * The caller lists the keys it accepts; kv_parse fills in each value (NULL
+ * when absent) with pointers into a copy of the argument that it returns in
+ * *bufp for the caller to free. Values cannot contain ','.
+ */
+struct kv_param {
+	const char *key;
+	const char *value;
+};
+
+static void kv_known(const struct kv_param *params, size_t n, char *out,
+		     size_t outlen)
+{
+	size_t i, used = 0;
+	int r;
+
+	out[0] = '\0';
+	for (i = 0; i < n && used < outlen; i++) {
+		r = snprintf(out + used, outlen - used, "%s%s", i ? ", " : "",
+			     params[i].key);
+		if (r < 0)
+			break;
+		used += (size_t)r;
+	}
+}
+
+static int kv_parse(const char *opt, const char *arg, struct kv_param *params,
+		    size_t n, char **bufp, char *err, size_t errlen)
+{
+	char known[128];
+	char *buf, *item, *next, *eq;
+	struct kv_param *p;
+	size_t i;
+	int ret;
+
+	*bufp = NULL;
+	for (i = 0; i < n; i++)
+		params[i].value = NULL;
+	kv_known(params, n, known, sizeof(known));
+
+	if (arg[0] == '\0')
+		return fail(
+		    err, errlen,
+		    "%s: empty argument (expected key=value; known: %s)", opt,
+		    known);
+
+	buf = xstrdup(arg);
+	for (item = buf; item; item = next) {
+		next = strchr(item, ',');
+		if (next)
+			*next++ = '\0';
+		if (item[0] == '\0') {
+			ret = fail(err, errlen, "%s: empty parameter in '%s'",
+				   opt, arg);
+			goto err;
+		}
+		eq = strchr(item, '=');
+		if (!eq && n == 1) {
+			ret = fail(err, errlen,
+				   "%s: '%s' is not key=value (did you mean "
+				   "%s=%s?)",
+				   opt, item, params[0].key, item);
+			goto err;
+		}
+		if (!eq) {
+			ret = fail(err, errlen,
+				   "%s: '%s' is not key=value (known: %s)", opt,
+				   item, known);
+			goto err;
+		}
+		if (eq == item) {
+			ret = fail(err, errlen,
+				   "%s: '%s' has no parameter name (known: %s)",
+				   opt, item, known);
+			goto err;
+		}
+		*eq = '\0';
+		for (p = NULL, i = 0; i < n; i++) {
+			if (strcmp(params[i].key, item) == 0) {
+				p = &params[i];
+				break;
+			}
+		}
+		if (!p) {
+			ret = fail(err, errlen,
+				   "%s: unknown parameter '%s' (known: %s)",
+				   opt, item, known);
+			goto err;
+		}
+		if (p->value) {
+			ret = fail(err, errlen, "%s: %s given twice", opt,
+				   p->key);
+			goto err;
+		}
+		if (eq[1] == '\0') {
+			ret = fail(err, errlen, "%s: %s= needs a value", opt,
+				   p->key);
+			goto err;
+		}
+		p->value = eq + 1;
+	}
+	*bufp = buf;
+	return 0;
+
+err:
+	for (i = 0; i < n; i++)
+		params[i].value = NULL;
+	free(buf);
+	return ret;
+}
+
+/* An unsigned parameter in [min, max]. Syntax is checked apart from range so
+ * that the message says which of the two is wrong. */
+static int kv_uint(const char *opt, const struct kv_param *p, uint64_t min,
+		   uint64_t max, uint64_t *out, char *err, size_t errlen)
+{
+	uint64_t v;
+	int ret;
+
+	ret = bh_parse_uint(p->value, 0, UINT64_MAX, &v);
+	if (ret == -EINVAL)
+		return fail(err, errlen, "%s: %s=%s is not a number", opt,
+			    p->key, p->value);
+	if (ret < 0 || v < min || v > max)
+		return fail(err, errlen,
+			    "%s: %s=%s is out of range %" PRIu64 "..%" PRIu64,
+			    opt, p->key, p->value, min, max);
+	*out = v;
+	return 0;
+}
+
+/* Writes a byte count with the largest suffix that divides it exactly. */
+static void format_size(uint64_t v, char *out, size_t outlen)
+{
+	static const char suffixes[] = "KMGT";
+	const char *s = NULL;
+	size_t i;
+
+	for (i = 0; i < sizeof(suffixes) - 1 && v && v % 1024 == 0; i++) {
+		v /= 1024;
+		s = &suffixes[i];
+	}
+	if (s)
+		snprintf(out, outlen, "%" PRIu64 "%c", v, *s);
+	else
+		snprintf(out, outlen, "%" PRIu64, v);
+}
+
+static int kv_size(const char *opt, const struct kv_param *p, uint64_t *out,
+		   char *err, size_t errlen)
+{
+	size_t digits = strspn(p->value, "0123456789");
+	const char *rest = p->value + digits;
+	int ret;
+
+	ret = bh_parse_size(p->value, out);
+	if (ret == -ERANGE)
+		return fail(err, errlen, "%s: %s=%s is too large", opt, p->key,
+			    p->value);
+	if (ret < 0 && digits > 0 && rest[0] && !rest[1] &&
+	    !strchr("KMGTkmgt", rest[0]))
+		return fail(err, errlen, "%s: %s=%s: unknown size suffix '%c'",
+			    opt, p->key, p->value, rest[0]);
+	if (ret < 0)
+		return fail(err, errlen,
+			    "%s: %s=%s is not a size (a number with an "
+			    "optional K, M, G or T suffix)",
+			    opt, p->key, p->value);
+	return 0;
+}
+
+static int parse_cpus(const char *arg, struct bh_config *cfg, char *err,
+		      size_t errlen)
+{
+	enum { CPUS_BOOT, CPUS_MAX };
+	struct kv_param params[] = {
+		[CPUS_BOOT] = { .key = "boot" },
+		[CPUS_MAX] = { .key = "max" },
+	};
+	uint64_t boot = BH_CONFIG_DEFAULT_VCPUS, max;
+	char *buf;
+	int ret;
+
+	ret = kv_parse("--cpus", arg, params, BH_ARRAY_SIZE(params), &buf, err,
+		       errlen);
+	if (ret < 0)
+		return ret;
+	if (params[CPUS_BOOT].value) {
+		ret = kv_uint("--cpus", &params[CPUS_BOOT], 1, BH_MAX_VCPUS,
+			      &boot, err, errlen);
+		if (ret < 0)
+			goto out;
+	}
+	/* max= is accepted so that Cloud Hypervisor command lines work
+	 * unchanged, but only where it asks for nothing we cannot do. */
+	if (params[CPUS_MAX].value) {
+		ret = kv_uint("--cpus", &params[CPUS_MAX], 1, BH_MAX_VCPUS,
+			      &max, err, errlen);
+		if (ret < 0)
+			goto out;
+		if (max != boot) {
+			ret = fail(err, errlen,
+				   "--cpus: max must equal boot: CPU hotplug "
+				   "is not supported (boot=%" PRIu64
+				   ", max=%" PRIu64 ")",
+				   boot, max);
+			goto out;
+		}
+	}
+	cfg->vcpus = (unsigned int)boot;
+out:
+	free(buf);
+	return ret;
+}
+
+static int parse_memory(const char *arg, struct bh_config *cfg, char *err,
+			size_t errlen)
+{
+	enum { MEM_SIZE };
+	struct kv_param params[] = {
+		[MEM_SIZE] = { .key = "size" },
+	};
+	struct kv_param *p;
+	char lim[32];
+	uint64_t size;
+	char *buf;
+	int ret;
+
+	ret = kv_parse("--memory", arg, params, BH_ARRAY_SIZE(params), &buf,
+		       err, errlen);
+	if (ret < 0)
+		return ret;
+	/* kv_parse accepts only size=, so a successful parse always has it. */
+	p = &params[MEM_SIZE];
+	ret = kv_size("--memory", p, &size, err, errlen);
+	if (ret < 0)
+		goto out;
+	if (size < BH_CONFIG_MIN_MEMORY) {
+		format_size(BH_CONFIG_MIN_MEMORY, lim, sizeof(lim));
+		ret = fail(err, errlen,
+			   "--memory: size=%s is below the minimum %s",
+			   p->value, lim);
+		goto out;
+	}
+	if (size > BH_CONFIG_MAX_MEMORY) {
+		format_size(BH_CONFIG_MAX_MEMORY, lim, sizeof(lim));
+		ret = fail(err, errlen,
+			   "--memory: size=%s is above the maximum %s",
+			   p->value, lim);
+		goto out;
+	}
+	/* Guest RAM is mapped and registered with KVM in whole pages. */
+	if (size % PAGE_SIZE_4K) {
+		ret =
+		    fail(err, errlen,
+			 "--memory: size=%s is not a multiple of 4K", p->value);
+		goto out;
+	}
+	cfg->memory = size;
+out:
+	free(buf);
+	return ret;
+}
+
+/* Not a key=value list: a bare mode word, or file=PATH where PATH may hold
+ * any character, commas included. */
+static int parse_serial(const char *arg, struct bh_config *cfg, char *err,
+			size_t errlen)
+{
+	static const struct {
+		const char *word;
+		enum bh_serial_mode mode;
+	} modes[] = {
+		{ "tty", BH_SERIAL_TTY },
+		{ "off", BH_SERIAL_OFF },
+		{ "null", BH_SERIAL_NULL },
+	};
+	size_t i;
+
+	if (strncmp(arg, "file=", 5) == 0) {
+		if (arg[5] == '\0')
+			return fail(err, errlen,
+				    "--serial: file= needs a path");
+		cfg->serial = BH_SERIAL_FILE;
+		set_string(&cfg->serial_path, arg + 5);
+		return 0;
+	}
+	for (i = 0; i < BH_ARRAY_SIZE(modes); i++) {
+		if (strcmp(arg, modes[i].word) == 0) {
+			cfg->serial = modes[i].mode;
+			return 0;
+		}
+	}
+	return fail(err, errlen,
+		    "--serial: '%s' is not one of tty, off, null, file=PATH",
+		    arg);
+}
+
+/* The name lands in log prefixes and may later name per-VM files, so it is
+ * kept to characters that are safe in both. */
+static int parse_name(const char *arg, struct bh_config *cfg, char *err,
+		      size_t errlen)
+{
+	size_t len = strlen(arg), i;
+	unsigned char c;
+
+	if (len == 0)
+		return fail(err, errlen, "--name: the name is empty");
+	if (len > NAME_MAX_LEN)
+		return fail(err, errlen,
+			    "--name: '%s' is longer than %d characters", arg,
+			    NAME_MAX_LEN);
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)arg[i];
+		if (c < 0x80 &&
+		    (isalnum(c) || c == '_' || c == '.' || c == '-'))
+			continue;
+		if (c < 0x80 && isprint(c))
+			return fail(err, errlen,
+				    "--name: '%s' contains '%c' (allowed: "
+				    "A-Z a-z 0-9 _ . -)",
+				    arg, c);
+		return fail(err, errlen,
+			    "--name: '%s' contains byte 0x%02x (allowed: "
+			    "A-Z a-z 0-9 _ . -)",
+			    arg, c);
+	}
+	set_string(&cfg->name, arg);
+	return 0;
+}
+
+static int parse_path(const char *opt, const char *arg, char **dst, char *err,
+		      size_t errlen)
+{
+	if (arg[0] == '\0')
+		return fail(err, errlen, "%s: the path is empty", opt);
+	set_string(dst, arg);
+	return 0;
+}
+
+/*
+ * getopt_long reports every unusable long option the same way; find out
+ * which problem it was so the message can say. arg is the whole element,
+ * "--name" or "--name=value".
+ */
+static int bad_long_option(const char *arg, char *err, size_t errlen)
+{
+	const char *name = arg + 2;
+	size_t len = strcspn(name, "=");
+	const struct option *o, *match = NULL;
+	int nmatch = 0;
+
+	for (o = long_options; o->name; o++) {
+		if (strncmp(o->name, name, len) != 0)
+			continue;
+		if (strlen(o->name) == len) {
+			match = o;
+			nmatch = 1;
+			break;
+		}
+		match = o;
+		nmatch++;
+	}
+	if (nmatch == 0)
+		return fail(err, errlen, "unknown option '--%.*s'", (int)len,
+			    name);
+	if (nmatch > 1) {
+		char list[128];
+		size_t used = 0;
+		int r;
+
+		list[0] = '\0';
+		for (o = long_options; o->name && used < sizeof(list); o++) {
+			if (strncmp(o->name, name, len) != 0)
+				continue;
+			r = snprintf(list + used, sizeof(list) - used, "%s--%s",
+				     used ? ", " : "", o->name);
+			if (r < 0)
+				break;
+			used += (size_t)r;
+		}
+		return fail(err, errlen, "ambiguous option '--%.*s' (%s)",
+			    (int)len, name, list);
+	}
+	if (match->has_arg == no_argument && name[len] == '=')
+		return fail(err, errlen, "--%s does not take a value",
+			    match->name);
+	return fail(err, errlen, "bad option '%s'", arg);
+}
+
+static int missing_argument(const char *arg, char *err, size_t errlen)
+{
+	const char *name = arg + 2;
+	const struct option *o;
+
+	/* getopt_long accepts unique abbreviations; name the option in full. */
+	for (o = long_options; o->name; o++)
+		if (strncmp(o->name, name, strlen(name)) == 0)
+			return fail(err, errlen, "--%s needs an argument",
+				    o->name);
+	return fail(err, errlen, "%s needs an argument", arg);
+}
+
+static void config_defaults(struct bh_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->cmdline = xstrdup("");
+	cfg->vcpus = BH_CONFIG_DEFAULT_VCPUS;
+	cfg->memory = BH_CONFIG_DEFAULT_MEMORY;
+	cfg->serial = BH_SERIAL_TTY;
+	cfg->log_level = BH_LOG_INFO;
+	cfg->name = xstrdup("vm");
+}
+
+static int parse_option(int c, const char *arg, struct bh_config *cfg,
+			char *err, size_t errlen)
+{
+	switch (c) {
+	case OPT_KERNEL:
+		return parse_path("--kernel", arg, &cfg->kernel, err, errlen);
+	case OPT_INITRAMFS:
+		return parse_path("--initramfs", arg, &cfg->initramfs, err,
+				  errlen);
+	case OPT_CMDLINE:
+		set_string(&cfg->cmdline, arg);
+		return 0;
+	case OPT_CPUS:
+		return parse_cpus(arg, cfg, err, errlen);
+	case OPT_MEMORY:
+		return parse_memory(arg, cfg, err, errlen);
+	case OPT_SERIAL:
+		return parse_serial(arg, cfg, err, errlen);
+	case OPT_NAME:
+		return parse_name(arg, cfg, err, errlen);
+	case OPT_LOG_LEVEL:
+		if (bh_log_parse_level(arg, &cfg->log_level) < 0)
+			return fail(err, errlen,
+				    "--log-level: '%s' is not one of error, "
+				    "warn, info, debug",
+				    arg);
+		return 0;
+	case OPT_EXIT_STATS:
+		cfg->print_exit_stats = true;
+		return 0;
+	}
+	return fail(err, errlen, "internal error: option %d", c);
+}
+
+/*
+ * Uses getopt's global state (reset here, so repeated calls work), hence not
+ * thread-safe.
+ */
+int bh_config_parse_args(int argc, char *const argv[], struct bh_config *cfg,
+			 char *err, size_t errlen)
+{
+	bool seen[OPT_END - OPT_FIRST] = { false };
+	bool verbose = false;
+	int c, cur, ret;
+
+	if (err && errlen > 0)
+		err[0] = '\0';
+	config_defaults(cfg);
+
+	opterr = 0;
+	optind = 0; /* GNU: also forgets a half-read cluster like "-vx" */
+	for (;;) {
+		cur = optind ? optind : 1;
+		c = getopt_long(argc, argv, short_options, long_options, NULL);
+		if (c == -1)
+			break;
+		switch (c) {
+		case 'h':
+			bh_config_usage(stdout);
+			bh_config_free(cfg);
+			return BH_CONFIG_EXIT;
+		case 'V':
+			printf("bulkhead %s\n", BULKHEAD_VERSION);
+			bh_config_free(cfg);
+			return BH_CONFIG_EXIT;
+		case 'v':
+			verbose = true;
+			break;
+		case ':':
+			/* Only long options take arguments. */
+			ret = missing_argument(argv[optind - 1], err, errlen);
+			goto err;
+		case '?':
+			if (cur < argc && strncmp(argv[cur], "--", 2) == 0)
+				ret = bad_long_option(argv[optind - 1], err,
+						      errlen);
+			else if ((unsigned char)optopt < 0x80 &&
+				 isprint((unsigned char)optopt))
+				ret = fail(err, errlen, "unknown option '-%c'",
+					   optopt);
+			else
+				ret = fail(err, errlen,
+					   "unknown option byte 0x%02x",
+					   (unsigned int)(unsigned char)optopt);
+			goto err;
+		default:
+			if (c < OPT_FIRST || c >= OPT_END) {
+				ret = fail(err, errlen,
+					   "internal error: option %d", c);
+				goto err;
+			}
+			/* A second value for the same option is more likely a
+			 * mistake in a generated command line than a wish to
+			 * override, so refuse rather than guess. */
+			if (seen[c - OPT_FIRST] && c != OPT_EXIT_STATS) {
+				ret = fail(err, errlen, "--%s given twice",
+					   long_name(c));
+				goto err;
+			}
+			seen[c - OPT_FIRST] = true;
+			ret = parse_option(c, optarg, cfg, err, errlen);
+			if (ret < 0)
+				goto err;
+			break;
+		}
+	}
+
+	if (optind < argc) {
+		ret =
+		    fail(err, errlen, "unexpected argument '%s'", argv[optind]);
+		goto err;
+	}
+	if (verbose && seen[OPT_LOG_LEVEL - OPT_FIRST]) {
+		ret = fail(err, errlen,
+			   "--verbose and --log-level both set the log level");
+		goto err;
+	}
+	if (verbose)
+		cfg->log_level = BH_LOG_DEBUG;
+	if (!cfg->kernel) {
+		ret = fail(err, errlen, "--kernel is required");
+		goto err;
+	}
+	return BH_CONFIG_OK;
+
+err:
+	bh_config_free(cfg);
+	return ret;
+}
+
+void bh_config_free(struct bh_config *cfg)
+{
+	if (!cfg)
+		return;
+	free(cfg->kernel);
+	free(cfg->initramfs);
+	free(cfg->cmdline);
+	free(cfg->serial_path);
+	free(cfg->name);
+	/* Zeroed so that a second free, or a free after a failed parse that
+	 * already freed, does nothing. */
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+void bh_config_usage(FILE *out)
+{
+	char def_mem[32], min_mem[32], max_mem[32];
+
+	format_size(BH_CONFIG_DEFAULT_MEMORY, def_mem, sizeof(def_mem));
+	format_size(BH_CONFIG_MIN_MEMORY, min_mem, sizeof(min_mem));
+	format_size(BH_CONFIG_MAX_MEMORY, max_mem, sizeof(max_mem));
+
+	/* One literal per output line, each short enough to stay whole. */
+	fprintf(out,
+		"Usage: bulkhead --kernel PATH [OPTION]...\n"
+		"Run one KVM virtual machine, each part in its own\n"
+		"sandboxed process.\n"
+		"\n"
+		"Guest:\n"
+		"  --kernel PATH       Linux bzImage to boot (required)\n"
+		"  --initramfs PATH    initial RAM disk (default: none)\n"
+		"  --cmdline STRING    kernel command line (default: empty)\n"
+		"  --cpus boot=N       vCPUs, 1..%d (default: boot=%d);\n"
+		"                      max=N only if equal to boot\n"
+		"                      (CPU hotplug is not supported)\n"
+		"  --memory size=SIZE  guest RAM, %s..%s, a multiple of 4K;\n"
+		"                      suffix K, M, G or T (default: size=%s)\n"
+		"  --serial MODE       the 16550 UART, guest ttyS0\n"
+		"                      (default: tty):\n"
+		"                        tty        console on this terminal\n"
+		"                        off        no UART at all\n"
+		"                        null       output discarded\n"
+		"                        file=PATH  output written to PATH\n"
+		"                                   (created or truncated)\n"
+		"\n"
+		"Controller:\n"
+		"  --name NAME         VM name for log prefixes: 1-%d of\n"
+		"                      A-Z a-z 0-9 _ . - (default: vm)\n"
+		"  --log-level LEVEL   error, warn, info or debug\n"
+		"                      (default: info)\n"
+		"  -v, --verbose       same as --log-level debug\n"
+		"  --exit-stats        print VM-exit counts when the VM ends\n"
+		"  -h, --help          print this help and exit\n"
+		"  -V, --version       print the version and exit\n"
+		"\n"
+		"Options may be written --option=VALUE too. An option\n"
+		"that takes a value may be given only once.\n"
+		"\n"
+		"Exit status:\n"
+		"  0  the guest powered off\n"
+		"  1  the guest crashed or the VMM failed (the message\n"
+		"     names the cause)\n"
+		"  2  a bad option, or an unusable kernel or initramfs;\n"
+		"     nothing was started\n",
+		BH_MAX_VCPUS, BH_CONFIG_DEFAULT_VCPUS, min_mem, max_mem,
+		def_mem, NAME_MAX_LEN);
+}

@@ -14,7 +14,7 @@ enum bh_serial_mode {
 	BH_SERIAL_TTY = 0, /* our stdin/stdout (default) */
 	BH_SERIAL_OFF,     /* no UART at all */
 	BH_SERIAL_NULL,    /* a UART whose output is discarded */
-	BH_SERIAL_FILE,    /* output appended... written to a file */
+	BH_SERIAL_FILE,    /* output written to a file (created or truncated) */
 };
 
 #define BH_CONFIG_DEFAULT_VCPUS  1

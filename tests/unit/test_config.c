@@ -1,0 +1,414 @@
+/* Unit tests for the command-line parser (controller/config.c). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <bulkhead/platform.h>
+
+#include "config.h"
+
+#define MAX_ARGS 24
+
+/* Runs the parser on a NULL-terminated list of arguments after argv[0]. */
+static int parse_list(struct bh_config *cfg, char *err, size_t errlen,
+		      const char *const *args)
+{
+	char *argv[MAX_ARGS + 2];
+	int argc = 0;
+
+	argv[argc++] = (char *)"bulkhead";
+	for (; *args; args++) {
+		assert_true(argc <= MAX_ARGS);
+		argv[argc++] = (char *)*args;
+	}
+	argv[argc] = NULL;
+	return bh_config_parse_args(argc, argv, cfg, err, errlen);
+}
+
+#define PARSE(cfg, err, ...)                  \
+	parse_list((cfg), (err), sizeof(err), \
+		   (const char *const[]){ __VA_ARGS__, NULL })
+
+static void test_full(void **state)
+{
+	struct bh_config cfg;
+	char err[256];
+
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "/boot/vmlinuz",
+			       "--initramfs", "/boot/initrd.img", "--cmdline",
+			       "console=ttyS0 quiet", "--cpus", "boot=4,max=4",
+			       "--memory", "size=2G", "--serial",
+			       "file=/tmp/a,b.log", "--name", "web-1.test_A",
+			       "--log-level", "warn", "--exit-stats"),
+			 BH_CONFIG_OK);
+	assert_string_equal(cfg.kernel, "/boot/vmlinuz");
+	assert_string_equal(cfg.initramfs, "/boot/initrd.img");
+	assert_string_equal(cfg.cmdline, "console=ttyS0 quiet");
+	assert_int_equal(cfg.vcpus, 4);
+	assert_int_equal(cfg.memory, 2ULL << 30);
+	assert_int_equal(cfg.serial, BH_SERIAL_FILE);
+	assert_string_equal(cfg.serial_path, "/tmp/a,b.log");
+	assert_string_equal(cfg.name, "web-1.test_A");
+	assert_int_equal(cfg.log_level, BH_LOG_WARN);
+	assert_true(cfg.print_exit_stats);
+	bh_config_free(&cfg);
+}
+
+static void test_defaults(void **state)
+{
+	struct bh_config cfg;
+	char err[256];
+
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "bzImage"), BH_CONFIG_OK);
+	assert_string_equal(cfg.kernel, "bzImage");
+	assert_null(cfg.initramfs);
+	assert_non_null(cfg.cmdline);
+	assert_string_equal(cfg.cmdline, "");
+	assert_int_equal(cfg.vcpus, BH_CONFIG_DEFAULT_VCPUS);
+	assert_int_equal(cfg.memory, BH_CONFIG_DEFAULT_MEMORY);
+	assert_int_equal(cfg.memory, 512ULL << 20);
+	assert_int_equal(cfg.serial, BH_SERIAL_TTY);
+	assert_null(cfg.serial_path);
+	assert_string_equal(cfg.name, "vm");
+	assert_int_equal(cfg.log_level, BH_LOG_INFO);
+	assert_false(cfg.print_exit_stats);
+	bh_config_free(&cfg);
+}
+
+static void test_forms(void **state)
+{
+	struct bh_config cfg;
+	char err[256];
+
+	/* --opt=value, unique abbreviations and -v. */
+	assert_int_equal(PARSE(&cfg, err, "--kernel=k", "--cpus=boot=254",
+			       "--mem", "size=1T", "--serial=off", "-v"),
+			 BH_CONFIG_OK);
+	assert_int_equal(cfg.vcpus, BH_MAX_VCPUS);
+	assert_int_equal(cfg.memory, 1ULL << 40);
+	assert_int_equal(cfg.serial, BH_SERIAL_OFF);
+	assert_int_equal(cfg.log_level, BH_LOG_DEBUG);
+	bh_config_free(&cfg);
+
+	assert_int_equal(
+	    PARSE(&cfg, err, "--kernel", "k", "--memory", "size=64M",
+		  "--serial", "null", "--cpus", "boot=1", "--name",
+		  "abcdefghijklmnopqrstuvwxyz012345", "--log-level", "error"),
+	    BH_CONFIG_OK);
+	assert_int_equal(cfg.memory, BH_CONFIG_MIN_MEMORY);
+	assert_int_equal(cfg.serial, BH_SERIAL_NULL);
+	assert_int_equal(cfg.vcpus, 1);
+	assert_int_equal(strlen(cfg.name), 32);
+	assert_int_equal(cfg.log_level, BH_LOG_ERR);
+	bh_config_free(&cfg);
+
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k", "--memory",
+			       "size=1048576k", "--cmdline", "", "--serial",
+			       "tty", "--", "--log-level", "debug"),
+			 -EINVAL); /* "--" ends options: the rest is junk */
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k", "--memory",
+			       "size=1048576k", "--cmdline", "", "--serial",
+			       "tty", "--log-level", "debug"),
+			 BH_CONFIG_OK);
+	assert_int_equal(cfg.memory, 1ULL << 30);
+	assert_string_equal(cfg.cmdline, "");
+	assert_int_equal(cfg.log_level, BH_LOG_DEBUG);
+	bh_config_free(&cfg);
+}
+
+struct bad_case {
+	const char *args[8];
+	const char *want[3]; /* substrings the message must contain */
+};
+
+static const struct bad_case bad_cases[] = {
+	{ { "--cpus", "boot=2" }, { "--kernel is required" } },
+	{ { NULL }, { "--kernel is required" } },
+	{ { "--kernel", "k", "--bogus" }, { "unknown option '--bogus'" } },
+	{ { "--kernel", "k", "--bogus=1" }, { "unknown option '--bogus'" } },
+	{ { "--kernel", "k", "-x" }, { "unknown option '-x'" } },
+	{ { "--kernel", "k", "-vx" }, { "unknown option '-x'" } },
+	{ { "--kernel", "k", "--ver" },
+	  { "ambiguous option '--ver'", "--verbose", "--version" } },
+	{ { "--kernel", "k", "--help=1" }, { "--help", "does not take" } },
+	{ { "--kernel", "k", "--exit-stats=yes" }, { "--exit-stats" } },
+	{ { "--kernel" }, { "--kernel needs an argument" } },
+	{ { "--kernel", "k", "--memory" }, { "--memory needs an argument" } },
+	{ { "--kernel", "k", "--mem" }, { "--memory needs an argument" } },
+	{ { "--kernel", "" }, { "--kernel", "empty" } },
+	{ { "--kernel", "k", "--initramfs", "" }, { "--initramfs", "empty" } },
+	{ { "--kernel", "k", "--cpus", "boot=abc" },
+	  { "--cpus", "boot=abc", "not a number" } },
+	{ { "--kernel", "k", "--cpus", "boot=" }, { "--cpus", "boot=" } },
+	{ { "--kernel", "k", "--cpus", "boot=0" },
+	  { "--cpus: boot=0 is out of range 1..254" } },
+	{ { "--kernel", "k", "--cpus", "boot=255" },
+	  { "--cpus", "boot=255", "1..254" } },
+	{ { "--kernel", "k", "--cpus", "boot=-1" }, { "--cpus", "boot=-1" } },
+	{ { "--kernel", "k", "--cpus", "boot=99999999999999999999999" },
+	  { "--cpus", "out of range" } },
+	{ { "--kernel", "k", "--cpus", "boot=2,max=4" },
+	  { "--cpus", "max must equal boot: CPU hotplug is not supported" } },
+	{ { "--kernel", "k", "--cpus", "max=2" }, { "--cpus", "max must" } },
+	{ { "--kernel", "k", "--cpus", "foo=1" },
+	  { "--cpus: unknown parameter 'foo' (known: boot, max)" } },
+	{ { "--kernel", "k", "--cpus", "2" },
+	  { "--cpus", "'2'", "key=value" } },
+	{ { "--kernel", "k", "--cpus", "" }, { "--cpus", "empty" } },
+	{ { "--kernel", "k", "--cpus", "boot=2,,max=2" },
+	  { "--cpus", "empty parameter" } },
+	{ { "--kernel", "k", "--cpus", "boot=2," },
+	  { "--cpus", "empty parameter" } },
+	{ { "--kernel", "k", "--cpus", "=2" },
+	  { "--cpus", "no parameter name" } },
+	{ { "--kernel", "k", "--cpus", "boot=2,boot=2" },
+	  { "--cpus", "boot given twice" } },
+	{ { "--kernel", "k", "--memory", "size=0" },
+	  { "--memory", "size=0", "minimum 64M" } },
+	{ { "--kernel", "k", "--memory", "size=12Q" },
+	  { "--memory: size=12Q: unknown size suffix 'Q'" } },
+	{ { "--kernel", "k", "--memory", "size=1P" },
+	  { "--memory", "suffix 'P'" } },
+	{ { "--kernel", "k", "--memory", "size=4097" }, { "--memory" } },
+	{ { "--kernel", "k", "--memory", "size=65537K" },
+	  { "--memory", "multiple of 4K" } },
+	{ { "--kernel", "k", "--memory", "size=2T" },
+	  { "--memory", "maximum 1T" } },
+	{ { "--kernel", "k", "--memory", "size=99999999999999999999" },
+	  { "--memory", "too large" } },
+	{ { "--kernel", "k", "--memory", "size=1MB" },
+	  { "--memory", "not a size" } },
+	{ { "--kernel", "k", "--memory", "size=M" },
+	  { "--memory", "not a size" } },
+	{ { "--kernel", "k", "--memory", "size=" },
+	  { "--memory: size= needs a value" } },
+	{ { "--kernel", "k", "--memory", "sise=1G" },
+	  { "--memory: unknown parameter 'sise' (known: size)" } },
+	{ { "--kernel", "k", "--memory", "1G" },
+	  { "--memory", "key=value", "did you mean size=1G?" } },
+	{ { "--kernel", "k", "--serial", "foo" },
+	  { "--serial: 'foo' is not one of tty, off, null, file=PATH" } },
+	{ { "--kernel", "k", "--serial", "file=" }, { "--serial", "file=" } },
+	{ { "--kernel", "k", "--serial", "" }, { "--serial" } },
+	{ { "--kernel", "k", "--serial", "TTY" }, { "--serial" } },
+	{ { "--kernel", "k", "--name", "a/b" }, { "--name", "'/'" } },
+	{ { "--kernel", "k", "--name", "" }, { "--name", "empty" } },
+	{ { "--kernel", "k", "--name", "a b" }, { "--name" } },
+	{ { "--kernel", "k", "--name", "caf\xc3\xa9" }, { "--name", "0xc3" } },
+	{ { "--kernel", "k", "--name", "abcdefghijklmnopqrstuvwxyz0123456" },
+	  { "--name", "longer than 32" } },
+	{ { "--kernel", "k", "--log-level", "loud" },
+	  { "--log-level", "'loud'" } },
+	{ { "--kernel", "k", "--log-level", "debug", "-v" },
+	  { "--log-level", "--verbose" } },
+	{ { "--kernel", "k", "--kernel", "k2" }, { "--kernel given twice" } },
+	{ { "--kernel", "k", "--memory", "size=1G", "--memory", "size=2G" },
+	  { "--memory given twice" } },
+	{ { "--kernel", "k", "--cpus", "boot=1", "--cpus", "boot=2" },
+	  { "--cpus given twice" } },
+	{ { "--kernel", "k", "--cmdline", "a", "--cmdline", "b" },
+	  { "--cmdline given twice" } },
+	{ { "--kernel", "k", "--serial", "tty", "--serial=off" },
+	  { "--serial given twice" } },
+	{ { "--kernel", "k", "--name", "a", "--name", "b" },
+	  { "--name given twice" } },
+	{ { "--kernel", "k", "foo" }, { "unexpected argument 'foo'" } },
+	{ { "foo", "--kernel", "k" }, { "unexpected argument 'foo'" } },
+	{ { "--kernel", "k", "--", "foo" }, { "unexpected argument 'foo'" } },
+};
+
+static void test_bad(void **state)
+{
+	struct bh_config cfg;
+	char err[256];
+	size_t i, j;
+	int ret;
+
+	for (i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		const struct bad_case *c = &bad_cases[i];
+
+		memset(&cfg, 0xa5, sizeof(cfg));
+		strcpy(err, "untouched");
+		ret = parse_list(&cfg, err, sizeof(err), c->args);
+		if (ret != -EINVAL)
+			fail_msg("case %zu (%s %s): returned %d, want -EINVAL",
+				 i, c->args[0] ? c->args[0] : "",
+				 c->args[0] && c->args[1] ? c->args[1] : "",
+				 ret);
+		for (j = 0; j < 3 && c->want[j]; j++)
+			if (!strstr(err, c->want[j]))
+				fail_msg("case %zu: '%s' does not contain '%s'",
+					 i, err, c->want[j]);
+		/* The parser freed and zeroed cfg; freeing again is harmless.
+		 */
+		assert_null(cfg.kernel);
+		assert_null(cfg.cmdline);
+		assert_null(cfg.name);
+		assert_null(cfg.serial_path);
+		bh_config_free(&cfg);
+		bh_config_free(&cfg);
+	}
+}
+
+/* The parser must not print on error, and must survive a tiny err buffer. */
+static void test_err_buffer(void **state)
+{
+	struct bh_config cfg;
+	char small[8];
+
+	assert_int_equal(
+	    PARSE(&cfg, small, "--kernel", "k", "--memory", "size=12Q"),
+	    -EINVAL);
+	assert_string_equal(small, "--memor");
+	assert_int_equal(bh_config_parse_args(1, (char *[]){ "bulkhead", NULL },
+					      &cfg, NULL, 0),
+			 -EINVAL);
+}
+
+/* getopt keeps global state; every parse must start afresh, even after one
+ * that stopped in the middle of "-vx". */
+static void test_reentrant(void **state)
+{
+	struct bh_config cfg;
+	char err[256];
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(PARSE(&cfg, err, "--kernel", "k", "-vx"),
+				 -EINVAL);
+		assert_int_equal(
+		    PARSE(&cfg, err, "--kernel", "k", "--cpus", "boot=3"),
+		    BH_CONFIG_OK);
+		assert_int_equal(cfg.vcpus, 3);
+		assert_int_equal(cfg.log_level, BH_LOG_INFO);
+		bh_config_free(&cfg);
+	}
+}
+
+/* Runs a parse with stdout sent to a temporary file, returned as a string. */
+static char *capture_stdout(int *ret, const char *const *args)
+{
+	struct bh_config cfg;
+	char err[256];
+	FILE *tmp = tmpfile();
+	int saved;
+	long len;
+	char *text;
+
+	assert_non_null(tmp);
+	fflush(stdout);
+	saved = dup(STDOUT_FILENO);
+	assert_true(saved >= 0);
+	assert_true(dup2(fileno(tmp), STDOUT_FILENO) >= 0);
+	*ret = parse_list(&cfg, err, sizeof(err), args);
+	fflush(stdout);
+	assert_true(dup2(saved, STDOUT_FILENO) >= 0);
+	close(saved);
+	bh_config_free(&cfg);
+
+	assert_true(fseek(tmp, 0, SEEK_END) == 0);
+	len = ftell(tmp);
+	assert_true(len >= 0);
+	rewind(tmp);
+	text = calloc(1, (size_t)len + 1);
+	assert_non_null(text);
+	assert_int_equal(fread(text, 1, (size_t)len, tmp), (size_t)len);
+	fclose(tmp);
+	return text;
+}
+
+static void test_help_version(void **state)
+{
+	static const char *const help_args[][2] = {
+		{ "--help", NULL },
+		{ "-h", NULL },
+	};
+	char *out;
+	int ret;
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		out = capture_stdout(&ret, help_args[i]);
+		assert_int_equal(ret, BH_CONFIG_EXIT);
+		assert_non_null(strstr(out, "Usage: bulkhead"));
+		free(out);
+	}
+	/* --help wins over a missing --kernel and later junk. */
+	out = capture_stdout(&ret, (const char *const[]){ "-h", "junk", NULL });
+	assert_int_equal(ret, BH_CONFIG_EXIT);
+	free(out);
+
+	out = capture_stdout(&ret, (const char *const[]){ "--version", NULL });
+	assert_int_equal(ret, BH_CONFIG_EXIT);
+	assert_non_null(strstr(out, "bulkhead "));
+	free(out);
+	out = capture_stdout(&ret, (const char *const[]){ "-V", NULL });
+	assert_int_equal(ret, BH_CONFIG_EXIT);
+	free(out);
+}
+
+static void test_usage_text(void **state)
+{
+	static const char *const documented[] = {
+		"--kernel PATH",
+		"--initramfs PATH",
+		"--cmdline STRING",
+		"--cpus boot=N",
+		"max=N",
+		"--memory size=SIZE",
+		"--serial",
+		"file=PATH",
+		"null",
+		"off",
+		"tty",
+		"--name NAME",
+		"--log-level LEVEL",
+		"-v, --verbose",
+		"--exit-stats",
+		"-h, --help",
+		"-V, --version",
+		"default: boot=1",
+		"default: size=512M",
+		"64M..1T",
+		"1..254",
+		"default: info",
+		"default: vm",
+		"default: tty",
+		"Exit status",
+	};
+	char *text = NULL;
+	size_t len = 0, i;
+	FILE *f = open_memstream(&text, &len);
+
+	assert_non_null(f);
+	bh_config_usage(f);
+	fclose(f);
+	for (i = 0; i < sizeof(documented) / sizeof(documented[0]); i++)
+		if (!strstr(text, documented[i]))
+			fail_msg("usage lacks '%s'", documented[i]);
+	free(text);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_forms),
+		cmocka_unit_test(test_bad),
+		cmocka_unit_test(test_err_buffer),
+		cmocka_unit_test(test_reentrant),
+		cmocka_unit_test(test_help_version),
+		cmocka_unit_test(test_usage_text),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
