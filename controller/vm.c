@@ -1,1 +1,752 @@
-/* vm: placeholder, being written. */
+/* The VM lifecycle in the controller: build guest RAM and boot images, start
+ * the vCPU runner, relay its serial bytes, act on guest events, reboot. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include <bulkhead/dispatch.h>
+#include <bulkhead/frame.h>
+#include <bulkhead/hello.h>
+#include <bulkhead/log.h>
+#include <bulkhead/platform.h>
+#include <bulkhead/spawn.h>
+#include <bulkhead/util.h>
+
+#include "acpi.h"
+#include "boot.h"
+#include "bzimage.h"
+#include "console.h"
+#include "guestmem.h"
+#include "layout.h"
+#include "vm.h"
+
+#define KERNEL_MAX_SIZE      (512ULL * BH_MIB)
+#define RUNNER_SETUP_TIMEOUT 30000 /* ms, handshake and VM construction */
+#define RUNNER_EXIT_TIMEOUT  3000  /* ms, after QUIT before SIGKILL */
+#define RUNNER_BINARY        "bulkhead-vcpu"
+
+enum runner_conn_state {
+	CS_NONE = 0,
+	CS_SETUP,    /* waiting for RUNNER_READY */
+	CS_RUNNING,  /* guest runs */
+	CS_STOPPING, /* QUIT sent, draining until the runner exits */
+};
+
+enum after_stop {
+	AFTER_NOTHING = 0,
+	AFTER_POWEROFF,
+	AFTER_REBOOT,
+	AFTER_CRASH,
+};
+
+struct bh_vm {
+	const struct bh_config *cfg;
+	struct bh_console console;
+	char runner_path[4096];
+
+	uint8_t *kernel;
+	size_t kernel_len;
+	uint8_t *initramfs;
+	size_t initramfs_len;
+	struct bh_bzimage bz;
+
+	struct bh_guest_mem mem;
+	unsigned int boots;
+
+	pid_t runner_pid;
+	int ctl;
+	enum runner_conn_state cs;
+	struct bh_frame_reader reader;
+	enum after_stop after;
+
+	struct event_base *base;
+	struct event *ctl_ev;
+	struct event *stdin_ev;
+	struct event *sig_ev[3];
+	int exit_code;
+};
+
+static uint64_t now_ms(void)
+{
+	return bh_now_ns() / 1000000;
+}
+
+/* ---- images and guest RAM ---------------------------------------------- */
+
+static int read_image(const char *opt, const char *path, size_t max,
+		      uint8_t **buf, size_t *len, char *err, size_t errlen)
+{
+	int r = bh_read_file(path, max, buf, len);
+
+	if (r == -EFBIG)
+		snprintf(err, errlen, "%s: '%s' is larger than %zu MiB", opt,
+			 path, (size_t)(max / BH_MIB));
+	else if (r == -EINVAL)
+		snprintf(err, errlen, "%s: '%s' is not a regular file", opt,
+			 path);
+	else if (r < 0)
+		snprintf(err, errlen, "%s: cannot read '%s': %s", opt, path,
+			 strerror(-r));
+	return r;
+}
+
+/* Fills guest RAM for one boot: ACPI tables, kernel, initramfs, command
+ * line, zero page, page tables; st receives the boot vCPU state. */
+static int vm_load(struct bh_vm *vm, Bh__VcpuState *st, char *err,
+		   size_t errlen)
+{
+	struct bh_acpi_config acfg = { .vcpus = vm->cfg->vcpus };
+	struct bh_acpi_result ares;
+	struct bh_boot_images im = {
+		.kernel = vm->kernel,
+		.kernel_len = vm->kernel_len,
+		.initramfs = vm->initramfs,
+		.initramfs_len = vm->initramfs_len,
+		.cmdline = vm->cfg->cmdline,
+	};
+	struct bh_boot_result res;
+	struct bh_mem_layout layout;
+	uint8_t *acpi;
+	int r;
+
+	r = bh_layout_compute(vm->cfg->memory, &layout);
+	if (r < 0) {
+		snprintf(err, errlen, "--memory: %llu bytes cannot be laid out",
+			 (unsigned long long)vm->cfg->memory);
+		return r;
+	}
+	r = bh_guest_mem_create(&vm->mem, &layout);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot create %llu MiB of guest memory: %s",
+			 (unsigned long long)(vm->cfg->memory / BH_MIB),
+			 strerror(-r));
+		return r;
+	}
+	acpi = bh_guest_mem_ptr(&vm->mem, BH_ACPI_ADDR, BH_ACPI_SIZE);
+	if (!acpi) {
+		snprintf(err, errlen, "guest memory has no room for ACPI");
+		return -EFAULT;
+	}
+	r = bh_acpi_build(acpi, BH_ACPI_SIZE, BH_ACPI_ADDR, &acfg, &ares);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot build the ACPI tables: %s",
+			 strerror(-r));
+		return r;
+	}
+	im.acpi_rsdp = ares.rsdp_gpa;
+	r = bh_bzimage_load(&vm->mem, &vm->bz, &im, &res, err, errlen);
+	if (r < 0)
+		return r;
+	r = bh_boot_setup_long_mode(&vm->mem, res.entry, res.zero_page, st);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot write the boot page tables: %s",
+			 strerror(-r));
+		return r;
+	}
+	/* The runner maps RAM itself; the controller keeps only the fd. */
+	bh_guest_mem_unmap(&vm->mem);
+	bh_debug("kernel at 0x%llx, entry 0x%llx, initramfs %llu bytes at "
+		 "0x%llx",
+		 (unsigned long long)res.kernel_addr,
+		 (unsigned long long)res.entry,
+		 (unsigned long long)res.initramfs_size,
+		 (unsigned long long)res.initramfs_addr);
+	return 0;
+}
+
+static int find_runner(struct bh_vm *vm)
+{
+	char dir[4096];
+
+	if (bh_exe_dir(dir, sizeof(dir)) == 0 &&
+	    (size_t)snprintf(vm->runner_path, sizeof(vm->runner_path),
+			     "%s/%s", dir, RUNNER_BINARY) <
+		    sizeof(vm->runner_path) &&
+	    access(vm->runner_path, X_OK) == 0)
+		return 0;
+	snprintf(vm->runner_path, sizeof(vm->runner_path), "%s/%s",
+		 BULKHEAD_LIBEXECDIR, RUNNER_BINARY);
+	if (access(vm->runner_path, X_OK) == 0)
+		return 0;
+	return -ENOENT;
+}
+
+int bh_vm_create(const struct bh_config *cfg, struct bh_vm **out, char *err,
+		 size_t errlen)
+{
+	Bh__Segment segs[3] = { BH__SEGMENT__INIT, BH__SEGMENT__INIT,
+				BH__SEGMENT__INIT };
+	Bh__VcpuState st = BH__VCPU_STATE__INIT;
+	struct bh_vm *vm;
+	size_t cl;
+	int r;
+
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		abort();
+	vm->cfg = cfg;
+	vm->ctl = -1;
+	vm->mem.memfd = -1;
+	vm->runner_pid = -1;
+
+	r = read_image("--kernel", cfg->kernel, KERNEL_MAX_SIZE, &vm->kernel,
+		       &vm->kernel_len, err, errlen);
+	if (r < 0)
+		goto fail;
+	r = bh_bzimage_parse(vm->kernel, vm->kernel_len, &vm->bz, err, errlen);
+	if (r < 0) {
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", err);
+		snprintf(err, errlen, "--kernel: '%s': %s", cfg->kernel, why);
+		goto fail;
+	}
+	if (cfg->initramfs) {
+		r = read_image("--initramfs", cfg->initramfs,
+			       cfg->memory < 4 * BH_GIB ? cfg->memory
+							: 4 * BH_GIB,
+			       &vm->initramfs, &vm->initramfs_len, err, errlen);
+		if (r < 0)
+			goto fail;
+	}
+	cl = strlen(cfg->cmdline);
+	if (cl > vm->bz.cmdline_size || cl + 1 > BH_CMDLINE_MAX) {
+		snprintf(err, errlen,
+			 "--cmdline: %zu bytes, the kernel accepts at most %u",
+			 cl, vm->bz.cmdline_size);
+		r = -E2BIG;
+		goto fail;
+	}
+	r = bh_console_open(&vm->console, cfg, err, errlen);
+	if (r < 0)
+		goto fail;
+	r = find_runner(vm);
+	if (r < 0) {
+		snprintf(err, errlen,
+			 "cannot find %s beside bulkhead or in %s: is "
+			 "Bulkhead installed completely?",
+			 RUNNER_BINARY, BULKHEAD_LIBEXECDIR);
+		goto fail;
+	}
+	/* A trial load proves that everything fits in the configured RAM,
+	 * so that a too-small VM is refused before any process starts. */
+	st.cs = &segs[0];
+	st.ds = &segs[1];
+	st.tr = &segs[2];
+	r = vm_load(vm, &st, err, errlen);
+	bh_guest_mem_destroy(&vm->mem);
+	if (r < 0)
+		goto fail;
+	*out = vm;
+	return 0;
+fail:
+	bh_vm_destroy(vm);
+	return r;
+}
+
+void bh_vm_destroy(struct bh_vm *vm)
+{
+	if (!vm)
+		return;
+	if (vm->runner_pid > 0) {
+		kill(vm->runner_pid, SIGKILL);
+		waitpid(vm->runner_pid, NULL, 0);
+	}
+	for (size_t i = 0; i < BH_ARRAY_SIZE(vm->sig_ev); i++)
+		if (vm->sig_ev[i])
+			event_free(vm->sig_ev[i]);
+	if (vm->ctl_ev)
+		event_free(vm->ctl_ev);
+	if (vm->stdin_ev)
+		event_free(vm->stdin_ev);
+	if (vm->base)
+		event_base_free(vm->base);
+	bh_frame_reader_reset(&vm->reader);
+	bh_closep(&vm->ctl);
+	bh_guest_mem_destroy(&vm->mem);
+	bh_console_close(&vm->console);
+	free(vm->kernel);
+	free(vm->initramfs);
+	free(vm);
+}
+
+/* ---- the runner --------------------------------------------------------- */
+
+static void vm_finish(struct bh_vm *vm, int code)
+{
+	vm->exit_code = code;
+	event_base_loopbreak(vm->base);
+}
+
+/* Waits for the runner to exit (SIGKILL after a grace period); returns its
+ * wait status. */
+static int reap_runner(struct bh_vm *vm, int grace_ms)
+{
+	uint64_t deadline = now_ms() + grace_ms;
+	int status = 0;
+	pid_t p;
+
+	if (vm->runner_pid <= 0)
+		return 0;
+	for (;;) {
+		p = waitpid(vm->runner_pid, &status, WNOHANG);
+		if (p == vm->runner_pid || (p < 0 && errno != EINTR))
+			break;
+		if (now_ms() >= deadline) {
+			bh_warn("vCPU runner did not exit; killing it");
+			kill(vm->runner_pid, SIGKILL);
+			while (waitpid(vm->runner_pid, &status, 0) < 0 &&
+			       errno == EINTR)
+				;
+			break;
+		}
+		usleep(10000);
+	}
+	vm->runner_pid = -1;
+	return status;
+}
+
+static void runner_teardown(struct bh_vm *vm)
+{
+	if (vm->ctl_ev) {
+		event_free(vm->ctl_ev);
+		vm->ctl_ev = NULL;
+	}
+	bh_frame_reader_reset(&vm->reader);
+	bh_closep(&vm->ctl);
+	bh_guest_mem_destroy(&vm->mem);
+	vm->cs = CS_NONE;
+}
+
+static void runner_kill(struct bh_vm *vm)
+{
+	if (vm->runner_pid > 0)
+		kill(vm->runner_pid, SIGKILL);
+	reap_runner(vm, RUNNER_EXIT_TIMEOUT);
+	runner_teardown(vm);
+}
+
+static int vm_boot(struct bh_vm *vm);
+
+/* The runner's socket closed: it exited. Decide what that means. */
+static void runner_gone(struct bh_vm *vm)
+{
+	int status = reap_runner(vm, RUNNER_EXIT_TIMEOUT);
+	int expected = vm->cs == CS_STOPPING && WIFEXITED(status) &&
+		       WEXITSTATUS(status) == 0;
+	enum after_stop after = vm->after;
+	char desc[96];
+
+	runner_teardown(vm);
+	if (!expected) {
+		bh_err("vCPU runner %s; stopping the VM",
+		       bh_describe_status(status, desc, sizeof(desc)));
+		vm_finish(vm, BH_EXIT_FAILURE);
+		return;
+	}
+	switch (after) {
+	case AFTER_POWEROFF:
+		bh_info("guest powered off");
+		vm_finish(vm, BH_EXIT_POWEROFF);
+		break;
+	case AFTER_REBOOT:
+		bh_info("guest reset: booting again");
+		if (vm_boot(vm) < 0)
+			vm_finish(vm, BH_EXIT_FAILURE);
+		break;
+	default:
+		vm_finish(vm, BH_EXIT_FAILURE);
+		break;
+	}
+}
+
+static void send_quit(struct bh_vm *vm, enum after_stop after)
+{
+	Bh__Quit q = BH__QUIT__INIT;
+
+	vm->after = after;
+	vm->cs = CS_STOPPING;
+	if (bh_frame_send(vm->ctl, BH__MSG_TYPE__MSG_QUIT, &q.base, NULL, 0) <
+	    0)
+		bh_warn("cannot ask the vCPU runner to quit");
+}
+
+static int h_ready(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	const Bh__RunnerReady *r = (const Bh__RunnerReady *)m;
+	struct bh_vm *vm = ctx;
+
+	bh_debug("vCPU runner ready: %s", r->kvm_info);
+	vm->cs = CS_RUNNING;
+	return 0;
+}
+
+static int h_serial_out(void *ctx, const ProtobufCMessage *m,
+			struct bh_frame *f)
+{
+	const Bh__SerialData *d = (const Bh__SerialData *)m;
+	struct bh_vm *vm = ctx;
+
+	bh_console_write(&vm->console, d->data.data, d->data.len);
+	return 0;
+}
+
+static int h_guest_event(void *ctx, const ProtobufCMessage *m,
+			 struct bh_frame *f)
+{
+	const Bh__GuestEvent *ev = (const Bh__GuestEvent *)m;
+	struct bh_vm *vm = ctx;
+
+	switch (ev->kind) {
+	case BH__GUEST_EVENT__KIND__POWEROFF:
+		bh_debug("guest event: %s", ev->reason);
+		send_quit(vm, AFTER_POWEROFF);
+		return 0;
+	case BH__GUEST_EVENT__KIND__RESET:
+		bh_debug("guest event: %s", ev->reason);
+		send_quit(vm, AFTER_REBOOT);
+		return 0;
+	case BH__GUEST_EVENT__KIND__CRASH:
+		bh_err("guest crashed: %s", ev->reason);
+		send_quit(vm, AFTER_CRASH);
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+static int h_exit_stats(void *ctx, const ProtobufCMessage *m,
+			struct bh_frame *f)
+{
+	const Bh__ExitStats *s = (const Bh__ExitStats *)m;
+	struct bh_vm *vm = ctx;
+	char line[160];
+	int n;
+
+	if (!vm->cfg->print_exit_stats)
+		return 0;
+	n = snprintf(line, sizeof(line),
+		     "VM exits to userspace, boot %u: %llu\n", vm->boots,
+		     (unsigned long long)s->total);
+	bh_write_full(STDERR_FILENO, line, (size_t)n);
+	for (size_t i = 0; i < s->n_counts; i++) {
+		n = snprintf(line, sizeof(line), "%10llu  %s\n",
+			     (unsigned long long)s->counts[i]->count,
+			     s->counts[i]->what);
+		bh_write_full(STDERR_FILENO, line, (size_t)n);
+	}
+	return 0;
+}
+
+static int h_error(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	const Bh__Error *e = (const Bh__Error *)m;
+
+	bh_err("vCPU runner reported: %s (%s)", e->message,
+	       strerror(e->code > 0 ? e->code : EIO));
+	return 0;
+}
+
+#define RUNNER_ALIVE                                                           \
+	(BH_STATE(CS_SETUP) | BH_STATE(CS_RUNNING) | BH_STATE(CS_STOPPING))
+
+/* What the runner may send, and when. Anything else ends the runner. */
+static const struct bh_handler runner_msgs[] = {
+	{ BH__MSG_TYPE__MSG_RUNNER_READY, BH_STATE(CS_SETUP), 0,
+	  &bh__runner_ready__descriptor, h_ready, "runner-ready" },
+	{ BH__MSG_TYPE__MSG_SERIAL_OUT,
+	  BH_STATE(CS_RUNNING) | BH_STATE(CS_STOPPING), 0,
+	  &bh__serial_data__descriptor, h_serial_out, "serial-out" },
+	{ BH__MSG_TYPE__MSG_GUEST_EVENT, BH_STATE(CS_RUNNING), 0,
+	  &bh__guest_event__descriptor, h_guest_event, "guest-event" },
+	{ BH__MSG_TYPE__MSG_EXIT_STATS,
+	  BH_STATE(CS_RUNNING) | BH_STATE(CS_STOPPING), 0,
+	  &bh__exit_stats__descriptor, h_exit_stats, "exit-stats" },
+	{ BH__MSG_TYPE__MSG_ERROR, RUNNER_ALIVE, 0, &bh__error__descriptor,
+	  h_error, "error" },
+};
+
+/* Handles one frame from the runner; <0 means the runner misbehaved. */
+static int runner_dispatch(struct bh_vm *vm, struct bh_frame *f)
+{
+	const char *name = NULL;
+	uint16_t type = f->type;
+	int r;
+
+	r = bh_dispatch(runner_msgs, BH_ARRAY_SIZE(runner_msgs), vm->cs, f, vm,
+			&name);
+	if (r < 0)
+		bh_err("vCPU runner sent a bad message (%s, type %u): %s",
+		       name ? name : "unknown", type, strerror(-r));
+	return r;
+}
+
+static void on_ctl(evutil_socket_t fd, short what, void *arg)
+{
+	struct bh_vm *vm = arg;
+	struct bh_frame f;
+	int r;
+
+	for (;;) {
+		r = bh_frame_read(vm->ctl, &vm->reader, &f);
+		if (r == 0)
+			return;
+		if (r < 0)
+			break;
+		if (runner_dispatch(vm, &f) < 0) {
+			runner_kill(vm);
+			vm_finish(vm, BH_EXIT_FAILURE);
+			return;
+		}
+	}
+	if (r == -EPIPE || r == -ECONNRESET) {
+		runner_gone(vm);
+		return;
+	}
+	bh_err("vCPU runner connection: %s", strerror(-r));
+	runner_kill(vm);
+	vm_finish(vm, BH_EXIT_FAILURE);
+}
+
+/* Blocking read of one frame with a deadline, for the set-up exchange. */
+static int read_frame_timeout(struct bh_vm *vm, struct bh_frame *f,
+			      int timeout_ms)
+{
+	uint64_t deadline = now_ms() + timeout_ms;
+
+	for (;;) {
+		struct pollfd p = { .fd = vm->ctl, .events = POLLIN };
+		int64_t left = (int64_t)(deadline - now_ms());
+		int r;
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		r = poll(&p, 1, (int)left);
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (r <= 0)
+			continue;
+		r = bh_frame_read(vm->ctl, &vm->reader, f);
+		if (r != 0)
+			return r < 0 ? r : 0;
+	}
+}
+
+static int runner_spawn(struct bh_vm *vm)
+{
+	char *argv[] = { RUNNER_BINARY, "--name", vm->cfg->name, "--log-level",
+			 (char *)bh_log_level_name(vm->cfg->log_level), NULL };
+	struct bh_spawn_fd fds[1];
+	int sv[2], r;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	fds[0].src = sv[1];
+	fds[0].dst = BH_CHILD_FD_CONTROL;
+	r = bh_spawn(vm->runner_path, argv, fds, 1, &vm->runner_pid);
+	close(sv[1]);
+	if (r < 0) {
+		close(sv[0]);
+		return r;
+	}
+	vm->ctl = sv[0];
+	bh_frame_reader_init(&vm->reader, BH_FRAME_MAX_BODY);
+	return 0;
+}
+
+static void fill_regions(struct bh_vm *vm, Bh__MemRegion *regs,
+			 Bh__MemRegion **ptrs)
+{
+	for (unsigned int i = 0; i < vm->mem.layout.nregions; i++) {
+		bh__mem_region__init(&regs[i]);
+		regs[i].guest_phys = vm->mem.layout.regions[i].guest_phys;
+		regs[i].size = vm->mem.layout.regions[i].size;
+		regs[i].memfd_offset = vm->mem.layout.regions[i].memfd_offset;
+		ptrs[i] = &regs[i];
+	}
+}
+
+/* One boot: fresh guest RAM, a fresh runner, the set-up exchange. */
+static int vm_boot(struct bh_vm *vm)
+{
+	Bh__Segment segs[3] = { BH__SEGMENT__INIT, BH__SEGMENT__INIT,
+				BH__SEGMENT__INIT };
+	Bh__VcpuState st = BH__VCPU_STATE__INIT;
+	Bh__RunnerSetup setup = BH__RUNNER_SETUP__INIT;
+	Bh__RunnerStart start = BH__RUNNER_START__INIT;
+	Bh__MemRegion regs[BH_MAX_RAM_REGIONS];
+	Bh__MemRegion *ptrs[BH_MAX_RAM_REGIONS];
+	struct bh_frame f;
+	char err[256];
+	int r;
+
+	vm->boots++;
+	vm->after = AFTER_NOTHING;
+	st.cs = &segs[0];
+	st.ds = &segs[1];
+	st.tr = &segs[2];
+	r = vm_load(vm, &st, err, sizeof(err));
+	if (r < 0) {
+		bh_err("%s", err);
+		goto fail;
+	}
+	r = runner_spawn(vm);
+	if (r < 0) {
+		bh_err("cannot start %s: %s", vm->runner_path, strerror(-r));
+		goto fail;
+	}
+	vm->cs = CS_SETUP;
+	r = bh_hello_send(vm->ctl, "controller");
+	if (r == 0)
+		r = read_frame_timeout(vm, &f, RUNNER_SETUP_TIMEOUT);
+	if (r == 0) {
+		r = bh_hello_check(&f, "vcpu-runner");
+		bh_frame_release(&f);
+	}
+	if (r < 0) {
+		bh_err("handshake with the vCPU runner failed: %s",
+		       strerror(-r));
+		goto fail_runner;
+	}
+
+	fill_regions(vm, regs, ptrs);
+	setup.n_regions = vm->mem.layout.nregions;
+	setup.regions = ptrs;
+	setup.vcpus = vm->cfg->vcpus;
+	setup.boot_vcpu = &st;
+	setup.memfd_size = vm->mem.layout.ram_size;
+	setup.serial = vm->cfg->serial != BH_SERIAL_OFF;
+	r = bh_frame_send(vm->ctl, BH__MSG_TYPE__MSG_RUNNER_SETUP, &setup.base,
+			  &vm->mem.memfd, 1);
+	if (r < 0) {
+		bh_err("cannot send the VM description: %s", strerror(-r));
+		goto fail_runner;
+	}
+	r = read_frame_timeout(vm, &f, RUNNER_SETUP_TIMEOUT);
+	if (r == 0)
+		r = runner_dispatch(vm, &f);
+	if (r == 0 && vm->cs != CS_RUNNING)
+		r = -EPROTO;
+	if (r < 0) {
+		if (r == -EPIPE || r == -ECONNRESET) {
+			char desc[96];
+			int status = reap_runner(vm, RUNNER_EXIT_TIMEOUT);
+
+			bh_err("vCPU runner %s while building the VM",
+			       bh_describe_status(status, desc, sizeof(desc)));
+		} else {
+			bh_err("vCPU runner did not get ready: %s",
+			       strerror(-r));
+		}
+		goto fail_runner;
+	}
+	r = bh_frame_send(vm->ctl, BH__MSG_TYPE__MSG_RUNNER_START, &start.base,
+			  NULL, 0);
+	if (r < 0)
+		goto fail_runner;
+
+	if (fcntl(vm->ctl, F_SETFL, fcntl(vm->ctl, F_GETFL) | O_NONBLOCK) < 0)
+		goto fail_runner;
+	vm->ctl_ev = event_new(vm->base, vm->ctl, EV_READ | EV_PERSIST, on_ctl,
+			       vm);
+	if (!vm->ctl_ev || event_add(vm->ctl_ev, NULL) < 0)
+		goto fail_runner;
+	bh_debug("boot %u started", vm->boots);
+	return 0;
+
+fail_runner:
+	runner_kill(vm);
+	return r < 0 ? r : -EIO;
+fail:
+	runner_teardown(vm);
+	return r;
+}
+
+/* ---- console input and signals ----------------------------------------- */
+
+static void on_stdin(evutil_socket_t fd, short what, void *arg)
+{
+	Bh__SerialData d = BH__SERIAL_DATA__INIT;
+	struct bh_vm *vm = arg;
+	uint8_t buf[4096];
+	ssize_t n;
+
+	n = read(fd, buf, sizeof(buf));
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		/* No more input; the guest keeps running. */
+		event_del(vm->stdin_ev);
+		return;
+	}
+	if (vm->cs != CS_RUNNING)
+		return;
+	d.data.data = buf;
+	d.data.len = (size_t)n;
+	if (bh_frame_send(vm->ctl, BH__MSG_TYPE__MSG_SERIAL_IN, &d.base, NULL,
+			  0) < 0)
+		bh_log_ratelimited(BH_LOG_WARN, "serial input lost");
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct bh_vm *vm = arg;
+
+	bh_warn("received %s: stopping the VM", strsignal((int)sig));
+	runner_kill(vm);
+	vm_finish(vm, 128 + (int)sig);
+}
+
+int bh_vm_run(struct bh_vm *vm)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	int r;
+
+	vm->base = event_base_new();
+	if (!vm->base) {
+		bh_err("cannot create the event loop");
+		return BH_EXIT_FAILURE;
+	}
+	for (size_t i = 0; i < BH_ARRAY_SIZE(sigs); i++) {
+		vm->sig_ev[i] = evsignal_new(vm->base, sigs[i], on_signal, vm);
+		if (!vm->sig_ev[i] || event_add(vm->sig_ev[i], NULL) < 0) {
+			bh_err("cannot watch signal %d", sigs[i]);
+			return BH_EXIT_FAILURE;
+		}
+	}
+	if (vm->console.in_fd >= 0) {
+		vm->stdin_ev = event_new(vm->base, vm->console.in_fd,
+					 EV_READ | EV_PERSIST, on_stdin, vm);
+		if (!vm->stdin_ev || event_add(vm->stdin_ev, NULL) < 0) {
+			/* e.g. stdin is a regular file: no live input */
+			if (vm->stdin_ev)
+				event_free(vm->stdin_ev);
+			vm->stdin_ev = NULL;
+		}
+	}
+	r = bh_console_start(&vm->console);
+	if (r < 0)
+		bh_warn("cannot put the terminal in raw mode: %s",
+			strerror(-r));
+
+	vm->exit_code = BH_EXIT_FAILURE;
+	if (vm_boot(vm) < 0) {
+		bh_console_restore(&vm->console);
+		return BH_EXIT_FAILURE;
+	}
+	event_base_dispatch(vm->base);
+	if (vm->runner_pid > 0)
+		runner_kill(vm);
+	bh_console_restore(&vm->console);
+	return vm->exit_code;
+}

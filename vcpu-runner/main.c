@@ -1,1 +1,331 @@
-/* main: placeholder, being written. */
+/* bulkhead-vcpu: the vCPU runner. The only process that holds /dev/kvm; it
+ * builds the VM from the controller's description, sandboxes itself, runs
+ * the vCPUs and reports guest events. */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bulkhead/dispatch.h>
+#include <bulkhead/hello.h>
+#include <bulkhead/log.h>
+#include <bulkhead/platform.h>
+#include <bulkhead/sandbox.h>
+#include <bulkhead/spawn.h>
+#include <bulkhead/util.h>
+
+#include "runner.h"
+
+/* Partial serial lines (a shell prompt) go out after this long. */
+#define SERIAL_FLUSH_MS 20
+
+int runner_send(struct runner *rn, uint16_t type, const ProtobufCMessage *msg)
+{
+	int r;
+
+	pthread_mutex_lock(&rn->send_lock);
+	r = bh_frame_send(rn->ctl, type, msg, NULL, 0);
+	pthread_mutex_unlock(&rn->send_lock);
+	return r;
+}
+
+static int h_setup(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	const Bh__RunnerSetup *s = (const Bh__RunnerSetup *)m;
+	Bh__RunnerReady ready = BH__RUNNER_READY__INIT;
+	struct runner *rn = ctx;
+	char info[128];
+	int memfd, r;
+
+	if (s->vcpus < 1 || s->vcpus > BH_MAX_VCPUS || !s->boot_vcpu) {
+		bh_err("setup: %u vCPUs or no boot state", s->vcpus);
+		return -EINVAL;
+	}
+	memfd = bh_frame_take_fd(f, 0);
+	r = runner_kvm_open(rn);
+	if (r == 0)
+		r = runner_kvm_map_memory(rn, memfd, s->memfd_size, s->regions,
+					  s->n_regions);
+	/* The mapping keeps guest RAM; the fd itself is no longer needed. */
+	bh_closep(&memfd);
+	if (r == 0)
+		r = runner_platform_init(rn, s->serial);
+	if (r == 0)
+		r = runner_vcpus_create(rn, s->vcpus, s->boot_vcpu);
+	if (r == 0)
+		r = runner_vcpus_start_threads(rn);
+	if (r < 0)
+		return r;
+
+	/* The VM exists: from here on the runner needs no privilege and no
+	 * new file, so it gives them all up before any guest code runs. */
+	r = bh_sandbox_drop_caps();
+	if (r == 0)
+		r = bh_sandbox_no_new_privs();
+	if (r == 0)
+		r = runner_seccomp_install();
+	if (r < 0) {
+		bh_err("cannot enter the sandbox: %s", strerror(-r));
+		return r;
+	}
+
+	snprintf(info, sizeof(info), "KVM API %d, %s, %u vCPUs",
+		 KVM_API_VERSION, rn->vendor, rn->nvcpus);
+	ready.vcpus = rn->nvcpus;
+	ready.kvm_info = info;
+	r = runner_send(rn, BH__MSG_TYPE__MSG_RUNNER_READY, &ready.base);
+	if (r == 0)
+		rn->state = RS_READY;
+	return r;
+}
+
+static int h_start(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	struct runner *rn = ctx;
+
+	rn->state = RS_RUNNING;
+	runner_vcpus_release(rn);
+	return 0;
+}
+
+static int h_serial_in(void *ctx, const ProtobufCMessage *m,
+		       struct bh_frame *f)
+{
+	const Bh__SerialData *d = (const Bh__SerialData *)m;
+	struct runner *rn = ctx;
+	size_t n;
+
+	if (!rn->have_uart || rn->state != RS_RUNNING)
+		return 0;
+	n = bh_uart_receive(&rn->uart, d->data.data, d->data.len);
+	if (n < d->data.len)
+		bh_log_ratelimited(BH_LOG_WARN,
+				   "serial input: %zu bytes dropped, the guest "
+				   "is not reading",
+				   d->data.len - n);
+	return 0;
+}
+
+static int send_stats(struct runner *rn)
+{
+	Bh__ExitStats msg = BH__EXIT_STATS__INIT;
+	struct bh_exitstats *all = calloc(1, sizeof(*all));
+	unsigned int idx[BH_EXITSTATS_SLOTS];
+	Bh__ExitCount *counts = NULL, **ptrs = NULL;
+	char(*names)[48] = NULL;
+	size_t n;
+	int r = -ENOMEM;
+
+	if (!all)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < rn->nvcpus; i++)
+		bh_exitstats_merge(all, &rn->vcpus[i].stats);
+	n = bh_exitstats_sorted(all, idx, BH_ARRAY_SIZE(idx));
+	counts = calloc(n + 1, sizeof(*counts));
+	ptrs = calloc(n + 1, sizeof(*ptrs));
+	names = calloc(n + 1, sizeof(*names));
+	if (!counts || !ptrs || !names)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		const struct bh_exit_slot *sl = &all->slots[idx[i]];
+		unsigned int kind = (unsigned int)(sl->key >> 56);
+		uint64_t addr = sl->key & ((1ULL << 56) - 1);
+		const struct bh_io_range *dev = NULL;
+		char what[32];
+
+		bh_exitstats_describe(sl->key, what, sizeof(what));
+		if (kind == BH_EXIT_IO_IN || kind == BH_EXIT_IO_OUT)
+			dev = bh_iobus_find(&rn->iobus, (uint16_t)addr, 1);
+		snprintf(names[i], sizeof(names[i]), "%s (%s)", what,
+			 dev ? dev->name : "unclaimed");
+		if (kind == BH_EXIT_OTHER || kind == BH_EXIT_MMIO_READ ||
+		    kind == BH_EXIT_MMIO_WRITE)
+			snprintf(names[i], sizeof(names[i]), "%s", what);
+		bh__exit_count__init(&counts[i]);
+		counts[i].what = names[i];
+		counts[i].count = sl->count;
+		ptrs[i] = &counts[i];
+	}
+	if (all->overflow) {
+		bh__exit_count__init(&counts[n]);
+		counts[n].what = "other (table full)";
+		counts[n].count = all->overflow;
+		ptrs[n] = &counts[n];
+		n++;
+	}
+	msg.total = all->total;
+	msg.n_counts = n;
+	msg.counts = ptrs;
+	r = runner_send(rn, BH__MSG_TYPE__MSG_EXIT_STATS, &msg.base);
+out:
+	free(names);
+	free(ptrs);
+	free(counts);
+	free(all);
+	return r;
+}
+
+static int h_stats(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	return send_stats(ctx);
+}
+
+static int h_quit(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	struct runner *rn = ctx;
+
+	rn->quit = 1;
+	return 0;
+}
+
+#define ANY_STATE                                                              \
+	(BH_STATE(RS_CONFIG) | BH_STATE(RS_READY) | BH_STATE(RS_RUNNING) |     \
+	 BH_STATE(RS_STOPPED))
+
+static const struct bh_handler runner_handlers[] = {
+	{ BH__MSG_TYPE__MSG_RUNNER_SETUP, BH_STATE(RS_CONFIG), 1,
+	  &bh__runner_setup__descriptor, h_setup, "runner-setup" },
+	{ BH__MSG_TYPE__MSG_RUNNER_START, BH_STATE(RS_READY), 0,
+	  &bh__runner_start__descriptor, h_start, "runner-start" },
+	{ BH__MSG_TYPE__MSG_SERIAL_IN,
+	  BH_STATE(RS_RUNNING) | BH_STATE(RS_STOPPED), 0,
+	  &bh__serial_data__descriptor, h_serial_in, "serial-in" },
+	{ BH__MSG_TYPE__MSG_STATS_REQUEST,
+	  BH_STATE(RS_READY) | BH_STATE(RS_RUNNING) | BH_STATE(RS_STOPPED), 0,
+	  &bh__stats_request__descriptor, h_stats, "stats-request" },
+	{ BH__MSG_TYPE__MSG_QUIT, ANY_STATE, 0, &bh__quit__descriptor, h_quit,
+	  "quit" },
+};
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: bulkhead-vcpu [--name NAME] [--log-level "
+			"LEVEL]\n"
+			"Started by bulkhead with its control socket on fd "
+			"3; not meant to be run by hand.\n");
+}
+
+static int parse_args(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "name", required_argument, NULL, 'n' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char prefix[64];
+	enum bh_log_level level;
+	int c;
+
+	bh_log_init("vcpu");
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			snprintf(prefix, sizeof(prefix), "vcpu/%s", optarg);
+			bh_log_init(prefix);
+			break;
+		case 'l':
+			if (bh_log_parse_level(optarg, &level) < 0) {
+				usage();
+				return -EINVAL;
+			}
+			bh_log_set_level(level);
+			break;
+		default:
+			usage();
+			return -EINVAL;
+		}
+	}
+	if (optind != argc) {
+		usage();
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int serve(struct runner *rn)
+{
+	struct bh_frame_reader reader;
+	struct bh_frame frame;
+	int r = 0;
+
+	bh_frame_reader_init(&reader, BH_FRAME_MAX_BODY);
+	while (!rn->quit) {
+		struct pollfd pfd = { .fd = rn->ctl, .events = POLLIN };
+		int timeout = rn->have_uart && bh_uart_tx_pending(&rn->uart)
+				      ? SERIAL_FLUSH_MS
+				      : -1;
+		const char *name = NULL;
+
+		if (poll(&pfd, 1, timeout) < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			break;
+		}
+		if (rn->have_uart)
+			bh_uart_flush(&rn->uart);
+		if (!(pfd.revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		r = bh_frame_read(rn->ctl, &reader, &frame);
+		if (r == 0)
+			continue;
+		if (r < 0) {
+			if (r != -EPIPE)
+				bh_err("control socket: %s", strerror(-r));
+			break;
+		}
+		if (__atomic_load_n(&rn->event_sent, __ATOMIC_ACQUIRE) &&
+		    rn->state == RS_RUNNING)
+			rn->state = RS_STOPPED;
+		r = bh_dispatch(runner_handlers, BH_ARRAY_SIZE(runner_handlers),
+				rn->state, &frame, rn, &name);
+		if (r < 0) {
+			bh_err("message %s (type %u) failed: %s",
+			       name ? name : "?", frame.type, strerror(-r));
+			break;
+		}
+	}
+	bh_frame_reader_reset(&reader);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	struct runner rn;
+	struct stat st;
+	int r;
+
+	memset(&rn, 0, sizeof(rn));
+	rn.ctl = BH_CHILD_FD_CONTROL;
+	rn.kvm = rn.vm = -1;
+	pthread_mutex_init(&rn.send_lock, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (parse_args(argc, argv) < 0)
+		return 2;
+	if (fstat(rn.ctl, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+		bh_err("fd %d is not the control socket", rn.ctl);
+		return 2;
+	}
+	r = bh_hello_exchange(rn.ctl, "vcpu-runner", "controller");
+	if (r < 0) {
+		bh_err("handshake with the controller failed: %s",
+		       strerror(-r));
+		return 1;
+	}
+	r = serve(&rn);
+	if (rn.quit) {
+		runner_vcpus_stop(&rn);
+		if (rn.have_uart)
+			bh_uart_flush(&rn.uart);
+		send_stats(&rn);
+	}
+	/* vCPU threads may still sit in KVM_RUN or at the start barrier:
+	 * end the whole process at once rather than unwinding them. */
+	_exit(r < 0 && r != -EPIPE ? 1 : 0);
+}

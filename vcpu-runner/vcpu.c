@@ -1,1 +1,264 @@
-/* vcpu: placeholder, being written. */
+/* vCPU threads: KVM_RUN, exits handed to the port bus, guest events. */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include <bulkhead/log.h>
+
+#include "runner.h"
+
+/* Kicks a vCPU out of KVM_RUN; the handler only has to exist. */
+#define KICK_SIGNAL SIGUSR1
+
+static void kick_handler(int sig)
+{
+	(void)sig;
+}
+
+static int stopping(struct runner *rn)
+{
+	return __atomic_load_n(&rn->stopping, __ATOMIC_ACQUIRE);
+}
+
+void runner_guest_event(struct runner *rn, Bh__GuestEvent__Kind kind,
+			unsigned int vcpu, const char *fmt, ...)
+{
+	Bh__GuestEvent ev = BH__GUEST_EVENT__INIT;
+	char reason[256];
+	va_list ap;
+
+	/* Only the first event of a run counts: a poweroff racing a crash
+	 * on another vCPU must not produce two verdicts. */
+	if (__atomic_exchange_n(&rn->event_sent, 1, __ATOMIC_ACQ_REL))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	if (rn->have_uart)
+		bh_uart_flush(&rn->uart);
+	ev.kind = kind;
+	ev.vcpu = vcpu;
+	ev.reason = reason;
+	if (runner_send(rn, BH__MSG_TYPE__MSG_GUEST_EVENT, &ev.base) < 0)
+		bh_err("cannot report guest event: %s", reason);
+	runner_vcpus_stop(rn);
+}
+
+static void handle_io(struct bh_vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+	unsigned int size = run->io.size;
+	int in = run->io.direction == KVM_EXIT_IO_IN;
+
+	bh_exitstats_count(&v->stats, in ? BH_EXIT_IO_IN : BH_EXIT_IO_OUT,
+			   run->io.port);
+	/* size and count come from KVM, which bounds them by the page that
+	 * data_offset points into; string I/O repeats the access. */
+	for (uint32_t i = 0; i < run->io.count; i++, data += size) {
+		uint32_t val = 0;
+
+		if (in) {
+			bh_iobus_read(&v->rn->iobus, run->io.port, size, &val);
+			memcpy(data, &val, size);
+		} else {
+			memcpy(&val, data, size);
+			bh_iobus_write(&v->rn->iobus, run->io.port, size, val);
+		}
+	}
+}
+
+static void handle_mmio(struct bh_vcpu *v)
+{
+	struct kvm_run *run = v->run;
+
+	bh_exitstats_count(&v->stats,
+			   run->mmio.is_write ? BH_EXIT_MMIO_WRITE
+					      : BH_EXIT_MMIO_READ,
+			   run->mmio.phys_addr);
+	/* Nothing is mapped there: reads float high, writes vanish. */
+	if (!run->mmio.is_write)
+		memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
+	bh_log_ratelimited(BH_LOG_DEBUG, "vCPU %u: MMIO %s at 0x%llx unclaimed",
+			   v->id, run->mmio.is_write ? "write" : "read",
+			   (unsigned long long)run->mmio.phys_addr);
+}
+
+static unsigned long long vcpu_rip(struct bh_vcpu *v)
+{
+	struct kvm_regs regs;
+
+	if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0)
+		return ~0ULL;
+	return regs.rip;
+}
+
+static const char *system_event_name(uint32_t type)
+{
+	switch (type) {
+	case KVM_SYSTEM_EVENT_SHUTDOWN:
+		return "shutdown";
+	case KVM_SYSTEM_EVENT_RESET:
+		return "reset";
+	case KVM_SYSTEM_EVENT_CRASH:
+		return "crash";
+	default:
+		return "unknown";
+	}
+}
+
+/* Returns 0 to keep running, 1 when the vCPU must stop. */
+static int handle_exit(struct bh_vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	struct runner *rn = v->rn;
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		handle_io(v);
+		return 0;
+	case KVM_EXIT_MMIO:
+		handle_mmio(v);
+		return 0;
+	case KVM_EXIT_INTR:
+		bh_exitstats_count(&v->stats, BH_EXIT_OTHER, run->exit_reason);
+		return 0;
+	case KVM_EXIT_HLT:
+		/* With the in-kernel LAPIC, HLT stays in the kernel. */
+		bh_exitstats_count(&v->stats, BH_EXIT_OTHER, run->exit_reason);
+		return 0;
+	case KVM_EXIT_SHUTDOWN:
+		runner_guest_event(rn, BH__GUEST_EVENT__KIND__CRASH, v->id,
+				   "triple fault on vCPU %u at rip 0x%llx "
+				   "(KVM_EXIT_SHUTDOWN)",
+				   v->id, vcpu_rip(v));
+		return 1;
+	case KVM_EXIT_INTERNAL_ERROR:
+		runner_guest_event(rn, BH__GUEST_EVENT__KIND__CRASH, v->id,
+				   "KVM internal error on vCPU %u, suberror %u, "
+				   "rip 0x%llx",
+				   v->id, run->internal.suberror, vcpu_rip(v));
+		return 1;
+	case KVM_EXIT_FAIL_ENTRY:
+		runner_guest_event(
+			rn, BH__GUEST_EVENT__KIND__CRASH, v->id,
+			"VM entry failed on vCPU %u, hardware reason 0x%llx",
+			v->id,
+			(unsigned long long)
+				run->fail_entry.hardware_entry_failure_reason);
+		return 1;
+	case KVM_EXIT_SYSTEM_EVENT:
+		switch (run->system_event.type) {
+		case KVM_SYSTEM_EVENT_SHUTDOWN:
+			runner_guest_event(rn, BH__GUEST_EVENT__KIND__POWEROFF,
+					   v->id, "guest requested shutdown");
+			break;
+		case KVM_SYSTEM_EVENT_RESET:
+			runner_guest_event(rn, BH__GUEST_EVENT__KIND__RESET,
+					   v->id, "guest requested reset");
+			break;
+		default:
+			runner_guest_event(
+				rn, BH__GUEST_EVENT__KIND__CRASH, v->id,
+				"guest system event %s (%u) on vCPU %u",
+				system_event_name(run->system_event.type),
+				run->system_event.type, v->id);
+			break;
+		}
+		return 1;
+	default:
+		runner_guest_event(rn, BH__GUEST_EVENT__KIND__CRASH, v->id,
+				   "unexpected KVM exit reason %u on vCPU %u",
+				   run->exit_reason, v->id);
+		return 1;
+	}
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct bh_vcpu *v = arg;
+	struct runner *rn = v->rn;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, KICK_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+	pthread_barrier_wait(&rn->start);
+	while (!stopping(rn)) {
+		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				v->run->immediate_exit = 0;
+				continue;
+			}
+			runner_guest_event(rn, BH__GUEST_EVENT__KIND__CRASH,
+					   v->id, "KVM_RUN on vCPU %u failed: %s",
+					   v->id, strerror(errno));
+			break;
+		}
+		if (handle_exit(v))
+			break;
+	}
+	return NULL;
+}
+
+int runner_vcpus_start_threads(struct runner *rn)
+{
+	struct sigaction sa;
+	sigset_t set, old;
+	int r;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = kick_handler;
+	sigemptyset(&sa.sa_mask);
+	/* No SA_RESTART: the kick must make KVM_RUN return EINTR. */
+	if (sigaction(KICK_SIGNAL, &sa, NULL) < 0)
+		return -errno;
+	r = pthread_barrier_init(&rn->start, NULL, rn->nvcpus + 1);
+	if (r)
+		return -r;
+
+	/* Threads start with the kick blocked and unblock it themselves, so
+	 * the main thread, which keeps it blocked, never takes one. */
+	sigemptyset(&set);
+	sigaddset(&set, KICK_SIGNAL);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	for (unsigned int i = 0; i < rn->nvcpus; i++) {
+		r = pthread_create(&rn->vcpus[i].thread, NULL, vcpu_thread,
+				   &rn->vcpus[i]);
+		if (r) {
+			bh_err("cannot start vCPU thread %u: %s", i,
+			       strerror(r));
+			/* The threads already waiting stay parked at the
+			 * barrier until the process exits. */
+			return -r;
+		}
+		rn->vcpus[i].thread_started = 1;
+	}
+	return 0;
+}
+
+void runner_vcpus_release(struct runner *rn)
+{
+	if (rn->start_released)
+		return;
+	rn->start_released = 1;
+	pthread_barrier_wait(&rn->start);
+}
+
+void runner_vcpus_stop(struct runner *rn)
+{
+	__atomic_store_n(&rn->stopping, 1, __ATOMIC_RELEASE);
+	for (unsigned int i = 0; i < rn->nvcpus; i++) {
+		struct bh_vcpu *v = &rn->vcpus[i];
+
+		if (!v->thread_started || !v->run)
+			continue;
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELEASE);
+		if (!pthread_equal(v->thread, pthread_self()))
+			pthread_kill(v->thread, KICK_SIGNAL);
+	}
+}

@@ -8,7 +8,7 @@
 
 /* Low memory used by the boot path (all below 1 MiB). */
 #define BH_GDT_ADDR        0x0500ULL /* boot GDT: 5 entries */
-#define BH_IDT_ADDR        0x0520ULL /* empty IDT */
+#define BH_IDT_ADDR        0x0540ULL /* empty IDT, after the GDT */
 #define BH_ZERO_PAGE_ADDR  0x7000ULL /* struct boot_params */
 #define BH_BOOT_STACK_ADDR 0x8ff0ULL
 #define BH_PML4_ADDR       0x9000ULL /* identity map of the low 4 GiB */

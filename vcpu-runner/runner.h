@@ -1,0 +1,89 @@
+/* The vCPU runner's context: one struct, passed explicitly. */
+#ifndef BH_RUNNER_H
+#define BH_RUNNER_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include <bulkhead/frame.h>
+
+#include "cmos.h"
+#include "exitstats.h"
+#include "iobus.h"
+#include "pci.h"
+#include "uart.h"
+#include "proto/internal.pb-c.h"
+
+enum runner_state {
+	RS_CONFIG = 0, /* waiting for RUNNER_SETUP */
+	RS_READY,      /* VM built and sandboxed, waiting for RUNNER_START */
+	RS_RUNNING,    /* vCPUs run */
+	RS_STOPPED,    /* a guest event ended the run */
+};
+
+struct runner;
+
+struct bh_vcpu {
+	struct runner *rn;
+	unsigned int id;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	int thread_started;
+	struct bh_exitstats stats;
+};
+
+struct runner {
+	int ctl; /* socketpair to the controller (fd 3) */
+	pthread_mutex_t send_lock;
+	enum runner_state state;
+	int quit;
+
+	int kvm;
+	int vm;
+	size_t run_size;
+	uint8_t *ram;
+	size_t ram_size;
+	unsigned int nvcpus;
+	struct bh_vcpu *vcpus;
+	struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID */
+	char vendor[13];
+
+	struct bh_iobus iobus;
+	int have_uart;
+	struct bh_uart uart;
+	struct bh_cmos cmos;
+	struct bh_pci pci;
+
+	pthread_barrier_t start;
+	int start_released;
+	int stopping;    /* vCPUs leave their loop (atomic) */
+	int event_sent;  /* one guest event per run (atomic) */
+};
+
+/* main.c: send a frame to the controller; safe from any thread. */
+int runner_send(struct runner *rn, uint16_t type, const ProtobufCMessage *msg);
+
+/* kvm.c */
+int runner_kvm_open(struct runner *rn);
+int runner_kvm_map_memory(struct runner *rn, int memfd, uint64_t memfd_size,
+			  Bh__MemRegion *const *regions, size_t nregions);
+int runner_vcpus_create(struct runner *rn, unsigned int nvcpus,
+			const Bh__VcpuState *boot);
+
+/* vcpu.c */
+int runner_vcpus_start_threads(struct runner *rn);
+void runner_vcpus_release(struct runner *rn);
+void runner_vcpus_stop(struct runner *rn);
+void runner_guest_event(struct runner *rn, Bh__GuestEvent__Kind kind,
+			unsigned int vcpu, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* platform.c */
+int runner_platform_init(struct runner *rn, int serial);
+
+/* seccomp.c */
+int runner_seccomp_install(void);
+
+#endif

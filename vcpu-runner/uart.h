@@ -1,0 +1,51 @@
+/* A 16550A UART: register model, receive buffer, batched transmit. */
+#ifndef BH_RUNNER_UART_H
+#define BH_RUNNER_UART_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BH_UART_RX_BUF  4096
+#define BH_UART_TX_BUF  1024
+#define BH_UART_NR_REGS 8
+
+struct bh_uart_ops {
+	/* Raise (1) or lower (0) the interrupt line. Called with the lock held. */
+	void (*set_irq)(void *opaque, int level);
+	/* Bytes the guest transmitted. Called with the lock held. */
+	void (*output)(void *opaque, const uint8_t *data, size_t len);
+};
+
+struct bh_uart {
+	pthread_mutex_t lock;
+	const struct bh_uart_ops *ops;
+	void *opaque;
+	uint8_t ier, lcr, mcr, lsr_extra, scr, fcr, dll, dlm;
+	int thr_ipending; /* THR empty interrupt not yet acknowledged */
+	int irq_level;
+	uint8_t rx[BH_UART_RX_BUF];
+	size_t rx_head, rx_len;
+	size_t rx_dropped;
+	uint8_t tx[BH_UART_TX_BUF];
+	size_t tx_len;
+};
+
+void bh_uart_init(struct bh_uart *u, const struct bh_uart_ops *ops,
+		  void *opaque);
+void bh_uart_destroy(struct bh_uart *u);
+
+/* Guest access to register off (0..7); byte-wide. */
+uint8_t bh_uart_read(struct bh_uart *u, unsigned int off);
+void bh_uart_write(struct bh_uart *u, unsigned int off, uint8_t val);
+
+/* Host input for the guest; returns the bytes accepted (the rest does not
+ * fit the receive buffer and is dropped by the caller's choice). */
+size_t bh_uart_receive(struct bh_uart *u, const uint8_t *data, size_t len);
+
+/* Passes buffered transmit bytes to ops->output. */
+void bh_uart_flush(struct bh_uart *u);
+/* Whether transmit bytes wait for a flush (unlocked peek). */
+int bh_uart_tx_pending(struct bh_uart *u);
+
+#endif
