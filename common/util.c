@@ -1,1 +1,239 @@
-/* util: placeholder, being written. */
+/* Small helpers: size and number parsing, full reads and writes, files. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bulkhead/util.h"
+
+/*
+ * Parses the leading decimal digits of s by hand: strtoull would accept
+ * leading blanks, a sign and wrap "-1" to UINT64_MAX.
+ */
+static int parse_digits(const char *s, uint64_t *val, const char **end)
+{
+	uint64_t v = 0;
+	const char *p = s;
+
+	if (*p < '0' || *p > '9')
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		unsigned int d = (unsigned int)(*p - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
+	}
+	*val = v;
+	*end = p;
+	return 0;
+}
+
+int bh_parse_size(const char *s, uint64_t *out)
+{
+	uint64_t v, mult = 1;
+	const char *p;
+	int ret;
+
+	if (!s)
+		return -EINVAL;
+	ret = parse_digits(s, &v, &p);
+	if (ret < 0)
+		return ret;
+	switch (*p) {
+	case '\0':
+		break;
+	case 'k':
+	case 'K':
+		mult = BH_KIB;
+		break;
+	case 'm':
+	case 'M':
+		mult = BH_MIB;
+		break;
+	case 'g':
+	case 'G':
+		mult = BH_GIB;
+		break;
+	case 't':
+	case 'T':
+		mult = BH_GIB * 1024;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*p != '\0' && p[1] != '\0')
+		return -EINVAL;
+	if (v > UINT64_MAX / mult)
+		return -ERANGE;
+	*out = v * mult;
+	return 0;
+}
+
+int bh_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	const char *end;
+	uint64_t v;
+	int ret;
+
+	if (!s)
+		return -EINVAL;
+	ret = parse_digits(s, &v, &end);
+	if (ret < 0)
+		return ret;
+	if (*end != '\0')
+		return -EINVAL;
+	if (v < min || v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+int bh_read_full(int fd, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = read(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EPIPE;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int bh_write_full(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+void bh_closep(int *fd)
+{
+	int saved_errno = errno;
+
+	if (*fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+	errno = saved_errno;
+}
+
+int bh_read_file(const char *path, size_t max_len, uint8_t **buf, size_t *len)
+{
+	/* One byte past max_len tells "exactly max_len" from "larger". */
+	size_t limit = max_len < SIZE_MAX - 1 ? max_len + 1 : SIZE_MAX - 1;
+	uint8_t *data = NULL, *tmp;
+	size_t cap, got = 0;
+	struct stat st;
+	int fd = -1;
+	int ret;
+
+	/* O_NONBLOCK so that opening a FIFO does not hang before fstat can
+	 * reject it; it has no effect on regular files. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		ret = -errno;
+		goto err_close;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		ret = -EISDIR;
+		goto err_close;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		ret = -EINVAL;
+		goto err_close;
+	}
+	if ((uint64_t)st.st_size > max_len) {
+		ret = -EFBIG;
+		goto err_close;
+	}
+
+	/* st_size is only a hint: /proc files report 0 and files can grow. */
+	cap = (size_t)st.st_size + 1;
+	if (cap < 4096)
+		cap = 4096;
+	if (cap > limit)
+		cap = limit;
+	data = malloc(cap + 1);
+	if (!data) {
+		ret = -ENOMEM;
+		goto err_close;
+	}
+	for (;;) {
+		ssize_t n;
+
+		if (got == cap) {
+			if (cap >= limit) {
+				ret = -EFBIG;
+				goto err_free;
+			}
+			cap = cap > limit / 2 ? limit : cap * 2;
+			tmp = realloc(data, cap + 1);
+			if (!tmp) {
+				ret = -ENOMEM;
+				goto err_free;
+			}
+			data = tmp;
+		}
+		n = read(fd, data + got, cap - got);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = -errno;
+			goto err_free;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got > max_len) {
+		ret = -EFBIG;
+		goto err_free;
+	}
+	/* A terminating NUL lets text callers use the buffer as a string. */
+	data[got] = '\0';
+	close(fd);
+	*buf = data;
+	*len = got;
+	return 0;
+
+err_free:
+	free(data);
+err_close:
+	bh_closep(&fd);
+	return ret;
+}
+
+uint64_t bh_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}

@@ -1,0 +1,368 @@
+/* Unit tests for spawn.c: what a child sees after bh_spawn. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "bulkhead/sandbox.h"
+#include "bulkhead/spawn.h"
+#include "bulkhead/util.h"
+
+/* Reads everything until EOF into a NUL-terminated buffer. */
+static void read_all(int fd, char *buf, size_t len)
+{
+	size_t got = 0;
+
+	for (;;) {
+		ssize_t n;
+
+		assert_true(got < len - 1);
+		n = read(fd, buf + got, len - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		assert_true(n >= 0);
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+}
+
+static int wait_child(pid_t pid)
+{
+	int status;
+
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return status;
+}
+
+/* Runs a shell script with fd 3 as a pipe; returns its output. */
+static int run_script(const char *script, char *out, size_t len)
+{
+	char *argv[] = { "sh", "-c", (char *)script, NULL };
+	struct bh_spawn_fd map;
+	int p[2];
+	pid_t pid;
+	int status;
+
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	map.src = p[1];
+	map.dst = 3;
+	assert_int_equal(bh_spawn("/bin/sh", argv, &map, 1, &pid), 0);
+	close(p[1]);
+	read_all(p[0], out, len);
+	close(p[0]);
+	status = wait_child(pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+static void test_child_fds(void **state)
+{
+	char out[4096];
+	int leak;
+
+	/* An inheritable fd in the parent must not reach the child. */
+	leak = open("/dev/null", O_RDONLY);
+	assert_true(leak >= 0);
+	assert_true(dup2(leak, 20) == 20);
+
+	assert_int_equal(run_script("ls /proc/self/fd >&3", out, sizeof(out)),
+			 0);
+	/* 0-3, and 4 which ls opens to list the directory. */
+	assert_string_equal(out, "0\n1\n2\n3\n4\n");
+	close(20);
+	close(leak);
+}
+
+static void test_child_env_empty(void **state)
+{
+	char out[4096];
+
+	/* The shell's initial environment, before it adds anything. */
+	assert_int_equal(
+	    run_script("cat /proc/$$/environ >&3", out, sizeof(out)), 0);
+	assert_string_equal(out, "");
+}
+
+static void test_child_stdio(void **state)
+{
+	char out[4096], want[2 * PATH_MAX + 64], err_target[PATH_MAX];
+	ssize_t n;
+
+	n = readlink("/proc/self/fd/2", err_target, sizeof(err_target) - 1);
+	assert_true(n > 0);
+	err_target[n] = '\0';
+	snprintf(want, sizeof(want), "stdin=eof\n/dev/null\n%s\n%s\n",
+		 err_target, err_target);
+
+	/* dash applies a command's redirections in the shell itself before
+	 * forking, so the links are read before anything is redirected. */
+	assert_int_equal(run_script("r=$(readlink /proc/$$/fd/0 /proc/$$/fd/1 "
+				    "/proc/$$/fd/2); "
+				    "if read x; then echo stdin=data; "
+				    "else echo stdin=eof; fi >&3; "
+				    "echo \"$r\" >&3",
+				    out, sizeof(out)),
+			 0);
+	assert_string_equal(out, want);
+}
+
+static unsigned long long sig_field(const char *status, const char *name)
+{
+	const char *p = strstr(status, name);
+
+	assert_non_null(p);
+	return strtoull(p + strlen(name), NULL, 16);
+}
+
+static void test_child_signals(void **state)
+{
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old_usr2;
+	sigset_t block, old_mask;
+	char out[4096];
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGUSR1);
+	assert_int_equal(sigprocmask(SIG_BLOCK, &block, &old_mask), 0);
+	assert_int_equal(sigaction(SIGUSR2, &ign, &old_usr2), 0);
+
+	assert_int_equal(
+	    run_script("cat /proc/$$/status >&3", out, sizeof(out)), 0);
+	assert_true(sig_field(out, "SigBlk:") == 0);
+	/* An ignored disposition would survive execve. */
+	assert_true((sig_field(out, "SigIgn:") & (1ULL << (SIGUSR2 - 1))) == 0);
+
+	assert_int_equal(sigaction(SIGUSR2, &old_usr2, NULL), 0);
+	assert_int_equal(sigprocmask(SIG_SETMASK, &old_mask, NULL), 0);
+}
+
+/* Two fds that trade numbers: each must still land where it was asked. */
+static void test_crossed_fds(void **state)
+{
+	struct bh_spawn_fd map[2];
+	char *argv[4], script[64];
+	int a[2], b[2];
+	char out[64];
+	pid_t pid;
+
+	assert_int_equal(pipe2(a, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(b, O_CLOEXEC), 0);
+	/* sh redirects only single-digit fds. */
+	if (a[1] > 9 || b[1] > 9)
+		skip();
+	map[0].src = a[1];
+	map[0].dst = b[1];
+	map[1].src = b[1];
+	map[1].dst = a[1];
+	snprintf(script, sizeof(script), "echo one >&%d; echo two >&%d", b[1],
+		 a[1]);
+	argv[0] = "sh";
+	argv[1] = "-c";
+	argv[2] = script;
+	argv[3] = NULL;
+	assert_int_equal(bh_spawn("/bin/sh", argv, map, 2, &pid), 0);
+	close(a[1]);
+	close(b[1]);
+	read_all(a[0], out, sizeof(out));
+	assert_string_equal(out, "one\n");
+	read_all(b[0], out, sizeof(out));
+	assert_string_equal(out, "two\n");
+	assert_int_equal(wait_child(pid), 0);
+	close(a[0]);
+	close(b[0]);
+}
+
+static void test_exec_failure(void **state)
+{
+	char *argv[] = { "nothing", NULL };
+	pid_t pid;
+	int status;
+
+	assert_int_equal(
+	    bh_spawn("/nonexistent/bulkhead-child", argv, NULL, 0, &pid), 0);
+	status = wait_child(pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 127);
+}
+
+static void test_bad_args(void **state)
+{
+	char *argv[] = { "true", NULL };
+	struct bh_spawn_fd low = { .src = 2, .dst = 2 };
+	struct bh_spawn_fd dup[2] = { { 2, 5 }, { 2, 5 } };
+	struct bh_spawn_fd neg = { .src = -1, .dst = 3 };
+	pid_t pid = 0;
+
+	assert_int_equal(bh_spawn("/bin/true", argv, &low, 1, &pid), -EINVAL);
+	assert_int_equal(bh_spawn("/bin/true", argv, dup, 2, &pid), -EINVAL);
+	assert_int_equal(bh_spawn("/bin/true", argv, &neg, 1, &pid), -EINVAL);
+	assert_int_equal(pid, 0);
+}
+
+static void test_pdeathsig(void **state)
+{
+	int p[2], status;
+	pid_t mid, child;
+
+	/* We adopt the orphan so that we can see how it ended. */
+	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	mid = fork();
+	assert_true(mid >= 0);
+	if (mid == 0) {
+		/* The child reports once its death signal is armed, so that
+		 * our exit cannot race its prctl. */
+		char *argv[] = { "sh", "-c", "echo >&3; exec sleep 60", NULL };
+		struct bh_spawn_fd map;
+		int ready[2];
+		char c;
+		pid_t pid;
+
+		if (pipe2(ready, O_CLOEXEC) < 0)
+			_exit(1);
+		map.src = ready[1];
+		map.dst = 3;
+		if (bh_spawn("/bin/sh", argv, &map, 1, &pid) < 0)
+			_exit(1);
+		close(ready[1]);
+		if (read(ready[0], &c, 1) != 1)
+			_exit(1);
+		if (write(p[1], &pid, sizeof(pid)) != sizeof(pid))
+			_exit(1);
+		_exit(0);
+	}
+	close(p[1]);
+	assert_int_equal(bh_read_full(p[0], &child, sizeof(child)), 0);
+	close(p[0]);
+	status = wait_child(mid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	status = wait_child(child);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGKILL);
+	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0), 0);
+}
+
+static void test_describe_status(void **state)
+{
+	char *exit3[] = { "sh", "-c", "exit 3", NULL };
+	char *kill9[] = { "sh", "-c", "kill -9 $$", NULL };
+	char buf[128];
+	pid_t pid;
+
+	assert_int_equal(bh_spawn("/bin/sh", exit3, NULL, 0, &pid), 0);
+	assert_string_equal(
+	    bh_describe_status(wait_child(pid), buf, sizeof(buf)),
+	    "exited with status 3");
+	assert_int_equal(bh_spawn("/bin/sh", kill9, NULL, 0, &pid), 0);
+	assert_string_equal(
+	    bh_describe_status(wait_child(pid), buf, sizeof(buf)),
+	    "killed by signal 9 (Killed)");
+	/* Truncation keeps the buffer terminated. */
+	assert_int_equal(strlen(bh_describe_status(0, buf, 8)), 7);
+}
+
+static void test_exe_dir(void **state)
+{
+	char dir[PATH_MAX], exe[PATH_MAX], small[4];
+	struct stat st;
+	ssize_t n;
+
+	assert_int_equal(bh_exe_dir(dir, sizeof(dir)), 0);
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	assert_true(n > 0);
+	exe[n] = '\0';
+	assert_int_equal(strncmp(exe, dir, strlen(dir)), 0);
+	assert_int_equal(exe[strlen(dir)], '/');
+	assert_null(strchr(exe + strlen(dir) + 1, '/'));
+	assert_int_equal(stat(dir, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(bh_exe_dir(small, sizeof(small)), -ENAMETOOLONG);
+}
+
+/* Reads a hex field such as "CapEff:" from /proc/self/status. */
+static unsigned long long self_status_field(const char *name)
+{
+	char buf[4096];
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	read_all(fd, buf, sizeof(buf));
+	close(fd);
+	return sig_field(buf, name);
+}
+
+/* The sandbox steps a child takes, run in a throw-away process. */
+static void test_sandbox_steps(void **state)
+{
+	static const char *const bad[] = { "read", "no_such_syscall", NULL };
+	static const char *const good[] = { "read", "write", "exit_group",
+					    NULL };
+	int could_drop_bounds = (self_status_field("CapEff:") >> 8) & 1;
+	scmp_filter_ctx ctx;
+	pid_t pid;
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (bh_sandbox_drop_caps() != 0)
+			_exit(1);
+		if (self_status_field("CapEff:") != 0 ||
+		    self_status_field("CapPrm:") != 0 ||
+		    self_status_field("CapInh:") != 0 ||
+		    self_status_field("CapAmb:") != 0)
+			_exit(2);
+		/* CAP_SETPCAP (bit 8) is what allows emptying the bounding
+		 * set. */
+		if (could_drop_bounds && self_status_field("CapBnd:") != 0)
+			_exit(3);
+		/* A second call finds nothing left to drop. */
+		if (bh_sandbox_drop_caps() != 0)
+			_exit(4);
+		if (bh_sandbox_no_new_privs() != 0)
+			_exit(5);
+		if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1 ||
+		    prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
+			_exit(6);
+		_exit(0);
+	}
+	assert_int_equal(wait_child(pid), 0);
+
+	/* Built, never loaded: only the name checks are under test. */
+	ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
+	assert_non_null(ctx);
+	assert_int_equal(bh_seccomp_allow_list(ctx, bad), -EINVAL);
+	assert_int_equal(bh_seccomp_allow_list(ctx, good), 0);
+	seccomp_release(ctx);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_child_fds),
+		cmocka_unit_test(test_child_env_empty),
+		cmocka_unit_test(test_child_stdio),
+		cmocka_unit_test(test_child_signals),
+		cmocka_unit_test(test_crossed_fds),
+		cmocka_unit_test(test_exec_failure),
+		cmocka_unit_test(test_bad_args),
+		cmocka_unit_test(test_pdeathsig),
+		cmocka_unit_test(test_describe_status),
+		cmocka_unit_test(test_exe_dir),
+		cmocka_unit_test(test_sandbox_steps),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

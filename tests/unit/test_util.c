@@ -1,0 +1,235 @@
+/* Unit tests for util.c: size and number parsing, file and full reads. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "bulkhead/util.h"
+
+static void test_parse_size_good(void **state)
+{
+	static const struct {
+		const char *in;
+		uint64_t want;
+	} cases[] = {
+		{ "512M", 512 * BH_MIB },
+		{ "1G", BH_GIB },
+		{ "4096", 4096 },
+		{ "1t", 1024 * BH_GIB },
+		{ "0", 0 },
+		{ "2k", 2048 },
+		{ "16777215T", 16777215ULL * 1024 * BH_GIB },
+		{ "18446744073709551615", UINT64_MAX },
+	};
+	size_t i;
+
+	for (i = 0; i < BH_ARRAY_SIZE(cases); i++) {
+		uint64_t v = 0;
+
+		assert_int_equal(bh_parse_size(cases[i].in, &v), 0);
+		assert_true(v == cases[i].want);
+	}
+}
+
+static void test_parse_size_bad(void **state)
+{
+	static const struct {
+		const char *in;
+		int want;
+	} cases[] = {
+		{ "", -EINVAL },
+		{ "M", -EINVAL },
+		{ "12Q", -EINVAL },
+		{ "-1", -EINVAL },
+		{ "+1", -EINVAL },
+		{ " 1", -EINVAL },
+		{ "1 ", -EINVAL },
+		{ "1.5G", -EINVAL },
+		{ "1GB", -EINVAL },
+		{ "1GiB", -EINVAL },
+		{ "1MM", -EINVAL },
+		{ "18446744073709551616", -ERANGE },
+		{ "17179869184G", -ERANGE },
+		{ "16777216T", -ERANGE },
+	};
+	size_t i;
+
+	for (i = 0; i < BH_ARRAY_SIZE(cases); i++) {
+		uint64_t v = 42;
+
+		assert_int_equal(bh_parse_size(cases[i].in, &v), cases[i].want);
+		assert_true(v == 42);
+	}
+}
+
+static void test_parse_uint(void **state)
+{
+	uint64_t v = 0;
+
+	assert_int_equal(bh_parse_uint("1", 1, 254, &v), 0);
+	assert_true(v == 1);
+	assert_int_equal(bh_parse_uint("254", 1, 254, &v), 0);
+	assert_true(v == 254);
+	assert_int_equal(bh_parse_uint("0", 0, 0, &v), 0);
+	assert_true(v == 0);
+	assert_int_equal(
+	    bh_parse_uint("18446744073709551615", 0, UINT64_MAX, &v), 0);
+	assert_true(v == UINT64_MAX);
+
+	v = 7;
+	assert_int_equal(bh_parse_uint("0", 1, 254, &v), -ERANGE);
+	assert_int_equal(bh_parse_uint("255", 1, 254, &v), -ERANGE);
+	assert_int_equal(
+	    bh_parse_uint("18446744073709551616", 0, UINT64_MAX, &v), -ERANGE);
+	assert_int_equal(bh_parse_uint("", 0, 10, &v), -EINVAL);
+	assert_int_equal(bh_parse_uint("-1", 0, 10, &v), -EINVAL);
+	assert_int_equal(bh_parse_uint("1x", 0, 10, &v), -EINVAL);
+	assert_int_equal(bh_parse_uint("1K", 0, 10000, &v), -EINVAL);
+	assert_int_equal(bh_parse_uint(" 1", 0, 10, &v), -EINVAL);
+	assert_true(v == 7);
+}
+
+static void make_temp_file(char *path, size_t path_len, const void *data,
+			   size_t len)
+{
+	int fd;
+
+	snprintf(path, path_len, "/tmp/bh_test_util.XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(bh_write_full(fd, data, len), 0);
+	close(fd);
+}
+
+static void test_read_file_regular(void **state)
+{
+	char path[64];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	make_temp_file(path, sizeof(path), "hello", 5);
+	assert_int_equal(bh_read_file(path, 5, &buf, &len), 0);
+	assert_int_equal(len, 5);
+	assert_memory_equal(buf, "hello", 5);
+	free(buf);
+
+	assert_int_equal(bh_read_file(path, 4, &buf, &len), -EFBIG);
+	unlink(path);
+
+	make_temp_file(path, sizeof(path), "", 0);
+	buf = NULL;
+	assert_int_equal(bh_read_file(path, 16, &buf, &len), 0);
+	assert_int_equal(len, 0);
+	assert_non_null(buf);
+	free(buf);
+	unlink(path);
+}
+
+static void test_read_file_large(void **state)
+{
+	size_t n = 100000;
+	uint8_t *data = malloc(n), *buf = NULL;
+	char path[64];
+	size_t len = 0, i;
+
+	assert_non_null(data);
+	for (i = 0; i < n; i++)
+		data[i] = (uint8_t)(i * 7);
+	make_temp_file(path, sizeof(path), data, n);
+	assert_int_equal(bh_read_file(path, n, &buf, &len), 0);
+	assert_int_equal(len, n);
+	assert_memory_equal(buf, data, n);
+	free(buf);
+	assert_int_equal(bh_read_file(path, n - 1, &buf, &len), -EFBIG);
+	unlink(path);
+	free(data);
+}
+
+static void test_read_file_errors(void **state)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	assert_int_equal(bh_read_file("/tmp", 4096, &buf, &len), -EISDIR);
+	assert_int_equal(
+	    bh_read_file("/nonexistent/bulkhead", 4096, &buf, &len), -ENOENT);
+	assert_int_equal(bh_read_file("/dev/null", 4096, &buf, &len), -EINVAL);
+	assert_null(buf);
+}
+
+static void test_read_file_proc(void **state)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	/* /proc files report size 0 but have content. */
+	assert_int_equal(bh_read_file("/proc/self/status", 1 << 20, &buf, &len),
+			 0);
+	assert_true(len > 0);
+	assert_memory_equal(buf, "Name:", 5);
+	free(buf);
+}
+
+static void test_read_full_eof(void **state)
+{
+	int p[2];
+	char buf[8];
+
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	assert_int_equal(bh_write_full(p[1], "abc", 3), 0);
+	close(p[1]);
+	assert_int_equal(bh_read_full(p[0], buf, 2), 0);
+	assert_memory_equal(buf, "ab", 2);
+	assert_int_equal(bh_read_full(p[0], buf, 2), -EPIPE);
+	close(p[0]);
+}
+
+static void test_closep(void **state)
+{
+	int p[2];
+	int fd;
+
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	fd = p[0];
+	errno = EXDEV;
+	bh_closep(&fd);
+	assert_int_equal(fd, -1);
+	assert_int_equal(errno, EXDEV);
+	assert_int_equal(fcntl(p[0], F_GETFD), -1);
+	bh_closep(&fd);
+	assert_int_equal(fd, -1);
+	close(p[1]);
+}
+
+static void test_now_ns(void **state)
+{
+	uint64_t a = bh_now_ns(), b = bh_now_ns();
+
+	assert_true(a > 0);
+	assert_true(b >= a);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_size_good),
+		cmocka_unit_test(test_parse_size_bad),
+		cmocka_unit_test(test_parse_uint),
+		cmocka_unit_test(test_read_file_regular),
+		cmocka_unit_test(test_read_file_large),
+		cmocka_unit_test(test_read_file_errors),
+		cmocka_unit_test(test_read_file_proc),
+		cmocka_unit_test(test_read_full_eof),
+		cmocka_unit_test(test_closep),
+		cmocka_unit_test(test_now_ns),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
