@@ -71,8 +71,14 @@ void bh_cpuid_patch(struct kvm_cpuid2 *c, unsigned int apic_id,
 			break;
 		case 4:
 			if (!amd) {
+				unsigned int cores = nvcpus - 1;
+
+				/* A 6-bit field: saturate past 64 cores rather
+				 * than wrap to a small count. */
+				if (cores > 0x3f)
+					cores = 0x3f;
 				e->eax &= 0x03ffffffu;
-				e->eax |= (nvcpus - 1) << 26;
+				e->eax |= cores << 26;
 				/* Cache shared by all threads of a core: 1. */
 				e->eax &= ~(0xfffu << 14);
 			}
