@@ -55,6 +55,39 @@ static uint8_t to_bcd(unsigned int v)
 	return (uint8_t)(((v / 10) << 4) | (v % 10));
 }
 
+/*
+ * UTC calendar fields from seconds since the epoch. glibc's gmtime_r would
+ * do, but it loads /etc/localtime on first use, which the sandboxed runner
+ * may not open. Days to civil date after Howard Hinnant's algorithm.
+ */
+static void utc_from_epoch(int64_t t, struct tm *tm)
+{
+	int64_t days = t / 86400, rem = t % 86400, era, doe, yoe, doy, mp;
+	int64_t y, m, d;
+
+	if (rem < 0) {
+		rem += 86400;
+		days--;
+	}
+	tm->tm_hour = (int)(rem / 3600);
+	tm->tm_min = (int)(rem % 3600 / 60);
+	tm->tm_sec = (int)(rem % 60);
+	/* 1970-01-01 was a Thursday. */
+	tm->tm_wday = (int)(((days % 7) + 11) % 7);
+	days += 719468;
+	era = (days >= 0 ? days : days - 146096) / 146097;
+	doe = days - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	y = yoe + era * 400;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	d = doy - (153 * mp + 2) / 5 + 1;
+	m = mp < 10 ? mp + 3 : mp - 9;
+	tm->tm_year = (int)(y + (m <= 2) - 1900);
+	tm->tm_mon = (int)(m - 1);
+	tm->tm_mday = (int)d;
+}
+
 static uint8_t cmos_time_reg(struct bh_cmos *c, uint8_t reg)
 {
 	struct timespec ts;
@@ -69,7 +102,7 @@ static uint8_t cmos_time_reg(struct bh_cmos *c, uint8_t reg)
 		now = ts.tv_sec;
 	}
 	now += c->offset;
-	gmtime_r(&now, &tm);
+	utc_from_epoch(now, &tm);
 	switch (reg) {
 	case REG_SEC:
 		v = tm.tm_sec;
