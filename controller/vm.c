@@ -707,11 +707,21 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	vm_finish(vm, 128 + (int)sig);
 }
 
+/* libevent's own diagnostics go through our logger. */
+static void libevent_log(int severity, const char *msg)
+{
+	if (severity >= EVENT_LOG_ERR)
+		bh_err("libevent: %s", msg);
+	else
+		bh_debug("libevent: %s", msg);
+}
+
 int bh_vm_run(struct bh_vm *vm)
 {
 	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
 	int r;
 
+	event_set_log_callback(libevent_log);
 	vm->base = event_base_new();
 	if (!vm->base) {
 		bh_err("cannot create the event loop");

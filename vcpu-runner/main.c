@@ -260,6 +260,7 @@ static int serve(struct runner *rn)
 				      ? SERIAL_FLUSH_MS
 				      : -1;
 		const char *name = NULL;
+		uint16_t type;
 
 		if (poll(&pfd, 1, timeout) < 0) {
 			if (errno == EINTR)
@@ -282,11 +283,12 @@ static int serve(struct runner *rn)
 		if (__atomic_load_n(&rn->event_sent, __ATOMIC_ACQUIRE) &&
 		    rn->state == RS_RUNNING)
 			rn->state = RS_STOPPED;
+		type = frame.type;
 		r = bh_dispatch(runner_handlers, BH_ARRAY_SIZE(runner_handlers),
 				rn->state, &frame, rn, &name);
 		if (r < 0) {
 			bh_err("message %s (type %u) failed: %s",
-			       name ? name : "?", frame.type, strerror(-r));
+			       name ? name : "?", type, strerror(-r));
 			break;
 		}
 	}
