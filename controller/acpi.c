@@ -228,6 +228,23 @@ static int dsdt_com1(struct aml_buf *b)
 	return aml_end(b, dev);
 }
 
+/* The CMOS RTC; described so that Linux's rtc_cmos gets its interrupt
+ * through ACPI, there being no legacy PIC in hardware-reduced mode. */
+static int dsdt_rtc(struct aml_buf *b)
+{
+	aml_mark dev, crs;
+
+	aml_device(b, "RTC", &dev);
+	aml_name(b, "_HID");
+	aml_eisaid(b, "PNP0B00"); /* AT real-time clock */
+	aml_name(b, "_CRS");
+	aml_restemplate(b, &crs);
+	aml_io(b, BH_PORT_CMOS, BH_PORT_CMOS, 1, 2);
+	aml_irq_noflags(b, BH_IRQ_RTC);
+	aml_restemplate_end(b, crs);
+	return aml_end(b, dev);
+}
+
 static int dsdt_aml(struct aml_buf *b)
 {
 	aml_mark pkg, sb;
@@ -248,6 +265,7 @@ static int dsdt_aml(struct aml_buf *b)
 	aml_scope(b, "\\_SB", &sb);
 	dsdt_pci0(b);
 	dsdt_com1(b);
+	dsdt_rtc(b);
 	return aml_end(b, sb);
 }
 

@@ -180,6 +180,9 @@ static void test_dsdt(void **state)
 	assert_non_null(memmem(d, len, sb, sizeof(sb)));
 	assert_non_null(memmem(d, len, "PCI0", 4));
 	assert_non_null(memmem(d, len, "COM1", 4));
+	assert_non_null(memmem(d, len, "RTC_", 4));
+	/* EISAID("PNP0B00"): the RTC the rtc_cmos driver binds to. */
+	assert_non_null(memmem(d, len, "\x41\xd0\x0b\x00", 4));
 	assert_non_null(memmem(d, len, pnp0a08, sizeof(pnp0a08)));
 	assert_non_null(memmem(d, len, pnp0a03, sizeof(pnp0a03)));
 	assert_non_null(memmem(d, len, pnp0501, sizeof(pnp0501)));

@@ -42,6 +42,7 @@
 #define BH_PORT_COM1       0x3f8 /* 16550 UART, 8 ports */
 #define BH_IRQ_COM1        4
 #define BH_PORT_CMOS       0x70 /* index 0x70, data 0x71 */
+#define BH_IRQ_RTC         8
 #define BH_PORT_I8042_DATA 0x60
 #define BH_PORT_I8042_CMD  0x64
 #define BH_PORT_PCI_ADDR   0xcf8 /* configuration mechanism #1 */
