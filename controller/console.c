@@ -27,10 +27,9 @@ int bh_console_open(struct bh_console *c, const struct bh_config *cfg,
 			c->in_fd = -1;
 		break;
 	case BH_SERIAL_FILE:
-		c->out_fd = open(cfg->serial_path,
-				 O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-					 O_NOCTTY,
-				 0640);
+		c->out_fd = open(
+		    cfg->serial_path,
+		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0640);
 		if (c->out_fd < 0) {
 			int e = errno;
 

@@ -12,8 +12,8 @@ struct bh_console {
 	enum bh_serial_mode mode;
 	int out_fd; /* -1 when output is discarded */
 	int out_owned;
-	int in_fd;  /* stdin for BH_SERIAL_TTY, else -1 */
-	int raw;    /* the terminal was switched to raw mode */
+	int in_fd; /* stdin for BH_SERIAL_TTY, else -1 */
+	int raw;   /* the terminal was switched to raw mode */
 	struct termios saved;
 };
 

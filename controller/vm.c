@@ -30,10 +30,10 @@
 #include "layout.h"
 #include "vm.h"
 
-#define KERNEL_MAX_SIZE      (512ULL * BH_MIB)
+#define KERNEL_MAX_SIZE	     (512ULL * BH_MIB)
 #define RUNNER_SETUP_TIMEOUT 30000 /* ms, handshake and VM construction */
 #define RUNNER_EXIT_TIMEOUT  3000  /* ms, after QUIT before SIGKILL */
-#define RUNNER_BINARY        "bulkhead-vcpu"
+#define RUNNER_BINARY	     "bulkhead-vcpu"
 
 enum runner_conn_state {
 	CS_NONE = 0,
@@ -127,7 +127,8 @@ static int vm_load(struct bh_vm *vm, Bh__VcpuState *st, char *err,
 	}
 	r = bh_guest_mem_create(&vm->mem, &layout);
 	if (r < 0) {
-		snprintf(err, errlen, "cannot create %llu MiB of guest memory: %s",
+		snprintf(err, errlen,
+			 "cannot create %llu MiB of guest memory: %s",
 			 (unsigned long long)(vm->cfg->memory / BH_MIB),
 			 strerror(-r));
 		return r;
@@ -169,9 +170,8 @@ static int find_runner(struct bh_vm *vm)
 	char dir[4096];
 
 	if (bh_exe_dir(dir, sizeof(dir)) == 0 &&
-	    (size_t)snprintf(vm->runner_path, sizeof(vm->runner_path),
-			     "%s/%s", dir, RUNNER_BINARY) <
-		    sizeof(vm->runner_path) &&
+	    (size_t)snprintf(vm->runner_path, sizeof(vm->runner_path), "%s/%s",
+			     dir, RUNNER_BINARY) < sizeof(vm->runner_path) &&
 	    access(vm->runner_path, X_OK) == 0)
 		return 0;
 	snprintf(vm->runner_path, sizeof(vm->runner_path), "%s/%s",
@@ -457,7 +457,7 @@ static int h_error(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	return 0;
 }
 
-#define RUNNER_ALIVE                                                           \
+#define RUNNER_ALIVE \
 	(BH_STATE(CS_SETUP) | BH_STATE(CS_RUNNING) | BH_STATE(CS_STOPPING))
 
 /* What the runner may send, and when. Anything else ends the runner. */
@@ -544,8 +544,12 @@ static int read_frame_timeout(struct bh_vm *vm, struct bh_frame *f,
 
 static int runner_spawn(struct bh_vm *vm)
 {
-	char *argv[] = { RUNNER_BINARY, "--name", vm->cfg->name, "--log-level",
-			 (char *)bh_log_level_name(vm->cfg->log_level), NULL };
+	char *argv[] = { RUNNER_BINARY,
+			 "--name",
+			 vm->cfg->name,
+			 "--log-level",
+			 (char *)bh_log_level_name(vm->cfg->log_level),
+			 NULL };
 	struct bh_spawn_fd fds[1];
 	int sv[2], r;
 
@@ -657,8 +661,8 @@ static int vm_boot(struct bh_vm *vm)
 
 	if (fcntl(vm->ctl, F_SETFL, fcntl(vm->ctl, F_GETFL) | O_NONBLOCK) < 0)
 		goto fail_runner;
-	vm->ctl_ev = event_new(vm->base, vm->ctl, EV_READ | EV_PERSIST, on_ctl,
-			       vm);
+	vm->ctl_ev =
+	    event_new(vm->base, vm->ctl, EV_READ | EV_PERSIST, on_ctl, vm);
 	if (!vm->ctl_ev || event_add(vm->ctl_ev, NULL) < 0)
 		goto fail_runner;
 	bh_debug("boot %u started", vm->boots);

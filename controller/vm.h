@@ -11,8 +11,8 @@
 
 /* Exit statuses of bulkhead. */
 #define BH_EXIT_POWEROFF 0
-#define BH_EXIT_FAILURE  1
-#define BH_EXIT_USAGE    2
+#define BH_EXIT_FAILURE	 1
+#define BH_EXIT_USAGE	 2
 
 struct bh_vm;
 

@@ -4,22 +4,22 @@
 
 #include "cmos.h"
 
-#define REG_SEC     0x00
-#define REG_MIN     0x02
+#define REG_SEC	    0x00
+#define REG_MIN	    0x02
 #define REG_HOUR    0x04
 #define REG_WDAY    0x06
 #define REG_MDAY    0x07
 #define REG_MONTH   0x08
 #define REG_YEAR    0x09
-#define REG_A       0x0a
-#define REG_B       0x0b
-#define REG_C       0x0c
-#define REG_D       0x0d
+#define REG_A	    0x0a
+#define REG_B	    0x0b
+#define REG_C	    0x0c
+#define REG_D	    0x0d
 #define REG_CENTURY 0x32
 
-#define B_24H    0x02
+#define B_24H	 0x02
 #define B_BINARY 0x04
-#define D_VRT    0x80
+#define D_VRT	 0x80
 
 void bh_cmos_init(struct bh_cmos *c, uint64_t ram_below_4g,
 		  uint64_t ram_above_4g)

@@ -2,7 +2,7 @@
 #include "cpuid.h"
 
 #define LEAF1_ECX_HYPERVISOR (1u << 31)
-#define LEAF1_EDX_HTT        (1u << 28)
+#define LEAF1_EDX_HTT	     (1u << 28)
 #define EXT1_ECX_CMP_LEGACY  (1u << 1)
 
 unsigned int bh_cpuid_bits(unsigned int n)
@@ -106,7 +106,7 @@ void bh_cpuid_patch(struct kvm_cpuid2 *c, unsigned int apic_id,
 			if (amd) {
 				e->eax = apic_id;
 				e->ebx = apic_id & 0xff; /* core id, 1 thread */
-				e->ecx = 0;              /* node 0 of 1 */
+				e->ecx = 0;		 /* node 0 of 1 */
 			}
 			break;
 		default:

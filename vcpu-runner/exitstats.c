@@ -5,7 +5,8 @@
 
 #include "exitstats.h"
 
-#define KEY(kind, addr) (((uint64_t)(kind) << 56) | ((addr) & ((1ULL << 56) - 1)))
+#define KEY(kind, addr) \
+	(((uint64_t)(kind) << 56) | ((addr) & ((1ULL << 56) - 1)))
 
 static unsigned int slot_hash(uint64_t key)
 {
@@ -20,12 +21,14 @@ static void add(struct bh_exitstats *s, uint64_t key, uint64_t n)
 	unsigned int h = slot_hash(key);
 
 	for (unsigned int i = 0; i < BH_EXITSTATS_SLOTS; i++) {
-		struct bh_exit_slot *sl = &s->slots[(h + i) % BH_EXITSTATS_SLOTS];
+		struct bh_exit_slot *sl =
+		    &s->slots[(h + i) % BH_EXITSTATS_SLOTS];
 		uint64_t k = __atomic_load_n(&sl->key, __ATOMIC_RELAXED);
 
 		if (k == key || k == 0) {
 			if (k == 0)
-				__atomic_store_n(&sl->key, key, __ATOMIC_RELAXED);
+				__atomic_store_n(&sl->key, key,
+						 __ATOMIC_RELAXED);
 			__atomic_store_n(&sl->count, sl->count + n,
 					 __ATOMIC_RELAXED);
 			return;
@@ -47,10 +50,10 @@ void bh_exitstats_merge(struct bh_exitstats *dst,
 	dst->total += __atomic_load_n(&src->total, __ATOMIC_RELAXED);
 	dst->overflow += __atomic_load_n(&src->overflow, __ATOMIC_RELAXED);
 	for (unsigned int i = 0; i < BH_EXITSTATS_SLOTS; i++) {
-		uint64_t k = __atomic_load_n(&src->slots[i].key,
-					     __ATOMIC_RELAXED);
-		uint64_t c = __atomic_load_n(&src->slots[i].count,
-					     __ATOMIC_RELAXED);
+		uint64_t k =
+		    __atomic_load_n(&src->slots[i].key, __ATOMIC_RELAXED);
+		uint64_t c =
+		    __atomic_load_n(&src->slots[i].count, __ATOMIC_RELAXED);
 
 		if (k && c)
 			add(dst, k, c);
@@ -70,7 +73,8 @@ void bh_exitstats_describe(uint64_t key, char *buf, size_t len)
 	uint64_t addr = key & ((1ULL << 56) - 1);
 
 	if (kind >= BH_EXIT_IO_IN && kind <= BH_EXIT_OTHER)
-		snprintf(buf, len, kind == BH_EXIT_OTHER ? "%s %llu" : "%s 0x%llx",
+		snprintf(buf, len,
+			 kind == BH_EXIT_OTHER ? "%s %llu" : "%s 0x%llx",
 			 names[kind], (unsigned long long)addr);
 	else
 		snprintf(buf, len, "unknown 0x%llx", (unsigned long long)key);

@@ -18,12 +18,12 @@
 
 #define MSR_IA32_MISC_ENABLE 0x1a0
 #define MSR_MTRR_DEF_TYPE    0x2ff
-#define MTRR_ENABLE          0x800
-#define MTRR_TYPE_WB         0x6
+#define MTRR_ENABLE	     0x800
+#define MTRR_TYPE_WB	     0x6
 
-#define APIC_LVT0        0x350
-#define APIC_LVT1        0x360
-#define APIC_MODE_NMI    0x4
+#define APIC_LVT0	 0x350
+#define APIC_LVT1	 0x360
+#define APIC_MODE_NMI	 0x4
 #define APIC_MODE_EXTINT 0x7
 
 static int kvm_get_supported_cpuid(struct runner *rn)
@@ -31,8 +31,8 @@ static int kvm_get_supported_cpuid(struct runner *rn)
 	unsigned int nent = 128;
 
 	for (;;) {
-		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) +
-						     nent * sizeof(c->entries[0]));
+		struct kvm_cpuid2 *c =
+		    calloc(1, sizeof(*c) + nent * sizeof(c->entries[0]));
 
 		if (!c)
 			return -ENOMEM;
@@ -116,7 +116,7 @@ int runner_kvm_open(struct runner *rn)
 	/* Intel needs these pages in guest-physical space; they sit in the
 	 * hole below 4 GiB, away from RAM and the APICs. */
 	if (ioctl(rn->vm, KVM_SET_TSS_ADDR, (unsigned long)BH_KVM_TSS_ADDR) <
-		    0 ||
+		0 ||
 	    ioctl(rn->vm, KVM_SET_IDENTITY_MAP_ADDR, &ident) < 0) {
 		r = -errno;
 		bh_err("KVM_SET_TSS_ADDR/IDENTITY_MAP_ADDR: %s",
@@ -158,8 +158,8 @@ int runner_kvm_map_memory(struct runner *rn, int memfd, uint64_t memfd_size,
 		const Bh__MemRegion *m = regions[i];
 		uint64_t end;
 
-		if (!m->size || (m->guest_phys | m->size | m->memfd_offset) %
-					4096 ||
+		if (!m->size ||
+		    (m->guest_phys | m->size | m->memfd_offset) % 4096 ||
 		    __builtin_add_overflow(m->memfd_offset, m->size, &end) ||
 		    end > memfd_size ||
 		    __builtin_add_overflow(m->guest_phys, m->size, &end)) {
@@ -196,8 +196,9 @@ int runner_kvm_map_memory(struct runner *rn, int memfd, uint64_t memfd_size,
 			.slot = (uint32_t)i,
 			.guest_phys_addr = regions[i]->guest_phys,
 			.memory_size = regions[i]->size,
-			.userspace_addr = (uint64_t)(uintptr_t)(
-				rn->ram + regions[i]->memfd_offset),
+			.userspace_addr =
+			    (uint64_t)(uintptr_t)(rn->ram +
+						  regions[i]->memfd_offset),
 		};
 
 		if (ioctl(rn->vm, KVM_SET_USER_MEMORY_REGION, &mr) < 0) {
@@ -270,18 +271,20 @@ static int vcpu_set_boot_state(struct bh_vcpu *v, const Bh__VcpuState *b)
 
 static int vcpu_set_msrs(struct bh_vcpu *v)
 {
-	struct {
+	/* struct kvm_msrs ends in a flexible array: give it room for two. */
+	union {
 		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[2];
+		uint8_t bytes[sizeof(struct kvm_msrs) +
+			      2 * sizeof(struct kvm_msr_entry)];
 	} m;
 
 	memset(&m, 0, sizeof(m));
 	m.hdr.nmsrs = 2;
-	m.e[0].index = MSR_IA32_MISC_ENABLE;
-	m.e[0].data = 1; /* fast strings */
+	m.hdr.entries[0].index = MSR_IA32_MISC_ENABLE;
+	m.hdr.entries[0].data = 1; /* fast strings */
 	/* Without enabled MTRRs Linux would treat all RAM as uncached. */
-	m.e[1].index = MSR_MTRR_DEF_TYPE;
-	m.e[1].data = MTRR_ENABLE | MTRR_TYPE_WB;
+	m.hdr.entries[1].index = MSR_MTRR_DEF_TYPE;
+	m.hdr.entries[1].data = MTRR_ENABLE | MTRR_TYPE_WB;
 	if (ioctl(v->fd, KVM_SET_MSRS, &m) != 2)
 		return -EIO;
 	return 0;
@@ -368,7 +371,7 @@ int runner_vcpus_create(struct runner *rn, unsigned int nvcpus,
 				goto fail;
 		}
 		continue;
-fail:
+	fail:
 		bh_err("vCPU %u: %s: %s", i, step, strerror(-r));
 		break;
 	}

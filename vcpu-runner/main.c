@@ -93,8 +93,7 @@ static int h_start(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	return 0;
 }
 
-static int h_serial_in(void *ctx, const ProtobufCMessage *m,
-		       struct bh_frame *f)
+static int h_serial_in(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 {
 	const Bh__SerialData *d = (const Bh__SerialData *)m;
 	struct runner *rn = ctx;
@@ -183,8 +182,8 @@ static int h_quit(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	return 0;
 }
 
-#define ANY_STATE                                                              \
-	(BH_STATE(RS_CONFIG) | BH_STATE(RS_READY) | BH_STATE(RS_RUNNING) |     \
+#define ANY_STATE                                                          \
+	(BH_STATE(RS_CONFIG) | BH_STATE(RS_READY) | BH_STATE(RS_RUNNING) | \
 	 BH_STATE(RS_STOPPED))
 
 static const struct bh_handler runner_handlers[] = {
@@ -257,8 +256,8 @@ static int serve(struct runner *rn)
 	while (!rn->quit) {
 		struct pollfd pfd = { .fd = rn->ctl, .events = POLLIN };
 		int timeout = rn->have_uart && bh_uart_tx_pending(&rn->uart)
-				      ? SERIAL_FLUSH_MS
-				      : -1;
+				  ? SERIAL_FLUSH_MS
+				  : -1;
 		const char *name = NULL;
 		uint16_t type;
 

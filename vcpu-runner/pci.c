@@ -18,10 +18,10 @@ void bh_pci_init(struct bh_pci *p)
 	put16(&p->host_bridge[0x00], 0x8086); /* vendor */
 	put16(&p->host_bridge[0x02], 0x0d57); /* device: host bridge */
 	put16(&p->host_bridge[0x04], 0x0006); /* memory + bus master */
-	p->host_bridge[0x08] = 0;             /* revision */
-	p->host_bridge[0x0a] = 0x00;          /* subclass: host bridge */
-	p->host_bridge[0x0b] = 0x06;          /* class: bridge */
-	p->host_bridge[0x0e] = 0x00;          /* header type 0 */
+	p->host_bridge[0x08] = 0;	      /* revision */
+	p->host_bridge[0x0a] = 0x00;	      /* subclass: host bridge */
+	p->host_bridge[0x0b] = 0x06;	      /* class: bridge */
+	p->host_bridge[0x0e] = 0x00;	      /* header type 0 */
 }
 
 /* Config space of the function the address register selects, or NULL. */

@@ -72,8 +72,7 @@ static void pci_io_write(void *opaque, unsigned int off, unsigned int size,
 
 /* i8042: the status port reads "nothing to read, ready for a command", and
  * the one command we act on is the CPU reset pulse. */
-static uint32_t i8042_io_read(void *opaque, unsigned int off,
-			      unsigned int size)
+static uint32_t i8042_io_read(void *opaque, unsigned int off, unsigned int size)
 {
 	return 0;
 }
@@ -101,13 +100,12 @@ static void acpi_io_write(void *opaque, unsigned int off, unsigned int size,
 	unsigned int port = BH_PORT_ACPI_SLEEP_CTL + off;
 
 	if (port == BH_PORT_ACPI_SLEEP_CTL && (val & BH_ACPI_SLP_EN)) {
-		unsigned int typ = (val & BH_ACPI_SLP_TYP_MASK) >>
-				   BH_ACPI_SLP_TYP_SHIFT;
+		unsigned int typ =
+		    (val & BH_ACPI_SLP_TYP_MASK) >> BH_ACPI_SLP_TYP_SHIFT;
 
 		if (typ == BH_ACPI_S5_TYPE)
-			runner_guest_event(rn,
-					   BH__GUEST_EVENT__KIND__POWEROFF, 0,
-					   "ACPI poweroff (S5)");
+			runner_guest_event(rn, BH__GUEST_EVENT__KIND__POWEROFF,
+					   0, "ACPI poweroff (S5)");
 		else
 			bh_log_ratelimited(BH_LOG_WARN,
 					   "guest asked for sleep state type "
@@ -129,8 +127,8 @@ int runner_platform_init(struct runner *rn, int serial)
 		  &rn->cmos },
 		{ BH_PORT_PCI_ADDR, 8, "pci", pci_io_read, pci_io_write,
 		  &rn->pci },
-		{ BH_PORT_I8042_DATA, 5, "i8042", i8042_io_read,
-		  i8042_io_write, rn },
+		{ BH_PORT_I8042_DATA, 5, "i8042", i8042_io_read, i8042_io_write,
+		  rn },
 		{ BH_PORT_ACPI_SLEEP_CTL, 3, "acpi", acpi_io_read,
 		  acpi_io_write, rn },
 	};

@@ -58,8 +58,8 @@ struct runner {
 
 	pthread_barrier_t start;
 	int start_released;
-	int stopping;    /* vCPUs leave their loop (atomic) */
-	int event_sent;  /* one guest event per run (atomic) */
+	int stopping;	/* vCPUs leave their loop (atomic) */
+	int event_sent; /* one guest event per run (atomic) */
 };
 
 /* main.c: send a frame to the controller; safe from any thread. */
@@ -78,7 +78,7 @@ void runner_vcpus_release(struct runner *rn);
 void runner_vcpus_stop(struct runner *rn);
 void runner_guest_event(struct runner *rn, Bh__GuestEvent__Kind kind,
 			unsigned int vcpu, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* platform.c */
 int runner_platform_init(struct runner *rn, int serial);

@@ -15,15 +15,32 @@
 
 static const char *const runner_syscalls[] = {
 	/* control socket and logging */
-	"read", "write", "recvmsg", "sendmsg", "poll", "ppoll", "close",
+	"read",
+	"write",
+	"recvmsg",
+	"sendmsg",
+	"poll",
+	"ppoll",
+	"close",
 	/* memory for protobuf messages (mmap/mprotect below, without exec) */
-	"brk", "munmap", "madvise",
+	"brk",
+	"munmap",
+	"madvise",
 	/* threads: locks, kicks, exit */
-	"futex", "tgkill", "getpid", "gettid", "rt_sigprocmask",
-	"rt_sigreturn", "restart_syscall", "sched_yield", "exit",
+	"futex",
+	"tgkill",
+	"getpid",
+	"gettid",
+	"rt_sigprocmask",
+	"rt_sigreturn",
+	"restart_syscall",
+	"sched_yield",
+	"exit",
 	"exit_group",
 	/* time */
-	"clock_gettime", "clock_nanosleep", "nanosleep",
+	"clock_gettime",
+	"clock_nanosleep",
+	"nanosleep",
 	NULL,
 };
 
@@ -34,6 +51,22 @@ static const unsigned long runner_ioctls[] = {
 	KVM_IRQ_LINE,
 	KVM_GET_REGS,
 };
+
+/* Allows syscall nr when argument arg, masked, equals value. Spelt out
+ * rather than through SCMP_A*(), whose partial initialisers trip
+ * -Wmissing-field-initializers. */
+static int allow_if(scmp_filter_ctx ctx, int nr, unsigned int arg,
+		    uint64_t mask, uint64_t value)
+{
+	struct scmp_arg_cmp cmp = {
+		.arg = arg,
+		.op = SCMP_CMP_MASKED_EQ,
+		.datum_a = mask,
+		.datum_b = value,
+	};
+
+	return seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, 1, &cmp);
+}
 
 int runner_seccomp_install(void)
 {
@@ -51,17 +84,14 @@ int runner_seccomp_install(void)
 	if (r < 0)
 		goto out;
 	for (size_t i = 0; i < BH_ARRAY_SIZE(runner_ioctls); i++) {
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-				     SCMP_A1(SCMP_CMP_EQ, runner_ioctls[i]));
+		r = allow_if(ctx, SCMP_SYS(ioctl), 1, ~0ULL, runner_ioctls[i]);
 		if (r < 0)
 			goto out;
 	}
-	r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
-			     SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	r = allow_if(ctx, SCMP_SYS(mmap), 2, PROT_EXEC, 0);
 	if (r < 0)
 		goto out;
-	r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
-			     SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	r = allow_if(ctx, SCMP_SYS(mprotect), 2, PROT_EXEC, 0);
 	if (r < 0)
 		goto out;
 	r = seccomp_load(ctx);

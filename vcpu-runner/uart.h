@@ -6,12 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BH_UART_RX_BUF  4096
-#define BH_UART_TX_BUF  1024
+#define BH_UART_RX_BUF	4096
+#define BH_UART_TX_BUF	1024
 #define BH_UART_NR_REGS 8
 
 struct bh_uart_ops {
-	/* Raise (1) or lower (0) the interrupt line. Called with the lock held. */
+	/* Raise (1) or lower (0) the interrupt line. Called with the lock held.
+	 */
 	void (*set_irq)(void *opaque, int level);
 	/* Bytes the guest transmitted. Called with the lock held. */
 	void (*output)(void *opaque, const uint8_t *data, size_t len);

@@ -137,18 +137,18 @@ static int handle_exit(struct bh_vcpu *v)
 				   v->id, vcpu_rip(v));
 		return 1;
 	case KVM_EXIT_INTERNAL_ERROR:
-		runner_guest_event(rn, BH__GUEST_EVENT__KIND__CRASH, v->id,
-				   "KVM internal error on vCPU %u, suberror %u, "
-				   "rip 0x%llx",
-				   v->id, run->internal.suberror, vcpu_rip(v));
+		runner_guest_event(
+		    rn, BH__GUEST_EVENT__KIND__CRASH, v->id,
+		    "KVM internal error on vCPU %u, suberror %u, "
+		    "rip 0x%llx",
+		    v->id, run->internal.suberror, vcpu_rip(v));
 		return 1;
 	case KVM_EXIT_FAIL_ENTRY:
 		runner_guest_event(
-			rn, BH__GUEST_EVENT__KIND__CRASH, v->id,
-			"VM entry failed on vCPU %u, hardware reason 0x%llx",
-			v->id,
-			(unsigned long long)
-				run->fail_entry.hardware_entry_failure_reason);
+		    rn, BH__GUEST_EVENT__KIND__CRASH, v->id,
+		    "VM entry failed on vCPU %u, hardware reason 0x%llx", v->id,
+		    (unsigned long long)
+			run->fail_entry.hardware_entry_failure_reason);
 		return 1;
 	case KVM_EXIT_SYSTEM_EVENT:
 		switch (run->system_event.type) {
@@ -162,10 +162,10 @@ static int handle_exit(struct bh_vcpu *v)
 			break;
 		default:
 			runner_guest_event(
-				rn, BH__GUEST_EVENT__KIND__CRASH, v->id,
-				"guest system event %s (%u) on vCPU %u",
-				system_event_name(run->system_event.type),
-				run->system_event.type, v->id);
+			    rn, BH__GUEST_EVENT__KIND__CRASH, v->id,
+			    "guest system event %s (%u) on vCPU %u",
+			    system_event_name(run->system_event.type),
+			    run->system_event.type, v->id);
 			break;
 		}
 		return 1;
@@ -195,7 +195,8 @@ static void *vcpu_thread(void *arg)
 				continue;
 			}
 			runner_guest_event(rn, BH__GUEST_EVENT__KIND__CRASH,
-					   v->id, "KVM_RUN on vCPU %u failed: %s",
+					   v->id,
+					   "KVM_RUN on vCPU %u failed: %s",
 					   v->id, strerror(errno));
 			break;
 		}
