@@ -55,13 +55,13 @@ static void send_raw(int sock, const void *data, size_t len, const int *fds,
 		     unsigned int nfds)
 {
 	union {
-		char buf[CMSG_SPACE(sizeof(int) * 16)];
+		char buf[CMSG_SPACE(sizeof(int) * (BH_FRAME_MAX_FDS + 8))];
 		struct cmsghdr align;
 	} ctl;
 	struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
 
-	assert_true(nfds <= 16);
+	assert_true(nfds <= BH_FRAME_MAX_FDS + 8);
 	if (nfds > 0) {
 		struct cmsghdr *c;
 

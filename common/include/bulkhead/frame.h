@@ -17,7 +17,7 @@
  *   uint8  flags   must be 0
  */
 #define BH_FRAME_HDR_SIZE 8
-#define BH_FRAME_MAX_FDS  8
+#define BH_FRAME_MAX_FDS  32
 /* Default body limit for internal sockets. */
 #define BH_FRAME_MAX_BODY (256u * 1024u)
 
