@@ -1,0 +1,415 @@
+#!/usr/bin/env python3
+"""Boot tests of bulkhead: one case per run, on a machine with /dev/kvm
+(run it through tests/kvm/kvm-host).
+
+usage: boot_test.py CASE --bulkhead PATH --kernel BZIMAGE --initramfs CPIO
+                    --crash-kernel FILE --log DIR
+
+CASE is one of: poweroff reboot smp2 mem4g crash badkernel.
+
+bulkhead runs with --serial tty; the test reads the guest's console from its
+stdout, types on its stdin, and keeps everything under DIR: console.log
+(bulkhead's stdout, raw), stderr.log, sent.log (what was typed), argv.txt and
+result.txt. Every step has a deadline; when one passes, bulkhead (its whole
+process group) gets SIGKILL and the test fails, naming the step.
+
+Exit status 0 on pass, 1 on failure (with a one-line reason on stderr), 2 on
+bad usage. BH_BOOT_TEST_CMDLINE_EXTRA is appended to the guest's command line
+(for example "loglevel=8" to see the whole boot).
+"""
+
+import argparse
+import codecs
+import os
+import re
+import select
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+MARKER = "BULKHEAD-INIT-MARKER"
+MARKER_RE = re.compile(r"^" + MARKER + r"$", re.M)
+PROMPT_RE = re.compile(r"^# ", re.M)
+
+BOOT_S = 120      # spawn (or reboot) to marker
+PROMPT_S = 30     # marker to shell prompt
+COMMAND_S = 30    # command typed to its answer
+POWEROFF_S = 60   # poweroff to bulkhead's exit
+CRASH_S = 60      # spawn to exit of a crashing guest
+BADKERNEL_S = 15  # spawn to exit with a kernel that is no bzImage
+LINGER_S = 3      # exit to the end of its output
+
+CASES = ("poweroff", "reboot", "smp2", "mem4g", "crash", "badkernel")
+
+
+class Fail(Exception):
+    pass
+
+
+def on_signal(signum, frame):
+    raise Fail(f"interrupted by signal {signum}")
+
+
+class Vmm:
+    """A running bulkhead, with its console read incrementally."""
+
+    def __init__(self, argv, logdir):
+        self.logdir = logdir
+        with open(os.path.join(logdir, "argv.txt"), "w") as f:
+            f.write(shlex.join(argv) + "\n")
+        self.console_log = open(os.path.join(logdir, "console.log"), "wb")
+        self.stderr_log = open(os.path.join(logdir, "stderr.log"), "wb")
+        self.sent_log = open(os.path.join(logdir, "sent.log"), "wb")
+        self.t0 = time.monotonic()
+        try:
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, bufsize=0, start_new_session=True)
+        except OSError as e:
+            raise Fail(f"cannot run {argv[0]}: {e.strerror}")
+        self.fds = {self.proc.stdout.fileno(): "out",
+                    self.proc.stderr.fileno(): "err"}
+        for fd in self.fds:
+            os.set_blocking(fd, False)
+        self.dec_out = codecs.getincrementaldecoder("utf-8")("replace")
+        self.dec_err = codecs.getincrementaldecoder("utf-8")("replace")
+        self.out = ""   # the console, decoded, without carriage returns
+        self.err = ""
+        self.status = None
+        self.exit_time = None
+
+    def elapsed(self):
+        return time.monotonic() - self.t0
+
+    def _poll_exit(self):
+        if self.status is None:
+            st = self.proc.poll()
+            if st is not None:
+                self.status = st
+                self.exit_time = self.elapsed()
+
+    def pump(self, wait):
+        """Reads what is there, waiting up to `wait` seconds for something."""
+        if self.fds:
+            ready, _, _ = select.select(list(self.fds), [], [], wait)
+            for fd in ready:
+                try:
+                    data = os.read(fd, 65536)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    del self.fds[fd]
+                    continue
+                if self.fds[fd] == "out":
+                    self.console_log.write(data)
+                    self.console_log.flush()
+                    self.out += self.dec_out.decode(data).replace("\r", "")
+                else:
+                    self.stderr_log.write(data)
+                    self.stderr_log.flush()
+                    self.err += self.dec_err.decode(data)
+        else:
+            time.sleep(min(wait, 0.1))
+        self._poll_exit()
+
+    def exited(self):
+        """True once bulkhead exited and its output ended (or lingered)."""
+        if self.status is None:
+            return False
+        if not self.fds:
+            return True
+        # Something it started may still hold the pipes open.
+        return self.elapsed() - self.exit_time > LINGER_S
+
+    def expect(self, regex, start, limit, step):
+        """Waits up to `limit` seconds for `regex` in the console after
+        offset `start`; returns the match (offsets into self.out)."""
+        deadline = time.monotonic() + limit
+        while True:
+            m = regex.search(self.out, start)
+            if m:
+                return m
+            if self.exited():
+                raise Fail(f"bulkhead exited with status {self.status} "
+                           f"while waiting for {step}")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.kill()
+                raise Fail(f"timed out after {limit} s waiting for {step}; "
+                           f"killed bulkhead")
+            self.pump(min(left, 0.5))
+
+    def send(self, text, step):
+        self.sent_log.write(f"[{self.elapsed():8.3f}] ".encode() +
+                            text.encode() + b"\n")
+        self.sent_log.flush()
+        try:
+            self.proc.stdin.write(text.encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError) as e:
+            self.pump(0)
+            raise Fail(f"cannot type {step} on bulkhead's stdin: {e}")
+
+    def command(self, line, regex, step):
+        """Types `line` at the shell prompt; returns the console text from
+        its echo to the match of `regex`, and the match."""
+        start = len(self.out)
+        self.send(line + "\n", step)
+        m = self.expect(regex, start, COMMAND_S, step)
+        return m
+
+    def wait_exit(self, limit, step):
+        deadline = time.monotonic() + limit
+        while not self.exited():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.kill()
+                raise Fail(f"timed out after {limit} s waiting for {step}; "
+                           f"killed bulkhead")
+            self.pump(min(left, 0.5))
+        return self.status
+
+    def kill(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        self._poll_exit()
+        for _ in range(20):
+            if not self.fds:
+                break
+            self.pump(0.1)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.kill()
+        else:
+            # bulkhead is gone; make sure nothing it started lingers.
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            try:
+                f.close()
+            except OSError:
+                pass
+        for f in (self.console_log, self.stderr_log, self.sent_log):
+            f.close()
+
+    def tail(self, n=15):
+        lines = []
+        if self.out:
+            lines.append("--- console (last lines) ---")
+            lines += self.out.rstrip("\n").split("\n")[-n:]
+        if self.err:
+            lines.append("--- stderr (last lines) ---")
+            lines += self.err.rstrip("\n").split("\n")[-n:]
+        return "\n".join(lines)
+
+
+def cmdline(args, poweroff):
+    c = "console=ttyS0 quiet"
+    if poweroff:
+        c += " bulkhead.run=poweroff"
+    extra = os.environ.get("BH_BOOT_TEST_CMDLINE_EXTRA", "").strip()
+    if extra:
+        c += " " + extra
+    return c
+
+
+def argv(args, kernel=None, cpus=1, memory="512M", poweroff=False):
+    return [args.bulkhead, "--kernel", kernel or args.kernel,
+            "--initramfs", args.initramfs,
+            "--cmdline", cmdline(args, poweroff),
+            "--cpus", f"boot={cpus}", "--memory", f"size={memory}",
+            "--serial", "tty"]
+
+
+def boot_to_prompt(vm, start=0, what="the init marker"):
+    m = vm.expect(MARKER_RE, start, BOOT_S, what)
+    t_marker = vm.elapsed()
+    vm.expect(PROMPT_RE, m.end(), PROMPT_S, "the shell prompt after " + what)
+    return t_marker
+
+
+def poweroff(vm):
+    vm.send("poweroff -f\n", "poweroff")
+    t = time.monotonic()
+    st = vm.wait_exit(POWEROFF_S, "bulkhead to exit after poweroff")
+    if st != 0:
+        raise Fail(f"bulkhead exited with status {st} after the guest "
+                   f"powered off, not 0")
+    return time.monotonic() - t
+
+
+def case_poweroff(args, vm_factory):
+    vm = vm_factory(argv(args, poweroff=True))
+    vm.expect(MARKER_RE, 0, BOOT_S, "the init marker")
+    t_marker = vm.elapsed()
+    st = vm.wait_exit(POWEROFF_S, "bulkhead to exit after the guest's poweroff")
+    if st != 0:
+        raise Fail(f"bulkhead exited with status {st} after the guest "
+                   f"powered off, not 0")
+    return (f"marker after {t_marker:.1f} s, bulkhead exited after "
+            f"{vm.exit_time:.1f} s")
+
+
+def case_reboot(args, vm_factory):
+    vm = vm_factory(argv(args))
+    t1 = boot_to_prompt(vm)
+    start = len(vm.out)
+    t_reboot = vm.elapsed()
+    vm.send("reboot -f\n", "reboot")
+    t2 = boot_to_prompt(vm, start, "the init marker after the reboot")
+    poweroff(vm)
+    return (f"first marker after {t1:.1f} s, second {t2 - t_reboot:.1f} s "
+            f"after reboot, exit after {vm.exit_time:.1f} s")
+
+
+def case_smp2(args, vm_factory):
+    vm = vm_factory(argv(args, cpus=2))
+    t1 = boot_to_prompt(vm)
+    m = vm.command("echo CPUS=$(nproc)", re.compile(r"^CPUS=(\d+)$", re.M),
+                   "the answer to nproc")
+    nproc = int(m.group(1))
+    m = vm.command("echo CPUINFO=$(grep -c ^processor /proc/cpuinfo)",
+                   re.compile(r"^CPUINFO=(\d+)$", re.M),
+                   "the processor count of /proc/cpuinfo")
+    cpuinfo = int(m.group(1))
+    if nproc != 2 or cpuinfo != 2:
+        raise Fail(f"the guest sees {nproc} online CPUs and {cpuinfo} in "
+                   f"/proc/cpuinfo, not 2")
+    poweroff(vm)
+    return f"2 CPUs online, marker after {t1:.1f} s, exit after {vm.exit_time:.1f} s"
+
+
+def case_mem4g(args, vm_factory):
+    vm = vm_factory(argv(args, memory="4G"))
+    t1 = boot_to_prompt(vm)
+    m = vm.command("echo MEMKB=$(awk '/^MemTotal:/{print $2}' /proc/meminfo)",
+                   re.compile(r"^MEMKB=(\d*)$", re.M), "MemTotal")
+    if not m.group(1):
+        raise Fail("no MemTotal in the guest's /proc/meminfo")
+    memkb = int(m.group(1))
+    start = len(vm.out)
+    vm.command("grep 'System RAM' /proc/iomem | sed 's/^/IOMEM=/'; echo END=1",
+               re.compile(r"^END=1$", re.M), "the RAM ranges of /proc/iomem")
+    ranges = [(int(a, 16), int(b, 16)) for a, b in re.findall(
+        r"^IOMEM=([0-9a-f]+)-([0-9a-f]+) : System RAM$", vm.out[start:], re.M)]
+    min_kb = 3584 * 1024
+    if memkb <= min_kb:
+        raise Fail(f"MemTotal is {memkb} kB with 4 GiB of RAM, not above "
+                   f"{min_kb} kB (3.5 GiB)")
+    if not ranges:
+        raise Fail("no System RAM in the guest's /proc/iomem")
+    high = [r for r in ranges if r[0] == 0x100000000]
+    if not high:
+        raise Fail("no System RAM range starts at 0x100000000 in /proc/iomem "
+                   "(found: " + ", ".join(f"{a:#x}-{b:#x}" for a, b in ranges)
+                   + ")")
+    if high[0][1] < high[0][0] + (256 << 20) - 1:
+        raise Fail(f"the System RAM above 4 GiB ends at {high[0][1]:#x}, "
+                   f"less than 256 MiB")
+    poweroff(vm)
+    return (f"MemTotal {memkb} kB, RAM above 4 GiB {high[0][0]:#x}-"
+            f"{high[0][1]:#x}, marker after {t1:.1f} s, exit after "
+            f"{vm.exit_time:.1f} s")
+
+
+def case_crash(args, vm_factory):
+    vm = vm_factory(argv(args, kernel=args.crash_kernel))
+    st = vm.wait_exit(CRASH_S, "bulkhead to exit on the guest's triple fault")
+    if st != 1:
+        raise Fail(f"bulkhead exited with status {st} on a triple-faulting "
+                   f"guest, not 1")
+    if not re.search(r"triple[ -]fault", vm.err, re.I):
+        raise Fail("bulkhead's stderr does not mention the triple fault")
+    if MARKER in vm.out:
+        raise Fail("the crash kernel printed the init marker?")
+    return f"exit 1 after {vm.exit_time:.1f} s"
+
+
+def case_badkernel(args, vm_factory):
+    bad = os.path.join(args.log, "not-a-kernel.txt")
+    with open(bad, "w") as f:
+        f.write("This is a text file, not a Linux bzImage.\n" * 64)
+    vm = vm_factory(argv(args, kernel=bad))
+    st = vm.wait_exit(BADKERNEL_S, "bulkhead to reject a text file as kernel")
+    if st != 2:
+        raise Fail(f"bulkhead exited with status {st} for a kernel that is a "
+                   f"text file, not 2")
+    if not vm.err.strip():
+        raise Fail("bulkhead rejected the text file as kernel without a "
+                   "message on stderr")
+    if MARKER in vm.out:
+        raise Fail("a guest booted from a text file?")
+    return (f"exit 2 after {vm.exit_time:.1f} s: "
+            f"{vm.err.strip().splitlines()[0]}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description="bulkhead boot tests")
+    ap.add_argument("case", choices=CASES)
+    ap.add_argument("--bulkhead", required=True)
+    ap.add_argument("--kernel", required=True)
+    ap.add_argument("--initramfs", required=True)
+    ap.add_argument("--crash-kernel", required=True)
+    ap.add_argument("--log", required=True)
+    args = ap.parse_args()
+
+    name = f"boot_test {args.case}"
+    for opt, path in (("--bulkhead", args.bulkhead), ("--kernel", args.kernel),
+                      ("--initramfs", args.initramfs),
+                      ("--crash-kernel", args.crash_kernel)):
+        if not os.path.isfile(path):
+            print(f"{name}: FAIL: {opt} {path}: no such file", file=sys.stderr)
+            return 1
+    try:
+        os.makedirs(args.log, exist_ok=True)
+    except OSError as e:
+        print(f"{name}: FAIL: cannot create {args.log}: {e.strerror}",
+              file=sys.stderr)
+        return 1
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    vms = []
+
+    def vm_factory(a):
+        vm = Vmm(a, args.log)
+        vms.append(vm)
+        print(f"{name}: {shlex.join(a)}", flush=True)
+        return vm
+
+    result = os.path.join(args.log, "result.txt")
+    try:
+        summary = globals()["case_" + args.case](args, vm_factory)
+    except Fail as e:
+        for vm in vms:
+            vm.kill()
+            print(vm.tail(), flush=True)
+            vm.close()
+        print(f"logs in {args.log}", flush=True)
+        with open(result, "w") as f:
+            f.write(f"FAIL: {e}\n")
+        print(f"{name}: FAIL: {e}", file=sys.stderr)
+        return 1
+    for vm in vms:
+        vm.close()
+    with open(result, "w") as f:
+        f.write(f"PASS: {summary}\n")
+    print(f"{name}: PASS: {summary}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
