@@ -131,10 +131,11 @@ static int handle_exit(struct bh_vcpu *v)
 		bh_exitstats_count(&v->stats, BH_EXIT_OTHER, run->exit_reason);
 		return 0;
 	case KVM_EXIT_SHUTDOWN:
+		/* KVM has already reset the vCPU (on AMD at least): its
+		 * registers no longer tell where the fault happened. */
 		runner_guest_event(rn, BH__GUEST_EVENT__KIND__CRASH, v->id,
-				   "triple fault on vCPU %u at rip 0x%llx "
-				   "(KVM_EXIT_SHUTDOWN)",
-				   v->id, vcpu_rip(v));
+				   "triple fault on vCPU %u (KVM_EXIT_SHUTDOWN)",
+				   v->id);
 		return 1;
 	case KVM_EXIT_INTERNAL_ERROR:
 		runner_guest_event(
