@@ -1,0 +1,5 @@
+/* blk/blk: placeholder, being written. */
+int main(void)
+{
+	return 1;
+}

@@ -1,0 +1,5 @@
+/* console/console: placeholder, being written. */
+int main(void)
+{
+	return 1;
+}

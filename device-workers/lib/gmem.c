@@ -1,0 +1,1 @@
+/* lib/gmem: placeholder, being written. */

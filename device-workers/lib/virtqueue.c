@@ -1,0 +1,1 @@
+/* lib/virtqueue: placeholder, being written. */

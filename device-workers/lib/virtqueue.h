@@ -1,0 +1,90 @@
+/* Split virtqueues (virtio 1.x, section 2.7) from the device side, with
+ * INDIRECT_DESC and EVENT_IDX. Every value read from the rings is
+ * guest-controlled: bounded by the queue size and checked against guest RAM;
+ * a violation marks the queue broken and is reported once. */
+#ifndef BH_WORKER_VIRTQUEUE_H
+#define BH_WORKER_VIRTQUEUE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "gmem.h"
+
+#define BH_VQ_MAX_SIZE 32768
+/* Buffers per request: a chain longer than this is a violation. */
+#define BH_VQ_MAX_IOV 1024
+
+#define VIRTIO_F_INDIRECT_DESC 28
+#define VIRTIO_F_EVENT_IDX     29
+#define VIRTIO_F_VERSION_1     32
+
+struct bh_vq {
+	const struct bh_gmem *mem;
+	uint16_t size;     /* power of two, <= BH_VQ_MAX_SIZE */
+	bool event_idx;    /* VIRTIO_F_EVENT_IDX negotiated */
+	bool indirect;     /* VIRTIO_F_INDIRECT_DESC negotiated */
+	bool broken;
+	char why[96];      /* first violation, for the report */
+
+	/* Host views of the rings, translated once at set-up. */
+	struct bh_vring_desc *desc;
+	struct bh_vring_avail *avail;
+	struct bh_vring_used *used;
+
+	uint16_t last_avail; /* next avail entry to take */
+	uint16_t used_idx;   /* our copy of used->idx */
+	uint16_t signalled_used;
+	bool signalled_valid;
+
+	int kick_fd; /* borrowed from the owner */
+	int call_fd;
+};
+
+/* One request: the chain's readable buffers first, then the writable ones. */
+struct bh_vq_req {
+	uint16_t head;
+	unsigned int n_out;      /* iov[0 .. n_out): device reads */
+	unsigned int n_in;       /* iov[n_out .. n_out + n_in): device writes */
+	uint64_t out_len;        /* total bytes of each kind */
+	uint64_t in_len;
+	struct iovec iov[BH_VQ_MAX_IOV];
+};
+
+/*
+ * Sets the queue up from the addresses the driver wrote: size a power of two
+ * <= BH_VQ_MAX_SIZE, rings aligned as the spec requires and wholly inside
+ * guest RAM. features are the negotiated ones. 0 or -EINVAL (the reason in
+ * vq->why).
+ */
+int bh_vq_init(struct bh_vq *vq, const struct bh_gmem *mem, uint16_t size,
+	       uint64_t desc, uint64_t avail, uint64_t used, uint64_t features,
+	       int kick_fd, int call_fd);
+
+/*
+ * Takes the next available chain into req. Returns 1 with a request, 0 when
+ * the ring is empty, -EIO when the queue is (or just became) broken: an
+ * avail index more than size ahead, a head or next out of range, a loop or a
+ * chain longer than the queue (or BH_VQ_MAX_IOV), a buffer outside guest RAM
+ * (or straddling a region end), a readable buffer after a writable one, an
+ * indirect table with a bad length or nested indirection, a length overflow.
+ * Zero-length buffers are skipped.
+ */
+int bh_vq_pop(struct bh_vq *vq, struct bh_vq_req *req);
+
+/* Returns a request to the driver with the bytes written into its writable
+ * buffers. */
+void bh_vq_push(struct bh_vq *vq, uint16_t head, uint32_t written);
+
+/* Signals call_fd if the driver wants an interrupt for what was pushed since
+ * the last signal (EVENT_IDX or the NO_INTERRUPT flag). */
+void bh_vq_notify(struct bh_vq *vq);
+
+/* Reads (drains) kick_fd; returns 0 or -errno (-EAGAIN if none). */
+int bh_vq_drain_kick(struct bh_vq *vq);
+
+/* Marks the queue broken with a reason (kept from the first call). */
+void bh_vq_set_broken(struct bh_vq *vq, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#endif

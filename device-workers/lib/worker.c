@@ -1,0 +1,1 @@
+/* lib/worker: placeholder, being written. */

@@ -1,0 +1,97 @@
+/* The device-worker framework: one process per virtual device. It owns the
+ * control socket (fd 3), guest RAM, the queues and the sandbox; a device
+ * type supplies a table of callbacks. */
+#ifndef BH_WORKER_H
+#define BH_WORKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <bulkhead/frame.h>
+
+#include "gmem.h"
+#include "virtqueue.h"
+#include "proto/internal.pb-c.h"
+
+#define BH_WORKER_MAX_QUEUES 16
+#define BH_VIRTIO_CONFIG_MAX 256
+#define BH_WORKER_MAX_COUNTERS 16
+
+struct bh_worker;
+
+struct bh_device_ops {
+	const char *name;        /* "blk": log prefix dev-blk/<id> */
+	uint32_t device_type;    /* virtio device id */
+	/* WorkerSetup.backend must be this case. */
+	Bh__WorkerSetup__BackendCase backend;
+	/*
+	 * Before the sandbox: take the backend fds from setup_fds (index 0 is
+	 * the memfd, already consumed; take others with bh_frame_take_fd) and
+	 * fill w->device_features, w->num_queues, w->max_queue_size, w->config
+	 * and w->config_len. 0 or -errno (the worker exits).
+	 */
+	int (*setup)(struct bh_worker *w, const Bh__WorkerSetup *s,
+		     struct bh_frame *setup_frame);
+	/* The driver finished negotiating: queues are in w->vq[0..nq). */
+	int (*activate)(struct bh_worker *w);
+	/* Queue q was kicked (kick already drained). Process what is there. */
+	void (*queue_notify)(struct bh_worker *w, unsigned int q);
+	/* Stop using the queues; called before they are torn down. */
+	void (*reset)(struct bh_worker *w);
+	/* Driver wrote config space; may be NULL (writes ignored). */
+	void (*config_write)(struct bh_worker *w, uint32_t off,
+			     const uint8_t *data, size_t len);
+	/* Extra fds to poll (e.g. console input): fill up to max, return n. */
+	unsigned int (*poll_fds)(struct bh_worker *w, int *fds,
+				 unsigned int max);
+	void (*fd_ready)(struct bh_worker *w, int fd);
+	/* Extra seccomp syscalls the device needs, NULL-terminated, or NULL. */
+	const char *const *extra_syscalls;
+};
+
+struct bh_worker {
+	const struct bh_device_ops *ops;
+	int ctl;
+	char id[64];
+	struct bh_gmem mem;
+
+	uint64_t device_features;
+	uint64_t driver_features;
+	unsigned int num_queues;
+	unsigned int max_queue_size;
+	uint8_t config[BH_VIRTIO_CONFIG_MAX];
+	size_t config_len;
+
+	bool active;
+	bool needs_reset;
+	unsigned int nq;                /* queues set up by activate */
+	struct bh_vq vq[BH_WORKER_MAX_QUEUES];
+	int kick_fd[BH_WORKER_MAX_QUEUES];
+	int call_fd[BH_WORKER_MAX_QUEUES];
+
+	struct {
+		const char *name; /* static string */
+		uint64_t value;
+	} counters[BH_WORKER_MAX_COUNTERS];
+	unsigned int ncounters;
+
+	void *dev; /* the device type's state */
+};
+
+/* Runs a worker: handshake, setup, sandbox, serve. Returns the exit status. */
+int bh_worker_main(int argc, char **argv, const struct bh_device_ops *ops);
+
+/*
+ * Reports a device failure once (guest-triggered: rate-limited log) and
+ * tells the controller, which makes the runner set DEVICE_NEEDS_RESET. The
+ * worker keeps running and ignores the queues until reset.
+ */
+void bh_worker_needs_reset(struct bh_worker *w, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Adds to a named counter reported by MSG_COUNTERS ("read_bytes", ...);
+ * name must be a static string. */
+void bh_worker_count(struct bh_worker *w, const char *name, uint64_t n);
+
+#endif

@@ -1,0 +1,5 @@
+/* rng/rng: placeholder, being written. */
+int main(void)
+{
+	return 1;
+}
