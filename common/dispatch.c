@@ -50,7 +50,7 @@ int bh_dispatch(const struct bh_handler *table, size_t n, unsigned int state,
 		ret = -EPERM;
 		goto out;
 	}
-	if (frame->nfds != h->nfds) {
+	if (h->nfds != BH_NFDS_VARIABLE && frame->nfds != h->nfds) {
 		ret = -EPROTO;
 		goto out;
 	}

@@ -73,7 +73,20 @@ static int on_quit(void *opaque, const ProtobufCMessage *m, struct bh_frame *f)
 	return ctx->ret;
 }
 
+static int on_add_device(void *opaque, const ProtobufCMessage *m,
+			 struct bh_frame *f)
+{
+	struct test_ctx *ctx = opaque;
+
+	ctx->calls++;
+	ctx->vcpus = f->nfds; /* reused: how many fds the handler saw */
+	return ctx->ret;
+}
+
 static const struct bh_handler table[] = {
+	{ BH__MSG_TYPE__MSG_RUNNER_ADD_DEVICE, BH_STATE(ST_INIT),
+	  BH_NFDS_VARIABLE, &bh__runner_add_device__descriptor, on_add_device,
+	  "add-device" },
 	{ BH__MSG_TYPE__MSG_SERIAL_IN, BH_STATE(ST_RUNNING), 0,
 	  &bh__serial_data__descriptor, on_serial_in, "serial-in" },
 	{ BH__MSG_TYPE__MSG_RUNNER_SETUP, BH_STATE(ST_INIT), 1,
@@ -231,6 +244,34 @@ static void test_wrong_fd_count(void **state)
 	assert_int_equal(count_fds(), before);
 	assert_int_equal(ctx.calls, 0);
 	close(memfd);
+}
+
+/* A handler that declares a variable fd count sees every count, and the
+ * fds it does not take are closed after it. */
+static void test_variable_fds(void **state)
+{
+	Bh__RunnerAddDevice add = BH__RUNNER_ADD_DEVICE__INIT;
+	struct test_ctx ctx = { 0 };
+	int fds[3], before;
+	struct bh_frame f;
+
+	for (int i = 0; i < 3; i++) {
+		fds[i] = memfd_create("bh_test", MFD_CLOEXEC);
+		assert_true(fds[i] >= 0);
+	}
+	before = count_fds();
+	for (unsigned int n = 0; n <= 3; n++) {
+		make_frame(BH__MSG_TYPE__MSG_RUNNER_ADD_DEVICE, &add.base, fds,
+			   n, &f);
+		assert_int_equal(bh_dispatch(table, BH_ARRAY_SIZE(table),
+					     ST_INIT, &f, &ctx, NULL),
+				 0);
+		assert_int_equal(ctx.vcpus, n);
+		assert_int_equal(count_fds(), before);
+	}
+	assert_int_equal(ctx.calls, 4);
+	for (int i = 0; i < 3; i++)
+		close(fds[i]);
 }
 
 static void test_garbage_body(void **state)
@@ -455,6 +496,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_allowed),
+		cmocka_unit_test(test_variable_fds),
 		cmocka_unit_test(test_empty_body),
 		cmocka_unit_test(test_unknown_type),
 		cmocka_unit_test(test_wrong_state),

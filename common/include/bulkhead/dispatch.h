@@ -14,6 +14,9 @@
 #include "frame.h"
 
 #define BH_STATE(s) (1u << (s))
+/* In bh_handler.nfds: the count depends on the body (e.g. two eventfds per
+ * queue); the handler checks frame->nfds itself. */
+#define BH_NFDS_VARIABLE 0xff
 
 /*
  * msg is the unpacked body (freed by bh_dispatch after the handler returns);
@@ -26,7 +29,7 @@ typedef int (*bh_handler_fn)(void *ctx, const ProtobufCMessage *msg,
 struct bh_handler {
 	uint16_t type;
 	uint32_t states; /* bitmask of BH_STATE(state) in which it is allowed */
-	uint8_t nfds;    /* exact number of fds the frame must carry */
+	uint8_t nfds;	 /* exact number of fds, or BH_NFDS_VARIABLE */
 	const ProtobufCMessageDescriptor *desc; /* body type */
 	bh_handler_fn fn;
 	const char *name; /* for logs */
