@@ -1,1 +1,374 @@
-/* lib/virtqueue: placeholder, being written. */
+/* Split virtqueues from the device side. The driver owns the descriptor and
+ * available rings and may rewrite them at any moment, so each value is read
+ * once into a local copy, checked, and only then used. */
+#include <endian.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "virtqueue.h"
+
+_Static_assert(sizeof(struct bh_vring_desc) == 16, "descriptor layout");
+_Static_assert(sizeof(struct bh_vring_used_elem) == 8, "used element layout");
+_Static_assert(sizeof(struct bh_vring_avail) == 4, "avail header layout");
+_Static_assert(sizeof(struct bh_vring_used) == 4, "used header layout");
+
+void bh_vq_set_broken(struct bh_vq *vq, const char *fmt, ...)
+{
+	va_list ap;
+
+	/* The first violation explains the others: keep it. */
+	if (vq->broken)
+		return;
+	vq->broken = true;
+	va_start(ap, fmt);
+	vsnprintf(vq->why, sizeof(vq->why), fmt, ap);
+	va_end(ap);
+}
+
+static int broken(struct bh_vq *vq, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int broken(struct bh_vq *vq, const char *fmt, ...)
+{
+	char buf[sizeof(vq->why)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	bh_vq_set_broken(vq, "%s", buf);
+	return -EIO;
+}
+
+static bool is_pow2(uint32_t v)
+{
+	return v != 0 && (v & (v - 1)) == 0;
+}
+
+int bh_vq_init(struct bh_vq *vq, const struct bh_gmem *mem, uint16_t size,
+	       uint64_t desc, uint64_t avail, uint64_t used, uint64_t features,
+	       int kick_fd, int call_fd)
+{
+	/* size and the three addresses are guest-controlled. */
+	memset(vq, 0, sizeof(*vq));
+	vq->mem = mem;
+	vq->kick_fd = kick_fd;
+	vq->call_fd = call_fd;
+	vq->event_idx = features & (1ULL << VIRTIO_F_EVENT_IDX);
+	vq->indirect = features & (1ULL << VIRTIO_F_INDIRECT_DESC);
+
+	if (!is_pow2(size) || size > BH_VQ_MAX_SIZE) {
+		bh_vq_set_broken(vq, "queue size %u is not a power of two",
+				 size);
+		return -EINVAL;
+	}
+	vq->size = size;
+	if (desc % BH_VRING_DESC_ALIGN || avail % BH_VRING_AVAIL_ALIGN ||
+	    used % BH_VRING_USED_ALIGN) {
+		bh_vq_set_broken(vq,
+				 "misaligned ring: desc 0x%llx avail 0x%llx "
+				 "used 0x%llx",
+				 (unsigned long long)desc,
+				 (unsigned long long)avail,
+				 (unsigned long long)used);
+		return -EINVAL;
+	}
+	vq->desc = bh_gmem_ptr(mem, desc, BH_VRING_DESC_BYTES(size));
+	vq->avail = bh_gmem_ptr(mem, avail, BH_VRING_AVAIL_BYTES(size));
+	vq->used = bh_gmem_ptr(mem, used, BH_VRING_USED_BYTES(size));
+	if (!vq->desc || !vq->avail || !vq->used) {
+		bh_vq_set_broken(vq,
+				 "ring outside guest RAM: desc 0x%llx avail "
+				 "0x%llx used 0x%llx, size %u",
+				 (unsigned long long)desc,
+				 (unsigned long long)avail,
+				 (unsigned long long)used, size);
+		vq->desc = NULL;
+		vq->avail = NULL;
+		vq->used = NULL;
+		return -EINVAL;
+	}
+	vq->ready = true;
+	return 0;
+}
+
+static uint16_t *used_event(const struct bh_vq *vq)
+{
+	return &vq->avail->ring[vq->size];
+}
+
+static uint16_t *avail_event(const struct bh_vq *vq)
+{
+	return (uint16_t *)&vq->used->ring[vq->size];
+}
+
+static uint16_t load_avail_idx(const struct bh_vq *vq)
+{
+	/* Acquire: the ring entries and descriptors the driver wrote before
+	 * publishing this index are read after it. */
+	return le16toh(__atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE));
+}
+
+/* Copies one descriptor out of guest RAM. The compiler barrier keeps the
+ * copy a snapshot: nothing below may read the guest's memory again and see
+ * a value the checks did not. */
+static void read_desc(struct bh_vring_desc *d, const struct bh_vring_desc *g)
+{
+	memcpy(d, g, sizeof(*d));
+	__asm__ volatile("" ::: "memory");
+	d->addr = le64toh(d->addr);
+	d->len = le32toh(d->len);
+	d->flags = le16toh(d->flags);
+	d->next = le16toh(d->next);
+}
+
+static int add_buffer(struct bh_vq *vq, struct bh_vq_req *req,
+		      const struct bh_vring_desc *d, bool *seen_write)
+{
+	unsigned int n = req->n_out + req->n_in;
+	bool writable = d->flags & VRING_DESC_F_WRITE;
+	void *p;
+
+	if (writable)
+		*seen_write = true;
+	else if (*seen_write)
+		return broken(vq,
+			      "head %u: readable buffer after a writable "
+			      "one",
+			      req->head);
+	if (n >= BH_VQ_MAX_IOV)
+		return broken(vq, "head %u: more than %u buffers", req->head,
+			      BH_VQ_MAX_IOV);
+	p = bh_gmem_ptr(vq->mem, d->addr, d->len);
+	if (!p)
+		return broken(vq, "head %u: buffer 0x%llx+%u outside guest RAM",
+			      req->head, (unsigned long long)d->addr, d->len);
+	req->iov[n].iov_base = p;
+	req->iov[n].iov_len = d->len;
+	if (writable) {
+		req->n_in++;
+		if (__builtin_add_overflow(req->in_len, d->len, &req->in_len))
+			return broken(vq, "head %u: length overflow",
+				      req->head);
+	} else {
+		req->n_out++;
+		if (__builtin_add_overflow(req->out_len, d->len, &req->out_len))
+			return broken(vq, "head %u: length overflow",
+				      req->head);
+	}
+	return 0;
+}
+
+/* Switches the walk to the indirect table d points at. */
+static int enter_indirect(struct bh_vq *vq, const struct bh_vring_desc *d,
+			  unsigned int steps,
+			  const struct bh_vring_desc **table, uint32_t *count)
+{
+	if (!vq->indirect)
+		return broken(vq, "indirect descriptor, but INDIRECT_DESC "
+				  "was not negotiated");
+	if (*table != vq->desc)
+		return broken(vq, "indirect descriptor inside an indirect "
+				  "table");
+	if (steps != 1)
+		return broken(vq, "indirect descriptor inside a chain");
+	if (d->flags & VRING_DESC_F_NEXT)
+		return broken(vq, "indirect descriptor with NEXT set");
+	if (d->len == 0 || d->len % sizeof(struct bh_vring_desc))
+		return broken(vq, "indirect table of %u bytes", d->len);
+	if (d->len / sizeof(struct bh_vring_desc) > BH_VQ_MAX_IOV)
+		return broken(vq, "indirect table of %u entries (limit %u)",
+			      d->len / (uint32_t)sizeof(struct bh_vring_desc),
+			      BH_VQ_MAX_IOV);
+	*table = bh_gmem_ptr(vq->mem, d->addr, d->len);
+	if (!*table)
+		return broken(vq, "indirect table 0x%llx+%u outside guest RAM",
+			      (unsigned long long)d->addr, d->len);
+	*count = d->len / (uint32_t)sizeof(struct bh_vring_desc);
+	return 0;
+}
+
+/* Follows the chain starting at head (guest-controlled, already < size). */
+static int walk_chain(struct bh_vq *vq, struct bh_vq_req *req, uint16_t head)
+{
+	const struct bh_vring_desc *table = vq->desc;
+	uint32_t count = vq->size, i = head;
+	unsigned int steps = 0;
+	bool seen_write = false;
+	struct bh_vring_desc d;
+	int r;
+
+	req->head = head;
+	req->n_out = req->n_in = 0;
+	req->out_len = req->in_len = 0;
+	for (;;) {
+		/* A chain visits each descriptor of its table at most once:
+		 * one step more is a loop, however the guest built it. */
+		if (++steps > count)
+			return broken(vq, "head %u: chain longer than %s (%u)",
+				      head,
+				      table == vq->desc ? "the queue"
+							: "its indirect table",
+				      count);
+		read_desc(&d, &table[i]);
+		if (d.flags & VRING_DESC_F_INDIRECT) {
+			r = enter_indirect(vq, &d, steps, &table, &count);
+			if (r < 0)
+				return r;
+			i = 0;
+			steps = 0;
+			continue;
+		}
+		/* Zero-length buffers carry nothing; the driver may still
+		 * link through them. */
+		if (d.len != 0) {
+			r = add_buffer(vq, req, &d, &seen_write);
+			if (r < 0)
+				return r;
+		}
+		if (!(d.flags & VRING_DESC_F_NEXT))
+			return 0;
+		if (d.next >= count)
+			return broken(vq, "head %u: next %u out of range (%u)",
+				      head, d.next, count);
+		i = d.next;
+	}
+}
+
+static void publish_avail_event(struct bh_vq *vq)
+{
+	__atomic_store_n(avail_event(vq), htole16(vq->last_avail),
+			 __ATOMIC_RELAXED);
+}
+
+/* The guest's avail index may move by at most a queue's worth. */
+static int check_avail_idx(struct bh_vq *vq, uint16_t avail_idx)
+{
+	if ((uint16_t)(avail_idx - vq->last_avail) > vq->size)
+		return broken(vq, "avail index %u is more than %u ahead of %u",
+			      avail_idx, vq->size, vq->last_avail);
+	return 0;
+}
+
+int bh_vq_pop(struct bh_vq *vq, struct bh_vq_req *req)
+{
+	uint16_t avail_idx, head;
+	int r;
+
+	if (vq->broken || !vq->ready)
+		return -EIO;
+	avail_idx = load_avail_idx(vq);
+	if (check_avail_idx(vq, avail_idx) < 0)
+		return -EIO;
+	if (avail_idx == vq->last_avail) {
+		if (!vq->event_idx)
+			return 0;
+		/* Tell the driver where we stopped, then look once more: a
+		 * buffer added in between would otherwise wait for a kick
+		 * that the driver, reading the old avail_event, never
+		 * sends. */
+		publish_avail_event(vq);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		avail_idx = load_avail_idx(vq);
+		if (check_avail_idx(vq, avail_idx) < 0)
+			return -EIO;
+		if (avail_idx == vq->last_avail)
+			return 0;
+	}
+
+	head = le16toh(
+	    __atomic_load_n(&vq->avail->ring[vq->last_avail & (vq->size - 1)],
+			    __ATOMIC_RELAXED));
+	if (head >= vq->size)
+		return broken(vq, "head %u out of range (%u)", head, vq->size);
+	r = walk_chain(vq, req, head);
+	if (r < 0)
+		return r;
+	vq->last_avail++;
+	if (vq->event_idx)
+		publish_avail_event(vq);
+	return 1;
+}
+
+void bh_vq_push(struct bh_vq *vq, uint16_t head, uint32_t written)
+{
+	struct bh_vring_used_elem *e;
+
+	/* A broken queue is about to be reset: leave the guest's rings
+	 * alone. */
+	if (!vq->ready || vq->broken)
+		return;
+	e = &vq->used->ring[vq->used_idx & (vq->size - 1)];
+	__atomic_store_n(&e->id, htole32(head), __ATOMIC_RELAXED);
+	__atomic_store_n(&e->len, htole32(written), __ATOMIC_RELAXED);
+	vq->used_idx++;
+	/* Release: the element is visible before the index that covers
+	 * it. */
+	__atomic_store_n(&vq->used->idx, htole16(vq->used_idx),
+			 __ATOMIC_RELEASE);
+}
+
+bool bh_vq_need_notify(struct bh_vq *vq)
+{
+	uint16_t old = vq->signalled_used, cur = vq->used_idx;
+	bool valid = vq->signalled_valid;
+
+	if (!vq->ready || vq->broken)
+		return false;
+	/* Our used->idx store must be visible before we read the driver's
+	 * suppression hint, or each side could wait for the other. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (valid && old == cur)
+		return false;
+	vq->signalled_used = cur;
+	vq->signalled_valid = true;
+	if (vq->event_idx) {
+		/* used_event is guest-controlled; any value is safe here. */
+		uint16_t ev =
+		    le16toh(__atomic_load_n(used_event(vq), __ATOMIC_RELAXED));
+
+		return !valid || bh_vring_need_event(ev, cur, old);
+	}
+	return !(le16toh(__atomic_load_n(&vq->avail->flags, __ATOMIC_RELAXED)) &
+		 VRING_AVAIL_F_NO_INTERRUPT);
+}
+
+void bh_vq_notify(struct bh_vq *vq)
+{
+	uint64_t one = 1;
+
+	if (!bh_vq_need_notify(vq) || vq->call_fd < 0)
+		return;
+	/* EAGAIN means the counter is saturated: the guest has an interrupt
+	 * pending anyway. */
+	if (write(vq->call_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		bh_vq_set_broken(vq, "call eventfd: %s", strerror(errno));
+}
+
+int bh_vq_drain_kick(struct bh_vq *vq)
+{
+	struct pollfd p = { .fd = vq->kick_fd, .events = POLLIN };
+	uint64_t v;
+	ssize_t n;
+	int r;
+
+	if (vq->kick_fd < 0)
+		return -EBADF;
+	/* The eventfd may be blocking (it is the controller's): only read
+	 * what is there. */
+	r = poll(&p, 1, 0);
+	if (r < 0)
+		return -errno;
+	if (r == 0 || !(p.revents & POLLIN))
+		return -EAGAIN;
+	n = read(vq->kick_fd, &v, sizeof(v));
+	if (n < 0)
+		return -errno;
+	if (n != (ssize_t)sizeof(v))
+		return -EIO;
+	return 0;
+}

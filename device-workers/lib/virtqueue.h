@@ -19,13 +19,65 @@
 #define VIRTIO_F_EVENT_IDX     29
 #define VIRTIO_F_VERSION_1     32
 
+/* Ring layouts (virtio 1.x, 2.7.5-2.7.8), little-endian in guest RAM. */
+#define VRING_DESC_F_NEXT	   1
+#define VRING_DESC_F_WRITE	   2
+#define VRING_DESC_F_INDIRECT	   4
+#define VRING_AVAIL_F_NO_INTERRUPT 1
+#define VRING_USED_F_NO_NOTIFY	   1
+
+struct bh_vring_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+
+struct bh_vring_avail {
+	uint16_t flags;
+	uint16_t idx;
+	uint16_t ring[]; /* size entries, then used_event */
+};
+
+struct bh_vring_used_elem {
+	uint32_t id;
+	uint32_t len;
+};
+
+struct bh_vring_used {
+	uint16_t flags;
+	uint16_t idx;
+	struct bh_vring_used_elem ring[]; /* size entries, then avail_event */
+};
+
+/* Bytes and alignment of each ring for a queue of size entries. */
+#define BH_VRING_DESC_BYTES(size)  (16ULL * (size))
+#define BH_VRING_AVAIL_BYTES(size) (6ULL + 2ULL * (size))
+#define BH_VRING_USED_BYTES(size)  (6ULL + 8ULL * (size))
+#define BH_VRING_DESC_ALIGN	   16
+#define BH_VRING_AVAIL_ALIGN	   2
+#define BH_VRING_USED_ALIGN	   4
+
+/*
+ * EVENT_IDX: true if the driver asked to be told once the device's index
+ * passes event_idx, given that it moved from old_idx to new_idx since the
+ * last signal. All arithmetic is modulo 2^16.
+ */
+static inline bool bh_vring_need_event(uint16_t event_idx, uint16_t new_idx,
+				       uint16_t old_idx)
+{
+	return (uint16_t)(new_idx - event_idx - 1) <
+	       (uint16_t)(new_idx - old_idx);
+}
+
 struct bh_vq {
 	const struct bh_gmem *mem;
-	uint16_t size;     /* power of two, <= BH_VQ_MAX_SIZE */
-	bool event_idx;    /* VIRTIO_F_EVENT_IDX negotiated */
-	bool indirect;     /* VIRTIO_F_INDIRECT_DESC negotiated */
+	uint16_t size;	/* power of two, <= BH_VQ_MAX_SIZE */
+	bool event_idx; /* VIRTIO_F_EVENT_IDX negotiated */
+	bool indirect;	/* VIRTIO_F_INDIRECT_DESC negotiated */
 	bool broken;
-	char why[96];      /* first violation, for the report */
+	bool ready;   /* set up by a successful bh_vq_init */
+	char why[96]; /* first violation, for the report */
 
 	/* Host views of the rings, translated once at set-up. */
 	struct bh_vring_desc *desc;
@@ -44,9 +96,9 @@ struct bh_vq {
 /* One request: the chain's readable buffers first, then the writable ones. */
 struct bh_vq_req {
 	uint16_t head;
-	unsigned int n_out;      /* iov[0 .. n_out): device reads */
-	unsigned int n_in;       /* iov[n_out .. n_out + n_in): device writes */
-	uint64_t out_len;        /* total bytes of each kind */
+	unsigned int n_out; /* iov[0 .. n_out): device reads */
+	unsigned int n_in;  /* iov[n_out .. n_out + n_in): device writes */
+	uint64_t out_len;   /* total bytes of each kind */
 	uint64_t in_len;
 	struct iovec iov[BH_VQ_MAX_IOV];
 };
@@ -76,6 +128,11 @@ int bh_vq_pop(struct bh_vq *vq, struct bh_vq_req *req);
  * buffers. */
 void bh_vq_push(struct bh_vq *vq, uint16_t head, uint32_t written);
 
+/* True if the driver wants an interrupt for what was pushed since the last
+ * call that returned true; records that it is being sent. bh_vq_notify is
+ * this plus the eventfd write. */
+bool bh_vq_need_notify(struct bh_vq *vq);
+
 /* Signals call_fd if the driver wants an interrupt for what was pushed since
  * the last signal (EVENT_IDX or the NO_INTERRUPT flag). */
 void bh_vq_notify(struct bh_vq *vq);
@@ -85,6 +142,6 @@ int bh_vq_drain_kick(struct bh_vq *vq);
 
 /* Marks the queue broken with a reason (kept from the first call). */
 void bh_vq_set_broken(struct bh_vq *vq, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 #endif
