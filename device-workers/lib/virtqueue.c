@@ -322,7 +322,8 @@ bool bh_vq_need_notify(struct bh_vq *vq)
 	/* Our used->idx store must be visible before we read the driver's
 	 * suppression hint, or each side could wait for the other. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (valid && old == cur)
+	/* Nothing pushed since the last signal (or ever: both start at 0). */
+	if (old == cur)
 		return false;
 	vq->signalled_used = cur;
 	vq->signalled_valid = true;

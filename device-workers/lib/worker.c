@@ -1,1 +1,866 @@
-/* lib/worker: placeholder, being written. */
+/* lib/worker: the life of a device worker: handshake, set-up from the
+ * controller, the sandbox, then a poll loop over the control socket and the
+ * queues' kick eventfds. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <linux/capability.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <bulkhead/dispatch.h>
+#include <bulkhead/hello.h>
+#include <bulkhead/log.h>
+#include <bulkhead/sandbox.h>
+#include <bulkhead/spawn.h>
+#include <bulkhead/util.h>
+
+#include "worker.h"
+
+/* Extra fds a device may have polled (console input, ...). */
+#define WORKER_MAX_POLL_FDS 8
+
+enum worker_state {
+	WS_SETUP,  /* waiting for WORKER_SETUP */
+	WS_READY,  /* sandboxed, device not activated */
+	WS_ACTIVE, /* driver activated the device (queues may be broken) */
+};
+
+/* The framework's view: the device's struct bh_worker plus what only the
+ * loop needs. */
+struct worker_ctx {
+	struct bh_worker w;
+	enum worker_state state;
+	bool quit;
+	const char *selftest_open;
+};
+
+/* What every device needs inside the sandbox: the control socket, its
+ * eventfds, memory for protobuf messages, logging and time. */
+static const char *const worker_syscalls[] = {
+	/* eventfds, backends (pread/pwrite for disks), logging */
+	"read",
+	"write",
+	"readv",
+	"writev",
+	"pread64",
+	"pwrite64",
+	"preadv",
+	"pwritev",
+	/* control socket */
+	"recvmsg",
+	"sendmsg",
+	"poll",
+	"ppoll",
+	"close",
+	/* memory (mmap/mprotect below, without exec) */
+	"munmap",
+	"brk",
+	"madvise",
+	"futex",
+	/* process */
+	"exit",
+	"exit_group",
+	"rt_sigreturn",
+	"rt_sigprocmask",
+	"getpid",
+	"gettid",
+	"restart_syscall",
+	/* time: rate limits, back-off */
+	"clock_gettime",
+	"clock_nanosleep",
+	"nanosleep",
+	NULL,
+};
+
+static int worker_send(struct bh_worker *w, uint16_t type,
+		       const ProtobufCMessage *msg)
+{
+	int r = bh_frame_send(w->ctl, type, msg, NULL, 0);
+
+	if (r < 0 && r != -EPIPE)
+		bh_err("sending message type %u: %s", type, strerror(-r));
+	return r;
+}
+
+/* ---- counters and reports ------------------------------------------------ */
+
+void bh_worker_count(struct bh_worker *w, const char *name, uint64_t n)
+{
+	unsigned int i;
+
+	for (i = 0; i < w->ncounters; i++) {
+		if (w->counters[i].name == name ||
+		    strcmp(w->counters[i].name, name) == 0) {
+			w->counters[i].value += n;
+			return;
+		}
+	}
+	if (w->ncounters == BH_WORKER_MAX_COUNTERS) {
+		bh_log_ratelimited(BH_LOG_ERR, "counter table full: %s dropped",
+				   name);
+		return;
+	}
+	w->counters[w->ncounters].name = name;
+	w->counters[w->ncounters].value = n;
+	w->ncounters++;
+}
+
+void bh_worker_needs_reset(struct bh_worker *w, const char *fmt, ...)
+{
+	Bh__VirtioDeviceRef ref = BH__VIRTIO_DEVICE_REF__INIT;
+	char reason[160];
+	va_list ap;
+
+	/* One report per reset cycle: the guest can trigger this at will. */
+	if (w->needs_reset)
+		return;
+	w->needs_reset = true;
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	bh_log_ratelimited(BH_LOG_WARN, "device needs reset: %s", reason);
+	ref.reason = reason;
+	worker_send(w, BH__MSG_TYPE__MSG_DEVICE_NEEDS_RESET, &ref.base);
+}
+
+int bh_worker_config_update(struct bh_worker *w, bool notify)
+{
+	Bh__VirtioConfigUpdate up = BH__VIRTIO_CONFIG_UPDATE__INIT;
+
+	up.config.data = w->config;
+	up.config.len = w->config_len;
+	up.notify = notify;
+	return worker_send(w, BH__MSG_TYPE__MSG_DEVICE_CONFIG_UPDATE, &up.base);
+}
+
+/* A queue the device found broken (through bh_vq_pop or bh_vq_notify)
+ * puts the whole device in NEEDS_RESET. */
+static void check_broken(struct bh_worker *w)
+{
+	for (unsigned int q = 0; q < w->nq; q++) {
+		if (w->vq[q].ready && w->vq[q].broken) {
+			bh_worker_needs_reset(w, "queue %u: %s", q,
+					      w->vq[q].why);
+			return;
+		}
+	}
+}
+
+/* ---- queues -------------------------------------------------------------- */
+
+static void queues_teardown(struct bh_worker *w)
+{
+	for (unsigned int q = 0; q < BH_WORKER_MAX_QUEUES; q++) {
+		bh_closep(&w->kick_fd[q]);
+		bh_closep(&w->call_fd[q]);
+		memset(&w->vq[q], 0, sizeof(w->vq[q]));
+		w->vq[q].kick_fd = -1;
+		w->vq[q].call_fd = -1;
+	}
+	w->nq = 0;
+	w->active = false;
+	w->needs_reset = false;
+	w->driver_features = 0;
+}
+
+static bool is_pow2(uint32_t v)
+{
+	return v != 0 && (v & (v - 1)) == 0;
+}
+
+/*
+ * Checks what the driver asked for; every value here was written by the
+ * guest (through the runner's transport). Returns false with the reason in
+ * why.
+ */
+static bool activation_valid(const struct bh_worker *w,
+			     const Bh__DeviceActivate *a, char *why, size_t len)
+{
+	uint32_t seen = 0;
+
+	if (a->driver_features & ~w->device_features) {
+		snprintf(why, len, "driver features 0x%llx not offered",
+			 (unsigned long long)(a->driver_features &
+					      ~w->device_features));
+		return false;
+	}
+	if (a->n_queues > w->num_queues) {
+		snprintf(why, len, "%zu queues activated, the device has %u",
+			 a->n_queues, w->num_queues);
+		return false;
+	}
+	for (size_t i = 0; i < a->n_queues; i++) {
+		const Bh__VirtQueue *vq = a->queues[i];
+
+		if (vq->index >= w->num_queues || (seen & (1u << vq->index))) {
+			snprintf(why, len, "queue index %u invalid or repeated",
+				 vq->index);
+			return false;
+		}
+		seen |= 1u << vq->index;
+		if (vq->enabled &&
+		    (!is_pow2(vq->size) || vq->size > w->max_queue_size)) {
+			snprintf(why, len, "queue %u: size %u", vq->index,
+				 vq->size);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* ---- message handlers ---------------------------------------------------- */
+
+static int enter_sandbox(struct bh_worker *w);
+
+static int h_setup(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	const Bh__WorkerSetup *s = (const Bh__WorkerSetup *)m;
+	struct worker_ctx *c = ctx;
+	struct bh_worker *w = &c->w;
+	Bh__WorkerReady ready = BH__WORKER_READY__INIT;
+	Bh__VirtioDevice dev = BH__VIRTIO_DEVICE__INIT;
+	uint64_t regions[BH_GMEM_MAX_REGIONS][3];
+	int memfd = -1, r;
+
+	if (f->nfds < 1) {
+		bh_err("setup: no guest-RAM memfd");
+		return -EPROTO;
+	}
+	if (s->backend_case != w->ops->backend) {
+		bh_err("setup: backend %d is not this device's (%d)",
+		       (int)s->backend_case, (int)w->ops->backend);
+		return -EPROTO;
+	}
+	if (s->n_regions < 1 || s->n_regions > BH_GMEM_MAX_REGIONS) {
+		bh_err("setup: %zu memory regions", s->n_regions);
+		return -EPROTO;
+	}
+	for (size_t i = 0; i < s->n_regions; i++) {
+		regions[i][0] = s->regions[i]->guest_phys;
+		regions[i][1] = s->regions[i]->size;
+		regions[i][2] = s->regions[i]->memfd_offset;
+	}
+	memfd = bh_frame_take_fd(f, 0);
+	r = bh_gmem_map(&w->mem, memfd, s->memfd_size,
+			(const uint64_t(*)[3])regions,
+			(unsigned int)s->n_regions);
+	/* The mapping keeps guest RAM; the fd itself is not needed again. */
+	bh_closep(&memfd);
+	if (r < 0) {
+		bh_err("setup: cannot map guest RAM: %s", strerror(-r));
+		return r;
+	}
+
+	r = w->ops->setup(w, s, f);
+	if (r < 0) {
+		bh_err("setup: %s", strerror(-r));
+		return r;
+	}
+	/* The device's own answers; a mistake here is a bug, not input. */
+	if (w->num_queues < 1 || w->num_queues > BH_WORKER_MAX_QUEUES ||
+	    !is_pow2(w->max_queue_size) || w->max_queue_size > BH_VQ_MAX_SIZE ||
+	    w->config_len > BH_VIRTIO_CONFIG_MAX) {
+		bh_err("setup: device reports %u queues of %u, config %zu",
+		       w->num_queues, w->max_queue_size, w->config_len);
+		return -EINVAL;
+	}
+	w->device_features |= 1ULL << VIRTIO_F_VERSION_1 |
+			      1ULL << VIRTIO_F_INDIRECT_DESC |
+			      1ULL << VIRTIO_F_EVENT_IDX;
+
+	r = enter_sandbox(w);
+	if (r < 0)
+		return r;
+	if (c->selftest_open) {
+		/* Only for tests: the sandbox must kill us right here. */
+		int fd = open(c->selftest_open, O_RDONLY | O_CLOEXEC);
+
+		bh_err("self-test: open(%s) returned %d: the sandbox is "
+		       "not in force",
+		       c->selftest_open, fd);
+		bh_closep(&fd);
+		return -EPERM;
+	}
+
+	dev.device_type = w->ops->device_type;
+	dev.device_features = w->device_features;
+	dev.num_queues = w->num_queues;
+	dev.max_queue_size = w->max_queue_size;
+	dev.config.data = w->config;
+	dev.config.len = w->config_len;
+	dev.id = w->id;
+	ready.device = &dev;
+	r = worker_send(w, BH__MSG_TYPE__MSG_WORKER_READY, &ready.base);
+	if (r == 0)
+		c->state = WS_READY;
+	return r;
+}
+
+static int h_activate(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	const Bh__DeviceActivate *a = (const Bh__DeviceActivate *)m;
+	struct worker_ctx *c = ctx;
+	struct bh_worker *w = &c->w;
+	char why[128];
+	int r;
+
+	/* The fd count is the controller's doing: a mismatch is not a guest
+	 * mistake. */
+	if (a->n_queues > BH_FRAME_MAX_FDS / 2 || f->nfds != 2 * a->n_queues) {
+		bh_err("activate: %u fds for %zu queues", f->nfds, a->n_queues);
+		return -EPROTO;
+	}
+	c->state = WS_ACTIVE;
+	w->active = true;
+	w->nq = w->num_queues;
+	if (!activation_valid(w, a, why, sizeof(why))) {
+		bh_worker_needs_reset(w, "activation refused: %s", why);
+		return 0;
+	}
+	w->driver_features = a->driver_features;
+	for (size_t i = 0; i < a->n_queues; i++) {
+		const Bh__VirtQueue *q = a->queues[i];
+		unsigned int qi = q->index;
+
+		/* A queue the driver left disabled is not served; its fds go
+		 * with the frame. */
+		if (!q->enabled)
+			continue;
+		w->kick_fd[qi] = bh_frame_take_fd(f, (unsigned int)(2 * i));
+		w->call_fd[qi] = bh_frame_take_fd(f, (unsigned int)(2 * i + 1));
+		r = bh_vq_init(&w->vq[qi], &w->mem, (uint16_t)q->size, q->desc,
+			       q->avail, q->used, a->driver_features,
+			       w->kick_fd[qi], w->call_fd[qi]);
+		if (r < 0) {
+			bh_worker_needs_reset(w, "queue %u: %s", qi,
+					      w->vq[qi].why);
+			return 0;
+		}
+	}
+	bh_debug("activated: features 0x%llx, %zu queues",
+		 (unsigned long long)w->driver_features, a->n_queues);
+	if (w->ops->activate) {
+		r = w->ops->activate(w);
+		if (r < 0) {
+			bh_worker_needs_reset(w, "activation failed: %s",
+					      strerror(-r));
+			return 0;
+		}
+	}
+	/* Buffers the driver added before the device was live were kicked
+	 * into the eventfd already, but look once anyway: a kick is only a
+	 * hint. */
+	for (unsigned int q = 0; q < w->nq && !w->needs_reset; q++) {
+		if (w->vq[q].ready) {
+			w->ops->queue_notify(w, q);
+			check_broken(w);
+		}
+	}
+	return 0;
+}
+
+static int h_reset(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	Bh__VirtioDeviceRef done = BH__VIRTIO_DEVICE_REF__INIT;
+	struct worker_ctx *c = ctx;
+	struct bh_worker *w = &c->w;
+
+	if (c->state == WS_ACTIVE && w->ops->reset)
+		w->ops->reset(w);
+	queues_teardown(w);
+	c->state = WS_READY;
+	return worker_send(w, BH__MSG_TYPE__MSG_DEVICE_RESET_DONE, &done.base);
+}
+
+static int h_config_write(void *ctx, const ProtobufCMessage *m,
+			  struct bh_frame *f)
+{
+	const Bh__VirtioConfigWrite *cw = (const Bh__VirtioConfigWrite *)m;
+	struct worker_ctx *c = ctx;
+	struct bh_worker *w = &c->w;
+
+	/* Offset and length come from the guest's MMIO write. */
+	if (cw->offset > w->config_len ||
+	    cw->data.len > w->config_len - cw->offset) {
+		bh_log_ratelimited(BH_LOG_WARN,
+				   "config write of %zu bytes at %u outside "
+				   "the %zu-byte config space: ignored",
+				   cw->data.len, cw->offset, w->config_len);
+		return 0;
+	}
+	if (w->ops->config_write && cw->data.len > 0)
+		w->ops->config_write(w, cw->offset, cw->data.data,
+				     cw->data.len);
+	return 0;
+}
+
+static int h_counters(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	struct worker_ctx *c = ctx;
+	struct bh_worker *w = &c->w;
+	Bh__Counters msg = BH__COUNTERS__INIT;
+	Bh__Counter cs[BH_WORKER_MAX_COUNTERS];
+	Bh__Counter *ptrs[BH_WORKER_MAX_COUNTERS];
+
+	for (unsigned int i = 0; i < w->ncounters; i++) {
+		bh__counter__init(&cs[i]);
+		cs[i].name = (char *)w->counters[i].name;
+		cs[i].value = w->counters[i].value;
+		ptrs[i] = &cs[i];
+	}
+	msg.n_counters = w->ncounters;
+	msg.counters = ptrs;
+	return worker_send(w, BH__MSG_TYPE__MSG_COUNTERS, &msg.base);
+}
+
+static int h_quit(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	struct worker_ctx *c = ctx;
+
+	c->quit = true;
+	return 0;
+}
+
+#define SERVING (BH_STATE(WS_READY) | BH_STATE(WS_ACTIVE))
+
+static const struct bh_handler worker_handlers[] = {
+	{ BH__MSG_TYPE__MSG_WORKER_SETUP, BH_STATE(WS_SETUP), BH_NFDS_VARIABLE,
+	  &bh__worker_setup__descriptor, h_setup, "worker-setup" },
+	{ BH__MSG_TYPE__MSG_DEVICE_ACTIVATE, BH_STATE(WS_READY),
+	  BH_NFDS_VARIABLE, &bh__device_activate__descriptor, h_activate,
+	  "device-activate" },
+	{ BH__MSG_TYPE__MSG_DEVICE_RESET, SERVING, 0,
+	  &bh__virtio_device_ref__descriptor, h_reset, "device-reset" },
+	{ BH__MSG_TYPE__MSG_DEVICE_CONFIG_WRITE, SERVING, 0,
+	  &bh__virtio_config_write__descriptor, h_config_write,
+	  "device-config-write" },
+	{ BH__MSG_TYPE__MSG_COUNTERS_REQUEST, SERVING, 0,
+	  &bh__virtio_device_ref__descriptor, h_counters, "counters-request" },
+	{ BH__MSG_TYPE__MSG_QUIT, SERVING | BH_STATE(WS_SETUP), 0,
+	  &bh__quit__descriptor, h_quit, "quit" },
+};
+
+/* ---- sandbox ------------------------------------------------------------- */
+
+/* Empties the capability sets again: the new user namespace handed us a
+ * full set in it, which nothing after the mounts needs. libcap-ng reads
+ * /proc, which the empty root no longer has, so this uses the syscalls. */
+static int drop_ns_caps(void)
+{
+	struct __user_cap_header_struct hdr = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+		.pid = 0,
+	};
+	struct __user_cap_data_struct data[2];
+
+	for (int cap = 0; cap <= CAP_LAST_CAP; cap++) {
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+			return -errno;
+	}
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capset, &hdr, data) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Makes an empty, read-only tmpfs our root so that no host path can be
+ * named, even by a syscall the filter would allow. */
+static int empty_root(const char **step)
+{
+	static const char *const mount_points[] = { "/tmp", "/proc", "/" };
+	const char *dir = NULL;
+
+	*step = "making mounts private";
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return -errno;
+	*step = "mounting a tmpfs";
+	for (size_t i = 0; i < BH_ARRAY_SIZE(mount_points) && !dir; i++) {
+		if (mount("bulkhead", mount_points[i], "tmpfs",
+			  MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
+			  "size=4k,nr_inodes=1,mode=0555") == 0)
+			dir = mount_points[i];
+	}
+	if (!dir)
+		return -errno;
+	*step = "entering the tmpfs";
+	if (chdir(dir) < 0)
+		return -errno;
+	/* pivot_root(".", ".") stacks the old root on the new one, and the
+	 * detach then drops it: no directory for the old root is needed.
+	 * Where pivot_root is refused (an initramfs root), chroot still
+	 * hides the host's paths. */
+	if (syscall(SYS_pivot_root, ".", ".") == 0) {
+		*step = "detaching the old root";
+		if (umount2(".", MNT_DETACH) < 0)
+			return -errno;
+	} else {
+		*step = "chroot";
+		if (chroot(".") < 0)
+			return -errno;
+	}
+	*step = "chdir";
+	if (chdir("/") < 0)
+		return -errno;
+	return 0;
+}
+
+/*
+ * Namespaces where the host allows them. A new user namespace needs no
+ * privilege and gives us the right to make the others; container runtimes
+ * often refuse it, and then the worker goes on with the seccomp filter alone.
+ * No PID namespace: it would take a fork, and the controller watches this
+ * pid.
+ */
+static void enter_namespaces(void)
+{
+	static const struct {
+		int flag;
+		const char *name;
+	} ns[] = {
+		{ CLONE_NEWNS, "mount" },
+		{ CLONE_NEWNET, "network" },
+		{ CLONE_NEWIPC, "IPC" },
+		{ CLONE_NEWUTS, "UTS" },
+	};
+	char refused[64] = "";
+	bool have_mnt = false;
+	const char *step;
+	int r;
+
+	if (unshare(CLONE_NEWUSER) < 0) {
+		bh_warn("sandbox: user namespace refused (%s): no mount, "
+			"network, IPC or UTS namespace, no empty root",
+			strerror(errno));
+		return;
+	}
+	for (size_t i = 0; i < BH_ARRAY_SIZE(ns); i++) {
+		if (unshare(ns[i].flag) == 0) {
+			have_mnt |= ns[i].flag == CLONE_NEWNS;
+			continue;
+		}
+		snprintf(refused + strlen(refused),
+			 sizeof(refused) - strlen(refused), "%s%s",
+			 refused[0] ? ", " : "", ns[i].name);
+	}
+	if (refused[0])
+		bh_warn("sandbox: namespaces refused: %s", refused);
+	if (have_mnt) {
+		r = empty_root(&step);
+		if (r < 0)
+			bh_warn("sandbox: no empty root (%s: %s)", step,
+				strerror(-r));
+	}
+	r = drop_ns_caps();
+	if (r < 0)
+		bh_warn("sandbox: capabilities in the user namespace remain: "
+			"%s",
+			strerror(-r));
+	bh_debug("sandbox: in new user, %s namespaces%s",
+		 refused[0] ? "some" : "mount, network, IPC and UTS",
+		 have_mnt ? " with an empty root" : "");
+}
+
+/* Allows syscall nr when argument arg, masked, equals value. Spelt out
+ * rather than through SCMP_A*(), whose partial initialisers trip
+ * -Wmissing-field-initializers. */
+static int allow_if(scmp_filter_ctx ctx, int nr, unsigned int arg,
+		    uint64_t mask, uint64_t value)
+{
+	struct scmp_arg_cmp cmp = {
+		.arg = arg,
+		.op = SCMP_CMP_MASKED_EQ,
+		.datum_a = mask,
+		.datum_b = value,
+	};
+
+	return seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, 1, &cmp);
+}
+
+static unsigned int count_names(const char *const *names)
+{
+	unsigned int n = 0;
+
+	while (names && names[n])
+		n++;
+	return n;
+}
+
+static int seccomp_install(const struct bh_device_ops *ops)
+{
+	scmp_filter_ctx ctx;
+	unsigned int n;
+	int r;
+
+	ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+	if (!ctx)
+		return -ENOMEM;
+	/* Covers any thread a library may have started. */
+	r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
+	if (r < 0)
+		goto out;
+	r = bh_seccomp_allow_list(ctx, worker_syscalls);
+	if (r < 0)
+		goto out;
+	if (ops->extra_syscalls) {
+		r = bh_seccomp_allow_list(ctx, ops->extra_syscalls);
+		if (r < 0)
+			goto out;
+	}
+	r = allow_if(ctx, SCMP_SYS(mmap), 2, PROT_EXEC, 0);
+	if (r < 0)
+		goto out;
+	r = allow_if(ctx, SCMP_SYS(mprotect), 2, PROT_EXEC, 0);
+	if (r < 0)
+		goto out;
+	/* Counted before loading: nothing may log after a failed load. */
+	n = count_names(worker_syscalls) + count_names(ops->extra_syscalls) + 2;
+	r = seccomp_load(ctx);
+	if (r == 0)
+		bh_debug("seccomp: %u system calls allowed (%u of them for "
+			 "this device), mmap and mprotect without PROT_EXEC",
+			 n, count_names(ops->extra_syscalls));
+out:
+	if (r < 0)
+		bh_err("cannot install the seccomp filter: %s", strerror(-r));
+	seccomp_release(ctx);
+	return r;
+}
+
+/* In the order DESIGN.md gives: capabilities, no_new_privs, namespaces,
+ * seccomp. */
+static int enter_sandbox(struct bh_worker *w)
+{
+	int r;
+
+	r = bh_sandbox_drop_caps();
+	if (r == 0)
+		r = bh_sandbox_no_new_privs();
+	if (r < 0) {
+		bh_err("cannot enter the sandbox: %s", strerror(-r));
+		return r;
+	}
+	enter_namespaces();
+	return seccomp_install(w->ops);
+}
+
+/* ---- main loop ----------------------------------------------------------- */
+
+static void on_kick(struct bh_worker *w, unsigned int q)
+{
+	int r = bh_vq_drain_kick(&w->vq[q]);
+
+	if (r < 0 && r != -EAGAIN) {
+		bh_worker_needs_reset(w, "queue %u: kick eventfd: %s", q,
+				      strerror(-r));
+		return;
+	}
+	if (w->needs_reset || w->vq[q].broken)
+		return;
+	w->ops->queue_notify(w, q);
+	check_broken(w);
+}
+
+static int serve(struct worker_ctx *c)
+{
+	struct bh_worker *w = &c->w;
+	struct pollfd pfd[1 + BH_WORKER_MAX_QUEUES + WORKER_MAX_POLL_FDS];
+	unsigned int pq[BH_WORKER_MAX_QUEUES];
+	struct bh_frame_reader reader;
+	struct bh_frame frame;
+	int r = 0;
+
+	bh_frame_reader_init(&reader, BH_FRAME_MAX_BODY);
+	while (!c->quit) {
+		unsigned int n = 1, nkick = 0, nextra = 0;
+		int extra[WORKER_MAX_POLL_FDS];
+		const char *name = NULL;
+		uint16_t type;
+
+		pfd[0] = (struct pollfd){ .fd = w->ctl, .events = POLLIN };
+		/* A device in NEEDS_RESET is left alone until the reset. */
+		if (c->state == WS_ACTIVE && !w->needs_reset) {
+			for (unsigned int q = 0; q < w->nq; q++) {
+				if (!w->vq[q].ready || w->vq[q].broken)
+					continue;
+				pq[nkick++] = q;
+				pfd[n++] = (struct pollfd){ .fd = w->kick_fd[q],
+							    .events = POLLIN };
+			}
+		}
+		if (c->state != WS_SETUP && w->ops->poll_fds) {
+			nextra =
+			    w->ops->poll_fds(w, extra, WORKER_MAX_POLL_FDS);
+			if (nextra > WORKER_MAX_POLL_FDS)
+				nextra = WORKER_MAX_POLL_FDS;
+			for (unsigned int i = 0; i < nextra; i++)
+				pfd[n++] = (struct pollfd){ .fd = extra[i],
+							    .events = POLLIN };
+		}
+
+		if (poll(pfd, n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			bh_err("poll: %s", strerror(-r));
+			break;
+		}
+		for (unsigned int i = 0; i < nkick; i++) {
+			if (pfd[1 + i].revents && c->state == WS_ACTIVE)
+				on_kick(w, pq[i]);
+		}
+		for (unsigned int i = 0; i < nextra; i++) {
+			if (pfd[1 + nkick + i].revents && w->ops->fd_ready) {
+				w->ops->fd_ready(w, extra[i]);
+				check_broken(w);
+			}
+		}
+		if (!(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		r = bh_frame_read(w->ctl, &reader, &frame);
+		if (r == 0)
+			continue;
+		if (r < 0) {
+			if (r != -EPIPE)
+				bh_err("control socket: %s", strerror(-r));
+			break;
+		}
+		type = frame.type;
+		r = bh_dispatch(worker_handlers, BH_ARRAY_SIZE(worker_handlers),
+				c->state, &frame, c, &name);
+		if (r < 0) {
+			bh_err("message %s (type %u) failed: %s",
+			       name ? name : "?", type, strerror(-r));
+			break;
+		}
+	}
+	bh_frame_reader_reset(&reader);
+	return r;
+}
+
+/* ---- start-up ------------------------------------------------------------ */
+
+static void usage(const struct bh_device_ops *ops)
+{
+	fprintf(stderr,
+		"usage: bulkhead-dev-%s --id ID [--log-level LEVEL] "
+		"[--selftest-open PATH]\n"
+		"Started by bulkhead with its control socket on fd 3; not "
+		"meant to be run by hand.\n"
+		"--selftest-open PATH is a self-test of the sandbox: once "
+		"sandboxed, open PATH,\n"
+		"which must get the worker killed by its seccomp filter.\n",
+		ops->name);
+}
+
+static int parse_args(struct worker_ctx *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "id", required_argument, NULL, 'i' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "selftest-open", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const struct bh_device_ops *ops = c->w.ops;
+	char prefix[128]; /* the logger keeps 63 bytes of it */
+	enum bh_log_level level;
+	int opt;
+
+	snprintf(prefix, sizeof(prefix), "dev-%s", ops->name);
+	bh_log_init(prefix);
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'i':
+			snprintf(c->w.id, sizeof(c->w.id), "%s", optarg);
+			snprintf(prefix, sizeof(prefix), "dev-%s/%s", ops->name,
+				 c->w.id);
+			bh_log_init(prefix);
+			break;
+		case 'l':
+			if (bh_log_parse_level(optarg, &level) < 0) {
+				usage(ops);
+				return -EINVAL;
+			}
+			bh_log_set_level(level);
+			break;
+		case 's':
+			c->selftest_open = optarg;
+			break;
+		default:
+			usage(ops);
+			return -EINVAL;
+		}
+	}
+	if (optind != argc) {
+		usage(ops);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int bh_worker_main(int argc, char **argv, const struct bh_device_ops *ops)
+{
+	struct worker_ctx *c;
+	struct stat st;
+	int r, status;
+
+	/* The context holds a request's worth of iovecs per queue: too big
+	 * for the stack. */
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return 1;
+	c->w.ops = ops;
+	c->w.ctl = BH_CHILD_FD_CONTROL;
+	c->state = WS_SETUP;
+	for (unsigned int q = 0; q < BH_WORKER_MAX_QUEUES; q++) {
+		c->w.kick_fd[q] = c->w.call_fd[q] = -1;
+		c->w.vq[q].kick_fd = c->w.vq[q].call_fd = -1;
+	}
+	/* A backend pipe whose reader left must not kill us; writes see
+	 * EPIPE. */
+	signal(SIGPIPE, SIG_IGN);
+
+	if (parse_args(c, argc, argv) < 0) {
+		status = 2;
+		goto out;
+	}
+	if (fstat(c->w.ctl, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+		bh_err("fd %d is not the control socket", c->w.ctl);
+		status = 2;
+		goto out;
+	}
+	{
+		char role[32];
+
+		snprintf(role, sizeof(role), "dev-%s", ops->name);
+		r = bh_hello_exchange(c->w.ctl, role, "controller");
+	}
+	if (r < 0) {
+		bh_err("handshake with the controller failed: %s",
+		       strerror(-r));
+		status = 1;
+		goto out;
+	}
+	r = serve(c);
+	/* EOF from the controller or QUIT: a clean end. */
+	status = (r < 0 && r != -EPIPE) ? 1 : 0;
+	if (c->state == WS_ACTIVE && ops->reset)
+		ops->reset(&c->w);
+	queues_teardown(&c->w);
+	bh_gmem_unmap(&c->w.mem);
+out:
+	free(c);
+	return status;
+}

@@ -14,15 +14,15 @@
 #include "virtqueue.h"
 #include "proto/internal.pb-c.h"
 
-#define BH_WORKER_MAX_QUEUES 16
-#define BH_VIRTIO_CONFIG_MAX 256
+#define BH_WORKER_MAX_QUEUES   16
+#define BH_VIRTIO_CONFIG_MAX   256
 #define BH_WORKER_MAX_COUNTERS 16
 
 struct bh_worker;
 
 struct bh_device_ops {
-	const char *name;        /* "blk": log prefix dev-blk/<id> */
-	uint32_t device_type;    /* virtio device id */
+	const char *name;     /* "blk": log prefix dev-blk/<id> */
+	uint32_t device_type; /* virtio device id */
 	/* WorkerSetup.backend must be this case. */
 	Bh__WorkerSetup__BackendCase backend;
 	/*
@@ -65,7 +65,7 @@ struct bh_worker {
 
 	bool active;
 	bool needs_reset;
-	unsigned int nq;                /* queues set up by activate */
+	unsigned int nq; /* queues set up by activate */
 	struct bh_vq vq[BH_WORKER_MAX_QUEUES];
 	int kick_fd[BH_WORKER_MAX_QUEUES];
 	int call_fd[BH_WORKER_MAX_QUEUES];
@@ -88,7 +88,11 @@ int bh_worker_main(int argc, char **argv, const struct bh_device_ops *ops);
  * worker keeps running and ignores the queues until reset.
  */
 void bh_worker_needs_reset(struct bh_worker *w, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
+
+/* Sends the whole config space (w->config) to the controller after the
+ * device changed it; notify raises a config-change interrupt. 0 or -errno. */
+int bh_worker_config_update(struct bh_worker *w, bool notify);
 
 /* Adds to a named counter reported by MSG_COUNTERS ("read_bytes", ...);
  * name must be a static string. */
