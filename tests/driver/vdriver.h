@@ -1,0 +1,237 @@
+/*
+ * A virtio driver without KVM: plays the guest's and the controller's part
+ * against a real device worker process, for tests and benchmarks. Guest RAM
+ * is a sealed memfd mapped here and in the worker; queues, descriptors and
+ * rings are written here as a guest would, and the worker's control messages
+ * are read and answered as the controller would.
+ *
+ * Every function returns 0 (or a count) or -errno; every wait has a timeout
+ * in milliseconds so that a broken worker fails a test instead of hanging
+ * it. The per-request path (add, kick, wait, get_used) never allocates.
+ */
+#ifndef BH_TESTS_VDRIVER_H
+#define BH_TESTS_VDRIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "proto/internal.pb-c.h"
+
+#define BH_VDRIVER_MAX_QUEUES	16
+#define BH_VDRIVER_CONFIG_MAX	256
+#define BH_VDRIVER_MAX_COUNTERS 32
+/* Indirect table entries per head that bh_vdriver_add can build. */
+#define BH_VDRIVER_MAX_INDIRECT 64
+/* Guest RAM below this is the test's own; the allocator starts here. */
+#define BH_VDRIVER_ALLOC_BASE 0x100000ULL
+/* Where high RAM starts when cfg->high_ram_size is set. */
+#define BH_VDRIVER_HIGH_BASE 0x100000000ULL
+/* A reasonable default for waits in tests. */
+#define BH_VDRIVER_TIMEOUT_MS 5000
+
+/* Split-ring descriptor flags (virtio 1.x, 2.7.5). */
+#define BH_VRING_DESC_F_NEXT	 1
+#define BH_VRING_DESC_F_WRITE	 2
+#define BH_VRING_DESC_F_INDIRECT 4
+
+struct bh_vdriver;
+
+struct bh_vdriver_cfg {
+	const char *binary; /* path of bulkhead-dev-<type> */
+	Bh__WorkerSetup__BackendCase type;
+	/* Bh__BlkSetup, Bh__ConsoleSetup or Bh__RngSetup as type says;
+	 * NULL sends the defaults. Borrowed. */
+	const void *backend;
+	/* Sent after the memfd in WORKER_SETUP; borrowed. */
+	const int *backend_fds;
+	unsigned int n_backend_fds;
+	uint64_t ram_size;	   /* guest RAM at 0, page multiple */
+	uint64_t high_ram_size;	   /* 0, or more RAM at BH_VDRIVER_HIGH_BASE */
+	const char *id;		   /* NULL: "vdrv0" */
+	const char *log_level;	   /* NULL: "warn" */
+	const char *selftest_open; /* --selftest-open PATH, or NULL */
+};
+
+/* What WORKER_READY said about the device. */
+struct bh_vdriver_info {
+	uint32_t device_type;
+	uint64_t device_features;
+	uint32_t num_queues;
+	uint32_t max_queue_size;
+	uint8_t config[BH_VDRIVER_CONFIG_MAX];
+	size_t config_len;
+};
+
+/* One buffer of a chain, in guest RAM. */
+struct bh_vdriver_buf {
+	uint64_t gpa;
+	uint32_t len;
+	bool writable;
+};
+
+/* A used-ring entry. */
+struct bh_vdriver_used {
+	uint32_t id;
+	uint32_t len;
+};
+
+/* One queue as DeviceActivate describes it (for bh_vdriver_activate_raw). */
+struct bh_vdriver_vq_addr {
+	uint32_t index;
+	uint32_t size;
+	uint64_t desc;
+	uint64_t avail;
+	uint64_t used;
+	bool enabled;
+};
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+/*
+ * Creates guest RAM (sealed memfd), the socketpair and the worker process,
+ * and does the handshake. *out is freed by bh_vdriver_stop, also on a later
+ * failure. cfg->backend and cfg->backend_fds must stay valid until
+ * bh_vdriver_setup.
+ */
+int bh_vdriver_spawn(const struct bh_vdriver_cfg *cfg, struct bh_vdriver **out);
+/* Sends WORKER_SETUP and reads WORKER_READY into the device info. */
+int bh_vdriver_setup(struct bh_vdriver *d, int timeout_ms);
+/* spawn + setup; on failure nothing is left (the worker is killed). */
+int bh_vdriver_start(const struct bh_vdriver_cfg *cfg, struct bh_vdriver **out);
+
+/*
+ * Sends QUIT, waits for the worker to exit (kills it after timeout_ms) and
+ * frees everything. *status (may be NULL) gets the wait status. 0 if the
+ * worker exited with status 0, -ETIMEDOUT if it had to be killed, -ECHILD
+ * for any other end (see the status). d may be NULL.
+ */
+int bh_vdriver_stop(struct bh_vdriver *d, int timeout_ms, int *status);
+
+/* Waits for the worker to exit by itself. 0 with *status, or -ETIMEDOUT. */
+int bh_vdriver_wait_exit(struct bh_vdriver *d, int timeout_ms, int *status);
+/* True while the worker process has not exited. */
+bool bh_vdriver_alive(struct bh_vdriver *d);
+/* Describes the worker's exit ("killed by signal 31 (Bad system call)"),
+ * or "running". */
+const char *bh_vdriver_describe_exit(struct bh_vdriver *d, char *buf,
+				     size_t len);
+pid_t bh_vdriver_pid(const struct bh_vdriver *d);
+
+const struct bh_vdriver_info *bh_vdriver_info(const struct bh_vdriver *d);
+
+/* ---- guest RAM ----------------------------------------------------------- */
+
+/* Host pointer for [gpa, gpa + len) if it lies in one region, else NULL. */
+void *bh_vdriver_gpa(struct bh_vdriver *d, uint64_t gpa, uint64_t len);
+/* Bump allocator in low RAM from BH_VDRIVER_ALLOC_BASE; memory is zeroed.
+ * align is a power of two. 0 or -ENOMEM. */
+int bh_vdriver_alloc(struct bh_vdriver *d, uint64_t size, uint64_t align,
+		     uint64_t *gpa);
+
+/* ---- queues and activation ----------------------------------------------- */
+
+/*
+ * Sets up queue q of size entries (power of two) with its rings at the given
+ * guest addresses (zeroed here), and reserves indirect tables for it.
+ * -EFAULT if a ring is not in guest RAM.
+ */
+int bh_vdriver_queue_setup(struct bh_vdriver *d, unsigned int q, uint16_t size,
+			   uint64_t desc, uint64_t avail, uint64_t used);
+/* Same with the rings placed by the allocator. */
+int bh_vdriver_queue_alloc(struct bh_vdriver *d, unsigned int q, uint16_t size);
+
+/*
+ * Sends DEVICE_ACTIVATE with driver_features and every queue set up, in
+ * index order, each with a fresh kick and call eventfd. There is no reply:
+ * use bh_vdriver_sync to see whether the worker objected.
+ */
+int bh_vdriver_activate(struct bh_vdriver *d, uint64_t driver_features);
+/* Sends DEVICE_ACTIVATE with exactly these queue entries; entry i gets
+ * fresh eventfds that the driver's queue i uses from then on. */
+int bh_vdriver_activate_raw(struct bh_vdriver *d, uint64_t driver_features,
+			    const struct bh_vdriver_vq_addr *qs,
+			    unsigned int n);
+
+/* ---- requests ------------------------------------------------------------ */
+
+#define BH_VDRIVER_INDIRECT 1u /* one descriptor pointing at a table */
+
+/*
+ * Writes a chain of n buffers (direct, or indirect with BH_VDRIVER_INDIRECT)
+ * and publishes its head in the avail ring with a release barrier. No kick.
+ * -ENOSPC if the queue has too few free descriptors, -EINVAL for a bad
+ * argument. *head (may be NULL) gets the chain's head.
+ */
+int bh_vdriver_add(struct bh_vdriver *d, unsigned int q,
+		   const struct bh_vdriver_buf *bufs, unsigned int n,
+		   unsigned int flags, uint16_t *head);
+/* Signals the kick eventfd. */
+int bh_vdriver_kick(struct bh_vdriver *d, unsigned int q);
+/* Kicks only if the device asked for it (EVENT_IDX or NO_NOTIFY). Returns
+ * 1 if it kicked, 0 if not. */
+int bh_vdriver_kick_if_needed(struct bh_vdriver *d, unsigned int q);
+/* add + kick. */
+int bh_vdriver_submit(struct bh_vdriver *d, unsigned int q,
+		      const struct bh_vdriver_buf *bufs, unsigned int n,
+		      unsigned int flags, uint16_t *head);
+
+/* Takes the next used entry without waiting: 1, 0 if none, -EPROTO if the
+ * device returned an id that is not an outstanding head (unless raw heads
+ * were published since the last reset: then 1). */
+int bh_vdriver_get_used(struct bh_vdriver *d, unsigned int q,
+			struct bh_vdriver_used *out);
+/*
+ * Waits for the next used entry (call eventfd and control socket polled).
+ * 1 with the entry, -ETIMEDOUT, -EIO if the worker sent NEEDS_RESET (see
+ * bh_vdriver_needs_reset), -EPIPE if the worker is gone.
+ */
+int bh_vdriver_wait_used(struct bh_vdriver *d, unsigned int q, int timeout_ms,
+			 struct bh_vdriver_used *out);
+/* Drains the call eventfd; returns the number of calls seen since the last
+ * bh_vdriver_calls (including those drained while waiting). */
+uint64_t bh_vdriver_calls(struct bh_vdriver *d, unsigned int q);
+/* Descriptors still free in queue q. */
+unsigned int bh_vdriver_num_free(const struct bh_vdriver *d, unsigned int q);
+
+/* ---- corrupting rings on purpose ----------------------------------------- */
+
+int bh_vdriver_write_desc(struct bh_vdriver *d, unsigned int q, uint16_t idx,
+			  uint64_t addr, uint32_t len, uint16_t flags,
+			  uint16_t next);
+/* A descriptor anywhere in guest RAM (an indirect table of one's own). */
+int bh_vdriver_write_desc_at(struct bh_vdriver *d, uint64_t gpa, uint64_t addr,
+			     uint32_t len, uint16_t flags, uint16_t next);
+/* Puts head in the next avail slot and advances avail->idx (no checks). */
+int bh_vdriver_publish_raw(struct bh_vdriver *d, unsigned int q, uint16_t head);
+/* Sets avail->idx to any value. */
+int bh_vdriver_set_avail_idx(struct bh_vdriver *d, unsigned int q,
+			     uint16_t idx);
+
+/* ---- control messages ---------------------------------------------------- */
+
+/* Sends DEVICE_CONFIG_WRITE {offset, data}. */
+int bh_vdriver_config_write(struct bh_vdriver *d, uint32_t offset,
+			    const void *data, size_t len);
+/* Sends DEVICE_RESET, waits for DEVICE_RESET_DONE, and clears the driver's
+ * queues (rings zeroed, eventfds closed, NEEDS_RESET forgotten). */
+int bh_vdriver_reset(struct bh_vdriver *d, int timeout_ms);
+/* Sends COUNTERS_REQUEST and waits for COUNTERS. Since the worker answers in
+ * order, anything it sent about earlier messages (NEEDS_RESET, ERROR) has
+ * been seen when this returns. */
+int bh_vdriver_sync(struct bh_vdriver *d, int timeout_ms);
+/* A counter from the last COUNTERS: 0 or -ENOENT. */
+int bh_vdriver_counter(const struct bh_vdriver *d, const char *name,
+		       uint64_t *value);
+/* Reads and handles control frames for up to timeout_ms (0: only what is
+ * there). 0, or -EPIPE if the worker is gone. */
+int bh_vdriver_poll(struct bh_vdriver *d, int timeout_ms);
+
+/* The reason of the last NEEDS_RESET since start or reset, or NULL. */
+const char *bh_vdriver_needs_reset(const struct bh_vdriver *d);
+/* Number of MSG_ERROR frames seen, and the last one's message (or NULL). */
+unsigned int bh_vdriver_errors(const struct bh_vdriver *d,
+			       const char **last_message);
+
+#endif
