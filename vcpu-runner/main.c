@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -254,22 +255,35 @@ static int serve(struct runner *rn)
 
 	bh_frame_reader_init(&reader, BH_FRAME_MAX_BODY);
 	while (!rn->quit) {
-		struct pollfd pfd = { .fd = rn->ctl, .events = POLLIN };
+		struct pollfd pfds[2] = {
+			{ .fd = rn->ctl, .events = POLLIN },
+			{ .fd = rn->wake_fd, .events = POLLIN },
+		};
+		struct pollfd *pfd = &pfds[0];
+		uint64_t wakes;
 		int timeout = rn->have_uart && bh_uart_tx_pending(&rn->uart)
 				  ? SERIAL_FLUSH_MS
 				  : -1;
 		const char *name = NULL;
 		uint16_t type;
 
-		if (poll(&pfd, 1, timeout) < 0) {
+		if (poll(pfds, 2, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			r = -errno;
 			break;
 		}
-		if (rn->have_uart)
+		if (pfds[1].revents & POLLIN) {
+			/* Output just started: give it time to become a line. */
+			if (read(rn->wake_fd, &wakes, sizeof(wakes)) < 0 &&
+			    errno != EAGAIN)
+				bh_warn("wake-up eventfd: %s", strerror(errno));
+			if (!(pfd->revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+		} else if (rn->have_uart) {
 			bh_uart_flush(&rn->uart);
-		if (!(pfd.revents & (POLLIN | POLLHUP | POLLERR)))
+		}
+		if (!(pfd->revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
 		r = bh_frame_read(rn->ctl, &reader, &frame);
 		if (r == 0)
@@ -304,6 +318,11 @@ int main(int argc, char **argv)
 	memset(&rn, 0, sizeof(rn));
 	rn.ctl = BH_CHILD_FD_CONTROL;
 	rn.kvm = rn.vm = -1;
+	rn.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (rn.wake_fd < 0) {
+		bh_err("eventfd: %s", strerror(errno));
+		return 1;
+	}
 	pthread_mutex_init(&rn.send_lock, NULL);
 	signal(SIGPIPE, SIG_IGN);
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 #include <bulkhead/log.h>
 #include <bulkhead/platform.h>
@@ -32,9 +33,22 @@ static void uart_output(void *opaque, const uint8_t *data, size_t len)
 		bh_log_ratelimited(BH_LOG_WARN, "serial output lost");
 }
 
+/* Wakes the main loop, which sends a partial line (a prompt) after a short
+ * delay unless a newline sends it first. */
+static void uart_tx_pending(void *opaque)
+{
+	struct runner *rn = opaque;
+	uint64_t one = 1;
+
+	if (write(rn->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		bh_log_ratelimited(BH_LOG_WARN, "cannot wake the main loop: %s",
+				   strerror(errno));
+}
+
 static const struct bh_uart_ops uart_ops = {
 	.set_irq = uart_set_irq,
 	.output = uart_output,
+	.tx_pending = uart_tx_pending,
 };
 
 static uint32_t uart_io_read(void *opaque, unsigned int off, unsigned int size)

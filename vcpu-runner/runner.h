@@ -35,7 +35,8 @@ struct bh_vcpu {
 };
 
 struct runner {
-	int ctl; /* socketpair to the controller (fd 3) */
+	int ctl;     /* socketpair to the controller (fd 3) */
+	int wake_fd; /* eventfd: vCPU threads wake the main loop */
 	pthread_mutex_t send_lock;
 	enum runner_state state;
 	int quit;

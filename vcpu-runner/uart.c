@@ -110,6 +110,8 @@ static void uart_transmit(struct bh_uart *u, uint8_t c)
 	if (u->mcr & MCR_LOOP) {
 		uart_rx_push(u, c);
 	} else {
+		if (u->tx_len == 0 && u->ops && u->ops->tx_pending)
+			u->ops->tx_pending(u->opaque);
 		u->tx[u->tx_len++] = c;
 		/* Whole lines go out at once; partial lines wait for the
 		 * runner's periodic flush so a prompt still appears. */

@@ -16,6 +16,9 @@ struct bh_uart_ops {
 	void (*set_irq)(void *opaque, int level);
 	/* Bytes the guest transmitted. Called with the lock held. */
 	void (*output)(void *opaque, const uint8_t *data, size_t len);
+	/* The transmit buffer just became non-empty: whoever flushes partial
+	 * lines must wake up. Called with the lock held; may be NULL. */
+	void (*tx_pending)(void *opaque);
 };
 
 struct bh_uart {
