@@ -20,6 +20,7 @@
 #define VIRTIO_ID_RNG 4
 #define F_VERSION_1   (1ULL << 32)
 #define F_INDIRECT    (1ULL << 28)
+#define F_EVENT_IDX   (1ULL << 29)
 #define QSIZE	      64
 
 struct rng_fixture {
@@ -179,6 +180,51 @@ static void test_batch(void **state)
 	assert_int_equal(bh_vdriver_num_free(d, 0), QSIZE);
 }
 
+/* With EVENT_IDX both sides suppress notifications; requests sent with
+ * bh_vdriver_kick_if_needed must still all complete, one after another and
+ * in bursts. */
+static void test_event_idx(void **state)
+{
+	struct rng_fixture *fx = *state;
+	struct bh_vdriver *d = fx->d;
+	const uint64_t feat = F_VERSION_1 | F_EVENT_IDX;
+	struct bh_vdriver_used u;
+	unsigned int i, j, kicks = 0;
+
+	assert_true(bh_vdriver_info(d)->device_features & F_EVENT_IDX);
+	assert_int_equal(bh_vdriver_queue_alloc(d, 0, QSIZE), 0);
+	assert_int_equal(bh_vdriver_activate(d, feat), 0);
+	assert_int_equal(bh_vdriver_sync(d, BH_VDRIVER_TIMEOUT_MS), 0);
+	for (i = 0; i < 3 * QSIZE; i++) {
+		struct bh_vdriver_buf b = { fx->buf, 16, true };
+		int r;
+
+		assert_int_equal(bh_vdriver_add(d, 0, &b, 1, 0, NULL), 0);
+		r = bh_vdriver_kick_if_needed(d, 0);
+		assert_true(r >= 0);
+		kicks += (unsigned int)r;
+		assert_int_equal(
+		    bh_vdriver_wait_used(d, 0, BH_VDRIVER_TIMEOUT_MS, &u), 1);
+		assert_int_equal(u.len, 16);
+	}
+	assert_true(kicks >= 1);
+	for (i = 0; i < 10; i++) {
+		for (j = 0; j < QSIZE / 2; j++) {
+			struct bh_vdriver_buf b = { fx->buf + 64 * j, 64,
+						    true };
+
+			assert_int_equal(bh_vdriver_add(d, 0, &b, 1, 0, NULL),
+					 0);
+		}
+		assert_true(bh_vdriver_kick_if_needed(d, 0) >= 0);
+		for (j = 0; j < QSIZE / 2; j++)
+			assert_int_equal(bh_vdriver_wait_used(
+					     d, 0, BH_VDRIVER_TIMEOUT_MS, &u),
+					 1);
+	}
+	assert_int_equal(bh_vdriver_num_free(d, 0), QSIZE);
+}
+
 static void test_counters(void **state)
 {
 	struct rng_fixture *fx = *state;
@@ -204,6 +250,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_random_bytes, rng_setup,
 						rng_teardown),
 		cmocka_unit_test_setup_teardown(test_batch, rng_setup,
+						rng_teardown),
+		cmocka_unit_test_setup_teardown(test_event_idx, rng_setup,
 						rng_teardown),
 		cmocka_unit_test_setup_teardown(test_counters, rng_setup,
 						rng_teardown),
