@@ -129,6 +129,11 @@ child_run(const char *path, char *const argv[], const struct bh_spawn_fd *fds,
 	if (getppid() != parent)
 		_exit(127);
 	child_reset_signals();
+	/* A session of its own: a terminal's ^C or a supervisor's signal to
+	 * the process group reaches the controller, which stops its children
+	 * in order, never the children directly. */
+	if (setsid() < 0)
+		child_fail("setsid", path);
 
 	for (i = 0; i < nfds; i++) {
 		if (fds[i].dst > max_dst)

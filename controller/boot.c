@@ -129,3 +129,22 @@ int bh_boot_setup_long_mode(struct bh_guest_mem *gm, uint64_t entry,
 	st->efer = EFER_LME | EFER_LMA;
 	return 0;
 }
+
+/*
+ * Code at the x86 reset vector (F000:FFF0). There is no firmware, but Linux
+ * may still jump there: on hardware-reduced ACPI it picks EFI reboot, and
+ * without EFI runtime services it falls back to a real-mode jump to the
+ * BIOS. The stub pulses the i8042 reset line instead, which ends the run
+ * with a reset like every other reboot path.
+ */
+int bh_boot_write_reset_vector(struct bh_guest_mem *gm)
+{
+	static const uint8_t stub[] = {
+		0xb0, 0xfe, /* mov al, 0xfe */
+		0xe6, 0x64, /* out 0x64, al */
+		0xf4,	    /* hlt */
+		0xeb, 0xfd, /* jmp back to hlt */
+	};
+
+	return bh_guest_mem_write(gm, BH_RESET_VECTOR_ADDR, stub, sizeof(stub));
+}

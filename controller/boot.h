@@ -20,4 +20,9 @@
 int bh_boot_setup_long_mode(struct bh_guest_mem *gm, uint64_t entry,
 			    uint64_t zero_page, Bh__VcpuState *st);
 
+/* Writes a reset stub at the real-mode reset vector (BH_RESET_VECTOR_ADDR)
+ * so that a guest jumping to "the BIOS" to reboot resets the VM. 0 or
+ * -EFAULT. */
+int bh_boot_write_reset_vector(struct bh_guest_mem *gm);
+
 #endif

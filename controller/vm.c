@@ -47,6 +47,7 @@ enum after_stop {
 	AFTER_POWEROFF,
 	AFTER_REBOOT,
 	AFTER_CRASH,
+	AFTER_SIGNAL, /* stopped by SIGINT/SIGTERM/SIGHUP */
 };
 
 struct bh_vm {
@@ -73,6 +74,7 @@ struct bh_vm {
 	struct event *ctl_ev;
 	struct event *stdin_ev;
 	struct event *sig_ev[3];
+	int signal_code; /* 128 + signal, with AFTER_SIGNAL */
 	int exit_code;
 };
 
@@ -149,6 +151,8 @@ static int vm_load(struct bh_vm *vm, Bh__VcpuState *st, char *err,
 	if (r < 0)
 		return r;
 	r = bh_boot_setup_long_mode(&vm->mem, res.entry, res.zero_page, st);
+	if (r == 0)
+		r = bh_boot_write_reset_vector(&vm->mem);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot write the boot page tables: %s",
 			 strerror(-r));
@@ -359,6 +363,9 @@ static void runner_gone(struct bh_vm *vm)
 		bh_info("guest powered off");
 		vm_finish(vm, BH_EXIT_POWEROFF);
 		break;
+	case AFTER_SIGNAL:
+		vm_finish(vm, vm->signal_code);
+		break;
 	case AFTER_REBOOT:
 		bh_info("guest reset: booting again");
 		if (vm_boot(vm) < 0)
@@ -407,6 +414,11 @@ static int h_guest_event(void *ctx, const ProtobufCMessage *m,
 	const Bh__GuestEvent *ev = (const Bh__GuestEvent *)m;
 	struct bh_vm *vm = ctx;
 
+	/* Already stopping (a signal came first): the verdict stands. */
+	if (vm->cs == CS_STOPPING) {
+		bh_debug("guest event while stopping: %s", ev->reason);
+		return 0;
+	}
 	switch (ev->kind) {
 	case BH__GUEST_EVENT__KIND__POWEROFF:
 		bh_debug("guest event: %s", ev->reason);
@@ -467,7 +479,8 @@ static const struct bh_handler runner_msgs[] = {
 	{ BH__MSG_TYPE__MSG_SERIAL_OUT,
 	  BH_STATE(CS_RUNNING) | BH_STATE(CS_STOPPING), 0,
 	  &bh__serial_data__descriptor, h_serial_out, "serial-out" },
-	{ BH__MSG_TYPE__MSG_GUEST_EVENT, BH_STATE(CS_RUNNING), 0,
+	{ BH__MSG_TYPE__MSG_GUEST_EVENT,
+	  BH_STATE(CS_RUNNING) | BH_STATE(CS_STOPPING), 0,
 	  &bh__guest_event__descriptor, h_guest_event, "guest-event" },
 	{ BH__MSG_TYPE__MSG_EXIT_STATS,
 	  BH_STATE(CS_RUNNING) | BH_STATE(CS_STOPPING), 0,
@@ -707,8 +720,15 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	struct bh_vm *vm = arg;
 
 	bh_warn("received %s: stopping the VM", strsignal((int)sig));
+	vm->signal_code = 128 + (int)sig;
+	if (vm->cs == CS_RUNNING) {
+		/* The runner reports its last statistics and exits; a second
+		 * signal, or a runner that does not go, ends it at once. */
+		send_quit(vm, AFTER_SIGNAL);
+		return;
+	}
 	runner_kill(vm);
-	vm_finish(vm, 128 + (int)sig);
+	vm_finish(vm, vm->signal_code);
 }
 
 /* libevent's own diagnostics go through our logger. */

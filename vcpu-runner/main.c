@@ -341,6 +341,7 @@ int main(int argc, char **argv)
 	r = serve(&rn);
 	if (rn.quit) {
 		runner_vcpus_stop(&rn);
+		runner_vcpus_log_state(&rn);
 		if (rn.have_uart)
 			bh_uart_flush(&rn.uart);
 		send_stats(&rn);

@@ -77,6 +77,8 @@ int runner_vcpus_create(struct runner *rn, unsigned int nvcpus,
 int runner_vcpus_start_threads(struct runner *rn);
 void runner_vcpus_release(struct runner *rn);
 void runner_vcpus_stop(struct runner *rn);
+/* Logs where each vCPU stands (debug level), e.g. when a guest hangs. */
+void runner_vcpus_log_state(struct runner *rn);
 void runner_guest_event(struct runner *rn, Bh__GuestEvent__Kind kind,
 			unsigned int vcpu, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -264,3 +264,24 @@ void runner_vcpus_stop(struct runner *rn)
 			pthread_kill(v->thread, KICK_SIGNAL);
 	}
 }
+
+void runner_vcpus_log_state(struct runner *rn)
+{
+	if (bh_log_get_level() < BH_LOG_DEBUG)
+		return;
+	for (unsigned int i = 0; i < rn->nvcpus; i++) {
+		struct kvm_regs regs;
+
+		/* The vCPU may still be leaving KVM_RUN; then the registers
+		 * cannot be read and that is said instead. */
+		if (ioctl(rn->vcpus[i].fd, KVM_GET_REGS, &regs) < 0) {
+			bh_debug("vCPU %u: registers unavailable: %s", i,
+				 strerror(errno));
+			continue;
+		}
+		bh_debug("vCPU %u: rip 0x%llx rsp 0x%llx rflags 0x%llx", i,
+			 (unsigned long long)regs.rip,
+			 (unsigned long long)regs.rsp,
+			 (unsigned long long)regs.rflags);
+	}
+}

@@ -379,6 +379,25 @@ static void test_boot_no_low_ram(void **state)
 			 -EFAULT);
 }
 
+/* The reset stub: real-mode code that pulses the i8042 reset line. */
+static void test_reset_vector(void **state)
+{
+	static const uint8_t expect[] = { 0xb0, 0xfe, 0xe6, 0x64,
+					  0xf4, 0xeb, 0xfd };
+	struct bh_guest_mem gm;
+	struct bh_mem_layout l;
+	const uint8_t *p;
+
+	(void)state;
+	assert_int_equal(bh_layout_compute(64 * MIB, &l), 0);
+	assert_int_equal(bh_guest_mem_create(&gm, &l), 0);
+	assert_int_equal(bh_boot_write_reset_vector(&gm), 0);
+	p = bh_guest_mem_ptr(&gm, 0xffff0, sizeof(expect));
+	assert_non_null(p);
+	assert_memory_equal(p, expect, sizeof(expect));
+	bh_guest_mem_destroy(&gm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -390,6 +409,7 @@ int main(void)
 		cmocka_unit_test(test_guestmem_ptr_hole),
 		cmocka_unit_test(test_boot_long_mode),
 		cmocka_unit_test(test_boot_no_low_ram),
+		cmocka_unit_test(test_reset_vector),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -97,6 +97,27 @@ static void test_child_env_empty(void **state)
 	assert_string_equal(out, "");
 }
 
+/* The child leads its own session, away from the parent's process group. */
+static void test_child_session(void **state)
+{
+	char out[4096];
+
+	assert_int_equal(run_script("set -- $(cat /proc/$$/stat); "
+				    "echo \"$1 $5 $6\" >&3",
+				    out, sizeof(out)),
+			 0);
+	/* pid, process group and session are all the child's own pid. */
+	{
+		unsigned long pid, pgrp, sid;
+
+		assert_int_equal(sscanf(out, "%lu %lu %lu", &pid, &pgrp, &sid),
+				 3);
+		assert_int_equal(pgrp, pid);
+		assert_int_equal(sid, pid);
+		assert_true(sid != (unsigned long)getsid(0));
+	}
+}
+
 static void test_child_stdio(void **state)
 {
 	char out[4096], want[2 * PATH_MAX + 64], err_target[PATH_MAX];
@@ -354,6 +375,7 @@ int main(void)
 		cmocka_unit_test(test_child_fds),
 		cmocka_unit_test(test_child_env_empty),
 		cmocka_unit_test(test_child_stdio),
+		cmocka_unit_test(test_child_session),
 		cmocka_unit_test(test_child_signals),
 		cmocka_unit_test(test_crossed_fds),
 		cmocka_unit_test(test_exec_failure),

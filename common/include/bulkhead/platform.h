@@ -20,6 +20,7 @@
 #define BH_ACPI_ADDR       0xe0000ULL /* RSDP here, the other tables after */
 #define BH_ACPI_SIZE       0x20000ULL /* 0xe0000-0xfffff, reserved in e820 */
 #define BH_HIMEM_START     0x100000ULL /* 1 MiB */
+#define BH_RESET_VECTOR_ADDR 0xffff0ULL /* F000:FFF0, inside the ACPI area */
 
 /* Boot GDT selectors (Linux boot protocol: __BOOT_CS 0x10, __BOOT_DS 0x18). */
 #define BH_BOOT_CS 0x10

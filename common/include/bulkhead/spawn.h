@@ -18,8 +18,9 @@ struct bh_spawn_fd {
  * fork+execve(path, argv, empty environment). In the child: fd 0 is /dev/null,
  * fd 1 and 2 are the parent's stderr, each fds[i].src is placed at
  * fds[i].dst (not close-on-exec), every other fd is closed, the signal mask
- * and dispositions are reset, and PR_SET_PDEATHSIG is SIGKILL so that the
- * child never outlives the parent. Returns 0 and the pid, or -errno (exec
+ * and dispositions are reset, the child leads a new session (terminal and
+ * process-group signals go to the parent only), and PR_SET_PDEATHSIG is
+ * SIGKILL so that the child never outlives the parent. Returns 0 and the pid, or -errno (exec
  * failures show as the child exiting with status 127 and a logged message).
  */
 int bh_spawn(const char *path, char *const argv[],
