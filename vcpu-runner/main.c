@@ -251,6 +251,7 @@ static int serve(struct runner *rn)
 {
 	struct bh_frame_reader reader;
 	struct bh_frame frame;
+	uint64_t flush_at = 0; /* when to send a partial line, 0: nothing */
 	int r = 0;
 
 	bh_frame_reader_init(&reader, BH_FRAME_MAX_BODY);
@@ -259,14 +260,15 @@ static int serve(struct runner *rn)
 			{ .fd = rn->ctl, .events = POLLIN },
 			{ .fd = rn->wake_fd, .events = POLLIN },
 		};
-		struct pollfd *pfd = &pfds[0];
-		uint64_t wakes;
-		int timeout = rn->have_uart && bh_uart_tx_pending(&rn->uart)
-				  ? SERIAL_FLUSH_MS
-				  : -1;
+		uint64_t now = bh_now_ns(), wakes;
+		int timeout = -1;
 		const char *name = NULL;
 		uint16_t type;
 
+		if (flush_at)
+			timeout = flush_at > now
+				      ? (int)((flush_at - now) / 1000000) + 1
+				      : 0;
 		if (poll(pfds, 2, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -274,16 +276,22 @@ static int serve(struct runner *rn)
 			break;
 		}
 		if (pfds[1].revents & POLLIN) {
-			/* Output just started: give it time to become a line. */
+			/* Output just started: give it time to become a line
+			 * (which the vCPU sends itself) before sending what
+			 * there is. */
 			if (read(rn->wake_fd, &wakes, sizeof(wakes)) < 0 &&
 			    errno != EAGAIN)
 				bh_warn("wake-up eventfd: %s", strerror(errno));
-			if (!(pfd->revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-		} else if (rn->have_uart) {
-			bh_uart_flush(&rn->uart);
+			if (!flush_at)
+				flush_at =
+				    bh_now_ns() + SERIAL_FLUSH_MS * 1000000ULL;
 		}
-		if (!(pfd->revents & (POLLIN | POLLHUP | POLLERR)))
+		if (flush_at && bh_now_ns() >= flush_at) {
+			flush_at = 0;
+			if (rn->have_uart)
+				bh_uart_flush(&rn->uart);
+		}
+		if (!(pfds[0].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
 		r = bh_frame_read(rn->ctl, &reader, &frame);
 		if (r == 0)

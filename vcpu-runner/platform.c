@@ -29,8 +29,11 @@ static void uart_output(void *opaque, const uint8_t *data, size_t len)
 
 	msg.data.data = (uint8_t *)data;
 	msg.data.len = len;
-	if (runner_send(rn, BH__MSG_TYPE__MSG_SERIAL_OUT, &msg.base) < 0)
-		bh_log_ratelimited(BH_LOG_WARN, "serial output lost");
+	int r = runner_send(rn, BH__MSG_TYPE__MSG_SERIAL_OUT, &msg.base);
+
+	if (r < 0)
+		bh_log_ratelimited(BH_LOG_WARN, "serial output lost: %s",
+				   strerror(-r));
 }
 
 /* Wakes the main loop, which sends a partial line (a prompt) after a short

@@ -110,9 +110,12 @@ static void uart_transmit(struct bh_uart *u, uint8_t c)
 	if (u->mcr & MCR_LOOP) {
 		uart_rx_push(u, c);
 	} else {
-		if (u->tx_len == 0 && u->ops && u->ops->tx_pending)
+		u->tx[u->tx_len] = c;
+		__atomic_store_n(&u->tx_len, u->tx_len + 1, __ATOMIC_RELEASE);
+		/* Only after the byte is counted: the woken flusher must see
+		 * it. */
+		if (u->tx_len == 1 && u->ops && u->ops->tx_pending)
 			u->ops->tx_pending(u->opaque);
-		u->tx[u->tx_len++] = c;
 		/* Whole lines go out at once; partial lines wait for the
 		 * runner's periodic flush so a prompt still appears. */
 		if (c == '\n' || u->tx_len == BH_UART_TX_BUF)

@@ -14,7 +14,8 @@ result.txt. Every step has a deadline; when one passes, bulkhead (its whole
 process group) gets SIGKILL and the test fails, naming the step.
 
 Exit status 0 on pass, 1 on failure (with a one-line reason on stderr), 2 on
-bad usage. BH_BOOT_TEST_CMDLINE_EXTRA is appended to the guest's command line
+bad usage. BH_BOOT_TEST_VMM_EXTRA adds options to bulkhead's command line
+(e.g. "--log-level debug"). BH_BOOT_TEST_CMDLINE_EXTRA is appended to the guest's command line
 (for example "loglevel=8" to see the whole boot).
 """
 
@@ -231,7 +232,8 @@ def argv(args, kernel=None, cpus=1, memory="512M", poweroff=False):
             "--initramfs", args.initramfs,
             "--cmdline", cmdline(args, poweroff),
             "--cpus", f"boot={cpus}", "--memory", f"size={memory}",
-            "--serial", "tty"]
+            "--serial", "tty"] + os.environ.get(
+                "BH_BOOT_TEST_VMM_EXTRA", "").split()
 
 
 def boot_to_prompt(vm, start=0, what="the init marker"):
