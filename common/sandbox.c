@@ -1,5 +1,6 @@
 /* Sandbox steps every child takes: drop capabilities, no_new_privs, seccomp. */
 #include <errno.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <cap-ng.h>
@@ -74,5 +75,46 @@ int bh_seccomp_allow_list(scmp_filter_ctx ctx, const char *const *names)
 			return ret;
 		}
 	}
+	return 0;
+}
+
+/* Spelt out rather than through SCMP_A*(), whose partial initialisers trip
+ * -Wmissing-field-initializers. */
+int bh_seccomp_allow_masked(scmp_filter_ctx ctx, int nr, unsigned int arg,
+			    uint64_t mask, uint64_t value)
+{
+	struct scmp_arg_cmp cmp = {
+		.arg = arg,
+		.op = SCMP_CMP_MASKED_EQ,
+		.datum_a = mask,
+		.datum_b = value,
+	};
+
+	return seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, 1, &cmp);
+}
+
+int bh_seccomp_new(scmp_filter_ctx *out)
+{
+	scmp_filter_ctx ctx;
+	int r;
+
+	ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+	if (!ctx)
+		return -ENOMEM;
+	/* Threads that already exist (vCPUs, library helpers) must be
+	 * covered too. */
+	r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
+	/* No memory that is both reachable from a bug and executable. */
+	if (r == 0)
+		r = bh_seccomp_allow_masked(ctx, SCMP_SYS(mmap), 2, PROT_EXEC,
+					    0);
+	if (r == 0)
+		r = bh_seccomp_allow_masked(ctx, SCMP_SYS(mprotect), 2,
+					    PROT_EXEC, 0);
+	if (r < 0) {
+		seccomp_release(ctx);
+		return r;
+	}
+	*out = ctx;
 	return 0;
 }

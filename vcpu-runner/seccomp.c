@@ -52,48 +52,25 @@ static const unsigned long runner_ioctls[] = {
 	KVM_GET_REGS,
 };
 
-/* Allows syscall nr when argument arg, masked, equals value. Spelt out
- * rather than through SCMP_A*(), whose partial initialisers trip
- * -Wmissing-field-initializers. */
-static int allow_if(scmp_filter_ctx ctx, int nr, unsigned int arg,
-		    uint64_t mask, uint64_t value)
-{
-	struct scmp_arg_cmp cmp = {
-		.arg = arg,
-		.op = SCMP_CMP_MASKED_EQ,
-		.datum_a = mask,
-		.datum_b = value,
-	};
-
-	return seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, 1, &cmp);
-}
-
 int runner_seccomp_install(void)
 {
 	scmp_filter_ctx ctx;
 	int r;
 
-	ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
-	if (!ctx)
-		return -ENOMEM;
-	/* All vCPU threads exist already: the filter must cover them too. */
-	r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
-	if (r < 0)
-		goto out;
+	r = bh_seccomp_new(&ctx);
+	if (r < 0) {
+		bh_err("cannot build the seccomp filter: %s", strerror(-r));
+		return r;
+	}
 	r = bh_seccomp_allow_list(ctx, runner_syscalls);
 	if (r < 0)
 		goto out;
 	for (size_t i = 0; i < BH_ARRAY_SIZE(runner_ioctls); i++) {
-		r = allow_if(ctx, SCMP_SYS(ioctl), 1, ~0ULL, runner_ioctls[i]);
+		r = bh_seccomp_allow_masked(ctx, SCMP_SYS(ioctl), 1, ~0ULL,
+					    runner_ioctls[i]);
 		if (r < 0)
 			goto out;
 	}
-	r = allow_if(ctx, SCMP_SYS(mmap), 2, PROT_EXEC, 0);
-	if (r < 0)
-		goto out;
-	r = allow_if(ctx, SCMP_SYS(mprotect), 2, PROT_EXEC, 0);
-	if (r < 0)
-		goto out;
 	r = seccomp_load(ctx);
 out:
 	if (r < 0)

@@ -572,22 +572,6 @@ static void enter_namespaces(void)
 		 have_mnt ? " with an empty root" : "");
 }
 
-/* Allows syscall nr when argument arg, masked, equals value. Spelt out
- * rather than through SCMP_A*(), whose partial initialisers trip
- * -Wmissing-field-initializers. */
-static int allow_if(scmp_filter_ctx ctx, int nr, unsigned int arg,
-		    uint64_t mask, uint64_t value)
-{
-	struct scmp_arg_cmp cmp = {
-		.arg = arg,
-		.op = SCMP_CMP_MASKED_EQ,
-		.datum_a = mask,
-		.datum_b = value,
-	};
-
-	return seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, 1, &cmp);
-}
-
 static unsigned int count_names(const char *const *names)
 {
 	unsigned int n = 0;
@@ -603,13 +587,11 @@ static int seccomp_install(const struct bh_device_ops *ops)
 	unsigned int n;
 	int r;
 
-	ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
-	if (!ctx)
-		return -ENOMEM;
-	/* Covers any thread a library may have started. */
-	r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
-	if (r < 0)
-		goto out;
+	r = bh_seccomp_new(&ctx);
+	if (r < 0) {
+		bh_err("cannot build the seccomp filter: %s", strerror(-r));
+		return r;
+	}
 	r = bh_seccomp_allow_list(ctx, worker_syscalls);
 	if (r < 0)
 		goto out;
@@ -618,12 +600,6 @@ static int seccomp_install(const struct bh_device_ops *ops)
 		if (r < 0)
 			goto out;
 	}
-	r = allow_if(ctx, SCMP_SYS(mmap), 2, PROT_EXEC, 0);
-	if (r < 0)
-		goto out;
-	r = allow_if(ctx, SCMP_SYS(mprotect), 2, PROT_EXEC, 0);
-	if (r < 0)
-		goto out;
 	/* Counted before loading: nothing may log after a failed load. */
 	n = count_names(worker_syscalls) + count_names(ops->extra_syscalls) + 2;
 	r = seccomp_load(ctx);

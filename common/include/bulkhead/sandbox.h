@@ -4,6 +4,7 @@
 #define BULKHEAD_SANDBOX_H
 
 #include <seccomp.h>
+#include <stdint.h>
 
 /* Empties every capability set: effective, permitted, inheritable, bounding
  * and ambient (libcap-ng). 0 or -errno; also 0 when there was nothing to
@@ -18,5 +19,17 @@ int bh_sandbox_no_new_privs(void);
  * list. 0 or -errno (-EINVAL names the unknown syscall in the log).
  */
 int bh_seccomp_allow_list(scmp_filter_ctx ctx, const char *const *names);
+
+/*
+ * A new filter as every Bulkhead process wants it: kill the process on any
+ * syscall not allowed, apply to every thread (TSYNC), and allow mmap and
+ * mprotect only without PROT_EXEC. The caller adds its own rules, then
+ * seccomp_load()s and seccomp_release()s it. 0 or -errno.
+ */
+int bh_seccomp_new(scmp_filter_ctx *out);
+
+/* Allows syscall nr when (argument arg & mask) == value. 0 or -errno. */
+int bh_seccomp_allow_masked(scmp_filter_ctx ctx, int nr, unsigned int arg,
+			    uint64_t mask, uint64_t value);
 
 #endif
