@@ -85,6 +85,78 @@ static int h_setup(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	return r;
 }
 
+static int h_add_device(void *ctx, const ProtobufCMessage *m,
+			struct bh_frame *f)
+{
+	const Bh__RunnerAddDevice *a = (const Bh__RunnerAddDevice *)m;
+	const Bh__VirtioDevice *dv = a->device;
+	struct runner *rn = ctx;
+	int fds[2 * BH_VPCI_MAX_QUEUES];
+	struct bh_vpci *d;
+	int r;
+
+	if (!dv || !dv->num_queues || dv->num_queues > BH_VPCI_MAX_QUEUES ||
+	    f->nfds != 2 * dv->num_queues || dv->pci_slot == 0 ||
+	    dv->pci_slot >= BH_PCI_SLOTS || dv->index != rn->nvdevs) {
+		bh_err("add-device: bad description (%u fds)", f->nfds);
+		return -EINVAL;
+	}
+	for (unsigned int i = 0; i < f->nfds; i++)
+		fds[i] = bh_frame_take_fd(f, i);
+	r = bh_vpci_create(rn, dv->index, dv->device_type, dv->pci_slot,
+			   dv->device_features, dv->num_queues,
+			   dv->max_queue_size, dv->config.data, dv->config.len,
+			   dv->id, fds, &d);
+	if (r < 0) {
+		bh_err("add-device %s: %s", dv->id, strerror(-r));
+		return r;
+	}
+	bh_debug("virtio device %s (type %u) at 00:%02x.0", dv->id,
+		 dv->device_type, dv->pci_slot);
+	return 0;
+}
+
+static struct bh_vpci *vdev(struct runner *rn, uint32_t index)
+{
+	return index < rn->nvdevs ? rn->vdevs[index] : NULL;
+}
+
+static int h_reset_done(void *ctx, const ProtobufCMessage *m,
+			struct bh_frame *f)
+{
+	const Bh__VirtioDeviceRef *ref = (const Bh__VirtioDeviceRef *)m;
+	struct bh_vpci *d = vdev(ctx, ref->index);
+
+	if (!d)
+		return -EINVAL;
+	bh_vpci_reset_done(d);
+	return 0;
+}
+
+static int h_needs_reset(void *ctx, const ProtobufCMessage *m,
+			 struct bh_frame *f)
+{
+	const Bh__VirtioDeviceRef *ref = (const Bh__VirtioDeviceRef *)m;
+	struct bh_vpci *d = vdev(ctx, ref->index);
+
+	if (!d)
+		return -EINVAL;
+	bh_vpci_needs_reset(d, ref->reason);
+	return 0;
+}
+
+static int h_config_update(void *ctx, const ProtobufCMessage *m,
+			   struct bh_frame *f)
+{
+	const Bh__VirtioConfigUpdate *u = (const Bh__VirtioConfigUpdate *)m;
+	struct bh_vpci *d = vdev(ctx, u->index);
+
+	if (!d || u->config.len > BH_VPCI_CONFIG_MAX)
+		return -EINVAL;
+	bh_vpci_config_update(d, u->config.data, u->config.len, u->notify);
+	return 0;
+}
+
 static int h_start(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 {
 	struct runner *rn = ctx;
@@ -187,9 +259,24 @@ static int h_quit(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	(BH_STATE(RS_CONFIG) | BH_STATE(RS_READY) | BH_STATE(RS_RUNNING) | \
 	 BH_STATE(RS_STOPPED))
 
+#define VM_LIVE \
+	(BH_STATE(RS_READY) | BH_STATE(RS_RUNNING) | BH_STATE(RS_STOPPED))
+
 static const struct bh_handler runner_handlers[] = {
 	{ BH__MSG_TYPE__MSG_RUNNER_SETUP, BH_STATE(RS_CONFIG), 1,
 	  &bh__runner_setup__descriptor, h_setup, "runner-setup" },
+	{ BH__MSG_TYPE__MSG_RUNNER_ADD_DEVICE, BH_STATE(RS_READY),
+	  BH_NFDS_VARIABLE, &bh__runner_add_device__descriptor, h_add_device,
+	  "runner-add-device" },
+	{ BH__MSG_TYPE__MSG_VIRTIO_RESET_DONE, VM_LIVE, 0,
+	  &bh__virtio_device_ref__descriptor, h_reset_done,
+	  "virtio-reset-done" },
+	{ BH__MSG_TYPE__MSG_VIRTIO_NEEDS_RESET, VM_LIVE, 0,
+	  &bh__virtio_device_ref__descriptor, h_needs_reset,
+	  "virtio-needs-reset" },
+	{ BH__MSG_TYPE__MSG_VIRTIO_CONFIG_UPDATE, VM_LIVE, 0,
+	  &bh__virtio_config_update__descriptor, h_config_update,
+	  "virtio-config-update" },
 	{ BH__MSG_TYPE__MSG_RUNNER_START, BH_STATE(RS_READY), 0,
 	  &bh__runner_start__descriptor, h_start, "runner-start" },
 	{ BH__MSG_TYPE__MSG_SERIAL_IN,
@@ -332,6 +419,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	pthread_mutex_init(&rn.send_lock, NULL);
+	pthread_mutex_init(&rn.route_lock, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (parse_args(argc, argv) < 0)

@@ -13,7 +13,10 @@
 #include "iobus.h"
 #include "pci.h"
 #include "uart.h"
+#include "virtio_pci.h"
 #include "proto/internal.pb-c.h"
+
+#define BH_MAX_VDEVS 16
 
 enum runner_state {
 	RS_CONFIG = 0, /* waiting for RUNNER_SETUP */
@@ -56,6 +59,9 @@ struct runner {
 	struct bh_uart uart;
 	struct bh_cmos cmos;
 	struct bh_pci pci;
+	struct bh_vpci *vdevs[BH_MAX_VDEVS];
+	unsigned int nvdevs;
+	pthread_mutex_t route_lock; /* KVM_SET_GSI_ROUTING */
 
 	pthread_barrier_t start;
 	int start_released;

@@ -45,11 +45,17 @@ static const char *const runner_syscalls[] = {
 };
 
 /* ioctls a running VM issues: entering the guest, the UART's interrupt
- * line, and reading registers to describe a crash. */
+ * line, reading registers to describe a crash, and the virtio plumbing. */
 static const unsigned long runner_ioctls[] = {
 	KVM_RUN,
 	KVM_IRQ_LINE,
 	KVM_GET_REGS,
+	/* virtio-pci: kicks, interrupts and MSI routes of the VM's own
+	 * eventfds */
+	KVM_IOEVENTFD,
+	KVM_IRQFD,
+	KVM_SET_GSI_ROUTING,
+	KVM_SIGNAL_MSI,
 };
 
 int runner_seccomp_install(void)

@@ -74,11 +74,20 @@ static void handle_io(struct bh_vcpu *v)
 static void handle_mmio(struct bh_vcpu *v)
 {
 	struct kvm_run *run = v->run;
+	struct runner *rn = v->rn;
+	uint64_t off;
 
 	bh_exitstats_count(&v->stats,
 			   run->mmio.is_write ? BH_EXIT_MMIO_WRITE
 					      : BH_EXIT_MMIO_READ,
 			   run->mmio.phys_addr);
+	for (unsigned int i = 0; i < rn->nvdevs; i++) {
+		if (bh_vpci_claims(rn->vdevs[i], run->mmio.phys_addr, &off)) {
+			bh_vpci_mmio(rn->vdevs[i], off, run->mmio.data,
+				     run->mmio.len, run->mmio.is_write);
+			return;
+		}
+	}
 	/* Nothing is mapped there: reads float high, writes vanish. */
 	if (!run->mmio.is_write)
 		memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
@@ -133,9 +142,9 @@ static int handle_exit(struct bh_vcpu *v)
 	case KVM_EXIT_SHUTDOWN:
 		/* KVM has already reset the vCPU (on AMD at least): its
 		 * registers no longer tell where the fault happened. */
-		runner_guest_event(rn, BH__GUEST_EVENT__KIND__CRASH, v->id,
-				   "triple fault on vCPU %u (KVM_EXIT_SHUTDOWN)",
-				   v->id);
+		runner_guest_event(
+		    rn, BH__GUEST_EVENT__KIND__CRASH, v->id,
+		    "triple fault on vCPU %u (KVM_EXIT_SHUTDOWN)", v->id);
 		return 1;
 	case KVM_EXIT_INTERNAL_ERROR:
 		runner_guest_event(

@@ -1,0 +1,735 @@
+/* virtio-pci modern transport: what the driver programs through PCI config
+ * space and BAR0, turned into ioeventfds, irqfds, MSI routes and a few
+ * rare messages to the device's worker (through the controller). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <bulkhead/log.h>
+#include <bulkhead/platform.h>
+
+#include "runner.h"
+#include "virtio_pci.h"
+
+/* BAR0 layout. */
+#define R_COMMON    0x0000
+#define R_ISR	    0x1000
+#define R_DEVCFG    0x2000
+#define R_NOTIFY    0x3000
+#define R_MSIX	    0x4000
+#define R_PBA	    0x5000
+#define COMMON_LEN  0x38
+#define NOTIFY_MULT 4
+
+/* Capabilities in config space. */
+#define CAP_COMMON 0x40
+#define CAP_NOTIFY 0x50
+#define CAP_ISR	   0x64
+#define CAP_DEVCFG 0x74
+#define CAP_MSIX   0x84
+
+#define PCI_COMMAND_MEMORY 0x2
+#define MSIX_ENABLE	   0x8000
+#define MSIX_MASKALL	   0x4000
+
+#define S_ACKNOWLEDGE 1
+#define S_DRIVER      2
+#define S_DRIVER_OK   4
+#define S_FEATURES_OK 8
+#define S_NEEDS_RESET 0x40
+
+#define VIRTIO_F_VERSION_1 (1ULL << 32)
+#define GSI_BASE	   24
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, (uint16_t)v);
+	put16(p + 2, (uint16_t)(v >> 16));
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	put32(p, (uint32_t)v);
+	put32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint32_t getn(const uint8_t *p, unsigned int len)
+{
+	uint32_t v = 0;
+
+	for (unsigned int i = 0; i < len && i < 4; i++)
+		v |= (uint32_t)p[i] << (8 * i);
+	return v;
+}
+
+static void vpci_cap(uint8_t *c, unsigned int at, unsigned int next,
+		     uint8_t cfg_type, uint32_t off, uint32_t len,
+		     unsigned int cap_len)
+{
+	c[at] = 0x09; /* vendor-specific */
+	c[at + 1] = (uint8_t)next;
+	c[at + 2] = (uint8_t)cap_len;
+	c[at + 3] = cfg_type;
+	c[at + 4] = 0; /* BAR0 */
+	put32(&c[at + 8], off);
+	put32(&c[at + 12], len);
+}
+
+static uint16_t pci_class(uint32_t type)
+{
+	switch (type) {
+	case 1:
+		return 0x0200; /* network */
+	case 2:
+		return 0x0180; /* mass storage */
+	case 3:
+		return 0x0780; /* communication */
+	default:
+		return 0x00ff;
+	}
+}
+
+static void vpci_build_cfg(struct bh_vpci *d)
+{
+	uint8_t *c = d->pcicfg;
+
+	memset(c, 0, sizeof(d->pcicfg));
+	put16(&c[0x00], 0x1af4);
+	put16(&c[0x02], (uint16_t)(0x1040 + d->type));
+	put16(&c[0x06], 0x0010); /* capabilities list */
+	c[0x08] = 1;		 /* revision: modern */
+	put16(&c[0x0a], pci_class(d->type));
+	put16(&c[0x2c], 0x1af4);
+	put16(&c[0x2e], 0x0040);
+	c[0x34] = CAP_COMMON;
+	vpci_cap(c, CAP_COMMON, CAP_NOTIFY, 1, R_COMMON, COMMON_LEN, 16);
+	vpci_cap(c, CAP_NOTIFY, CAP_ISR, 2, R_NOTIFY,
+		 NOTIFY_MULT * BH_VPCI_MAX_QUEUES, 20);
+	put32(&c[CAP_NOTIFY + 16], NOTIFY_MULT);
+	vpci_cap(c, CAP_ISR, CAP_DEVCFG, 3, R_ISR, 4, 16);
+	vpci_cap(c, CAP_DEVCFG, CAP_MSIX, 4, R_DEVCFG, BH_VPCI_CONFIG_MAX, 16);
+	c[CAP_MSIX] = 0x11;
+	c[CAP_MSIX + 1] = 0;
+	put32(&c[CAP_MSIX + 4], R_MSIX);
+	put32(&c[CAP_MSIX + 8], R_PBA);
+}
+
+static uint64_t bar_base(const struct bh_vpci *d)
+{
+	return ((uint64_t)d->bar_hi << 32) |
+	       (d->bar_lo & ~(uint32_t)(BH_VPCI_BAR_SIZE - 1));
+}
+
+static unsigned int gsi_of(const struct bh_vpci *d, uint16_t vector)
+{
+	return d->gsi_base + vector;
+}
+
+static int ioeventfd(struct bh_vpci *d, uint64_t base, unsigned int q,
+		     int deassign)
+{
+	struct kvm_ioeventfd io = {
+		.addr = base + R_NOTIFY + NOTIFY_MULT * q,
+		.len = 0, /* any width */
+		.fd = d->q[q].kick_fd,
+		.flags = deassign ? KVM_IOEVENTFD_FLAG_DEASSIGN : 0,
+	};
+
+	return ioctl(d->rn->vm, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+}
+
+/* Keeps the kick ioeventfds where BAR0 is, or nowhere while decoding is
+ * off. Called with the device lock held. */
+static void vpci_update_notify(struct bh_vpci *d)
+{
+	uint64_t want = (d->command & PCI_COMMAND_MEMORY) ? bar_base(d) : 0;
+
+	if (want == d->notify_base)
+		return;
+	for (unsigned int q = 0; q < d->nq; q++) {
+		if (d->notify_base)
+			ioeventfd(d, d->notify_base, q, 1);
+		if (want && ioeventfd(d, want, q, 0) < 0)
+			bh_log_ratelimited(BH_LOG_ERR,
+					   "%s: cannot place queue %u's "
+					   "notification at 0x%llx",
+					   d->id, q, (unsigned long long)want);
+	}
+	d->notify_base = want;
+}
+
+static int irqfd(struct bh_vpci *d, unsigned int q, unsigned int gsi,
+		 int deassign)
+{
+	struct kvm_irqfd f = {
+		.fd = (uint32_t)d->q[q].call_fd,
+		.gsi = gsi,
+		.flags = deassign ? KVM_IRQFD_FLAG_DEASSIGN : 0,
+	};
+
+	return ioctl(d->rn->vm, KVM_IRQFD, &f) < 0 ? -errno : 0;
+}
+
+static void queue_irqfd_off(struct bh_vpci *d, unsigned int q)
+{
+	if (d->q[q].irqfd_gsi >= 0) {
+		irqfd(d, q, (unsigned int)d->q[q].irqfd_gsi, 1);
+		d->q[q].irqfd_gsi = -1;
+	}
+}
+
+/* The queue's call eventfd raises its MSI-X vector directly in KVM. */
+static void queue_irqfd_on(struct bh_vpci *d, unsigned int q)
+{
+	uint16_t v = d->q[q].vector; /* guest-controlled */
+
+	queue_irqfd_off(d, q);
+	if (v == BH_VPCI_NO_VECTOR || v >= d->nvec)
+		return;
+	if (irqfd(d, q, gsi_of(d, v), 0) < 0) {
+		bh_log_ratelimited(BH_LOG_ERR, "%s: irqfd for queue %u: %s",
+				   d->id, q, strerror(errno));
+		return;
+	}
+	d->q[q].irqfd_gsi = (int)gsi_of(d, v);
+}
+
+int bh_vpci_update_routing(struct runner *rn)
+{
+	struct kvm_irq_routing *rt;
+	unsigned int n = 0, max = 24 + 16 + BH_MAX_VDEVS * BH_VPCI_MAX_VECTORS;
+	int r = 0;
+
+	rt = calloc(1, sizeof(*rt) + max * sizeof(rt->entries[0]));
+	if (!rt)
+		return -ENOMEM;
+	pthread_mutex_lock(&rn->route_lock);
+	/* KVM's default routes, which a new table replaces. */
+	for (unsigned int gsi = 0; gsi < 24; gsi++) {
+		rt->entries[n].gsi = gsi;
+		rt->entries[n].type = KVM_IRQ_ROUTING_IRQCHIP;
+		rt->entries[n].u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
+		rt->entries[n].u.irqchip.pin = gsi;
+		n++;
+		if (gsi < 16) {
+			rt->entries[n].gsi = gsi;
+			rt->entries[n].type = KVM_IRQ_ROUTING_IRQCHIP;
+			rt->entries[n].u.irqchip.irqchip =
+			    gsi < 8 ? KVM_IRQCHIP_PIC_MASTER
+				    : KVM_IRQCHIP_PIC_SLAVE;
+			rt->entries[n].u.irqchip.pin = gsi % 8;
+			n++;
+		}
+	}
+	for (unsigned int i = 0; i < rn->nvdevs; i++) {
+		const struct bh_vpci *d = rn->vdevs[i];
+
+		/* Read without the device's lock: a torn entry is rewritten
+		 * by the guest's next table write, which routes again. */
+		if (!(d->msix_ctrl & MSIX_ENABLE))
+			continue;
+		for (unsigned int v = 0; v < d->nvec; v++) {
+			const struct bh_vpci_msix *m = &d->msix[v];
+
+			if (!m->addr_lo && !m->addr_hi)
+				continue;
+			rt->entries[n].gsi = gsi_of(d, (uint16_t)v);
+			rt->entries[n].type = KVM_IRQ_ROUTING_MSI;
+			rt->entries[n].u.msi.address_lo = m->addr_lo;
+			rt->entries[n].u.msi.address_hi = m->addr_hi;
+			rt->entries[n].u.msi.data = m->data;
+			n++;
+		}
+	}
+	rt->nr = n;
+	if (ioctl(rn->vm, KVM_SET_GSI_ROUTING, rt) < 0) {
+		r = -errno;
+		bh_log_ratelimited(BH_LOG_ERR, "KVM_SET_GSI_ROUTING: %s",
+				   strerror(errno));
+	}
+	pthread_mutex_unlock(&rn->route_lock);
+	free(rt);
+	return r;
+}
+
+/* Config-change interrupt. Called with the device lock held. */
+static void vpci_config_irq(struct bh_vpci *d)
+{
+	const struct bh_vpci_msix *m;
+	struct kvm_msi msi = { 0 };
+
+	d->isr |= 2;
+	if (!(d->msix_ctrl & MSIX_ENABLE) || d->msix_config >= d->nvec)
+		return;
+	m = &d->msix[d->msix_config];
+	msi.address_lo = m->addr_lo;
+	msi.address_hi = m->addr_hi;
+	msi.data = m->data;
+	if (ioctl(d->rn->vm, KVM_SIGNAL_MSI, &msi) < 0)
+		bh_log_ratelimited(BH_LOG_WARN, "%s: KVM_SIGNAL_MSI: %s", d->id,
+				   strerror(errno));
+}
+
+/* ---- PCI configuration space --------------------------------------- */
+
+static uint32_t vpci_cfg_read(void *opaque, unsigned int reg, unsigned int size)
+{
+	struct bh_vpci *d = opaque;
+	uint8_t b[4];
+
+	pthread_mutex_lock(&d->lock);
+	memcpy(b, &d->pcicfg[reg & ~3u], 4);
+	switch (reg & ~3u) {
+	case 0x04:
+		put16(b, d->command);
+		break;
+	case 0x10: /* BAR0: 64-bit memory; sizing reads back the mask */
+		put32(b, (d->bar_lo & ~(uint32_t)(BH_VPCI_BAR_SIZE - 1)) | 0x4);
+		break;
+	case 0x14:
+		put32(b, d->bar_hi);
+		break;
+	case CAP_MSIX:
+		put16(b + 2, (uint16_t)((d->nvec - 1) | d->msix_ctrl));
+		break;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return getn(b + (reg & 3), size);
+}
+
+static void vpci_cfg_write(void *opaque, unsigned int reg, unsigned int size,
+			   uint32_t val)
+{
+	struct bh_vpci *d = opaque;
+	int reroute = 0;
+	uint8_t b[4];
+
+	pthread_mutex_lock(&d->lock);
+	/* Merge the access into the dword it lands in. */
+	put32(b, 0);
+	switch (reg & ~3u) {
+	case 0x04:
+		put16(b, d->command);
+		break;
+	case 0x10:
+		put32(b, d->bar_lo);
+		break;
+	case 0x14:
+		put32(b, d->bar_hi);
+		break;
+	case CAP_MSIX:
+		put16(b + 2, d->msix_ctrl);
+		break;
+	default:
+		pthread_mutex_unlock(&d->lock);
+		return; /* everything else is read-only */
+	}
+	for (unsigned int i = 0; i < size; i++)
+		b[(reg & 3) + i] = (uint8_t)(val >> (8 * i));
+	switch (reg & ~3u) {
+	case 0x04:
+		d->command = (uint16_t)(getn(b, 2) & 0x0406);
+		break;
+	case 0x10:
+		d->bar_lo = getn(b, 4);
+		break;
+	case 0x14:
+		d->bar_hi = getn(b, 4);
+		break;
+	case CAP_MSIX:
+		d->msix_ctrl =
+		    (uint16_t)(getn(b + 2, 2) & (MSIX_ENABLE | MSIX_MASKALL));
+		reroute = 1;
+		break;
+	}
+	vpci_update_notify(d);
+	pthread_mutex_unlock(&d->lock);
+	if (reroute)
+		bh_vpci_update_routing(d->rn);
+}
+
+static const struct bh_pci_fn_ops vpci_fn_ops = {
+	.cfg_read = vpci_cfg_read,
+	.cfg_write = vpci_cfg_write,
+};
+
+/* ---- BAR0 ----------------------------------------------------------- */
+
+static void send_ref(struct bh_vpci *d, uint16_t type)
+{
+	Bh__VirtioDeviceRef ref = BH__VIRTIO_DEVICE_REF__INIT;
+
+	ref.index = d->index;
+	if (runner_send(d->rn, type, &ref.base) < 0)
+		bh_log_ratelimited(BH_LOG_ERR,
+				   "%s: cannot reach the controller", d->id);
+}
+
+static void vpci_activate(struct bh_vpci *d)
+{
+	Bh__VirtioActivate act = BH__VIRTIO_ACTIVATE__INIT;
+	Bh__VirtQueue qs[BH_VPCI_MAX_QUEUES], *qp[BH_VPCI_MAX_QUEUES];
+
+	for (unsigned int q = 0; q < d->nq; q++) {
+		bh__virt_queue__init(&qs[q]);
+		qs[q].index = q;
+		qs[q].size = d->q[q].size;
+		qs[q].desc = d->q[q].desc;
+		qs[q].avail = d->q[q].avail;
+		qs[q].used = d->q[q].used;
+		qs[q].enabled = d->q[q].enable != 0;
+		qp[q] = &qs[q];
+		if (d->q[q].enable)
+			queue_irqfd_on(d, q);
+	}
+	act.index = d->index;
+	act.driver_features = d->drv_features;
+	act.n_queues = d->nq;
+	act.queues = qp;
+	d->activated = 1;
+	if (runner_send(d->rn, BH__MSG_TYPE__MSG_VIRTIO_ACTIVATE, &act.base) <
+	    0)
+		bh_log_ratelimited(BH_LOG_ERR,
+				   "%s: cannot reach the controller", d->id);
+}
+
+static void vpci_reset(struct bh_vpci *d)
+{
+	for (unsigned int q = 0; q < d->nq; q++) {
+		queue_irqfd_off(d, q);
+		d->q[q].size = d->max_qsize;
+		d->q[q].vector = BH_VPCI_NO_VECTOR;
+		d->q[q].enable = 0;
+		d->q[q].desc = d->q[q].avail = d->q[q].used = 0;
+	}
+	d->drv_features = 0;
+	d->dfsel = d->gfsel = 0;
+	d->qsel = 0;
+	d->msix_config = BH_VPCI_NO_VECTOR;
+	d->isr = 0;
+	d->needs_reset = 0;
+	if (d->activated) {
+		/* The worker must stop touching the old rings before the
+		 * driver sees status 0 and reuses their memory. */
+		d->activated = 0;
+		d->reset_pending = 1;
+		send_ref(d, BH__MSG_TYPE__MSG_VIRTIO_RESET);
+	} else {
+		d->status = 0;
+	}
+}
+
+static void common_read(struct bh_vpci *d, unsigned int off, uint8_t *data,
+			unsigned int len)
+{
+	uint8_t c[COMMON_LEN] = { 0 };
+	const struct bh_vpci_queue *q = d->qsel < d->nq ? &d->q[d->qsel] : NULL;
+
+	put32(&c[0x00], d->dfsel);
+	put32(&c[0x04], d->dfsel < 2
+			    ? (uint32_t)(d->dev_features >> (32 * d->dfsel))
+			    : 0);
+	put32(&c[0x08], d->gfsel);
+	put32(&c[0x0c], d->gfsel < 2
+			    ? (uint32_t)(d->drv_features >> (32 * d->gfsel))
+			    : 0);
+	put16(&c[0x10], d->msix_config);
+	put16(&c[0x12], d->nq);
+	c[0x14] = d->status | (d->needs_reset ? S_NEEDS_RESET : 0);
+	c[0x15] = d->cfg_gen;
+	put16(&c[0x16], d->qsel);
+	if (q) {
+		put16(&c[0x18], q->size);
+		put16(&c[0x1a], q->vector);
+		put16(&c[0x1c], q->enable);
+		put16(&c[0x1e], d->qsel); /* notify offset, in multipliers */
+		put64(&c[0x20], q->desc);
+		put64(&c[0x28], q->avail);
+		put64(&c[0x30], q->used);
+	}
+	if (off < COMMON_LEN && off + len <= COMMON_LEN)
+		memcpy(data, &c[off], len);
+}
+
+static void set_half(uint64_t *v, unsigned int off, unsigned int len,
+		     uint64_t val)
+{
+	if (len == 8)
+		*v = val;
+	else if (off & 4)
+		*v = (*v & 0xffffffffULL) | (val << 32);
+	else
+		*v = (*v & ~0xffffffffULL) | (val & 0xffffffffULL);
+}
+
+static void status_write(struct bh_vpci *d, uint8_t v)
+{
+	if (v == 0) {
+		vpci_reset(d);
+		return;
+	}
+	if (d->reset_pending)
+		return; /* the driver must wait for 0 first */
+	if ((v & S_FEATURES_OK) && !(d->status & S_FEATURES_OK) &&
+	    ((d->drv_features & ~d->dev_features) ||
+	     !(d->drv_features & VIRTIO_F_VERSION_1)))
+		v &= (uint8_t)~S_FEATURES_OK; /* refused: the driver checks */
+	if ((v & S_DRIVER_OK) && !(d->status & S_DRIVER_OK) &&
+	    (v & S_FEATURES_OK)) {
+		d->status = v;
+		vpci_activate(d);
+		return;
+	}
+	d->status = v;
+}
+
+static void common_write(struct bh_vpci *d, unsigned int off, unsigned int len,
+			 uint64_t val)
+{
+	struct bh_vpci_queue *q = d->qsel < d->nq ? &d->q[d->qsel] : NULL;
+	/* Queue registers only take effect before the driver goes live. */
+	int live = (d->status & S_DRIVER_OK) != 0;
+
+	switch (off) {
+	case 0x00:
+		d->dfsel = (uint32_t)val;
+		break;
+	case 0x08:
+		d->gfsel = (uint32_t)val;
+		break;
+	case 0x0c:
+		if (!(d->status & S_FEATURES_OK) && d->gfsel < 2)
+			set_half(&d->drv_features, d->gfsel ? 4 : 0, 4, val);
+		break;
+	case 0x10:
+		d->msix_config = (uint16_t)val;
+		break;
+	case 0x14:
+		status_write(d, (uint8_t)val);
+		break;
+	case 0x16:
+		d->qsel = (uint16_t)val;
+		break;
+	case 0x18:
+		if (q && !live)
+			q->size = (uint16_t)val;
+		break;
+	case 0x1a:
+		if (q) {
+			q->vector = (uint16_t)val;
+			if (live && q->enable)
+				queue_irqfd_on(d, d->qsel);
+		}
+		break;
+	case 0x1c:
+		if (q && !live)
+			q->enable = val & 1;
+		break;
+	case 0x20:
+	case 0x24:
+		if (q && !live)
+			set_half(&q->desc, off, len, val);
+		break;
+	case 0x28:
+	case 0x2c:
+		if (q && !live)
+			set_half(&q->avail, off, len, val);
+		break;
+	case 0x30:
+	case 0x34:
+		if (q && !live)
+			set_half(&q->used, off, len, val);
+		break;
+	default:
+		break; /* read-only or not a register */
+	}
+}
+
+void bh_vpci_mmio(struct bh_vpci *d, uint64_t off, uint8_t *data,
+		  unsigned int len, int is_write)
+{
+	uint64_t val = 0;
+	int reroute = 0;
+
+	if (len > 8)
+		return;
+	for (unsigned int i = 0; is_write && i < len; i++)
+		val |= (uint64_t)data[i] << (8 * i);
+	if (!is_write)
+		memset(data, 0, len);
+	pthread_mutex_lock(&d->lock);
+	if (off < R_ISR) {
+		if (is_write)
+			common_write(d, (unsigned int)off, len, val);
+		else
+			common_read(d, (unsigned int)off, data, len);
+	} else if (off < R_DEVCFG) {
+		if (!is_write && off == R_ISR) {
+			data[0] = d->isr; /* reading acknowledges */
+			d->isr = 0;
+		}
+	} else if (off < R_NOTIFY) {
+		uint64_t c = off - R_DEVCFG;
+
+		if (c + len <= d->config_len) {
+			if (!is_write) {
+				memcpy(data, &d->config[c], len);
+			} else {
+				Bh__VirtioConfigWrite w =
+				    BH__VIRTIO_CONFIG_WRITE__INIT;
+
+				w.index = d->index;
+				w.offset = (uint32_t)c;
+				w.data.data = data;
+				w.data.len = len;
+				runner_send(
+				    d->rn,
+				    BH__MSG_TYPE__MSG_VIRTIO_CONFIG_WRITE,
+				    &w.base);
+			}
+		}
+	} else if (off < R_MSIX) {
+		/* A notify that missed the ioeventfd (odd width, or before
+		 * decoding was on): pass it on by hand. */
+		uint64_t q = (off - R_NOTIFY) / NOTIFY_MULT;
+		uint64_t one = 1;
+
+		if (is_write && q < d->nq &&
+		    write(d->q[q].kick_fd, &one, sizeof(one)) < 0)
+			bh_log_ratelimited(BH_LOG_WARN, "%s: kick lost", d->id);
+	} else if (off < R_PBA) {
+		uint64_t e = (off - R_MSIX) / 16, f = (off - R_MSIX) % 16;
+
+		if (e < d->nvec && (f % 4) == 0 && (len == 4 || len == 8)) {
+			uint32_t *w = &d->msix[e].addr_lo + f / 4;
+
+			if (is_write) {
+				w[0] = (uint32_t)val;
+				if (len == 8 && f < 12)
+					w[1] = (uint32_t)(val >> 32);
+				reroute = 1;
+			} else {
+				put32(data, w[0]);
+				if (len == 8 && f < 12)
+					put32(data + 4, w[1]);
+			}
+		}
+	}
+	/* PBA: nothing is ever pending (interrupts are not held back). */
+	pthread_mutex_unlock(&d->lock);
+	if (reroute)
+		bh_vpci_update_routing(d->rn);
+}
+
+int bh_vpci_claims(struct bh_vpci *d, uint64_t gpa, uint64_t *off)
+{
+	uint64_t base;
+
+	if (!(__atomic_load_n(&d->command, __ATOMIC_RELAXED) &
+	      PCI_COMMAND_MEMORY))
+		return 0;
+	base = bar_base(d);
+	if (gpa < base || gpa - base >= BH_VPCI_BAR_SIZE)
+		return 0;
+	*off = gpa - base;
+	return 1;
+}
+
+void bh_vpci_reset_done(struct bh_vpci *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->reset_pending = 0;
+	d->status = 0;
+	pthread_mutex_unlock(&d->lock);
+}
+
+void bh_vpci_config_update(struct bh_vpci *d, const uint8_t *config, size_t len,
+			   int notify)
+{
+	pthread_mutex_lock(&d->lock);
+	if (len > BH_VPCI_CONFIG_MAX)
+		len = BH_VPCI_CONFIG_MAX;
+	memcpy(d->config, config, len);
+	d->config_len = (uint32_t)len;
+	d->cfg_gen++;
+	if (notify)
+		vpci_config_irq(d);
+	pthread_mutex_unlock(&d->lock);
+}
+
+void bh_vpci_needs_reset(struct bh_vpci *d, const char *reason)
+{
+	pthread_mutex_lock(&d->lock);
+	bh_log_ratelimited(BH_LOG_WARN, "%s: device needs reset: %s", d->id,
+			   reason && reason[0] ? reason : "worker failed");
+	d->needs_reset = 1;
+	vpci_config_irq(d);
+	pthread_mutex_unlock(&d->lock);
+}
+
+int bh_vpci_create(struct runner *rn, uint32_t index, uint32_t type,
+		   uint32_t slot, uint64_t features, unsigned int nq,
+		   unsigned int max_qsize, const uint8_t *config,
+		   size_t config_len, const char *id, const int *fds,
+		   struct bh_vpci **out)
+{
+	struct bh_vpci *d;
+	int r;
+
+	if (!nq || nq > BH_VPCI_MAX_QUEUES || config_len > BH_VPCI_CONFIG_MAX ||
+	    !max_qsize || max_qsize > 32768 || rn->nvdevs >= BH_MAX_VDEVS) {
+		for (unsigned int i = 0;
+		     i < 2 * nq && i < 2 * BH_VPCI_MAX_QUEUES; i++)
+			close(fds[i]);
+		return -EINVAL;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		abort();
+	pthread_mutex_init(&d->lock, NULL);
+	d->rn = rn;
+	d->index = index;
+	d->type = type;
+	d->slot = slot;
+	snprintf(d->id, sizeof(d->id), "%s", id && id[0] ? id : "virtio");
+	d->dev_features = features;
+	d->nq = (uint16_t)nq;
+	d->max_qsize = (uint16_t)(max_qsize > 32768 ? 32768 : max_qsize);
+	memcpy(d->config, config, config_len);
+	d->config_len = (uint32_t)config_len;
+	d->nvec = nq + 1;
+	d->gsi_base = GSI_BASE + rn->nvdevs * BH_VPCI_MAX_VECTORS;
+	for (unsigned int q = 0; q < nq; q++) {
+		d->q[q].kick_fd = fds[q];
+		d->q[q].call_fd = fds[nq + q];
+		d->q[q].irqfd_gsi = -1;
+	}
+	vpci_reset(d);
+	/* Firmware-style BAR placement, in the 32-bit window; Linux keeps
+	 * it. */
+	d->bar_lo = (uint32_t)(BH_PCI_MMIO32_START +
+			       (uint64_t)slot * BH_VPCI_BAR_SIZE * 2);
+	d->bar_hi = 0;
+	vpci_build_cfg(d);
+	r = bh_pci_register(&rn->pci, slot, &vpci_fn_ops, d);
+	if (r < 0) {
+		for (unsigned int q = 0; q < nq; q++) {
+			close(d->q[q].kick_fd);
+			close(d->q[q].call_fd);
+		}
+		free(d);
+		return r;
+	}
+	rn->vdevs[rn->nvdevs++] = d;
+	*out = d;
+	return 0;
+}
