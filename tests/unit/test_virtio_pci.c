@@ -1,0 +1,286 @@
+/* Unit tests of the runner's virtio-pci transport, driven the way Linux's
+ * virtio_pci_modern driver drives it, without KVM (ioctls fail harmlessly
+ * on a closed VM fd). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "runner.h"
+#include "virtio_pci.h"
+
+/* What the transport sent to the controller. */
+static uint16_t sent_types[16];
+static unsigned int nsent;
+static Bh__VirtioActivate *last_activate;
+
+int runner_send(struct runner *rn, uint16_t type, const ProtobufCMessage *msg)
+{
+	uint8_t buf[4096];
+	size_t len;
+
+	(void)rn;
+	if (nsent < 16)
+		sent_types[nsent] = type;
+	nsent++;
+	if (type == BH__MSG_TYPE__MSG_VIRTIO_ACTIVATE) {
+		len = protobuf_c_message_pack(msg, buf);
+		if (last_activate)
+			bh__virtio_activate__free_unpacked(last_activate, NULL);
+		last_activate = bh__virtio_activate__unpack(NULL, len, buf);
+	}
+	return 0;
+}
+
+struct fixture {
+	struct runner rn;
+	struct bh_vpci *d;
+};
+
+static int setup(void **state)
+{
+	static struct fixture fx;
+	uint8_t config[8] = { 0x00, 0x40, 0, 0, 0, 0, 0, 0 }; /* capacity */
+	int fds[4];
+
+	memset(&fx, 0, sizeof(fx));
+	fx.rn.vm = -1;
+	pthread_mutex_init(&fx.rn.route_lock, NULL);
+	bh_pci_init(&fx.rn.pci);
+	for (int i = 0; i < 4; i++) {
+		fds[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		assert_true(fds[i] >= 0);
+	}
+	assert_int_equal(
+	    bh_vpci_create(&fx.rn, 0, 2, 1, (1ULL << 32) | (1ULL << 9), 2, 256,
+			   config, sizeof(config), "disk0", fds, &fx.d),
+	    0);
+	nsent = 0;
+	*state = &fx;
+	return 0;
+}
+
+static uint32_t cfg_read(struct fixture *fx, unsigned int reg,
+			 unsigned int size)
+{
+	bh_pci_write(&fx->rn.pci, 0, 4,
+		     0x80000000u | (1u << 11) | (reg & 0xfc));
+	return bh_pci_read(&fx->rn.pci, 4 + (reg & 3), size);
+}
+
+static void cfg_write(struct fixture *fx, unsigned int reg, unsigned int size,
+		      uint32_t val)
+{
+	bh_pci_write(&fx->rn.pci, 0, 4,
+		     0x80000000u | (1u << 11) | (reg & 0xfc));
+	bh_pci_write(&fx->rn.pci, 4 + (reg & 3), size, val);
+}
+
+static uint64_t mmio_read(struct fixture *fx, uint64_t off, unsigned int len)
+{
+	uint8_t b[8] = { 0 };
+	uint64_t v = 0;
+
+	bh_vpci_mmio(fx->d, off, b, len, 0);
+	for (unsigned int i = 0; i < len; i++)
+		v |= (uint64_t)b[i] << (8 * i);
+	return v;
+}
+
+static void mmio_write(struct fixture *fx, uint64_t off, unsigned int len,
+		       uint64_t v)
+{
+	uint8_t b[8];
+
+	for (unsigned int i = 0; i < len; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+	bh_vpci_mmio(fx->d, off, b, len, 1);
+}
+
+static void test_identity_and_caps(void **state)
+{
+	struct fixture *fx = *state;
+	unsigned int seen = 0, at;
+
+	assert_int_equal(cfg_read(fx, 0, 4), 0x10421af4); /* modern blk */
+	assert_int_equal(cfg_read(fx, 0x0a, 2), 0x0180);
+	assert_int_equal(cfg_read(fx, 0x06, 2) & 0x10, 0x10);
+	/* Walk the capability list as the driver does. */
+	for (at = cfg_read(fx, 0x34, 1); at; at = cfg_read(fx, at + 1, 1)) {
+		uint8_t id = (uint8_t)cfg_read(fx, at, 1);
+
+		if (id == 0x09)
+			seen |= 1u << cfg_read(fx, at + 3, 1);
+		else if (id == 0x11)
+			seen |= 1u << 8;
+		assert_true(at < 256);
+	}
+	assert_int_equal(seen, (1u << 1) | (1u << 2) | (1u << 3) | (1u << 4) |
+				   (1u << 8));
+	/* Two queues plus the config vector. */
+	assert_int_equal(cfg_read(fx, 0x84 + 2, 2) & 0x7ff, 2);
+	/* Another slot is empty. */
+	bh_pci_write(&fx->rn.pci, 0, 4, 0x80000000u | (2u << 11));
+	assert_int_equal(bh_pci_read(&fx->rn.pci, 4, 4), 0xffffffffu);
+}
+
+static void test_bar_sizing(void **state)
+{
+	struct fixture *fx = *state;
+	uint32_t orig = cfg_read(fx, 0x10, 4);
+
+	assert_int_equal(orig & 0xf, 0x4); /* 64-bit memory BAR */
+	cfg_write(fx, 0x10, 4, 0xffffffffu);
+	assert_int_equal(cfg_read(fx, 0x10, 4),
+			 (uint32_t) ~(BH_VPCI_BAR_SIZE - 1) | 0x4);
+	cfg_write(fx, 0x10, 4, orig);
+	assert_int_equal(cfg_read(fx, 0x10, 4), orig);
+	/* Decoding off: the BAR does not claim guest accesses. */
+	{
+		uint64_t off;
+
+		assert_false(bh_vpci_claims(fx->d, orig & ~0xfu, &off));
+		cfg_write(fx, 0x04, 2, 0x0006);
+		assert_true(bh_vpci_claims(fx->d, (orig & ~0xfu) + 0x10, &off));
+		assert_int_equal(off, 0x10);
+	}
+}
+
+static void negotiate(struct fixture *fx, uint64_t features)
+{
+	mmio_write(fx, 0x14, 1, 1 | 2);
+	mmio_write(fx, 0x08, 4, 0);
+	mmio_write(fx, 0x0c, 4, (uint32_t)features);
+	mmio_write(fx, 0x08, 4, 1);
+	mmio_write(fx, 0x0c, 4, (uint32_t)(features >> 32));
+	mmio_write(fx, 0x14, 1, 1 | 2 | 8);
+}
+
+static void test_features(void **state)
+{
+	struct fixture *fx = *state;
+
+	mmio_write(fx, 0x00, 4, 1);
+	assert_int_equal(mmio_read(fx, 0x04, 4), 1); /* VERSION_1 */
+	mmio_write(fx, 0x00, 4, 0);
+	assert_int_equal(mmio_read(fx, 0x04, 4), 1u << 9);
+	assert_int_equal(mmio_read(fx, 0x12, 2), 2);
+	/* Without VERSION_1 FEATURES_OK does not stick. */
+	negotiate(fx, 1u << 9);
+	assert_int_equal(mmio_read(fx, 0x14, 1) & 8, 0);
+	mmio_write(fx, 0x14, 1, 0);
+	/* A feature the device lacks is refused too. */
+	negotiate(fx, (1ULL << 32) | (1u << 3));
+	assert_int_equal(mmio_read(fx, 0x14, 1) & 8, 0);
+	mmio_write(fx, 0x14, 1, 0);
+	negotiate(fx, (1ULL << 32) | (1u << 9));
+	assert_int_equal(mmio_read(fx, 0x14, 1) & 8, 8);
+}
+
+static void test_activate_and_reset(void **state)
+{
+	struct fixture *fx = *state;
+
+	negotiate(fx, 1ULL << 32);
+	mmio_write(fx, 0x16, 2, 1); /* queue 1 */
+	assert_int_equal(mmio_read(fx, 0x18, 2), 256);
+	mmio_write(fx, 0x18, 2, 128);
+	mmio_write(fx, 0x1a, 2, 1);
+	mmio_write(fx, 0x20, 4, 0x10000);
+	mmio_write(fx, 0x24, 4, 0x1);
+	mmio_write(fx, 0x28, 8, 0x20000);
+	mmio_write(fx, 0x30, 8, 0x30000);
+	mmio_write(fx, 0x1c, 2, 1);
+	assert_int_equal(mmio_read(fx, 0x1e, 2), 1); /* notify offset */
+	assert_int_equal(mmio_read(fx, 0x20, 8), 0x100010000ULL);
+	mmio_write(fx, 0x14, 1, 1 | 2 | 8 | 4);
+	assert_int_equal(nsent, 1);
+	assert_int_equal(sent_types[0], BH__MSG_TYPE__MSG_VIRTIO_ACTIVATE);
+	assert_non_null(last_activate);
+	assert_int_equal(last_activate->n_queues, 2);
+	assert_false(last_activate->queues[0]->enabled);
+	assert_true(last_activate->queues[1]->enabled);
+	assert_int_equal(last_activate->queues[1]->size, 128);
+	assert_int_equal(last_activate->queues[1]->desc, 0x100010000ULL);
+	assert_int_equal(last_activate->queues[1]->avail, 0x20000);
+	assert_int_equal(last_activate->queues[1]->used, 0x30000);
+	assert_int_equal(last_activate->driver_features, 1ULL << 32);
+	/* Live queues do not move. */
+	mmio_write(fx, 0x20, 8, 0x5000);
+	assert_int_equal(mmio_read(fx, 0x20, 8), 0x100010000ULL);
+
+	/* Reset: status reads non-zero until the worker confirmed. */
+	mmio_write(fx, 0x14, 1, 0);
+	assert_int_equal(sent_types[1], BH__MSG_TYPE__MSG_VIRTIO_RESET);
+	assert_int_not_equal(mmio_read(fx, 0x14, 1), 0);
+	bh_vpci_reset_done(fx->d);
+	assert_int_equal(mmio_read(fx, 0x14, 1), 0);
+	assert_int_equal(mmio_read(fx, 0x18, 2), 256);
+	assert_int_equal(mmio_read(fx, 0x1c, 2), 0);
+}
+
+static void test_device_config(void **state)
+{
+	struct fixture *fx = *state;
+	uint8_t cfg[8] = { 0, 0, 1, 0, 0, 0, 0, 0 };
+
+	assert_int_equal(mmio_read(fx, 0x2000, 8), 0x4000);
+	/* Past the config space: zeros, no crash. */
+	assert_int_equal(mmio_read(fx, 0x2000 + 200, 4), 0);
+	assert_int_equal(mmio_read(fx, 0x2ffe, 8), 0);
+	mmio_write(fx, 0x2000, 4, 7);
+	assert_int_equal(sent_types[0], BH__MSG_TYPE__MSG_VIRTIO_CONFIG_WRITE);
+	mmio_write(fx, 0x2000 + 250, 4, 7); /* out of range: dropped */
+	assert_int_equal(nsent, 1);
+	bh_vpci_config_update(fx->d, cfg, sizeof(cfg), 1);
+	assert_int_equal(mmio_read(fx, 0x2000, 4), 0x10000);
+	assert_int_equal(mmio_read(fx, 0x15, 1), 1);   /* generation moved */
+	assert_int_equal(mmio_read(fx, 0x1000, 1), 2); /* ISR: config */
+	assert_int_equal(mmio_read(fx, 0x1000, 1), 0); /* read clears */
+	bh_vpci_needs_reset(fx->d, "test");
+	assert_int_equal(mmio_read(fx, 0x14, 1) & 0x40, 0x40);
+}
+
+static void test_msix_table(void **state)
+{
+	struct fixture *fx = *state;
+
+	mmio_write(fx, 0x4000 + 16, 4, 0xfee00000u);
+	mmio_write(fx, 0x4000 + 16 + 8, 4, 0x4041);
+	assert_int_equal(mmio_read(fx, 0x4000 + 16, 4), 0xfee00000u);
+	assert_int_equal(mmio_read(fx, 0x4000 + 16 + 8, 4), 0x4041);
+	/* Vector 3 does not exist (2 queues + config = 3 vectors). */
+	mmio_write(fx, 0x4000 + 48, 4, 0x1234);
+	assert_int_equal(mmio_read(fx, 0x4000 + 48, 4), 0);
+	cfg_write(fx, 0x84 + 2, 2, 0x8000);
+	assert_int_equal(cfg_read(fx, 0x84 + 2, 2), 0x8002);
+	/* A notify that missed its ioeventfd still reaches the worker. */
+	{
+		uint64_t n = 0;
+
+		mmio_write(fx, 0x3000 + 4, 2, 1);
+		assert_int_equal(read(fx->d->q[1].kick_fd, &n, sizeof(n)),
+				 sizeof(n));
+		assert_int_equal(n, 1);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_identity_and_caps, setup),
+		cmocka_unit_test_setup(test_bar_sizing, setup),
+		cmocka_unit_test_setup(test_features, setup),
+		cmocka_unit_test_setup(test_activate_and_reset, setup),
+		cmocka_unit_test_setup(test_device_config, setup),
+		cmocka_unit_test_setup(test_msix_table, setup),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
