@@ -32,6 +32,9 @@ enum {
 	OPT_NAME,
 	OPT_LOG_LEVEL,
 	OPT_EXIT_STATS,
+	OPT_DISK,
+	OPT_RNG,
+	OPT_CONSOLE,
 	OPT_END,
 };
 
@@ -45,6 +48,9 @@ static const struct option long_options[] = {
 	{ "name", required_argument, NULL, OPT_NAME },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "exit-stats", no_argument, NULL, OPT_EXIT_STATS },
+	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "rng", required_argument, NULL, OPT_RNG },
+	{ "console", required_argument, NULL, OPT_CONSOLE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -428,6 +434,224 @@ static int parse_name(const char *arg, struct bh_config *cfg, char *err,
 	return 0;
 }
 
+/* Ids name devices in logs, worker arguments and the API, so they keep to
+ * the same safe characters as the VM name. */
+static int check_id(const char *opt, const char *id, char *err, size_t errlen)
+{
+	size_t len = strlen(id), i;
+	unsigned char c;
+
+	if (len > BH_CONFIG_ID_MAX)
+		return fail(err, errlen,
+			    "%s: id=%s is longer than %d characters", opt, id,
+			    BH_CONFIG_ID_MAX);
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)id[i];
+		if (c >= 0x80 ||
+		    !(isalnum(c) || c == '_' || c == '.' || c == '-'))
+			return fail(err, errlen,
+				    "%s: id=%s contains byte 0x%02x (allowed: "
+				    "A-Z a-z 0-9 _ . -)",
+				    opt, id, c);
+	}
+	return 0;
+}
+
+static int kv_bool(const char *opt, const struct kv_param *p, bool *out,
+		   char *err, size_t errlen)
+{
+	if (strcmp(p->value, "on") == 0 || strcmp(p->value, "true") == 0) {
+		*out = true;
+		return 0;
+	}
+	if (strcmp(p->value, "off") == 0 || strcmp(p->value, "false") == 0) {
+		*out = false;
+		return 0;
+	}
+	return fail(err, errlen, "%s: %s=%s is not on or off", opt, p->key,
+		    p->value);
+}
+
+static unsigned int device_count(const struct bh_config *cfg)
+{
+	return cfg->ndisks + (cfg->rng_source ? 1 : 0) +
+	       (cfg->console != BH_CONSOLE_OFF ? 1 : 0);
+}
+
+static int parse_disk(const char *arg, struct bh_config *cfg, char *err,
+		      size_t errlen)
+{
+	enum { D_PATH, D_RO, D_DIRECT, D_NQ, D_QS, D_ID, D_SERIAL };
+	struct kv_param params[] = {
+		[D_PATH] = { .key = "path" },
+		[D_RO] = { .key = "readonly" },
+		[D_DIRECT] = { .key = "direct" },
+		[D_NQ] = { .key = "num_queues" },
+		[D_QS] = { .key = "queue_size" },
+		[D_ID] = { .key = "id" },
+		[D_SERIAL] = { .key = "serial" },
+	};
+	struct bh_disk_config d = {
+		.num_queues = 1,
+		.queue_size = BH_CONFIG_DISK_QUEUE_SIZE,
+	};
+	char defid[32];
+	uint64_t v;
+	char *buf;
+	int ret;
+
+	ret = kv_parse("--disk", arg, params, BH_ARRAY_SIZE(params), &buf, err,
+		       errlen);
+	if (ret < 0)
+		return ret;
+	if (device_count(cfg) >= BH_CONFIG_MAX_DEVICES) {
+		ret = fail(err, errlen,
+			   "--disk: more than %d virtio devices in all",
+			   BH_CONFIG_MAX_DEVICES);
+		goto out;
+	}
+	if (!params[D_PATH].value) {
+		ret = fail(err, errlen, "--disk: path= is required");
+		goto out;
+	}
+	if (params[D_RO].value) {
+		ret =
+		    kv_bool("--disk", &params[D_RO], &d.readonly, err, errlen);
+		if (ret < 0)
+			goto out;
+	}
+	if (params[D_DIRECT].value) {
+		ret = kv_bool("--disk", &params[D_DIRECT], &d.direct, err,
+			      errlen);
+		if (ret < 0)
+			goto out;
+	}
+	if (params[D_NQ].value) {
+		ret = kv_uint("--disk", &params[D_NQ], 1,
+			      BH_CONFIG_MAX_DISK_QUEUES, &v, err, errlen);
+		if (ret < 0)
+			goto out;
+		d.num_queues = (unsigned int)v;
+	}
+	if (params[D_QS].value) {
+		ret = kv_uint("--disk", &params[D_QS], 2,
+			      BH_CONFIG_MAX_QUEUE_SIZE, &v, err, errlen);
+		if (ret < 0)
+			goto out;
+		/* The split ring's index arithmetic needs a power of two. */
+		if (v & (v - 1)) {
+			ret =
+			    fail(err, errlen,
+				 "--disk: queue_size=%s is not a power of two",
+				 params[D_QS].value);
+			goto out;
+		}
+		d.queue_size = (unsigned int)v;
+	}
+	if (params[D_SERIAL].value &&
+	    strlen(params[D_SERIAL].value) > BH_CONFIG_DISK_SERIAL_MAX) {
+		ret = fail(err, errlen,
+			   "--disk: serial=%s is longer than %d bytes",
+			   params[D_SERIAL].value, BH_CONFIG_DISK_SERIAL_MAX);
+		goto out;
+	}
+	if (params[D_ID].value) {
+		ret = check_id("--disk", params[D_ID].value, err, errlen);
+		if (ret < 0)
+			goto out;
+	}
+	snprintf(defid, sizeof(defid), "disk%u", cfg->ndisks);
+	d.path = xstrdup(params[D_PATH].value);
+	d.id = xstrdup(params[D_ID].value ? params[D_ID].value : defid);
+	d.serial =
+	    xstrdup(params[D_SERIAL].value ? params[D_SERIAL].value : "");
+	cfg->disks[cfg->ndisks++] = d;
+out:
+	free(buf);
+	return ret;
+}
+
+/* Cloud Hypervisor's --rng src=PATH; an empty value asks for the default. */
+static int parse_rng(const char *arg, struct bh_config *cfg, char *err,
+		     size_t errlen)
+{
+	enum { R_SRC };
+	struct kv_param params[] = {
+		[R_SRC] = { .key = "src" },
+	};
+	char *buf = NULL;
+	int ret = 0;
+
+	if (device_count(cfg) >= BH_CONFIG_MAX_DEVICES)
+		return fail(err, errlen,
+			    "--rng: more than %d virtio devices in all",
+			    BH_CONFIG_MAX_DEVICES);
+	if (arg[0] == '\0') {
+		set_string(&cfg->rng_source, BH_CONFIG_DEFAULT_RNG_SOURCE);
+		return 0;
+	}
+	ret = kv_parse("--rng", arg, params, BH_ARRAY_SIZE(params), &buf, err,
+		       errlen);
+	if (ret < 0)
+		return ret;
+	set_string(&cfg->rng_source, params[R_SRC].value);
+	free(buf);
+	return 0;
+}
+
+/* Like --serial: a mode word, or file=PATH where PATH may hold commas. */
+static int parse_console(const char *arg, struct bh_config *cfg, char *err,
+			 size_t errlen)
+{
+	enum bh_console_mode mode;
+
+	if (strncmp(arg, "file=", 5) == 0) {
+		if (arg[5] == '\0')
+			return fail(err, errlen,
+				    "--console: file= needs a path");
+		mode = BH_CONSOLE_FILE;
+	} else if (strcmp(arg, "off") == 0) {
+		mode = BH_CONSOLE_OFF;
+	} else if (strcmp(arg, "tty") == 0) {
+		mode = BH_CONSOLE_TTY;
+	} else {
+		return fail(err, errlen,
+			    "--console: '%s' is not one of off, tty, file=PATH",
+			    arg);
+	}
+	if (mode != BH_CONSOLE_OFF &&
+	    device_count(cfg) >= BH_CONFIG_MAX_DEVICES)
+		return fail(err, errlen,
+			    "--console: more than %d virtio devices in all",
+			    BH_CONFIG_MAX_DEVICES);
+	cfg->console = mode;
+	if (mode == BH_CONSOLE_FILE)
+		set_string(&cfg->console_path, arg + 5);
+	return 0;
+}
+
+/* Ids are how logs and the API tell devices apart: they must differ. */
+static int check_device_ids(const struct bh_config *cfg, char *err,
+			    size_t errlen)
+{
+	const char *ids[BH_CONFIG_MAX_DEVICES + 2];
+	unsigned int n = 0, i, j;
+
+	for (i = 0; i < cfg->ndisks; i++)
+		ids[n++] = cfg->disks[i].id;
+	if (cfg->rng_source)
+		ids[n++] = BH_CONFIG_RNG_ID;
+	if (cfg->console != BH_CONSOLE_OFF)
+		ids[n++] = BH_CONFIG_CONSOLE_ID;
+	for (i = 0; i < n; i++)
+		for (j = i + 1; j < n; j++)
+			if (strcmp(ids[i], ids[j]) == 0)
+				return fail(err, errlen,
+					    "--disk: id=%s is used twice",
+					    ids[i]);
+	return 0;
+}
+
 static int parse_path(const char *opt, const char *arg, char **dst, char *err,
 		      size_t errlen)
 {
@@ -541,6 +765,12 @@ static int parse_option(int c, const char *arg, struct bh_config *cfg,
 	case OPT_EXIT_STATS:
 		cfg->print_exit_stats = true;
 		return 0;
+	case OPT_DISK:
+		return parse_disk(arg, cfg, err, errlen);
+	case OPT_RNG:
+		return parse_rng(arg, cfg, err, errlen);
+	case OPT_CONSOLE:
+		return parse_console(arg, cfg, err, errlen);
 	}
 	return fail(err, errlen, "internal error: option %d", c);
 }
@@ -605,7 +835,8 @@ int bh_config_parse_args(int argc, char *const argv[], struct bh_config *cfg,
 			/* A second value for the same option is more likely a
 			 * mistake in a generated command line than a wish to
 			 * override, so refuse rather than guess. */
-			if (seen[c - OPT_FIRST] && c != OPT_EXIT_STATS) {
+			if (seen[c - OPT_FIRST] && c != OPT_EXIT_STATS &&
+			    c != OPT_DISK) {
 				ret = fail(err, errlen, "--%s given twice",
 					   long_name(c));
 				goto err;
@@ -634,6 +865,17 @@ int bh_config_parse_args(int argc, char *const argv[], struct bh_config *cfg,
 		ret = fail(err, errlen, "--kernel is required");
 		goto err;
 	}
+	/* Both would read the same keys and write over each other. */
+	if (cfg->console == BH_CONSOLE_TTY && cfg->serial == BH_SERIAL_TTY) {
+		ret = fail(err, errlen,
+			   "--console tty and --serial tty cannot share the "
+			   "terminal (the default is --serial tty: add "
+			   "--serial off, null or file=PATH)");
+		goto err;
+	}
+	ret = check_device_ids(cfg, err, errlen);
+	if (ret < 0)
+		goto err;
 	return BH_CONFIG_OK;
 
 err:
@@ -650,6 +892,13 @@ void bh_config_free(struct bh_config *cfg)
 	free(cfg->cmdline);
 	free(cfg->serial_path);
 	free(cfg->name);
+	for (unsigned int i = 0; i < cfg->ndisks; i++) {
+		free(cfg->disks[i].path);
+		free(cfg->disks[i].id);
+		free(cfg->disks[i].serial);
+	}
+	free(cfg->rng_source);
+	free(cfg->console_path);
 	/* Zeroed so that a second free, or a free after a failed parse that
 	 * already freed, does nothing. */
 	memset(cfg, 0, sizeof(*cfg));
@@ -686,6 +935,22 @@ void bh_config_usage(FILE *out)
 		"                        file=PATH  output written to PATH\n"
 		"                                   (created or truncated)\n"
 		"\n"
+		"Devices (virtio-pci, each served by its own process;\n"
+		"at most %d in all):\n"
+		"  --disk path=PATH[,readonly=on|off][,direct=on|off]\n"
+		"         [,num_queues=N][,queue_size=N][,id=ID][,serial=S]\n"
+		"                      a raw disk image or block device;\n"
+		"                      repeatable (defaults: readonly=off,\n"
+		"                      direct=off, num_queues=1 (1..%d),\n"
+		"                      queue_size=%d (a power of two,\n"
+		"                      2..%d), id=diskN, serial empty)\n"
+		"  --rng src=PATH      virtio-rng fed from PATH\n"
+		"                      (an empty value: src=%s)\n"
+		"  --console MODE      virtio-console, guest hvc0\n"
+		"                      (default: off): off, tty (this\n"
+		"                      terminal; needs --serial other than\n"
+		"                      tty) or file=PATH (output only)\n"
+		"\n"
 		"Controller:\n"
 		"  --name NAME         VM name for log prefixes: 1-%d of\n"
 		"                      A-Z a-z 0-9 _ . - (default: vm)\n"
@@ -703,8 +968,11 @@ void bh_config_usage(FILE *out)
 		"  0  the guest powered off\n"
 		"  1  the guest crashed or the VMM failed (the message\n"
 		"     names the cause)\n"
-		"  2  a bad option, or an unusable kernel or initramfs;\n"
+		"  2  a bad option, or an unusable kernel, initramfs or\n"
+		"     device backend;\n"
 		"     nothing was started\n",
 		BH_MAX_VCPUS, BH_CONFIG_DEFAULT_VCPUS, min_mem, max_mem,
-		def_mem, NAME_MAX_LEN);
+		def_mem, BH_CONFIG_MAX_DEVICES, BH_CONFIG_MAX_DISK_QUEUES,
+		BH_CONFIG_DISK_QUEUE_SIZE, BH_CONFIG_MAX_QUEUE_SIZE,
+		BH_CONFIG_DEFAULT_RNG_SOURCE, NAME_MAX_LEN);
 }

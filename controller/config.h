@@ -12,27 +12,59 @@
 
 enum bh_serial_mode {
 	BH_SERIAL_TTY = 0, /* our stdin/stdout (default) */
-	BH_SERIAL_OFF,     /* no UART at all */
-	BH_SERIAL_NULL,    /* a UART whose output is discarded */
-	BH_SERIAL_FILE,    /* output written to a file (created or truncated) */
+	BH_SERIAL_OFF,	   /* no UART at all */
+	BH_SERIAL_NULL,	   /* a UART whose output is discarded */
+	BH_SERIAL_FILE,	   /* output written to a file (created or truncated) */
 };
 
-#define BH_CONFIG_DEFAULT_VCPUS  1
+#define BH_CONFIG_DEFAULT_VCPUS	 1
 #define BH_CONFIG_DEFAULT_MEMORY (512ULL * 1024 * 1024)
-#define BH_CONFIG_MIN_MEMORY     (64ULL * 1024 * 1024)
-#define BH_CONFIG_MAX_MEMORY     (1024ULL * 1024 * 1024 * 1024) /* 1 TiB */
+#define BH_CONFIG_MIN_MEMORY	 (64ULL * 1024 * 1024)
+#define BH_CONFIG_MAX_MEMORY	 (1024ULL * 1024 * 1024 * 1024) /* 1 TiB */
+
+/* virtio devices: PCI slots 1..16 on bus 0, one worker process each. */
+#define BH_CONFIG_MAX_DEVICES	     16
+#define BH_CONFIG_MAX_DISK_QUEUES    16
+#define BH_CONFIG_DISK_QUEUE_SIZE    256
+#define BH_CONFIG_MAX_QUEUE_SIZE     32768
+#define BH_CONFIG_DISK_SERIAL_MAX    20 /* VIRTIO_BLK_ID_BYTES */
+#define BH_CONFIG_ID_MAX	     32
+#define BH_CONFIG_DEFAULT_RNG_SOURCE "/dev/urandom"
+#define BH_CONFIG_RNG_ID	     "rng0"
+#define BH_CONFIG_CONSOLE_ID	     "console0"
+
+enum bh_console_mode {
+	BH_CONSOLE_OFF = 0, /* no virtio-console (default) */
+	BH_CONSOLE_TTY,	    /* hvc0 on our stdin/stdout */
+	BH_CONSOLE_FILE,    /* output to a file (created or truncated) */
+};
+
+struct bh_disk_config {
+	char *path;
+	char *id;     /* "diskN" by default */
+	char *serial; /* "" by default */
+	bool readonly;
+	bool direct;
+	unsigned int num_queues;
+	unsigned int queue_size;
+};
 
 struct bh_config {
-	char *kernel;    /* path, required */
+	char *kernel;	 /* path, required */
 	char *initramfs; /* path or NULL */
-	char *cmdline;   /* never NULL after parsing ("" by default) */
+	char *cmdline;	 /* never NULL after parsing ("" by default) */
 	unsigned int vcpus;
 	uint64_t memory;
 	enum bh_serial_mode serial;
 	char *serial_path; /* BH_SERIAL_FILE */
 	enum bh_log_level log_level;
-	char *name;           /* VM name for log prefixes, default "vm" */
+	char *name;	       /* VM name for log prefixes, default "vm" */
 	bool print_exit_stats; /* --exit-stats: VM-exit counts on exit */
+	struct bh_disk_config disks[BH_CONFIG_MAX_DEVICES];
+	unsigned int ndisks;
+	char *rng_source; /* --rng: entropy source, or NULL for no rng */
+	enum bh_console_mode console;
+	char *console_path; /* BH_CONSOLE_FILE */
 };
 
 enum bh_config_result {

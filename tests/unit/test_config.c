@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <bulkhead/platform.h>
+#include <bulkhead/util.h>
 
 #include "config.h"
 
@@ -223,6 +224,58 @@ static const struct bad_case bad_cases[] = {
 	{ { "--kernel", "k", "foo" }, { "unexpected argument 'foo'" } },
 	{ { "foo", "--kernel", "k" }, { "unexpected argument 'foo'" } },
 	{ { "--kernel", "k", "--", "foo" }, { "unexpected argument 'foo'" } },
+	{ { "--kernel", "k", "--disk", "size=1" },
+	  { "--disk: unknown parameter 'size'", "path" } },
+	{ { "--kernel", "k", "--disk", "readonly=on" },
+	  { "--disk: path= is required" } },
+	{ { "--kernel", "k", "--disk", "" }, { "--disk", "empty" } },
+	{ { "--kernel", "k", "--disk", "path=a,readonly=yes" },
+	  { "--disk: readonly=yes is not on or off" } },
+	{ { "--kernel", "k", "--disk", "path=a,direct=1" },
+	  { "--disk: direct=1 is not on or off" } },
+	{ { "--kernel", "k", "--disk", "path=a,num_queues=0" },
+	  { "--disk: num_queues=0 is out of range 1..16" } },
+	{ { "--kernel", "k", "--disk", "path=a,num_queues=17" },
+	  { "--disk", "num_queues=17", "1..16" } },
+	{ { "--kernel", "k", "--disk", "path=a,num_queues=x" },
+	  { "--disk", "num_queues=x", "not a number" } },
+	{ { "--kernel", "k", "--disk", "path=a,queue_size=100" },
+	  { "--disk: queue_size=100 is not a power of two" } },
+	{ { "--kernel", "k", "--disk", "path=a,queue_size=1" },
+	  { "--disk", "queue_size=1", "2..32768" } },
+	{ { "--kernel", "k", "--disk", "path=a,queue_size=65536" },
+	  { "--disk", "queue_size=65536", "out of range" } },
+	{ { "--kernel", "k", "--disk", "path=a,serial=123456789012345678901" },
+	  { "--disk", "serial=", "longer than 20 bytes" } },
+	{ { "--kernel", "k", "--disk", "path=a,id=a/b" },
+	  { "--disk", "id=a/b", "0x2f" } },
+	{ { "--kernel", "k", "--disk", "path=a,path=b" },
+	  { "--disk: path given twice" } },
+	{ { "--kernel", "k", "--disk", "path=a,id=x", "--disk", "path=b,id=x" },
+	  { "--disk: id=x is used twice" } },
+	{ { "--kernel", "k", "--disk", "path=a,id=disk1", "--disk", "path=b" },
+	  { "id=disk1 is used twice" } },
+	{ { "--kernel", "k", "--disk", "path=a,id=rng0", "--rng", "" },
+	  { "id=rng0 is used twice" } },
+	{ { "--kernel", "k", "--rng", "path=/dev/random" },
+	  { "--rng: unknown parameter 'path' (known: src)" } },
+	{ { "--kernel", "k", "--rng", "/dev/random" },
+	  { "--rng", "did you mean src=/dev/random?" } },
+	{ { "--kernel", "k", "--rng", "src=" },
+	  { "--rng: src= needs a value" } },
+	{ { "--kernel", "k", "--rng", "", "--rng", "" },
+	  { "--rng given twice" } },
+	{ { "--kernel", "k", "--console", "pty" },
+	  { "--console: 'pty' is not one of off, tty, file=PATH" } },
+	{ { "--kernel", "k", "--console", "file=" },
+	  { "--console: file= needs a path" } },
+	{ { "--kernel", "k", "--console", "" }, { "--console" } },
+	{ { "--kernel", "k", "--console", "tty" },
+	  { "--console tty and --serial tty cannot share the terminal" } },
+	{ { "--kernel", "k", "--console", "tty", "--serial", "tty" },
+	  { "--console tty and --serial tty cannot share the terminal" } },
+	{ { "--kernel", "k", "--console", "off", "--console", "off" },
+	  { "--console given twice" } },
 };
 
 static void test_bad(void **state)
@@ -253,6 +306,9 @@ static void test_bad(void **state)
 		assert_null(cfg.cmdline);
 		assert_null(cfg.name);
 		assert_null(cfg.serial_path);
+		assert_int_equal(cfg.ndisks, 0);
+		assert_null(cfg.rng_source);
+		assert_null(cfg.console_path);
 		bh_config_free(&cfg);
 		bh_config_free(&cfg);
 	}
@@ -383,6 +439,13 @@ static void test_usage_text(void **state)
 		"default: vm",
 		"default: tty",
 		"Exit status",
+		"--disk path=PATH",
+		"readonly=on|off",
+		"num_queues=N",
+		"queue_size=N",
+		"serial=S",
+		"--rng src=PATH",
+		"--console MODE",
 	};
 	char *text = NULL;
 	size_t len = 0, i;
@@ -397,6 +460,112 @@ static void test_usage_text(void **state)
 	free(text);
 }
 
+static void test_devices(void **state)
+{
+	struct bh_config cfg;
+	char err[256];
+
+	assert_int_equal(
+	    PARSE(&cfg, err, "--kernel", "k", "--disk", "path=/img/a.raw",
+		  "--disk",
+		  "path=/img/b.raw,readonly=on,direct=on,num_queues=4,"
+		  "queue_size=1024,id=data,serial=12345678901234567890",
+		  "--disk", "path=c,readonly=off,direct=off", "--rng",
+		  "src=/dev/random", "--console", "file=/tmp/c,1.log"),
+	    BH_CONFIG_OK);
+	assert_int_equal(cfg.ndisks, 3);
+	assert_string_equal(cfg.disks[0].path, "/img/a.raw");
+	assert_string_equal(cfg.disks[0].id, "disk0");
+	assert_string_equal(cfg.disks[0].serial, "");
+	assert_false(cfg.disks[0].readonly);
+	assert_false(cfg.disks[0].direct);
+	assert_int_equal(cfg.disks[0].num_queues, 1);
+	assert_int_equal(cfg.disks[0].queue_size, 256);
+	assert_string_equal(cfg.disks[1].path, "/img/b.raw");
+	assert_string_equal(cfg.disks[1].id, "data");
+	assert_string_equal(cfg.disks[1].serial, "12345678901234567890");
+	assert_true(cfg.disks[1].readonly);
+	assert_true(cfg.disks[1].direct);
+	assert_int_equal(cfg.disks[1].num_queues, 4);
+	assert_int_equal(cfg.disks[1].queue_size, 1024);
+	assert_string_equal(cfg.disks[2].id, "disk2");
+	assert_false(cfg.disks[2].readonly);
+	assert_string_equal(cfg.rng_source, "/dev/random");
+	assert_int_equal(cfg.console, BH_CONSOLE_FILE);
+	assert_string_equal(cfg.console_path, "/tmp/c,1.log");
+	bh_config_free(&cfg);
+
+	/* Defaults: no devices; --rng with an empty value; console tty
+	 * once the serial port leaves the terminal. */
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k"), BH_CONFIG_OK);
+	assert_int_equal(cfg.ndisks, 0);
+	assert_null(cfg.rng_source);
+	assert_int_equal(cfg.console, BH_CONSOLE_OFF);
+	bh_config_free(&cfg);
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k",
+			       "--rng=", "--console", "tty", "--serial", "off"),
+			 BH_CONFIG_OK);
+	assert_string_equal(cfg.rng_source, BH_CONFIG_DEFAULT_RNG_SOURCE);
+	assert_int_equal(cfg.console, BH_CONSOLE_TTY);
+	bh_config_free(&cfg);
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k", "--console", "off",
+			       "--disk", "path=x,queue_size=2", "--disk",
+			       "path=y,queue_size=32768"),
+			 BH_CONFIG_OK);
+	assert_int_equal(cfg.console, BH_CONSOLE_OFF);
+	assert_int_equal(cfg.disks[0].queue_size, 2);
+	assert_int_equal(cfg.disks[1].queue_size, 32768);
+	bh_config_free(&cfg);
+}
+
+/* 16 virtio devices fit (PCI slots 1..16); the 17th is refused, whichever
+ * option brings it. */
+static void test_too_many_devices(void **state)
+{
+	static const char *const extra[][2] = {
+		{ "--disk", "path=last" },
+		{ "--rng", "" },
+		{ "--console", "file=c" },
+	};
+	char paths[BH_CONFIG_MAX_DEVICES][16];
+	char *argv[2 * BH_CONFIG_MAX_DEVICES + 8];
+	struct bh_config cfg;
+	char err[256];
+	int argc, i;
+	size_t e;
+
+	for (e = 0; e <= BH_ARRAY_SIZE(extra); e++) {
+		argc = 0;
+		argv[argc++] = (char *)"bulkhead";
+		argv[argc++] = (char *)"--kernel";
+		argv[argc++] = (char *)"k";
+		for (i = 0; i < BH_CONFIG_MAX_DEVICES; i++) {
+			snprintf(paths[i], sizeof(paths[i]), "path=d%d", i);
+			argv[argc++] = (char *)"--disk";
+			argv[argc++] = paths[i];
+		}
+		if (e < BH_ARRAY_SIZE(extra)) {
+			argv[argc++] = (char *)extra[e][0];
+			argv[argc++] = (char *)extra[e][1];
+		}
+		argv[argc] = NULL;
+		if (e == BH_ARRAY_SIZE(extra)) {
+			assert_int_equal(bh_config_parse_args(argc, argv, &cfg,
+							      err, sizeof(err)),
+					 BH_CONFIG_OK);
+			assert_int_equal(cfg.ndisks, BH_CONFIG_MAX_DEVICES);
+			assert_string_equal(cfg.disks[15].id, "disk15");
+			bh_config_free(&cfg);
+			continue;
+		}
+		assert_int_equal(
+		    bh_config_parse_args(argc, argv, &cfg, err, sizeof(err)),
+		    -EINVAL);
+		assert_non_null(strstr(err, "more than 16 virtio devices"));
+		assert_non_null(strstr(err, extra[e][0]));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -408,6 +577,8 @@ int main(void)
 		cmocka_unit_test(test_reentrant),
 		cmocka_unit_test(test_help_version),
 		cmocka_unit_test(test_usage_text),
+		cmocka_unit_test(test_devices),
+		cmocka_unit_test(test_too_many_devices),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
