@@ -26,6 +26,7 @@
 #include "boot.h"
 #include "bzimage.h"
 #include "console.h"
+#include "devices.h"
 #include "guestmem.h"
 #include "layout.h"
 #include "vm.h"
@@ -53,6 +54,7 @@ enum after_stop {
 struct bh_vm {
 	const struct bh_config *cfg;
 	struct bh_console console;
+	struct bh_devices *devs;
 	char runner_path[4096];
 
 	uint8_t *kernel;
@@ -234,6 +236,9 @@ int bh_vm_create(const struct bh_config *cfg, struct bh_vm **out, char *err,
 	r = bh_console_open(&vm->console, cfg, err, errlen);
 	if (r < 0)
 		goto fail;
+	r = bh_devices_open(cfg, &vm->devs, err, errlen);
+	if (r < 0)
+		goto fail;
 	r = find_runner(vm);
 	if (r < 0) {
 		snprintf(err, errlen,
@@ -271,6 +276,8 @@ void bh_vm_destroy(struct bh_vm *vm)
 			event_free(vm->sig_ev[i]);
 	if (vm->ctl_ev)
 		event_free(vm->ctl_ev);
+	/* Before the event base: the workers' events live in it. */
+	bh_devices_close(vm->devs);
 	if (vm->stdin_ev)
 		event_free(vm->stdin_ev);
 	if (vm->base)
@@ -327,6 +334,8 @@ static void runner_teardown(struct bh_vm *vm)
 		vm->ctl_ev = NULL;
 	}
 	bh_frame_reader_reset(&vm->reader);
+	/* Workers belong to one boot: the next has fresh RAM and eventfds. */
+	bh_devices_stop(vm->devs);
 	bh_closep(&vm->ctl);
 	bh_guest_mem_destroy(&vm->mem);
 	vm->cs = CS_NONE;
@@ -460,6 +469,32 @@ static int h_exit_stats(void *ctx, const ProtobufCMessage *m,
 	return 0;
 }
 
+/* Device control messages go on to the device's worker. */
+static int h_virtio_activate(void *ctx, const ProtobufCMessage *m,
+			     struct bh_frame *f)
+{
+	struct bh_vm *vm = ctx;
+
+	return bh_devices_activate(vm->devs, (const Bh__VirtioActivate *)m);
+}
+
+static int h_virtio_reset(void *ctx, const ProtobufCMessage *m,
+			  struct bh_frame *f)
+{
+	struct bh_vm *vm = ctx;
+
+	return bh_devices_reset(vm->devs, (const Bh__VirtioDeviceRef *)m);
+}
+
+static int h_virtio_config_write(void *ctx, const ProtobufCMessage *m,
+				 struct bh_frame *f)
+{
+	struct bh_vm *vm = ctx;
+
+	return bh_devices_config_write(vm->devs,
+				       (const Bh__VirtioConfigWrite *)m);
+}
+
 static int h_error(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 {
 	const Bh__Error *e = (const Bh__Error *)m;
@@ -485,6 +520,17 @@ static const struct bh_handler runner_msgs[] = {
 	{ BH__MSG_TYPE__MSG_EXIT_STATS,
 	  BH_STATE(CS_RUNNING) | BH_STATE(CS_STOPPING), 0,
 	  &bh__exit_stats__descriptor, h_exit_stats, "exit-stats" },
+	{ BH__MSG_TYPE__MSG_VIRTIO_ACTIVATE,
+	  BH_STATE(CS_RUNNING) | BH_STATE(CS_STOPPING), 0,
+	  &bh__virtio_activate__descriptor, h_virtio_activate,
+	  "virtio-activate" },
+	{ BH__MSG_TYPE__MSG_VIRTIO_RESET,
+	  BH_STATE(CS_RUNNING) | BH_STATE(CS_STOPPING), 0,
+	  &bh__virtio_device_ref__descriptor, h_virtio_reset, "virtio-reset" },
+	{ BH__MSG_TYPE__MSG_VIRTIO_CONFIG_WRITE,
+	  BH_STATE(CS_RUNNING) | BH_STATE(CS_STOPPING), 0,
+	  &bh__virtio_config_write__descriptor, h_virtio_config_write,
+	  "virtio-config-write" },
 	{ BH__MSG_TYPE__MSG_ERROR, RUNNER_ALIVE, 0, &bh__error__descriptor,
 	  h_error, "error" },
 };
@@ -617,6 +663,10 @@ static int vm_boot(struct bh_vm *vm)
 		bh_err("%s", err);
 		goto fail;
 	}
+	/* Workers first: the runner needs their queue counts and config. */
+	r = bh_devices_start(vm->devs, &vm->mem, vm->base);
+	if (r < 0)
+		goto fail;
 	r = runner_spawn(vm);
 	if (r < 0) {
 		bh_err("cannot start %s: %s", vm->runner_path, strerror(-r));
@@ -667,6 +717,9 @@ static int vm_boot(struct bh_vm *vm)
 		}
 		goto fail_runner;
 	}
+	r = bh_devices_attach(vm->devs, vm->ctl);
+	if (r < 0)
+		goto fail_runner;
 	r = bh_frame_send(vm->ctl, BH__MSG_TYPE__MSG_RUNNER_START, &start.base,
 			  NULL, 0);
 	if (r < 0)

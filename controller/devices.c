@@ -1,0 +1,917 @@
+/* The controller's side of the virtio devices: opens each backend, runs one
+ * sandboxed worker per device per boot, and relays the rare control
+ * messages between the vCPU runner's transport and the workers. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <bulkhead/dispatch.h>
+#include <bulkhead/frame.h>
+#include <bulkhead/hello.h>
+#include <bulkhead/log.h>
+#include <bulkhead/spawn.h>
+#include <bulkhead/util.h>
+
+#include "devices.h"
+
+#define WORKER_SETUP_TIMEOUT 10000 /* ms, handshake, set-up and sandbox */
+#define WORKER_EXIT_TIMEOUT  2000  /* ms, after QUIT before SIGKILL */
+#define DEV_CONFIG_MAX	     256   /* bytes of device config space */
+#define DEV_MAX_QUEUES	     16
+#define DEV_MAX_QUEUE_SIZE   32768
+#define DISK_SECTOR	     512
+
+enum dev_kind {
+	DEV_BLK = 0,
+	DEV_CONSOLE,
+	DEV_RNG,
+};
+
+static const struct {
+	const char *name; /* bulkhead-dev-<name>, handshake role dev-<name> */
+	uint32_t virtio_id;
+	Bh__WorkerSetup__BackendCase backend;
+} kinds[] = {
+	[DEV_BLK] = { "blk", 2, BH__WORKER_SETUP__BACKEND_BLK },
+	[DEV_CONSOLE] = { "console", 3, BH__WORKER_SETUP__BACKEND_CONSOLE },
+	[DEV_RNG] = { "rng", 4, BH__WORKER_SETUP__BACKEND_RNG },
+};
+
+enum worker_state {
+	WK_NONE = 0, /* no worker (not started, or stopped) */
+	WK_SETUP,    /* waiting for WORKER_READY */
+	WK_READY,    /* serving */
+	WK_DEAD,     /* died or misbehaved during this boot */
+};
+
+struct dev {
+	struct bh_devices *devs;
+	unsigned int index;
+	enum dev_kind kind;
+	char id[BH_CONFIG_ID_MAX + 1];
+	const struct bh_disk_config *disk; /* DEV_BLK */
+	uint64_t disk_size;
+	int backend[2]; /* owned, opened at create, kept across boots */
+	unsigned int nbackend;
+	char binary[4096];
+
+	/* Per boot. */
+	enum worker_state ws;
+	pid_t pid;
+	int sock;
+	struct bh_frame_reader rd;
+	struct event *ev;
+	bool reset_pending;
+	int kick[DEV_MAX_QUEUES];
+	int call[DEV_MAX_QUEUES];
+
+	/* From WORKER_READY. */
+	uint64_t features;
+	unsigned int nq;
+	unsigned int qsize;
+	uint8_t config[DEV_CONFIG_MAX];
+	size_t config_len;
+};
+
+struct bh_devices {
+	const struct bh_config *cfg;
+	struct dev dev[BH_CONFIG_MAX_DEVICES];
+	unsigned int n;
+	int runner; /* borrowed, -1 when no runner listens */
+};
+
+static uint64_t now_ms(void)
+{
+	return bh_now_ns() / 1000000;
+}
+
+/* ---- backends, checked and opened before anything starts --------------- */
+
+static int find_binary(struct dev *v)
+{
+	char dir[4096];
+
+	if (bh_exe_dir(dir, sizeof(dir)) == 0 &&
+	    (size_t)snprintf(v->binary, sizeof(v->binary), "%s/bulkhead-dev-%s",
+			     dir, kinds[v->kind].name) < sizeof(v->binary) &&
+	    access(v->binary, X_OK) == 0)
+		return 0;
+	snprintf(v->binary, sizeof(v->binary), "%s/bulkhead-dev-%s",
+		 BULKHEAD_LIBEXECDIR, kinds[v->kind].name);
+	if (access(v->binary, X_OK) == 0)
+		return 0;
+	return -ENOENT;
+}
+
+static int open_disk(struct dev *v, char *err, size_t errlen)
+{
+	const struct bh_disk_config *dc = v->disk;
+	int flags = (dc->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY |
+		    (dc->direct ? O_DIRECT : 0);
+	uint64_t size = 0;
+	struct stat st;
+	int fd, r;
+
+	fd = open(dc->path, flags);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "--disk: cannot open '%s'%s%s: %s",
+			 dc->path, dc->readonly ? " to read" : " to write",
+			 dc->direct ? " with direct=on" : "", strerror(-r));
+		return r;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "--disk: cannot stat '%s': %s", dc->path,
+			 strerror(-r));
+		goto fail;
+	}
+	if (S_ISREG(st.st_mode)) {
+		size = (uint64_t)st.st_size;
+	} else if (S_ISBLK(st.st_mode)) {
+		if (ioctl(fd, BLKGETSIZE64, &size) < 0) {
+			r = -errno;
+			snprintf(err, errlen,
+				 "--disk: cannot get the size of '%s': %s",
+				 dc->path, strerror(-r));
+			goto fail;
+		}
+	} else {
+		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+		snprintf(err, errlen,
+			 "--disk: '%s' is not a regular file or block device",
+			 dc->path);
+		goto fail;
+	}
+	/* The guest sees whole 512-byte sectors; a tail would be lost. */
+	if (size == 0 || size % DISK_SECTOR) {
+		r = -EINVAL;
+		snprintf(err, errlen,
+			 "--disk: '%s' is %llu bytes: the size must be a "
+			 "non-zero multiple of 512",
+			 dc->path, (unsigned long long)size);
+		goto fail;
+	}
+	v->disk_size = size;
+	v->backend[v->nbackend++] = fd;
+	return 0;
+fail:
+	close(fd);
+	return r;
+}
+
+static int open_rng(struct dev *v, const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd, r;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "--rng: cannot open '%s': %s", path,
+			 strerror(-r));
+		return r;
+	}
+	if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "--rng: '%s' is a directory", path);
+		close(fd);
+		return -EISDIR;
+	}
+	v->backend[v->nbackend++] = fd;
+	return 0;
+}
+
+static int open_console(struct dev *v, const struct bh_config *cfg, char *err,
+			size_t errlen)
+{
+	int out, in, r;
+
+	if (cfg->console == BH_CONSOLE_FILE) {
+		out = open(cfg->console_path,
+			   O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY,
+			   0640);
+		if (out < 0) {
+			r = -errno;
+			snprintf(err, errlen, "--console: cannot open '%s': %s",
+				 cfg->console_path, strerror(-r));
+			return r;
+		}
+		v->backend[v->nbackend++] = out;
+		return 0;
+	}
+	/* tty: the worker reads and writes the terminal itself, so that
+	 * console bytes never pass through the controller. */
+	out = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+	if (out < 0) {
+		r = -errno;
+		snprintf(err, errlen, "--console tty: no standard output: %s",
+			 strerror(-r));
+		return r;
+	}
+	v->backend[v->nbackend++] = out;
+	r = fcntl(STDIN_FILENO, F_GETFL);
+	if (r >= 0 && (r & O_ACCMODE) != O_WRONLY) {
+		in = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
+		if (in >= 0)
+			v->backend[v->nbackend++] = in;
+	}
+	return 0;
+}
+
+static void dev_init(struct bh_devices *d, enum dev_kind kind, const char *id)
+{
+	struct dev *v = &d->dev[d->n];
+
+	memset(v, 0, sizeof(*v));
+	v->devs = d;
+	v->index = d->n++;
+	v->kind = kind;
+	snprintf(v->id, sizeof(v->id), "%s", id);
+	v->backend[0] = v->backend[1] = -1;
+	v->pid = -1;
+	v->sock = -1;
+	for (unsigned int q = 0; q < DEV_MAX_QUEUES; q++)
+		v->kick[q] = v->call[q] = -1;
+}
+
+int bh_devices_open(const struct bh_config *cfg, struct bh_devices **out,
+		    char *err, size_t errlen)
+{
+	struct bh_devices *d;
+	struct dev *v;
+	int r = 0;
+
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		abort();
+	d->cfg = cfg;
+	d->runner = -1;
+	/* PCI slot order: disks as given, then rng, then console. */
+	for (unsigned int i = 0; i < cfg->ndisks && r == 0; i++) {
+		dev_init(d, DEV_BLK, cfg->disks[i].id);
+		d->dev[i].disk = &cfg->disks[i];
+		r = open_disk(&d->dev[i], err, errlen);
+	}
+	if (r == 0 && cfg->rng_source) {
+		dev_init(d, DEV_RNG, BH_CONFIG_RNG_ID);
+		r = open_rng(&d->dev[d->n - 1], cfg->rng_source, err, errlen);
+	}
+	if (r == 0 && cfg->console != BH_CONSOLE_OFF) {
+		dev_init(d, DEV_CONSOLE, BH_CONFIG_CONSOLE_ID);
+		r = open_console(&d->dev[d->n - 1], cfg, err, errlen);
+	}
+	for (unsigned int i = 0; i < d->n && r == 0; i++) {
+		v = &d->dev[i];
+		r = find_binary(v);
+		if (r < 0)
+			snprintf(err, errlen,
+				 "cannot find bulkhead-dev-%s beside bulkhead "
+				 "or in %s: is Bulkhead installed completely?",
+				 kinds[v->kind].name, BULKHEAD_LIBEXECDIR);
+	}
+	if (r < 0) {
+		bh_devices_close(d);
+		return r;
+	}
+	*out = d;
+	return 0;
+}
+
+unsigned int bh_devices_count(const struct bh_devices *d)
+{
+	return d ? d->n : 0;
+}
+
+void bh_devices_close(struct bh_devices *d)
+{
+	if (!d)
+		return;
+	bh_devices_stop(d);
+	for (unsigned int i = 0; i < d->n; i++)
+		for (unsigned int b = 0; b < d->dev[i].nbackend; b++)
+			bh_closep(&d->dev[i].backend[b]);
+	free(d);
+}
+
+/* ---- talking to the runner --------------------------------------------- */
+
+static void runner_send(struct bh_devices *d, Bh__MsgType type,
+			const ProtobufCMessage *m)
+{
+	/* A runner that went away is noticed on its own socket. */
+	if (d->runner >= 0 &&
+	    bh_frame_send(d->runner, (uint16_t)type, m, NULL, 0) < 0)
+		bh_debug("cannot relay a device message to the vCPU runner");
+}
+
+static void runner_needs_reset(struct dev *v, const char *reason)
+{
+	Bh__VirtioDeviceRef ref = BH__VIRTIO_DEVICE_REF__INIT;
+
+	ref.index = v->index;
+	ref.reason = (char *)reason;
+	runner_send(v->devs, BH__MSG_TYPE__MSG_VIRTIO_NEEDS_RESET, &ref.base);
+}
+
+static void runner_reset_done(struct dev *v)
+{
+	Bh__VirtioDeviceRef ref = BH__VIRTIO_DEVICE_REF__INIT;
+
+	ref.index = v->index;
+	v->reset_pending = false;
+	runner_send(v->devs, BH__MSG_TYPE__MSG_VIRTIO_RESET_DONE, &ref.base);
+}
+
+/* ---- worker processes --------------------------------------------------- */
+
+/* Waits for the worker to exit, SIGKILL after grace_ms; its wait status. */
+static int worker_reap(struct dev *v, int grace_ms)
+{
+	uint64_t deadline = now_ms() + (uint64_t)grace_ms;
+	int status = 0;
+	pid_t p;
+
+	if (v->pid <= 0)
+		return 0;
+	for (;;) {
+		p = waitpid(v->pid, &status, WNOHANG);
+		if (p == v->pid || (p < 0 && errno != EINTR))
+			break;
+		if (now_ms() >= deadline) {
+			kill(v->pid, SIGKILL);
+			while (waitpid(v->pid, &status, 0) < 0 &&
+			       errno == EINTR)
+				;
+			break;
+		}
+		usleep(5000);
+	}
+	v->pid = -1;
+	return status;
+}
+
+static void worker_close(struct dev *v)
+{
+	if (v->ev) {
+		event_free(v->ev);
+		v->ev = NULL;
+	}
+	bh_frame_reader_reset(&v->rd);
+	bh_closep(&v->sock);
+}
+
+/*
+ * The worker died or broke the protocol: it goes, and the device stays
+ * broken until the next boot. The guest learns it through NEEDS_RESET, and
+ * a reset it waits for is answered here, so that it never hangs.
+ */
+static void worker_fail(struct dev *v, const char *why, bool kill_it)
+{
+	char desc[96];
+	int status;
+
+	if (kill_it && v->pid > 0)
+		kill(v->pid, SIGKILL);
+	status = worker_reap(v, WORKER_EXIT_TIMEOUT);
+	worker_close(v);
+	if (why)
+		bh_err("device %s: worker %s; killed it", v->id, why);
+	else
+		bh_err("device %s: worker %s", v->id,
+		       bh_describe_status(status, desc, sizeof(desc)));
+	v->ws = WK_DEAD;
+	runner_needs_reset(v, "device worker failed");
+	if (v->reset_pending)
+		runner_reset_done(v);
+}
+
+static int worker_spawn(struct dev *v, const struct bh_config *cfg)
+{
+	char name[64];
+	char *argv[] = { name,
+			 "--id",
+			 v->id,
+			 "--log-level",
+			 (char *)bh_log_level_name(cfg->log_level),
+			 NULL };
+	struct bh_spawn_fd fds[1];
+	int sv[2] = { -1, -1 }, r;
+
+	snprintf(name, sizeof(name), "bulkhead-dev-%s", kinds[v->kind].name);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	fds[0].src = sv[1];
+	fds[0].dst = BH_CHILD_FD_CONTROL;
+	r = bh_spawn(v->binary, argv, fds, 1, &v->pid);
+	close(sv[1]);
+	if (r < 0) {
+		close(sv[0]);
+		v->pid = -1;
+		return r;
+	}
+	v->sock = sv[0];
+	bh_frame_reader_init(&v->rd, BH_FRAME_MAX_BODY);
+	return 0;
+}
+
+static int read_frame_timeout(struct dev *v, struct bh_frame *f, int timeout_ms)
+{
+	uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+
+	for (;;) {
+		struct pollfd p = { .fd = v->sock, .events = POLLIN };
+		int64_t left = (int64_t)(deadline - now_ms());
+		int r;
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		r = poll(&p, 1, (int)left);
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (r <= 0)
+			continue;
+		r = bh_frame_read(v->sock, &v->rd, f);
+		if (r != 0)
+			return r < 0 ? r : 0;
+	}
+}
+
+/* ---- what a worker may send --------------------------------------------- */
+
+static int h_w_ready(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	const Bh__WorkerReady *r = (const Bh__WorkerReady *)m;
+	const Bh__VirtioDevice *dev = r->device;
+	struct dev *v = ctx;
+
+	/* Everything here reaches the runner's transport: bound it all. */
+	if (!dev || dev->device_type != kinds[v->kind].virtio_id ||
+	    dev->num_queues < 1 || dev->num_queues > DEV_MAX_QUEUES ||
+	    (v->disk && dev->num_queues != v->disk->num_queues) ||
+	    dev->max_queue_size < 2 ||
+	    dev->max_queue_size > DEV_MAX_QUEUE_SIZE ||
+	    (dev->max_queue_size & (dev->max_queue_size - 1)) ||
+	    dev->config.len > DEV_CONFIG_MAX)
+		return -EINVAL;
+	v->features = dev->device_features;
+	v->nq = dev->num_queues;
+	v->qsize = dev->max_queue_size;
+	v->config_len = dev->config.len;
+	if (dev->config.len)
+		memcpy(v->config, dev->config.data, dev->config.len);
+	v->ws = WK_READY;
+	return 0;
+}
+
+static int h_w_reset_done(void *ctx, const ProtobufCMessage *m,
+			  struct bh_frame *f)
+{
+	struct dev *v = ctx;
+
+	/* Only an answer to our request; anything else would confuse the
+	 * runner's view of the device. */
+	if (!v->reset_pending)
+		return -EPROTO;
+	runner_reset_done(v);
+	return 0;
+}
+
+static int h_w_config_update(void *ctx, const ProtobufCMessage *m,
+			     struct bh_frame *f)
+{
+	const Bh__VirtioConfigUpdate *u = (const Bh__VirtioConfigUpdate *)m;
+	Bh__VirtioConfigUpdate out = BH__VIRTIO_CONFIG_UPDATE__INIT;
+	struct dev *v = ctx;
+
+	if (u->config.len > DEV_CONFIG_MAX)
+		return -EMSGSIZE;
+	memcpy(v->config, u->config.data, u->config.len);
+	v->config_len = u->config.len;
+	out.index = v->index;
+	out.config = u->config;
+	out.notify = u->notify;
+	runner_send(v->devs, BH__MSG_TYPE__MSG_VIRTIO_CONFIG_UPDATE, &out.base);
+	return 0;
+}
+
+static int h_w_needs_reset(void *ctx, const ProtobufCMessage *m,
+			   struct bh_frame *f)
+{
+	const Bh__VirtioDeviceRef *ref = (const Bh__VirtioDeviceRef *)m;
+	struct dev *v = ctx;
+	char reason[160];
+
+	/* The reason is the worker's text, maybe the guest's doing: cut it
+	 * short and keep it printable before it reaches the log. */
+	snprintf(reason, sizeof(reason), "%s",
+		 ref->reason && ref->reason[0] ? ref->reason : "no reason");
+	for (char *p = reason; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '?';
+	bh_log_ratelimited(BH_LOG_WARN, "device %s: needs reset: %s", v->id,
+			   reason);
+	runner_needs_reset(v, reason);
+	return 0;
+}
+
+static int h_w_counters(void *ctx, const ProtobufCMessage *m,
+			struct bh_frame *f)
+{
+	return 0;
+}
+
+static int h_w_error(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	const Bh__Error *e = (const Bh__Error *)m;
+	struct dev *v = ctx;
+
+	bh_log_ratelimited(BH_LOG_WARN, "device %s: worker reported: %.160s",
+			   v->id, e->message);
+	return 0;
+}
+
+static const struct bh_handler worker_msgs[] = {
+	{ BH__MSG_TYPE__MSG_WORKER_READY, BH_STATE(WK_SETUP), 0,
+	  &bh__worker_ready__descriptor, h_w_ready, "worker-ready" },
+	{ BH__MSG_TYPE__MSG_DEVICE_RESET_DONE, BH_STATE(WK_READY), 0,
+	  &bh__virtio_device_ref__descriptor, h_w_reset_done,
+	  "device-reset-done" },
+	{ BH__MSG_TYPE__MSG_DEVICE_CONFIG_UPDATE, BH_STATE(WK_READY), 0,
+	  &bh__virtio_config_update__descriptor, h_w_config_update,
+	  "device-config-update" },
+	{ BH__MSG_TYPE__MSG_DEVICE_NEEDS_RESET, BH_STATE(WK_READY), 0,
+	  &bh__virtio_device_ref__descriptor, h_w_needs_reset,
+	  "device-needs-reset" },
+	{ BH__MSG_TYPE__MSG_COUNTERS, BH_STATE(WK_READY), 0,
+	  &bh__counters__descriptor, h_w_counters, "counters" },
+	{ BH__MSG_TYPE__MSG_ERROR, BH_STATE(WK_SETUP) | BH_STATE(WK_READY), 0,
+	  &bh__error__descriptor, h_w_error, "error" },
+};
+
+/* One frame from a worker; <0 (logged) means the worker misbehaved. */
+static int worker_dispatch(struct dev *v, struct bh_frame *f, char *why,
+			   size_t whylen)
+{
+	const char *name = NULL;
+	uint16_t type = f->type;
+	int r;
+
+	r = bh_dispatch(worker_msgs, BH_ARRAY_SIZE(worker_msgs), v->ws, f, v,
+			&name);
+	if (r < 0)
+		snprintf(why, whylen, "sent a bad message (%s, type %u): %s",
+			 name ? name : "unknown", type, strerror(-r));
+	return r;
+}
+
+static void on_worker(evutil_socket_t fd, short what, void *arg)
+{
+	struct dev *v = arg;
+	struct bh_frame f;
+	char why[160];
+	int r;
+
+	for (;;) {
+		r = bh_frame_read(v->sock, &v->rd, &f);
+		if (r == 0)
+			return;
+		if (r < 0)
+			break;
+		if (worker_dispatch(v, &f, why, sizeof(why)) < 0) {
+			worker_fail(v, why, true);
+			return;
+		}
+	}
+	if (r == -EPIPE || r == -ECONNRESET) {
+		worker_fail(v, NULL, false);
+		return;
+	}
+	snprintf(why, sizeof(why), "connection: %s", strerror(-r));
+	worker_fail(v, why, true);
+}
+
+static int worker_setup(struct dev *v, const struct bh_guest_mem *mem)
+{
+	const struct bh_mem_layout *l = &mem->layout;
+	Bh__WorkerSetup s = BH__WORKER_SETUP__INIT;
+	Bh__BlkSetup blk = BH__BLK_SETUP__INIT;
+	Bh__ConsoleSetup con = BH__CONSOLE_SETUP__INIT;
+	Bh__RngSetup rng = BH__RNG_SETUP__INIT;
+	Bh__MemRegion regs[BH_MAX_RAM_REGIONS];
+	Bh__MemRegion *ptrs[BH_MAX_RAM_REGIONS];
+	int fds[3];
+
+	for (unsigned int i = 0; i < l->nregions; i++) {
+		bh__mem_region__init(&regs[i]);
+		regs[i].guest_phys = l->regions[i].guest_phys;
+		regs[i].size = l->regions[i].size;
+		regs[i].memfd_offset = l->regions[i].memfd_offset;
+		ptrs[i] = &regs[i];
+	}
+	s.id = v->id;
+	s.n_regions = l->nregions;
+	s.regions = ptrs;
+	s.memfd_size = l->ram_size;
+	s.backend_case = kinds[v->kind].backend;
+	switch (v->kind) {
+	case DEV_BLK:
+		blk.readonly = v->disk->readonly;
+		blk.direct = v->disk->direct;
+		blk.num_queues = v->disk->num_queues;
+		blk.queue_size = v->disk->queue_size;
+		blk.serial = v->disk->serial;
+		blk.size = v->disk_size;
+		s.blk = &blk;
+		break;
+	case DEV_CONSOLE:
+		con.has_input = v->nbackend > 1;
+		s.console = &con;
+		break;
+	case DEV_RNG:
+		s.rng = &rng;
+		break;
+	}
+	fds[0] = mem->memfd;
+	for (unsigned int b = 0; b < v->nbackend; b++)
+		fds[1 + b] = v->backend[b];
+	return bh_frame_send(v->sock, BH__MSG_TYPE__MSG_WORKER_SETUP, &s.base,
+			     fds, 1 + v->nbackend);
+}
+
+/* Starts one worker and takes it to READY. */
+static int worker_start(struct dev *v, const struct bh_config *cfg,
+			const struct bh_guest_mem *mem)
+{
+	struct bh_frame f;
+	char why[160] = "";
+	int r;
+
+	v->reset_pending = false;
+	r = worker_spawn(v, cfg);
+	if (r < 0) {
+		bh_err("device %s: cannot start %s: %s", v->id, v->binary,
+		       strerror(-r));
+		return r;
+	}
+	v->ws = WK_SETUP;
+	r = bh_hello_send(v->sock, "controller");
+	if (r == 0)
+		r = read_frame_timeout(v, &f, WORKER_SETUP_TIMEOUT);
+	if (r == 0) {
+		char role[32];
+
+		snprintf(role, sizeof(role), "dev-%s", kinds[v->kind].name);
+		r = bh_hello_check(&f, role);
+		bh_frame_release(&f);
+	}
+	if (r == 0)
+		r = worker_setup(v, mem);
+	if (r == 0)
+		r = read_frame_timeout(v, &f, WORKER_SETUP_TIMEOUT);
+	if (r == 0)
+		r = worker_dispatch(v, &f, why, sizeof(why));
+	if (r == 0 && v->ws != WK_READY) {
+		r = -EPROTO;
+		snprintf(why, sizeof(why), "did not get ready");
+	}
+	if (r < 0) {
+		char desc[96];
+		int status;
+
+		if (r != -EPIPE && r != -ECONNRESET)
+			kill(v->pid, SIGKILL);
+		status = worker_reap(v, WORKER_EXIT_TIMEOUT);
+		worker_close(v);
+		v->ws = WK_NONE;
+		if (r == -EPIPE || r == -ECONNRESET)
+			bh_err("device %s: worker %s during set-up", v->id,
+			       bh_describe_status(status, desc, sizeof(desc)));
+		else
+			bh_err("device %s: worker set-up failed: %s", v->id,
+			       why[0] ? why : strerror(-r));
+		return r;
+	}
+	bh_debug("device %s: worker ready (pid %d): %u queues of %u, "
+		 "features 0x%llx, config %zu bytes",
+		 v->id, (int)v->pid, v->nq, v->qsize,
+		 (unsigned long long)v->features, v->config_len);
+	return 0;
+}
+
+int bh_devices_start(struct bh_devices *d, const struct bh_guest_mem *mem,
+		     struct event_base *base)
+{
+	struct dev *v;
+	int r = 0;
+
+	for (unsigned int i = 0; i < d->n; i++) {
+		v = &d->dev[i];
+		r = worker_start(v, d->cfg, mem);
+		if (r < 0)
+			goto fail;
+		for (unsigned int q = 0; q < v->nq; q++) {
+			v->kick[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+			v->call[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+			if (v->kick[q] < 0 || v->call[q] < 0) {
+				r = -errno;
+				bh_err("device %s: cannot create eventfds: %s",
+				       v->id, strerror(-r));
+				goto fail;
+			}
+		}
+		if (fcntl(v->sock, F_SETFL,
+			  fcntl(v->sock, F_GETFL) | O_NONBLOCK) < 0) {
+			r = -errno;
+			goto fail;
+		}
+		v->ev = event_new(base, v->sock, EV_READ | EV_PERSIST,
+				  on_worker, v);
+		if (!v->ev || event_add(v->ev, NULL) < 0) {
+			r = -ENOMEM;
+			bh_err("device %s: cannot watch the worker", v->id);
+			goto fail;
+		}
+	}
+	return 0;
+fail:
+	bh_devices_stop(d);
+	return r;
+}
+
+int bh_devices_attach(struct bh_devices *d, int runner_sock)
+{
+	for (unsigned int i = 0; i < d->n; i++) {
+		Bh__RunnerAddDevice add = BH__RUNNER_ADD_DEVICE__INIT;
+		Bh__VirtioDevice dev = BH__VIRTIO_DEVICE__INIT;
+		struct dev *v = &d->dev[i];
+		int fds[2 * DEV_MAX_QUEUES];
+		int r;
+
+		dev.index = v->index;
+		dev.device_type = kinds[v->kind].virtio_id;
+		dev.pci_slot = v->index + 1;
+		dev.device_features = v->features;
+		dev.num_queues = v->nq;
+		dev.max_queue_size = v->qsize;
+		dev.config.data = v->config;
+		dev.config.len = v->config_len;
+		dev.id = v->id;
+		add.device = &dev;
+		for (unsigned int q = 0; q < v->nq; q++) {
+			fds[q] = v->kick[q];
+			fds[v->nq + q] = v->call[q];
+		}
+		r = bh_frame_send(runner_sock,
+				  BH__MSG_TYPE__MSG_RUNNER_ADD_DEVICE,
+				  &add.base, fds, 2 * v->nq);
+		if (r < 0) {
+			bh_err("device %s: cannot add it to the VM: %s", v->id,
+			       strerror(-r));
+			return r;
+		}
+	}
+	d->runner = runner_sock;
+	return 0;
+}
+
+void bh_devices_stop(struct bh_devices *d)
+{
+	Bh__Quit quit = BH__QUIT__INIT;
+	uint64_t deadline = now_ms() + WORKER_EXIT_TIMEOUT;
+	struct dev *v;
+	unsigned int left;
+
+	if (!d)
+		return;
+	d->runner = -1;
+	for (unsigned int i = 0; i < d->n; i++) {
+		v = &d->dev[i];
+		if (v->sock >= 0 && v->pid > 0 &&
+		    bh_frame_send(v->sock, BH__MSG_TYPE__MSG_QUIT, &quit.base,
+				  NULL, 0) < 0)
+			kill(v->pid, SIGKILL);
+	}
+	/* One grace period for all of them, not one each. */
+	do {
+		left = 0;
+		for (unsigned int i = 0; i < d->n; i++) {
+			v = &d->dev[i];
+			if (v->pid > 0 && waitpid(v->pid, NULL, WNOHANG) == 0)
+				left++;
+			else
+				v->pid = -1;
+		}
+		if (left)
+			usleep(5000);
+	} while (left && now_ms() < deadline);
+	for (unsigned int i = 0; i < d->n; i++) {
+		v = &d->dev[i];
+		if (v->pid > 0) {
+			bh_warn("device %s: worker did not exit; killing it",
+				v->id);
+			worker_reap(v, 0);
+		}
+		worker_close(v);
+		for (unsigned int q = 0; q < DEV_MAX_QUEUES; q++) {
+			bh_closep(&v->kick[q]);
+			bh_closep(&v->call[q]);
+		}
+		v->ws = WK_NONE;
+		v->reset_pending = false;
+	}
+}
+
+/* ---- relays from the runner --------------------------------------------- */
+
+int bh_devices_activate(struct bh_devices *d, const Bh__VirtioActivate *a)
+{
+	Bh__DeviceActivate act = BH__DEVICE_ACTIVATE__INIT;
+	Bh__VirtQueue *qs[DEV_MAX_QUEUES];
+	int fds[2 * DEV_MAX_QUEUES];
+	uint32_t seen = 0;
+	struct dev *v;
+	size_t n = 0;
+	int r;
+
+	if (a->index >= d->n)
+		return -EINVAL;
+	v = &d->dev[a->index];
+	if (a->n_queues > v->nq)
+		return -EINVAL;
+	for (size_t i = 0; i < a->n_queues; i++) {
+		Bh__VirtQueue *q = a->queues[i];
+
+		if (q->index >= v->nq || (seen & (1u << q->index)))
+			return -EINVAL;
+		seen |= 1u << q->index;
+		if (!q->enabled)
+			continue;
+		qs[n] = q;
+		fds[2 * n] = v->kick[q->index];
+		fds[2 * n + 1] = v->call[q->index];
+		n++;
+	}
+	if (v->ws != WK_READY) {
+		runner_needs_reset(v, "device worker failed");
+		return 0;
+	}
+	act.driver_features = a->driver_features;
+	act.n_queues = n;
+	act.queues = qs;
+	r = bh_frame_send(v->sock, BH__MSG_TYPE__MSG_DEVICE_ACTIVATE, &act.base,
+			  fds, (unsigned int)(2 * n));
+	if (r < 0)
+		worker_fail(v, "cannot be reached", true);
+	else
+		bh_debug("device %s: activated, %zu queues, features 0x%llx",
+			 v->id, n, (unsigned long long)a->driver_features);
+	return 0;
+}
+
+int bh_devices_reset(struct bh_devices *d, const Bh__VirtioDeviceRef *ref)
+{
+	Bh__VirtioDeviceRef msg = BH__VIRTIO_DEVICE_REF__INIT;
+	struct dev *v;
+
+	if (ref->index >= d->n)
+		return -EINVAL;
+	v = &d->dev[ref->index];
+	v->reset_pending = true;
+	if (v->ws != WK_READY) {
+		runner_reset_done(v);
+		return 0;
+	}
+	msg.index = v->index;
+	if (bh_frame_send(v->sock, BH__MSG_TYPE__MSG_DEVICE_RESET, &msg.base,
+			  NULL, 0) < 0)
+		worker_fail(v, "cannot be reached", true);
+	return 0;
+}
+
+int bh_devices_config_write(struct bh_devices *d,
+			    const Bh__VirtioConfigWrite *w)
+{
+	struct dev *v;
+
+	if (w->index >= d->n)
+		return -EINVAL;
+	v = &d->dev[w->index];
+	if (v->ws != WK_READY)
+		return 0;
+	if (bh_frame_send(v->sock, BH__MSG_TYPE__MSG_DEVICE_CONFIG_WRITE,
+			  &w->base, NULL, 0) < 0)
+		worker_fail(v, "cannot be reached", true);
+	return 0;
+}

@@ -1,0 +1,51 @@
+/* The VM's virtio devices as the controller keeps them: backend fds, one
+ * sandboxed worker process per device, and the relay between the vCPU
+ * runner's transport and each worker. */
+#ifndef BH_CONTROLLER_DEVICES_H
+#define BH_CONTROLLER_DEVICES_H
+
+#include <stddef.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "guestmem.h"
+#include "proto/internal.pb-c.h"
+
+struct bh_devices;
+
+/*
+ * Opens every device backend the configuration names (disk images in the
+ * asked mode, the entropy source, the console file) and finds the worker
+ * binaries, before any process starts. On failure returns -errno with a
+ * message naming the option and path in err. Borrows cfg.
+ */
+int bh_devices_open(const struct bh_config *cfg, struct bh_devices **out,
+		    char *err, size_t errlen);
+/* Stops the workers and closes every fd. NULL is fine. */
+void bh_devices_close(struct bh_devices *d);
+unsigned int bh_devices_count(const struct bh_devices *d);
+
+/*
+ * For one boot: starts each worker, hands it guest RAM (mem is borrowed)
+ * and its backend, waits for WORKER_READY, creates the queues' eventfds and
+ * watches the worker's socket in base. 0 or -errno (logged); on failure the
+ * workers already started are stopped.
+ */
+int bh_devices_start(struct bh_devices *d, const struct bh_guest_mem *mem,
+		     struct event_base *base);
+/* Sends RUNNER_ADD_DEVICE for each device on the runner's socket (borrowed;
+ * kept for relaying until bh_devices_stop). 0 or -errno. */
+int bh_devices_attach(struct bh_devices *d, int runner_sock);
+/* Sends QUIT to every worker and reaps it (SIGKILL after a grace period),
+ * closes the eventfds and forgets the runner's socket. */
+void bh_devices_stop(struct bh_devices *d);
+
+/* Relays from the runner. A bad device or queue index is the runner's
+ * fault: -EINVAL, and the caller ends the runner. */
+int bh_devices_activate(struct bh_devices *d, const Bh__VirtioActivate *a);
+int bh_devices_reset(struct bh_devices *d, const Bh__VirtioDeviceRef *ref);
+int bh_devices_config_write(struct bh_devices *d,
+			    const Bh__VirtioConfigWrite *w);
+
+#endif
