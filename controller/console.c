@@ -18,6 +18,9 @@ int bh_console_open(struct bh_console *c, const struct bh_config *cfg,
 	c->mode = cfg->serial;
 	c->out_fd = -1;
 	c->in_fd = -1;
+	c->tty_fd = -1;
+	if (cfg->console == BH_CONSOLE_TTY && fcntl(STDIN_FILENO, F_GETFD) >= 0)
+		c->tty_fd = STDIN_FILENO;
 	switch (cfg->serial) {
 	case BH_SERIAL_TTY:
 		c->out_fd = STDOUT_FILENO;
@@ -25,6 +28,7 @@ int bh_console_open(struct bh_console *c, const struct bh_config *cfg,
 		/* A closed stdin (e.g. under a supervisor) means no input. */
 		if (fcntl(STDIN_FILENO, F_GETFD) < 0)
 			c->in_fd = -1;
+		c->tty_fd = c->in_fd;
 		break;
 	case BH_SERIAL_FILE:
 		c->out_fd = open(
@@ -50,14 +54,14 @@ int bh_console_start(struct bh_console *c)
 {
 	struct termios t;
 
-	if (c->in_fd < 0 || !isatty(c->in_fd))
+	if (c->tty_fd < 0 || !isatty(c->tty_fd))
 		return 0;
-	if (tcgetattr(c->in_fd, &c->saved) < 0)
+	if (tcgetattr(c->tty_fd, &c->saved) < 0)
 		return -errno;
 	t = c->saved;
 	cfmakeraw(&t);
 	/* Keep output post-processing off too: the guest sends CR LF. */
-	if (tcsetattr(c->in_fd, TCSANOW, &t) < 0)
+	if (tcsetattr(c->tty_fd, TCSANOW, &t) < 0)
 		return -errno;
 	c->raw = 1;
 	return 0;
@@ -82,7 +86,7 @@ void bh_console_write(struct bh_console *c, const uint8_t *data, size_t len)
 void bh_console_restore(struct bh_console *c)
 {
 	if (c->raw) {
-		tcsetattr(c->in_fd, TCSANOW, &c->saved);
+		tcsetattr(c->tty_fd, TCSANOW, &c->saved);
 		c->raw = 0;
 	}
 }

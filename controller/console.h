@@ -13,7 +13,10 @@ struct bh_console {
 	int out_fd; /* -1 when output is discarded */
 	int out_owned;
 	int in_fd; /* stdin for BH_SERIAL_TTY, else -1 */
-	int raw;   /* the terminal was switched to raw mode */
+	/* stdin when the serial port or the virtio console (whose worker
+	 * reads it) is on the terminal, else -1 */
+	int tty_fd;
+	int raw; /* the terminal was switched to raw mode */
 	struct termios saved;
 };
 
