@@ -5,7 +5,12 @@
 usage: boot_test.py CASE --bulkhead PATH --kernel BZIMAGE --initramfs CPIO
                     --crash-kernel FILE --log DIR
 
-CASE is one of: poweroff reboot smp2 mem4g crash badkernel.
+CASE is one of: poweroff reboot smp2 mem4g crash badkernel devices.
+
+The case "devices" attaches two virtio disks and a virtio rng. Its disk
+images are made in DIR (kept there when the case fails): rw.img, 64 MiB of
+zeros, to which the guest writes 32 MiB and reads them back; ro.img, 16 MiB
+of a known pattern (sha256 in ro.img.sha256), attached read-only.
 
 bulkhead runs with --serial tty; the test reads the guest's console from its
 stdout, types on its stdin, and keeps everything under DIR: console.log
@@ -21,6 +26,7 @@ bad usage. BH_BOOT_TEST_VMM_EXTRA adds options to bulkhead's command line
 
 import argparse
 import codecs
+import hashlib
 import os
 import re
 import select
@@ -41,8 +47,13 @@ POWEROFF_S = 60   # poweroff to bulkhead's exit
 CRASH_S = 60      # spawn to exit of a crashing guest
 BADKERNEL_S = 15  # spawn to exit with a kernel that is no bzImage
 LINGER_S = 3      # exit to the end of its output
+IO_S = 150        # one 32 MiB dd in the guest, typed to its answer
 
-CASES = ("poweroff", "reboot", "smp2", "mem4g", "crash", "badkernel")
+CASES = ("poweroff", "reboot", "smp2", "mem4g", "crash", "badkernel",
+         "devices")
+
+# A module that guest-init could not load says so on the console.
+INSMOD_FAIL_RE = re.compile(r"^guest-init: insmod .* failed$", re.M)
 
 
 class Fail(Exception):
@@ -155,13 +166,22 @@ class Vmm:
             self.pump(0)
             raise Fail(f"cannot type {step} on bulkhead's stdin: {e}")
 
-    def command(self, line, regex, step):
-        """Types `line` at the shell prompt; returns the console text from
-        its echo to the match of `regex`, and the match."""
+    def command(self, line, regex, step, limit=COMMAND_S):
+        """Types `line` at the shell prompt; returns the match of `regex` in
+        the console text that follows."""
         start = len(self.out)
         self.send(line + "\n", step)
-        m = self.expect(regex, start, COMMAND_S, step)
+        m = self.expect(regex, start, limit, step)
         return m
+
+    def value(self, name, expr, step, limit=COMMAND_S):
+        """Has the guest's shell print NAME=<output of expr> on a line of
+        its own; returns that output (complete lines only: the match needs
+        the line's end)."""
+        m = self.command(f"echo {name}=$({expr})",
+                         re.compile(r"^" + name + r"=(.*)\n", re.M), step,
+                         limit)
+        return m.group(1).strip()
 
     def wait_exit(self, limit, step):
         deadline = time.monotonic() + limit
@@ -236,9 +256,16 @@ def argv(args, kernel=None, cpus=1, memory="512M", poweroff=False):
                 "BH_BOOT_TEST_VMM_EXTRA", "").split()
 
 
+def check_modules(vm, start, end):
+    m = INSMOD_FAIL_RE.search(vm.out, start, end)
+    if m:
+        raise Fail(f"the guest could not load its modules: {m.group(0)}")
+
+
 def boot_to_prompt(vm, start=0, what="the init marker"):
     m = vm.expect(MARKER_RE, start, BOOT_S, what)
     t_marker = vm.elapsed()
+    check_modules(vm, start, m.start())
     vm.expect(PROMPT_RE, m.end(), PROMPT_S, "the shell prompt after " + what)
     return t_marker
 
@@ -255,8 +282,9 @@ def poweroff(vm):
 
 def case_poweroff(args, vm_factory):
     vm = vm_factory(argv(args, poweroff=True))
-    vm.expect(MARKER_RE, 0, BOOT_S, "the init marker")
+    m = vm.expect(MARKER_RE, 0, BOOT_S, "the init marker")
     t_marker = vm.elapsed()
+    check_modules(vm, 0, m.start())
     st = vm.wait_exit(POWEROFF_S, "bulkhead to exit after the guest's poweroff")
     if st != 0:
         raise Fail(f"bulkhead exited with status {st} after the guest "
@@ -356,6 +384,162 @@ def case_badkernel(args, vm_factory):
         raise Fail("a guest booted from a text file?")
     return (f"exit 2 after {vm.exit_time:.1f} s: "
             f"{vm.err.strip().splitlines()[0]}")
+
+
+MIB = 1 << 20
+RW_SIZE = 64 * MIB          # rw.img: zeros
+RO_SIZE = 16 * MIB          # ro.img: a known pattern
+WRITE_SIZE = 32 * MIB       # what the guest writes to /dev/vda
+RW_SERIAL = "bh-rw"
+RO_SERIAL = "bh-ro"
+# The guest writes this line over and over (yes | head -c).
+WRITE_LINE = "bulkhead-virtio-blk-pattern-0123456789abcdef"
+
+
+def write_pattern():
+    line = (WRITE_LINE + "\n").encode()
+    data = line * (WRITE_SIZE // len(line) + 1)
+    return data[:WRITE_SIZE]
+
+
+def make_images(logdir):
+    """Makes rw.img (zeros) and ro.img (pattern) in logdir; returns their
+    paths and the sha256 of ro.img (also kept in ro.img.sha256)."""
+    rw = os.path.join(logdir, "rw.img")
+    ro = os.path.join(logdir, "ro.img")
+    for p in (rw, ro):
+        if "," in p:
+            raise Fail(f"{p}: a comma in the path cannot go into --disk")
+    try:
+        for p in (rw, ro):
+            if os.path.exists(p):
+                os.unlink(p)
+        with open(rw, "wb") as f:
+            f.truncate(RW_SIZE)     # zeros (sparse where the fs allows)
+        h = hashlib.sha256()
+        with open(ro, "wb") as f:
+            for i in range(RO_SIZE // 64):
+                block = f"bulkhead ro.img block {i:010d} ".encode()
+                block += b"." * (63 - len(block)) + b"\n"
+                h.update(block)
+                f.write(block)
+        ro_sha = h.hexdigest()
+        with open(ro + ".sha256", "w") as f:
+            f.write(f"{ro_sha}  ro.img\n")
+    except OSError as e:
+        raise Fail(f"cannot make the disk images in {logdir}: {e}")
+    return rw, ro, ro_sha
+
+
+def sha256_file(path, size=None):
+    h = hashlib.sha256()
+    left = size
+    with open(path, "rb") as f:
+        while left is None or left > 0:
+            chunk = f.read(MIB if left is None else min(MIB, left))
+            if not chunk:
+                break
+            h.update(chunk)
+            if left is not None:
+                left -= len(chunk)
+    if left:
+        raise Fail(f"{path} is shorter than {size} bytes")
+    return h.hexdigest()
+
+
+def devices_argv(args, rw, ro):
+    return argv(args) + [
+        "--disk", f"path={rw},serial={RW_SERIAL}",
+        "--disk", f"path={ro},readonly=on,serial={RO_SERIAL}",
+        "--rng", "src=/dev/urandom"]
+
+
+def case_devices(args, vm_factory):
+    rw, ro, ro_sha = make_images(args.log)
+    want_sha = hashlib.sha256(write_pattern()).hexdigest()
+    vm = vm_factory(devices_argv(args, rw, ro))
+    t_marker = boot_to_prompt(vm)
+
+    def expect_value(name, expr, want, step):
+        got = vm.value(name, expr, step)
+        if got != want:
+            raise Fail(f"{step}: the guest says {got!r}, not {want!r}")
+
+    # Sizes in 512-byte sectors, serials, read-only flags.
+    for dev, size, serial, ro_flag in (("vda", RW_SIZE, RW_SERIAL, "0"),
+                                       ("vdb", RO_SIZE, RO_SERIAL, "1")):
+        up = dev.upper()
+        expect_value(f"{up}_SIZE", f"cat /sys/block/{dev}/size",
+                     str(size // 512), f"the size of /dev/{dev} "
+                     f"(/sys/block/{dev}/size)")
+        expect_value(f"{up}_SERIAL", f"cat /sys/block/{dev}/serial", serial,
+                     f"the serial of /dev/{dev} (/sys/block/{dev}/serial)")
+        expect_value(f"{up}_RO", f"cat /sys/block/{dev}/ro", ro_flag,
+                     f"the read-only flag of /dev/{dev} "
+                     f"(/sys/block/{dev}/ro)")
+
+    # 32 MiB written, synced, caches dropped, read back.
+    t = time.monotonic()
+    rc = vm.value("WRITE_RC",
+                  f"yes {WRITE_LINE} | head -c {WRITE_SIZE} | "
+                  "dd of=/dev/vda bs=1M conv=fsync 2>/dev/null; echo $?",
+                  "the 32 MiB write to /dev/vda", IO_S)
+    t_write = time.monotonic() - t
+    if rc != "0":
+        raise Fail(f"the 32 MiB write to /dev/vda: dd exited with status "
+                   f"{rc!r}")
+    expect_value("DROP_RC", "sync; echo 3 >/proc/sys/vm/drop_caches; echo $?",
+                 "0", "sync and dropping the guest's caches")
+    t = time.monotonic()
+    got = vm.value("READ_SHA",
+                   f"dd if=/dev/vda bs=1M count={WRITE_SIZE // MIB} "
+                   "2>/dev/null | sha256sum",
+                   "reading 32 MiB back from /dev/vda", IO_S)
+    t_read = time.monotonic() - t
+    got = got.split()[0] if got else ""
+    if got != want_sha:
+        raise Fail(f"reading 32 MiB back from /dev/vda: sha256 {got or '(none)'}"
+                   f", not {want_sha} as written")
+
+    # A write to the read-only disk fails.
+    rc = vm.value("VDB_WRITE_RC",
+                  "dd if=/dev/zero of=/dev/vdb bs=4096 count=1 conv=fsync; "
+                  "echo $?", "a write to the read-only /dev/vdb")
+    if rc in ("", "0"):
+        raise Fail(f"a write to the read-only /dev/vdb: dd exited with "
+                   f"status {rc or '(none)'}, not an error")
+
+    # The rng: 64 bytes, not all zero, from the virtio rng.
+    cur = vm.value("RNG_CURRENT", "cat /sys/class/misc/hw_random/rng_current",
+                   "the current hwrng (/sys/class/misc/hw_random/rng_current)")
+    if not cur.startswith("virtio_rng"):
+        raise Fail(f"the guest's current hwrng is {cur!r}, not virtio_rng.*")
+    hexbytes = vm.value("RNG", "head -c 64 /dev/hwrng | od -A n -t x1 | "
+                        "tr -d ' \\n'", "64 bytes from /dev/hwrng")
+    if not re.fullmatch(r"[0-9a-f]{128}", hexbytes):
+        raise Fail(f"64 bytes from /dev/hwrng: got {hexbytes!r}, not 128 hex "
+                   f"digits")
+    if set(hexbytes) == {"0"}:
+        raise Fail("64 bytes from /dev/hwrng are all zero")
+
+    poweroff(vm)
+
+    # What reached the images.
+    got = sha256_file(rw, WRITE_SIZE)
+    if got != want_sha:
+        raise Fail(f"the first 32 MiB of rw.img on the host: sha256 {got}, "
+                   f"not {want_sha} as the guest wrote")
+    got = sha256_file(ro)
+    if got != ro_sha:
+        raise Fail(f"ro.img changed on the host: sha256 {got}, not {ro_sha}")
+    # Passed: the images go (80 MiB); on a failure they stay with the logs.
+    for p in (rw, ro):
+        os.unlink(p)
+    return (f"vda 64 MiB rw, vdb 16 MiB ro, rng {cur}; marker after "
+            f"{t_marker:.1f} s, 32 MiB written in {t_write:.1f} s "
+            f"({WRITE_SIZE / MIB / t_write:.1f} MiB/s), read back in "
+            f"{t_read:.1f} s ({WRITE_SIZE / MIB / t_read:.1f} MiB/s), "
+            f"exit after {vm.exit_time:.1f} s")
 
 
 def main():
