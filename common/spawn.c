@@ -1,6 +1,7 @@
 /* Spawning children: fork+execve with an empty environment and fixed fds. */
 #include <errno.h>
 #include <fcntl.h>
+#include <time.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -246,4 +247,34 @@ const char *bh_describe_status(int status, char *buf, size_t len)
 		snprintf(buf, len, "unknown wait status 0x%x",
 			 (unsigned int)status);
 	return buf;
+}
+
+int bh_reap(pid_t pid, int grace_ms, int *killed)
+{
+	struct timespec start, now;
+	int status = 0;
+	pid_t p;
+
+	if (killed)
+		*killed = 0;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		p = waitpid(pid, &status, WNOHANG);
+		if (p == pid)
+			return status;
+		if (p < 0 && errno != EINTR)
+			return 0;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - start.tv_sec) * 1000 +
+			(now.tv_nsec - start.tv_nsec) / 1000000 >=
+		    grace_ms)
+			break;
+		usleep(5000);
+	}
+	if (killed)
+		*killed = 1;
+	kill(pid, SIGKILL);
+	while ((p = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+		;
+	return p == pid ? status : 0;
 }

@@ -339,25 +339,11 @@ static void runner_reset_done(struct dev *v)
 /* Waits for the worker to exit, SIGKILL after grace_ms; its wait status. */
 static int worker_reap(struct dev *v, int grace_ms)
 {
-	uint64_t deadline = now_ms() + (uint64_t)grace_ms;
-	int status = 0;
-	pid_t p;
+	int status;
 
 	if (v->pid <= 0)
 		return 0;
-	for (;;) {
-		p = waitpid(v->pid, &status, WNOHANG);
-		if (p == v->pid || (p < 0 && errno != EINTR))
-			break;
-		if (now_ms() >= deadline) {
-			kill(v->pid, SIGKILL);
-			while (waitpid(v->pid, &status, 0) < 0 &&
-			       errno == EINTR)
-				;
-			break;
-		}
-		usleep(5000);
-	}
+	status = bh_reap(v->pid, grace_ms, NULL);
 	v->pid = -1;
 	return status;
 }

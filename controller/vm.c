@@ -303,26 +303,13 @@ static void vm_finish(struct bh_vm *vm, int code)
  * wait status. */
 static int reap_runner(struct bh_vm *vm, int grace_ms)
 {
-	uint64_t deadline = now_ms() + grace_ms;
-	int status = 0;
-	pid_t p;
+	int status, killed;
 
 	if (vm->runner_pid <= 0)
 		return 0;
-	for (;;) {
-		p = waitpid(vm->runner_pid, &status, WNOHANG);
-		if (p == vm->runner_pid || (p < 0 && errno != EINTR))
-			break;
-		if (now_ms() >= deadline) {
-			bh_warn("vCPU runner did not exit; killing it");
-			kill(vm->runner_pid, SIGKILL);
-			while (waitpid(vm->runner_pid, &status, 0) < 0 &&
-			       errno == EINTR)
-				;
-			break;
-		}
-		usleep(10000);
-	}
+	status = bh_reap(vm->runner_pid, grace_ms, &killed);
+	if (killed)
+		bh_warn("vCPU runner did not exit; killed it");
 	vm->runner_pid = -1;
 	return status;
 }

@@ -20,11 +20,19 @@ struct bh_spawn_fd {
  * fds[i].dst (not close-on-exec), every other fd is closed, the signal mask
  * and dispositions are reset, the child leads a new session (terminal and
  * process-group signals go to the parent only), and PR_SET_PDEATHSIG is
- * SIGKILL so that the child never outlives the parent. Returns 0 and the pid, or -errno (exec
- * failures show as the child exiting with status 127 and a logged message).
+ * SIGKILL so that the child never outlives the parent. Returns 0 and the pid,
+ * or -errno (exec failures show as the child exiting with status 127 and a
+ * logged message).
  */
 int bh_spawn(const char *path, char *const argv[],
 	     const struct bh_spawn_fd *fds, size_t nfds, pid_t *pid_out);
+
+/*
+ * Waits for child pid to exit, and SIGKILLs it once grace_ms have passed.
+ * Returns its wait status (0 if it could not be waited for); *killed, if not
+ * NULL, says whether the SIGKILL was needed.
+ */
+int bh_reap(pid_t pid, int grace_ms, int *killed);
 
 /* Writes the directory of the running executable (from /proc/self/exe) into
  * buf. 0 or -errno (-ENAMETOOLONG if it does not fit). */
