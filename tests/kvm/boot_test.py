@@ -447,17 +447,22 @@ def sha256_file(path, size=None):
     return h.hexdigest()
 
 
-def devices_argv(args, rw, ro):
+HVC_MARKER = "BULKHEAD-HVC0-MARKER"
+
+
+def devices_argv(args, rw, ro, hvc):
     return argv(args) + [
         "--disk", f"path={rw},serial={RW_SERIAL}",
         "--disk", f"path={ro},readonly=on,serial={RO_SERIAL}",
-        "--rng", "src=/dev/urandom"]
+        "--rng", "src=/dev/urandom",
+        "--console", f"file={hvc}"]
 
 
 def case_devices(args, vm_factory):
     rw, ro, ro_sha = make_images(args.log)
     want_sha = hashlib.sha256(write_pattern()).hexdigest()
-    vm = vm_factory(devices_argv(args, rw, ro))
+    hvc = os.path.join(args.log, "hvc0.txt")
+    vm = vm_factory(devices_argv(args, rw, ro, hvc))
     t_marker = boot_to_prompt(vm)
 
     def expect_value(name, expr, want, step):
@@ -522,7 +527,22 @@ def case_devices(args, vm_factory):
     if set(hexbytes) == {"0"}:
         raise Fail("64 bytes from /dev/hwrng are all zero")
 
+    # The virtio console: a line written to hvc0 lands in the file.
+    rc = vm.value("HVC_RC", f"echo {HVC_MARKER} >/dev/hvc0; echo $?",
+                  "a line written to /dev/hvc0")
+    if rc != "0":
+        raise Fail(f"writing to /dev/hvc0 failed with status {rc!r}")
+
     poweroff(vm)
+
+    try:
+        with open(hvc, "rb") as f:
+            hvc_text = f.read().decode("utf-8", "replace")
+    except OSError as e:
+        raise Fail(f"the console file {hvc}: {e.strerror}")
+    if HVC_MARKER not in hvc_text:
+        raise Fail(f"{HVC_MARKER} did not reach the --console file "
+                   f"({len(hvc_text)} bytes there)")
 
     # What reached the images.
     got = sha256_file(rw, WRITE_SIZE)
@@ -535,7 +555,7 @@ def case_devices(args, vm_factory):
     # Passed: the images go (80 MiB); on a failure they stay with the logs.
     for p in (rw, ro):
         os.unlink(p)
-    return (f"vda 64 MiB rw, vdb 16 MiB ro, rng {cur}; marker after "
+    return (f"vda 64 MiB rw, vdb 16 MiB ro, rng {cur}, hvc0; marker after "
             f"{t_marker:.1f} s, 32 MiB written in {t_write:.1f} s "
             f"({WRITE_SIZE / MIB / t_write:.1f} MiB/s), read back in "
             f"{t_read:.1f} s ({WRITE_SIZE / MIB / t_read:.1f} MiB/s), "
