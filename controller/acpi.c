@@ -7,6 +7,7 @@
 #include <bulkhead/platform.h>
 
 #include "aml.h"
+#include <bulkhead/le.h>
 
 #define ACPI_OEM_ID	   "BLKHD "
 #define ACPI_OEM_TABLE_ID  "BULKHEAD"
@@ -82,24 +83,6 @@
 #define MADT_ALL_PROCESSORS 0xff
 #define MADT_NMI_LINT1	    1
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
 static uint8_t checksum(const uint8_t *p, size_t len)
 {
 	uint8_t sum = 0;
@@ -128,13 +111,13 @@ static int take(size_t *off, size_t buflen, size_t len, size_t *at)
 static void header(uint8_t *t, const char *sig, uint32_t len, uint8_t rev)
 {
 	memcpy(t, sig, 4);
-	put32(t + HDR_LENGTH, len);
+	bh_put_le32(t + HDR_LENGTH, len);
 	t[HDR_REVISION] = rev;
 	memcpy(t + HDR_OEM_ID, ACPI_OEM_ID, 6);
 	memcpy(t + HDR_OEM_TABLE_ID, ACPI_OEM_TABLE_ID, 8);
-	put32(t + HDR_OEM_REVISION, ACPI_OEM_REVISION);
+	bh_put_le32(t + HDR_OEM_REVISION, ACPI_OEM_REVISION);
 	memcpy(t + HDR_CREATOR_ID, ACPI_CREATOR_ID, 4);
-	put32(t + HDR_CREATOR_REV, ACPI_CREATOR_REV);
+	bh_put_le32(t + HDR_CREATOR_REV, ACPI_CREATOR_REV);
 }
 
 static void seal(uint8_t *t, size_t len)
@@ -149,7 +132,7 @@ static void gas_io8(uint8_t *g, uint16_t port)
 	g[1] = 8; /* bit width */
 	g[2] = 0; /* bit offset */
 	g[3] = GAS_ACCESS_BYTE;
-	put64(g + 4, port);
+	bh_put_le64(g + 4, port);
 }
 
 static void build_fadt(uint8_t *t, uint64_t dsdt_gpa)
@@ -160,15 +143,15 @@ static void build_fadt(uint8_t *t, uint64_t dsdt_gpa)
 	 * Hardware-reduced: no PM1/GPE blocks, no SCI, no FACS. The button
 	 * flags say there are no fixed-feature buttons to look for.
 	 */
-	put32(t + FADT_FLAGS, FADT_F_HW_REDUCED | FADT_F_RESET_REG_SUP |
-				  FADT_F_PWR_BUTTON | FADT_F_SLP_BUTTON);
+	bh_put_le32(t + FADT_FLAGS, FADT_F_HW_REDUCED | FADT_F_RESET_REG_SUP |
+					FADT_F_PWR_BUTTON | FADT_F_SLP_BUTTON);
 	/* No "CMOS RTC not present": the runner emulates one. */
-	put16(t + FADT_IAPC_BOOT_ARCH, FADT_BOOT_NO_VGA);
+	bh_put_le16(t + FADT_IAPC_BOOT_ARCH, FADT_BOOT_NO_VGA);
 	gas_io8(t + FADT_RESET_REG, BH_PORT_ACPI_RESET);
 	t[FADT_RESET_VALUE] = BH_ACPI_RESET_VALUE;
 	t[FADT_MINOR_VERSION] = FADT_MINOR;
 	/* The 32-bit DSDT field stays 0 so that only X_DSDT is used. */
-	put64(t + FADT_X_DSDT, dsdt_gpa);
+	bh_put_le64(t + FADT_X_DSDT, dsdt_gpa);
 	gas_io8(t + FADT_SLEEP_CTL_REG, BH_PORT_ACPI_SLEEP_CTL);
 	gas_io8(t + FADT_SLEEP_STS_REG, BH_PORT_ACPI_SLEEP_STS);
 	memcpy(t + FADT_HYPERVISOR_ID, ACPI_HYPERVISOR_ID, 8);
@@ -306,30 +289,30 @@ static void build_madt(uint8_t *t, unsigned int vcpus)
 
 	memset(t, 0, len);
 	header(t, "APIC", (uint32_t)len, MADT_REVISION);
-	put32(t + MADT_LAPIC_ADDR, (uint32_t)BH_LAPIC_ADDR);
+	bh_put_le32(t + MADT_LAPIC_ADDR, (uint32_t)BH_LAPIC_ADDR);
 	/*
 	 * No PCAT_COMPAT: a hardware-reduced guest does not use the 8259s
 	 * even though KVM's irqchip models them.
 	 */
-	put32(t + MADT_FLAGS, 0);
+	bh_put_le32(t + MADT_FLAGS, 0);
 	e = t + MADT_HDR_LEN;
 	for (unsigned int i = 0; i < vcpus; i++, e += MADT_LAPIC_LEN) {
 		e[0] = MADT_LAPIC;
 		e[1] = MADT_LAPIC_LEN;
 		e[2] = (uint8_t)i; /* ACPI processor UID */
 		e[3] = (uint8_t)i; /* APIC id */
-		put32(e + 4, MADT_LAPIC_ENABLED);
+		bh_put_le32(e + 4, MADT_LAPIC_ENABLED);
 	}
 	e[0] = MADT_IOAPIC;
 	e[1] = MADT_IOAPIC_LEN;
 	e[2] = 0; /* I/O APIC id */
-	put32(e + 4, (uint32_t)BH_IOAPIC_ADDR);
-	put32(e + 8, 0); /* GSI base */
+	bh_put_le32(e + 4, (uint32_t)BH_IOAPIC_ADDR);
+	bh_put_le32(e + 8, 0); /* GSI base */
 	e += MADT_IOAPIC_LEN;
 	e[0] = MADT_LAPIC_NMI;
 	e[1] = MADT_LAPIC_NMI_LEN;
 	e[2] = MADT_ALL_PROCESSORS;
-	put16(e + 3, 0); /* polarity and trigger as the bus defines */
+	bh_put_le16(e + 3, 0); /* polarity and trigger as the bus defines */
 	e[5] = MADT_NMI_LINT1;
 	seal(t, len);
 }
@@ -372,8 +355,8 @@ int bh_acpi_build(uint8_t *buf, size_t buflen, uint64_t buf_gpa,
 	p = buf + xsdt;
 	memset(p, 0, xsdt_len);
 	header(p, "XSDT", (uint32_t)xsdt_len, XSDT_REVISION);
-	put64(p + HDR_LEN, buf_gpa + fadt);
-	put64(p + HDR_LEN + 8, buf_gpa + madt);
+	bh_put_le64(p + HDR_LEN, buf_gpa + fadt);
+	bh_put_le64(p + HDR_LEN + 8, buf_gpa + madt);
 	seal(p, xsdt_len);
 
 	p = buf + rsdp;
@@ -381,8 +364,8 @@ int bh_acpi_build(uint8_t *buf, size_t buflen, uint64_t buf_gpa,
 	memcpy(p, "RSD PTR ", 8);
 	memcpy(p + RSDP_OEM_ID, ACPI_OEM_ID, 6);
 	p[RSDP_REVISION] = 2;
-	put32(p + RSDP_LENGTH, RSDP_LEN);
-	put64(p + RSDP_XSDT, buf_gpa + xsdt);
+	bh_put_le32(p + RSDP_LENGTH, RSDP_LEN);
+	bh_put_le64(p + RSDP_XSDT, buf_gpa + xsdt);
 	p[RSDP_CHECKSUM] = checksum(p, RSDP_V1_LEN);
 	p[RSDP_EXT_CHECKSUM] = checksum(p, RSDP_LEN);
 

@@ -4,6 +4,7 @@
 
 #include "boot.h"
 #include "bulkhead/platform.h"
+#include "bulkhead/le.h"
 
 #define GDT_ENTRIES   5
 #define GDT_CODE64    0x00af9b000000ffffULL
@@ -29,14 +30,6 @@
 /* KVM takes byte-granular limits: 0xfffff pages of 4 KiB. */
 #define SEG_LIMIT_4G 0xffffffffU
 
-static void put64(uint8_t *p, uint64_t v)
-{
-	unsigned int i;
-
-	for (i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static int write_gdt(struct bh_guest_mem *gm)
 {
 	uint8_t *gdt = bh_guest_mem_ptr(gm, BH_GDT_ADDR, GDT_ENTRIES * 8);
@@ -44,12 +37,12 @@ static int write_gdt(struct bh_guest_mem *gm)
 	if (gdt == NULL)
 		return -EFAULT;
 	memset(gdt, 0, GDT_ENTRIES * 8);
-	put64(gdt + BH_BOOT_CS, GDT_CODE64);
-	put64(gdt + BH_BOOT_DS, GDT_DATA);
+	bh_put_le64(gdt + BH_BOOT_CS, GDT_CODE64);
+	bh_put_le64(gdt + BH_BOOT_DS, GDT_DATA);
 	/* Never loaded by the guest (KVM sets TR directly), so the upper
 	 * half of the 16-byte long-mode descriptor can stay outside the
 	 * limit. */
-	put64(gdt + BH_BOOT_TR, GDT_TSS);
+	bh_put_le64(gdt + BH_BOOT_TR, GDT_TSS);
 	return 0;
 }
 
@@ -64,13 +57,13 @@ static int write_page_tables(struct bh_guest_mem *gm)
 		return -EFAULT;
 	memset(pml4, 0, PAGE_SIZE);
 	memset(pdpt, 0, PAGE_SIZE);
-	put64(pml4, BH_PDPT_ADDR | PTE_PRESENT | PTE_WRITE);
+	bh_put_le64(pml4, BH_PDPT_ADDR | PTE_PRESENT | PTE_WRITE);
 	for (i = 0; i < PD_COUNT; i++)
-		put64(pdpt + i * 8,
-		      (BH_PD_ADDR + i * PAGE_SIZE) | PTE_PRESENT | PTE_WRITE);
+		bh_put_le64(pdpt + i * 8, (BH_PD_ADDR + i * PAGE_SIZE) |
+					      PTE_PRESENT | PTE_WRITE);
 	for (i = 0; i < PD_COUNT * PT_ENTRIES; i++)
-		put64(pd + i * 8,
-		      (i * HUGE_PAGE) | PTE_PRESENT | PTE_WRITE | PTE_HUGE);
+		bh_put_le64(pd + i * 8, (i * HUGE_PAGE) | PTE_PRESENT |
+					    PTE_WRITE | PTE_HUGE);
 	return 0;
 }
 

@@ -6,6 +6,7 @@
 
 #include "bulkhead/platform.h"
 #include "bzimage.h"
+#include "bulkhead/le.h"
 
 #define LOADED_HIGH	  0x01
 #define CAN_USE_HEAP	  0x80
@@ -32,39 +33,6 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)get16(p) | (uint32_t)get16(p + 2) << 16;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
 int bh_bzimage_parse(const uint8_t *img, size_t len, struct bh_bzimage *out,
 		     char *err, size_t errlen)
 {
@@ -81,17 +49,17 @@ int bh_bzimage_parse(const uint8_t *img, size_t len, struct bh_bzimage *out,
 			len);
 		return -ENOEXEC;
 	}
-	if (get16(img + BH_BP_BOOT_FLAG) != 0xaa55) {
+	if (bh_get_le16(img + BH_BP_BOOT_FLAG) != 0xaa55) {
 		set_err(err, errlen,
 			"not a bzImage: boot flag is 0x%04x, not 0xaa55",
-			get16(img + BH_BP_BOOT_FLAG));
+			bh_get_le16(img + BH_BP_BOOT_FLAG));
 		return -ENOEXEC;
 	}
 	if (memcmp(img + BH_BP_HEADER, "HdrS", 4) != 0) {
 		set_err(err, errlen, "not a bzImage: no HdrS signature");
 		return -ENOEXEC;
 	}
-	version = get16(img + BH_BP_VERSION);
+	version = bh_get_le16(img + BH_BP_VERSION);
 	if (version < BH_BZIMAGE_MIN_VERSION) {
 		set_err(err, errlen,
 			"boot protocol %u.%02x is too old, need %u.%02x",
@@ -117,7 +85,7 @@ int bh_bzimage_parse(const uint8_t *img, size_t len, struct bh_bzimage *out,
 			"loadflags)");
 		return -ENOEXEC;
 	}
-	if (!(get16(img + BH_BP_XLOADFLAGS) & XLF_KERNEL_64)) {
+	if (!(bh_get_le16(img + BH_BP_XLOADFLAGS) & XLF_KERNEL_64)) {
 		set_err(err, errlen,
 			"kernel has no 64-bit entry point (XLF_KERNEL_64 clear "
 			"in xloadflags)");
@@ -145,11 +113,11 @@ int bh_bzimage_parse(const uint8_t *img, size_t len, struct bh_bzimage *out,
 	out->kernel_offset = out->setup_size;
 	out->kernel_size = len - out->setup_size;
 	out->header_end = hdr_end;
-	out->pref_address = get64(img + BH_BP_PREF_ADDRESS);
-	out->init_size = get32(img + BH_BP_INIT_SIZE);
-	out->initrd_addr_max = get32(img + BH_BP_INITRD_ADDR_MAX);
-	out->cmdline_size = get32(img + BH_BP_CMDLINE_SIZE);
-	out->kernel_alignment = get32(img + BH_BP_KERNEL_ALIGNMENT);
+	out->pref_address = bh_get_le64(img + BH_BP_PREF_ADDRESS);
+	out->init_size = bh_get_le32(img + BH_BP_INIT_SIZE);
+	out->initrd_addr_max = bh_get_le32(img + BH_BP_INITRD_ADDR_MAX);
+	out->cmdline_size = bh_get_le32(img + BH_BP_CMDLINE_SIZE);
+	out->kernel_alignment = bh_get_le32(img + BH_BP_KERNEL_ALIGNMENT);
 	out->relocatable = img[BH_BP_RELOCATABLE] != 0;
 	if (out->init_size == 0) {
 		set_err(err, errlen, "init_size is 0 in the setup header");
@@ -244,9 +212,9 @@ static int write_e820(const struct bh_guest_mem *gm, uint8_t *zp)
 		uint8_t *e =
 		    zp + BH_BP_E820_TABLE + (size_t)i * E820_ENTRY_SIZE;
 
-		put64(e, tbl[i].addr);
-		put64(e + 8, tbl[i].size);
-		put32(e + 16, tbl[i].type);
+		bh_put_le64(e, tbl[i].addr);
+		bh_put_le64(e + 8, tbl[i].size);
+		bh_put_le32(e + 16, tbl[i].type);
 	}
 	return 0;
 }
@@ -314,14 +282,15 @@ int bh_bzimage_load(struct bh_guest_mem *gm, const struct bh_bzimage *bz,
 	/* 0xff: a boot loader with no assigned id. */
 	zp[BH_BP_TYPE_OF_LOADER] = 0xff;
 	zp[BH_BP_LOADFLAGS] |= CAN_USE_HEAP;
-	put16(zp + BH_BP_HEAP_END_PTR, HEAP_END);
-	put32(zp + BH_BP_CMD_LINE_PTR, (uint32_t)BH_CMDLINE_ADDR);
-	put32(zp + BH_BP_EXT_CMD_LINE_PTR, (uint32_t)(BH_CMDLINE_ADDR >> 32));
-	put32(zp + BH_BP_RAMDISK_IMAGE, (uint32_t)iaddr);
-	put32(zp + BH_BP_RAMDISK_SIZE, (uint32_t)isize);
-	put32(zp + BH_BP_EXT_RAMDISK_IMAGE, (uint32_t)(iaddr >> 32));
-	put32(zp + BH_BP_EXT_RAMDISK_SIZE, (uint32_t)(isize >> 32));
-	put64(zp + BH_BP_ACPI_RSDP, im->acpi_rsdp);
+	bh_put_le16(zp + BH_BP_HEAP_END_PTR, HEAP_END);
+	bh_put_le32(zp + BH_BP_CMD_LINE_PTR, (uint32_t)BH_CMDLINE_ADDR);
+	bh_put_le32(zp + BH_BP_EXT_CMD_LINE_PTR,
+		    (uint32_t)(BH_CMDLINE_ADDR >> 32));
+	bh_put_le32(zp + BH_BP_RAMDISK_IMAGE, (uint32_t)iaddr);
+	bh_put_le32(zp + BH_BP_RAMDISK_SIZE, (uint32_t)isize);
+	bh_put_le32(zp + BH_BP_EXT_RAMDISK_IMAGE, (uint32_t)(iaddr >> 32));
+	bh_put_le32(zp + BH_BP_EXT_RAMDISK_SIZE, (uint32_t)(isize >> 32));
+	bh_put_le64(zp + BH_BP_ACPI_RSDP, im->acpi_rsdp);
 	r = write_e820(gm, zp);
 	if (r < 0) {
 		set_err(err, errlen, "cannot build the e820 map: %s",

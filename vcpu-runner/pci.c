@@ -3,26 +3,21 @@
 #include <string.h>
 
 #include "pci.h"
+#include <bulkhead/le.h>
 
 #define CFG_ENABLE 0x80000000u
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = v & 0xff;
-	p[1] = v >> 8;
-}
 
 void bh_pci_init(struct bh_pci *p)
 {
 	memset(p, 0, sizeof(*p));
 	pthread_mutex_init(&p->lock, NULL);
-	put16(&p->host_bridge[0x00], 0x8086); /* vendor */
-	put16(&p->host_bridge[0x02], 0x0d57); /* device: host bridge */
-	put16(&p->host_bridge[0x04], 0x0006); /* memory + bus master */
-	p->host_bridge[0x08] = 0;	      /* revision */
-	p->host_bridge[0x0a] = 0x00;	      /* subclass: host bridge */
-	p->host_bridge[0x0b] = 0x06;	      /* class: bridge */
-	p->host_bridge[0x0e] = 0x00;	      /* header type 0 */
+	bh_put_le16(&p->host_bridge[0x00], 0x8086); /* vendor */
+	bh_put_le16(&p->host_bridge[0x02], 0x0d57); /* device: host bridge */
+	bh_put_le16(&p->host_bridge[0x04], 0x0006); /* memory + bus master */
+	p->host_bridge[0x08] = 0;		    /* revision */
+	p->host_bridge[0x0a] = 0x00;		    /* subclass: host bridge */
+	p->host_bridge[0x0b] = 0x06;		    /* class: bridge */
+	p->host_bridge[0x0e] = 0x00;		    /* header type 0 */
 }
 
 int bh_pci_register(struct bh_pci *p, unsigned int slot,

@@ -13,6 +13,7 @@
 
 #include "runner.h"
 #include "virtio_pci.h"
+#include <bulkhead/le.h>
 
 /* BAR0 layout. */
 #define R_COMMON    0x0000
@@ -44,24 +45,6 @@
 #define VIRTIO_F_VERSION_1 (1ULL << 32)
 #define GSI_BASE	   24
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
 static uint32_t getn(const uint8_t *p, unsigned int len)
 {
 	uint32_t v = 0;
@@ -80,8 +63,8 @@ static void vpci_cap(uint8_t *c, unsigned int at, unsigned int next,
 	c[at + 2] = (uint8_t)cap_len;
 	c[at + 3] = cfg_type;
 	c[at + 4] = 0; /* BAR0 */
-	put32(&c[at + 8], off);
-	put32(&c[at + 12], len);
+	bh_put_le32(&c[at + 8], off);
+	bh_put_le32(&c[at + 12], len);
 }
 
 static uint16_t pci_class(uint32_t type)
@@ -103,24 +86,24 @@ static void vpci_build_cfg(struct bh_vpci *d)
 	uint8_t *c = d->pcicfg;
 
 	memset(c, 0, sizeof(d->pcicfg));
-	put16(&c[0x00], 0x1af4);
-	put16(&c[0x02], (uint16_t)(0x1040 + d->type));
-	put16(&c[0x06], 0x0010); /* capabilities list */
-	c[0x08] = 1;		 /* revision: modern */
-	put16(&c[0x0a], pci_class(d->type));
-	put16(&c[0x2c], 0x1af4);
-	put16(&c[0x2e], 0x0040);
+	bh_put_le16(&c[0x00], 0x1af4);
+	bh_put_le16(&c[0x02], (uint16_t)(0x1040 + d->type));
+	bh_put_le16(&c[0x06], 0x0010); /* capabilities list */
+	c[0x08] = 1;		       /* revision: modern */
+	bh_put_le16(&c[0x0a], pci_class(d->type));
+	bh_put_le16(&c[0x2c], 0x1af4);
+	bh_put_le16(&c[0x2e], 0x0040);
 	c[0x34] = CAP_COMMON;
 	vpci_cap(c, CAP_COMMON, CAP_NOTIFY, 1, R_COMMON, COMMON_LEN, 16);
 	vpci_cap(c, CAP_NOTIFY, CAP_ISR, 2, R_NOTIFY,
 		 NOTIFY_MULT * BH_VPCI_MAX_QUEUES, 20);
-	put32(&c[CAP_NOTIFY + 16], NOTIFY_MULT);
+	bh_put_le32(&c[CAP_NOTIFY + 16], NOTIFY_MULT);
 	vpci_cap(c, CAP_ISR, CAP_DEVCFG, 3, R_ISR, 4, 16);
 	vpci_cap(c, CAP_DEVCFG, CAP_MSIX, 4, R_DEVCFG, BH_VPCI_CONFIG_MAX, 16);
 	c[CAP_MSIX] = 0x11;
 	c[CAP_MSIX + 1] = 0;
-	put32(&c[CAP_MSIX + 4], R_MSIX);
-	put32(&c[CAP_MSIX + 8], R_PBA);
+	bh_put_le32(&c[CAP_MSIX + 4], R_MSIX);
+	bh_put_le32(&c[CAP_MSIX + 8], R_PBA);
 }
 
 static uint64_t bar_base(const struct bh_vpci *d)
@@ -290,16 +273,17 @@ static uint32_t vpci_cfg_read(void *opaque, unsigned int reg, unsigned int size)
 	memcpy(b, &d->pcicfg[reg & ~3u], 4);
 	switch (reg & ~3u) {
 	case 0x04:
-		put16(b, d->command);
+		bh_put_le16(b, d->command);
 		break;
 	case 0x10: /* BAR0: 64-bit memory; sizing reads back the mask */
-		put32(b, (d->bar_lo & ~(uint32_t)(BH_VPCI_BAR_SIZE - 1)) | 0x4);
+		bh_put_le32(b, (d->bar_lo & ~(uint32_t)(BH_VPCI_BAR_SIZE - 1)) |
+				   0x4);
 		break;
 	case 0x14:
-		put32(b, d->bar_hi);
+		bh_put_le32(b, d->bar_hi);
 		break;
 	case CAP_MSIX:
-		put16(b + 2, (uint16_t)((d->nvec - 1) | d->msix_ctrl));
+		bh_put_le16(b + 2, (uint16_t)((d->nvec - 1) | d->msix_ctrl));
 		break;
 	}
 	pthread_mutex_unlock(&d->lock);
@@ -315,19 +299,19 @@ static void vpci_cfg_write(void *opaque, unsigned int reg, unsigned int size,
 
 	pthread_mutex_lock(&d->lock);
 	/* Merge the access into the dword it lands in. */
-	put32(b, 0);
+	bh_put_le32(b, 0);
 	switch (reg & ~3u) {
 	case 0x04:
-		put16(b, d->command);
+		bh_put_le16(b, d->command);
 		break;
 	case 0x10:
-		put32(b, d->bar_lo);
+		bh_put_le32(b, d->bar_lo);
 		break;
 	case 0x14:
-		put32(b, d->bar_hi);
+		bh_put_le32(b, d->bar_hi);
 		break;
 	case CAP_MSIX:
-		put16(b + 2, d->msix_ctrl);
+		bh_put_le16(b + 2, d->msix_ctrl);
 		break;
 	default:
 		pthread_mutex_unlock(&d->lock);
@@ -434,27 +418,28 @@ static void common_read(struct bh_vpci *d, unsigned int off, uint8_t *data,
 	uint8_t c[COMMON_LEN] = { 0 };
 	const struct bh_vpci_queue *q = d->qsel < d->nq ? &d->q[d->qsel] : NULL;
 
-	put32(&c[0x00], d->dfsel);
-	put32(&c[0x04], d->dfsel < 2
-			    ? (uint32_t)(d->dev_features >> (32 * d->dfsel))
-			    : 0);
-	put32(&c[0x08], d->gfsel);
-	put32(&c[0x0c], d->gfsel < 2
-			    ? (uint32_t)(d->drv_features >> (32 * d->gfsel))
-			    : 0);
-	put16(&c[0x10], d->msix_config);
-	put16(&c[0x12], d->nq);
+	bh_put_le32(&c[0x00], d->dfsel);
+	bh_put_le32(
+	    &c[0x04],
+	    d->dfsel < 2 ? (uint32_t)(d->dev_features >> (32 * d->dfsel)) : 0);
+	bh_put_le32(&c[0x08], d->gfsel);
+	bh_put_le32(
+	    &c[0x0c],
+	    d->gfsel < 2 ? (uint32_t)(d->drv_features >> (32 * d->gfsel)) : 0);
+	bh_put_le16(&c[0x10], d->msix_config);
+	bh_put_le16(&c[0x12], d->nq);
 	c[0x14] = d->status | (d->needs_reset ? S_NEEDS_RESET : 0);
 	c[0x15] = d->cfg_gen;
-	put16(&c[0x16], d->qsel);
+	bh_put_le16(&c[0x16], d->qsel);
 	if (q) {
-		put16(&c[0x18], q->size);
-		put16(&c[0x1a], q->vector);
-		put16(&c[0x1c], q->enable);
-		put16(&c[0x1e], d->qsel); /* notify offset, in multipliers */
-		put64(&c[0x20], q->desc);
-		put64(&c[0x28], q->avail);
-		put64(&c[0x30], q->used);
+		bh_put_le16(&c[0x18], q->size);
+		bh_put_le16(&c[0x1a], q->vector);
+		bh_put_le16(&c[0x1c], q->enable);
+		bh_put_le16(&c[0x1e],
+			    d->qsel); /* notify offset, in multipliers */
+		bh_put_le64(&c[0x20], q->desc);
+		bh_put_le64(&c[0x28], q->avail);
+		bh_put_le64(&c[0x30], q->used);
 	}
 	if (off < COMMON_LEN && off + len <= COMMON_LEN)
 		memcpy(data, &c[off], len);
@@ -618,9 +603,9 @@ void bh_vpci_mmio(struct bh_vpci *d, uint64_t off, uint8_t *data,
 					w[1] = (uint32_t)(val >> 32);
 				reroute = 1;
 			} else {
-				put32(data, w[0]);
+				bh_put_le32(data, w[0]);
 				if (len == 8 && f < 12)
-					put32(data + 4, w[1]);
+					bh_put_le32(data + 4, w[1]);
 			}
 		}
 	}

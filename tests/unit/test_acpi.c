@@ -14,23 +14,9 @@
 
 #include "acpi.h"
 #include "aml.h"
+#include <bulkhead/le.h>
 
 #define BUF_LEN ((size_t)BH_ACPI_SIZE)
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)get16(p) | (uint32_t)get16(p + 2) << 16;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 static uint8_t sum8(const uint8_t *p, size_t len)
 {
@@ -62,7 +48,7 @@ static const uint8_t *table_at(const struct tables *t, uint64_t gpa,
 			       const char *sig)
 {
 	const uint8_t *h = gpa_ptr(t, gpa, 36);
-	uint32_t len = get32(h + 4);
+	uint32_t len = bh_get_le32(h + 4);
 
 	assert_memory_equal(h, sig, 4);
 	assert_true(len >= 36);
@@ -70,9 +56,9 @@ static const uint8_t *table_at(const struct tables *t, uint64_t gpa,
 	assert_int_equal(sum8(h, len), 0);
 	assert_memory_equal(h + 10, "BLKHD ", 6);
 	assert_memory_equal(h + 16, "BULKHEAD", 8);
-	assert_int_equal(get32(h + 24), 1);
+	assert_int_equal(bh_get_le32(h + 24), 1);
 	assert_memory_equal(h + 28, "BLKH", 4);
-	assert_int_equal(get32(h + 32), 1);
+	assert_int_equal(bh_get_le32(h + 32), 1);
 	return h;
 }
 
@@ -98,18 +84,18 @@ static void build_and_walk(struct tables *t, unsigned int vcpus)
 	assert_int_equal(sum8(r, 36), 0);
 	assert_memory_equal(r + 9, "BLKHD ", 6);
 	assert_int_equal(r[15], 2);
-	assert_int_equal(get32(r + 16), 0);
-	assert_int_equal(get32(r + 20), 36);
+	assert_int_equal(bh_get_le32(r + 16), 0);
+	assert_int_equal(bh_get_le32(r + 20), 36);
 	t->rsdp = r;
 
-	t->xsdt = table_at(t, get64(r + 24), "XSDT");
-	xlen = get32(t->xsdt + 4);
+	t->xsdt = table_at(t, bh_get_le64(r + 24), "XSDT");
+	xlen = bh_get_le32(t->xsdt + 4);
 	assert_int_equal(xlen, 36 + 2 * 8);
 	assert_int_equal(t->xsdt[8], 1);
-	t->fadt = table_at(t, get64(t->xsdt + 36), "FACP");
-	t->madt = table_at(t, get64(t->xsdt + 44), "APIC");
-	assert_int_equal(get64(t->fadt + 140) % 8, 0);
-	t->dsdt = table_at(t, get64(t->fadt + 140), "DSDT");
+	t->fadt = table_at(t, bh_get_le64(t->xsdt + 36), "FACP");
+	t->madt = table_at(t, bh_get_le64(t->xsdt + 44), "APIC");
+	assert_int_equal(bh_get_le64(t->fadt + 140) % 8, 0);
+	t->dsdt = table_at(t, bh_get_le64(t->fadt + 140), "DSDT");
 }
 
 static void free_tables(struct tables *t)
@@ -123,7 +109,7 @@ static void check_gas_io8(const uint8_t *g, uint16_t port)
 	assert_int_equal(g[1], 8);
 	assert_int_equal(g[2], 0);
 	assert_int_equal(g[3], 1); /* byte access */
-	assert_int_equal(get64(g + 4), port);
+	assert_int_equal(bh_get_le64(g + 4), port);
 }
 
 static void test_fadt(void **state)
@@ -135,17 +121,17 @@ static void test_fadt(void **state)
 	(void)state;
 	build_and_walk(&t, 1);
 	f = t.fadt;
-	assert_int_equal(get32(f + 4), 276);
+	assert_int_equal(bh_get_le32(f + 4), 276);
 	assert_int_equal(f[8], 6);
-	assert_int_equal(f[131], 0);	     /* minor version: 6.0 */
-	assert_int_equal(get32(f + 36), 0);  /* FIRMWARE_CTRL */
-	assert_int_equal(get32(f + 40), 0);  /* 32-bit DSDT */
-	assert_int_equal(get64(f + 132), 0); /* X_FIRMWARE_CTRL */
-	flags = get32(f + 112);
+	assert_int_equal(f[131], 0);		   /* minor version: 6.0 */
+	assert_int_equal(bh_get_le32(f + 36), 0);  /* FIRMWARE_CTRL */
+	assert_int_equal(bh_get_le32(f + 40), 0);  /* 32-bit DSDT */
+	assert_int_equal(bh_get_le64(f + 132), 0); /* X_FIRMWARE_CTRL */
+	flags = bh_get_le32(f + 112);
 	assert_int_equal(flags,
 			 (1u << 20) | (1u << 10) | (1u << 4) | (1u << 5));
 	/* VGA not present; in particular not "CMOS RTC not present". */
-	assert_int_equal(get16(f + 109), 1u << 2);
+	assert_int_equal(bh_get_le16(f + 109), 1u << 2);
 	check_gas_io8(f + 116, BH_PORT_ACPI_RESET);
 	assert_int_equal(f[128], BH_ACPI_RESET_VALUE);
 	check_gas_io8(f + 244, BH_PORT_ACPI_SLEEP_CTL);
@@ -174,7 +160,7 @@ static void test_dsdt(void **state)
 	(void)state;
 	build_and_walk(&t, 2);
 	d = t.dsdt;
-	len = get32(d + 4);
+	len = bh_get_le32(d + 4);
 	assert_int_equal(d[8], 2);
 	assert_non_null(memmem(d, len, s5, sizeof(s5)));
 	assert_non_null(memmem(d, len, sb, sizeof(sb)));
@@ -201,9 +187,9 @@ static void check_madt(unsigned int n)
 	build_and_walk(&t, n);
 	m = t.madt;
 	assert_int_equal(m[8], 4);
-	assert_int_equal(get32(m + 36), BH_LAPIC_ADDR);
-	assert_int_equal(get32(m + 40), 0);
-	end = m + get32(m + 4);
+	assert_int_equal(bh_get_le32(m + 36), BH_LAPIC_ADDR);
+	assert_int_equal(bh_get_le32(m + 40), 0);
+	end = m + bh_get_le32(m + 4);
 	for (e = m + 44; e < end; e += e[1]) {
 		assert_true(e + 2 <= end);
 		assert_true(e[1] >= 2 && e + e[1] <= end);
@@ -212,20 +198,20 @@ static void check_madt(unsigned int n)
 			assert_int_equal(e[1], 8);
 			assert_int_equal(e[2], lapics); /* processor UID */
 			assert_int_equal(e[3], lapics); /* APIC id */
-			assert_int_equal(get32(e + 4), 1);
+			assert_int_equal(bh_get_le32(e + 4), 1);
 			lapics++;
 			break;
 		case 1:
 			assert_int_equal(e[1], 12);
 			assert_int_equal(e[2], 0);
-			assert_int_equal(get32(e + 4), BH_IOAPIC_ADDR);
-			assert_int_equal(get32(e + 8), 0);
+			assert_int_equal(bh_get_le32(e + 4), BH_IOAPIC_ADDR);
+			assert_int_equal(bh_get_le32(e + 8), 0);
 			ioapics++;
 			break;
 		case 4:
 			assert_int_equal(e[1], 6);
 			assert_int_equal(e[2], 0xff);
-			assert_int_equal(get16(e + 3), 0);
+			assert_int_equal(bh_get_le16(e + 3), 0);
 			assert_int_equal(e[5], 1);
 			nmis++;
 			break;
@@ -564,13 +550,13 @@ static int dump(const char *dir)
 	if (bh_acpi_build(t.buf, BUF_LEN, BH_ACPI_ADDR, &cfg, &t.res) < 0)
 		goto out;
 	tabs[0] = t.buf + (t.res.rsdp_gpa - BH_ACPI_ADDR);
-	tabs[1] = t.buf + (get64(tabs[0] + 24) - BH_ACPI_ADDR);
-	tabs[2] = t.buf + (get64(tabs[1] + 36) - BH_ACPI_ADDR);
-	tabs[3] = t.buf + (get64(tabs[1] + 44) - BH_ACPI_ADDR);
-	tabs[4] = t.buf + (get64(tabs[2] + 140) - BH_ACPI_ADDR);
+	tabs[1] = t.buf + (bh_get_le64(tabs[0] + 24) - BH_ACPI_ADDR);
+	tabs[2] = t.buf + (bh_get_le64(tabs[1] + 36) - BH_ACPI_ADDR);
+	tabs[3] = t.buf + (bh_get_le64(tabs[1] + 44) - BH_ACPI_ADDR);
+	tabs[4] = t.buf + (bh_get_le64(tabs[2] + 140) - BH_ACPI_ADDR);
 	for (size_t i = 0; i < 5; i++) {
 		/* The RSDP has its length at offset 20, the others at 4. */
-		size_t len = get32(tabs[i] + (i == 0 ? 20 : 4));
+		size_t len = bh_get_le32(tabs[i] + (i == 0 ? 20 : 4));
 		FILE *f;
 
 		snprintf(path, sizeof(path), "%s/%s.dat", dir, names[i]);

@@ -16,6 +16,7 @@
 #include "bzimage.h"
 #include "guestmem.h"
 #include "layout.h"
+#include "bulkhead/le.h"
 
 #define KIB 1024ULL
 #define MIB (1024ULL * KIB)
@@ -27,39 +28,6 @@
 #define T_ALIGN	       0x200000U
 #define T_CMDLINE_SIZE 2047U
 #define T_RSDP	       BH_ACPI_ADDR
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)get16(p) | (uint32_t)get16(p + 2) << 16;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
 
 /* A minimal image a 2.15 loader would accept: real-mode setup of
  * T_SETUP_SECTS sectors, then a patterned "kernel". */
@@ -73,19 +41,19 @@ static uint8_t *make_image(size_t *len)
 	img = calloc(1, *len);
 	assert_non_null(img);
 	img[BH_BP_SETUP_SECTS] = T_SETUP_SECTS;
-	put16(img + BH_BP_BOOT_FLAG, 0xaa55);
+	bh_put_le16(img + BH_BP_BOOT_FLAG, 0xaa55);
 	img[0x200] = 0xeb;
 	img[0x201] = 0x6a; /* header ends at 0x26c, as in Linux 6.1 */
 	memcpy(img + BH_BP_HEADER, "HdrS", 4);
-	put16(img + BH_BP_VERSION, 0x020f);
+	bh_put_le16(img + BH_BP_VERSION, 0x020f);
 	img[BH_BP_LOADFLAGS] = 0x01;
-	put32(img + BH_BP_INITRD_ADDR_MAX, 0x7fffffff);
-	put32(img + BH_BP_KERNEL_ALIGNMENT, T_ALIGN);
+	bh_put_le32(img + BH_BP_INITRD_ADDR_MAX, 0x7fffffff);
+	bh_put_le32(img + BH_BP_KERNEL_ALIGNMENT, T_ALIGN);
 	img[BH_BP_RELOCATABLE] = 1;
-	put16(img + BH_BP_XLOADFLAGS, 0x3);
-	put32(img + BH_BP_CMDLINE_SIZE, T_CMDLINE_SIZE);
-	put64(img + BH_BP_PREF_ADDRESS, T_PREF);
-	put32(img + BH_BP_INIT_SIZE, T_INIT_SIZE);
+	bh_put_le16(img + BH_BP_XLOADFLAGS, 0x3);
+	bh_put_le32(img + BH_BP_CMDLINE_SIZE, T_CMDLINE_SIZE);
+	bh_put_le64(img + BH_BP_PREF_ADDRESS, T_PREF);
+	bh_put_le32(img + BH_BP_INIT_SIZE, T_INIT_SIZE);
 	/* Past the header, so it must not reach the zero page. */
 	img[0x280] = 0x77;
 	for (i = setup; i < *len; i++)
@@ -164,27 +132,27 @@ static void test_parse_errors(void **state)
 	expect_parse_error(img, 0x264, "beyond the end");
 	expect_parse_error(img, (T_SETUP_SECTS + 1) * 512, "beyond the end");
 
-	put16(img + BH_BP_BOOT_FLAG, 0x55aa);
+	bh_put_le16(img + BH_BP_BOOT_FLAG, 0x55aa);
 	expect_parse_error(img, len, "boot flag");
-	put16(img + BH_BP_BOOT_FLAG, 0xaa55);
+	bh_put_le16(img + BH_BP_BOOT_FLAG, 0xaa55);
 
 	memcpy(img + BH_BP_HEADER, "HdrX", 4);
 	expect_parse_error(img, len, "HdrS");
 	memcpy(img + BH_BP_HEADER, "HdrS", 4);
 
-	put16(img + BH_BP_VERSION, 0x0206);
+	bh_put_le16(img + BH_BP_VERSION, 0x0206);
 	expect_parse_error(img, len, "2.06");
-	put16(img + BH_BP_VERSION, 0x020b);
+	bh_put_le16(img + BH_BP_VERSION, 0x020b);
 	expect_parse_error(img, len, "too old");
-	put16(img + BH_BP_VERSION, 0x020f);
+	bh_put_le16(img + BH_BP_VERSION, 0x020f);
 
 	img[0x201] = 0x10;
 	expect_parse_error(img, len, "setup header ends");
 	img[0x201] = 0x6a;
 
-	put16(img + BH_BP_XLOADFLAGS, 0x2);
+	bh_put_le16(img + BH_BP_XLOADFLAGS, 0x2);
 	expect_parse_error(img, len, "XLF_KERNEL_64");
-	put16(img + BH_BP_XLOADFLAGS, 0x3);
+	bh_put_le16(img + BH_BP_XLOADFLAGS, 0x3);
 
 	img[BH_BP_LOADFLAGS] = 0x80;
 	expect_parse_error(img, len, "LOADED_HIGH");
@@ -199,13 +167,13 @@ static void test_parse_errors(void **state)
 	expect_parse_error(img, len, "too large");
 	img[BH_BP_SETUP_SECTS] = T_SETUP_SECTS;
 
-	put32(img + BH_BP_INIT_SIZE, 0);
+	bh_put_le32(img + BH_BP_INIT_SIZE, 0);
 	expect_parse_error(img, len, "init_size");
-	put32(img + BH_BP_INIT_SIZE, T_INIT_SIZE);
+	bh_put_le32(img + BH_BP_INIT_SIZE, T_INIT_SIZE);
 
-	put32(img + BH_BP_KERNEL_ALIGNMENT, 0x300000);
+	bh_put_le32(img + BH_BP_KERNEL_ALIGNMENT, 0x300000);
 	expect_parse_error(img, len, "kernel_alignment");
-	put32(img + BH_BP_KERNEL_ALIGNMENT, T_ALIGN);
+	bh_put_le32(img + BH_BP_KERNEL_ALIGNMENT, T_ALIGN);
 
 	/* And the image is whole again. */
 	{
@@ -268,22 +236,23 @@ static void test_load_valid(void **state)
 	/* Setup header copied, the rest of the page cleared. */
 	assert_memory_equal(zp + 0x1f1, img + 0x1f1, 0x210 - 0x1f1);
 	assert_memory_equal(zp + BH_BP_HEADER, "HdrS", 4);
-	assert_int_equal(get16(zp + BH_BP_VERSION), 0x020f);
-	assert_int_equal(get32(zp + BH_BP_INIT_SIZE), T_INIT_SIZE);
+	assert_int_equal(bh_get_le16(zp + BH_BP_VERSION), 0x020f);
+	assert_int_equal(bh_get_le32(zp + BH_BP_INIT_SIZE), T_INIT_SIZE);
 	assert_int_equal(zp[0x26c], 0);
 	assert_int_equal(zp[0x280], 0);
 	assert_int_equal(zp[0], 0);
 	assert_int_equal(zp[4095], 0);
 	assert_int_equal(zp[BH_BP_TYPE_OF_LOADER], 0xff);
 	assert_int_equal(zp[BH_BP_LOADFLAGS], 0x81);
-	assert_int_equal(get16(zp + BH_BP_HEAP_END_PTR), 0xfe00);
-	assert_int_equal(get32(zp + BH_BP_CMD_LINE_PTR), BH_CMDLINE_ADDR);
-	assert_int_equal(get32(zp + BH_BP_EXT_CMD_LINE_PTR), 0);
-	assert_int_equal(get32(zp + BH_BP_RAMDISK_IMAGE), res.initramfs_addr);
-	assert_int_equal(get32(zp + BH_BP_RAMDISK_SIZE), sizeof(initrd));
-	assert_int_equal(get32(zp + BH_BP_EXT_RAMDISK_IMAGE), 0);
-	assert_int_equal(get32(zp + BH_BP_EXT_RAMDISK_SIZE), 0);
-	assert_int_equal(get64(zp + BH_BP_ACPI_RSDP), T_RSDP);
+	assert_int_equal(bh_get_le16(zp + BH_BP_HEAP_END_PTR), 0xfe00);
+	assert_int_equal(bh_get_le32(zp + BH_BP_CMD_LINE_PTR), BH_CMDLINE_ADDR);
+	assert_int_equal(bh_get_le32(zp + BH_BP_EXT_CMD_LINE_PTR), 0);
+	assert_int_equal(bh_get_le32(zp + BH_BP_RAMDISK_IMAGE),
+			 res.initramfs_addr);
+	assert_int_equal(bh_get_le32(zp + BH_BP_RAMDISK_SIZE), sizeof(initrd));
+	assert_int_equal(bh_get_le32(zp + BH_BP_EXT_RAMDISK_IMAGE), 0);
+	assert_int_equal(bh_get_le32(zp + BH_BP_EXT_RAMDISK_SIZE), 0);
+	assert_int_equal(bh_get_le64(zp + BH_BP_ACPI_RSDP), T_RSDP);
 
 	n = bh_e820_build(&gm.layout, tbl, BH_E820_MAX);
 	assert_int_equal(n, 3);
@@ -291,11 +260,11 @@ static void test_load_valid(void **state)
 	for (i = 0; i < (size_t)n; i++) {
 		const uint8_t *e = zp + BH_BP_E820_TABLE + i * 20;
 
-		assert_int_equal(get64(e), tbl[i].addr);
-		assert_int_equal(get64(e + 8), tbl[i].size);
-		assert_int_equal(get32(e + 16), tbl[i].type);
+		assert_int_equal(bh_get_le64(e), tbl[i].addr);
+		assert_int_equal(bh_get_le64(e + 8), tbl[i].size);
+		assert_int_equal(bh_get_le32(e + 16), tbl[i].type);
 	}
-	assert_int_equal(get64(zp + BH_BP_E820_TABLE + 2 * 20 + 8),
+	assert_int_equal(bh_get_le64(zp + BH_BP_E820_TABLE + 2 * 20 + 8),
 			 64 * MIB - BH_HIMEM_START);
 
 	bh_guest_mem_destroy(&gm);
@@ -329,15 +298,15 @@ static void test_load_placement(void **state)
 	assert_int_equal(res.initramfs_size, 0);
 	assert_int_equal(gm.host[BH_CMDLINE_ADDR], 0);
 	assert_int_equal(
-	    get32(gm.host + BH_ZERO_PAGE_ADDR + BH_BP_RAMDISK_IMAGE), 0);
-	assert_int_equal(get64(gm.host + BH_ZERO_PAGE_ADDR + BH_BP_ACPI_RSDP),
-			 0);
+	    bh_get_le32(gm.host + BH_ZERO_PAGE_ADDR + BH_BP_RAMDISK_IMAGE), 0);
+	assert_int_equal(
+	    bh_get_le64(gm.host + BH_ZERO_PAGE_ADDR + BH_BP_ACPI_RSDP), 0);
 	assert_memory_equal(gm.host + 2 * MIB, img + bz.kernel_offset,
 			    T_KERNEL_LEN);
 	bh_guest_mem_destroy(&gm);
 
 	/* The initramfs stays below initrd_addr_max. */
-	put32(img + BH_BP_INITRD_ADDR_MAX, 32 * MIB - 1);
+	bh_put_le32(img + BH_BP_INITRD_ADDR_MAX, 32 * MIB - 1);
 	assert_int_equal(bh_bzimage_parse(img, len, &bz, err, sizeof(err)), 0);
 	mem_init(&gm, 64 * MIB);
 	im.initramfs = initrd;
@@ -351,7 +320,7 @@ static void test_load_placement(void **state)
 
 	/* A non-relocatable kernel goes where it asks or nowhere. */
 	img[BH_BP_RELOCATABLE] = 0;
-	put64(img + BH_BP_PREF_ADDRESS, 0x100000);
+	bh_put_le64(img + BH_BP_PREF_ADDRESS, 0x100000);
 	assert_int_equal(bh_bzimage_parse(img, len, &bz, err, sizeof(err)), 0);
 	mem_init(&gm, 16 * MIB);
 	im.initramfs = NULL;
@@ -361,7 +330,7 @@ static void test_load_placement(void **state)
 	assert_int_equal(res.kernel_addr, 0x100000);
 	bh_guest_mem_destroy(&gm);
 
-	put64(img + BH_BP_PREF_ADDRESS, T_PREF);
+	bh_put_le64(img + BH_BP_PREF_ADDRESS, T_PREF);
 	assert_int_equal(bh_bzimage_parse(img, len, &bz, err, sizeof(err)), 0);
 	mem_init(&gm, 16 * MIB);
 	err[0] = '\0';
@@ -409,7 +378,7 @@ static void test_load_cmdline(void **state)
 	assert_non_null(strstr(err, "command line"));
 
 	/* A kernel that takes anything is still bounded by our buffer. */
-	put32(img + BH_BP_CMDLINE_SIZE, 0xffffffff);
+	bh_put_le32(img + BH_BP_CMDLINE_SIZE, 0xffffffff);
 	assert_int_equal(bh_bzimage_parse(img, len, &bz, err, sizeof(err)), 0);
 	memset(cmd, 'b', BH_CMDLINE_MAX);
 	cmd[BH_CMDLINE_MAX - 1] = '\0';
@@ -468,7 +437,7 @@ static void test_load_no_room(void **state)
 	/* init_size larger than RAM. */
 	im.initramfs = NULL;
 	im.initramfs_len = 0;
-	put32(img + BH_BP_INIT_SIZE, 256 * MIB);
+	bh_put_le32(img + BH_BP_INIT_SIZE, 256 * MIB);
 	assert_int_equal(bh_bzimage_parse(img, len, &bz, err, sizeof(err)), 0);
 	err[0] = '\0';
 	assert_int_equal(bh_bzimage_load(&gm, &bz, &im, &res, err, sizeof(err)),
@@ -476,7 +445,7 @@ static void test_load_no_room(void **state)
 	assert_non_null(strstr(err, "kernel does not fit"));
 
 	/* A description of another image is refused, not trusted. */
-	put32(img + BH_BP_INIT_SIZE, T_INIT_SIZE);
+	bh_put_le32(img + BH_BP_INIT_SIZE, T_INIT_SIZE);
 	assert_int_equal(bh_bzimage_parse(img, len, &bz, err, sizeof(err)), 0);
 	im.kernel_len = len - 1;
 	err[0] = '\0';

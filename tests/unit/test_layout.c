@@ -14,20 +14,11 @@
 #include "bulkhead/platform.h"
 #include "guestmem.h"
 #include "layout.h"
+#include "bulkhead/le.h"
 
 #define KIB 1024ULL
 #define MIB (1024ULL * KIB)
 #define GIB (1024ULL * MIB)
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
 
 /* The e820 map of a layout must describe exactly its RAM, sorted, with the
  * low reserved area and nothing in the 32-bit hole. */
@@ -258,19 +249,19 @@ static uint64_t walk(const struct bh_guest_mem *gm, uint64_t cr3, uint64_t va)
 
 	t = bh_guest_mem_ptr(gm, cr3 & addr_mask, 4096);
 	assert_non_null(t);
-	e = get64(t + ((va >> 39) & 511) * 8);
+	e = bh_get_le64(t + ((va >> 39) & 511) * 8);
 	if (!(e & 1))
 		return UINT64_MAX;
 	assert_true(e & 2);
 	t = bh_guest_mem_ptr(gm, e & addr_mask, 4096);
 	assert_non_null(t);
-	e = get64(t + ((va >> 30) & 511) * 8);
+	e = bh_get_le64(t + ((va >> 30) & 511) * 8);
 	if (!(e & 1))
 		return UINT64_MAX;
 	assert_false(e & 0x80); /* no 1 GiB pages */
 	t = bh_guest_mem_ptr(gm, e & addr_mask, 4096);
 	assert_non_null(t);
-	e = get64(t + ((va >> 21) & 511) * 8);
+	e = bh_get_le64(t + ((va >> 21) & 511) * 8);
 	if (!(e & 1))
 		return UINT64_MAX;
 	assert_true(e & 0x80);
@@ -281,7 +272,7 @@ static uint64_t walk(const struct bh_guest_mem *gm, uint64_t cr3, uint64_t va)
 static void check_segment(const Bh__Segment *s, const uint8_t *gdt,
 			  uint32_t selector)
 {
-	uint64_t d = get64(gdt + selector);
+	uint64_t d = bh_get_le64(gdt + selector);
 	uint32_t limit = (uint32_t)((d & 0xffff) | ((d >> 32) & 0xf0000));
 	uint64_t base = ((d >> 16) & 0xffffff) | ((d >> 32) & 0xff000000);
 	int g = (d >> 55) & 1;
@@ -336,11 +327,11 @@ static void test_boot_long_mode(void **state)
 
 	gdt = bh_guest_mem_ptr(&gm, BH_GDT_ADDR, 5 * 8);
 	assert_non_null(gdt);
-	assert_int_equal(get64(gdt), 0);
-	assert_int_equal(get64(gdt + 8), 0);
-	assert_int_equal(get64(gdt + BH_BOOT_CS), 0x00af9b000000ffffULL);
-	assert_int_equal(get64(gdt + BH_BOOT_DS), 0x00cf93000000ffffULL);
-	assert_int_equal(get64(gdt + BH_BOOT_TR), 0x008f8b000000ffffULL);
+	assert_int_equal(bh_get_le64(gdt), 0);
+	assert_int_equal(bh_get_le64(gdt + 8), 0);
+	assert_int_equal(bh_get_le64(gdt + BH_BOOT_CS), 0x00af9b000000ffffULL);
+	assert_int_equal(bh_get_le64(gdt + BH_BOOT_DS), 0x00cf93000000ffffULL);
+	assert_int_equal(bh_get_le64(gdt + BH_BOOT_TR), 0x008f8b000000ffffULL);
 	check_segment(&cs, gdt, BH_BOOT_CS);
 	check_segment(&ds, gdt, BH_BOOT_DS);
 	check_segment(&tr, gdt, BH_BOOT_TR);
