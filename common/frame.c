@@ -329,3 +329,26 @@ out:
 	free(buf);
 	return ret;
 }
+
+int bh_frame_read_timeout(int sock, struct bh_frame_reader *r,
+			  struct bh_frame *out, int timeout_ms)
+{
+	uint64_t deadline = bh_now_ns() + (uint64_t)timeout_ms * 1000000;
+
+	for (;;) {
+		struct pollfd p = { .fd = sock, .events = POLLIN };
+		uint64_t now = bh_now_ns();
+		int n;
+
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		n = poll(&p, 1, (int)((deadline - now) / 1000000) + 1);
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n <= 0)
+			continue;
+		n = bh_frame_read(sock, r, out);
+		if (n != 0)
+			return n < 0 ? n : 0;
+	}
+}

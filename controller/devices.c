@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -412,28 +411,6 @@ static int worker_spawn(struct dev *v, const struct bh_config *cfg)
 	return 0;
 }
 
-static int read_frame_timeout(struct dev *v, struct bh_frame *f, int timeout_ms)
-{
-	uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
-
-	for (;;) {
-		struct pollfd p = { .fd = v->sock, .events = POLLIN };
-		int64_t left = (int64_t)(deadline - now_ms());
-		int r;
-
-		if (left <= 0)
-			return -ETIMEDOUT;
-		r = poll(&p, 1, (int)left);
-		if (r < 0 && errno != EINTR)
-			return -errno;
-		if (r <= 0)
-			continue;
-		r = bh_frame_read(v->sock, &v->rd, f);
-		if (r != 0)
-			return r < 0 ? r : 0;
-	}
-}
-
 /* ---- what a worker may send --------------------------------------------- */
 
 static int h_w_ready(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
@@ -654,7 +631,8 @@ static int worker_start(struct dev *v, const struct bh_config *cfg,
 	v->ws = WK_SETUP;
 	r = bh_hello_send(v->sock, "controller");
 	if (r == 0)
-		r = read_frame_timeout(v, &f, WORKER_SETUP_TIMEOUT);
+		r = bh_frame_read_timeout(v->sock, &v->rd, &f,
+					  WORKER_SETUP_TIMEOUT);
 	if (r == 0) {
 		char role[32];
 
@@ -665,7 +643,8 @@ static int worker_start(struct dev *v, const struct bh_config *cfg,
 	if (r == 0)
 		r = worker_setup(v, mem);
 	if (r == 0)
-		r = read_frame_timeout(v, &f, WORKER_SETUP_TIMEOUT);
+		r = bh_frame_read_timeout(v->sock, &v->rd, &f,
+					  WORKER_SETUP_TIMEOUT);
 	if (r == 0)
 		r = worker_dispatch(v, &f, why, sizeof(why));
 	if (r == 0 && v->ws != WK_READY) {

@@ -2,7 +2,6 @@
  * the vCPU runner, relay its serial bytes, act on guest events, reboot. */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,11 +78,6 @@ struct bh_vm {
 	int signal_code; /* 128 + signal, with AFTER_SIGNAL */
 	int exit_code;
 };
-
-static uint64_t now_ms(void)
-{
-	return bh_now_ns() / 1000000;
-}
 
 /* ---- images and guest RAM ---------------------------------------------- */
 
@@ -564,30 +558,6 @@ static void on_ctl(evutil_socket_t fd, short what, void *arg)
 	vm_finish(vm, BH_EXIT_FAILURE);
 }
 
-/* Blocking read of one frame with a deadline, for the set-up exchange. */
-static int read_frame_timeout(struct bh_vm *vm, struct bh_frame *f,
-			      int timeout_ms)
-{
-	uint64_t deadline = now_ms() + timeout_ms;
-
-	for (;;) {
-		struct pollfd p = { .fd = vm->ctl, .events = POLLIN };
-		int64_t left = (int64_t)(deadline - now_ms());
-		int r;
-
-		if (left <= 0)
-			return -ETIMEDOUT;
-		r = poll(&p, 1, (int)left);
-		if (r < 0 && errno != EINTR)
-			return -errno;
-		if (r <= 0)
-			continue;
-		r = bh_frame_read(vm->ctl, &vm->reader, f);
-		if (r != 0)
-			return r < 0 ? r : 0;
-	}
-}
-
 static int runner_spawn(struct bh_vm *vm)
 {
 	char *argv[] = { RUNNER_BINARY,
@@ -662,7 +632,8 @@ static int vm_boot(struct bh_vm *vm)
 	vm->cs = CS_SETUP;
 	r = bh_hello_send(vm->ctl, "controller");
 	if (r == 0)
-		r = read_frame_timeout(vm, &f, RUNNER_SETUP_TIMEOUT);
+		r = bh_frame_read_timeout(vm->ctl, &vm->reader, &f,
+					  RUNNER_SETUP_TIMEOUT);
 	if (r == 0) {
 		r = bh_hello_check(&f, "vcpu-runner");
 		bh_frame_release(&f);
@@ -686,7 +657,8 @@ static int vm_boot(struct bh_vm *vm)
 		bh_err("cannot send the VM description: %s", strerror(-r));
 		goto fail_runner;
 	}
-	r = read_frame_timeout(vm, &f, RUNNER_SETUP_TIMEOUT);
+	r = bh_frame_read_timeout(vm->ctl, &vm->reader, &f,
+				  RUNNER_SETUP_TIMEOUT);
 	if (r == 0)
 		r = runner_dispatch(vm, &f);
 	if (r == 0 && vm->cs != CS_RUNNING)

@@ -423,6 +423,37 @@ static void test_fds_on_body(void **state)
 	close(memfd);
 }
 
+/* The set-up reads: a silent peer times out, a frame that is there is
+ * returned at once. */
+static void test_read_timeout(void **state)
+{
+	Bh__SerialData msg = BH__SERIAL_DATA__INIT;
+	struct bh_frame_reader r;
+	struct bh_frame f;
+	uint64_t t0;
+	int sv[2];
+
+	make_pair(sv, 0);
+	bh_frame_reader_init(&r, BH_FRAME_MAX_BODY);
+	t0 = bh_now_ns();
+	assert_int_equal(bh_frame_read_timeout(sv[1], &r, &f, 50), -ETIMEDOUT);
+	assert_true(bh_now_ns() - t0 >= 50 * 1000000ULL);
+
+	msg.data.data = (uint8_t *)"hi";
+	msg.data.len = 2;
+	assert_int_equal(bh_frame_send(sv[0], BH__MSG_TYPE__MSG_SERIAL_OUT,
+				       &msg.base, NULL, 0),
+			 0);
+	assert_int_equal(bh_frame_read_timeout(sv[1], &r, &f, 5000), 0);
+	assert_int_equal(f.type, BH__MSG_TYPE__MSG_SERIAL_OUT);
+	bh_frame_release(&f);
+
+	close(sv[0]);
+	assert_int_equal(bh_frame_read_timeout(sv[1], &r, &f, 5000), -EPIPE);
+	bh_frame_reader_reset(&r);
+	close(sv[1]);
+}
+
 static void test_eof(void **state)
 {
 	static const uint8_t body[4] = { 0x0a, 0x02, 'h', 'i' };
@@ -516,6 +547,7 @@ int main(void)
 		cmocka_unit_test(test_bad_headers),
 		cmocka_unit_test(test_unexpected_fd_closed),
 		cmocka_unit_test(test_fds_on_body),
+		cmocka_unit_test(test_read_timeout),
 		cmocka_unit_test(test_eof),
 		cmocka_unit_test(test_take_fd),
 		cmocka_unit_test(test_send_peer_gone),

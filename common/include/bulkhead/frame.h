@@ -73,6 +73,15 @@ void bh_frame_reader_reset(struct bh_frame_reader *r);
 int bh_frame_read(int sock, struct bh_frame_reader *r, struct bh_frame *out);
 
 /*
+ * bh_frame_read until a whole frame arrived or timeout_ms passed: for the
+ * set-up exchanges, where a peer that says nothing must not hang the caller.
+ * 0 with *out filled (the caller releases it), -ETIMEDOUT, or
+ * bh_frame_read's errors.
+ */
+int bh_frame_read_timeout(int sock, struct bh_frame_reader *r,
+			  struct bh_frame *out, int timeout_ms);
+
+/*
  * Packs msg (may be NULL for an empty body) into a malloc'd wire buffer of
  * header + body. 0 or -ENOMEM / -EMSGSIZE (body > UINT32_MAX or > max).
  */
