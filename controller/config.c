@@ -35,6 +35,7 @@ enum {
 	OPT_DISK,
 	OPT_RNG,
 	OPT_CONSOLE,
+	OPT_RESTART_DEVICES,
 	OPT_END,
 };
 
@@ -51,6 +52,7 @@ static const struct option long_options[] = {
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "rng", required_argument, NULL, OPT_RNG },
 	{ "console", required_argument, NULL, OPT_CONSOLE },
+	{ "restart-devices", required_argument, NULL, OPT_RESTART_DEVICES },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -630,6 +632,42 @@ static int parse_console(const char *arg, struct bh_config *cfg, char *err,
 	return 0;
 }
 
+/* on[,max=N] or off: what becomes of a device whose worker died. */
+static int parse_restart(const char *arg, struct bh_config *cfg, char *err,
+			 size_t errlen)
+{
+	enum { R_MAX };
+	struct kv_param params[] = {
+		[R_MAX] = { .key = "max" },
+	};
+	char *buf = NULL;
+	uint64_t max;
+	int ret;
+
+	if (strcmp(arg, "off") == 0) {
+		cfg->restart_devices = false;
+		return 0;
+	}
+	if (strncmp(arg, "on", 2) != 0 || (arg[2] != '\0' && arg[2] != ','))
+		return fail(err, errlen,
+			    "--restart-devices: '%s' is not on, off or "
+			    "on,max=N",
+			    arg);
+	cfg->restart_devices = true;
+	if (arg[2] == '\0')
+		return 0;
+	ret = kv_parse("--restart-devices", arg + 3, params,
+		       BH_ARRAY_SIZE(params), &buf, err, errlen);
+	if (ret == 0 && params[R_MAX].value) {
+		ret = kv_uint("--restart-devices", &params[R_MAX], 1,
+			      BH_CONFIG_MAX_RESTARTS, &max, err, errlen);
+		if (ret == 0)
+			cfg->max_restarts = (unsigned int)max;
+	}
+	free(buf);
+	return ret;
+}
+
 /* Ids are how logs and the API tell devices apart: they must differ. */
 static int check_device_ids(const struct bh_config *cfg, char *err,
 			    size_t errlen)
@@ -733,6 +771,7 @@ static void config_defaults(struct bh_config *cfg)
 	cfg->serial = BH_SERIAL_TTY;
 	cfg->log_level = BH_LOG_INFO;
 	cfg->name = xstrdup("vm");
+	cfg->max_restarts = BH_CONFIG_DEFAULT_RESTARTS;
 }
 
 static int parse_option(int c, const char *arg, struct bh_config *cfg,
@@ -771,6 +810,8 @@ static int parse_option(int c, const char *arg, struct bh_config *cfg,
 		return parse_rng(arg, cfg, err, errlen);
 	case OPT_CONSOLE:
 		return parse_console(arg, cfg, err, errlen);
+	case OPT_RESTART_DEVICES:
+		return parse_restart(arg, cfg, err, errlen);
 	}
 	return fail(err, errlen, "internal error: option %d", c);
 }
@@ -950,6 +991,15 @@ void bh_config_usage(FILE *out)
 		"                      (default: off): off, tty (this\n"
 		"                      terminal; needs --serial other than\n"
 		"                      tty) or file=PATH (output only)\n"
+		"  --restart-devices on[,max=N]|off\n"
+		"                      when a device's process dies: on\n"
+		"                      starts a fresh one that finishes\n"
+		"                      the requests in flight, at most N\n"
+		"                      times a minute per device (1..%d,\n"
+		"                      default %d); off (default) or past\n"
+		"                      N, the device fails every request\n"
+		"                      with an I/O error until the VM\n"
+		"                      reboots\n"
 		"\n"
 		"Controller:\n"
 		"  --name NAME         VM name for log prefixes: 1-%d of\n"
@@ -974,5 +1024,6 @@ void bh_config_usage(FILE *out)
 		BH_MAX_VCPUS, BH_CONFIG_DEFAULT_VCPUS, min_mem, max_mem,
 		def_mem, BH_CONFIG_MAX_DEVICES, BH_CONFIG_MAX_DISK_QUEUES,
 		BH_CONFIG_DISK_QUEUE_SIZE, BH_CONFIG_MAX_QUEUE_SIZE,
-		BH_CONFIG_DEFAULT_RNG_SOURCE, NAME_MAX_LEN);
+		BH_CONFIG_DEFAULT_RNG_SOURCE, BH_CONFIG_MAX_RESTARTS,
+		BH_CONFIG_DEFAULT_RESTARTS, NAME_MAX_LEN);
 }

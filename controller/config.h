@@ -32,6 +32,9 @@ enum bh_serial_mode {
 #define BH_CONFIG_DEFAULT_RNG_SOURCE "/dev/urandom"
 #define BH_CONFIG_RNG_ID	     "rng0"
 #define BH_CONFIG_CONSOLE_ID	     "console0"
+/* Worker replacements per device in any 60 seconds (--restart-devices). */
+#define BH_CONFIG_DEFAULT_RESTARTS 3
+#define BH_CONFIG_MAX_RESTARTS	   100
 
 enum bh_console_mode {
 	BH_CONSOLE_OFF = 0, /* no virtio-console (default) */
@@ -65,6 +68,11 @@ struct bh_config {
 	char *rng_source; /* --rng: entropy source, or NULL for no rng */
 	enum bh_console_mode console;
 	char *console_path; /* BH_CONSOLE_FILE */
+	/* --restart-devices: a dead worker is replaced by a fresh one that
+	 * takes up its queues (on), or by one that fails every request (off,
+	 * the default, and once the restarts are used up). */
+	bool restart_devices;
+	unsigned int max_restarts; /* per device per minute */
 };
 
 enum bh_config_result {

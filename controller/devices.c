@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -19,6 +20,7 @@
 #include <bulkhead/dispatch.h>
 #include <bulkhead/frame.h>
 #include <bulkhead/hello.h>
+#include <bulkhead/inflight.h>
 #include <bulkhead/log.h>
 #include <bulkhead/spawn.h>
 #include <bulkhead/util.h>
@@ -31,6 +33,7 @@
 #define DEV_MAX_QUEUES	     16
 #define DEV_MAX_QUEUE_SIZE   32768
 #define DISK_SECTOR	     512
+#define RESTART_WINDOW_MS    60000 /* --restart-devices max=N per this */
 
 enum dev_kind {
 	DEV_BLK = 0,
@@ -76,6 +79,19 @@ struct dev {
 	int kick[DEV_MAX_QUEUES];
 	int call[DEV_MAX_QUEUES];
 
+	/* The driver's last activation, kept to hand to a replacement
+	 * worker, with the in-flight records the workers keep. */
+	bool active;
+	uint64_t driver_features;
+	Bh__VirtQueue queues[DEV_MAX_QUEUES];
+	unsigned int nqueues;
+	int inflight;
+	uint64_t inflight_size;
+	/* Replaced by a worker that fails every request: for good. */
+	bool failed;
+	uint64_t restarts[BH_CONFIG_MAX_RESTARTS]; /* ms, a ring */
+	unsigned int nrestarts;
+
 	/* From WORKER_READY. */
 	uint64_t features;
 	unsigned int nq;
@@ -89,6 +105,9 @@ struct bh_devices {
 	struct dev dev[BH_CONFIG_MAX_DEVICES];
 	unsigned int n;
 	int runner; /* borrowed, -1 when no runner listens */
+	/* Borrowed for one boot, for replacement workers. */
+	const struct bh_guest_mem *mem;
+	struct event_base *base;
 };
 
 static uint64_t now_ms(void)
@@ -241,6 +260,7 @@ static void dev_init(struct bh_devices *d, enum dev_kind kind, const char *id)
 	v->backend[0] = v->backend[1] = -1;
 	v->pid = -1;
 	v->sock = -1;
+	v->inflight = -1;
 	for (unsigned int q = 0; q < DEV_MAX_QUEUES; q++)
 		v->kick[q] = v->call[q] = -1;
 }
@@ -357,10 +377,12 @@ static void worker_close(struct dev *v)
 	bh_closep(&v->sock);
 }
 
+static void worker_replace(struct dev *v);
+
 /*
- * The worker died or broke the protocol: it goes, and the device stays
- * broken until the next boot. The guest learns it through NEEDS_RESET, and
- * a reset it waits for is answered here, so that it never hangs.
+ * The worker died or broke the protocol: it goes, and another takes its
+ * place (worker_replace). A reset the driver waits for is answered here:
+ * the new worker starts with the device reset.
  */
 static void worker_fail(struct dev *v, const char *why, bool kill_it)
 {
@@ -377,9 +399,11 @@ static void worker_fail(struct dev *v, const char *why, bool kill_it)
 		bh_err("device %s: worker %s", v->id,
 		       bh_describe_status(status, desc, sizeof(desc)));
 	v->ws = WK_DEAD;
-	runner_needs_reset(v, "device worker failed");
-	if (v->reset_pending)
+	if (v->reset_pending) {
+		v->active = false;
 		runner_reset_done(v);
+	}
+	worker_replace(v);
 }
 
 static int worker_spawn(struct dev *v, const struct bh_config *cfg)
@@ -675,14 +699,147 @@ static int worker_start(struct dev *v, const struct bh_config *cfg,
 	return 0;
 }
 
+/* From READY on, the worker's socket is watched in the event loop. */
+static int worker_watch(struct dev *v)
+{
+	if (fcntl(v->sock, F_SETFL, fcntl(v->sock, F_GETFL) | O_NONBLOCK) < 0)
+		return -errno;
+	v->ev = event_new(v->devs->base, v->sock, EV_READ | EV_PERSIST,
+			  on_worker, v);
+	if (!v->ev || event_add(v->ev, NULL) < 0) {
+		bh_err("device %s: cannot watch the worker", v->id);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Sends the driver's activation to the worker, with the in-flight memfd;
+ * resume when a previous worker served these rings. */
+static int worker_activate(struct dev *v, bool resume)
+{
+	Bh__DeviceActivate act = BH__DEVICE_ACTIVATE__INIT;
+	Bh__VirtQueue *qs[DEV_MAX_QUEUES];
+	int fds[2 * DEV_MAX_QUEUES + 1];
+	size_t n = 0;
+
+	for (unsigned int i = 0; i < v->nqueues; i++) {
+		Bh__VirtQueue *q = &v->queues[i];
+
+		if (!q->enabled)
+			continue;
+		qs[n] = q;
+		fds[2 * n] = v->kick[q->index];
+		fds[2 * n + 1] = v->call[q->index];
+		n++;
+	}
+	fds[2 * n] = v->inflight;
+	act.driver_features = v->driver_features;
+	act.n_queues = n;
+	act.queues = qs;
+	act.inflight_size = v->inflight_size;
+	act.resume = resume;
+	act.failed = v->failed;
+	return bh_frame_send(v->sock, BH__MSG_TYPE__MSG_DEVICE_ACTIVATE,
+			     &act.base, fds, (unsigned int)(2 * n + 1));
+}
+
+/* Restarts within the last window, after forgetting older ones. */
+static bool restart_allowed(struct dev *v, uint64_t now)
+{
+	unsigned int max = v->devs->cfg->max_restarts, recent = 0;
+
+	if (max > BH_CONFIG_MAX_RESTARTS)
+		max = BH_CONFIG_MAX_RESTARTS;
+	for (unsigned int i = 0; i < v->nrestarts && i < max; i++)
+		if (now - v->restarts[i] < RESTART_WINDOW_MS)
+			recent++;
+	return recent < max;
+}
+
+/*
+ * A worker is gone during a boot. Its replacement takes up the rings where
+ * the dead one left them, using the in-flight records, so that the driver
+ * sees every request it made completed:
+ * - with --restart-devices on, and fewer than max restarts in the last
+ *   minute, a worker like the first, which finishes what was in flight;
+ * - otherwise, one that completes every request with the device's error
+ *   (and the guest is told the device needs a reset), for the rest of the
+ *   boot. If that one dies too, the device is left dead.
+ */
+static void worker_replace(struct dev *v)
+{
+	struct bh_devices *d = v->devs;
+	uint64_t t0 = now_ms();
+	uint64_t features = v->features;
+	unsigned int nq = v->nq, qsize = v->qsize;
+	bool restart;
+	int r;
+
+	if (!d->mem || !d->base)
+		return; /* not during a boot */
+	if (v->failed) {
+		bh_err("device %s: the worker that failed its requests died "
+		       "too: the device is dead until the VM reboots",
+		       v->id);
+		runner_needs_reset(v, "device worker failed");
+		return;
+	}
+	restart = d->cfg->restart_devices && restart_allowed(v, t0);
+	if (d->cfg->restart_devices && !restart)
+		bh_err("device %s: %u restarts in the last minute: no more",
+		       v->id, d->cfg->max_restarts);
+	if (!restart)
+		v->failed = true;
+	r = worker_start(v, d->cfg, d->mem);
+	if (r == 0 &&
+	    (v->features != features || v->nq != nq || v->qsize != qsize)) {
+		bh_err("device %s: the new worker offers another device",
+		       v->id);
+		r = -EPROTO;
+	}
+	if (r == 0)
+		r = worker_watch(v);
+	if (r == 0 && v->active)
+		r = worker_activate(v, true);
+	if (r < 0) {
+		if (v->pid > 0)
+			kill(v->pid, SIGKILL);
+		worker_reap(v, WORKER_EXIT_TIMEOUT);
+		worker_close(v);
+		v->ws = WK_DEAD;
+		bh_err("device %s: no worker could replace the dead one: the "
+		       "device is dead until the VM reboots",
+		       v->id);
+		runner_needs_reset(v, "device worker failed");
+		return;
+	}
+	if (restart) {
+		v->restarts[v->nrestarts++ % BH_CONFIG_MAX_RESTARTS] = t0;
+		bh_warn("device %s: restarted its worker in %llu ms (pid %d)",
+			v->id, (unsigned long long)(now_ms() - t0),
+			(int)v->pid);
+	} else {
+		bh_warn("device %s: replaced its worker by one that fails "
+			"every request (pid %d); the device works again after "
+			"the VM reboots",
+			v->id, (int)v->pid);
+		runner_needs_reset(v, "device worker failed");
+	}
+}
+
 int bh_devices_start(struct bh_devices *d, const struct bh_guest_mem *mem,
 		     struct event_base *base)
 {
 	struct dev *v;
 	int r = 0;
 
+	d->mem = mem;
+	d->base = base;
 	for (unsigned int i = 0; i < d->n; i++) {
 		v = &d->dev[i];
+		v->failed = false;
+		v->active = false;
+		v->nrestarts = 0;
 		r = worker_start(v, d->cfg, mem);
 		if (r < 0)
 			goto fail;
@@ -696,18 +853,9 @@ int bh_devices_start(struct bh_devices *d, const struct bh_guest_mem *mem,
 				goto fail;
 			}
 		}
-		if (fcntl(v->sock, F_SETFL,
-			  fcntl(v->sock, F_GETFL) | O_NONBLOCK) < 0) {
-			r = -errno;
+		r = worker_watch(v);
+		if (r < 0)
 			goto fail;
-		}
-		v->ev = event_new(base, v->sock, EV_READ | EV_PERSIST,
-				  on_worker, v);
-		if (!v->ev || event_add(v->ev, NULL) < 0) {
-			r = -ENOMEM;
-			bh_err("device %s: cannot watch the worker", v->id);
-			goto fail;
-		}
 	}
 	return 0;
 fail:
@@ -761,6 +909,8 @@ void bh_devices_stop(struct bh_devices *d)
 	if (!d)
 		return;
 	d->runner = -1;
+	d->mem = NULL;
+	d->base = NULL;
 	for (unsigned int i = 0; i < d->n; i++) {
 		v = &d->dev[i];
 		if (v->sock >= 0 && v->pid > 0 &&
@@ -793,6 +943,8 @@ void bh_devices_stop(struct bh_devices *d)
 			bh_closep(&v->kick[q]);
 			bh_closep(&v->call[q]);
 		}
+		bh_closep(&v->inflight);
+		v->active = false;
 		v->ws = WK_NONE;
 		v->reset_pending = false;
 	}
@@ -800,14 +952,34 @@ void bh_devices_stop(struct bh_devices *d)
 
 /* ---- relays from the runner --------------------------------------------- */
 
+/* A fresh memfd for the workers' in-flight records, sealed at its size so
+ * that no worker can shrink it under another's mapping. */
+static int inflight_create(struct dev *v)
+{
+	uint64_t size = (uint64_t)v->nq * BH_INFLIGHT_BYTES(v->qsize);
+	int fd;
+
+	bh_closep(&v->inflight);
+	fd = memfd_create("bulkhead-inflight", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)size) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) <
+		0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	v->inflight = fd;
+	v->inflight_size = size;
+	return 0;
+}
+
 int bh_devices_activate(struct bh_devices *d, const Bh__VirtioActivate *a)
 {
-	Bh__DeviceActivate act = BH__DEVICE_ACTIVATE__INIT;
-	Bh__VirtQueue *qs[DEV_MAX_QUEUES];
-	int fds[2 * DEV_MAX_QUEUES];
 	uint32_t seen = 0;
 	struct dev *v;
-	size_t n = 0;
 	int r;
 
 	if (a->index >= d->n)
@@ -816,32 +988,41 @@ int bh_devices_activate(struct bh_devices *d, const Bh__VirtioActivate *a)
 	if (a->n_queues > v->nq)
 		return -EINVAL;
 	for (size_t i = 0; i < a->n_queues; i++) {
-		Bh__VirtQueue *q = a->queues[i];
+		const Bh__VirtQueue *q = a->queues[i];
 
 		if (q->index >= v->nq || (seen & (1u << q->index)))
 			return -EINVAL;
 		seen |= 1u << q->index;
-		if (!q->enabled)
-			continue;
-		qs[n] = q;
-		fds[2 * n] = v->kick[q->index];
-		fds[2 * n + 1] = v->call[q->index];
-		n++;
 	}
+	/* Kept for a replacement worker: what the driver set up. */
+	v->driver_features = a->driver_features;
+	v->nqueues = (unsigned int)a->n_queues;
+	for (size_t i = 0; i < a->n_queues; i++) {
+		bh__virt_queue__init(&v->queues[i]);
+		v->queues[i].index = a->queues[i]->index;
+		v->queues[i].size = a->queues[i]->size;
+		v->queues[i].desc = a->queues[i]->desc;
+		v->queues[i].avail = a->queues[i]->avail;
+		v->queues[i].used = a->queues[i]->used;
+		v->queues[i].enabled = a->queues[i]->enabled;
+	}
+	r = inflight_create(v);
+	if (r < 0) {
+		bh_err("device %s: cannot create its in-flight memfd: %s",
+		       v->id, strerror(-r));
+		return r;
+	}
+	v->active = true;
 	if (v->ws != WK_READY) {
 		runner_needs_reset(v, "device worker failed");
 		return 0;
 	}
-	act.driver_features = a->driver_features;
-	act.n_queues = n;
-	act.queues = qs;
-	r = bh_frame_send(v->sock, BH__MSG_TYPE__MSG_DEVICE_ACTIVATE, &act.base,
-			  fds, (unsigned int)(2 * n));
-	if (r < 0)
+	if (worker_activate(v, false) < 0)
 		worker_fail(v, "cannot be reached", true);
 	else
-		bh_debug("device %s: activated, %zu queues, features 0x%llx",
-			 v->id, n, (unsigned long long)a->driver_features);
+		bh_debug("device %s: activated, %u queues, features 0x%llx",
+			 v->id, v->nqueues,
+			 (unsigned long long)a->driver_features);
 	return 0;
 }
 
@@ -854,6 +1035,7 @@ int bh_devices_reset(struct bh_devices *d, const Bh__VirtioDeviceRef *ref)
 		return -EINVAL;
 	v = &d->dev[ref->index];
 	v->reset_pending = true;
+	v->active = false;
 	if (v->ws != WK_READY) {
 		runner_reset_done(v);
 		return 0;

@@ -990,6 +990,23 @@ err_free:
 	return ret;
 }
 
+/* The device has failed for good: every request ends with IOERR in its
+ * status byte (the last writable byte), as a disk that broke would. */
+static uint32_t blk_fail_request(struct bh_worker *w, unsigned int q,
+				 struct bh_vq_req *req)
+{
+	const struct iovec *last;
+
+	if (req->n_in == 0)
+		return 0;
+	last = &req->iov[req->n_out + req->n_in - 1];
+	if (last->iov_len == 0)
+		return 0;
+	((uint8_t *)last->iov_base)[last->iov_len - 1] = VIRTIO_BLK_S_IOERR;
+	bh_worker_count(w, "errors", 1);
+	return 1;
+}
+
 static const struct bh_device_ops blk_ops = {
 	.name = "blk",
 	.device_type = BLK_DEVICE_TYPE,
@@ -1000,6 +1017,7 @@ static const struct bh_device_ops blk_ops = {
 	.reset = blk_reset,
 	.poll_fds = blk_poll_fds,
 	.fd_ready = blk_fd_ready,
+	.fail_request = blk_fail_request,
 	.extra_syscalls = blk_syscalls,
 };
 

@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -15,6 +17,9 @@ _Static_assert(sizeof(struct bh_vring_desc) == 16, "descriptor layout");
 _Static_assert(sizeof(struct bh_vring_used_elem) == 8, "used element layout");
 _Static_assert(sizeof(struct bh_vring_avail) == 4, "avail header layout");
 _Static_assert(sizeof(struct bh_vring_used) == 4, "used header layout");
+_Static_assert(offsetof(struct bh_inflight, desc) == BH_INFLIGHT_HDR,
+	       "in-flight header layout");
+_Static_assert(sizeof(struct bh_inflight_desc) == 16, "in-flight entry layout");
 
 void bh_vq_set_broken(struct bh_vq *vq, const char *fmt, ...)
 {
@@ -254,6 +259,91 @@ static int check_avail_idx(struct bh_vq *vq, uint16_t avail_idx)
 	return 0;
 }
 
+static int cmp_counter(const void *a, const void *b, void *arg)
+{
+	const struct bh_inflight *inf = arg;
+	uint64_t ca = inf->desc[*(const uint16_t *)a].counter;
+	uint64_t cb = inf->desc[*(const uint16_t *)b].counter;
+
+	return ca < cb ? -1 : ca > cb;
+}
+
+int bh_vq_inflight_attach(struct bh_vq *vq, void *region, bool resume)
+{
+	struct bh_inflight *inf = region;
+	uint16_t guest_used, n = 0;
+
+	if (!vq->ready || vq->broken)
+		return -EIO;
+	/* Never set up: the worker that died had not begun on this queue. */
+	if (resume && inf->magic == 0)
+		resume = false;
+	if (!resume) {
+		memset(inf, 0, BH_INFLIGHT_BYTES(vq->size));
+		inf->size = vq->size;
+		inf->magic = BH_INFLIGHT_MAGIC;
+		vq->inf = inf;
+		return 0;
+	}
+	/* Everything below was written by the worker that died. */
+	if (inf->magic != BH_INFLIGHT_MAGIC || inf->size != vq->size)
+		return broken(vq,
+			      "in-flight records (size %u) do not fit the "
+			      "queue (size %u)",
+			      inf->size, vq->size);
+	guest_used = le16toh(__atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE));
+	if (guest_used == (uint16_t)(inf->used_idx + 1)) {
+		/* It died between publishing used->idx and settling the
+		 * record of the head it returned. */
+		if (inf->last_head < vq->size)
+			inf->desc[inf->last_head].inflight = 0;
+		inf->used_idx = guest_used;
+	}
+	/* Any other difference is the guest's writing to the used ring: our
+	 * records stand. */
+	vq->replay = malloc(sizeof(*vq->replay) * vq->size);
+	if (!vq->replay)
+		return broken(vq, "no memory for %u in-flight records",
+			      vq->size);
+	for (unsigned int i = 0; i < vq->size; i++) {
+		if (inf->desc[i].inflight) {
+			inf->desc[i].inflight = 1;
+			vq->replay[n++] = (uint16_t)i;
+		}
+	}
+	qsort_r(vq->replay, n, sizeof(*vq->replay), cmp_counter, inf);
+	vq->nreplay = n;
+	vq->replay_pos = 0;
+	vq->used_idx = inf->used_idx;
+	vq->signalled_used = vq->used_idx;
+	vq->signalled_valid = false;
+	/* Every chain taken was either returned or is in flight. */
+	vq->last_avail = (uint16_t)(inf->used_idx + n);
+	vq->inf = inf;
+	if (vq->event_idx)
+		publish_avail_event(vq);
+	return 0;
+}
+
+void bh_vq_release(struct bh_vq *vq)
+{
+	free(vq->replay);
+	vq->replay = NULL;
+	vq->nreplay = vq->replay_pos = 0;
+	vq->inf = NULL;
+	vq->ready = false;
+}
+
+/* Marks head as taken, before the ring position moves past it: a worker
+ * that dies in between leaves a record the next one can settle. */
+static void inflight_take(struct bh_vq *vq, uint16_t head)
+{
+	struct bh_inflight *inf = vq->inf;
+
+	inf->desc[head].counter = ++inf->counter;
+	__atomic_store_n(&inf->desc[head].inflight, 1, __ATOMIC_RELEASE);
+}
+
 int bh_vq_pop(struct bh_vq *vq, struct bh_vq_req *req)
 {
 	uint16_t avail_idx, head;
@@ -261,6 +351,13 @@ int bh_vq_pop(struct bh_vq *vq, struct bh_vq_req *req)
 
 	if (vq->broken || !vq->ready)
 		return -EIO;
+	if (vq->replay_pos < vq->nreplay) {
+		/* Taken by a worker that died: hand it out once more. The
+		 * driver still owns none of it, so the chain is intact. */
+		head = vq->replay[vq->replay_pos++];
+		r = walk_chain(vq, req, head);
+		return r < 0 ? r : 1;
+	}
 	avail_idx = load_avail_idx(vq);
 	if (check_avail_idx(vq, avail_idx) < 0)
 		return -EIO;
@@ -288,6 +385,8 @@ int bh_vq_pop(struct bh_vq *vq, struct bh_vq_req *req)
 	r = walk_chain(vq, req, head);
 	if (r < 0)
 		return r;
+	if (vq->inf)
+		inflight_take(vq, head);
 	vq->last_avail++;
 	if (vq->event_idx)
 		publish_avail_event(vq);
@@ -302,6 +401,8 @@ void bh_vq_push(struct bh_vq *vq, uint16_t head, uint32_t written)
 	 * alone. */
 	if (!vq->ready || vq->broken)
 		return;
+	if (vq->inf && head < vq->size)
+		__atomic_store_n(&vq->inf->last_head, head, __ATOMIC_RELAXED);
 	e = &vq->used->ring[vq->used_idx & (vq->size - 1)];
 	__atomic_store_n(&e->id, htole32(head), __ATOMIC_RELAXED);
 	__atomic_store_n(&e->len, htole32(written), __ATOMIC_RELAXED);
@@ -310,6 +411,12 @@ void bh_vq_push(struct bh_vq *vq, uint16_t head, uint32_t written)
 	 * it. */
 	__atomic_store_n(&vq->used->idx, htole16(vq->used_idx),
 			 __ATOMIC_RELEASE);
+	if (vq->inf && head < vq->size) {
+		__atomic_store_n(&vq->inf->desc[head].inflight, 0,
+				 __ATOMIC_RELEASE);
+		__atomic_store_n(&vq->inf->used_idx, vq->used_idx,
+				 __ATOMIC_RELEASE);
+	}
 }
 
 bool bh_vq_need_notify(struct bh_vq *vq)

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include <bulkhead/inflight.h>
+
 #include "gmem.h"
 
 #define BH_VQ_MAX_SIZE 32768
@@ -91,6 +93,11 @@ struct bh_vq {
 
 	int kick_fd; /* borrowed from the owner */
 	int call_fd;
+
+	struct bh_inflight *inf; /* NULL: nothing recorded */
+	uint16_t *replay;	 /* heads taken up from a dead worker */
+	unsigned int nreplay;
+	unsigned int replay_pos;
 };
 
 /* One request: the chain's readable buffers first, then the writable ones. */
@@ -112,6 +119,20 @@ struct bh_vq_req {
 int bh_vq_init(struct bh_vq *vq, const struct bh_gmem *mem, uint16_t size,
 	       uint64_t desc, uint64_t avail, uint64_t used, uint64_t features,
 	       int kick_fd, int call_fd);
+
+/*
+ * Records the queue's in-flight requests in region, BH_INFLIGHT_BYTES of
+ * the queue's size or more, shared. Without resume the records start empty.
+ * With resume they are a dead worker's: the ring positions are taken from
+ * them, and the chains that worker had taken and not returned come out of
+ * bh_vq_pop again first, oldest first. Call right after bh_vq_init. 0, or
+ * -EIO when the records do not fit the queue (the queue is then broken).
+ */
+int bh_vq_inflight_attach(struct bh_vq *vq, void *region, bool resume);
+
+/* Frees what bh_vq_inflight_attach allocated; the queue is then unusable
+ * until bh_vq_init. */
+void bh_vq_release(struct bh_vq *vq);
 
 /*
  * Takes the next available chain into req. Returns 1 with a request, 0 when

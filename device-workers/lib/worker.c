@@ -165,13 +165,19 @@ static void queues_teardown(struct bh_worker *w)
 	for (unsigned int q = 0; q < BH_WORKER_MAX_QUEUES; q++) {
 		bh_closep(&w->kick_fd[q]);
 		bh_closep(&w->call_fd[q]);
+		bh_vq_release(&w->vq[q]);
 		memset(&w->vq[q], 0, sizeof(w->vq[q]));
 		w->vq[q].kick_fd = -1;
 		w->vq[q].call_fd = -1;
 	}
+	if (w->inflight)
+		munmap(w->inflight, w->inflight_size);
+	w->inflight = NULL;
+	w->inflight_size = 0;
 	w->nq = 0;
 	w->active = false;
 	w->needs_reset = false;
+	w->failed = false;
 	w->driver_features = 0;
 }
 
@@ -218,6 +224,68 @@ static bool activation_valid(const struct bh_worker *w,
 		}
 	}
 	return true;
+}
+
+/* Maps the in-flight memfd (taken): one record block per queue the device
+ * has, each sized for the largest queue. */
+static int inflight_map(struct bh_worker *w, uint64_t size, int fd)
+{
+	uint64_t need =
+	    (uint64_t)w->num_queues * BH_INFLIGHT_BYTES(w->max_queue_size);
+	void *p;
+
+	if (fd < 0 || size < need || size > SIZE_MAX) {
+		bh_err("activate: in-flight memfd of %llu bytes, %llu needed",
+		       (unsigned long long)size, (unsigned long long)need);
+		bh_closep(&fd);
+		return -EPROTO;
+	}
+	p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	bh_closep(&fd);
+	if (p == MAP_FAILED) {
+		bh_err("activate: cannot map the in-flight memfd: %s",
+		       strerror(errno));
+		return -errno;
+	}
+	w->inflight = p;
+	w->inflight_size = (size_t)size;
+	return 0;
+}
+
+static void signal_call(struct bh_vq *vq)
+{
+	uint64_t one = 1;
+
+	if (vq->call_fd >= 0 && write(vq->call_fd, &one, sizeof(one)) < 0 &&
+	    errno != EAGAIN)
+		bh_vq_set_broken(vq, "call eventfd: %s", strerror(errno));
+}
+
+/* A failed device completes everything with the device's error and never
+ * reaches its backend, so that no driver waits forever. */
+static void fail_queue(struct bh_worker *w, unsigned int q)
+{
+	struct bh_vq *vq = &w->vq[q];
+	unsigned int n = 0;
+
+	if (!w->fail_req) {
+		w->fail_req = malloc(sizeof(*w->fail_req));
+		if (!w->fail_req)
+			abort();
+	}
+	while (bh_vq_pop(vq, w->fail_req) == 1) {
+		uint32_t written = w->ops->fail_request
+				       ? w->ops->fail_request(w, q, w->fail_req)
+				       : 0;
+
+		bh_vq_push(vq, w->fail_req->head, written);
+		n++;
+	}
+	if (n) {
+		bh_worker_count(w, "failed_requests", n);
+		bh_vq_notify(vq);
+	}
+	check_broken(w);
 }
 
 /* ---- message handlers ---------------------------------------------------- */
@@ -316,14 +384,26 @@ static int h_activate(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	char why[128];
 	int r;
 
-	/* The fd count is the controller's doing: a mismatch is not a guest
-	 * mistake. */
-	if (a->n_queues > BH_FRAME_MAX_FDS / 2 || f->nfds != 2 * a->n_queues) {
+	/* The fd count and the in-flight memfd are the controller's doing: a
+	 * mismatch is not a guest mistake. */
+	if (a->n_queues > (BH_FRAME_MAX_FDS - 1) / 2 ||
+	    f->nfds != 2 * a->n_queues + (a->inflight_size ? 1 : 0)) {
 		bh_err("activate: %u fds for %zu queues", f->nfds, a->n_queues);
+		return -EPROTO;
+	}
+	if (a->inflight_size) {
+		r = inflight_map(
+		    w, a->inflight_size,
+		    bh_frame_take_fd(f, (unsigned int)(2 * a->n_queues)));
+		if (r < 0)
+			return r;
+	} else if (a->resume) {
+		bh_err("activate: resume without in-flight records");
 		return -EPROTO;
 	}
 	c->state = WS_ACTIVE;
 	w->active = true;
+	w->failed = a->failed;
 	w->nq = w->num_queues;
 	if (!activation_valid(w, a, why, sizeof(why))) {
 		bh_worker_needs_reset(w, "activation refused: %s", why);
@@ -343,14 +423,39 @@ static int h_activate(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 		r = bh_vq_init(&w->vq[qi], &w->mem, (uint16_t)q->size, q->desc,
 			       q->avail, q->used, a->driver_features,
 			       w->kick_fd[qi], w->call_fd[qi]);
+		if (r == 0 && w->inflight)
+			r = bh_vq_inflight_attach(
+			    &w->vq[qi],
+			    (uint8_t *)w->inflight +
+				qi * BH_INFLIGHT_BYTES(w->max_queue_size),
+			    a->resume);
 		if (r < 0) {
 			bh_worker_needs_reset(w, "queue %u: %s", qi,
 					      w->vq[qi].why);
 			return 0;
 		}
+		if (a->resume)
+			bh_info("queue %u: taking up %u requests in flight", qi,
+				w->vq[qi].nreplay);
 	}
-	bh_debug("activated: features 0x%llx, %zu queues",
-		 (unsigned long long)w->driver_features, a->n_queues);
+	bh_debug("activated: features 0x%llx, %zu queues%s%s",
+		 (unsigned long long)w->driver_features, a->n_queues,
+		 a->resume ? ", resumed" : "",
+		 w->failed ? ", failing every request" : "");
+	if (a->resume) {
+		/* The dead worker may have returned buffers without the
+		 * interrupt: one spurious interrupt is harmless, a lost one
+		 * is a hang. */
+		for (unsigned int q = 0; q < w->nq; q++)
+			if (w->vq[q].ready)
+				signal_call(&w->vq[q]);
+	}
+	if (w->failed) {
+		for (unsigned int q = 0; q < w->nq; q++)
+			if (w->vq[q].ready)
+				fail_queue(w, q);
+		return 0;
+	}
 	if (w->ops->activate) {
 		r = w->ops->activate(w);
 		if (r < 0) {
@@ -377,7 +482,7 @@ static int h_reset(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	struct worker_ctx *c = ctx;
 	struct bh_worker *w = &c->w;
 
-	if (c->state == WS_ACTIVE && w->ops->reset)
+	if (c->state == WS_ACTIVE && !w->failed && w->ops->reset)
 		w->ops->reset(w);
 	queues_teardown(w);
 	c->state = WS_READY;
@@ -644,6 +749,10 @@ static void on_kick(struct bh_worker *w, unsigned int q)
 	}
 	if (w->needs_reset || w->vq[q].broken)
 		return;
+	if (w->failed) {
+		fail_queue(w, q);
+		return;
+	}
 	w->ops->queue_notify(w, q);
 	check_broken(w);
 }
@@ -675,7 +784,7 @@ static int serve(struct worker_ctx *c)
 							    .events = POLLIN };
 			}
 		}
-		if (c->state != WS_SETUP && w->ops->poll_fds) {
+		if (c->state != WS_SETUP && !w->failed && w->ops->poll_fds) {
 			nextra =
 			    w->ops->poll_fds(w, extra, WORKER_MAX_POLL_FDS);
 			if (nextra > WORKER_MAX_POLL_FDS)

@@ -46,6 +46,11 @@ struct bh_device_ops {
 	unsigned int (*poll_fds)(struct bh_worker *w, int *fds,
 				 unsigned int max);
 	void (*fd_ready)(struct bh_worker *w, int fd);
+	/* The device has failed for good (DeviceActivate.failed): write the
+	 * device's error status into req's writable buffers and return the
+	 * bytes written. The backend must not be touched. NULL: 0 bytes. */
+	uint32_t (*fail_request)(struct bh_worker *w, unsigned int q,
+				 struct bh_vq_req *req);
 	/* Extra seccomp syscalls the device needs, NULL-terminated, or NULL. */
 	const char *const *extra_syscalls;
 };
@@ -65,10 +70,14 @@ struct bh_worker {
 
 	bool active;
 	bool needs_reset;
+	bool failed;	 /* completing every request with an error */
 	unsigned int nq; /* queues set up by activate */
 	struct bh_vq vq[BH_WORKER_MAX_QUEUES];
 	int kick_fd[BH_WORKER_MAX_QUEUES];
 	int call_fd[BH_WORKER_MAX_QUEUES];
+	struct bh_vq_req *fail_req; /* scratch for failing requests */
+	void *inflight; /* the in-flight memfd, mapped; NULL without */
+	size_t inflight_size;
 
 	struct {
 		const char *name; /* static string */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <bulkhead/frame.h>
+#include <bulkhead/inflight.h>
 #include <bulkhead/hello.h>
 #include <bulkhead/spawn.h>
 #include <bulkhead/util.h>
@@ -97,6 +98,14 @@ struct bh_vdriver {
 	char error_message[256];
 	struct vd_counter counters[BH_VDRIVER_MAX_COUNTERS];
 	unsigned int ncounters;
+
+	/* cfg.inflight: the records memfd, and the last activation, which
+	 * bh_vdriver_respawn hands to the next worker. */
+	int inflight_fd;
+	uint8_t *inflight;
+	uint64_t inflight_size;
+	struct bh_vdriver_vq_addr act_q[BH_VDRIVER_MAX_QUEUES];
+	unsigned int act_n;
 };
 
 static const char *role_of(Bh__WorkerSetup__BackendCase type)
@@ -384,6 +393,46 @@ static void queue_free(struct vd_queue *vq)
 	vq->call_fd = -1;
 }
 
+static void inflight_free(struct bh_vdriver *d)
+{
+	if (d->inflight)
+		munmap(d->inflight, (size_t)d->inflight_size);
+	d->inflight = NULL;
+	d->inflight_size = 0;
+	bh_closep(&d->inflight_fd);
+}
+
+/* A fresh, zeroed records memfd sized as the controller sizes it. */
+static int inflight_create(struct bh_vdriver *d)
+{
+	uint64_t size = (uint64_t)d->info.num_queues *
+			BH_INFLIGHT_BYTES(d->info.max_queue_size);
+	void *p;
+
+	inflight_free(d);
+	if (size == 0)
+		return -EINVAL;
+	d->inflight_fd = memfd_create("vdriver-inflight", MFD_CLOEXEC);
+	if (d->inflight_fd < 0)
+		return -errno;
+	if (ftruncate(d->inflight_fd, (off_t)size) < 0)
+		return -errno;
+	p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		 d->inflight_fd, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	d->inflight = p;
+	d->inflight_size = size;
+	return 0;
+}
+
+void *bh_vdriver_inflight(struct bh_vdriver *d, unsigned int q)
+{
+	if (!d->inflight || q >= d->info.num_queues)
+		return NULL;
+	return d->inflight + q * BH_INFLIGHT_BYTES(d->info.max_queue_size);
+}
+
 static void vd_free(struct bh_vdriver *d)
 {
 	unsigned int i;
@@ -392,19 +441,19 @@ static void vd_free(struct bh_vdriver *d)
 		queue_free(&d->q[i]);
 	bh_frame_reader_reset(&d->rd);
 	bh_closep(&d->ctl);
+	inflight_free(d);
 	if (d->ram)
 		munmap(d->ram, (size_t)d->ram_total);
 	bh_closep(&d->memfd);
 	free(d);
 }
 
+static int launch(struct bh_vdriver *d);
+
 int bh_vdriver_spawn(const struct bh_vdriver_cfg *cfg, struct bh_vdriver **out)
 {
-	struct bh_spawn_fd map;
 	struct bh_vdriver *d;
-	char *argv[9];
-	unsigned int i, argc = 0;
-	int sv[2] = { -1, -1 };
+	unsigned int i;
 	int r;
 
 	*out = NULL;
@@ -416,6 +465,7 @@ int bh_vdriver_spawn(const struct bh_vdriver_cfg *cfg, struct bh_vdriver **out)
 	d->cfg = *cfg;
 	d->ctl = -1;
 	d->memfd = -1;
+	d->inflight_fd = -1;
 	d->pid = -1;
 	for (i = 0; i < BH_VDRIVER_MAX_QUEUES; i++) {
 		d->q[i].kick_fd = -1;
@@ -438,10 +488,27 @@ int bh_vdriver_spawn(const struct bh_vdriver_cfg *cfg, struct bh_vdriver **out)
 	r = ram_create(d);
 	if (r < 0)
 		goto err;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		r = -errno;
+	r = launch(d);
+	if (r < 0)
 		goto err;
-	}
+	*out = d;
+	return hello(d, BH_VDRIVER_TIMEOUT_MS);
+err:
+	vd_free(d);
+	return r;
+}
+
+/* Starts the worker process on a new control socket (non-blocking). */
+static int launch(struct bh_vdriver *d)
+{
+	struct bh_spawn_fd map;
+	char *argv[9];
+	unsigned int argc = 0;
+	int sv[2] = { -1, -1 };
+	int r;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
 	argv[argc++] = d->binary;
 	argv[argc++] = "--id";
 	argv[argc++] = d->id;
@@ -458,26 +525,15 @@ int bh_vdriver_spawn(const struct bh_vdriver_cfg *cfg, struct bh_vdriver **out)
 	bh_closep(&sv[1]);
 	if (r < 0) {
 		bh_closep(&sv[0]);
-		goto err;
+		d->pid = -1;
+		return r;
 	}
+	d->reaped = false;
 	d->ctl = sv[0];
 	/* Reads never block (bh_frame_read returns 0 instead); sends poll. */
-	if (fcntl(d->ctl, F_SETFL, fcntl(d->ctl, F_GETFL) | O_NONBLOCK) < 0) {
-		r = -errno;
-		goto err_stop;
-	}
-	*out = d;
-	r = hello(d, BH_VDRIVER_TIMEOUT_MS);
-	if (r < 0)
-		return r;
+	if (fcntl(d->ctl, F_SETFL, fcntl(d->ctl, F_GETFL) | O_NONBLOCK) < 0)
+		return -errno;
 	return 0;
-
-err_stop:
-	*out = d;
-	return r;
-err:
-	vd_free(d);
-	return r;
 }
 
 int bh_vdriver_setup(struct bh_vdriver *d, int timeout_ms)
@@ -772,7 +828,7 @@ int bh_vdriver_activate_raw(struct bh_vdriver *d, uint64_t driver_features,
 	Bh__DeviceActivate act = BH__DEVICE_ACTIVATE__INIT;
 	Bh__VirtQueue vqs[BH_VDRIVER_MAX_QUEUES];
 	Bh__VirtQueue *vqp[BH_VDRIVER_MAX_QUEUES];
-	int fds[2 * BH_VDRIVER_MAX_QUEUES];
+	int fds[2 * BH_VDRIVER_MAX_QUEUES + 1];
 	unsigned int i;
 	int r;
 
@@ -799,8 +855,71 @@ int bh_vdriver_activate_raw(struct bh_vdriver *d, uint64_t driver_features,
 	act.n_queues = n;
 	act.queues = vqp;
 	d->features = driver_features;
+	if (d->cfg.inflight) {
+		r = inflight_create(d);
+		if (r < 0)
+			return r;
+		act.inflight_size = d->inflight_size;
+		fds[2 * n] = d->inflight_fd;
+		memcpy(d->act_q, qs, n * sizeof(*qs));
+		d->act_n = n;
+	}
 	return send_msg(d, BH__MSG_TYPE__MSG_DEVICE_ACTIVATE, &act.base, fds,
-			2 * n);
+			2 * n + (d->cfg.inflight ? 1 : 0));
+}
+
+int bh_vdriver_respawn(struct bh_vdriver *d, bool failed, int timeout_ms)
+{
+	Bh__DeviceActivate act = BH__DEVICE_ACTIVATE__INIT;
+	Bh__VirtQueue vqs[BH_VDRIVER_MAX_QUEUES];
+	Bh__VirtQueue *vqp[BH_VDRIVER_MAX_QUEUES];
+	int fds[2 * BH_VDRIVER_MAX_QUEUES + 1];
+	unsigned int i, n = d->act_n;
+	int status, r;
+
+	if (!d->cfg.inflight || !d->inflight)
+		return -EINVAL;
+	if (!d->reaped && d->pid > 0) {
+		kill(d->pid, SIGKILL);
+		if (waitpid(d->pid, &status, 0) == d->pid) {
+			d->reaped = true;
+			d->status = status;
+		}
+	}
+	ctl_lost(d);
+	bh_frame_reader_init(&d->rd, BH_FRAME_MAX_BODY);
+	d->needs_reset = false;
+	r = launch(d);
+	if (r == 0)
+		r = hello(d, timeout_ms);
+	if (r == 0)
+		r = bh_vdriver_setup(d, timeout_ms);
+	if (r < 0)
+		return r;
+	for (i = 0; i < n; i++) {
+		const struct bh_vdriver_vq_addr *q = &d->act_q[i];
+
+		bh__virt_queue__init(&vqs[i]);
+		vqs[i].index = q->index;
+		vqs[i].size = q->size;
+		vqs[i].desc = q->desc;
+		vqs[i].avail = q->avail;
+		vqs[i].used = q->used;
+		vqs[i].enabled = q->enabled;
+		vqp[i] = &vqs[i];
+		/* The same eventfds: KVM would keep signalling these. */
+		fds[2 * i] = d->q[i].kick_fd;
+		fds[2 * i + 1] = d->q[i].call_fd;
+	}
+	fds[2 * n] = d->inflight_fd;
+	act.driver_features = d->features;
+	act.n_queues = n;
+	act.queues = vqp;
+	act.inflight_size = d->inflight_size;
+	act.resume = true;
+	act.failed = failed;
+	return send_msg(d, BH__MSG_TYPE__MSG_DEVICE_ACTIVATE, &act.base, fds,
+			2 * n + 1);
 }
 
 int bh_vdriver_activate(struct bh_vdriver *d, uint64_t driver_features)

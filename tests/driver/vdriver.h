@@ -52,6 +52,10 @@ struct bh_vdriver_cfg {
 	const char *id;		   /* NULL: "vdrv0" */
 	const char *log_level;	   /* NULL: "warn" */
 	const char *selftest_open; /* --selftest-open PATH, or NULL */
+	/* Activations carry an in-flight records memfd, as the controller's
+	 * do; needed by bh_vdriver_respawn, which sends WORKER_SETUP again:
+	 * backend and backend_fds must then stay valid until the end. */
+	bool inflight;
 };
 
 /* What WORKER_READY said about the device. */
@@ -108,6 +112,16 @@ int bh_vdriver_start(const struct bh_vdriver_cfg *cfg, struct bh_vdriver **out);
  * for any other end (see the status). d may be NULL.
  */
 int bh_vdriver_stop(struct bh_vdriver *d, int timeout_ms, int *status);
+
+/*
+ * Plays the controller after a worker died: kills the worker if it still
+ * runs, starts a new one on the same guest RAM (handshake, setup) and hands
+ * it the last activation with the same eventfds and the in-flight records,
+ * resume set (and failed as given). Needs cfg.inflight and an activation.
+ */
+int bh_vdriver_respawn(struct bh_vdriver *d, bool failed, int timeout_ms);
+/* Queue q's in-flight records (struct bh_inflight), or NULL. */
+void *bh_vdriver_inflight(struct bh_vdriver *d, unsigned int q);
 
 /* Waits for the worker to exit by itself. 0 with *status, or -ETIMEDOUT. */
 int bh_vdriver_wait_exit(struct bh_vdriver *d, int timeout_ms, int *status);

@@ -276,6 +276,19 @@ static const struct bad_case bad_cases[] = {
 	  { "--console tty and --serial tty cannot share the terminal" } },
 	{ { "--kernel", "k", "--console", "off", "--console", "off" },
 	  { "--console given twice" } },
+	{ { "--kernel", "k", "--restart-devices", "yes" },
+	  { "--restart-devices: 'yes' is not on, off or on,max=N" } },
+	{ { "--kernel", "k", "--restart-devices", "onx" },
+	  { "--restart-devices: 'onx' is not" } },
+	{ { "--kernel", "k", "--restart-devices", "on,max=0" },
+	  { "--restart-devices: max=0 is out of range 1..100" } },
+	{ { "--kernel", "k", "--restart-devices", "on,max=x" },
+	  { "--restart-devices: max=x is not a number" } },
+	{ { "--kernel", "k", "--restart-devices", "on,min=3" },
+	  { "--restart-devices", "min" } },
+	{ { "--kernel", "k", "--restart-devices", "on", "--restart-devices",
+	    "off" },
+	  { "--restart-devices given twice" } },
 };
 
 static void test_bad(void **state)
@@ -446,6 +459,7 @@ static void test_usage_text(void **state)
 		"serial=S",
 		"--rng src=PATH",
 		"--console MODE",
+		"--restart-devices on[,max=N]|off",
 	};
 	char *text = NULL;
 	size_t len = 0, i;
@@ -518,6 +532,34 @@ static void test_devices(void **state)
 	bh_config_free(&cfg);
 }
 
+static void test_restart_devices(void **state)
+{
+	struct bh_config cfg;
+	char err[256];
+
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k"), BH_CONFIG_OK);
+	assert_false(cfg.restart_devices);
+	assert_int_equal(cfg.max_restarts, BH_CONFIG_DEFAULT_RESTARTS);
+	bh_config_free(&cfg);
+	assert_int_equal(
+	    PARSE(&cfg, err, "--kernel", "k", "--restart-devices", "on"),
+	    BH_CONFIG_OK);
+	assert_true(cfg.restart_devices);
+	assert_int_equal(cfg.max_restarts, BH_CONFIG_DEFAULT_RESTARTS);
+	bh_config_free(&cfg);
+	assert_int_equal(
+	    PARSE(&cfg, err, "--kernel", "k", "--restart-devices=on,max=100"),
+	    BH_CONFIG_OK);
+	assert_true(cfg.restart_devices);
+	assert_int_equal(cfg.max_restarts, 100);
+	bh_config_free(&cfg);
+	assert_int_equal(
+	    PARSE(&cfg, err, "--kernel", "k", "--restart-devices", "off"),
+	    BH_CONFIG_OK);
+	assert_false(cfg.restart_devices);
+	bh_config_free(&cfg);
+}
+
 /* 16 virtio devices fit (PCI slots 1..16); the 17th is refused, whichever
  * option brings it. */
 static void test_too_many_devices(void **state)
@@ -578,6 +620,7 @@ int main(void)
 		cmocka_unit_test(test_help_version),
 		cmocka_unit_test(test_usage_text),
 		cmocka_unit_test(test_devices),
+		cmocka_unit_test(test_restart_devices),
 		cmocka_unit_test(test_too_many_devices),
 	};
 

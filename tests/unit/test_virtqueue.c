@@ -683,6 +683,159 @@ static void test_init_checks(void **state)
 	assert_true(f->vq.ready);
 }
 
+/* ---- in-flight records -----------------------------------------------------
+ */
+
+#define INF_BYTES BH_INFLIGHT_BYTES(QSIZE)
+
+/* A worker that died: a new vq on the same rings and records, resumed. */
+static void vq_resume(struct fx *f, void *records)
+{
+	bh_vq_release(&f->vq);
+	vq_start(f, QSIZE, 0);
+	assert_int_equal(bh_vq_inflight_attach(&f->vq, records, true), 0);
+}
+
+static void test_inflight_resume(void **state)
+{
+	struct fx *f = *state;
+	uint64_t records[INF_BYTES / 8] = { 0 };
+	struct bh_inflight *inf = (struct bh_inflight *)records;
+
+	vq_start(f, QSIZE, 0);
+	assert_int_equal(bh_vq_inflight_attach(&f->vq, records, false), 0);
+	assert_int_equal(inf->magic, BH_INFLIGHT_MAGIC);
+	for (uint16_t i = 0; i < 4; i++) {
+		set_desc(f, i, BUF_GPA + 0x100 * i, 16, VRING_DESC_F_WRITE, 0);
+		offer(f, i);
+	}
+	/* Taken: 0, 1, 2; returned: 1. Then the worker dies. */
+	for (uint16_t i = 0; i < 3; i++) {
+		assert_int_equal(bh_vq_pop(&f->vq, f->req), 1);
+		assert_int_equal(inf->desc[i].inflight, 1);
+	}
+	bh_vq_push(&f->vq, 1, 16);
+	assert_int_equal(inf->desc[1].inflight, 0);
+	assert_int_equal(inf->used_idx, 1);
+
+	vq_resume(f, records);
+	assert_int_equal(f->vq.nreplay, 2);
+	assert_int_equal(f->vq.used_idx, 1);
+	assert_int_equal(f->vq.last_avail, 3);
+	/* In flight first, oldest first, then what is new. */
+	assert_int_equal(bh_vq_pop(&f->vq, f->req), 1);
+	assert_int_equal(f->req->head, 0);
+	assert_int_equal(bh_vq_pop(&f->vq, f->req), 1);
+	assert_int_equal(f->req->head, 2);
+	assert_int_equal(bh_vq_pop(&f->vq, f->req), 1);
+	assert_int_equal(f->req->head, 3);
+	assert_int_equal(bh_vq_pop(&f->vq, f->req), 0);
+	bh_vq_push(&f->vq, 2, 16);
+	bh_vq_push(&f->vq, 0, 16);
+	bh_vq_push(&f->vq, 3, 16);
+	assert_int_equal(used(f)->idx, 4);
+	assert_int_equal(used(f)->ring[1].id, 2);
+	for (uint16_t i = 0; i < 4; i++)
+		assert_int_equal(inf->desc[i].inflight, 0);
+	bh_vq_release(&f->vq);
+}
+
+static void test_inflight_order_kept(void **state)
+{
+	struct fx *f = *state;
+	uint64_t records[INF_BYTES / 8] = { 0 };
+
+	vq_start(f, QSIZE, 0);
+	assert_int_equal(bh_vq_inflight_attach(&f->vq, records, false), 0);
+	/* Heads taken in the order 5, 2, 7. */
+	set_desc(f, 5, BUF_GPA, 16, VRING_DESC_F_WRITE, 0);
+	set_desc(f, 2, BUF_GPA, 16, VRING_DESC_F_WRITE, 0);
+	set_desc(f, 7, BUF_GPA, 16, VRING_DESC_F_WRITE, 0);
+	offer(f, 5);
+	offer(f, 2);
+	offer(f, 7);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(bh_vq_pop(&f->vq, f->req), 1);
+	vq_resume(f, records);
+	assert_int_equal(bh_vq_pop(&f->vq, f->req), 1);
+	assert_int_equal(f->req->head, 5);
+	assert_int_equal(bh_vq_pop(&f->vq, f->req), 1);
+	assert_int_equal(f->req->head, 2);
+	assert_int_equal(bh_vq_pop(&f->vq, f->req), 1);
+	assert_int_equal(f->req->head, 7);
+	assert_int_equal(bh_vq_pop(&f->vq, f->req), 0);
+	bh_vq_release(&f->vq);
+}
+
+/* Death between publishing used->idx and settling the record: the head is
+ * returned once, not twice. */
+static void test_inflight_torn_push(void **state)
+{
+	struct fx *f = *state;
+	uint64_t records[INF_BYTES / 8] = { 0 };
+	struct bh_inflight *inf = (struct bh_inflight *)records;
+
+	vq_start(f, QSIZE, 0);
+	assert_int_equal(bh_vq_inflight_attach(&f->vq, records, false), 0);
+	set_desc(f, 4, BUF_GPA, 16, VRING_DESC_F_WRITE, 0);
+	offer(f, 4);
+	assert_int_equal(bh_vq_pop(&f->vq, f->req), 1);
+	/* What bh_vq_push does up to the used index, and no further. */
+	inf->last_head = 4;
+	used(f)->ring[0].id = 4;
+	used(f)->ring[0].len = 16;
+	used(f)->idx = 1;
+	assert_int_equal(inf->desc[4].inflight, 1);
+
+	vq_resume(f, records);
+	assert_int_equal(f->vq.nreplay, 0);
+	assert_int_equal(f->vq.used_idx, 1);
+	assert_int_equal(f->vq.last_avail, 1);
+	assert_int_equal(inf->desc[4].inflight, 0);
+	assert_int_equal(bh_vq_pop(&f->vq, f->req), 0);
+	bh_vq_release(&f->vq);
+}
+
+/* Records the dead worker never began count as empty; records that do not
+ * fit break the queue instead of being believed. */
+static void test_inflight_bad_records(void **state)
+{
+	struct fx *f = *state;
+	uint64_t records[INF_BYTES / 8] = { 0 };
+	struct bh_inflight *inf = (struct bh_inflight *)records;
+
+	vq_resume(f, records);
+	assert_int_equal(inf->magic, BH_INFLIGHT_MAGIC);
+	assert_int_equal(f->vq.nreplay, 0);
+
+	inf->size = QSIZE * 2;
+	bh_vq_release(&f->vq);
+	vq_start(f, QSIZE, 0);
+	assert_int_equal(bh_vq_inflight_attach(&f->vq, records, true), -EIO);
+	assert_true(f->vq.broken);
+	assert_non_null(strstr(f->vq.why, "in-flight"));
+
+	inf->size = QSIZE;
+	inf->magic = 0x12345678;
+	bh_vq_release(&f->vq);
+	vq_start(f, QSIZE, 0);
+	assert_int_equal(bh_vq_inflight_attach(&f->vq, records, true), -EIO);
+
+	/* Every entry flagged with a garbage value: all replayed once, the
+	 * ring position stays within the queue. */
+	inf->magic = BH_INFLIGHT_MAGIC;
+	for (unsigned int i = 0; i < QSIZE; i++) {
+		inf->desc[i].inflight = 0xff;
+		inf->desc[i].counter = ~0ULL - i;
+	}
+	bh_vq_release(&f->vq);
+	vq_start(f, QSIZE, 0);
+	assert_int_equal(bh_vq_inflight_attach(&f->vq, records, true), 0);
+	assert_int_equal(f->vq.nreplay, QSIZE);
+	assert_int_equal((uint16_t)(f->vq.last_avail - f->vq.used_idx), QSIZE);
+	bh_vq_release(&f->vq);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -722,6 +875,10 @@ int main(void)
 		T(test_too_many_buffers),
 		T(test_first_reason_kept),
 		T(test_init_checks),
+		T(test_inflight_resume),
+		T(test_inflight_order_kept),
+		T(test_inflight_torn_push),
+		T(test_inflight_bad_records),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
