@@ -23,6 +23,7 @@
 
 struct bw {
 	struct bh_vdriver *d;
+	Bh__BlkSetup setup; /* the driver keeps pointing at it */
 	uint64_t image_size;
 	int timeout_ms;
 	uint64_t hdr_gpa, status_gpa, data_gpa;
@@ -48,7 +49,6 @@ static void bw_close(void *state)
 
 static int bw_open(const struct bb_open *o, void **state)
 {
-	Bh__BlkSetup bs = BH__BLK_SETUP__INIT;
 	struct bh_vdriver_cfg cfg = { 0 };
 	const struct bh_vdriver_info *info;
 	struct bw *w;
@@ -61,18 +61,22 @@ static int bw_open(const struct bb_open *o, void **state)
 		return -ENOMEM;
 	w->image_size = o->image_size;
 	w->timeout_ms = o->timeout_ms;
-	bs.num_queues = 1;
-	bs.queue_size = BW_QSIZE;
-	bs.size = o->image_size;
-	bs.serial = "bench0";
+	bh__blk_setup__init(&w->setup);
+	w->setup.num_queues = 1;
+	w->setup.queue_size = BW_QSIZE;
+	w->setup.size = o->image_size;
+	w->setup.serial = "bench0";
 	cfg.binary = o->worker;
 	cfg.type = BH__WORKER_SETUP__BACKEND_BLK;
-	cfg.backend = &bs;
+	cfg.backend = &w->setup;
 	cfg.backend_fds = &o->image_fd;
 	cfg.n_backend_fds = 1;
 	cfg.ram_size = BW_RAM;
 	cfg.id = "bench0";
 	cfg.log_level = o->log_level;
+	/* The controller hands every activation in-flight records, which
+	 * the worker keeps up to date on each request. */
+	cfg.inflight = true;
 	/* Not bh_vdriver_start: set-up gets the caller's timeout, which a
 	 * worker under valgrind needs. */
 	r = bh_vdriver_spawn(&cfg, &w->d);
