@@ -786,7 +786,8 @@ static void worker_replace(struct dev *v)
 	}
 	restart = d->cfg->restart_devices && restart_allowed(v, t0);
 	if (d->cfg->restart_devices && !restart)
-		bh_err("device %s: %u restarts in the last minute: no more",
+		bh_err("device %s: restart limit reached (%u in the last "
+		       "minute)",
 		       v->id, d->cfg->max_restarts);
 	if (!restart)
 		v->failed = true;

@@ -50,7 +50,7 @@ LINGER_S = 3      # exit to the end of its output
 IO_S = 150        # one 32 MiB dd in the guest, typed to its answer
 
 CASES = ("poweroff", "reboot", "smp2", "mem4g", "crash", "badkernel",
-         "devices")
+         "devices", "workerkill")
 
 # A module that guest-init could not load says so on the console.
 INSMOD_FAIL_RE = re.compile(r"^guest-init: insmod .* failed$", re.M)
@@ -560,6 +560,154 @@ def case_devices(args, vm_factory):
             f"({WRITE_SIZE / MIB / t_write:.1f} MiB/s), read back in "
             f"{t_read:.1f} s ({WRITE_SIZE / MIB / t_read:.1f} MiB/s), "
             f"exit after {vm.exit_time:.1f} s")
+
+
+KILL_WAIT_S = 60   # for the guest's writes to reach the image
+
+
+def blk_worker_pids():
+    """Pids of the processes whose argv[0] is bulkhead-dev-blk."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                arg0 = f.read().split(b"\0")[0]
+        except OSError:
+            continue
+        if os.path.basename(arg0) == b"bulkhead-dev-blk":
+            pids.append(int(d))
+    return pids
+
+
+def kill_blk_worker(vm, step):
+    pids = blk_worker_pids()
+    if len(pids) != 1:
+        raise Fail(f"{step}: {len(pids)} bulkhead-dev-blk processes, not 1")
+    os.kill(pids[0], signal.SIGKILL)
+    return pids[0]
+
+
+def case_workerkill(args, vm_factory):
+    """kill -9 of the block worker during the guest's I/O, twice. With
+    --restart-devices on,max=1 the first kill is absorbed by a new worker
+    that finishes the requests in flight: the guest's write completes and
+    every byte lands. The second exceeds the limit: a failing worker
+    answers with I/O errors, which end the guest's read loop instead of
+    hanging it, and the VM lives on and powers off normally."""
+    rw, _, _ = make_images(args.log)
+    want_sha = hashlib.sha256(write_pattern()).hexdigest()
+    line = (WRITE_LINE + "\n").encode()
+    # The shell runs on hvc0 through --console tty (the kernel's messages
+    # go to the serial port's file), so this case also shows the virtio
+    # console carrying a terminal both ways.
+    serial_log = os.path.join(args.log, "serial.log")
+    a = argv(args)
+    a[a.index("--serial") + 1] = f"file={serial_log}"
+    a[a.index("--cmdline") + 1] += " bulkhead.shell=hvc0"
+    vm = vm_factory(a + [
+        "--console", "tty",
+        "--disk", f"path={rw},serial={RW_SERIAL}",
+        "--restart-devices", "on,max=1"])
+    boot_to_prompt(vm)
+    tty = vm.value("TTY", "tty", "the shell's terminal")
+    if tty != "/dev/hvc0":
+        raise Fail(f"the guest's shell runs on {tty!r}, not /dev/hvc0")
+
+    # 1. A 32 MiB write; the worker dies once it has begun to land.
+    start = len(vm.out)
+    vm.send(f"(yes {WRITE_LINE} | head -c {WRITE_SIZE} | "
+            "dd of=/dev/vda bs=1M conv=fsync 2>/dev/null; "
+            "echo WRITE1_RC=$?) &\n", "the background write")
+    deadline = time.monotonic() + KILL_WAIT_S
+    while True:
+        with open(rw, "rb") as f:
+            if f.read(len(line)) == line:
+                break
+        if time.monotonic() > deadline:
+            raise Fail(f"the guest's write did not reach {rw} within "
+                       f"{KILL_WAIT_S} s")
+        vm.pump(0.02)
+    t_kill = time.monotonic()
+    pid1 = kill_blk_worker(vm, "the first kill")
+    with open(rw, "rb") as f:
+        f.seek(WRITE_SIZE - len(line))
+        landed_all = f.read(len(line)) == line
+    m = vm.expect(re.compile(r"WRITE1_RC=(\d+)\n"), start, IO_S,
+                  "the write to finish after the first kill")
+    t_write_end = time.monotonic() - t_kill
+    if m.group(1) != "0":
+        raise Fail(f"the write across a worker restart failed in the guest "
+                   f"(dd status {m.group(1)})")
+    rm = re.search(r"device disk0: restarted its worker in (\d+) ms", vm.err)
+    if not rm:
+        vm.pump(0.5)
+        rm = re.search(r"device disk0: restarted its worker in (\d+) ms",
+                       vm.err)
+    if not rm:
+        raise Fail("bulkhead did not report the worker's restart")
+    if not re.search(r"device disk0: worker killed by signal 9", vm.err):
+        raise Fail("bulkhead did not report the worker's death by SIGKILL")
+    vm.value("DROP_RC", "sync; echo 3 >/proc/sys/vm/drop_caches; echo $?",
+             "dropping the guest's caches")
+    got = vm.value("READ_SHA",
+                   f"dd if=/dev/vda bs=1M count={WRITE_SIZE // MIB} "
+                   "2>/dev/null | sha256sum", "reading the write back",
+                   IO_S).split()
+    if not got or got[0] != want_sha:
+        raise Fail(f"after the restart the guest reads sha256 "
+                   f"{got[0] if got else '(none)'}, not {want_sha}")
+
+    # 2. Reads in a loop that only an error ends; the second kill is past
+    # the limit of one restart a minute.
+    start = len(vm.out)
+    vm.send("(while dd if=/dev/vda of=/dev/null bs=1M 2>/dev/null; do "
+            "echo 3 >/proc/sys/vm/drop_caches; done; echo READ2_END_$((6*7))) &\n",
+            "the background read loop")
+    time.sleep(2)
+    vm.pump(0)
+    pid2 = kill_blk_worker(vm, "the second kill")
+    if pid2 == pid1:
+        raise Fail("the first worker was not replaced")
+    vm.expect(re.compile(r"READ2_END_42\n"), start, IO_S,
+              "the guest's read loop to end with an I/O error")
+    if not re.search(r"device disk0: replaced its worker by one that fails "
+                     r"every request", vm.err):
+        vm.pump(0.5)
+        if not re.search(r"replaced its worker by one that fails", vm.err):
+            raise Fail("bulkhead did not report the failing worker")
+    alive = vm.value("ALIVE", "echo yes", "the guest's shell after the "
+                     "device failed")
+    if alive != "yes":
+        raise Fail(f"the guest's shell answered {alive!r}")
+    rc = vm.value("READ3_RC", "dd if=/dev/vda of=/dev/null bs=4096 count=1 "
+                  "iflag=direct 2>/dev/null; echo $?",
+                  "a read from the failed disk")
+    if rc == "0":
+        raise Fail("a read from the failed disk succeeded")
+    poweroff(vm)
+    got = sha256_file(rw, WRITE_SIZE)
+    if got != want_sha:
+        raise Fail(f"the first 32 MiB of rw.img on the host: sha256 {got}, "
+                   f"not {want_sha} as the guest wrote")
+    os.unlink(rw)
+    os.unlink(os.path.join(args.log, "ro.img"))
+    try:
+        with open(serial_log, "rb") as f:
+            serial = f.read().decode("utf-8", "replace")
+    except OSError as e:
+        raise Fail(f"the serial file {serial_log}: {e.strerror}")
+    if not re.search(r"I/O error, dev vda", serial):
+        raise Fail("the guest kernel's I/O errors are not in the serial "
+                   "port's file")
+    return (f"shell on hvc0 through --console tty; restart "
+            f"{rm.group(1)} ms after the kill ("
+            f"{'after' if landed_all else 'before'} the write's last block "
+            f"landed); write finished {t_write_end:.1f} s after the kill, "
+            f"32 MiB intact; second kill: the guest's reads failed with "
+            f"an I/O error (in the serial log), the VM powered off "
+            f"normally")
 
 
 def main():
