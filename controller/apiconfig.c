@@ -1,0 +1,551 @@
+/* VmConfig <-> struct bh_config, with the command line's limits and error
+ * messages that name the API's fields. */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bulkhead/platform.h>
+#include <bulkhead/util.h>
+
+#include "apiconfig.h"
+
+/* The command line's limits that config.h does not export. */
+#define NAME_MAX_LEN 32
+#define PAGE_SIZE_4K 4096u
+
+#define MODE(x) BULKHEAD__API__V1__CONSOLE_MODE__CONSOLE_MODE_##x
+
+typedef Bulkhead__Api__V1__VmConfig VmConfig;
+
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen,
+						      const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+static char *xstrdup(const char *s)
+{
+	char *p = strdup(s ? s : "");
+
+	if (!p)
+		abort();
+	return p;
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size);
+
+	if (!p)
+		abort();
+	return p;
+}
+
+/* The name lands in log prefixes, ids in worker arguments: both keep to
+ * characters that are safe there, as on the command line. */
+static int check_chars(const char *field, const char *s, char *err,
+		       size_t errlen)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)s; *p; p++) {
+		if (*p < 0x80 &&
+		    (isalnum(*p) || *p == '_' || *p == '.' || *p == '-'))
+			continue;
+		return fail(err, errlen,
+			    "%s: '%s' contains byte 0x%02x (allowed: A-Z a-z "
+			    "0-9 _ . -)",
+			    field, s, *p);
+	}
+	return 0;
+}
+
+static int set_name(const VmConfig *vc, struct bh_config *cfg, char *err,
+		    size_t errlen)
+{
+	const char *name = vc->name ? vc->name : "";
+	int r;
+
+	if (name[0] == '\0')
+		return 0;
+	if (strlen(name) > NAME_MAX_LEN)
+		return fail(err, errlen,
+			    "name: '%s' is longer than %d characters", name,
+			    NAME_MAX_LEN);
+	r = check_chars("name", name, err, errlen);
+	if (r < 0)
+		return r;
+	free(cfg->name);
+	cfg->name = xstrdup(name);
+	return 0;
+}
+
+static int set_payload(const VmConfig *vc, struct bh_config *cfg, char *err,
+		       size_t errlen)
+{
+	const Bulkhead__Api__V1__PayloadConfig *p = vc->payload;
+
+	if (!p || !p->kernel || p->kernel[0] == '\0')
+		return fail(err, errlen, "payload.kernel: required");
+	cfg->kernel = xstrdup(p->kernel);
+	if (p->initramfs && p->initramfs[0])
+		cfg->initramfs = xstrdup(p->initramfs);
+	free(cfg->cmdline);
+	cfg->cmdline = xstrdup(p->cmdline);
+	return 0;
+}
+
+/* Writes a byte count with the largest suffix that divides it exactly, as
+ * the command line spells sizes. */
+static void format_size(uint64_t v, char *out, size_t outlen)
+{
+	static const char suffixes[] = "KMGT";
+	const char *s = NULL;
+	size_t i;
+
+	for (i = 0; i < sizeof(suffixes) - 1 && v && v % 1024 == 0; i++) {
+		v /= 1024;
+		s = &suffixes[i];
+	}
+	if (s)
+		snprintf(out, outlen, "%" PRIu64 "%c", v, *s);
+	else
+		snprintf(out, outlen, "%" PRIu64, v);
+}
+
+static int set_cpus_memory(const VmConfig *vc, struct bh_config *cfg, char *err,
+			   size_t errlen)
+{
+	char lim[32];
+	uint64_t size;
+
+	if (vc->cpus) {
+		if (vc->cpus->boot < 1 || vc->cpus->boot > BH_MAX_VCPUS)
+			return fail(err, errlen,
+				    "cpus.boot: %" PRIu32
+				    " is out of range 1..%d",
+				    vc->cpus->boot, BH_MAX_VCPUS);
+		cfg->vcpus = vc->cpus->boot;
+	}
+	if (vc->memory) {
+		size = vc->memory->size;
+		if (size < BH_CONFIG_MIN_MEMORY) {
+			format_size(BH_CONFIG_MIN_MEMORY, lim, sizeof(lim));
+			return fail(err, errlen,
+				    "memory.size: %" PRIu64
+				    " is below the minimum %s",
+				    size, lim);
+		}
+		if (size > BH_CONFIG_MAX_MEMORY) {
+			format_size(BH_CONFIG_MAX_MEMORY, lim, sizeof(lim));
+			return fail(err, errlen,
+				    "memory.size: %" PRIu64
+				    " is above the maximum %s",
+				    size, lim);
+		}
+		/* Guest RAM is mapped and registered with KVM in whole
+		 * pages. */
+		if (size % PAGE_SIZE_4K)
+			return fail(err, errlen,
+				    "memory.size: %" PRIu64
+				    " is not a multiple of 4K",
+				    size);
+		cfg->memory = size;
+	}
+	return 0;
+}
+
+static const char *mode_name(Bulkhead__Api__V1__ConsoleMode m)
+{
+	switch (m) {
+	case MODE(DEFAULT):
+		return "DEFAULT";
+	case MODE(OFF):
+		return "OFF";
+	case MODE(TTY):
+		return "TTY";
+	case MODE(NULL):
+		return "NULL";
+	case MODE(FILE):
+		return "FILE";
+	default:
+		return NULL;
+	}
+}
+
+/* A path belongs to FILE mode only: given with another mode it was meant
+ * for something that would not happen. */
+static int check_mode_path(const char *dev, Bulkhead__Api__V1__ConsoleMode m,
+			   const char *path, char *err, size_t errlen)
+{
+	bool has_path = path && path[0];
+
+	if (m == MODE(FILE) && !has_path)
+		return fail(err, errlen, "%s.path: required with mode FILE",
+			    dev);
+	if (m != MODE(FILE) && has_path)
+		return fail(err, errlen,
+			    "%s.path: given with mode %s (only FILE takes a "
+			    "path)",
+			    dev, mode_name(m));
+	return 0;
+}
+
+static int set_serial(const VmConfig *vc, struct bh_config *cfg, char *err,
+		      size_t errlen)
+{
+	const Bulkhead__Api__V1__SerialConfig *s = vc->serial;
+	int r;
+
+	if (!s)
+		return 0;
+	if (!mode_name(s->mode))
+		return fail(err, errlen, "serial.mode: %d is not a mode",
+			    (int)s->mode);
+	r = check_mode_path("serial", s->mode, s->path, err, errlen);
+	if (r < 0)
+		return r;
+	switch (s->mode) {
+	case MODE(OFF):
+		cfg->serial = BH_SERIAL_OFF;
+		break;
+	case MODE(NULL):
+		cfg->serial = BH_SERIAL_NULL;
+		break;
+	case MODE(FILE):
+		cfg->serial = BH_SERIAL_FILE;
+		cfg->serial_path = xstrdup(s->path);
+		break;
+	default:
+		cfg->serial = BH_SERIAL_TTY;
+		break;
+	}
+	return 0;
+}
+
+static int set_console(const VmConfig *vc, struct bh_config *cfg, char *err,
+		       size_t errlen)
+{
+	const Bulkhead__Api__V1__ConsoleConfig *c = vc->console;
+	int r;
+
+	if (!c)
+		return 0;
+	if (!mode_name(c->mode))
+		return fail(err, errlen, "console.mode: %d is not a mode",
+			    (int)c->mode);
+	if (c->mode == MODE(NULL))
+		return fail(err, errlen,
+			    "console.mode: NULL is not a console mode (OFF, "
+			    "TTY or FILE)");
+	r = check_mode_path("console", c->mode, c->path, err, errlen);
+	if (r < 0)
+		return r;
+	switch (c->mode) {
+	case MODE(TTY):
+		cfg->console = BH_CONSOLE_TTY;
+		break;
+	case MODE(FILE):
+		cfg->console = BH_CONSOLE_FILE;
+		cfg->console_path = xstrdup(c->path);
+		break;
+	default:
+		cfg->console = BH_CONSOLE_OFF;
+		break;
+	}
+	return 0;
+}
+
+static int set_disk(const Bulkhead__Api__V1__DiskConfig *d, unsigned int i,
+		    struct bh_disk_config *out, char *err, size_t errlen)
+{
+	char field[32], defid[32];
+	int r;
+
+	snprintf(field, sizeof(field), "disks[%u]", i);
+	if (!d)
+		return fail(err, errlen, "%s: empty", field);
+	if (!d->path || d->path[0] == '\0')
+		return fail(err, errlen, "%s.path: required", field);
+	if (d->num_queues > BH_CONFIG_MAX_DISK_QUEUES)
+		return fail(err, errlen,
+			    "%s.num_queues: %" PRIu32 " is out of range 1..%d",
+			    field, d->num_queues, BH_CONFIG_MAX_DISK_QUEUES);
+	if (d->queue_size != 0 &&
+	    (d->queue_size < 2 || d->queue_size > BH_CONFIG_MAX_QUEUE_SIZE))
+		return fail(err, errlen,
+			    "%s.queue_size: %" PRIu32 " is out of range 2..%d",
+			    field, d->queue_size, BH_CONFIG_MAX_QUEUE_SIZE);
+	/* The split ring's index arithmetic needs a power of two. */
+	if (d->queue_size & (d->queue_size - 1))
+		return fail(err, errlen,
+			    "%s.queue_size: %" PRIu32 " is not a power of two",
+			    field, d->queue_size);
+	if (d->serial && strlen(d->serial) > BH_CONFIG_DISK_SERIAL_MAX)
+		return fail(err, errlen,
+			    "%s.serial: '%s' is longer than %d bytes", field,
+			    d->serial, BH_CONFIG_DISK_SERIAL_MAX);
+	if (d->id && d->id[0]) {
+		if (strlen(d->id) > BH_CONFIG_ID_MAX)
+			return fail(err, errlen,
+				    "%s.id: '%s' is longer than %d characters",
+				    field, d->id, BH_CONFIG_ID_MAX);
+		snprintf(field, sizeof(field), "disks[%u].id", i);
+		r = check_chars(field, d->id, err, errlen);
+		if (r < 0)
+			return r;
+	}
+	snprintf(defid, sizeof(defid), "disk%u", i);
+	out->path = xstrdup(d->path);
+	out->id = xstrdup(d->id && d->id[0] ? d->id : defid);
+	out->serial = xstrdup(d->serial);
+	out->readonly = d->readonly;
+	out->direct = d->direct;
+	out->num_queues = d->num_queues ? d->num_queues : 1;
+	out->queue_size =
+	    d->queue_size ? d->queue_size : BH_CONFIG_DISK_QUEUE_SIZE;
+	return 0;
+}
+
+/* Ids are how logs and the API tell devices apart: they must differ. */
+static int check_ids(const struct bh_config *cfg, char *err, size_t errlen)
+{
+	unsigned int i, j;
+
+	for (i = 0; i < cfg->ndisks; i++) {
+		const char *id = cfg->disks[i].id;
+
+		for (j = 0; j < i; j++)
+			if (strcmp(cfg->disks[j].id, id) == 0)
+				return fail(err, errlen,
+					    "disks[%u].id: '%s' is used by "
+					    "disks[%u] already",
+					    i, id, j);
+		if (cfg->rng_source && strcmp(id, BH_CONFIG_RNG_ID) == 0)
+			return fail(err, errlen,
+				    "disks[%u].id: '%s' is the rng's id", i,
+				    id);
+		if (cfg->console != BH_CONSOLE_OFF &&
+		    strcmp(id, BH_CONFIG_CONSOLE_ID) == 0)
+			return fail(err, errlen,
+				    "disks[%u].id: '%s' is the console's id", i,
+				    id);
+	}
+	return 0;
+}
+
+static int set_restart(const VmConfig *vc, struct bh_config *cfg, char *err,
+		       size_t errlen)
+{
+	const Bulkhead__Api__V1__RestartConfig *rc = vc->restart_devices;
+
+	if (!rc)
+		return 0;
+	if (rc->max > BH_CONFIG_MAX_RESTARTS)
+		return fail(err, errlen,
+			    "restart_devices.max: %" PRIu32
+			    " is out of range 1..%d",
+			    rc->max, BH_CONFIG_MAX_RESTARTS);
+	cfg->restart_devices = rc->enabled;
+	if (rc->max)
+		cfg->max_restarts = rc->max;
+	return 0;
+}
+
+/*
+ * The defaults are the command line's, taken from its parser so that there
+ * is one place that sets them: a command line with just the required
+ * --kernel, whose value is then dropped.
+ */
+static int set_defaults(struct bh_config *cfg, char *err, size_t errlen)
+{
+	char *argv[] = { "bulkhead", "--kernel=-", NULL };
+	int r;
+
+	r = bh_config_parse_args(2, argv, cfg, err, errlen);
+	if (r != BH_CONFIG_OK)
+		return fail(err, errlen, "internal error: no defaults (%d)", r);
+	free(cfg->kernel);
+	cfg->kernel = NULL;
+	return 0;
+}
+
+int bh_apiconfig_from_proto(const VmConfig *vc, struct bh_config *cfg,
+			    char *err, size_t errlen)
+{
+	unsigned int ndev, i;
+	int r;
+
+	if (err && errlen > 0)
+		err[0] = '\0';
+	r = set_defaults(cfg, err, errlen);
+	if (r < 0)
+		return r;
+	if (!vc) {
+		r = fail(err, errlen, "config: required");
+		goto err;
+	}
+	r = set_name(vc, cfg, err, errlen);
+	if (r < 0)
+		goto err;
+	r = set_payload(vc, cfg, err, errlen);
+	if (r < 0)
+		goto err;
+	r = set_cpus_memory(vc, cfg, err, errlen);
+	if (r < 0)
+		goto err;
+	r = set_serial(vc, cfg, err, errlen);
+	if (r < 0)
+		goto err;
+	r = set_console(vc, cfg, err, errlen);
+	if (r < 0)
+		goto err;
+	r = set_restart(vc, cfg, err, errlen);
+	if (r < 0)
+		goto err;
+	if (vc->rng)
+		cfg->rng_source = xstrdup(vc->rng->src && vc->rng->src[0]
+					      ? vc->rng->src
+					      : BH_CONFIG_DEFAULT_RNG_SOURCE);
+
+	ndev = (cfg->rng_source ? 1 : 0) +
+	       (cfg->console != BH_CONSOLE_OFF ? 1 : 0);
+	if (vc->n_disks > BH_CONFIG_MAX_DEVICES - ndev) {
+		r = fail(err, errlen,
+			 "disks: %zu disks and %u other virtio devices are "
+			 "more than %d in all",
+			 vc->n_disks, ndev, BH_CONFIG_MAX_DEVICES);
+		goto err;
+	}
+	for (i = 0; i < vc->n_disks; i++) {
+		r = set_disk(vc->disks[i], i, &cfg->disks[i], err, errlen);
+		if (r < 0)
+			goto err;
+		cfg->ndisks++;
+	}
+	r = check_ids(cfg, err, errlen);
+	if (r < 0)
+		goto err;
+	/* Both would read the same keys and write over each other. */
+	if (cfg->console == BH_CONSOLE_TTY && cfg->serial == BH_SERIAL_TTY) {
+		r = fail(err, errlen,
+			 "console.mode: TTY cannot share the terminal with "
+			 "serial.mode TTY (the default): set serial.mode to "
+			 "OFF, NULL or FILE");
+		goto err;
+	}
+	return 0;
+
+err:
+	bh_config_free(cfg);
+	return r;
+}
+
+static Bulkhead__Api__V1__ConsoleMode serial_mode(enum bh_serial_mode m)
+{
+	switch (m) {
+	case BH_SERIAL_OFF:
+		return MODE(OFF);
+	case BH_SERIAL_NULL:
+		return MODE(NULL);
+	case BH_SERIAL_FILE:
+		return MODE(FILE);
+	default:
+		return MODE(TTY);
+	}
+}
+
+static Bulkhead__Api__V1__ConsoleMode console_mode(enum bh_console_mode m)
+{
+	switch (m) {
+	case BH_CONSOLE_TTY:
+		return MODE(TTY);
+	case BH_CONSOLE_FILE:
+		return MODE(FILE);
+	default:
+		return MODE(OFF);
+	}
+}
+
+/*
+ * Every string is malloc'd, even the empty ones, so that
+ * protobuf_c_message_free_unpacked frees the message like an unpacked one.
+ */
+int bh_apiconfig_to_proto(const struct bh_config *cfg, VmConfig **out)
+{
+	static const Bulkhead__Api__V1__DiskConfig disk_init =
+	    BULKHEAD__API__V1__DISK_CONFIG__INIT;
+	VmConfig *vc = xcalloc(1, sizeof(*vc));
+	unsigned int i;
+
+	bulkhead__api__v1__vm_config__init(vc);
+	vc->name = xstrdup(cfg->name);
+	vc->payload = xcalloc(1, sizeof(*vc->payload));
+	bulkhead__api__v1__payload_config__init(vc->payload);
+	vc->payload->kernel = xstrdup(cfg->kernel);
+	vc->payload->initramfs = xstrdup(cfg->initramfs);
+	vc->payload->cmdline = xstrdup(cfg->cmdline);
+	vc->cpus = xcalloc(1, sizeof(*vc->cpus));
+	bulkhead__api__v1__cpus_config__init(vc->cpus);
+	vc->cpus->boot = cfg->vcpus;
+	vc->memory = xcalloc(1, sizeof(*vc->memory));
+	bulkhead__api__v1__memory_config__init(vc->memory);
+	vc->memory->size = cfg->memory;
+	vc->serial = xcalloc(1, sizeof(*vc->serial));
+	bulkhead__api__v1__serial_config__init(vc->serial);
+	vc->serial->mode = serial_mode(cfg->serial);
+	vc->serial->path =
+	    xstrdup(cfg->serial == BH_SERIAL_FILE ? cfg->serial_path : NULL);
+	vc->console = xcalloc(1, sizeof(*vc->console));
+	bulkhead__api__v1__console_config__init(vc->console);
+	vc->console->mode = console_mode(cfg->console);
+	vc->console->path =
+	    xstrdup(cfg->console == BH_CONSOLE_FILE ? cfg->console_path : NULL);
+
+	vc->n_disks = cfg->ndisks;
+	if (cfg->ndisks > 0)
+		vc->disks = xcalloc(cfg->ndisks, sizeof(*vc->disks));
+	for (i = 0; i < cfg->ndisks; i++) {
+		const struct bh_disk_config *d = &cfg->disks[i];
+		Bulkhead__Api__V1__DiskConfig *p;
+
+		p = xcalloc(1, sizeof(*p));
+		*p = disk_init;
+		p->path = xstrdup(d->path);
+		p->readonly = d->readonly;
+		p->direct = d->direct;
+		p->num_queues = d->num_queues;
+		p->queue_size = d->queue_size;
+		p->id = xstrdup(d->id);
+		p->serial = xstrdup(d->serial);
+		vc->disks[i] = p;
+	}
+	vc->restart_devices = xcalloc(1, sizeof(*vc->restart_devices));
+	bulkhead__api__v1__restart_config__init(vc->restart_devices);
+	vc->restart_devices->enabled = cfg->restart_devices;
+	vc->restart_devices->max = cfg->max_restarts;
+	if (cfg->rng_source) {
+		vc->rng = xcalloc(1, sizeof(*vc->rng));
+		bulkhead__api__v1__rng_config__init(vc->rng);
+		vc->rng->src = xstrdup(cfg->rng_source);
+	}
+	*out = vc;
+	return 0;
+}
+
+void bh_apiconfig_free_proto(VmConfig *vc)
+{
+	if (vc)
+		protobuf_c_message_free_unpacked(&vc->base, NULL);
+}
