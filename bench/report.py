@@ -26,14 +26,17 @@ def git(top, *args):
     return r.stdout.strip() if r.returncode == 0 else None
 
 
-def host():
+def host(load_start):
     return {
         "cpus": os.cpu_count(),
         "cpu_model": first_line("/proc/cpuinfo", "model name\t: "),
         "kernel": platform.release(),
         "os": first_line("/etc/os-release", "PRETTY_NAME="),
         "kvm": os.access("/dev/kvm", os.R_OK | os.W_OK),
-        "load_average_at_end": os.getloadavg(),
+        # Other work on the machine shows here: the figures are only as
+        # good as the machine was quiet.
+        "load_average_at_start": [float(x) for x in load_start.split()],
+        "load_average_at_end": list(os.getloadavg()),
     }
 
 
@@ -42,6 +45,8 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--top", required=True, help="the source tree")
     p.add_argument("--options", default="", help="how bench/run was called")
+    p.add_argument("--load-start", default="",
+                   help="/proc/loadavg's first three fields at the start")
     p.add_argument("sections", nargs="+", help="NAME=FILE")
     a = p.parse_args()
     res = {
@@ -52,7 +57,7 @@ def main():
         "tree_modified": bool(git(a.top, "status", "--porcelain",
                                   "--untracked-files=no")),
         "options": a.options,
-        "host": host(),
+        "host": host(a.load_start),
         "sections": {},
     }
     for s in a.sections:
