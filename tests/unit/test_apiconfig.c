@@ -1,0 +1,416 @@
+/* Unit tests for VmConfig <-> struct bh_config (controller/apiconfig.c):
+ * round trips through the wire format, defaults equal to the command
+ * line's, and every refused field named in the message. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <bulkhead/util.h>
+
+#include "apiconfig.h"
+#include "config.h"
+
+typedef Bulkhead__Api__V1__VmConfig VmConfig;
+
+#define MODE(x)	 BULKHEAD__API__V1__CONSOLE_MODE__CONSOLE_MODE_##x
+#define MAX_ARGS 48
+
+static int parse_list(struct bh_config *cfg, const char *const *args)
+{
+	char *argv[MAX_ARGS + 2];
+	char err[512];
+	int argc = 0, r;
+
+	argv[argc++] = (char *)"bulkhead";
+	for (; *args; args++) {
+		assert_true(argc <= MAX_ARGS);
+		argv[argc++] = (char *)*args;
+	}
+	argv[argc] = NULL;
+	r = bh_config_parse_args(argc, argv, cfg, err, sizeof(err));
+	if (r != BH_CONFIG_OK)
+		fail_msg("parse: %s", err);
+	return r;
+}
+
+#define PARSE(cfg, ...) \
+	parse_list((cfg), (const char *const[]){ __VA_ARGS__, NULL })
+
+static void assert_str_or_null_equal(const char *a, const char *b)
+{
+	if (!a || !b)
+		assert_ptr_equal(a, b);
+	else
+		assert_string_equal(a, b);
+}
+
+/* Everything the API carries; log_level and print_exit_stats are the
+ * bulkhead process's, not the VM's. */
+static void assert_cfg_equal(const struct bh_config *a,
+			     const struct bh_config *b)
+{
+	unsigned int i;
+
+	assert_string_equal(a->kernel, b->kernel);
+	assert_str_or_null_equal(a->initramfs, b->initramfs);
+	assert_string_equal(a->cmdline, b->cmdline);
+	assert_int_equal(a->vcpus, b->vcpus);
+	assert_int_equal(a->memory, b->memory);
+	assert_int_equal(a->serial, b->serial);
+	assert_str_or_null_equal(a->serial_path, b->serial_path);
+	assert_string_equal(a->name, b->name);
+	assert_int_equal(a->ndisks, b->ndisks);
+	for (i = 0; i < a->ndisks; i++) {
+		assert_string_equal(a->disks[i].path, b->disks[i].path);
+		assert_string_equal(a->disks[i].id, b->disks[i].id);
+		assert_string_equal(a->disks[i].serial, b->disks[i].serial);
+		assert_int_equal(a->disks[i].readonly, b->disks[i].readonly);
+		assert_int_equal(a->disks[i].direct, b->disks[i].direct);
+		assert_int_equal(a->disks[i].num_queues,
+				 b->disks[i].num_queues);
+		assert_int_equal(a->disks[i].queue_size,
+				 b->disks[i].queue_size);
+	}
+	assert_str_or_null_equal(a->rng_source, b->rng_source);
+	assert_int_equal(a->console, b->console);
+	assert_str_or_null_equal(a->console_path, b->console_path);
+	assert_int_equal(a->restart_devices, b->restart_devices);
+	assert_int_equal(a->max_restarts, b->max_restarts);
+}
+
+/* cfg -> VmConfig -> bytes -> VmConfig -> cfg, which must equal cfg; and
+ * the second VmConfig encodes to the same bytes as the first. */
+static void round_trip(const struct bh_config *cfg)
+{
+	VmConfig *vc, *back, *again;
+	struct bh_config cfg2;
+	uint8_t *buf, *buf2;
+	size_t len, len2;
+	char err[256];
+
+	assert_int_equal(bh_apiconfig_to_proto(cfg, &vc), 0);
+	len = bulkhead__api__v1__vm_config__get_packed_size(vc);
+	buf = malloc(len + 1);
+	assert_non_null(buf);
+	bulkhead__api__v1__vm_config__pack(vc, buf);
+	back = bulkhead__api__v1__vm_config__unpack(NULL, len, buf);
+	assert_non_null(back);
+	if (bh_apiconfig_from_proto(back, &cfg2, err, sizeof(err)) < 0)
+		fail_msg("from_proto: %s", err);
+	assert_cfg_equal(cfg, &cfg2);
+
+	assert_int_equal(bh_apiconfig_to_proto(&cfg2, &again), 0);
+	len2 = bulkhead__api__v1__vm_config__get_packed_size(again);
+	assert_int_equal(len, len2);
+	buf2 = malloc(len2 + 1);
+	assert_non_null(buf2);
+	bulkhead__api__v1__vm_config__pack(again, buf2);
+	assert_memory_equal(buf, buf2, len);
+
+	free(buf);
+	free(buf2);
+	bh_apiconfig_free_proto(vc);
+	bh_apiconfig_free_proto(again);
+	bulkhead__api__v1__vm_config__free_unpacked(back, NULL);
+	bh_config_free(&cfg2);
+}
+
+static void test_round_trips(void **state)
+{
+	struct bh_config cfg;
+
+	PARSE(&cfg, "--kernel", "/boot/vmlinuz");
+	round_trip(&cfg);
+	bh_config_free(&cfg);
+
+	PARSE(&cfg, "--kernel", "/boot/vmlinuz", "--initramfs",
+	      "/boot/initrd.img", "--cmdline", "console=ttyS0 \"q\" \xc3\xa9",
+	      "--cpus", "boot=8", "--memory", "size=3G", "--serial",
+	      "file=/var/log/a,b.log", "--name", "web-1.test_A", "--disk",
+	      "path=/img/root.img,readonly=on,direct=on,num_queues=4,"
+	      "queue_size=1024,id=root,serial=SER-1",
+	      "--disk", "path=/img/data.img", "--rng", "src=/dev/hwrng",
+	      "--console", "file=/tmp/console.log", "--restart-devices",
+	      "on,max=9");
+	round_trip(&cfg);
+	bh_config_free(&cfg);
+
+	PARSE(&cfg, "--kernel", "/k", "--serial", "off", "--console", "tty",
+	      "--rng", "");
+	round_trip(&cfg);
+	bh_config_free(&cfg);
+
+	PARSE(&cfg, "--kernel", "/k", "--serial", "null", "--cmdline", "",
+	      "--restart-devices", "off");
+	round_trip(&cfg);
+	bh_config_free(&cfg);
+}
+
+/* A VmConfig with only the kernel gets exactly the command line's
+ * defaults. */
+static void test_defaults(void **state)
+{
+	VmConfig vc = BULKHEAD__API__V1__VM_CONFIG__INIT;
+	Bulkhead__Api__V1__PayloadConfig p =
+	    BULKHEAD__API__V1__PAYLOAD_CONFIG__INIT;
+	Bulkhead__Api__V1__DiskConfig d = BULKHEAD__API__V1__DISK_CONFIG__INIT;
+	Bulkhead__Api__V1__DiskConfig *dp = &d;
+	Bulkhead__Api__V1__RngConfig rng = BULKHEAD__API__V1__RNG_CONFIG__INIT;
+	Bulkhead__Api__V1__RestartConfig rc =
+	    BULKHEAD__API__V1__RESTART_CONFIG__INIT;
+	struct bh_config want, got;
+	char err[256];
+
+	p.kernel = "/k";
+	vc.payload = &p;
+	PARSE(&want, "--kernel", "/k");
+	assert_int_equal(bh_apiconfig_from_proto(&vc, &got, err, sizeof(err)),
+			 0);
+	assert_cfg_equal(&want, &got);
+	assert_int_equal(got.log_level, want.log_level);
+	assert_false(got.print_exit_stats);
+	bh_config_free(&want);
+	bh_config_free(&got);
+
+	/* A disk with only a path, an empty rng source, restarts on
+	 * without a count: 0 means the default where the field says so. */
+	d.path = "/d.img";
+	vc.n_disks = 1;
+	vc.disks = &dp;
+	vc.rng = &rng;
+	rc.enabled = 1;
+	vc.restart_devices = &rc;
+	PARSE(&want, "--kernel", "/k", "--disk", "path=/d.img", "--rng", "",
+	      "--restart-devices", "on");
+	assert_int_equal(bh_apiconfig_from_proto(&vc, &got, err, sizeof(err)),
+			 0);
+	assert_cfg_equal(&want, &got);
+	bh_config_free(&want);
+	bh_config_free(&got);
+}
+
+static void test_to_proto_spells_out(void **state)
+{
+	struct bh_config cfg;
+	VmConfig *vc;
+
+	PARSE(&cfg, "--kernel", "/k", "--disk", "path=/d");
+	assert_int_equal(bh_apiconfig_to_proto(&cfg, &vc), 0);
+	assert_string_equal(vc->name, "vm");
+	assert_string_equal(vc->payload->initramfs, "");
+	assert_int_equal(vc->cpus->boot, 1);
+	assert_int_equal(vc->memory->size, BH_CONFIG_DEFAULT_MEMORY);
+	assert_int_equal(vc->serial->mode, MODE(TTY));
+	assert_int_equal(vc->console->mode, MODE(OFF));
+	assert_int_equal(vc->n_disks, 1);
+	assert_string_equal(vc->disks[0]->id, "disk0");
+	assert_int_equal(vc->disks[0]->num_queues, 1);
+	assert_int_equal(vc->disks[0]->queue_size, BH_CONFIG_DISK_QUEUE_SIZE);
+	assert_null(vc->rng);
+	assert_false(vc->restart_devices->enabled);
+	assert_int_equal(vc->restart_devices->max, BH_CONFIG_DEFAULT_RESTARTS);
+	bh_apiconfig_free_proto(vc);
+	bh_config_free(&cfg);
+	bh_apiconfig_free_proto(NULL);
+}
+
+/* ---- refused fields -------------------------------------------------- */
+
+static void set_str(char **dst, const char *s)
+{
+	free(*dst);
+	*dst = strdup(s);
+	assert_non_null(*dst);
+}
+
+/* A good configuration to spoil, one field per case. */
+static VmConfig *good(void)
+{
+	struct bh_config cfg;
+	VmConfig *vc;
+
+	PARSE(&cfg, "--kernel", "/k", "--serial", "null", "--disk",
+	      "path=/a.img", "--disk", "path=/b.img", "--rng", "");
+	assert_int_equal(bh_apiconfig_to_proto(&cfg, &vc), 0);
+	bh_config_free(&cfg);
+	return vc;
+}
+
+static void expect_refused(VmConfig *vc, const char *text)
+{
+	struct bh_config cfg;
+	char err[512];
+
+	assert_int_equal(bh_apiconfig_from_proto(vc, &cfg, err, sizeof(err)),
+			 -EINVAL);
+	if (!strstr(err, text))
+		fail_msg("expected '%s' in '%s'", text, err);
+	/* Freed on error: a second free does nothing. */
+	bh_config_free(&cfg);
+	bh_apiconfig_free_proto(vc);
+}
+
+static void add_disk(VmConfig *vc, const char *path, const char *id)
+{
+	Bulkhead__Api__V1__DiskConfig *d = calloc(1, sizeof(*d));
+
+	assert_non_null(d);
+	bulkhead__api__v1__disk_config__init(d);
+	d->path = strdup(path);
+	d->id = strdup(id);
+	d->serial = strdup("");
+	vc->disks = realloc(vc->disks, (vc->n_disks + 1) * sizeof(*vc->disks));
+	assert_non_null(vc->disks);
+	vc->disks[vc->n_disks++] = d;
+}
+
+static void test_refused(void **state)
+{
+	struct bh_config cfg;
+	char err[256], name33[34];
+	VmConfig *vc;
+	unsigned int i;
+
+	assert_int_equal(bh_apiconfig_from_proto(NULL, &cfg, err, sizeof(err)),
+			 -EINVAL);
+	assert_string_equal(err, "config: required");
+
+	vc = good();
+	bulkhead__api__v1__payload_config__free_unpacked(vc->payload, NULL);
+	vc->payload = NULL;
+	expect_refused(vc, "payload.kernel: required");
+	vc = good();
+	set_str(&vc->payload->kernel, "");
+	expect_refused(vc, "payload.kernel: required");
+
+	memset(name33, 'n', 33);
+	name33[33] = '\0';
+	vc = good();
+	set_str(&vc->name, name33);
+	expect_refused(vc, "name: 'nnn");
+	vc = good();
+	set_str(&vc->name, "a b");
+	expect_refused(vc, "name: 'a b' contains byte 0x20");
+
+	vc = good();
+	vc->cpus->boot = 0;
+	expect_refused(vc, "cpus.boot: 0 is out of range 1..254");
+	vc = good();
+	vc->cpus->boot = 255;
+	expect_refused(vc, "cpus.boot: 255 is out of range 1..254");
+
+	vc = good();
+	vc->memory->size = 1000;
+	expect_refused(vc, "memory.size: 1000 is below the minimum 64M");
+	vc = good();
+	vc->memory->size = 2ULL << 40;
+	expect_refused(vc, "is above the maximum 1T");
+	vc = good();
+	vc->memory->size = (64ULL << 20) + 512;
+	expect_refused(vc, "memory.size: 67109376 is not a multiple of 4K");
+
+	vc = good();
+	vc->serial->mode = 99;
+	expect_refused(vc, "serial.mode: 99 is not a mode");
+	vc = good();
+	vc->serial->mode = MODE(FILE);
+	expect_refused(vc, "serial.path: required with mode FILE");
+	vc = good();
+	set_str(&vc->serial->path, "/x");
+	expect_refused(vc, "serial.path: given with mode NULL");
+
+	vc = good();
+	vc->console->mode = MODE(NULL);
+	expect_refused(vc, "console.mode: NULL is not a console mode");
+	vc = good();
+	vc->console->mode = MODE(TTY);
+	vc->serial->mode = MODE(TTY);
+	expect_refused(vc, "console.mode: TTY cannot share the terminal");
+	vc = good();
+	vc->console->mode = MODE(FILE);
+	expect_refused(vc, "console.path: required with mode FILE");
+
+	vc = good();
+	set_str(&vc->disks[1]->path, "");
+	expect_refused(vc, "disks[1].path: required");
+	vc = good();
+	vc->disks[0]->num_queues = 17;
+	expect_refused(vc, "disks[0].num_queues: 17 is out of range 1..16");
+	vc = good();
+	vc->disks[0]->queue_size = 1;
+	expect_refused(vc, "disks[0].queue_size: 1 is out of range 2..32768");
+	vc = good();
+	vc->disks[0]->queue_size = 65536;
+	expect_refused(vc, "disks[0].queue_size: 65536 is out of range");
+	vc = good();
+	vc->disks[1]->queue_size = 1000;
+	expect_refused(vc, "disks[1].queue_size: 1000 is not a power of two");
+	vc = good();
+	set_str(&vc->disks[0]->serial, "123456789012345678901");
+	expect_refused(vc, "disks[0].serial: '123456789012345678901' is "
+			   "longer than 20 bytes");
+	vc = good();
+	set_str(&vc->disks[0]->id, "a/b");
+	expect_refused(vc, "disks[0].id: 'a/b' contains byte 0x2f");
+	vc = good();
+	set_str(&vc->disks[0]->id, name33);
+	expect_refused(vc, "disks[0].id: 'nnn");
+	vc = good();
+	set_str(&vc->disks[1]->id, "disk0");
+	expect_refused(vc, "disks[1].id: 'disk0' is used by disks[0] already");
+	vc = good();
+	set_str(&vc->disks[0]->id, "rng0");
+	expect_refused(vc, "disks[0].id: 'rng0' is the rng's id");
+	vc = good();
+	vc->console->mode = MODE(FILE);
+	set_str(&vc->console->path, "/c.log");
+	set_str(&vc->disks[1]->id, "console0");
+	expect_refused(vc, "disks[1].id: 'console0' is the console's id");
+
+	/* 2 disks and the rng, then 14 more disks: 17 devices. */
+	vc = good();
+	for (i = 0; i < 14; i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "x%u", i);
+		add_disk(vc, "/x.img", id);
+	}
+	expect_refused(vc, "disks: 16 disks and 1 other virtio devices are "
+			   "more than 16 in all");
+	/* One less fits. */
+	vc = good();
+	for (i = 0; i < 13; i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "x%u", i);
+		add_disk(vc, "/x.img", id);
+	}
+	assert_int_equal(bh_apiconfig_from_proto(vc, &cfg, err, sizeof(err)),
+			 0);
+	assert_int_equal(cfg.ndisks, 15);
+	bh_config_free(&cfg);
+	bh_apiconfig_free_proto(vc);
+
+	vc = good();
+	vc->restart_devices->max = 101;
+	expect_refused(vc, "restart_devices.max: 101 is out of range 1..100");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trips),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_to_proto_spells_out),
+		cmocka_unit_test(test_refused),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,265 @@
+/* Unit tests for config files (controller/conffile.c): lines to options,
+ * comments, errors that name the file and the line, unreadable files. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "conffile.h"
+
+struct tmpdir {
+	char dir[64];
+	char path[128];
+};
+
+static void write_file(struct tmpdir *t, const char *name, const char *text,
+		       size_t len)
+{
+	int fd;
+
+	snprintf(t->path, sizeof(t->path), "%s/%s", t->dir, name);
+	fd = open(t->path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
+	close(fd);
+}
+
+static int setup(void **state)
+{
+	struct tmpdir *t = calloc(1, sizeof(*t));
+
+	assert_non_null(t);
+	snprintf(t->dir, sizeof(t->dir), "/tmp/bh-test-conffile-XXXXXX");
+	assert_non_null(mkdtemp(t->dir));
+	*state = t;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct tmpdir *t = *state;
+	char cmd[160];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->dir);
+	assert_int_equal(system(cmd), 0);
+	free(t);
+	return 0;
+}
+
+static const char good_file[] =
+    "# web1: the front end\n"
+    "\n"
+    "kernel /boot/vmlinuz\n"
+    "   initramfs\t/boot/initrd.img   \n"
+    "cmdline console=ttyS0 root=/dev/vda # not a comment\n"
+    "cpus boot=2\n"
+    "memory=size=1G\n"
+    "  # an indented comment\n"
+    "disk path=/var/lib/vm/root.img,readonly=on\n"
+    "disk path=/var/lib/vm/data.img,id=data\n"
+    "serial file=/var/log/web1 serial.log\r\n"
+    "name web1\n"
+    "rng src=/dev/urandom\n"
+    "exit-stats\n"
+    "log-level warn";
+
+static void test_good_file(void **state)
+{
+	struct tmpdir *t = *state;
+	struct bh_config cfg;
+	char err[256];
+
+	write_file(t, "web1.conf", good_file, strlen(good_file));
+	if (bh_conffile_load(t->path, &cfg, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_string_equal(cfg.kernel, "/boot/vmlinuz");
+	assert_string_equal(cfg.initramfs, "/boot/initrd.img");
+	assert_string_equal(cfg.cmdline,
+			    "console=ttyS0 root=/dev/vda # not a comment");
+	assert_int_equal(cfg.vcpus, 2);
+	assert_int_equal(cfg.memory, 1ULL << 30);
+	assert_int_equal(cfg.ndisks, 2);
+	assert_string_equal(cfg.disks[0].path, "/var/lib/vm/root.img");
+	assert_true(cfg.disks[0].readonly);
+	assert_string_equal(cfg.disks[1].id, "data");
+	assert_int_equal(cfg.serial, BH_SERIAL_FILE);
+	assert_string_equal(cfg.serial_path, "/var/log/web1 serial.log");
+	assert_string_equal(cfg.name, "web1");
+	assert_string_equal(cfg.rng_source, "/dev/urandom");
+	assert_true(cfg.print_exit_stats);
+	assert_int_equal(cfg.log_level, BH_LOG_WARN);
+	bh_config_free(&cfg);
+}
+
+static void test_argv_and_lines(void **state)
+{
+	static const char text[] = "# c\n"
+				   "kernel /k\n"
+				   "\n"
+				   "cmdline=\n"
+				   "cmdline=  spaced  \n"
+				   "verbose\n";
+	struct bh_conffile *f;
+	char err[128];
+
+	assert_int_equal(bh_conffile_parse_text("x.conf", text, strlen(text),
+						&f, err, sizeof(err)),
+			 0);
+	assert_int_equal(f->argc, 5);
+	assert_string_equal(f->argv[0], "bulkhead");
+	assert_string_equal(f->argv[1], "--kernel=/k");
+	assert_int_equal(f->lines[1], 2);
+	/* NAME= gives an empty value. */
+	assert_string_equal(f->argv[2], "--cmdline=");
+	assert_int_equal(f->lines[2], 4);
+	assert_string_equal(f->argv[3], "--cmdline=spaced");
+	assert_string_equal(f->argv[4], "--verbose");
+	assert_int_equal(f->lines[4], 6);
+	assert_null(f->argv[5]);
+	bh_conffile_free(f);
+
+	/* An empty file and one of comments only give no options. */
+	assert_int_equal(
+	    bh_conffile_parse_text("e.conf", "", 0, &f, err, sizeof(err)), 0);
+	assert_int_equal(f->argc, 1);
+	bh_conffile_free(f);
+	assert_int_equal(bh_conffile_parse_text("e.conf", "#\n  #x\n", 7, &f,
+						err, sizeof(err)),
+			 0);
+	assert_int_equal(f->argc, 1);
+	bh_conffile_free(f);
+}
+
+/* The whole text must fail with exactly want. */
+static void expect_error(const char *text, const char *want)
+{
+	struct bh_conffile *f;
+	struct bh_config cfg;
+	char err[512];
+	int r;
+
+	r = bh_conffile_parse_text("/etc/bulkhead/web1.conf", text,
+				   strlen(text), &f, err, sizeof(err));
+	if (r == 0) {
+		r = bh_conffile_config(f, &cfg, err, sizeof(err));
+		bh_conffile_free(f);
+	}
+	assert_int_equal(r, -EINVAL);
+	assert_string_equal(err, want);
+}
+
+static void test_bad_lines(void **state)
+{
+	expect_error("kernel /k\n--memory size=1G\n",
+		     "/etc/bulkhead/web1.conf:2: write options without their "
+		     "leading dashes ('kernel /boot/vmlinuz')");
+	expect_error("kernel /k\n\nMemory size=1G\n",
+		     "/etc/bulkhead/web1.conf:3: 'Memory size=1G' does not "
+		     "start with an option name (lower-case letters, digits "
+		     "and '-')");
+	expect_error("kernel:/k\n",
+		     "/etc/bulkhead/web1.conf:1: 'kernel:/k' does not start "
+		     "with an option name (lower-case letters, digits and "
+		     "'-')");
+	expect_error("kernel /k\nhelp\n",
+		     "/etc/bulkhead/web1.conf:2: 'help' cannot be used in a "
+		     "config file");
+	expect_error("kernel /k\nversion\n",
+		     "/etc/bulkhead/web1.conf:2: 'version' cannot be used in "
+		     "a config file");
+	expect_error("kernel /k\nh\n",
+		     "/etc/bulkhead/web1.conf:2: 'h' cannot be used in a "
+		     "config file");
+}
+
+/* The parser's own messages, traced back to the line that caused them. */
+static void test_parser_errors_name_the_line(void **state)
+{
+	expect_error("# vm\nkernel /k\n\nmemory size=12Q\n",
+		     "/etc/bulkhead/web1.conf:4: --memory: size=12Q: unknown "
+		     "size suffix 'Q'");
+	expect_error("kernel /k\nbogus on\n",
+		     "/etc/bulkhead/web1.conf:2: unknown option '--bogus'");
+	expect_error("kernel /k\ncpus boot=1\n\ncpus boot=2\n",
+		     "/etc/bulkhead/web1.conf:4: --cpus given twice");
+	expect_error("kernel /k\ndisk path=/a,id=x\nrng src=/r\n"
+		     "disk path=/b,id=x\n",
+		     "/etc/bulkhead/web1.conf:4: --disk: id=x is used twice");
+	expect_error("kernel /k\nconsole tty\n",
+		     "/etc/bulkhead/web1.conf:2: --console tty and --serial "
+		     "tty cannot share the terminal (the default is --serial "
+		     "tty: add --serial off, null or file=PATH)");
+	expect_error("kernel /k\nexit-stats=yes\n",
+		     "/etc/bulkhead/web1.conf:2: --exit-stats does not take a "
+		     "value");
+	expect_error("kernel\n",
+		     "/etc/bulkhead/web1.conf:1: --kernel needs an argument");
+	/* What no single line causes names the file alone. */
+	expect_error("# nothing but\nmemory size=1G\n",
+		     "/etc/bulkhead/web1.conf: --kernel is required");
+	expect_error("", "/etc/bulkhead/web1.conf: --kernel is required");
+}
+
+static void test_files(void **state)
+{
+	struct tmpdir *t = *state;
+	struct bh_config cfg;
+	char err[256], want[256], *big;
+
+	snprintf(t->path, sizeof(t->path), "%s/missing.conf", t->dir);
+	assert_int_equal(bh_conffile_load(t->path, &cfg, err, sizeof(err)),
+			 -ENOENT);
+	snprintf(want, sizeof(want), "%s: No such file or directory", t->path);
+	assert_string_equal(err, want);
+
+	assert_int_equal(bh_conffile_load(t->dir, &cfg, err, sizeof(err)),
+			 -EISDIR);
+	snprintf(want, sizeof(want), "%s: Is a directory", t->dir);
+	assert_string_equal(err, want);
+
+	write_file(t, "nul.conf", "kernel /k\nname a\0b\n", 19);
+	assert_int_equal(bh_conffile_load(t->path, &cfg, err, sizeof(err)),
+			 -EINVAL);
+	snprintf(want, sizeof(want), "%s:2: the line holds a NUL byte",
+		 t->path);
+	assert_string_equal(err, want);
+
+	big = malloc(BH_CONFFILE_MAX_SIZE + 2);
+	assert_non_null(big);
+	memset(big, '#', BH_CONFFILE_MAX_SIZE + 1);
+	write_file(t, "big.conf", big, BH_CONFFILE_MAX_SIZE + 1);
+	free(big);
+	assert_int_equal(bh_conffile_load(t->path, &cfg, err, sizeof(err)),
+			 -EFBIG);
+	assert_non_null(strstr(err, "larger than"));
+
+	write_file(t, "bad.conf", "kernel /k\nmemory size=1\n", 24);
+	assert_int_equal(bh_conffile_load(t->path, &cfg, err, sizeof(err)),
+			 -EINVAL);
+	snprintf(want, sizeof(want), "%s:2: --memory: size=1 is below the",
+		 t->path);
+	assert_true(strncmp(err, want, strlen(want)) == 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_good_file, setup,
+						teardown),
+		cmocka_unit_test(test_argv_and_lines),
+		cmocka_unit_test(test_bad_lines),
+		cmocka_unit_test(test_parser_errors_name_the_line),
+		cmocka_unit_test_setup_teardown(test_files, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
