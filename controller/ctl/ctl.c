@@ -738,8 +738,8 @@ static const struct subcmd subcmds[] = {
 	  "file=PATH[,size=SIZE][,discard_writes=on|off][,id=ID]",
 	  "hot-plug a virtio-pmem device" },
 	{ "add-net", OP(ADD_NET), run_add_net,
-	  "[tap=IF][,ip=IP][,mask=MASK][,mac=MAC][,num_queues=N]"
-	  "[,queue_size=N][,id=ID]",
+	  "[tap=IF][,ip=IP][,mask=MASK][,mac=MAC]\n"
+	  "          [,num_queues=N][,queue_size=N][,id=ID]",
 	  "hot-plug a virtio-net device" },
 	{ "add-vsock", OP(ADD_VSOCK), run_add_vsock,
 	  "cid=CID,socket=PATH[,id=ID]", "hot-plug a virtio-vsock device" },
