@@ -196,11 +196,13 @@ static int time_one(const struct bb_target *t, void *state,
 static void json_results(FILE *f, const struct bb_sample *s)
 {
 	for (unsigned int i = 0; i < s->n; i++)
-		fprintf(f, "%s[%llu, %llu, %llu, %llu]", i ? ", " : "",
-			(unsigned long long)s->r[i].requests,
+		fprintf(f, "%s[%llu, %llu, %llu, %llu, %llu, %llu]",
+			i ? ", " : "", (unsigned long long)s->r[i].requests,
 			(unsigned long long)s->r[i].bytes,
 			(unsigned long long)s->r[i].elapsed_ns,
-			(unsigned long long)s->r[i].cpu_ns);
+			(unsigned long long)s->r[i].cpu_ns,
+			(unsigned long long)s->r[i].kicks,
+			(unsigned long long)s->r[i].calls);
 }
 
 static int cmd_time(const struct bb_opts *o)
@@ -294,13 +296,13 @@ static int cmd_time(const struct bb_opts *o)
 		fprintf(stderr, "blk_bench: %s: %s\n", o->json, strerror(-r));
 		goto out;
 	}
-	fprintf(f,
-		"{\"image\": {\"dir\": \"%s\", \"fs\": \"%s\", "
-		"\"size_mib\": %llu},\n \"runs\": %u, \"seconds\": %g,\n"
-		" \"result_fields\": [\"requests\", \"bytes\", "
-		"\"elapsed_ns\", \"cpu_ns\"],\n \"jobs\": [",
-		o->dir, fs, (unsigned long long)o->size_mib, o->runs,
-		o->seconds);
+	fprintf(
+	    f,
+	    "{\"image\": {\"dir\": \"%s\", \"fs\": \"%s\", "
+	    "\"size_mib\": %llu},\n \"runs\": %u, \"seconds\": %g,\n"
+	    " \"result_fields\": [\"requests\", \"bytes\", "
+	    "\"elapsed_ns\", \"cpu_ns\", \"kicks\", \"calls\"],\n \"jobs\": [",
+	    o->dir, fs, (unsigned long long)o->size_mib, o->runs, o->seconds);
 	for (size_t j = 0; j < NJOBS; j++) {
 		bool first = true;
 

@@ -55,6 +55,11 @@ struct bb_result {
 	 * the direct targets), all its threads, the kernel's io_uring
 	 * workers among them. */
 	uint64_t cpu_ns;
+	/* The worker only: kicks the driver sent and interrupts (call
+	 * eventfd signals) it got; per request they show how requests were
+	 * batched. */
+	uint64_t kicks;
+	uint64_t calls;
 };
 
 /* What a target is opened with. */

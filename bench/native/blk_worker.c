@@ -180,13 +180,14 @@ static int bw_run(void *state, const struct bb_job *job,
 	struct bw *w = state;
 	struct bh_vdriver_used u;
 	struct bb_gen g;
-	uint64_t issued = 0, done = 0, start, cpu;
+	uint64_t issued = 0, done = 0, kicks = 0, start, cpu;
 	unsigned int slot;
 	int r;
 
 	if (job->qd < 1 || job->qd > BB_MAX_QD || job->bs > BB_MAX_BS)
 		return -EINVAL;
 	bb_gen_init(&g, job, w->image_size);
+	bh_vdriver_calls(w->d, 0); /* from here on */
 	cpu = bb_cpu_ns(w->cpu_clock);
 	start = bh_now_ns();
 	for (slot = 0; slot < job->qd && !bb_limit_reached(limit, issued);
@@ -197,6 +198,7 @@ static int bw_run(void *state, const struct bb_job *job,
 		issued++;
 	}
 	r = bh_vdriver_kick_if_needed(w->d, 0);
+	kicks += r == 1;
 	while (r >= 0 && done < issued) {
 		r = bh_vdriver_wait_used(w->d, 0, w->timeout_ms, &u);
 		/* Everything that completed meanwhile, then one kick for all
@@ -214,8 +216,10 @@ static int bw_run(void *state, const struct bb_job *job,
 			}
 			r = bh_vdriver_get_used(w->d, 0, &u);
 		}
-		if (r == 0)
+		if (r == 0) {
 			r = bh_vdriver_kick_if_needed(w->d, 0);
+			kicks += r == 1;
+		}
 	}
 	if (r < 0) {
 		fprintf(stderr, "blk_bench: worker: %s%s%s\n", strerror(-r),
@@ -227,6 +231,8 @@ static int bw_run(void *state, const struct bb_job *job,
 	}
 	out->elapsed_ns = bh_now_ns() - start;
 	out->cpu_ns = bb_cpu_ns(w->cpu_clock) - cpu;
+	out->kicks = kicks;
+	out->calls = bh_vdriver_calls(w->d, 0);
 	out->requests = done;
 	out->bytes = done * job->bs;
 	return 0;

@@ -72,16 +72,21 @@ def timing(a, bb, tmp, log):
         out["unit"] = unit
         out["targets"] = {}
         for name, tr in j["targets"].items():
-            rates, cpu = [], []
-            for req, nbytes, ns, cpu_ns in tr["results"]:
+            rates, cpu, kicks, calls = [], [], [], []
+            for req, nbytes, ns, cpu_ns, nk, nc in tr["results"]:
                 rates.append(nbytes / (1 << 20) / (ns / 1e9) if per_mib
                              else req / (ns / 1e9))
                 cpu.append(cpu_ns / 1e3 / req if req else 0.0)
+                kicks.append(nk / req if req else 0.0)
+                calls.append(nc / req if req else 0.0)
             out["targets"][name] = {
                 "qd": tr["qd"],
                 "rate": stats(rates),
                 "cpu_us_per_request": stats(cpu),
             }
+            if name == "worker":
+                out["targets"][name]["kicks_per_request"] = stats(kicks)
+                out["targets"][name]["interrupts_per_request"] = stats(calls)
         ts = out["targets"]
         if "worker" in ts and "uring" in ts:
             # Runs interleave the targets: pair each worker run with the
@@ -127,24 +132,29 @@ def per_function(path):
     return fns
 
 
-def callgrind_once(a, bb, worker, tmp, log, target, qd, n, tag):
-    """Instructions of one `count` run of n requests: the worker process's
-    for the worker target, else blk_bench's own."""
-    out = os.path.join(tmp, "cg-%s.out" % tag)
-    cg = [a.valgrind, "--tool=callgrind", "--callgrind-out-file=" + out]
+def count_once(a, bb, tool, worker, tmp, log, target, qd, n, tag):
+    """One `count` run of n requests under tool ("callgrind" or "strace"),
+    which sees the worker process for the worker target, else blk_bench
+    itself. Returns the tool's output file."""
+    if tool == "callgrind":
+        out = os.path.join(tmp, "cg-%s.out" % tag)
+        pre = [a.valgrind, "--tool=callgrind", "--callgrind-out-file=" + out]
+    else:
+        out = os.path.join(tmp, "st-%s.txt" % tag)
+        pre = [a.strace, "-f", "-c", "-o", out]
     cmd = [bb, "count", "--target", target, "--image", a.cg_image,
            "--requests", str(n), "--qd", str(qd), "--timeout-ms", "120000"]
     if target == "worker":
         # The driver runs natively and spawns the worker with an empty
-        # environment, so valgrind comes in through a wrapper script.
-        wrap = os.path.join(tmp, "wrap-%s.sh" % tag)
+        # environment, so the tool comes in through a wrapper script.
+        wrap = os.path.join(tmp, "wrap-%s-%s.sh" % (tool, tag))
         with open(wrap, "w") as f:
             f.write("#!/bin/sh\nexec %s \"$@\"\n"
-                    % " ".join(shlex.quote(x) for x in cg + [worker]))
+                    % " ".join(shlex.quote(x) for x in pre + [worker]))
         os.chmod(wrap, 0o755)
         cmd += ["--worker", wrap, "--log-level", "info"]
     else:
-        cmd = cg + cmd
+        cmd = pre + cmd
     before = os.path.getsize(log) if os.path.exists(log) else 0
     run(cmd, log)
     if target == "worker":
@@ -152,25 +162,47 @@ def callgrind_once(a, bb, worker, tmp, log, target, qd, n, tag):
             f.seek(before)
             text = f.read()
         # The figure is only the worker's if it used io_uring as it does
-        # when sandboxed.
+        # on its own.
         if "io_uring refused" in text or ", io_uring" not in text:
-            raise SystemExit("native: the worker under valgrind did not "
-                             "use io_uring; log in " + log)
+            raise SystemExit("native: the worker under %s did not use "
+                             "io_uring; log in %s" % (tool, log))
     return out
 
 
-def instructions(a, bb, worker, tmp, log):
+def syscall_counts(path):
+    """Calls by system call from `strace -c` output."""
+    calls = {}
+    with open(path) as f:
+        for line in f:
+            tok = line.split()
+            # % time, seconds, usecs/call, calls, [errors,] syscall
+            if len(tok) in (5, 6) and tok[3].isdigit() and tok[-1] != "total":
+                calls[tok[-1]] = int(tok[3])
+    return calls
+
+
+def per_request(a, bb, tool, worker, tmp, log):
+    """(X(2N) - X(N)) / N for every count spec, X the tool's total; with
+    callgrind also the worker's instructions by function at queue depth 1,
+    with strace the calls by name."""
     n = a.cg_requests
     rows = []
     breakdown = None
     for target, qd in COUNT_SPECS:
-        per_req = []
+        per_req, by_name = [], []
         for rep in range(a.cg_repeat):
             tag = "%s-qd%d-%d" % (target, qd, rep)
-            f1 = callgrind_once(a, bb, worker, tmp, log, target, qd, n,
-                                tag + "-n")
-            f2 = callgrind_once(a, bb, worker, tmp, log, target, qd, 2 * n,
-                                tag + "-2n")
+            f1 = count_once(a, bb, tool, worker, tmp, log, target, qd, n,
+                            tag + "-n")
+            f2 = count_once(a, bb, tool, worker, tmp, log, target, qd,
+                            2 * n, tag + "-2n")
+            if tool == "strace":
+                c1, c2 = syscall_counts(f1), syscall_counts(f2)
+                diff = {k: (c2.get(k, 0) - c1.get(k, 0)) / n
+                        for k in set(c1) | set(c2)}
+                by_name.append(diff)
+                per_req.append(sum(diff.values()))
+                continue
             per_req.append((totals(f2) - totals(f1)) / n)
             if target == "worker" and qd == 1 and rep == 0:
                 p1, p2 = per_function(f1), per_function(f2)
@@ -181,9 +213,18 @@ def instructions(a, bb, worker, tmp, log):
                              for k, v in top if v >= 1]
         row = {"target": target, "qd": qd}
         row.update(stats(per_req))
+        if by_name:
+            names = set().union(*by_name)
+            med = {k: statistics.median(d.get(k, 0) for d in by_name)
+                   for k in names}
+            row["by_syscall"] = {k: v for k, v in
+                                 sorted(med.items(), key=lambda kv: -kv[1])
+                                 if v >= 0.005}
         rows.append(row)
-    return {"requests": n, "repeats": a.cg_repeat, "rows": rows,
-            "worker_qd1_by_function": breakdown}
+    res = {"requests": n, "repeats": a.cg_repeat, "rows": rows}
+    if breakdown:
+        res["worker_qd1_by_function"] = breakdown
+    return res
 
 
 # ---- tables -------------------------------------------------------------------
@@ -226,10 +267,12 @@ def print_tables(sec):
             cell("pread")))
     print()
     print("CPU time per request, all threads of the process doing the I/O "
-          "(us, median [min-max])")
-    hdr = "%-16s %3s  %-22s %-22s %-22s" % ("test", "qd", "worker",
-                                            "io_uring direct",
-                                            "pread direct")
+          "(us, median [min-max]);")
+    print("the worker's kicks and interrupts per request (median), as the "
+          "driver saw them")
+    hdr = "%-16s %3s  %-22s %-22s %-22s %-12s %-12s" % (
+        "test", "qd", "worker", "io_uring direct", "pread direct",
+        "kicks/req", "irqs/req")
     print(hdr)
     print("-" * len(hdr))
     for j in t["jobs"]:
@@ -240,8 +283,14 @@ def print_tables(sec):
                 return "-"
             return fmt_stat(ts[name]["cpu_us_per_request"],
                             lambda v: "%.2f" % v)
-        print("%-16s %3d  %-22s %-22s %-22s" % (
-            j["name"], j["qd"], cpu("worker"), cpu("uring"), cpu("pread")))
+
+        def per_req(what):
+            if "worker" not in ts:
+                return "-"
+            return "%.3f" % ts["worker"][what]["median"]
+        print("%-16s %3d  %-22s %-22s %-22s %-12s %-12s" % (
+            j["name"], j["qd"], cpu("worker"), cpu("uring"), cpu("pread"),
+            per_req("kicks_per_request"), per_req("interrupts_per_request")))
     ins = sec["instructions"]
     print()
     print("Instructions per 4 KiB random read, user space (callgrind; "
@@ -255,6 +304,20 @@ def print_tables(sec):
         print("%-26s %3d  %-28s %.1f%%" % (
             TARGET_TITLES[r["target"]], r["qd"],
             fmt_stat(r, lambda v: "%.0f" % v), r["spread_pct"]))
+    sc = sec["syscalls"]
+    print()
+    print("System calls per 4 KiB random read (strace -f -c on the production "
+          "worker; (C(2N) - C(N)) / N, N = %d, %d repeats)"
+          % (sc["requests"], sc["repeats"]))
+    hdr = "%-26s %3s  %-22s %s" % ("process", "qd", "median [min-max]",
+                                   "by call (median)")
+    print(hdr)
+    print("-" * len(hdr))
+    for r in sc["rows"]:
+        print("%-26s %3d  %-22s %s" % (
+            TARGET_TITLES[r["target"]], r["qd"],
+            fmt_stat(r, lambda v: "%.2f" % v),
+            ", ".join("%s %.2f" % kv for kv in r["by_syscall"].items())))
     if ins.get("worker_qd1_by_function"):
         print()
         print("Worker at qd 1, instructions per request by function (self):")
@@ -281,12 +344,15 @@ def main():
     # The tables follow the progress lines on stderr in order.
     sys.stdout.reconfigure(line_buffering=True)
     a.valgrind = shutil.which("valgrind")
-    if not a.valgrind:
-        raise SystemExit("native: valgrind is needed for the instruction "
-                         "counts (apt-get install valgrind)")
+    a.strace = shutil.which("strace")
+    if not a.valgrind or not a.strace:
+        raise SystemExit("native: valgrind and strace are needed for the "
+                         "counts per request (apt-get install valgrind "
+                         "strace)")
     bb = os.path.join(a.build_dir, "bench", "blk_bench")
-    worker = os.path.join(a.build_dir, "bench", "bench-dev-blk-nosandbox")
-    for f in (bb, worker):
+    worker = os.path.join(a.build_dir, "bin", "bulkhead-dev-blk")
+    nosandbox = os.path.join(a.build_dir, "bench", "bench-dev-blk-nosandbox")
+    for f in (bb, worker, nosandbox):
         if not os.access(f, os.X_OK):
             raise SystemExit("native: %s is not built" % f)
 
@@ -304,7 +370,10 @@ def main():
             for _ in range(64):
                 f.write(os.urandom(1 << 20))
         sys.stderr.write("native: counting instructions under callgrind\n")
-        ins = instructions(a, bb, worker, tmp, log)
+        ins = per_request(a, bb, "callgrind", nosandbox, tmp, log)
+        # strace gets along with seccomp: the production worker.
+        sys.stderr.write("native: counting system calls under strace\n")
+        sc = per_request(a, bb, "strace", worker, tmp, log)
     except SystemExit:
         keep = True
         raise
@@ -316,11 +385,13 @@ def main():
     sec = {
         "io": io,
         "instructions": ins,
+        "syscalls": sc,
         "notes": [
             "worker: bulkhead-dev-blk (sandboxed, io_uring) driven by "
             "bh_vdriver: one queue of 256, indirect descriptors, EVENT_IDX",
             "instructions: bench-dev-blk-nosandbox, the same code with "
             "the namespace and seccomp calls stood in for at link time",
+            "system calls: the production bulkhead-dev-blk under strace",
         ],
     }
     with open(a.out, "w") as f:
