@@ -284,7 +284,7 @@ void bh_conffile_free(struct bh_conffile *f)
 int bh_conffile_load(const char *path, struct bh_config *cfg, char *err,
 		     size_t errlen)
 {
-	struct bh_conffile *f;
+	struct bh_conffile *f = NULL;
 	int r;
 
 	r = bh_conffile_read(path, &f, err, errlen);
