@@ -228,6 +228,38 @@ static int dsdt_rtc(struct aml_buf *b)
 	return aml_end(b, dev);
 }
 
+/*
+ * The power button of a hardware-reduced machine: a generic event device
+ * (ACPI0013) whose interrupt the runner pulses, and whose _EVT method
+ * notifies the button device (PNP0C0C) with 0x80, "pressed".
+ */
+static int dsdt_power_button(struct aml_buf *b)
+{
+	aml_mark dev, crs, evt;
+
+	aml_device(b, "PWRB", &dev);
+	aml_name(b, "_HID");
+	aml_eisaid(b, "PNP0C0C");
+	aml_name(b, "_UID");
+	aml_integer(b, 0);
+	aml_end(b, dev);
+
+	aml_device(b, "GED0", &dev);
+	aml_name(b, "_HID");
+	aml_string(b, "ACPI0013");
+	aml_name(b, "_UID");
+	aml_integer(b, 0);
+	aml_name(b, "_CRS");
+	aml_restemplate(b, &crs);
+	aml_interrupt(b, true, false, BH_IRQ_GED);
+	aml_restemplate_end(b, crs);
+	/* One event only: the argument (the GSI) needs no test. */
+	aml_method(b, "_EVT", 1, &evt);
+	aml_notify(b, "\\_SB.PWRB", 0x80);
+	aml_end(b, evt);
+	return aml_end(b, dev);
+}
+
 static int dsdt_aml(struct aml_buf *b)
 {
 	aml_mark pkg, sb;
@@ -249,6 +281,7 @@ static int dsdt_aml(struct aml_buf *b)
 	dsdt_pci0(b);
 	dsdt_com1(b);
 	dsdt_rtc(b);
+	dsdt_power_button(b);
 	return aml_end(b, sb);
 }
 

@@ -14,6 +14,8 @@
 #define AML_STRING_PREFIX    0x0d
 #define AML_QWORD_PREFIX     0x0e
 #define AML_SCOPE_OP	     0x10
+#define AML_METHOD_OP	     0x14
+#define AML_NOTIFY_OP	     0x86
 #define AML_BUFFER_OP	     0x11
 #define AML_PACKAGE_OP	     0x12
 #define AML_DUAL_NAME_PREFIX 0x2e
@@ -25,12 +27,16 @@
 #define AML_NULL_NAME	     0x00
 
 /* Resource descriptor tags, ACPI 6.x section 6.4. */
-#define RES_IRQ_NOFLAGS 0x22 /* small item 0x04, length 2 */
-#define RES_IO		0x47 /* small item 0x08, length 7 */
-#define RES_END_TAG	0x79 /* small item 0x0f, length 1 */
-#define RES_DWORD_ADDR	0x87
-#define RES_WORD_ADDR	0x88
-#define RES_QWORD_ADDR	0x8a
+#define RES_IRQ_NOFLAGS	   0x22 /* small item 0x04, length 2 */
+#define RES_IO		   0x47 /* small item 0x08, length 7 */
+#define RES_END_TAG	   0x79 /* small item 0x0f, length 1 */
+#define RES_DWORD_ADDR	   0x87
+#define RES_WORD_ADDR	   0x88
+#define RES_QWORD_ADDR	   0x8a
+#define RES_EXT_IRQ	   0x89 /* large item 0x09 */
+#define RES_IRQ_CONSUMER   (1u << 0)
+#define RES_IRQ_EDGE	   (1u << 1)
+#define RES_IRQ_ACTIVE_LOW (1u << 2)
 
 #define RES_TYPE_MEMORY 0
 #define RES_TYPE_IO	1
@@ -319,6 +325,25 @@ int aml_device(struct aml_buf *b, const char *path, aml_mark *m)
 	return aml_namestring(b, path);
 }
 
+int aml_method(struct aml_buf *b, const char *path, unsigned int nargs,
+	       aml_mark *m)
+{
+	byte(b, AML_METHOD_OP);
+	*m = b->len;
+	if (nargs > 7)
+		return fail(b, -EINVAL);
+	aml_namestring(b, path);
+	/* Not serialized, sync level 0. */
+	return byte(b, (uint8_t)nargs);
+}
+
+int aml_notify(struct aml_buf *b, const char *path, uint64_t value)
+{
+	byte(b, AML_NOTIFY_OP);
+	aml_namestring(b, path);
+	return aml_integer(b, value);
+}
+
 int aml_package(struct aml_buf *b, unsigned int nelem, aml_mark *m)
 {
 	byte(b, AML_PACKAGE_OP);
@@ -409,6 +434,18 @@ int aml_irq_noflags(struct aml_buf *b, unsigned int irq)
 	if (irq > 15)
 		return fail(b, -EINVAL);
 	le(d + 1, 1u << irq, 2);
+	return aml_bytes(b, d, sizeof(d));
+}
+
+int aml_interrupt(struct aml_buf *b, bool edge, bool active_low, uint32_t gsi)
+{
+	uint8_t d[9] = { RES_EXT_IRQ };
+
+	le(d + 1, 6, 2); /* flags, count, one GSI */
+	d[3] = RES_IRQ_CONSUMER | (edge ? RES_IRQ_EDGE : 0) |
+	       (active_low ? RES_IRQ_ACTIVE_LOW : 0);
+	d[4] = 1;
+	le(d + 5, gsi, 4);
 	return aml_bytes(b, d, sizeof(d));
 }
 

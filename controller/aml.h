@@ -71,6 +71,11 @@ int aml_eisaid_value(const char *id, uint32_t *out);
 /* Scope(path) { ... } and Device(path) { ... }; close with aml_end. */
 int aml_scope(struct aml_buf *b, const char *path, aml_mark *m);
 int aml_device(struct aml_buf *b, const char *path, aml_mark *m);
+/* Method(path, nargs) { ... } (not serialized); close with aml_end. */
+int aml_method(struct aml_buf *b, const char *path, unsigned int nargs,
+	       aml_mark *m);
+/* Notify(path, value) */
+int aml_notify(struct aml_buf *b, const char *path, uint64_t value);
 /* Package(nelem) { ... }; the caller appends nelem objects. */
 int aml_package(struct aml_buf *b, unsigned int nelem, aml_mark *m);
 int aml_end(struct aml_buf *b, aml_mark m);
@@ -92,6 +97,9 @@ int aml_io(struct aml_buf *b, uint16_t min, uint16_t max, uint8_t align,
 	   uint8_t len);
 /* IRQNoFlags() { irq }, irq 0-15 */
 int aml_irq_noflags(struct aml_buf *b, unsigned int irq);
+/* Interrupt(ResourceConsumer, Edge|Level, ActiveHigh|ActiveLow, Exclusive)
+ * { gsi } */
+int aml_interrupt(struct aml_buf *b, bool edge, bool active_low, uint32_t gsi);
 /*
  * Address space descriptors of a producer (a bridge), fixed minimum and
  * maximum, positive decode, granularity and translation 0, length

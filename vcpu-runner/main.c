@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -166,13 +167,66 @@ static int h_start(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	return 0;
 }
 
+/* vCPUs are parked within this long, or the pause is undone and refused. */
+#define PAUSE_TIMEOUT_MS 2000
+
+static int h_pause(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	Bh__Empty done = BH__EMPTY__INIT;
+	struct runner *rn = ctx;
+	int r;
+
+	r = runner_vcpus_pause(rn, PAUSE_TIMEOUT_MS);
+	if (r < 0) {
+		Bh__Error e = BH__ERROR__INIT;
+
+		runner_vcpus_resume(rn);
+		bh_warn("pause: the vCPUs did not stop within %d ms",
+			PAUSE_TIMEOUT_MS);
+		e.code = -r;
+		e.message = "the vCPUs did not stop in time";
+		return runner_send(rn, BH__MSG_TYPE__MSG_ERROR, &e.base);
+	}
+	rn->state = RS_PAUSED;
+	bh_debug("vCPUs paused");
+	return runner_send(rn, BH__MSG_TYPE__MSG_RUNNER_PAUSED, &done.base);
+}
+
+static int h_resume(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	struct runner *rn = ctx;
+
+	rn->state = RS_RUNNING;
+	runner_vcpus_resume(rn);
+	bh_debug("vCPUs resumed");
+	return 0;
+}
+
+/* A press of the ACPI power button: an edge on the generic event device's
+ * interrupt, whose _EVT method notifies the button device. */
+static int h_power_button(void *ctx, const ProtobufCMessage *m,
+			  struct bh_frame *f)
+{
+	struct runner *rn = ctx;
+	struct kvm_irq_level irq = { .irq = BH_IRQ_GED, .level = 1 };
+
+	if (ioctl(rn->vm, KVM_IRQ_LINE, &irq) < 0)
+		return -errno;
+	irq.level = 0;
+	if (ioctl(rn->vm, KVM_IRQ_LINE, &irq) < 0)
+		return -errno;
+	bh_info("power button pressed");
+	return 0;
+}
+
 static int h_serial_in(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 {
 	const Bh__SerialData *d = (const Bh__SerialData *)m;
 	struct runner *rn = ctx;
 	size_t n;
 
-	if (!rn->have_uart || rn->state != RS_RUNNING)
+	if (!rn->have_uart ||
+	    (rn->state != RS_RUNNING && rn->state != RS_PAUSED))
 		return 0;
 	n = bh_uart_receive(&rn->uart, d->data.data, d->data.len);
 	if (n < d->data.len)
@@ -257,10 +311,11 @@ static int h_quit(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 
 #define ANY_STATE                                                          \
 	(BH_STATE(RS_CONFIG) | BH_STATE(RS_READY) | BH_STATE(RS_RUNNING) | \
-	 BH_STATE(RS_STOPPED))
+	 BH_STATE(RS_PAUSED) | BH_STATE(RS_STOPPED))
 
-#define VM_LIVE \
-	(BH_STATE(RS_READY) | BH_STATE(RS_RUNNING) | BH_STATE(RS_STOPPED))
+#define VM_LIVE                                                            \
+	(BH_STATE(RS_READY) | BH_STATE(RS_RUNNING) | BH_STATE(RS_PAUSED) | \
+	 BH_STATE(RS_STOPPED))
 
 static const struct bh_handler runner_handlers[] = {
 	{ BH__MSG_TYPE__MSG_RUNNER_SETUP, BH_STATE(RS_CONFIG), 1,
@@ -280,11 +335,17 @@ static const struct bh_handler runner_handlers[] = {
 	{ BH__MSG_TYPE__MSG_RUNNER_START, BH_STATE(RS_READY), 0,
 	  &bh__runner_start__descriptor, h_start, "runner-start" },
 	{ BH__MSG_TYPE__MSG_SERIAL_IN,
-	  BH_STATE(RS_RUNNING) | BH_STATE(RS_STOPPED), 0,
+	  BH_STATE(RS_RUNNING) | BH_STATE(RS_PAUSED) | BH_STATE(RS_STOPPED), 0,
 	  &bh__serial_data__descriptor, h_serial_in, "serial-in" },
-	{ BH__MSG_TYPE__MSG_STATS_REQUEST,
-	  BH_STATE(RS_READY) | BH_STATE(RS_RUNNING) | BH_STATE(RS_STOPPED), 0,
+	{ BH__MSG_TYPE__MSG_STATS_REQUEST, VM_LIVE, 0,
 	  &bh__stats_request__descriptor, h_stats, "stats-request" },
+	{ BH__MSG_TYPE__MSG_RUNNER_PAUSE, BH_STATE(RS_RUNNING), 0,
+	  &bh__empty__descriptor, h_pause, "runner-pause" },
+	{ BH__MSG_TYPE__MSG_RUNNER_RESUME, BH_STATE(RS_PAUSED), 0,
+	  &bh__empty__descriptor, h_resume, "runner-resume" },
+	{ BH__MSG_TYPE__MSG_POWER_BUTTON,
+	  BH_STATE(RS_RUNNING) | BH_STATE(RS_PAUSED), 0, &bh__empty__descriptor,
+	  h_power_button, "power-button" },
 	{ BH__MSG_TYPE__MSG_QUIT, ANY_STATE, 0, &bh__quit__descriptor, h_quit,
 	  "quit" },
 };
@@ -420,6 +481,8 @@ int main(int argc, char **argv)
 	}
 	pthread_mutex_init(&rn.send_lock, NULL);
 	pthread_mutex_init(&rn.route_lock, NULL);
+	pthread_mutex_init(&rn.pause_lock, NULL);
+	pthread_cond_init(&rn.pause_cond, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (parse_args(argc, argv) < 0)

@@ -22,6 +22,7 @@ enum runner_state {
 	RS_CONFIG = 0, /* waiting for RUNNER_SETUP */
 	RS_READY,      /* VM built and sandboxed, waiting for RUNNER_START */
 	RS_RUNNING,    /* vCPUs run */
+	RS_PAUSED,     /* vCPUs parked by RUNNER_PAUSE */
 	RS_STOPPED,    /* a guest event ended the run */
 };
 
@@ -65,7 +66,12 @@ struct runner {
 
 	pthread_barrier_t start;
 	int start_released;
-	int stopping;	/* vCPUs leave their loop (atomic) */
+	int stopping; /* vCPUs leave their loop (atomic) */
+	/* Pause: vCPU threads park on pause_cond while pause_req is set. */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	int pause_req; /* atomic; written under pause_lock */
+	unsigned int parked;
 	int event_sent; /* one guest event per run (atomic) */
 };
 
@@ -83,6 +89,10 @@ int runner_vcpus_create(struct runner *rn, unsigned int nvcpus,
 int runner_vcpus_start_threads(struct runner *rn);
 void runner_vcpus_release(struct runner *rn);
 void runner_vcpus_stop(struct runner *rn);
+/* Takes every vCPU out of KVM_RUN and parks it; 0 once all are parked, or
+ * -ETIMEDOUT after timeout_ms (the pause then stays requested). */
+int runner_vcpus_pause(struct runner *rn, int timeout_ms);
+void runner_vcpus_resume(struct runner *rn);
 /* Logs where each vCPU stands (debug level), e.g. when a guest hangs. */
 void runner_vcpus_log_state(struct runner *rn);
 void runner_guest_event(struct runner *rn, Bh__GuestEvent__Kind kind,

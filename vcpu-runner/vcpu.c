@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 
 #include <bulkhead/log.h>
 
@@ -187,6 +188,25 @@ static int handle_exit(struct bh_vcpu *v)
 	}
 }
 
+/* Waits, out of KVM_RUN, while a pause is requested. */
+static void vcpu_park(struct bh_vcpu *v)
+{
+	struct runner *rn = v->rn;
+
+	pthread_mutex_lock(&rn->pause_lock);
+	rn->parked++;
+	pthread_cond_broadcast(&rn->pause_cond);
+	while (rn->pause_req && !stopping(rn))
+		pthread_cond_wait(&rn->pause_cond, &rn->pause_lock);
+	rn->parked--;
+	pthread_mutex_unlock(&rn->pause_lock);
+}
+
+static int pause_requested(struct runner *rn)
+{
+	return __atomic_load_n(&rn->pause_req, __ATOMIC_ACQUIRE);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct bh_vcpu *v = arg;
@@ -199,6 +219,10 @@ static void *vcpu_thread(void *arg)
 
 	pthread_barrier_wait(&rn->start);
 	while (!stopping(rn)) {
+		if (pause_requested(rn)) {
+			vcpu_park(v);
+			continue;
+		}
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				v->run->immediate_exit = 0;
@@ -260,9 +284,10 @@ void runner_vcpus_release(struct runner *rn)
 	pthread_barrier_wait(&rn->start);
 }
 
-void runner_vcpus_stop(struct runner *rn)
+/* Makes every vCPU leave KVM_RUN soon: at once if it is inside, and at its
+ * next entry otherwise (immediate_exit). */
+static void kick_all(struct runner *rn)
 {
-	__atomic_store_n(&rn->stopping, 1, __ATOMIC_RELEASE);
 	for (unsigned int i = 0; i < rn->nvcpus; i++) {
 		struct bh_vcpu *v = &rn->vcpus[i];
 
@@ -272,6 +297,53 @@ void runner_vcpus_stop(struct runner *rn)
 		if (!pthread_equal(v->thread, pthread_self()))
 			pthread_kill(v->thread, KICK_SIGNAL);
 	}
+}
+
+void runner_vcpus_stop(struct runner *rn)
+{
+	__atomic_store_n(&rn->stopping, 1, __ATOMIC_RELEASE);
+	kick_all(rn);
+	/* Parked vCPUs must see it too. */
+	pthread_mutex_lock(&rn->pause_lock);
+	pthread_cond_broadcast(&rn->pause_cond);
+	pthread_mutex_unlock(&rn->pause_lock);
+}
+
+int runner_vcpus_pause(struct runner *rn, int timeout_ms)
+{
+	unsigned int started = 0;
+	struct timespec until;
+	int r = 0;
+
+	for (unsigned int i = 0; i < rn->nvcpus; i++)
+		started += rn->vcpus[i].thread_started ? 1 : 0;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&rn->pause_lock);
+	__atomic_store_n(&rn->pause_req, 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&rn->pause_lock);
+	kick_all(rn);
+	pthread_mutex_lock(&rn->pause_lock);
+	while (rn->parked < started && !stopping(rn) && r == 0)
+		r = pthread_cond_timedwait(&rn->pause_cond, &rn->pause_lock,
+					   &until);
+	if (rn->parked >= started)
+		r = 0;
+	pthread_mutex_unlock(&rn->pause_lock);
+	return r ? -ETIMEDOUT : 0;
+}
+
+void runner_vcpus_resume(struct runner *rn)
+{
+	pthread_mutex_lock(&rn->pause_lock);
+	__atomic_store_n(&rn->pause_req, 0, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&rn->pause_cond);
+	pthread_mutex_unlock(&rn->pause_lock);
 }
 
 void runner_vcpus_log_state(struct runner *rn)

@@ -44,6 +44,7 @@
 #define BH_IRQ_COM1        4
 #define BH_PORT_CMOS       0x70 /* index 0x70, data 0x71 */
 #define BH_IRQ_RTC         8
+#define BH_IRQ_GED         5 /* ACPI generic event device: the power button */
 #define BH_PORT_I8042_DATA 0x60
 #define BH_PORT_I8042_CMD  0x64
 #define BH_PORT_PCI_ADDR   0xcf8 /* configuration mechanism #1 */
