@@ -10,6 +10,7 @@
 #include <bulkhead/platform.h>
 #include <bulkhead/util.h>
 
+#include "api.h"
 #include "config.h"
 
 #ifndef BULKHEAD_VERSION
@@ -36,6 +37,7 @@ enum {
 	OPT_RNG,
 	OPT_CONSOLE,
 	OPT_RESTART_DEVICES,
+	OPT_API_SOCKET,
 	OPT_END,
 };
 
@@ -53,6 +55,7 @@ static const struct option long_options[] = {
 	{ "rng", required_argument, NULL, OPT_RNG },
 	{ "console", required_argument, NULL, OPT_CONSOLE },
 	{ "restart-devices", required_argument, NULL, OPT_RESTART_DEVICES },
+	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -772,6 +775,7 @@ static void config_defaults(struct bh_config *cfg)
 	cfg->log_level = BH_LOG_INFO;
 	cfg->name = xstrdup("vm");
 	cfg->max_restarts = BH_CONFIG_DEFAULT_RESTARTS;
+	cfg->api_socket_fd = -1;
 }
 
 static int parse_option(int c, const char *arg, struct bh_config *cfg,
@@ -812,6 +816,10 @@ static int parse_option(int c, const char *arg, struct bh_config *cfg,
 		return parse_console(arg, cfg, err, errlen);
 	case OPT_RESTART_DEVICES:
 		return parse_restart(arg, cfg, err, errlen);
+	case OPT_API_SOCKET:
+		return bh_api_socket_arg_parse(arg, &cfg->api_socket_path,
+					       &cfg->api_socket_fd, err,
+					       errlen);
 	}
 	return fail(err, errlen, "internal error: option %d", c);
 }
@@ -940,6 +948,7 @@ void bh_config_free(struct bh_config *cfg)
 	}
 	free(cfg->rng_source);
 	free(cfg->console_path);
+	free(cfg->api_socket_path);
 	/* Zeroed so that a second free, or a free after a failed parse that
 	 * already freed, does nothing. */
 	memset(cfg, 0, sizeof(*cfg));
@@ -1008,6 +1017,13 @@ void bh_config_usage(FILE *out)
 		"                      (default: info)\n"
 		"  -v, --verbose       same as --log-level debug\n"
 		"  --exit-stats        print VM-exit counts when the VM ends\n"
+		"  --api-socket path=PATH|fd=N\n"
+		"                      serve the management API on a unix\n"
+		"                      socket created at PATH, or on an\n"
+		"                      inherited listening socket N; the\n"
+		"                      VM boots at once, and bulkhead stays\n"
+		"                      up after it stops until shutdown-vmm\n"
+		"                      or a signal\n"
 		"  -h, --help          print this help and exit\n"
 		"  -V, --version       print the version and exit\n"
 		"\n"
@@ -1015,7 +1031,8 @@ void bh_config_usage(FILE *out)
 		"that takes a value may be given only once.\n"
 		"\n"
 		"Exit status:\n"
-		"  0  the guest powered off\n"
+		"  0  the guest powered off (with --api-socket:\n"
+		"     shutdown-vmm)\n"
 		"  1  the guest crashed or the VMM failed (the message\n"
 		"     names the cause)\n"
 		"  2  a bad option, or an unusable kernel, initramfs or\n"

@@ -73,6 +73,10 @@ struct bh_config {
 	 * the default, and once the restarts are used up). */
 	bool restart_devices;
 	unsigned int max_restarts; /* per device per minute */
+	/* --api-socket: where the management API listens; not part of the
+	 * VM's configuration (VmConfig). At most one of the two is set. */
+	char *api_socket_path; /* NULL, or a path to create the socket at */
+	int api_socket_fd;     /* -1, or an inherited listening socket */
 };
 
 enum bh_config_result {

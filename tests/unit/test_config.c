@@ -460,6 +460,7 @@ static void test_usage_text(void **state)
 		"--rng src=PATH",
 		"--console MODE",
 		"--restart-devices on[,max=N]|off",
+		"--api-socket path=PATH|fd=N",
 	};
 	char *text = NULL;
 	size_t len = 0, i;
@@ -562,6 +563,52 @@ static void test_restart_devices(void **state)
 
 /* 16 virtio devices fit (PCI slots 1..16); the 17th is refused, whichever
  * option brings it. */
+static void test_api_socket(void **state)
+{
+	struct bh_config cfg;
+	char err[256];
+
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k"), BH_CONFIG_OK);
+	assert_null(cfg.api_socket_path);
+	assert_int_equal(cfg.api_socket_fd, -1);
+	bh_config_free(&cfg);
+
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k", "--api-socket",
+			       "path=/run/bh/a.sock"),
+			 BH_CONFIG_OK);
+	assert_string_equal(cfg.api_socket_path, "/run/bh/a.sock");
+	assert_int_equal(cfg.api_socket_fd, -1);
+	bh_config_free(&cfg);
+
+	assert_int_equal(
+	    PARSE(&cfg, err, "--kernel", "k", "--api-socket=plain.sock"),
+	    BH_CONFIG_OK);
+	assert_string_equal(cfg.api_socket_path, "plain.sock");
+	bh_config_free(&cfg);
+
+	assert_int_equal(
+	    PARSE(&cfg, err, "--api-socket", "fd=3", "--kernel", "k"),
+	    BH_CONFIG_OK);
+	assert_null(cfg.api_socket_path);
+	assert_int_equal(cfg.api_socket_fd, 3);
+	bh_config_free(&cfg);
+
+	assert_int_equal(
+	    PARSE(&cfg, err, "--kernel", "k", "--api-socket", "fd=x"), -EINVAL);
+	assert_non_null(strstr(err, "--api-socket: fd=x"));
+	assert_int_equal(
+	    PARSE(&cfg, err, "--kernel", "k", "--api-socket", "path="),
+	    -EINVAL);
+	assert_non_null(strstr(err, "--api-socket: the path is empty"));
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k", "--api-socket", "a",
+			       "--api-socket", "b"),
+			 -EINVAL);
+	assert_non_null(strstr(err, "--api-socket given twice"));
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k", "--api-socket"),
+			 -EINVAL);
+	assert_non_null(strstr(err, "--api-socket"));
+}
+
 static void test_too_many_devices(void **state)
 {
 	static const char *const extra[][2] = {
@@ -622,6 +669,7 @@ int main(void)
 		cmocka_unit_test(test_devices),
 		cmocka_unit_test(test_restart_devices),
 		cmocka_unit_test(test_too_many_devices),
+		cmocka_unit_test(test_api_socket),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
