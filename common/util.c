@@ -1,7 +1,11 @@
 /* Small helpers: size and number parsing, full reads and writes, files. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -236,4 +240,41 @@ uint64_t bh_now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+char *bh_xstrdup(const char *s)
+{
+	char *p = strdup(s ? s : "");
+
+	if (!p)
+		abort();
+	return p;
+}
+
+int bh_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+void bh_format_size(uint64_t v, char *out, size_t outlen)
+{
+	static const char suffixes[] = "KMGT";
+	const char *s = NULL;
+	size_t i;
+
+	for (i = 0; i < sizeof(suffixes) - 1 && v && v % 1024 == 0; i++) {
+		v /= 1024;
+		s = &suffixes[i];
+	}
+	if (s)
+		snprintf(out, outlen, "%" PRIu64 "%c", v, *s);
+	else
+		snprintf(out, outlen, "%" PRIu64, v);
 }

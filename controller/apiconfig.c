@@ -21,28 +21,6 @@
 
 typedef Bulkhead__Api__V1__VmConfig VmConfig;
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen,
-						      const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
-static char *xstrdup(const char *s)
-{
-	char *p = strdup(s ? s : "");
-
-	if (!p)
-		abort();
-	return p;
-}
-
 static void *xcalloc(size_t n, size_t size)
 {
 	void *p = calloc(n ? n : 1, size);
@@ -63,10 +41,11 @@ static int check_chars(const char *field, const char *s, char *err,
 		if (*p < 0x80 &&
 		    (isalnum(*p) || *p == '_' || *p == '.' || *p == '-'))
 			continue;
-		return fail(err, errlen,
-			    "%s: '%s' contains byte 0x%02x (allowed: A-Z a-z "
-			    "0-9 _ . -)",
-			    field, s, *p);
+		return bh_errf(
+		    err, errlen,
+		    "%s: '%s' contains byte 0x%02x (allowed: A-Z a-z "
+		    "0-9 _ . -)",
+		    field, s, *p);
 	}
 	return 0;
 }
@@ -80,14 +59,14 @@ static int set_name(const VmConfig *vc, struct bh_config *cfg, char *err,
 	if (name[0] == '\0')
 		return 0;
 	if (strlen(name) > NAME_MAX_LEN)
-		return fail(err, errlen,
-			    "name: '%s' is longer than %d characters", name,
-			    NAME_MAX_LEN);
+		return bh_errf(err, errlen,
+			       "name: '%s' is longer than %d characters", name,
+			       NAME_MAX_LEN);
 	r = check_chars("name", name, err, errlen);
 	if (r < 0)
 		return r;
 	free(cfg->name);
-	cfg->name = xstrdup(name);
+	cfg->name = bh_xstrdup(name);
 	return 0;
 }
 
@@ -97,31 +76,13 @@ static int set_payload(const VmConfig *vc, struct bh_config *cfg, char *err,
 	const Bulkhead__Api__V1__PayloadConfig *p = vc->payload;
 
 	if (!p || !p->kernel || p->kernel[0] == '\0')
-		return fail(err, errlen, "payload.kernel: required");
-	cfg->kernel = xstrdup(p->kernel);
+		return bh_errf(err, errlen, "payload.kernel: required");
+	cfg->kernel = bh_xstrdup(p->kernel);
 	if (p->initramfs && p->initramfs[0])
-		cfg->initramfs = xstrdup(p->initramfs);
+		cfg->initramfs = bh_xstrdup(p->initramfs);
 	free(cfg->cmdline);
-	cfg->cmdline = xstrdup(p->cmdline);
+	cfg->cmdline = bh_xstrdup(p->cmdline);
 	return 0;
-}
-
-/* Writes a byte count with the largest suffix that divides it exactly, as
- * the command line spells sizes. */
-static void format_size(uint64_t v, char *out, size_t outlen)
-{
-	static const char suffixes[] = "KMGT";
-	const char *s = NULL;
-	size_t i;
-
-	for (i = 0; i < sizeof(suffixes) - 1 && v && v % 1024 == 0; i++) {
-		v /= 1024;
-		s = &suffixes[i];
-	}
-	if (s)
-		snprintf(out, outlen, "%" PRIu64 "%c", v, *s);
-	else
-		snprintf(out, outlen, "%" PRIu64, v);
 }
 
 static int set_cpus_memory(const VmConfig *vc, struct bh_config *cfg, char *err,
@@ -132,35 +93,35 @@ static int set_cpus_memory(const VmConfig *vc, struct bh_config *cfg, char *err,
 
 	if (vc->cpus) {
 		if (vc->cpus->boot < 1 || vc->cpus->boot > BH_MAX_VCPUS)
-			return fail(err, errlen,
-				    "cpus.boot: %" PRIu32
-				    " is out of range 1..%d",
-				    vc->cpus->boot, BH_MAX_VCPUS);
+			return bh_errf(err, errlen,
+				       "cpus.boot: %" PRIu32
+				       " is out of range 1..%d",
+				       vc->cpus->boot, BH_MAX_VCPUS);
 		cfg->vcpus = vc->cpus->boot;
 	}
 	if (vc->memory) {
 		size = vc->memory->size;
 		if (size < BH_CONFIG_MIN_MEMORY) {
-			format_size(BH_CONFIG_MIN_MEMORY, lim, sizeof(lim));
-			return fail(err, errlen,
-				    "memory.size: %" PRIu64
-				    " is below the minimum %s",
-				    size, lim);
+			bh_format_size(BH_CONFIG_MIN_MEMORY, lim, sizeof(lim));
+			return bh_errf(err, errlen,
+				       "memory.size: %" PRIu64
+				       " is below the minimum %s",
+				       size, lim);
 		}
 		if (size > BH_CONFIG_MAX_MEMORY) {
-			format_size(BH_CONFIG_MAX_MEMORY, lim, sizeof(lim));
-			return fail(err, errlen,
-				    "memory.size: %" PRIu64
-				    " is above the maximum %s",
-				    size, lim);
+			bh_format_size(BH_CONFIG_MAX_MEMORY, lim, sizeof(lim));
+			return bh_errf(err, errlen,
+				       "memory.size: %" PRIu64
+				       " is above the maximum %s",
+				       size, lim);
 		}
 		/* Guest RAM is mapped and registered with KVM in whole
 		 * pages. */
 		if (size % PAGE_SIZE_4K)
-			return fail(err, errlen,
-				    "memory.size: %" PRIu64
-				    " is not a multiple of 4K",
-				    size);
+			return bh_errf(err, errlen,
+				       "memory.size: %" PRIu64
+				       " is not a multiple of 4K",
+				       size);
 		cfg->memory = size;
 	}
 	return 0;
@@ -192,13 +153,13 @@ static int check_mode_path(const char *dev, Bulkhead__Api__V1__ConsoleMode m,
 	bool has_path = path && path[0];
 
 	if (m == MODE(FILE) && !has_path)
-		return fail(err, errlen, "%s.path: required with mode FILE",
-			    dev);
+		return bh_errf(err, errlen, "%s.path: required with mode FILE",
+			       dev);
 	if (m != MODE(FILE) && has_path)
-		return fail(err, errlen,
-			    "%s.path: given with mode %s (only FILE takes a "
-			    "path)",
-			    dev, mode_name(m));
+		return bh_errf(err, errlen,
+			       "%s.path: given with mode %s (only FILE takes a "
+			       "path)",
+			       dev, mode_name(m));
 	return 0;
 }
 
@@ -211,8 +172,8 @@ static int set_serial(const VmConfig *vc, struct bh_config *cfg, char *err,
 	if (!s)
 		return 0;
 	if (!mode_name(s->mode))
-		return fail(err, errlen, "serial.mode: %d is not a mode",
-			    (int)s->mode);
+		return bh_errf(err, errlen, "serial.mode: %d is not a mode",
+			       (int)s->mode);
 	r = check_mode_path("serial", s->mode, s->path, err, errlen);
 	if (r < 0)
 		return r;
@@ -225,7 +186,7 @@ static int set_serial(const VmConfig *vc, struct bh_config *cfg, char *err,
 		break;
 	case MODE(FILE):
 		cfg->serial = BH_SERIAL_FILE;
-		cfg->serial_path = xstrdup(s->path);
+		cfg->serial_path = bh_xstrdup(s->path);
 		break;
 	default:
 		cfg->serial = BH_SERIAL_TTY;
@@ -243,12 +204,12 @@ static int set_console(const VmConfig *vc, struct bh_config *cfg, char *err,
 	if (!c)
 		return 0;
 	if (!mode_name(c->mode))
-		return fail(err, errlen, "console.mode: %d is not a mode",
-			    (int)c->mode);
+		return bh_errf(err, errlen, "console.mode: %d is not a mode",
+			       (int)c->mode);
 	if (c->mode == MODE(NULL))
-		return fail(err, errlen,
-			    "console.mode: NULL is not a console mode (OFF, "
-			    "TTY or FILE)");
+		return bh_errf(err, errlen,
+			       "console.mode: NULL is not a console mode (OFF, "
+			       "TTY or FILE)");
 	r = check_mode_path("console", c->mode, c->path, err, errlen);
 	if (r < 0)
 		return r;
@@ -258,7 +219,7 @@ static int set_console(const VmConfig *vc, struct bh_config *cfg, char *err,
 		break;
 	case MODE(FILE):
 		cfg->console = BH_CONSOLE_FILE;
-		cfg->console_path = xstrdup(c->path);
+		cfg->console_path = bh_xstrdup(c->path);
 		break;
 	default:
 		cfg->console = BH_CONSOLE_OFF;
@@ -275,41 +236,45 @@ static int set_disk(const Bulkhead__Api__V1__DiskConfig *d, unsigned int i,
 
 	snprintf(field, sizeof(field), "disks[%u]", i);
 	if (!d)
-		return fail(err, errlen, "%s: empty", field);
+		return bh_errf(err, errlen, "%s: empty", field);
 	if (!d->path || d->path[0] == '\0')
-		return fail(err, errlen, "%s.path: required", field);
+		return bh_errf(err, errlen, "%s.path: required", field);
 	if (d->num_queues > BH_CONFIG_MAX_DISK_QUEUES)
-		return fail(err, errlen,
-			    "%s.num_queues: %" PRIu32 " is out of range 1..%d",
-			    field, d->num_queues, BH_CONFIG_MAX_DISK_QUEUES);
+		return bh_errf(err, errlen,
+			       "%s.num_queues: %" PRIu32
+			       " is out of range 1..%d",
+			       field, d->num_queues, BH_CONFIG_MAX_DISK_QUEUES);
 	if (d->queue_size != 0 &&
 	    (d->queue_size < 2 || d->queue_size > BH_CONFIG_MAX_QUEUE_SIZE))
-		return fail(err, errlen,
-			    "%s.queue_size: %" PRIu32 " is out of range 2..%d",
-			    field, d->queue_size, BH_CONFIG_MAX_QUEUE_SIZE);
+		return bh_errf(err, errlen,
+			       "%s.queue_size: %" PRIu32
+			       " is out of range 2..%d",
+			       field, d->queue_size, BH_CONFIG_MAX_QUEUE_SIZE);
 	/* The split ring's index arithmetic needs a power of two. */
 	if (d->queue_size & (d->queue_size - 1))
-		return fail(err, errlen,
-			    "%s.queue_size: %" PRIu32 " is not a power of two",
-			    field, d->queue_size);
+		return bh_errf(err, errlen,
+			       "%s.queue_size: %" PRIu32
+			       " is not a power of two",
+			       field, d->queue_size);
 	if (d->serial && strlen(d->serial) > BH_CONFIG_DISK_SERIAL_MAX)
-		return fail(err, errlen,
-			    "%s.serial: '%s' is longer than %d bytes", field,
-			    d->serial, BH_CONFIG_DISK_SERIAL_MAX);
+		return bh_errf(err, errlen,
+			       "%s.serial: '%s' is longer than %d bytes", field,
+			       d->serial, BH_CONFIG_DISK_SERIAL_MAX);
 	if (d->id && d->id[0]) {
 		if (strlen(d->id) > BH_CONFIG_ID_MAX)
-			return fail(err, errlen,
-				    "%s.id: '%s' is longer than %d characters",
-				    field, d->id, BH_CONFIG_ID_MAX);
+			return bh_errf(
+			    err, errlen,
+			    "%s.id: '%s' is longer than %d characters", field,
+			    d->id, BH_CONFIG_ID_MAX);
 		snprintf(field, sizeof(field), "disks[%u].id", i);
 		r = check_chars(field, d->id, err, errlen);
 		if (r < 0)
 			return r;
 	}
 	snprintf(defid, sizeof(defid), "disk%u", i);
-	out->path = xstrdup(d->path);
-	out->id = xstrdup(d->id && d->id[0] ? d->id : defid);
-	out->serial = xstrdup(d->serial);
+	out->path = bh_xstrdup(d->path);
+	out->id = bh_xstrdup(d->id && d->id[0] ? d->id : defid);
+	out->serial = bh_xstrdup(d->serial);
 	out->readonly = d->readonly;
 	out->direct = d->direct;
 	out->num_queues = d->num_queues ? d->num_queues : 1;
@@ -328,19 +293,19 @@ static int check_ids(const struct bh_config *cfg, char *err, size_t errlen)
 
 		for (j = 0; j < i; j++)
 			if (strcmp(cfg->disks[j].id, id) == 0)
-				return fail(err, errlen,
-					    "disks[%u].id: '%s' is used by "
-					    "disks[%u] already",
-					    i, id, j);
+				return bh_errf(err, errlen,
+					       "disks[%u].id: '%s' is used by "
+					       "disks[%u] already",
+					       i, id, j);
 		if (cfg->rng_source && strcmp(id, BH_CONFIG_RNG_ID) == 0)
-			return fail(err, errlen,
-				    "disks[%u].id: '%s' is the rng's id", i,
-				    id);
+			return bh_errf(err, errlen,
+				       "disks[%u].id: '%s' is the rng's id", i,
+				       id);
 		if (cfg->console != BH_CONSOLE_OFF &&
 		    strcmp(id, BH_CONFIG_CONSOLE_ID) == 0)
-			return fail(err, errlen,
-				    "disks[%u].id: '%s' is the console's id", i,
-				    id);
+			return bh_errf(err, errlen,
+				       "disks[%u].id: '%s' is the console's id",
+				       i, id);
 	}
 	return 0;
 }
@@ -353,10 +318,10 @@ static int set_restart(const VmConfig *vc, struct bh_config *cfg, char *err,
 	if (!rc)
 		return 0;
 	if (rc->max > BH_CONFIG_MAX_RESTARTS)
-		return fail(err, errlen,
-			    "restart_devices.max: %" PRIu32
-			    " is out of range 1..%d",
-			    rc->max, BH_CONFIG_MAX_RESTARTS);
+		return bh_errf(err, errlen,
+			       "restart_devices.max: %" PRIu32
+			       " is out of range 1..%d",
+			       rc->max, BH_CONFIG_MAX_RESTARTS);
 	cfg->restart_devices = rc->enabled;
 	if (rc->max)
 		cfg->max_restarts = rc->max;
@@ -375,7 +340,8 @@ static int set_defaults(struct bh_config *cfg, char *err, size_t errlen)
 
 	r = bh_config_parse_args(2, argv, cfg, err, errlen);
 	if (r != BH_CONFIG_OK)
-		return fail(err, errlen, "internal error: no defaults (%d)", r);
+		return bh_errf(err, errlen, "internal error: no defaults (%d)",
+			       r);
 	free(cfg->kernel);
 	cfg->kernel = NULL;
 	return 0;
@@ -393,7 +359,7 @@ int bh_apiconfig_from_proto(const VmConfig *vc, struct bh_config *cfg,
 	if (r < 0)
 		return r;
 	if (!vc) {
-		r = fail(err, errlen, "config: required");
+		r = bh_errf(err, errlen, "config: required");
 		goto err;
 	}
 	r = set_name(vc, cfg, err, errlen);
@@ -415,17 +381,18 @@ int bh_apiconfig_from_proto(const VmConfig *vc, struct bh_config *cfg,
 	if (r < 0)
 		goto err;
 	if (vc->rng)
-		cfg->rng_source = xstrdup(vc->rng->src && vc->rng->src[0]
-					      ? vc->rng->src
-					      : BH_CONFIG_DEFAULT_RNG_SOURCE);
+		cfg->rng_source =
+		    bh_xstrdup(vc->rng->src && vc->rng->src[0]
+				   ? vc->rng->src
+				   : BH_CONFIG_DEFAULT_RNG_SOURCE);
 
 	ndev = (cfg->rng_source ? 1 : 0) +
 	       (cfg->console != BH_CONSOLE_OFF ? 1 : 0);
 	if (vc->n_disks > BH_CONFIG_MAX_DEVICES - ndev) {
-		r = fail(err, errlen,
-			 "disks: %zu disks and %u other virtio devices are "
-			 "more than %d in all",
-			 vc->n_disks, ndev, BH_CONFIG_MAX_DEVICES);
+		r = bh_errf(err, errlen,
+			    "disks: %zu disks and %u other virtio devices are "
+			    "more than %d in all",
+			    vc->n_disks, ndev, BH_CONFIG_MAX_DEVICES);
 		goto err;
 	}
 	for (i = 0; i < vc->n_disks; i++) {
@@ -439,10 +406,10 @@ int bh_apiconfig_from_proto(const VmConfig *vc, struct bh_config *cfg,
 		goto err;
 	/* Both would read the same keys and write over each other. */
 	if (cfg->console == BH_CONSOLE_TTY && cfg->serial == BH_SERIAL_TTY) {
-		r = fail(err, errlen,
-			 "console.mode: TTY cannot share the terminal with "
-			 "serial.mode TTY (the default): set serial.mode to "
-			 "OFF, NULL or FILE");
+		r = bh_errf(err, errlen,
+			    "console.mode: TTY cannot share the terminal with "
+			    "serial.mode TTY (the default): set serial.mode to "
+			    "OFF, NULL or FILE");
 		goto err;
 	}
 	return 0;
@@ -490,12 +457,12 @@ int bh_apiconfig_to_proto(const struct bh_config *cfg, VmConfig **out)
 	unsigned int i;
 
 	bulkhead__api__v1__vm_config__init(vc);
-	vc->name = xstrdup(cfg->name);
+	vc->name = bh_xstrdup(cfg->name);
 	vc->payload = xcalloc(1, sizeof(*vc->payload));
 	bulkhead__api__v1__payload_config__init(vc->payload);
-	vc->payload->kernel = xstrdup(cfg->kernel);
-	vc->payload->initramfs = xstrdup(cfg->initramfs);
-	vc->payload->cmdline = xstrdup(cfg->cmdline);
+	vc->payload->kernel = bh_xstrdup(cfg->kernel);
+	vc->payload->initramfs = bh_xstrdup(cfg->initramfs);
+	vc->payload->cmdline = bh_xstrdup(cfg->cmdline);
 	vc->cpus = xcalloc(1, sizeof(*vc->cpus));
 	bulkhead__api__v1__cpus_config__init(vc->cpus);
 	vc->cpus->boot = cfg->vcpus;
@@ -506,12 +473,12 @@ int bh_apiconfig_to_proto(const struct bh_config *cfg, VmConfig **out)
 	bulkhead__api__v1__serial_config__init(vc->serial);
 	vc->serial->mode = serial_mode(cfg->serial);
 	vc->serial->path =
-	    xstrdup(cfg->serial == BH_SERIAL_FILE ? cfg->serial_path : NULL);
+	    bh_xstrdup(cfg->serial == BH_SERIAL_FILE ? cfg->serial_path : NULL);
 	vc->console = xcalloc(1, sizeof(*vc->console));
 	bulkhead__api__v1__console_config__init(vc->console);
 	vc->console->mode = console_mode(cfg->console);
-	vc->console->path =
-	    xstrdup(cfg->console == BH_CONSOLE_FILE ? cfg->console_path : NULL);
+	vc->console->path = bh_xstrdup(
+	    cfg->console == BH_CONSOLE_FILE ? cfg->console_path : NULL);
 
 	vc->n_disks = cfg->ndisks;
 	if (cfg->ndisks > 0)
@@ -522,13 +489,13 @@ int bh_apiconfig_to_proto(const struct bh_config *cfg, VmConfig **out)
 
 		p = xcalloc(1, sizeof(*p));
 		*p = disk_init;
-		p->path = xstrdup(d->path);
+		p->path = bh_xstrdup(d->path);
 		p->readonly = d->readonly;
 		p->direct = d->direct;
 		p->num_queues = d->num_queues;
 		p->queue_size = d->queue_size;
-		p->id = xstrdup(d->id);
-		p->serial = xstrdup(d->serial);
+		p->id = bh_xstrdup(d->id);
+		p->serial = bh_xstrdup(d->serial);
 		vc->disks[i] = p;
 	}
 	vc->restart_devices = xcalloc(1, sizeof(*vc->restart_devices));
@@ -538,7 +505,7 @@ int bh_apiconfig_to_proto(const struct bh_config *cfg, VmConfig **out)
 	if (cfg->rng_source) {
 		vc->rng = xcalloc(1, sizeof(*vc->rng));
 		bulkhead__api__v1__rng_config__init(vc->rng);
-		vc->rng->src = xstrdup(cfg->rng_source);
+		vc->rng->src = bh_xstrdup(cfg->rng_source);
 	}
 	*out = vc;
 	return 0;

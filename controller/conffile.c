@@ -11,28 +11,6 @@
 
 #include "conffile.h"
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen,
-						      const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
-static char *xstrdup(const char *s)
-{
-	char *p = strdup(s);
-
-	if (!p)
-		abort();
-	return p;
-}
-
 static bool is_blank(char c)
 {
 	return c == ' ' || c == '\t' || c == '\r';
@@ -97,24 +75,24 @@ static int parse_line(struct bh_conffile *f, size_t *cap, char *s,
 	if (*s == '\0' || *s == '#')
 		return 0;
 	if (*s == '-')
-		return fail(err, errlen,
-			    "%s:%u: write options without their leading "
-			    "dashes ('kernel /boot/vmlinuz')",
-			    f->name, line);
+		return bh_errf(err, errlen,
+			       "%s:%u: write options without their leading "
+			       "dashes ('kernel /boot/vmlinuz')",
+			       f->name, line);
 
 	name = s;
 	while (is_name_char(*s))
 		s++;
 	len = (size_t)(s - name);
 	if (len == 0 || (*s && *s != '=' && !is_blank(*s)))
-		return fail(err, errlen,
-			    "%s:%u: '%.40s' does not start with an option "
-			    "name (lower-case letters, digits and '-')",
-			    f->name, line, name);
+		return bh_errf(err, errlen,
+			       "%s:%u: '%.40s' does not start with an option "
+			       "name (lower-case letters, digits and '-')",
+			       f->name, line, name);
 	if (prints_and_exits(name, len))
-		return fail(err, errlen,
-			    "%s:%u: '%.*s' cannot be used in a config file",
-			    f->name, line, (int)len, name);
+		return bh_errf(err, errlen,
+			       "%s:%u: '%.*s' cannot be used in a config file",
+			       f->name, line, (int)len, name);
 
 	/* NAME=VALUE may give an empty value; NAME alone gives none. */
 	value = NULL;
@@ -157,8 +135,8 @@ int bh_conffile_parse_text(const char *name, const char *text, size_t len,
 	buf = malloc(len + 1);
 	if (!f || !buf)
 		abort();
-	f->name = xstrdup(name);
-	push(f, &cap, xstrdup("bulkhead"), 0);
+	f->name = bh_xstrdup(name);
+	push(f, &cap, bh_xstrdup("bulkhead"), 0);
 	memcpy(buf, text, len);
 	buf[len] = '\0';
 
@@ -173,9 +151,9 @@ int bh_conffile_parse_text(const char *name, const char *text, size_t len,
 		pos += n + 1;
 		/* A NUL would cut the line short without a word. */
 		if (strlen(s) != n) {
-			r = fail(err, errlen,
-				 "%s:%u: the line holds a NUL byte", name,
-				 line);
+			r = bh_errf(err, errlen,
+				    "%s:%u: the line holds a NUL byte", name,
+				    line);
 			goto err;
 		}
 		r = parse_line(f, &cap, s, line, err, errlen);
@@ -249,8 +227,8 @@ int bh_conffile_config(const struct bh_conffile *f, struct bh_config *cfg,
 		return 0;
 	if (r == BH_CONFIG_EXIT) {
 		/* Ruled out when the file was split; never act on it. */
-		return fail(err, errlen, "%s: asks for help or the version",
-			    f->name);
+		return bh_errf(err, errlen, "%s: asks for help or the version",
+			       f->name);
 	}
 	/*
 	 * The parser does not say which element it stopped at. The line to
@@ -259,12 +237,12 @@ int bh_conffile_config(const struct bh_conffile *f, struct bh_config *cfg,
 	 * ("--kernel is required") is the file's, not a line's.
 	 */
 	if (fails_with(f, 1, msg))
-		return fail(err, errlen, "%s: %s", f->name, msg);
+		return bh_errf(err, errlen, "%s: %s", f->name, msg);
 	for (n = 2; n <= f->argc; n++)
 		if (fails_with(f, n, msg))
-			return fail(err, errlen, "%s:%u: %s", f->name,
-				    f->lines[n - 1], msg);
-	return fail(err, errlen, "%s: %s", f->name, msg);
+			return bh_errf(err, errlen, "%s:%u: %s", f->name,
+				       f->lines[n - 1], msg);
+	return bh_errf(err, errlen, "%s: %s", f->name, msg);
 }
 
 void bh_conffile_free(struct bh_conffile *f)

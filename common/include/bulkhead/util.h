@@ -7,9 +7,9 @@
 #include <sys/types.h>
 
 #define BH_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define BH_KIB           (1024ULL)
-#define BH_MIB           (1024ULL * 1024)
-#define BH_GIB           (1024ULL * 1024 * 1024)
+#define BH_KIB		 (1024ULL)
+#define BH_MIB		 (1024ULL * 1024)
+#define BH_GIB		 (1024ULL * 1024 * 1024)
 
 /*
  * Parses a size: decimal digits with an optional suffix K, M, G or T
@@ -35,10 +35,19 @@ void bh_closep(int *fd);
  * 0, or -errno; -EFBIG if the file is larger than max_len, -EISDIR for a
  * directory, -EINVAL for anything that is not a regular file.
  */
-int bh_read_file(const char *path, size_t max_len, uint8_t **buf,
-		 size_t *len);
+int bh_read_file(const char *path, size_t max_len, uint8_t **buf, size_t *len);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t bh_now_ns(void);
+
+/* strdup that aborts when memory runs out; NULL gives "". */
+char *bh_xstrdup(const char *s);
+/* Formats a message into err (if any) and returns -EINVAL: the error path
+ * of the option and config parsers. */
+int bh_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A byte count with the largest of K, M, G, T that divides it exactly
+ * ("512M", "3G", "4097"), as the command line spells sizes. */
+void bh_format_size(uint64_t v, char *out, size_t outlen);
 
 #endif
