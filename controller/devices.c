@@ -98,7 +98,13 @@ struct dev {
 	unsigned int qsize;
 	uint8_t config[DEV_CONFIG_MAX];
 	size_t config_len;
+
+	/* The counters collection under way. */
+	bool counters_pending;
+	struct bh_device_counters counters;
 };
+
+#define COUNTERS_MAX_WAITERS 16
 
 struct bh_devices {
 	const struct bh_config *cfg;
@@ -108,6 +114,14 @@ struct bh_devices {
 	/* Borrowed for one boot, for replacement workers. */
 	const struct bh_guest_mem *mem;
 	struct event_base *base;
+
+	/* A counters collection: who waits for it, and its deadline. */
+	struct {
+		bh_devices_counters_fn fn;
+		void *arg;
+	} waiters[COUNTERS_MAX_WAITERS];
+	unsigned int nwaiters;
+	struct event *counters_timer;
 };
 
 static uint64_t now_ms(void)
@@ -313,6 +327,23 @@ unsigned int bh_devices_count(const struct bh_devices *d)
 	return d ? d->n : 0;
 }
 
+int bh_devices_describe(const struct bh_devices *d, unsigned int i,
+			const char **id, const char **type, unsigned int *slot)
+{
+	static const char *const types[] = {
+		[DEV_BLK] = "virtio-blk",
+		[DEV_CONSOLE] = "virtio-console",
+		[DEV_RNG] = "virtio-rng",
+	};
+
+	if (!d || i >= d->n)
+		return -ENOENT;
+	*id = d->dev[i].id;
+	*type = types[d->dev[i].kind];
+	*slot = i + 1;
+	return 0;
+}
+
 void bh_devices_close(struct bh_devices *d)
 {
 	if (!d)
@@ -378,6 +409,7 @@ static void worker_close(struct dev *v)
 }
 
 static void worker_replace(struct dev *v);
+static void counters_check(struct bh_devices *d);
 
 /*
  * The worker died or broke the protocol: it goes, and another takes its
@@ -399,6 +431,10 @@ static void worker_fail(struct dev *v, const char *why, bool kill_it)
 		bh_err("device %s: worker %s", v->id,
 		       bh_describe_status(status, desc, sizeof(desc)));
 	v->ws = WK_DEAD;
+	if (v->counters_pending) {
+		v->counters_pending = false;
+		counters_check(v->devs);
+	}
 	if (v->reset_pending) {
 		v->active = false;
 		runner_reset_done(v);
@@ -513,9 +549,118 @@ static int h_w_needs_reset(void *ctx, const ProtobufCMessage *m,
 	return 0;
 }
 
+/* Ends the collection under way: every waiter gets what has arrived. */
+static void counters_finish(struct bh_devices *d)
+{
+	struct bh_device_counters got[BH_CONFIG_MAX_DEVICES];
+	unsigned int n = 0, nw = d->nwaiters;
+	struct {
+		bh_devices_counters_fn fn;
+		void *arg;
+	} w[COUNTERS_MAX_WAITERS];
+
+	if (nw == 0)
+		return;
+	if (d->counters_timer)
+		event_del(d->counters_timer);
+	for (unsigned int i = 0; i < d->n; i++) {
+		struct dev *v = &d->dev[i];
+
+		if (!v->counters_pending && v->counters.id)
+			got[n++] = v->counters;
+		v->counters_pending = false;
+		v->counters.id = NULL;
+	}
+	/* A waiter may start the next collection from its callback. */
+	memcpy(w, d->waiters, nw * sizeof(w[0]));
+	d->nwaiters = 0;
+	for (unsigned int i = 0; i < nw; i++)
+		w[i].fn(w[i].arg, got, n);
+}
+
+static void counters_check(struct bh_devices *d)
+{
+	for (unsigned int i = 0; i < d->n; i++)
+		if (d->dev[i].counters_pending)
+			return;
+	counters_finish(d);
+}
+
+static void on_counters_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct bh_devices *d = arg;
+
+	bh_warn("devices' counters: not every worker answered in time");
+	counters_finish(d);
+}
+
+int bh_devices_counters(struct bh_devices *d, int timeout_ms,
+			bh_devices_counters_fn done, void *arg)
+{
+	Bh__Empty req = BH__EMPTY__INIT;
+	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+	unsigned int asked = 0;
+
+	if (d->nwaiters == COUNTERS_MAX_WAITERS)
+		return -EBUSY;
+	if (d->nwaiters > 0) {
+		d->waiters[d->nwaiters].fn = done;
+		d->waiters[d->nwaiters++].arg = arg;
+		return 0;
+	}
+	if (!d->base)
+		return -ENOTCONN;
+	if (!d->counters_timer) {
+		d->counters_timer =
+		    evtimer_new(d->base, on_counters_timeout, d);
+		if (!d->counters_timer)
+			return -ENOMEM;
+	}
+	for (unsigned int i = 0; i < d->n; i++) {
+		struct dev *v = &d->dev[i];
+
+		v->counters.id = NULL;
+		v->counters_pending = false;
+		if (v->ws != WK_READY || v->sock < 0)
+			continue;
+		if (bh_frame_send(v->sock, BH__MSG_TYPE__MSG_COUNTERS_REQUEST,
+				  &req.base, NULL, 0) < 0)
+			continue;
+		v->counters_pending = true;
+		asked++;
+	}
+	if (asked == 0)
+		return -ENOTCONN;
+	d->waiters[0].fn = done;
+	d->waiters[0].arg = arg;
+	d->nwaiters = 1;
+	evtimer_add(d->counters_timer, &tv);
+	return 0;
+}
+
 static int h_w_counters(void *ctx, const ProtobufCMessage *m,
 			struct bh_frame *f)
 {
+	const Bh__Counters *c = (const Bh__Counters *)m;
+	struct dev *v = ctx;
+	unsigned int n = 0;
+
+	/* Unasked, or too late: nobody waits for it. */
+	if (!v->counters_pending)
+		return 0;
+	for (size_t i = 0; i < c->n_counters && n < BH_DEVICES_MAX_COUNTERS;
+	     i++) {
+		if (!c->counters[i]->name || !c->counters[i]->name[0] ||
+		    strlen(c->counters[i]->name) > BH_DEVICES_COUNTER_NAME_MAX)
+			continue;
+		snprintf(v->counters.c[n].name, sizeof(v->counters.c[n].name),
+			 "%s", c->counters[i]->name);
+		v->counters.c[n++].value = c->counters[i]->value;
+	}
+	v->counters.n = n;
+	v->counters.id = v->id;
+	v->counters_pending = false;
+	counters_check(v->devs);
 	return 0;
 }
 
@@ -909,6 +1054,13 @@ void bh_devices_stop(struct bh_devices *d)
 
 	if (!d)
 		return;
+	for (unsigned int i = 0; i < d->n; i++)
+		d->dev[i].counters_pending = false;
+	counters_finish(d);
+	if (d->counters_timer) {
+		event_free(d->counters_timer);
+		d->counters_timer = NULL;
+	}
 	d->runner = -1;
 	d->mem = NULL;
 	d->base = NULL;

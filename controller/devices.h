@@ -5,6 +5,7 @@
 #define BH_CONTROLLER_DEVICES_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <event2/event.h>
 
@@ -25,6 +26,40 @@ int bh_devices_open(const struct bh_config *cfg, struct bh_devices **out,
 /* Stops the workers and closes every fd. NULL is fine. */
 void bh_devices_close(struct bh_devices *d);
 unsigned int bh_devices_count(const struct bh_devices *d);
+
+/* Device i (0 <= i < bh_devices_count) as the API shows it: its id, its
+ * type ("virtio-blk", "virtio-rng", "virtio-console") and its PCI slot on
+ * bus 0 (i + 1). 0 or -ENOENT. */
+int bh_devices_describe(const struct bh_devices *d, unsigned int i,
+			const char **id, const char **type, unsigned int *slot);
+
+/* The counters of one device from its last report. */
+#define BH_DEVICES_MAX_COUNTERS	    32
+#define BH_DEVICES_COUNTER_NAME_MAX 32
+struct bh_device_counters {
+	const char *id;
+	unsigned int n;
+	struct {
+		char name[BH_DEVICES_COUNTER_NAME_MAX + 1];
+		uint64_t value;
+	} c[BH_DEVICES_MAX_COUNTERS];
+};
+
+/* Called once per bh_devices_counters() request with every device that
+ * answered (n of them; the array is the callee's until it returns). */
+typedef void (*bh_devices_counters_fn)(void *arg,
+				       const struct bh_device_counters *devs,
+				       unsigned int n);
+
+/*
+ * Asks every running worker for its counters and calls done (from the event
+ * loop) once all have answered, after timeout_ms, or when the workers stop,
+ * whichever comes first. Requests made while one collection is under way
+ * share its answers. 0, -EBUSY (too many waiting), or -ENOTCONN (no
+ * workers running: done is not called).
+ */
+int bh_devices_counters(struct bh_devices *d, int timeout_ms,
+			bh_devices_counters_fn done, void *arg);
 
 /*
  * For one boot: starts each worker, hands it guest RAM (mem is borrowed)

@@ -29,6 +29,7 @@
 #include "guestmem.h"
 #include "layout.h"
 #include "vm.h"
+#include "vmapi.h"
 
 #define KERNEL_MAX_SIZE	     (512ULL * BH_MIB)
 #define RUNNER_SETUP_TIMEOUT 30000 /* ms, handshake and VM construction */
@@ -47,7 +48,9 @@ enum after_stop {
 	AFTER_POWEROFF,
 	AFTER_REBOOT,
 	AFTER_CRASH,
-	AFTER_SIGNAL, /* stopped by SIGINT/SIGTERM/SIGHUP */
+	AFTER_SIGNAL,	/* stopped by SIGINT/SIGTERM/SIGHUP */
+	AFTER_SHUTDOWN, /* the API's shutdown: stay up */
+	AFTER_EXIT,	/* the API's shutdown-vmm: exit 0 */
 };
 
 struct bh_vm {
@@ -70,6 +73,10 @@ struct bh_vm {
 	enum runner_conn_state cs;
 	struct bh_frame_reader reader;
 	enum after_stop after;
+	bool paused;	    /* the runner parked the vCPUs */
+	bool pause_pending; /* RUNNER_PAUSE sent, no answer yet */
+
+	struct bh_vmapi *api; /* NULL without --api-socket */
 
 	struct event_base *base;
 	struct event *ctl_ev;
@@ -320,6 +327,12 @@ static void runner_teardown(struct bh_vm *vm)
 	bh_closep(&vm->ctl);
 	bh_guest_mem_destroy(&vm->mem);
 	vm->cs = CS_NONE;
+	vm->paused = false;
+	if (vm->pause_pending) {
+		vm->pause_pending = false;
+		bh_vmapi_event(vm->api, BH_VMAPI_PAUSE_FAILED,
+			       "the VM stopped");
+	}
 }
 
 static void runner_kill(struct bh_vm *vm)
@@ -331,6 +344,18 @@ static void runner_kill(struct bh_vm *vm)
 }
 
 static int vm_boot(struct bh_vm *vm);
+
+/* The VM stopped for good (not to boot again). Without an API bulkhead ends
+ * with code; with one it stays up, in the Shutdown state. */
+static void vm_stopped(struct bh_vm *vm, int code)
+{
+	if (!vm->api) {
+		vm_finish(vm, code);
+		return;
+	}
+	vm->exit_code = code;
+	bh_vmapi_event(vm->api, BH_VMAPI_STOPPED, "the VM stopped");
+}
 
 /* The runner's socket closed: it exited. Decide what that means. */
 static void runner_gone(struct bh_vm *vm)
@@ -345,24 +370,37 @@ static void runner_gone(struct bh_vm *vm)
 	if (!expected) {
 		bh_err("vCPU runner %s; stopping the VM",
 		       bh_describe_status(status, desc, sizeof(desc)));
-		vm_finish(vm, BH_EXIT_FAILURE);
+		vm_stopped(vm, BH_EXIT_FAILURE);
 		return;
 	}
 	switch (after) {
 	case AFTER_POWEROFF:
 		bh_info("guest powered off");
-		vm_finish(vm, BH_EXIT_POWEROFF);
+		vm_stopped(vm, BH_EXIT_POWEROFF);
 		break;
 	case AFTER_SIGNAL:
 		vm_finish(vm, vm->signal_code);
 		break;
+	case AFTER_EXIT:
+		vm_finish(vm, 0);
+		break;
+	case AFTER_SHUTDOWN:
+		bh_info("VM shut down");
+		vm_stopped(vm, 0);
+		break;
 	case AFTER_REBOOT:
 		bh_info("guest reset: booting again");
-		if (vm_boot(vm) < 0)
-			vm_finish(vm, BH_EXIT_FAILURE);
+		bh_vmapi_event(vm->api, BH_VMAPI_STOPPED, NULL);
+		if (vm_boot(vm) < 0) {
+			bh_vmapi_event(vm->api, BH_VMAPI_BOOT_FAILED,
+				       "the VM did not boot again");
+			vm_stopped(vm, BH_EXIT_FAILURE);
+		} else {
+			bh_vmapi_event(vm->api, BH_VMAPI_BOOTED, NULL);
+		}
 		break;
 	default:
-		vm_finish(vm, BH_EXIT_FAILURE);
+		vm_stopped(vm, BH_EXIT_FAILURE);
 		break;
 	}
 }
@@ -476,12 +514,32 @@ static int h_virtio_config_write(void *ctx, const ProtobufCMessage *m,
 				       (const Bh__VirtioConfigWrite *)m);
 }
 
+static int h_paused(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	struct bh_vm *vm = ctx;
+
+	if (!vm->pause_pending)
+		return -EPROTO;
+	vm->pause_pending = false;
+	vm->paused = true;
+	bh_info("VM paused");
+	bh_vmapi_event(vm->api, BH_VMAPI_PAUSED, NULL);
+	return 0;
+}
+
 static int h_error(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 {
 	const Bh__Error *e = (const Bh__Error *)m;
+	struct bh_vm *vm = ctx;
 
 	bh_err("vCPU runner reported: %s (%s)", e->message,
 	       strerror(e->code > 0 ? e->code : EIO));
+	/* The runner answers a pause it could not carry out with an error,
+	 * and runs on. */
+	if (vm->pause_pending) {
+		vm->pause_pending = false;
+		bh_vmapi_event(vm->api, BH_VMAPI_PAUSE_FAILED, e->message);
+	}
 	return 0;
 }
 
@@ -512,6 +570,9 @@ static const struct bh_handler runner_msgs[] = {
 	  BH_STATE(CS_RUNNING) | BH_STATE(CS_STOPPING), 0,
 	  &bh__virtio_config_write__descriptor, h_virtio_config_write,
 	  "virtio-config-write" },
+	{ BH__MSG_TYPE__MSG_RUNNER_PAUSED,
+	  BH_STATE(CS_RUNNING) | BH_STATE(CS_STOPPING), 0,
+	  &bh__empty__descriptor, h_paused, "runner-paused" },
 	{ BH__MSG_TYPE__MSG_ERROR, RUNNER_ALIVE, 0, &bh__error__descriptor,
 	  h_error, "error" },
 };
@@ -545,7 +606,7 @@ static void on_ctl(evutil_socket_t fd, short what, void *arg)
 			break;
 		if (runner_dispatch(vm, &f) < 0) {
 			runner_kill(vm);
-			vm_finish(vm, BH_EXIT_FAILURE);
+			vm_stopped(vm, BH_EXIT_FAILURE);
 			return;
 		}
 	}
@@ -555,7 +616,7 @@ static void on_ctl(evutil_socket_t fd, short what, void *arg)
 	}
 	bh_err("vCPU runner connection: %s", strerror(-r));
 	runner_kill(vm);
-	vm_finish(vm, BH_EXIT_FAILURE);
+	vm_stopped(vm, BH_EXIT_FAILURE);
 }
 
 static int runner_spawn(struct bh_vm *vm)
@@ -612,6 +673,7 @@ static int vm_boot(struct bh_vm *vm)
 
 	vm->boots++;
 	vm->after = AFTER_NOTHING;
+	vm->paused = false;
 	st.cs = &segs[0];
 	st.ds = &segs[1];
 	st.tr = &segs[2];
@@ -785,14 +847,129 @@ int bh_vm_run(struct bh_vm *vm)
 		bh_warn("cannot put the terminal in raw mode: %s",
 			strerror(-r));
 
+	if (vm->cfg->api_socket_path || vm->cfg->api_socket_fd >= 0) {
+		r = bh_vmapi_new(vm, vm->base, &vm->api);
+		if (r < 0) {
+			bh_console_restore(&vm->console);
+			return BH_EXIT_FAILURE;
+		}
+	}
 	vm->exit_code = BH_EXIT_FAILURE;
 	if (vm_boot(vm) < 0) {
+		bh_vmapi_free(vm->api);
+		vm->api = NULL;
 		bh_console_restore(&vm->console);
 		return BH_EXIT_FAILURE;
 	}
 	event_base_dispatch(vm->base);
 	if (vm->runner_pid > 0)
 		runner_kill(vm);
+	bh_vmapi_free(vm->api);
+	vm->api = NULL;
 	bh_console_restore(&vm->console);
 	return vm->exit_code;
+}
+
+/* ---- for the management API --------------------------------------------- */
+
+enum bh_vm_state bh_vm_state(const struct bh_vm *vm)
+{
+	switch (vm->cs) {
+	case CS_SETUP:
+	case CS_RUNNING:
+		return vm->paused ? BH_VM_PAUSED : BH_VM_RUNNING;
+	case CS_STOPPING:
+		/* A reboot keeps the VM running; the rest end it. */
+		if (vm->after == AFTER_REBOOT)
+			return BH_VM_RUNNING;
+		return vm->paused ? BH_VM_PAUSED : BH_VM_RUNNING;
+	default:
+		return BH_VM_STOPPED;
+	}
+}
+
+const struct bh_config *bh_vm_config(const struct bh_vm *vm)
+{
+	return vm->cfg;
+}
+
+struct bh_devices *bh_vm_devices(struct bh_vm *vm)
+{
+	return vm->devs;
+}
+
+static int runner_send_empty(struct bh_vm *vm, Bh__MsgType type)
+{
+	Bh__Empty e = BH__EMPTY__INIT;
+
+	if (vm->cs != CS_RUNNING)
+		return -ENOTCONN;
+	return bh_frame_send(vm->ctl, (uint16_t)type, &e.base, NULL, 0);
+}
+
+int bh_vm_pause(struct bh_vm *vm)
+{
+	int r;
+
+	if (vm->paused || vm->pause_pending)
+		return -EALREADY;
+	r = runner_send_empty(vm, BH__MSG_TYPE__MSG_RUNNER_PAUSE);
+	if (r == 0)
+		vm->pause_pending = true;
+	return r;
+}
+
+int bh_vm_resume(struct bh_vm *vm)
+{
+	int r;
+
+	if (!vm->paused)
+		return -EALREADY;
+	r = runner_send_empty(vm, BH__MSG_TYPE__MSG_RUNNER_RESUME);
+	if (r == 0) {
+		vm->paused = false;
+		bh_info("VM resumed");
+	}
+	return r;
+}
+
+int bh_vm_power_button(struct bh_vm *vm)
+{
+	return runner_send_empty(vm, BH__MSG_TYPE__MSG_POWER_BUTTON);
+}
+
+int bh_vm_boot(struct bh_vm *vm)
+{
+	if (vm->cs != CS_NONE)
+		return -EALREADY;
+	return vm_boot(vm);
+}
+
+int bh_vm_stop(struct bh_vm *vm, enum bh_vm_stop how)
+{
+	static const enum after_stop afters[] = {
+		[BH_VM_STOP_SHUTDOWN] = AFTER_SHUTDOWN,
+		[BH_VM_STOP_REBOOT] = AFTER_REBOOT,
+		[BH_VM_STOP_EXIT] = AFTER_EXIT,
+	};
+
+	switch (vm->cs) {
+	case CS_RUNNING:
+		send_quit(vm, afters[how]);
+		return 0;
+	case CS_STOPPING:
+		/* Already on its way out: what follows is ours to decide,
+		 * unless a signal decided it first. */
+		if (vm->after != AFTER_SIGNAL)
+			vm->after = afters[how];
+		return 0;
+	case CS_NONE:
+		if (how == BH_VM_STOP_EXIT) {
+			vm_finish(vm, 0);
+			return 0;
+		}
+		return -ENOTCONN;
+	default:
+		return -EBUSY;
+	}
 }

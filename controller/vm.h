@@ -29,4 +29,36 @@ int bh_vm_create(const struct bh_config *cfg, struct bh_vm **out, char *err,
 int bh_vm_run(struct bh_vm *vm);
 void bh_vm_destroy(struct bh_vm *vm);
 
+/* ---- for the management API (vmapi.c) ---------------------------------- */
+
+struct bh_devices;
+
+enum bh_vm_state {
+	BH_VM_STOPPED = 0, /* no runner: powered off or shut down */
+	BH_VM_RUNNING,	   /* a runner is booting or running the guest */
+	BH_VM_PAUSED,	   /* the vCPUs are parked */
+};
+
+/* How bh_vm_stop ends the runner. */
+enum bh_vm_stop {
+	BH_VM_STOP_SHUTDOWN, /* the VM stops; bulkhead stays */
+	BH_VM_STOP_REBOOT,   /* a new boot of the same configuration */
+	BH_VM_STOP_EXIT,     /* the VM stops and bulkhead exits 0 */
+};
+
+enum bh_vm_state bh_vm_state(const struct bh_vm *vm);
+const struct bh_config *bh_vm_config(const struct bh_vm *vm);
+struct bh_devices *bh_vm_devices(struct bh_vm *vm);
+/* Asks the runner to park the vCPUs; bh_vmapi_event(BH_VMAPI_PAUSED or
+ * BH_VMAPI_PAUSE_FAILED) follows. 0 or -errno. */
+int bh_vm_pause(struct bh_vm *vm);
+int bh_vm_resume(struct bh_vm *vm);
+int bh_vm_power_button(struct bh_vm *vm);
+/* Boots a stopped VM again. 0 or -errno (logged). */
+int bh_vm_boot(struct bh_vm *vm);
+/* Asks the runner to quit; BH_VMAPI_STOPPED (then BH_VMAPI_BOOTED or
+ * BH_VMAPI_BOOT_FAILED for a reboot) follows. Without a runner,
+ * BH_VM_STOP_EXIT ends the event loop at once; else -ENOTCONN. */
+int bh_vm_stop(struct bh_vm *vm, enum bh_vm_stop how);
+
 #endif

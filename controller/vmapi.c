@@ -1,0 +1,353 @@
+/* The management API for the VM bulkhead runs: each operation of api.h
+ * carried out against the runner and the device workers, with the replies
+ * that have to wait for them (pause, shutdown, reboot, counters). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bulkhead/log.h>
+#include <bulkhead/util.h>
+
+#include "api.h"
+#include "apiconfig.h"
+#include "devices.h"
+#include "vm.h"
+#include "vmapi.h"
+
+#define COUNTERS_TIMEOUT 2000 /* ms for every worker to answer */
+
+typedef Bulkhead__Api__V1__Request Request;
+typedef Bulkhead__Api__V1__Response Response;
+
+#define E_STATE	   BULKHEAD__API__V1__ERROR_CODE__INVALID_STATE
+#define E_INTERNAL BULKHEAD__API__V1__ERROR_CODE__INTERNAL
+#define E_HOST	   BULKHEAD__API__V1__ERROR_CODE__HOST_ERROR
+
+struct bh_vmapi {
+	struct bh_vm *vm;
+	struct bh_api_server *srv;
+	/* Calls answered when the VM reports back. */
+	struct bh_api_call *pause_call;
+	struct bh_api_call *stop_call; /* shutdown */
+	struct bh_api_call *reboot_call;
+};
+
+static enum bh_api_vm_state op_state(void *ctx)
+{
+	struct bh_vmapi *a = ctx;
+
+	switch (bh_vm_state(a->vm)) {
+	case BH_VM_RUNNING:
+		return BH_API_RUNNING;
+	case BH_VM_PAUSED:
+		return BH_API_PAUSED;
+	default:
+		return BH_API_SHUTDOWN;
+	}
+}
+
+static void reply_errno(struct bh_api_call *call, int r)
+{
+	if (r == -ENOTCONN || r == -EALREADY || r == -EBUSY)
+		bh_api_reply_error(call, E_STATE, "the VM cannot do that now");
+	else
+		bh_api_reply_error(call, E_INTERNAL, "%s", strerror(-r));
+}
+
+static void op_pause(void *ctx, struct bh_api_call *call, const Request *req)
+{
+	struct bh_vmapi *a = ctx;
+	int r = bh_vm_pause(a->vm);
+
+	if (r < 0) {
+		reply_errno(call, r);
+		return;
+	}
+	a->pause_call = call;
+}
+
+static void op_resume(void *ctx, struct bh_api_call *call, const Request *req)
+{
+	struct bh_vmapi *a = ctx;
+	int r = bh_vm_resume(a->vm);
+
+	if (r < 0)
+		reply_errno(call, r);
+	else
+		bh_api_reply_ok(call);
+}
+
+static void op_power_button(void *ctx, struct bh_api_call *call,
+			    const Request *req)
+{
+	struct bh_vmapi *a = ctx;
+	int r = bh_vm_power_button(a->vm);
+
+	if (r < 0)
+		reply_errno(call, r);
+	else
+		bh_api_reply_ok(call);
+}
+
+static void op_boot(void *ctx, struct bh_api_call *call, const Request *req)
+{
+	struct bh_vmapi *a = ctx;
+	int r = bh_vm_boot(a->vm);
+
+	if (r == -EALREADY)
+		reply_errno(call, r);
+	else if (r < 0)
+		bh_api_reply_error(call, E_HOST,
+				   "the VM did not start (see bulkhead's log)");
+	else
+		bh_api_reply_ok(call);
+}
+
+static void op_shutdown(void *ctx, struct bh_api_call *call, const Request *req)
+{
+	struct bh_vmapi *a = ctx;
+	int r = bh_vm_stop(a->vm, BH_VM_STOP_SHUTDOWN);
+
+	if (r < 0) {
+		reply_errno(call, r);
+		return;
+	}
+	a->stop_call = call;
+}
+
+static void op_reboot(void *ctx, struct bh_api_call *call, const Request *req)
+{
+	struct bh_vmapi *a = ctx;
+	int r = bh_vm_stop(a->vm, BH_VM_STOP_REBOOT);
+
+	if (r < 0) {
+		reply_errno(call, r);
+		return;
+	}
+	a->reboot_call = call;
+}
+
+static void op_shutdown_vmm(void *ctx, struct bh_api_call *call,
+			    const Request *req)
+{
+	struct bh_vmapi *a = ctx;
+	int r;
+
+	/* The answer goes out now: the process ends soon after. */
+	bh_info("shutdown-vmm: stopping");
+	bh_api_reply_ok(call);
+	r = bh_vm_stop(a->vm, BH_VM_STOP_EXIT);
+	if (r < 0)
+		bh_warn("shutdown-vmm: %s", strerror(-r));
+}
+
+static void op_info(void *ctx, struct bh_api_call *call, const Request *req)
+{
+	struct bh_vmapi *a = ctx;
+	struct bh_devices *devs = bh_vm_devices(a->vm);
+	unsigned int n = bh_devices_count(devs);
+	Bulkhead__Api__V1__InfoResponse ir =
+	    BULKHEAD__API__V1__INFO_RESPONSE__INIT;
+	Bulkhead__Api__V1__VmInfo info = BULKHEAD__API__V1__VM_INFO__INIT;
+	Bulkhead__Api__V1__DeviceInfo di[BH_CONFIG_MAX_DEVICES];
+	Bulkhead__Api__V1__DeviceInfo *dip[BH_CONFIG_MAX_DEVICES];
+	char addr[BH_CONFIG_MAX_DEVICES][16];
+	Response resp = BULKHEAD__API__V1__RESPONSE__INIT;
+	const char *id, *type;
+	unsigned int slot, k = 0;
+
+	if (bh_apiconfig_to_proto(bh_vm_config(a->vm), &info.config) < 0) {
+		bh_api_reply_error(call, E_INTERNAL, "out of memory");
+		return;
+	}
+	info.state = (Bulkhead__Api__V1__VmState)op_state(a);
+	info.memory_actual_size = bh_vm_config(a->vm)->memory;
+	for (unsigned int i = 0; i < n && k < BH_CONFIG_MAX_DEVICES; i++) {
+		if (bh_devices_describe(devs, i, &id, &type, &slot) < 0)
+			continue;
+		bulkhead__api__v1__device_info__init(&di[k]);
+		snprintf(addr[k], sizeof(addr[k]), "0000:00:%02x.0", slot);
+		di[k].id = (char *)id;
+		di[k].type = (char *)type;
+		di[k].pci_address = addr[k];
+		dip[k] = &di[k];
+		k++;
+	}
+	info.n_devices = k;
+	info.devices = dip;
+	ir.info = &info;
+	resp.result_case = BULKHEAD__API__V1__RESPONSE__RESULT_INFO;
+	resp.info = &ir;
+	bh_api_reply(call, &resp);
+	bh_apiconfig_free_proto(info.config);
+}
+
+static void counters_done(void *arg, const struct bh_device_counters *devs,
+			  unsigned int n)
+{
+	struct bh_api_call *call = arg;
+	Bulkhead__Api__V1__CountersResponse cr =
+	    BULKHEAD__API__V1__COUNTERS_RESPONSE__INIT;
+	Bulkhead__Api__V1__CountersResponse__DevicesEntry
+	    de[BH_CONFIG_MAX_DEVICES];
+	Bulkhead__Api__V1__CountersResponse__DevicesEntry
+	    *dep[BH_CONFIG_MAX_DEVICES];
+	Bulkhead__Api__V1__DeviceCounters dc[BH_CONFIG_MAX_DEVICES];
+	Bulkhead__Api__V1__DeviceCounters__ValuesEntry
+	    ve[BH_CONFIG_MAX_DEVICES][BH_DEVICES_MAX_COUNTERS];
+	Bulkhead__Api__V1__DeviceCounters__ValuesEntry
+	    *vep[BH_CONFIG_MAX_DEVICES][BH_DEVICES_MAX_COUNTERS];
+	Response resp = BULKHEAD__API__V1__RESPONSE__INIT;
+
+	if (n > BH_CONFIG_MAX_DEVICES)
+		n = BH_CONFIG_MAX_DEVICES;
+	for (unsigned int i = 0; i < n; i++) {
+		for (unsigned int j = 0; j < devs[i].n; j++) {
+			bulkhead__api__v1__device_counters__values_entry__init(
+			    &ve[i][j]);
+			ve[i][j].key = (char *)devs[i].c[j].name;
+			ve[i][j].value = devs[i].c[j].value;
+			vep[i][j] = &ve[i][j];
+		}
+		bulkhead__api__v1__device_counters__init(&dc[i]);
+		dc[i].n_values = devs[i].n;
+		dc[i].values = vep[i];
+		bulkhead__api__v1__counters_response__devices_entry__init(
+		    &de[i]);
+		de[i].key = (char *)devs[i].id;
+		de[i].value = &dc[i];
+		dep[i] = &de[i];
+	}
+	cr.n_devices = n;
+	cr.devices = dep;
+	resp.result_case = BULKHEAD__API__V1__RESPONSE__RESULT_COUNTERS;
+	resp.counters = &cr;
+	bh_api_reply(call, &resp);
+}
+
+static void op_counters(void *ctx, struct bh_api_call *call, const Request *req)
+{
+	struct bh_vmapi *a = ctx;
+	int r;
+
+	r = bh_devices_counters(bh_vm_devices(a->vm), COUNTERS_TIMEOUT,
+				counters_done, call);
+	if (r == -ENOTCONN)
+		counters_done(call, NULL, 0); /* no device runs: none */
+	else if (r < 0)
+		reply_errno(call, r);
+}
+
+static const struct bh_api_ops vm_ops = {
+	.state = op_state,
+	.boot = op_boot,
+	.shutdown = op_shutdown,
+	.reboot = op_reboot,
+	.power_button = op_power_button,
+	.pause = op_pause,
+	.resume = op_resume,
+	.info = op_info,
+	.counters = op_counters,
+	.shutdown_vmm = op_shutdown_vmm,
+};
+
+static void answer(struct bh_api_call **callp, int code, const char *why)
+{
+	struct bh_api_call *call = *callp;
+
+	if (!call)
+		return;
+	*callp = NULL;
+	if (code == BULKHEAD__API__V1__ERROR_CODE__ERROR_NONE)
+		bh_api_reply_ok(call);
+	else
+		bh_api_reply_error(call, code, "%s", why ? why : "failed");
+}
+
+void bh_vmapi_event(struct bh_vmapi *a, enum bh_vmapi_event ev, const char *why)
+{
+	if (!a)
+		return;
+	switch (ev) {
+	case BH_VMAPI_PAUSED:
+		answer(&a->pause_call, 0, NULL);
+		break;
+	case BH_VMAPI_PAUSE_FAILED:
+		answer(&a->pause_call, E_INTERNAL, why);
+		break;
+	case BH_VMAPI_STOPPED:
+		answer(&a->pause_call, E_STATE, "the VM stopped");
+		answer(&a->stop_call, 0, NULL);
+		/* A reboot waits for the boot that follows; if the VM stopped
+		 * for good instead, runner_gone says so with BOOT_FAILED or
+		 * not at all: then the VM is off. */
+		if (bh_vm_state(a->vm) == BH_VM_STOPPED && a->reboot_call &&
+		    why)
+			answer(&a->reboot_call, E_STATE, why);
+		break;
+	case BH_VMAPI_BOOTED:
+		answer(&a->reboot_call, 0, NULL);
+		break;
+	case BH_VMAPI_BOOT_FAILED:
+		answer(&a->reboot_call, E_HOST, why);
+		break;
+	}
+}
+
+int bh_vmapi_new(struct bh_vm *vm, struct event_base *base,
+		 struct bh_vmapi **out)
+{
+	const struct bh_config *cfg = bh_vm_config(vm);
+	struct bh_vmapi *a;
+	int r;
+
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		abort();
+	a->vm = vm;
+	r = bh_api_server_new(base, &vm_ops, a, NULL, &a->srv);
+	if (r < 0) {
+		bh_err("cannot create the API server: %s", strerror(-r));
+		goto fail;
+	}
+	if (cfg->api_socket_path) {
+		r = bh_api_listen_path(a->srv, cfg->api_socket_path);
+		if (r < 0)
+			bh_err("--api-socket: cannot listen on '%s': %s",
+			       cfg->api_socket_path,
+			       r == -EEXIST ? "it exists and is not a socket"
+			       : r == -EADDRINUSE
+				   ? "another server answers there"
+				   : strerror(-r));
+	} else {
+		r = bh_api_listen_fd(a->srv, cfg->api_socket_fd);
+		if (r < 0) {
+			bh_err("--api-socket: fd=%d: %s", cfg->api_socket_fd,
+			       r == -ENOTSOCK
+				   ? "not a listening unix stream socket"
+				   : strerror(-r));
+			close(cfg->api_socket_fd);
+		}
+	}
+	if (r < 0)
+		goto fail;
+	*out = a;
+	return 0;
+fail:
+	bh_vmapi_free(a);
+	return r;
+}
+
+void bh_vmapi_free(struct bh_vmapi *a)
+{
+	if (!a)
+		return;
+	answer(&a->pause_call, E_STATE, "bulkhead is exiting");
+	answer(&a->stop_call, E_STATE, "bulkhead is exiting");
+	answer(&a->reboot_call, E_STATE, "bulkhead is exiting");
+	if (a->srv)
+		bh_api_server_free(a->srv);
+	free(a);
+}
