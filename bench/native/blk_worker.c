@@ -35,15 +35,16 @@ struct bw {
 static void bw_close(void *state)
 {
 	struct bw *w = state;
-	char why[128];
-	int status = 0, r;
+	int status = 0;
 
 	if (!w)
 		return;
-	r = bh_vdriver_stop(w->d, w->timeout_ms, &status);
-	if (r < 0)
+	if (bh_vdriver_stop(w->d, w->timeout_ms, &status) < 0) {
+		char why[128];
+
 		fprintf(stderr, "blk_bench: worker: %s\n",
 			bh_describe_status(status, why, sizeof(why)));
+	}
 	free(w);
 }
 
