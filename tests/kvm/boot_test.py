@@ -5,7 +5,13 @@
 usage: boot_test.py CASE --bulkhead PATH --kernel BZIMAGE --initramfs CPIO
                     --crash-kernel FILE --log DIR
 
-CASE is one of: poweroff reboot smp2 mem4g crash badkernel devices.
+CASE is one of: poweroff reboot smp2 mem4g crash badkernel devices
+workerkill api.
+
+The case "api" runs bulkhead with --api-socket DIR/api.sock and a 16 MiB
+disk (DIR/api.img) and drives it with bulkhead-ctl (--bulkhead-ctl PATH):
+ping, info, pause (no guest output while paused) and resume, counters, ten
+clients at once, reboot, shutdown and shutdown-vmm.
 
 The case "devices" attaches two virtio disks and a virtio rng. Its disk
 images are made in DIR (kept there when the case fails): rw.img, 64 MiB of
@@ -27,6 +33,7 @@ bad usage. BH_BOOT_TEST_VMM_EXTRA adds options to bulkhead's command line
 import argparse
 import codecs
 import hashlib
+import json
 import os
 import re
 import select
@@ -50,7 +57,9 @@ LINGER_S = 3      # exit to the end of its output
 IO_S = 150        # one 32 MiB dd in the guest, typed to its answer
 
 CASES = ("poweroff", "reboot", "smp2", "mem4g", "crash", "badkernel",
-         "devices", "workerkill")
+         "devices", "workerkill", "api")
+CTL_S = 30        # one bulkhead-ctl call
+PAUSE_QUIET_S = 3 # how long a paused guest must stay silent
 
 # A module that guest-init could not load says so on the console.
 INSMOD_FAIL_RE = re.compile(r"^guest-init: insmod .* failed$", re.M)
@@ -710,6 +719,187 @@ def case_workerkill(args, vm_factory):
             f"normally")
 
 
+def ctl(args, sock, *cmd, check=True, limit=CTL_S):
+    """Runs bulkhead-ctl --json; returns (status, parsed stdout or None)."""
+    a = [args.bulkhead_ctl, "--api-socket", sock, "--json", "--timeout",
+         str(limit)] + list(cmd)
+    try:
+        p = subprocess.run(a, capture_output=True, timeout=2 * limit + 5)
+    except subprocess.TimeoutExpired:
+        raise Fail(f"bulkhead-ctl {' '.join(cmd)}: no exit in {2 * limit + 5} s")
+    with open(os.path.join(args.log, "ctl.log"), "a") as f:
+        f.write(f"$ {shlex.join(a)}\n[{p.returncode}] "
+                f"{p.stdout.decode(errors='replace')}"
+                f"{p.stderr.decode(errors='replace')}\n")
+    out = None
+    if p.stdout.strip():
+        try:
+            out = json.loads(p.stdout)
+        except ValueError:
+            raise Fail(f"bulkhead-ctl {' '.join(cmd)}: not JSON: "
+                       f"{p.stdout[:200]!r}")
+    if check and p.returncode != 0:
+        raise Fail(f"bulkhead-ctl {' '.join(cmd)}: status {p.returncode}: "
+                   f"{p.stderr.decode(errors='replace').strip()}")
+    return p.returncode, out
+
+
+def api_state(args, sock):
+    return ctl(args, sock, "info")[1].get("state")
+
+
+def wait_state(args, sock, want, limit, step, vm):
+    deadline = time.monotonic() + limit
+    while True:
+        st = api_state(args, sock)
+        if st == want:
+            return
+        if time.monotonic() > deadline:
+            vm.kill()
+            raise Fail(f"{step}: state {st}, not {want} after {limit} s")
+        vm.pump(0.5)
+
+
+def socket_dir(logdir):
+    """logdir if a unix socket works there (a 9p share may not carry one)
+    and its path fits, else a fresh directory in /tmp."""
+    import socket
+    import tempfile
+    probe = os.path.join(logdir, "probe.sock")
+    ok = False
+    if len(os.path.join(logdir, "api.sock")) < 100:
+        try:
+            with socket.socket(socket.AF_UNIX) as srv:
+                srv.bind(probe)
+                srv.listen(1)
+                with socket.socket(socket.AF_UNIX) as c:
+                    c.settimeout(2)
+                    c.connect(probe)
+                ok = True
+        except OSError:
+            ok = False
+        try:
+            os.unlink(probe)
+        except OSError:
+            pass
+    return logdir if ok else tempfile.mkdtemp(prefix="bh-api-", dir="/tmp")
+
+
+def case_api(args, vm_factory):
+    sock = os.path.join(socket_dir(args.log), "api.sock")
+    img = os.path.join(args.log, "api.img")
+    with open(img, "wb") as f:
+        f.truncate(16 << 20)
+    if os.path.exists(sock):
+        os.unlink(sock)
+    vm = vm_factory(argv(args) + ["--api-socket", f"path={sock}",
+                                  "--disk", f"path={img}"])
+    boot_to_prompt(vm)
+
+    ops = ctl(args, sock, "ping")[1].get("operations", [])
+    want = {"ping", "info", "pause", "resume", "counters", "reboot",
+            "shutdown", "shutdown-vmm", "power-button", "boot"}
+    if not want <= set(ops):
+        raise Fail(f"ping lists {ops}, lacking {sorted(want - set(ops))}")
+    info = ctl(args, sock, "info")[1]
+    if info.get("state") != "RUNNING":
+        raise Fail(f"info: state {info.get('state')}, not RUNNING")
+    if int(info.get("memory_actual_size", 0)) != 512 << 20:
+        raise Fail(f"info: memory {info.get('memory_actual_size')}")
+    devs = {d.get("id"): d for d in info.get("devices", [])}
+    d0 = devs.get("disk0", {})
+    if d0.get("pci_address") != "0000:00:01.0" or \
+            d0.get("type") != "virtio-blk":
+        raise Fail(f"info: devices {info.get('devices')}")
+
+    # Pause: the guest's ticking stops, and starts again on resume.
+    vm.command("while true; do echo TICK; sleep 0.2; done &",
+               re.compile(r"^TICK$", re.M), "the first TICK")
+    vm.expect(re.compile(r"(^TICK\n.*){3}", re.M | re.S), len(vm.out) - 5,
+              COMMAND_S, "TICKs")
+    ctl(args, sock, "pause")
+    if api_state(args, sock) != "PAUSED":
+        raise Fail("info after pause: not PAUSED")
+    end = time.monotonic() + 0.5
+    while time.monotonic() < end:
+        vm.pump(0.1)
+    start = len(vm.out)
+    end = time.monotonic() + PAUSE_QUIET_S
+    while time.monotonic() < end:
+        vm.pump(0.2)
+    ticks = vm.out[start:].count("TICK")
+    if ticks:
+        raise Fail(f"{ticks} TICKs arrived in {PAUSE_QUIET_S} s of pause")
+    rc, _ = ctl(args, sock, "pause", check=False)
+    if rc != 1:
+        raise Fail(f"a second pause: status {rc}, not 1 (invalid state)")
+    ctl(args, sock, "resume")
+    vm.expect(re.compile(r"^TICK$", re.M), start, COMMAND_S,
+              "TICKs after resume")
+    if api_state(args, sock) != "RUNNING":
+        raise Fail("info after resume: not RUNNING")
+    vm.send("kill %1\n", "stopping the TICKs")
+    time.sleep(1)
+    vm.pump(0.5)
+
+    # Counters after the guest read its disk.
+    vm.value("READ", "dd if=/dev/vda of=/dev/null bs=4096 count=64 "
+             "iflag=direct 2>/dev/null; echo $?", "a read from the disk")
+    c = ctl(args, sock, "counters")[1]
+    rb = int(c.get("devices", {}).get("disk0", {}).get("values", {})
+             .get("read_bytes", 0))
+    if rb <= 0:
+        raise Fail(f"counters: disk0 read_bytes {rb}: {c}")
+
+    # Ten clients at once.
+    procs = [subprocess.Popen([args.bulkhead_ctl, "--api-socket", sock,
+                               "--timeout", str(CTL_S), "ping"],
+                              stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE) for _ in range(10)]
+    bad = []
+    for p in procs:
+        try:
+            _, err = p.communicate(timeout=2 * CTL_S)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            bad.append("timeout")
+            continue
+        if p.returncode != 0:
+            bad.append(f"{p.returncode}: {err.decode(errors='replace')}")
+    if bad:
+        raise Fail(f"{len(bad)} of 10 concurrent pings failed: {bad[0]}")
+
+    # Reboot: the guest boots again.
+    start = len(vm.out)
+    ctl(args, sock, "reboot", limit=BOOT_S)
+    # The old shell's prompt has no line end: the marker follows it.
+    m = vm.expect(re.compile(MARKER + r"$", re.M), start, BOOT_S,
+                  "the init marker after reboot")
+    vm.expect(PROMPT_RE, m.end(), PROMPT_S, "the shell prompt after reboot")
+    if api_state(args, sock) != "RUNNING":
+        raise Fail("info after reboot: not RUNNING")
+
+    # Shutdown: the VM stops, bulkhead stays.
+    ctl(args, sock, "shutdown", limit=POWEROFF_S)
+    wait_state(args, sock, "SHUTDOWN", 10, "shutdown", vm)
+    vm.pump(0.5)
+    if vm.status is not None:
+        raise Fail(f"bulkhead exited ({vm.status}) after shutdown")
+
+    # shutdown-vmm: bulkhead exits 0 and removes its socket.
+    ctl(args, sock, "shutdown-vmm")
+    st = vm.wait_exit(POWEROFF_S, "bulkhead to exit after shutdown-vmm")
+    if st != 0:
+        raise Fail(f"bulkhead exited with status {st} after shutdown-vmm")
+    if os.path.exists(sock):
+        raise Fail(f"{sock} is still there after bulkhead exited")
+    os.unlink(img)
+    return (f"ping, info, pause ({PAUSE_QUIET_S} s silent) and resume, "
+            f"counters (read_bytes {rb}), 10 clients at once, reboot, "
+            f"shutdown, shutdown-vmm (exit 0 after {vm.exit_time:.1f} s)")
+
+
 def main():
     ap = argparse.ArgumentParser(description="bulkhead boot tests")
     ap.add_argument("case", choices=CASES)
@@ -718,7 +908,10 @@ def main():
     ap.add_argument("--initramfs", required=True)
     ap.add_argument("--crash-kernel", required=True)
     ap.add_argument("--log", required=True)
+    ap.add_argument("--bulkhead-ctl", default=None)
     args = ap.parse_args()
+    if args.case == "api" and not args.bulkhead_ctl:
+        ap.error("the case api needs --bulkhead-ctl")
 
     name = f"boot_test {args.case}"
     for opt, path in (("--bulkhead", args.bulkhead), ("--kernel", args.kernel),
