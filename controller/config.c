@@ -287,7 +287,7 @@ static int parse_cpus(const char *arg, struct bh_config *cfg, char *err,
 		[CPUS_BOOT] = { .key = "boot" },
 		[CPUS_MAX] = { .key = "max" },
 	};
-	uint64_t boot = BH_CONFIG_DEFAULT_VCPUS, max;
+	uint64_t boot = BH_CONFIG_DEFAULT_VCPUS, max = 0;
 	char *buf;
 	int ret;
 
@@ -501,7 +501,7 @@ static int parse_disk(const char *arg, struct bh_config *cfg, char *err,
 		.queue_size = BH_CONFIG_DISK_QUEUE_SIZE,
 	};
 	char defid[32];
-	uint64_t v;
+	uint64_t v = 0;
 	char *buf;
 	int ret;
 
@@ -644,7 +644,7 @@ static int parse_restart(const char *arg, struct bh_config *cfg, char *err,
 		[R_MAX] = { .key = "max" },
 	};
 	char *buf = NULL;
-	uint64_t max;
+	uint64_t max = 0;
 	int ret;
 
 	if (strcmp(arg, "off") == 0) {
