@@ -167,7 +167,7 @@ static void fake_info(void *ctx, struct bh_api_call *call,
 	struct fake_dev devs[BH_CONFIG_MAX_DEVICES];
 	Bulkhead__Api__V1__DeviceInfo di[BH_CONFIG_MAX_DEVICES];
 	Bulkhead__Api__V1__DeviceInfo *dip[BH_CONFIG_MAX_DEVICES];
-	char addr[BH_CONFIG_MAX_DEVICES][16];
+	char addr[BH_CONFIG_MAX_DEVICES][20];
 	Bulkhead__Api__V1__VmInfo info = BULKHEAD__API__V1__VM_INFO__INIT;
 	Bulkhead__Api__V1__InfoResponse ir =
 	    BULKHEAD__API__V1__INFO_RESPONSE__INIT;

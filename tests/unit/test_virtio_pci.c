@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -63,6 +64,22 @@ static int setup(void **state)
 	    0);
 	nsent = 0;
 	*state = &fx;
+	return 0;
+}
+
+/* The runner keeps its devices for its lifetime; a test frees its own. */
+static int teardown(void **state)
+{
+	struct fixture *fx = *state;
+
+	for (unsigned int q = 0; q < fx->d->nq; q++) {
+		if (fx->d->q[q].kick_fd >= 0)
+			close(fx->d->q[q].kick_fd);
+		if (fx->d->q[q].call_fd >= 0)
+			close(fx->d->q[q].call_fd);
+	}
+	pthread_mutex_destroy(&fx->d->lock);
+	free(fx->d);
 	return 0;
 }
 
@@ -274,12 +291,17 @@ static void test_msix_table(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup(test_identity_and_caps, setup),
-		cmocka_unit_test_setup(test_bar_sizing, setup),
-		cmocka_unit_test_setup(test_features, setup),
-		cmocka_unit_test_setup(test_activate_and_reset, setup),
-		cmocka_unit_test_setup(test_device_config, setup),
-		cmocka_unit_test_setup(test_msix_table, setup),
+		cmocka_unit_test_setup_teardown(test_identity_and_caps, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_bar_sizing, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_features, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_activate_and_reset, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_device_config, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_msix_table, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
