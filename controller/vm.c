@@ -54,7 +54,14 @@ enum after_stop {
 };
 
 struct bh_vm {
+	/* The process's options (--api-socket, --name, ...), and the VM's
+	 * configuration: the same struct for a VM from the command line,
+	 * own_cfg for one created through the API, NULL without a VM. */
+	const struct bh_config *proc_cfg;
 	const struct bh_config *cfg;
+	struct bh_config own_cfg;
+	bool own_cfg_set;
+	bool booted; /* since create: Created until the first boot */
 	struct bh_console console;
 	struct bh_devices *devs;
 	char runner_path[4096];
@@ -188,24 +195,40 @@ static int find_runner(struct bh_vm *vm)
 	return -ENOENT;
 }
 
-int bh_vm_create(const struct bh_config *cfg, struct bh_vm **out, char *err,
-		 size_t errlen)
+/* Frees what vm_prepare took: the VM's images, console and devices. */
+static void vm_release(struct bh_vm *vm)
+{
+	bh_devices_close(vm->devs);
+	vm->devs = NULL;
+	bh_console_close(&vm->console);
+	free(vm->kernel);
+	vm->kernel = NULL;
+	free(vm->initramfs);
+	vm->initramfs = NULL;
+	vm->cfg = NULL;
+	vm->booted = false;
+	if (vm->own_cfg_set) {
+		bh_config_free(&vm->own_cfg);
+		vm->own_cfg_set = false;
+	}
+}
+
+/*
+ * Takes cfg as the VM's configuration (borrowed) and checks everything that
+ * can be checked before a process starts. On failure releases what it took
+ * and returns -errno with a message in err.
+ */
+static int vm_prepare(struct bh_vm *vm, const struct bh_config *cfg, char *err,
+		      size_t errlen)
 {
 	Bh__Segment segs[3] = { BH__SEGMENT__INIT, BH__SEGMENT__INIT,
 				BH__SEGMENT__INIT };
 	Bh__VcpuState st = BH__VCPU_STATE__INIT;
-	struct bh_vm *vm;
 	size_t cl;
 	int r;
 
-	vm = calloc(1, sizeof(*vm));
-	if (!vm)
-		abort();
 	vm->cfg = cfg;
-	vm->ctl = -1;
-	vm->mem.memfd = -1;
-	vm->runner_pid = -1;
-
+	vm->console.in_fd = vm->console.out_fd = -1;
 	r = read_image("--kernel", cfg->kernel, KERNEL_MAX_SIZE, &vm->kernel,
 		       &vm->kernel_len, err, errlen);
 	if (r < 0)
@@ -240,14 +263,6 @@ int bh_vm_create(const struct bh_config *cfg, struct bh_vm **out, char *err,
 	r = bh_devices_open(cfg, &vm->devs, err, errlen);
 	if (r < 0)
 		goto fail;
-	r = find_runner(vm);
-	if (r < 0) {
-		snprintf(err, errlen,
-			 "cannot find %s beside bulkhead or in %s: is "
-			 "Bulkhead installed completely?",
-			 RUNNER_BINARY, BULKHEAD_LIBEXECDIR);
-		goto fail;
-	}
 	/* A trial load proves that everything fits in the configured RAM,
 	 * so that a too-small VM is refused before any process starts. */
 	st.cs = &segs[0];
@@ -257,6 +272,40 @@ int bh_vm_create(const struct bh_config *cfg, struct bh_vm **out, char *err,
 	bh_guest_mem_destroy(&vm->mem);
 	if (r < 0)
 		goto fail;
+	return 0;
+fail:
+	vm_release(vm);
+	return r;
+}
+
+int bh_vm_create(const struct bh_config *cfg, struct bh_vm **out, char *err,
+		 size_t errlen)
+{
+	struct bh_vm *vm;
+	int r;
+
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		abort();
+	vm->proc_cfg = cfg;
+	vm->ctl = -1;
+	vm->mem.memfd = -1;
+	vm->runner_pid = -1;
+	vm->console.in_fd = vm->console.out_fd = -1;
+	r = find_runner(vm);
+	if (r < 0) {
+		snprintf(err, errlen,
+			 "cannot find %s beside bulkhead or in %s: is "
+			 "Bulkhead installed completely?",
+			 RUNNER_BINARY, BULKHEAD_LIBEXECDIR);
+		goto fail;
+	}
+	/* Without a kernel the VM comes later, through the API. */
+	if (cfg->kernel) {
+		r = vm_prepare(vm, cfg, err, errlen);
+		if (r < 0)
+			goto fail;
+	}
 	*out = vm;
 	return 0;
 fail:
@@ -279,6 +328,7 @@ void bh_vm_destroy(struct bh_vm *vm)
 		event_free(vm->ctl_ev);
 	/* Before the event base: the workers' events live in it. */
 	bh_devices_close(vm->devs);
+	vm->devs = NULL;
 	if (vm->stdin_ev)
 		event_free(vm->stdin_ev);
 	if (vm->base)
@@ -286,9 +336,7 @@ void bh_vm_destroy(struct bh_vm *vm)
 	bh_frame_reader_reset(&vm->reader);
 	bh_closep(&vm->ctl);
 	bh_guest_mem_destroy(&vm->mem);
-	bh_console_close(&vm->console);
-	free(vm->kernel);
-	free(vm->initramfs);
+	vm_release(vm);
 	free(vm);
 }
 
@@ -344,6 +392,8 @@ static void runner_kill(struct bh_vm *vm)
 }
 
 static int vm_boot(struct bh_vm *vm);
+static void console_attach(struct bh_vm *vm);
+static void console_detach(struct bh_vm *vm);
 
 /* The VM stopped for good (not to boot again). Without an API bulkhead ends
  * with code; with one it stays up, in the Shutdown state. */
@@ -672,6 +722,7 @@ static int vm_boot(struct bh_vm *vm)
 	int r;
 
 	vm->boots++;
+	vm->booted = true;
 	vm->after = AFTER_NOTHING;
 	vm->paused = false;
 	st.cs = &segs[0];
@@ -805,6 +856,36 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	vm_finish(vm, vm->signal_code);
 }
 
+/* The serial console on the terminal: its input watched, raw mode. */
+static void console_attach(struct bh_vm *vm)
+{
+	int r;
+
+	if (vm->console.in_fd >= 0) {
+		vm->stdin_ev = event_new(vm->base, vm->console.in_fd,
+					 EV_READ | EV_PERSIST, on_stdin, vm);
+		if (!vm->stdin_ev || event_add(vm->stdin_ev, NULL) < 0) {
+			/* e.g. stdin is a regular file: no live input */
+			if (vm->stdin_ev)
+				event_free(vm->stdin_ev);
+			vm->stdin_ev = NULL;
+		}
+	}
+	r = bh_console_start(&vm->console);
+	if (r < 0)
+		bh_warn("cannot put the terminal in raw mode: %s",
+			strerror(-r));
+}
+
+static void console_detach(struct bh_vm *vm)
+{
+	if (vm->stdin_ev) {
+		event_free(vm->stdin_ev);
+		vm->stdin_ev = NULL;
+	}
+	bh_console_restore(&vm->console);
+}
+
 /* libevent's own diagnostics go through our logger. */
 static void libevent_log(int severity, const char *msg)
 {
@@ -832,22 +913,9 @@ int bh_vm_run(struct bh_vm *vm)
 			return BH_EXIT_FAILURE;
 		}
 	}
-	if (vm->console.in_fd >= 0) {
-		vm->stdin_ev = event_new(vm->base, vm->console.in_fd,
-					 EV_READ | EV_PERSIST, on_stdin, vm);
-		if (!vm->stdin_ev || event_add(vm->stdin_ev, NULL) < 0) {
-			/* e.g. stdin is a regular file: no live input */
-			if (vm->stdin_ev)
-				event_free(vm->stdin_ev);
-			vm->stdin_ev = NULL;
-		}
-	}
-	r = bh_console_start(&vm->console);
-	if (r < 0)
-		bh_warn("cannot put the terminal in raw mode: %s",
-			strerror(-r));
-
-	if (vm->cfg->api_socket_path || vm->cfg->api_socket_fd >= 0) {
+	if (vm->cfg)
+		console_attach(vm);
+	if (vm->proc_cfg->api_socket_path || vm->proc_cfg->api_socket_fd >= 0) {
 		r = bh_vmapi_new(vm, vm->base, &vm->api);
 		if (r < 0) {
 			bh_console_restore(&vm->console);
@@ -855,7 +923,11 @@ int bh_vm_run(struct bh_vm *vm)
 		}
 	}
 	vm->exit_code = BH_EXIT_FAILURE;
-	if (vm_boot(vm) < 0) {
+	if (!vm->cfg) {
+		/* No VM yet: serve the API until shutdown-vmm or a signal. */
+		bh_info("no VM yet: waiting for one through the API");
+		vm->exit_code = 0;
+	} else if (vm_boot(vm) < 0) {
 		bh_vmapi_free(vm->api);
 		vm->api = NULL;
 		bh_console_restore(&vm->console);
@@ -874,6 +946,8 @@ int bh_vm_run(struct bh_vm *vm)
 
 enum bh_vm_state bh_vm_state(const struct bh_vm *vm)
 {
+	if (!vm->cfg)
+		return BH_VM_NONE;
 	switch (vm->cs) {
 	case CS_SETUP:
 	case CS_RUNNING:
@@ -884,8 +958,56 @@ enum bh_vm_state bh_vm_state(const struct bh_vm *vm)
 			return BH_VM_RUNNING;
 		return vm->paused ? BH_VM_PAUSED : BH_VM_RUNNING;
 	default:
-		return BH_VM_STOPPED;
+		return vm->booted ? BH_VM_STOPPED : BH_VM_CREATED;
 	}
+}
+
+const struct bh_config *bh_vm_process_config(const struct bh_vm *vm)
+{
+	return vm->proc_cfg;
+}
+
+int bh_vm_define(struct bh_vm *vm, struct bh_config *cfg, char *err,
+		 size_t errlen)
+{
+	const struct bh_config *p = vm->proc_cfg;
+	int r;
+
+	if (vm->cfg) {
+		bh_config_free(cfg);
+		snprintf(err, errlen, "a VM exists already");
+		return -EEXIST;
+	}
+	/* The process's own options stay the process's. */
+	free(cfg->name);
+	cfg->name = bh_xstrdup(p->name);
+	cfg->log_level = p->log_level;
+	cfg->print_exit_stats = p->print_exit_stats;
+	free(cfg->api_socket_path);
+	cfg->api_socket_path = NULL;
+	cfg->api_socket_fd = -1;
+	vm->own_cfg = *cfg;
+	vm->own_cfg_set = true;
+	r = vm_prepare(vm, &vm->own_cfg, err, errlen);
+	if (r < 0)
+		return r;
+	console_attach(vm);
+	bh_info("VM created: %u vCPUs, %llu MiB, %u devices", vm->cfg->vcpus,
+		(unsigned long long)(vm->cfg->memory / BH_MIB),
+		bh_devices_count(vm->devs));
+	return 0;
+}
+
+int bh_vm_delete(struct bh_vm *vm)
+{
+	if (!vm->cfg)
+		return -ENOENT;
+	if (vm->runner_pid > 0 || vm->cs != CS_NONE)
+		runner_kill(vm);
+	console_detach(vm);
+	vm_release(vm);
+	bh_info("VM deleted");
+	return 0;
 }
 
 const struct bh_config *bh_vm_config(const struct bh_vm *vm)
@@ -940,6 +1062,8 @@ int bh_vm_power_button(struct bh_vm *vm)
 
 int bh_vm_boot(struct bh_vm *vm)
 {
+	if (!vm->cfg)
+		return -ENOENT;
 	if (vm->cs != CS_NONE)
 		return -EALREADY;
 	return vm_boot(vm);

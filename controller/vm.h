@@ -21,7 +21,8 @@ struct bh_vm;
  * checks the kernel and initramfs, the command-line length, the console
  * output, and that the images fit in the configured RAM. On failure returns
  * -errno with a message in err (the caller exits with BH_EXIT_USAGE).
- * Borrows cfg for the VM's lifetime.
+ * Borrows cfg for the VM's lifetime. Without cfg->kernel there is no VM
+ * yet: one comes through the API.
  */
 int bh_vm_create(const struct bh_config *cfg, struct bh_vm **out, char *err,
 		 size_t errlen);
@@ -34,9 +35,11 @@ void bh_vm_destroy(struct bh_vm *vm);
 struct bh_devices;
 
 enum bh_vm_state {
-	BH_VM_STOPPED = 0, /* no runner: powered off or shut down */
-	BH_VM_RUNNING,	   /* a runner is booting or running the guest */
-	BH_VM_PAUSED,	   /* the vCPUs are parked */
+	BH_VM_NONE = 0, /* no VM: bulkhead waits for one (create) */
+	BH_VM_CREATED,	/* configured, not booted yet */
+	BH_VM_STOPPED,	/* no runner: powered off or shut down */
+	BH_VM_RUNNING,	/* a runner is booting or running the guest */
+	BH_VM_PAUSED,	/* the vCPUs are parked */
 };
 
 /* How bh_vm_stop ends the runner. */
@@ -47,7 +50,18 @@ enum bh_vm_stop {
 };
 
 enum bh_vm_state bh_vm_state(const struct bh_vm *vm);
+/* The VM's configuration, NULL without a VM; and the process's options. */
 const struct bh_config *bh_vm_config(const struct bh_vm *vm);
+const struct bh_config *bh_vm_process_config(const struct bh_vm *vm);
+/*
+ * create: takes cfg (a VM configuration; the process's own options replace
+ * its name, log level and API socket) and checks it as the command line's
+ * would be. On failure cfg is freed and err says why (-errno).
+ */
+int bh_vm_define(struct bh_vm *vm, struct bh_config *cfg, char *err,
+		 size_t errlen);
+/* delete: stops the VM if it runs and forgets it. 0 or -ENOENT. */
+int bh_vm_delete(struct bh_vm *vm);
 struct bh_devices *bh_vm_devices(struct bh_vm *vm);
 /* Asks the runner to park the vCPUs; bh_vmapi_event(BH_VMAPI_PAUSED or
  * BH_VMAPI_PAUSE_FAILED) follows. 0 or -errno. */

@@ -22,6 +22,7 @@ typedef Bulkhead__Api__V1__Request Request;
 typedef Bulkhead__Api__V1__Response Response;
 
 #define E_STATE	   BULKHEAD__API__V1__ERROR_CODE__INVALID_STATE
+#define E_ARG	   BULKHEAD__API__V1__ERROR_CODE__INVALID_ARGUMENT
 #define E_INTERNAL BULKHEAD__API__V1__ERROR_CODE__INTERNAL
 #define E_HOST	   BULKHEAD__API__V1__ERROR_CODE__HOST_ERROR
 
@@ -39,6 +40,10 @@ static enum bh_api_vm_state op_state(void *ctx)
 	struct bh_vmapi *a = ctx;
 
 	switch (bh_vm_state(a->vm)) {
+	case BH_VM_NONE:
+		return BH_API_NOT_CREATED;
+	case BH_VM_CREATED:
+		return BH_API_CREATED;
 	case BH_VM_RUNNING:
 		return BH_API_RUNNING;
 	case BH_VM_PAUSED:
@@ -89,6 +94,36 @@ static void op_power_button(void *ctx, struct bh_api_call *call,
 		reply_errno(call, r);
 	else
 		bh_api_reply_ok(call);
+}
+
+static void op_create(void *ctx, struct bh_api_call *call, const Request *req)
+{
+	struct bh_vmapi *a = ctx;
+	struct bh_config cfg;
+	char err[512];
+	int r;
+
+	r = bh_apiconfig_from_proto(req->create->config, &cfg, err,
+				    sizeof(err));
+	if (r < 0) {
+		bh_api_reply_error(call, E_ARG, "%s", err);
+		return;
+	}
+	/* Files that cannot be used are the request's fault too. */
+	r = bh_vm_define(a->vm, &cfg, err, sizeof(err));
+	if (r < 0)
+		bh_api_reply_error(call, E_ARG, "%s", err);
+	else
+		bh_api_reply_ok(call);
+}
+
+static void op_delete(void *ctx, struct bh_api_call *call, const Request *req)
+{
+	struct bh_vmapi *a = ctx;
+
+	/* delete is exclusive: no other change waits on this VM. */
+	bh_vm_delete(a->vm);
+	bh_api_reply_ok(call);
 }
 
 static void op_boot(void *ctx, struct bh_api_call *call, const Request *req)
@@ -242,6 +277,8 @@ static void op_counters(void *ctx, struct bh_api_call *call, const Request *req)
 
 static const struct bh_api_ops vm_ops = {
 	.state = op_state,
+	.create = op_create,
+	.delete = op_delete,
 	.boot = op_boot,
 	.shutdown = op_shutdown,
 	.reboot = op_reboot,
@@ -299,7 +336,7 @@ void bh_vmapi_event(struct bh_vmapi *a, enum bh_vmapi_event ev, const char *why)
 int bh_vmapi_new(struct bh_vm *vm, struct event_base *base,
 		 struct bh_vmapi **out)
 {
-	const struct bh_config *cfg = bh_vm_config(vm);
+	const struct bh_config *cfg = bh_vm_process_config(vm);
 	struct bh_vmapi *a;
 	int r;
 

@@ -887,6 +887,27 @@ def case_api(args, vm_factory):
     if vm.status is not None:
         raise Fail(f"bulkhead exited ({vm.status}) after shutdown")
 
+    # delete, then a VM made through the API alone: create, boot, and the
+    # ACPI power button, which the guest's acpid answers with poweroff.
+    ctl(args, sock, "delete")
+    rc, _ = ctl(args, sock, "info", check=False)
+    if rc != 1:
+        raise Fail(f"info after delete: status {rc}, not 1 (no VM)")
+    ctl(args, sock, "create", "--kernel", args.kernel, "--initramfs",
+        args.initramfs, "--cmdline", cmdline(args, False), "--memory",
+        "size=512M", "--serial", "tty", "--disk", f"path={img}")
+    if api_state(args, sock) != "CREATED":
+        raise Fail("info after create: not CREATED")
+    start = len(vm.out)
+    ctl(args, sock, "boot", limit=BOOT_S)
+    m = vm.expect(re.compile(MARKER + r"$", re.M), start, BOOT_S,
+                  "the init marker of the VM created through the API")
+    vm.expect(PROMPT_RE, m.end(), PROMPT_S, "the shell prompt after boot")
+    ctl(args, sock, "power-button")
+    vm.expect(re.compile(r"guest-init: power button"), m.end(), COMMAND_S,
+              "the guest's acpid to see the power button")
+    wait_state(args, sock, "SHUTDOWN", POWEROFF_S, "power-button", vm)
+
     # shutdown-vmm: bulkhead exits 0 and removes its socket.
     ctl(args, sock, "shutdown-vmm")
     st = vm.wait_exit(POWEROFF_S, "bulkhead to exit after shutdown-vmm")
@@ -897,7 +918,9 @@ def case_api(args, vm_factory):
     os.unlink(img)
     return (f"ping, info, pause ({PAUSE_QUIET_S} s silent) and resume, "
             f"counters (read_bytes {rb}), 10 clients at once, reboot, "
-            f"shutdown, shutdown-vmm (exit 0 after {vm.exit_time:.1f} s)")
+            f"shutdown, delete, create + boot of a second VM, power button "
+            f"answered by the guest's poweroff, shutdown-vmm (exit 0 after "
+            f"{vm.exit_time:.1f} s)")
 
 
 def main():
