@@ -36,6 +36,14 @@ static bool prints_and_exits(const char *name, size_t len)
 	       strncmp("version", name, len) == 0;
 }
 
+/* "conf", "confi" and "config": a file naming another file. "con" and
+ * shorter are ambiguous with --console, which the parser refuses. */
+static bool names_a_file(const char *name, size_t len)
+{
+	return len >= 4 && len <= strlen("config") &&
+	       strncmp("config", name, len) == 0;
+}
+
 static void push(struct bh_conffile *f, size_t *cap, char *arg,
 		 unsigned int line)
 {
@@ -89,7 +97,7 @@ static int parse_line(struct bh_conffile *f, size_t *cap, char *s,
 			       "%s:%u: '%.40s' does not start with an option "
 			       "name (lower-case letters, digits and '-')",
 			       f->name, line, name);
-	if (prints_and_exits(name, len))
+	if (prints_and_exits(name, len) || names_a_file(name, len))
 		return bh_errf(err, errlen,
 			       "%s:%u: '%.*s' cannot be used in a config file",
 			       f->name, line, (int)len, name);
@@ -269,6 +277,76 @@ int bh_conffile_load(const char *path, struct bh_config *cfg, char *err,
 	if (r < 0)
 		return r;
 	r = bh_conffile_config(f, cfg, err, errlen);
+	bh_conffile_free(f);
+	return r;
+}
+
+/* Parses argv[0..n) of a merged argv and says whether it fails with exactly
+ * msg. */
+static bool prefix_fails_with(char **argv, int n, const char *msg)
+{
+	struct bh_config cfg;
+	char *saved, e[512];
+	int r;
+
+	saved = argv[n];
+	argv[n] = NULL;
+	r = bh_config_parse_args(n, argv, &cfg, e, sizeof(e));
+	argv[n] = saved;
+	if (r == BH_CONFIG_OK)
+		bh_config_free(&cfg);
+	return r < 0 && strcmp(e, msg) == 0;
+}
+
+int bh_conffile_parse_cmdline(int argc, char *const argv[],
+			      struct bh_config *cfg, char *err, size_t errlen)
+{
+	struct bh_conffile *f = NULL;
+	const char *path;
+	char msg[512] = "";
+	char **all;
+	int r, n, nall;
+
+	if (err && errlen > 0)
+		err[0] = '\0';
+	path = bh_config_file_arg(argc, argv);
+	if (!path)
+		return bh_config_parse_args(argc, argv, cfg, err, errlen);
+	r = bh_conffile_read(path, &f, err, errlen);
+	if (r < 0)
+		return r;
+
+	/* argv[0], the file's options, then the command line's. */
+	nall = f->argc + (argc > 0 ? argc - 1 : 0);
+	all = calloc((size_t)nall + 1, sizeof(*all));
+	if (!all)
+		abort();
+	for (n = 0; n < f->argc; n++)
+		all[n] = f->argv[n];
+	for (n = 1; n < argc; n++)
+		all[f->argc + n - 1] = argv[n];
+
+	r = bh_config_parse_args(nall, all, cfg, msg, sizeof(msg));
+	if (r >= 0)
+		goto out;
+	/*
+	 * As in bh_conffile_config: the element to blame is the first whose
+	 * options, with those before it, already fail the same way. Within the
+	 * file that names its line; on the command line, or when nothing
+	 * alone causes it, the message stands as the parser wrote it.
+	 */
+	bh_errf(err, errlen, "%s", msg);
+	if (prefix_fails_with(all, 1, msg))
+		goto out;
+	for (n = 2; n <= f->argc; n++) {
+		if (prefix_fails_with(all, n, msg)) {
+			bh_errf(err, errlen, "%s:%u: %s", f->name,
+				f->lines[n - 1], msg);
+			break;
+		}
+	}
+out:
+	free(all);
 	bh_conffile_free(f);
 	return r;
 }

@@ -62,4 +62,15 @@ void bh_conffile_free(struct bh_conffile *f);
 int bh_conffile_load(const char *path, struct bh_config *cfg, char *err,
 		     size_t errlen);
 
+/*
+ * The command line, with --config FILE: the file's options first, then the
+ * command line's, parsed by one bh_config_parse_args call (so an option in
+ * both is "given twice", as on one command line). Without --config, just
+ * bh_config_parse_args. Returns its BH_CONFIG_OK or BH_CONFIG_EXIT, or
+ * -errno with a message in err; one caused by a line of the file names it
+ * ("web1.conf:3: --memory: ..."), as does one reading the file.
+ */
+int bh_conffile_parse_cmdline(int argc, char *const argv[],
+			      struct bh_config *cfg, char *err, size_t errlen);
+
 #endif

@@ -38,6 +38,7 @@ enum {
 	OPT_CONSOLE,
 	OPT_RESTART_DEVICES,
 	OPT_API_SOCKET,
+	OPT_CONFIG,
 	OPT_END,
 };
 
@@ -56,6 +57,7 @@ static const struct option long_options[] = {
 	{ "console", required_argument, NULL, OPT_CONSOLE },
 	{ "restart-devices", required_argument, NULL, OPT_RESTART_DEVICES },
 	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
+	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -820,8 +822,28 @@ static int parse_option(int c, const char *arg, struct bh_config *cfg,
 		return bh_api_socket_arg_parse(arg, &cfg->api_socket_path,
 					       &cfg->api_socket_fd, err,
 					       errlen);
+	case OPT_CONFIG:
+		/* Read before parsing (bh_config_file_arg): its options are
+		 * already in argv, ahead of the command line's. */
+		return parse_path("--config", arg, &cfg->config_path, err,
+				  errlen);
 	}
 	return fail(err, errlen, "internal error: option %d", c);
+}
+
+const char *bh_config_file_arg(int argc, char *const argv[])
+{
+	const char *path = NULL;
+	int c;
+
+	opterr = 0;
+	optind = 0;
+	while (!path && (c = getopt_long(argc, argv, short_options,
+					 long_options, NULL)) != -1)
+		if (c == OPT_CONFIG)
+			path = optarg;
+	optind = 0;
+	return path;
 }
 
 /*
@@ -949,6 +971,7 @@ void bh_config_free(struct bh_config *cfg)
 	free(cfg->rng_source);
 	free(cfg->console_path);
 	free(cfg->api_socket_path);
+	free(cfg->config_path);
 	/* Zeroed so that a second free, or a free after a failed parse that
 	 * already freed, does nothing. */
 	memset(cfg, 0, sizeof(*cfg));
@@ -1024,6 +1047,11 @@ void bh_config_usage(FILE *out)
 		"                      VM boots at once, and bulkhead stays\n"
 		"                      up after it stops until shutdown-vmm\n"
 		"                      or a signal\n"
+		"  --config FILE       read options from FILE first: one\n"
+		"                      long option per line without its\n"
+		"                      dashes ('memory size=1G'), '#'\n"
+		"                      comments; the command line's own\n"
+		"                      come after them\n"
 		"  -h, --help          print this help and exit\n"
 		"  -V, --version       print the version and exit\n"
 		"\n"

@@ -77,6 +77,9 @@ struct bh_config {
 	 * VM's configuration (VmConfig). At most one of the two is set. */
 	char *api_socket_path; /* NULL, or a path to create the socket at */
 	int api_socket_fd;     /* -1, or an inherited listening socket */
+	/* --config: the file whose options were read ahead of the command
+	 * line's (bh_conffile_parse_cmdline), or NULL. */
+	char *config_path;
 };
 
 enum bh_config_result {
@@ -93,6 +96,13 @@ enum bh_config_result {
 int bh_config_parse_args(int argc, char *const argv[], struct bh_config *cfg,
 			 char *err, size_t errlen);
 void bh_config_free(struct bh_config *cfg);
+/*
+ * The FILE of the first --config FILE (or an abbreviation, or --config=FILE)
+ * in argv, found with the parser's own option table so that an option's
+ * value ("--cmdline --config") is never taken for it; NULL if there is none.
+ * Reports nothing: the full parse does. Not thread-safe (getopt).
+ */
+const char *bh_config_file_arg(int argc, char *const argv[]);
 /* The --help text. */
 void bh_config_usage(FILE *out);
 

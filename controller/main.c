@@ -6,6 +6,7 @@
 
 #include <bulkhead/log.h>
 
+#include "conffile.h"
 #include "config.h"
 #include "vm.h"
 
@@ -18,7 +19,8 @@ int main(int argc, char **argv)
 	int r;
 
 	bh_log_init("bulkhead");
-	r = bh_config_parse_args(argc, argv, &cfg, err, sizeof(err));
+	/* --config FILE: the file's options, then the command line's. */
+	r = bh_conffile_parse_cmdline(argc, argv, &cfg, err, sizeof(err));
 	if (r == BH_CONFIG_EXIT)
 		return 0;
 	if (r < 0) {

@@ -250,6 +250,130 @@ static void test_files(void **state)
 	assert_true(strncmp(err, want, strlen(want)) == 0);
 }
 
+/* bh_conffile_parse_cmdline on a NULL-terminated list after "bulkhead". */
+static int parse_cmdline(struct bh_config *cfg, char *err, size_t errlen, ...)
+{
+	char *argv[16] = { "bulkhead" };
+	int argc = 1;
+	va_list ap;
+
+	va_start(ap, errlen);
+	while (argc < 15 && (argv[argc] = va_arg(ap, char *)) != NULL)
+		argc++;
+	va_end(ap);
+	argv[argc] = NULL;
+	return bh_conffile_parse_cmdline(argc, argv, cfg, err, errlen);
+}
+
+static void test_config_option(void **state)
+{
+	static const char text[] = "# web1\n"
+				   "kernel /boot/vmlinuz\n"
+				   "memory size=1G\n"
+				   "disk path=/var/lib/bulkhead/a.img\n";
+	struct tmpdir *t = *state;
+	struct bh_config cfg;
+	char err[512], arg[160];
+
+	write_file(t, "web1.conf", text, strlen(text));
+	/* The file's options, then the command line's. */
+	assert_int_equal(parse_cmdline(&cfg, err, sizeof(err), "--config",
+				       t->path, "--name", "web1", "--disk",
+				       "path=/var/lib/bulkhead/b.img", NULL),
+			 BH_CONFIG_OK);
+	assert_string_equal(cfg.kernel, "/boot/vmlinuz");
+	assert_int_equal(cfg.memory, 1ULL << 30);
+	assert_string_equal(cfg.name, "web1");
+	assert_int_equal(cfg.ndisks, 2);
+	assert_string_equal(cfg.disks[0].path, "/var/lib/bulkhead/a.img");
+	assert_string_equal(cfg.disks[1].path, "/var/lib/bulkhead/b.img");
+	assert_string_equal(cfg.config_path, t->path);
+	bh_config_free(&cfg);
+
+	/* --config=FILE and a unique abbreviation, anywhere on the line. */
+	snprintf(arg, sizeof(arg), "--config=%s", t->path);
+	assert_int_equal(parse_cmdline(&cfg, err, sizeof(err), "--cpus",
+				       "boot=2", arg, NULL),
+			 BH_CONFIG_OK);
+	assert_int_equal(cfg.vcpus, 2);
+	assert_string_equal(cfg.kernel, "/boot/vmlinuz");
+	bh_config_free(&cfg);
+	assert_int_equal(
+	    parse_cmdline(&cfg, err, sizeof(err), "--conf", t->path, NULL),
+	    BH_CONFIG_OK);
+	bh_config_free(&cfg);
+
+	/* An option in both is given twice, as on one command line. */
+	assert_int_equal(parse_cmdline(&cfg, err, sizeof(err), "--config",
+				       t->path, "--memory", "size=2G", NULL),
+			 -EINVAL);
+	assert_string_equal(err, "--memory given twice");
+	assert_int_equal(parse_cmdline(&cfg, err, sizeof(err), "--config",
+				       t->path, "--config", t->path, NULL),
+			 -EINVAL);
+	assert_string_equal(err, "--config given twice");
+
+	/* A value that looks like --config is a value. */
+	assert_int_equal(parse_cmdline(&cfg, err, sizeof(err), "--kernel", "/k",
+				       "--cmdline", "--config", NULL),
+			 BH_CONFIG_OK);
+	assert_string_equal(cfg.cmdline, "--config");
+	assert_null(cfg.config_path);
+	bh_config_free(&cfg);
+
+	/* The command line's own errors are reported as they are. */
+	assert_int_equal(parse_cmdline(&cfg, err, sizeof(err), "--config",
+				       t->path, "--cpus", "boot=0", NULL),
+			 -EINVAL);
+	assert_string_equal(err, "--cpus: boot=0 is out of range 1..254");
+}
+
+static void test_config_option_errors(void **state)
+{
+	static const char bad[] = "kernel /boot/vmlinuz\n"
+				  "\n"
+				  "memory size=12Q\n";
+	static const char nested[] = "kernel /k\nconfig /etc/other.conf\n";
+	struct tmpdir *t = *state;
+	struct bh_config cfg;
+	char err[512], want[512];
+
+	/* A bad line names the file and the line. */
+	write_file(t, "bad.conf", bad, strlen(bad));
+	assert_int_equal(parse_cmdline(&cfg, err, sizeof(err), "--name", "x",
+				       "--config", t->path, NULL),
+			 -EINVAL);
+	snprintf(want, sizeof(want),
+		 "%s:3: --memory: size=12Q: unknown size suffix 'Q'", t->path);
+	assert_string_equal(err, want);
+
+	/* A file cannot name another one. */
+	write_file(t, "nested.conf", nested, strlen(nested));
+	assert_int_equal(
+	    parse_cmdline(&cfg, err, sizeof(err), "--config", t->path, NULL),
+	    -EINVAL);
+	snprintf(want, sizeof(want),
+		 "%s:2: 'config' cannot be used in a config file", t->path);
+	assert_string_equal(err, want);
+
+	/* What the file and the command line lack together. */
+	write_file(t, "short.conf", "memory size=1G\n", 15);
+	assert_int_equal(
+	    parse_cmdline(&cfg, err, sizeof(err), "--config", t->path, NULL),
+	    -EINVAL);
+	/* No line of the file is to blame. */
+	assert_true(strncmp(err, "--kernel is required", 20) == 0);
+
+	snprintf(want, sizeof(want), "%s/missing.conf", t->dir);
+	assert_int_equal(
+	    parse_cmdline(&cfg, err, sizeof(err), "--config", want, NULL),
+	    -ENOENT);
+	assert_non_null(strstr(err, "missing.conf: No such file"));
+	assert_int_equal(
+	    parse_cmdline(&cfg, err, sizeof(err), "--config", NULL), -EINVAL);
+	assert_string_equal(err, "--config needs an argument");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -259,6 +383,10 @@ int main(void)
 		cmocka_unit_test(test_bad_lines),
 		cmocka_unit_test(test_parser_errors_name_the_line),
 		cmocka_unit_test_setup_teardown(test_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config_option, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_config_option_errors,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
