@@ -831,6 +831,39 @@ static int parse_option(int c, const char *arg, struct bh_config *cfg,
 	return fail(err, errlen, "internal error: option %d", c);
 }
 
+/*
+ * Without --kernel there is no VM yet: bulkhead serves the API and waits for
+ * one (create). Only the process's own options make sense then; a VM option
+ * would be silently lost, so it is refused.
+ */
+static int check_no_vm(const bool *seen, const struct bh_config *cfg, char *err,
+		       size_t errlen)
+{
+	static const int vmm_opts[] = { OPT_NAME, OPT_LOG_LEVEL, OPT_API_SOCKET,
+					OPT_CONFIG };
+
+	if (!cfg->api_socket_path && cfg->api_socket_fd < 0)
+		return fail(err, errlen,
+			    "--kernel is required (or --api-socket alone, to "
+			    "create the VM through the API)");
+	for (int c = OPT_FIRST; c < OPT_END; c++) {
+		bool vmm = false;
+
+		for (size_t i = 0; i < BH_ARRAY_SIZE(vmm_opts); i++)
+			vmm |= c == vmm_opts[i];
+		if (!vmm && seen[c - OPT_FIRST]) {
+			for (size_t i = 0; long_options[i].name; i++)
+				if (long_options[i].val == c)
+					return fail(err, errlen,
+						    "--%s needs --kernel: "
+						    "without one, the VM comes "
+						    "from the API (create)",
+						    long_options[i].name);
+		}
+	}
+	return 0;
+}
+
 const char *bh_config_file_arg(int argc, char *const argv[])
 {
 	const char *path = NULL;
@@ -933,8 +966,10 @@ int bh_config_parse_args(int argc, char *const argv[], struct bh_config *cfg,
 	if (verbose)
 		cfg->log_level = BH_LOG_DEBUG;
 	if (!cfg->kernel) {
-		ret = fail(err, errlen, "--kernel is required");
-		goto err;
+		ret = check_no_vm(seen, cfg, err, errlen);
+		if (ret < 0)
+			goto err;
+		return BH_CONFIG_OK;
 	}
 	/* Both would read the same keys and write over each other. */
 	if (cfg->console == BH_CONSOLE_TTY && cfg->serial == BH_SERIAL_TTY) {

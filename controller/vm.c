@@ -35,6 +35,8 @@
 #define RUNNER_SETUP_TIMEOUT 30000 /* ms, handshake and VM construction */
 #define RUNNER_EXIT_TIMEOUT  3000  /* ms, after QUIT before SIGKILL */
 #define RUNNER_BINARY	     "bulkhead-vcpu"
+/* SIGTERM: how long the guest has to power off after the power button. */
+#define TERM_GRACE_S 30
 
 enum runner_conn_state {
 	CS_NONE = 0,
@@ -90,6 +92,10 @@ struct bh_vm {
 	struct event *stdin_ev;
 	struct event *sig_ev[3];
 	int signal_code; /* 128 + signal, with AFTER_SIGNAL */
+	/* SIGTERM pressed the power button: the process ends with the VM,
+	 * or when term_ev fires first. */
+	bool terminating;
+	struct event *term_ev;
 	int exit_code;
 };
 
@@ -324,6 +330,8 @@ void bh_vm_destroy(struct bh_vm *vm)
 	for (size_t i = 0; i < BH_ARRAY_SIZE(vm->sig_ev); i++)
 		if (vm->sig_ev[i])
 			event_free(vm->sig_ev[i]);
+	if (vm->term_ev)
+		event_free(vm->term_ev);
 	if (vm->ctl_ev)
 		event_free(vm->ctl_ev);
 	/* Before the event base: the workers' events live in it. */
@@ -399,7 +407,7 @@ static void console_detach(struct bh_vm *vm);
  * with code; with one it stays up, in the Shutdown state. */
 static void vm_stopped(struct bh_vm *vm, int code)
 {
-	if (!vm->api) {
+	if (!vm->api || vm->terminating) {
 		vm_finish(vm, code);
 		return;
 	}
@@ -840,12 +848,52 @@ static void on_stdin(evutil_socket_t fd, short what, void *arg)
 		bh_log_ratelimited(BH_LOG_WARN, "serial input lost");
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+/* The guest did not power off in time after SIGTERM: stop it. */
+static void on_term_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct bh_vm *vm = arg;
 
-	bh_warn("received %s: stopping the VM", strsignal((int)sig));
+	bh_warn("the guest did not power off within %d s: stopping it",
+		TERM_GRACE_S);
+	if (vm->cs == CS_RUNNING) {
+		send_quit(vm, AFTER_SIGNAL);
+		return;
+	}
+	runner_kill(vm);
+	vm_finish(vm, vm->signal_code);
+}
+
+/*
+ * SIGTERM, as systemd sends it, asks the guest to power off through the
+ * ACPI power button, and stops the VM after TERM_GRACE_S if it does not;
+ * a guest that powers off ends bulkhead with status 0. SIGINT, SIGHUP and
+ * a second SIGTERM stop the VM at once.
+ */
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct bh_vm *vm = arg;
+	struct timeval grace = { .tv_sec = TERM_GRACE_S };
+	Bh__Empty e = BH__EMPTY__INIT;
+
 	vm->signal_code = 128 + (int)sig;
+	if (sig == SIGTERM && !vm->terminating && vm->cs == CS_RUNNING &&
+	    vm->after == AFTER_NOTHING) {
+		vm->terminating = true;
+		if (vm->paused && bh_vm_resume(vm) < 0)
+			bh_warn("cannot resume the paused VM");
+		vm->term_ev = evtimer_new(vm->base, on_term_timeout, vm);
+		if (vm->term_ev && event_add(vm->term_ev, &grace) == 0 &&
+		    bh_frame_send(vm->ctl, BH__MSG_TYPE__MSG_POWER_BUTTON,
+				  &e.base, NULL, 0) == 0) {
+			bh_warn(
+			    "received %s: pressed the power button; the VM "
+			    "is stopped in %d s unless the guest powers off",
+			    strsignal((int)sig), TERM_GRACE_S);
+			return;
+		}
+		bh_warn("cannot press the power button");
+	}
+	bh_warn("received %s: stopping the VM", strsignal((int)sig));
 	if (vm->cs == CS_RUNNING) {
 		/* The runner reports its last statistics and exits; a second
 		 * signal, or a runner that does not go, ends it at once. */

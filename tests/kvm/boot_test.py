@@ -13,6 +13,9 @@ disk (DIR/api.img) and drives it with bulkhead-ctl (--bulkhead-ctl PATH):
 ping, info, pause (no guest output while paused) and resume, counters, ten
 clients at once, reboot, shutdown and shutdown-vmm.
 
+The case "smp2" ends with SIGTERM, which bulkhead turns into the ACPI power
+button; the guest's acpid powers off.
+
 The case "devices" attaches two virtio disks and a virtio rng. Its disk
 images are made in DIR (kept there when the case fails): rw.img, 64 MiB of
 zeros, to which the guest writes 32 MiB and reads them back; ro.img, 16 MiB
@@ -327,8 +330,20 @@ def case_smp2(args, vm_factory):
     if nproc != 2 or cpuinfo != 2:
         raise Fail(f"the guest sees {nproc} online CPUs and {cpuinfo} in "
                    f"/proc/cpuinfo, not 2")
-    poweroff(vm)
-    return f"2 CPUs online, marker after {t1:.1f} s, exit after {vm.exit_time:.1f} s"
+    # SIGTERM, as systemd stops a service: the power button, which the
+    # guest's acpid answers with poweroff, and status 0.
+    t = time.monotonic()
+    vm.proc.send_signal(signal.SIGTERM)
+    st = vm.wait_exit(POWEROFF_S, "bulkhead to exit after SIGTERM")
+    t_term = time.monotonic() - t
+    if st != 0:
+        raise Fail(f"bulkhead exited with status {st} after SIGTERM, not 0 "
+                   f"(the guest should have powered off)")
+    if "pressed the power button" not in vm.err or \
+            "guest-init: power button" not in vm.out:
+        raise Fail("SIGTERM did not go through the guest's power button")
+    return (f"2 CPUs online, marker after {t1:.1f} s; SIGTERM: power "
+            f"button, guest poweroff, exit 0 after {t_term:.1f} s")
 
 
 def case_mem4g(args, vm_factory):

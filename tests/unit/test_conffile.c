@@ -205,8 +205,11 @@ static void test_parser_errors_name_the_line(void **state)
 		     "/etc/bulkhead/web1.conf:1: --kernel needs an argument");
 	/* What no single line causes names the file alone. */
 	expect_error("# nothing but\nmemory size=1G\n",
-		     "/etc/bulkhead/web1.conf: --kernel is required");
-	expect_error("", "/etc/bulkhead/web1.conf: --kernel is required");
+		     "/etc/bulkhead/web1.conf: --kernel is required (or "
+		     "--api-socket alone, to create the VM through the API)");
+	expect_error("", "/etc/bulkhead/web1.conf: --kernel is required (or "
+			 "--api-socket alone, to create the VM through the "
+			 "API)");
 }
 
 static void test_files(void **state)

@@ -563,6 +563,37 @@ static void test_restart_devices(void **state)
 
 /* 16 virtio devices fit (PCI slots 1..16); the 17th is refused, whichever
  * option brings it. */
+/* Without --kernel: only with an API socket, and then only the process's
+ * own options. */
+static void test_no_vm(void **state)
+{
+	struct bh_config cfg;
+	char err[256];
+
+	assert_int_equal(PARSE(&cfg, err, "--api-socket", "path=/run/a.sock",
+			       "--name", "web1", "--log-level", "debug"),
+			 BH_CONFIG_OK);
+	assert_null(cfg.kernel);
+	assert_string_equal(cfg.api_socket_path, "/run/a.sock");
+	assert_string_equal(cfg.name, "web1");
+	bh_config_free(&cfg);
+	assert_int_equal(PARSE(&cfg, err, "-v", "--api-socket", "fd=3"),
+			 BH_CONFIG_OK);
+	bh_config_free(&cfg);
+
+	assert_int_equal(PARSE(&cfg, err, "--name", "web1"), -EINVAL);
+	assert_non_null(strstr(err, "--kernel is required"));
+	assert_int_equal(
+	    PARSE(&cfg, err, "--api-socket", "path=/s", "--memory", "size=1G"),
+	    -EINVAL);
+	assert_string_equal(err, "--memory needs --kernel: without one, the VM "
+				 "comes from the API (create)");
+	assert_int_equal(
+	    PARSE(&cfg, err, "--disk", "path=x", "--api-socket", "path=/s"),
+	    -EINVAL);
+	assert_non_null(strstr(err, "--disk needs --kernel"));
+}
+
 static void test_api_socket(void **state)
 {
 	struct bh_config cfg;
@@ -670,6 +701,7 @@ int main(void)
 		cmocka_unit_test(test_restart_devices),
 		cmocka_unit_test(test_too_many_devices),
 		cmocka_unit_test(test_api_socket),
+		cmocka_unit_test(test_no_vm),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
