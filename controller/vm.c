@@ -28,6 +28,7 @@
 #include "devices.h"
 #include "guestmem.h"
 #include "layout.h"
+#include "sdnotify.h"
 #include "vm.h"
 #include "vmapi.h"
 
@@ -350,8 +351,20 @@ void bh_vm_destroy(struct bh_vm *vm)
 
 /* ---- the runner --------------------------------------------------------- */
 
+/* Tells systemd (Type=notify) where we stand; not being heard is no
+ * reason to stop. */
+static void notify(const char *state)
+{
+	int r = bh_sdnotify(state);
+
+	if (r < 0)
+		bh_log_ratelimited(BH_LOG_WARN, "cannot notify systemd: %s",
+				   strerror(-r));
+}
+
 static void vm_finish(struct bh_vm *vm, int code)
 {
+	notify("STOPPING=1");
 	vm->exit_code = code;
 	event_base_loopbreak(vm->base);
 }
@@ -879,6 +892,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	if (sig == SIGTERM && !vm->terminating && vm->cs == CS_RUNNING &&
 	    vm->after == AFTER_NOTHING) {
 		vm->terminating = true;
+		notify("STOPPING=1\nSTATUS=Power button pressed, waiting for "
+		       "the guest to power off");
 		if (vm->paused && bh_vm_resume(vm) < 0)
 			bh_warn("cannot resume the paused VM");
 		vm->term_ev = evtimer_new(vm->base, on_term_timeout, vm);
@@ -975,11 +990,16 @@ int bh_vm_run(struct bh_vm *vm)
 		/* No VM yet: serve the API until shutdown-vmm or a signal. */
 		bh_info("no VM yet: waiting for one through the API");
 		vm->exit_code = 0;
+		notify("READY=1\nSTATUS=No VM yet: waiting for one through "
+		       "the API");
 	} else if (vm_boot(vm) < 0) {
 		bh_vmapi_free(vm->api);
 		vm->api = NULL;
 		bh_console_restore(&vm->console);
 		return BH_EXIT_FAILURE;
+	} else {
+		/* The vCPUs run: the service is up. */
+		notify("READY=1\nSTATUS=Running");
 	}
 	event_base_dispatch(vm->base);
 	if (vm->runner_pid > 0)
