@@ -69,6 +69,11 @@ static int h_setup(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	r = bh_sandbox_drop_caps();
 	if (r == 0)
 		r = bh_sandbox_no_new_privs();
+	/* Room for every device's eventfds (RUNNER_ADD_DEVICE comes later)
+	 * and one frame's worth more. */
+	if (r == 0)
+		r = bh_sandbox_limits(BH_MAX_VDEVS * 2 * BH_VPCI_MAX_QUEUES +
+				      BH_FRAME_MAX_FDS);
 	if (r == 0)
 		r = runner_seccomp_install();
 	if (r < 0) {
@@ -472,6 +477,7 @@ int main(int argc, char **argv)
 	int r;
 
 	memset(&rn, 0, sizeof(rn));
+	rn.start_ns = bh_now_ns();
 	rn.ctl = BH_CHILD_FD_CONTROL;
 	rn.kvm = rn.vm = -1;
 	rn.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -1,5 +1,6 @@
-/* The runner's port devices: UART, CMOS, PCI host bridge, and the two ways
- * a guest ends a run (ACPI sleep/reset registers, the i8042 reset line). */
+/* The runner's port devices: UART, CMOS, PCI host bridge, the boot-progress
+ * port, and the two ways a guest ends a run (ACPI sleep/reset registers, the
+ * i8042 reset line). */
 #include <errno.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -7,6 +8,7 @@
 
 #include <bulkhead/log.h>
 #include <bulkhead/platform.h>
+#include <bulkhead/util.h>
 
 #include "runner.h"
 
@@ -135,6 +137,29 @@ static void acpi_io_write(void *opaque, unsigned int off, unsigned int size,
 	}
 }
 
+/* Boot progress: every byte written is logged with the time since the
+ * runner started and the CLOCK_MONOTONIC time (a caller can set it against
+ * its own clock); reads return nothing. */
+static uint32_t progress_io_read(void *opaque, unsigned int off,
+				 unsigned int size)
+{
+	return 0xff;
+}
+
+static void progress_io_write(void *opaque, unsigned int off, unsigned int size,
+			      uint32_t val)
+{
+	struct runner *rn = opaque;
+	uint64_t now = bh_now_ns();
+
+	bh_log_ratelimited(BH_LOG_INFO,
+			   "guest boot progress 0x%02x after %.3f ms, "
+			   "monotonic %llu.%09llu",
+			   val & 0xff, (double)(now - rn->start_ns) / 1e6,
+			   (unsigned long long)(now / 1000000000ULL),
+			   (unsigned long long)(now % 1000000000ULL));
+}
+
 int runner_platform_init(struct runner *rn, int serial)
 {
 	const struct bh_io_range ranges[] = {
@@ -148,6 +173,8 @@ int runner_platform_init(struct runner *rn, int serial)
 		  rn },
 		{ BH_PORT_ACPI_SLEEP_CTL, 3, "acpi", acpi_io_read,
 		  acpi_io_write, rn },
+		{ BH_PORT_BOOT_PROGRESS, 1, "boot-progress", progress_io_read,
+		  progress_io_write, rn },
 	};
 	uint64_t below = 0, above = 0;
 	int r;

@@ -72,7 +72,9 @@ struct runner {
 	pthread_cond_t pause_cond;
 	int pause_req; /* atomic; written under pause_lock */
 	unsigned int parked;
-	int event_sent; /* one guest event per run (atomic) */
+	int event_sent;	    /* one guest event per run (atomic) */
+	uint64_t start_ns;  /* CLOCK_MONOTONIC when the runner started */
+	int first_run_seen; /* the first KVM_RUN was logged (atomic) */
 };
 
 /* main.c: send a frame to the controller; safe from any thread. */

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include <bulkhead/log.h>
+#include <bulkhead/util.h>
 
 #include "runner.h"
 
@@ -207,6 +208,26 @@ static int pause_requested(struct runner *rn)
 	return __atomic_load_n(&rn->pause_req, __ATOMIC_ACQUIRE);
 }
 
+/* Start-up cost, logged once (debug) as the first vCPU enters the guest:
+ * wall time since the runner started, the runner's CPU time, and the
+ * CLOCK_MONOTONIC time itself, which a caller can set against its own. */
+static void log_first_run(struct runner *rn)
+{
+	struct timespec cpu = { 0, 0 };
+	uint64_t now;
+
+	if (__atomic_exchange_n(&rn->first_run_seen, 1, __ATOMIC_ACQ_REL))
+		return;
+	now = bh_now_ns();
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+	bh_debug("first KVM_RUN %.3f ms after the runner started, runner CPU "
+		 "%.3f ms, monotonic %llu.%09llu",
+		 (double)(now - rn->start_ns) / 1e6,
+		 (double)cpu.tv_sec * 1e3 + (double)cpu.tv_nsec / 1e6,
+		 (unsigned long long)(now / 1000000000ULL),
+		 (unsigned long long)(now % 1000000000ULL));
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct bh_vcpu *v = arg;
@@ -218,6 +239,8 @@ static void *vcpu_thread(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
 	pthread_barrier_wait(&rn->start);
+	if (bh_log_get_level() >= BH_LOG_DEBUG)
+		log_first_run(rn);
 	while (!stopping(rn)) {
 		if (pause_requested(rn)) {
 			vcpu_park(v);

@@ -58,8 +58,13 @@
 #define BH_ACPI_SLP_TYP_SHIFT   2
 #define BH_ACPI_SLP_TYP_MASK    0x1c
 #define BH_ACPI_SLP_EN          0x20
-/* Boot-progress port: the guest writes a byte; the runner reports it. */
-#define BH_PORT_DEBUG_EXIT 0x402 /* reserved for later */
+/* Boot-progress port: the guest writes a byte, the runner logs it with the
+ * time since it started (as Firecracker's boot timer device does). 0x402 is
+ * unused on PC hardware; QEMU's SeaBIOS debug console sits there, so the
+ * same byte does nothing harmful under QEMU. */
+#define BH_PORT_BOOT_PROGRESS 0x402
+/* The byte the test guests' /init writes when it starts. */
+#define BH_BOOT_PROGRESS_INIT 0x7b
 
 #define BH_MAX_VCPUS 254
 
