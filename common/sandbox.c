@@ -1,8 +1,16 @@
-/* Sandbox steps every child takes: drop capabilities, no_new_privs, seccomp. */
+/* Sandbox steps every child takes: drop capabilities, no_new_privs, limits,
+ * Landlock, seccomp. */
+#include <dirent.h>
 #include <errno.h>
-#include <sys/mman.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <cap-ng.h>
 
 #include "bulkhead/log.h"
@@ -54,6 +62,101 @@ int bh_sandbox_no_new_privs(void)
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		return -errno;
 	return 0;
+}
+
+/* The highest descriptor open now, from /proc/self/fd. */
+static int highest_fd(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int max = -1, dfd;
+
+	if (!d)
+		return -errno;
+	dfd = dirfd(d);
+	while ((e = readdir(d))) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+
+		if (*end == '\0' && end != e->d_name && fd != dfd && fd > max)
+			max = (int)fd;
+	}
+	closedir(d);
+	return max;
+}
+
+int bh_sandbox_limits(unsigned int more_fds)
+{
+	struct rlimit core = { 0, 0 }, nofile;
+	int top = highest_fd();
+
+	if (top < 0)
+		return top;
+	if (setrlimit(RLIMIT_CORE, &core) < 0)
+		return -errno;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) < 0)
+		return -errno;
+	/* Lowering is always allowed; never raise what was given. */
+	if ((rlim_t)top + 1 + more_fds < nofile.rlim_max)
+		nofile.rlim_max = (rlim_t)top + 1 + more_fds;
+	nofile.rlim_cur = nofile.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &nofile) < 0)
+		return -errno;
+	return 0;
+}
+
+/* The Landlock ABI, spelled out so that older kernel headers do. */
+#define LL_CREATE_RULESET_VERSION (1U << 0)
+#define LL_FS_V1		  ((1ULL << 13) - 1) /* EXECUTE..MAKE_SYM */
+#define LL_FS_REFER		  (1ULL << 13)	     /* ABI 2 */
+#define LL_FS_TRUNCATE		  (1ULL << 14)	     /* ABI 3 */
+#define LL_FS_IOCTL_DEV		  (1ULL << 15)	     /* ABI 5 */
+#define LL_NET_BIND_TCP		  (1ULL << 0)	     /* ABI 4 */
+#define LL_NET_CONNECT_TCP	  (1ULL << 1)
+#define LL_SCOPE_ABSTRACT_UNIX	  (1ULL << 0) /* ABI 6 */
+#define LL_SCOPE_SIGNAL		  (1ULL << 1)
+
+struct ll_ruleset_attr {
+	uint64_t handled_access_fs;
+	uint64_t handled_access_net; /* ABI 4 */
+	uint64_t scoped;	     /* ABI 6 */
+};
+
+int bh_sandbox_landlock(void)
+{
+	struct ll_ruleset_attr attr = { 0 };
+	size_t size = sizeof(attr.handled_access_fs);
+	long abi;
+	int fd, r;
+
+	abi = syscall(SYS_landlock_create_ruleset, NULL, 0,
+		      LL_CREATE_RULESET_VERSION);
+	if (abi < 0)
+		return errno == ENOSYS || errno == EOPNOTSUPP ? -EOPNOTSUPP
+							      : -errno;
+	attr.handled_access_fs = LL_FS_V1;
+	if (abi >= 2)
+		attr.handled_access_fs |= LL_FS_REFER;
+	if (abi >= 3)
+		attr.handled_access_fs |= LL_FS_TRUNCATE;
+	if (abi >= 4) {
+		attr.handled_access_net = LL_NET_BIND_TCP | LL_NET_CONNECT_TCP;
+		size = offsetof(struct ll_ruleset_attr, scoped);
+	}
+	if (abi >= 5)
+		attr.handled_access_fs |= LL_FS_IOCTL_DEV;
+	if (abi >= 6) {
+		attr.scoped = LL_SCOPE_ABSTRACT_UNIX | LL_SCOPE_SIGNAL;
+		size = sizeof(attr);
+	}
+	fd = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
+	if (fd < 0)
+		return -errno;
+	/* No rule: nothing handled is allowed anywhere. */
+	r = (int)syscall(SYS_landlock_restrict_self, fd, 0);
+	r = r < 0 ? -errno : (int)abi;
+	close(fd);
+	return r;
 }
 
 int bh_seccomp_allow_list(scmp_filter_ctx ctx, const char *const *names)

@@ -69,6 +69,11 @@ static int h_setup(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	r = bh_sandbox_drop_caps();
 	if (r == 0)
 		r = bh_sandbox_no_new_privs();
+	/* Room for every device's eventfds (RUNNER_ADD_DEVICE comes later)
+	 * and one frame's worth more. */
+	if (r == 0)
+		r = bh_sandbox_limits(BH_MAX_VDEVS * 2 * BH_VPCI_MAX_QUEUES +
+				      BH_FRAME_MAX_FDS);
 	if (r == 0)
 		r = runner_seccomp_install();
 	if (r < 0) {

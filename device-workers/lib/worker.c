@@ -719,8 +719,12 @@ out:
 	return r;
 }
 
-/* In the order DESIGN.md gives: capabilities, no_new_privs, namespaces,
- * seccomp. */
+/* Descriptors a worker may receive after the sandbox: an activation's
+ * eventfds and in-flight memfd, with room for one frame more. */
+#define WORKER_MORE_FDS (2 * BH_WORKER_MAX_QUEUES + 1 + BH_FRAME_MAX_FDS)
+
+/* In the order DESIGN.md gives: capabilities, no_new_privs, limits,
+ * namespaces, Landlock, seccomp. */
 static int enter_sandbox(struct bh_worker *w)
 {
 	int r;
@@ -728,11 +732,21 @@ static int enter_sandbox(struct bh_worker *w)
 	r = bh_sandbox_drop_caps();
 	if (r == 0)
 		r = bh_sandbox_no_new_privs();
+	if (r == 0)
+		r = bh_sandbox_limits(WORKER_MORE_FDS);
 	if (r < 0) {
 		bh_err("cannot enter the sandbox: %s", strerror(-r));
 		return r;
 	}
 	enter_namespaces();
+	r = bh_sandbox_landlock();
+	if (r == -EOPNOTSUPP)
+		bh_warn("sandbox: no Landlock in this kernel: seccomp alone "
+			"keeps files closed");
+	else if (r < 0)
+		bh_warn("sandbox: Landlock refused: %s", strerror(-r));
+	else
+		bh_debug("sandbox: Landlock ABI %d, no file access", r);
 	return seccomp_install(w->ops);
 }
 

@@ -15,6 +15,23 @@ int bh_sandbox_drop_caps(void);
 int bh_sandbox_no_new_privs(void);
 
 /*
+ * No core files (RLIMIT_CORE 0) and no more descriptors than the process
+ * holds now plus more_fds (RLIMIT_NOFILE, soft and hard). Call before the
+ * root goes away: it lists /proc/self/fd. 0 or -errno.
+ */
+int bh_sandbox_limits(unsigned int more_fds);
+
+/*
+ * Landlock with every file-system right handled and none granted (and, where
+ * the kernel knows them, no TCP bind/connect, no abstract unix sockets or
+ * signals outside the process): no path can be opened, created or changed
+ * any more, whatever the seccomp filter allows. Needs no_new_privs. Returns
+ * the Landlock ABI version applied (>= 1), or -EOPNOTSUPP where the kernel
+ * has no Landlock (or it is disabled), or another -errno.
+ */
+int bh_sandbox_landlock(void);
+
+/*
  * Adds unconditional allow rules for each syscall name in the NULL-terminated
  * list. 0 or -errno (-EINVAL names the unknown syscall in the log).
  */
