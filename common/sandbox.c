@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -15,6 +16,7 @@
 
 #include "bulkhead/log.h"
 #include "bulkhead/sandbox.h"
+#include "bulkhead/util.h"
 
 int bh_sandbox_drop_caps(void)
 {
@@ -220,4 +222,35 @@ int bh_seccomp_new(scmp_filter_ctx *out)
 	}
 	*out = ctx;
 	return 0;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+unsigned int bh_policy_print(FILE *out, const char *const *const *lists,
+			     unsigned int nlists, const char *const *extra)
+{
+	const char *names[512];
+	unsigned int n = 0, count = 0;
+
+	for (unsigned int l = 0; l < nlists; l++)
+		for (const char *const *p = lists[l]; p && *p; p++)
+			if (n < BH_ARRAY_SIZE(names))
+				names[n++] = *p;
+	qsort(names, n, sizeof(names[0]), cmp_name);
+	for (unsigned int i = 0; i < n; i++) {
+		if (i > 0 && strcmp(names[i], names[i - 1]) == 0)
+			continue;
+		fprintf(out, "%s\n", names[i]);
+		count++;
+	}
+	fprintf(out, "mmap (never with PROT_EXEC)\n"
+		     "mprotect (never with PROT_EXEC)\n");
+	count += 2;
+	for (const char *const *p = extra; p && *p; p++, count++)
+		fprintf(out, "%s\n", *p);
+	fprintf(out, "%u system calls; any other kills the process\n", count);
+	return count;
 }

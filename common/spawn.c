@@ -231,6 +231,21 @@ int bh_exe_dir(char *buf, size_t len)
 	return 0;
 }
 
+int bh_find_child(const char *name, const char *libexecdir, char *out,
+		  size_t len)
+{
+	char dir[PATH_MAX];
+
+	if (bh_exe_dir(dir, sizeof(dir)) == 0 &&
+	    (size_t)snprintf(out, len, "%s/%s", dir, name) < len &&
+	    access(out, X_OK) == 0)
+		return 0;
+	if ((size_t)snprintf(out, len, "%s/%s", libexecdir, name) < len &&
+	    access(out, X_OK) == 0)
+		return 0;
+	return -ENOENT;
+}
+
 const char *bh_describe_status(int status, char *buf, size_t len)
 {
 	if (WIFEXITED(status))

@@ -133,18 +133,11 @@ static uint64_t now_ms(void)
 
 static int find_binary(struct dev *v)
 {
-	char dir[4096];
+	char name[64];
 
-	if (bh_exe_dir(dir, sizeof(dir)) == 0 &&
-	    (size_t)snprintf(v->binary, sizeof(v->binary), "%s/bulkhead-dev-%s",
-			     dir, kinds[v->kind].name) < sizeof(v->binary) &&
-	    access(v->binary, X_OK) == 0)
-		return 0;
-	snprintf(v->binary, sizeof(v->binary), "%s/bulkhead-dev-%s",
-		 BULKHEAD_LIBEXECDIR, kinds[v->kind].name);
-	if (access(v->binary, X_OK) == 0)
-		return 0;
-	return -ENOENT;
+	snprintf(name, sizeof(name), "bulkhead-dev-%s", kinds[v->kind].name);
+	return bh_find_child(name, BULKHEAD_LIBEXECDIR, v->binary,
+			     sizeof(v->binary));
 }
 
 static int open_disk(struct dev *v, char *err, size_t errlen)

@@ -188,18 +188,8 @@ static int vm_load(struct bh_vm *vm, Bh__VcpuState *st, char *err,
 
 static int find_runner(struct bh_vm *vm)
 {
-	char dir[4096];
-
-	if (bh_exe_dir(dir, sizeof(dir)) == 0 &&
-	    (size_t)snprintf(vm->runner_path, sizeof(vm->runner_path), "%s/%s",
-			     dir, RUNNER_BINARY) < sizeof(vm->runner_path) &&
-	    access(vm->runner_path, X_OK) == 0)
-		return 0;
-	snprintf(vm->runner_path, sizeof(vm->runner_path), "%s/%s",
-		 BULKHEAD_LIBEXECDIR, RUNNER_BINARY);
-	if (access(vm->runner_path, X_OK) == 0)
-		return 0;
-	return -ENOENT;
+	return bh_find_child(RUNNER_BINARY, BULKHEAD_LIBEXECDIR,
+			     vm->runner_path, sizeof(vm->runner_path));
 }
 
 /* Frees what vm_prepare took: the VM's images, console and devices. */

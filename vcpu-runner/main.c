@@ -359,8 +359,11 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: bulkhead-vcpu [--name NAME] [--log-level "
 			"LEVEL]\n"
+			"       bulkhead-vcpu --print-policy\n"
 			"Started by bulkhead with its control socket on fd "
-			"3; not meant to be run by hand.\n");
+			"3; not meant to be run by hand.\n"
+			"--print-policy prints the seccomp allow-list and "
+			"exits.\n");
 }
 
 static int parse_args(int argc, char **argv)
@@ -368,6 +371,7 @@ static int parse_args(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "log-level", required_argument, NULL, 'l' },
+		{ "print-policy", no_argument, NULL, 'p' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char prefix[64];
@@ -388,6 +392,9 @@ static int parse_args(int argc, char **argv)
 			}
 			bh_log_set_level(level);
 			break;
+		case 'p':
+			runner_seccomp_print(stdout);
+			exit(0);
 		default:
 			usage();
 			return -EINVAL;

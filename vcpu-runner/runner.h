@@ -4,6 +4,7 @@
 
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include <bulkhead/frame.h>
@@ -106,5 +107,6 @@ int runner_platform_init(struct runner *rn, int serial);
 
 /* seccomp.c */
 int runner_seccomp_install(void);
+void runner_seccomp_print(FILE *out);
 
 #endif

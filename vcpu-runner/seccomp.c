@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <linux/kvm.h>
 #include <seccomp.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/ioctl.h>
@@ -46,17 +47,40 @@ static const char *const runner_syscalls[] = {
 
 /* ioctls a running VM issues: entering the guest, the UART's interrupt
  * line, reading registers to describe a crash, and the virtio plumbing. */
-static const unsigned long runner_ioctls[] = {
-	KVM_RUN,
-	KVM_IRQ_LINE,
-	KVM_GET_REGS,
+#define IOCTL(x)      \
+	{             \
+		x, #x \
+	}
+static const struct {
+	unsigned long request;
+	const char *name;
+} runner_ioctls[] = {
+	IOCTL(KVM_RUN),
+	IOCTL(KVM_IRQ_LINE),
+	IOCTL(KVM_GET_REGS),
 	/* virtio-pci: kicks, interrupts and MSI routes of the VM's own
 	 * eventfds */
-	KVM_IOEVENTFD,
-	KVM_IRQFD,
-	KVM_SET_GSI_ROUTING,
-	KVM_SIGNAL_MSI,
+	IOCTL(KVM_IOEVENTFD),
+	IOCTL(KVM_IRQFD),
+	IOCTL(KVM_SET_GSI_ROUTING),
+	IOCTL(KVM_SIGNAL_MSI),
 };
+
+void runner_seccomp_print(FILE *out)
+{
+	const char *const *lists[] = { runner_syscalls };
+	char line[512] = "ioctl, only";
+	const char *extra[] = { line, NULL };
+	size_t len;
+
+	for (size_t i = 0; i < BH_ARRAY_SIZE(runner_ioctls); i++) {
+		len = strlen(line);
+		snprintf(line + len, sizeof(line) - len, "%s %s", i ? "," : "",
+			 runner_ioctls[i].name);
+	}
+	fprintf(out, "bulkhead-vcpu: seccomp allow-list\n");
+	bh_policy_print(out, lists, 1, extra);
+}
 
 int runner_seccomp_install(void)
 {
@@ -73,7 +97,7 @@ int runner_seccomp_install(void)
 		goto out;
 	for (size_t i = 0; i < BH_ARRAY_SIZE(runner_ioctls); i++) {
 		r = bh_seccomp_allow_masked(ctx, SCMP_SYS(ioctl), 1, ~0ULL,
-					    runner_ioctls[i]);
+					    runner_ioctls[i].request);
 		if (r < 0)
 			goto out;
 	}

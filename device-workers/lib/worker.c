@@ -855,12 +855,14 @@ static void usage(const struct bh_device_ops *ops)
 	fprintf(stderr,
 		"usage: bulkhead-dev-%s --id ID [--log-level LEVEL] "
 		"[--selftest-open PATH]\n"
+		"       bulkhead-dev-%s --print-policy\n"
 		"Started by bulkhead with its control socket on fd 3; not "
 		"meant to be run by hand.\n"
+		"--print-policy prints the seccomp allow-list and exits.\n"
 		"--selftest-open PATH is a self-test of the sandbox: once "
 		"sandboxed, open PATH,\n"
 		"which must get the worker killed by its seccomp filter.\n",
-		ops->name);
+		ops->name, ops->name);
 }
 
 static int parse_args(struct worker_ctx *c, int argc, char **argv)
@@ -869,6 +871,7 @@ static int parse_args(struct worker_ctx *c, int argc, char **argv)
 		{ "id", required_argument, NULL, 'i' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "selftest-open", required_argument, NULL, 's' },
+		{ "print-policy", no_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -897,6 +900,15 @@ static int parse_args(struct worker_ctx *c, int argc, char **argv)
 		case 's':
 			c->selftest_open = optarg;
 			break;
+		case 'p': {
+			const char *const *lists[] = { worker_syscalls,
+						       ops->extra_syscalls };
+
+			printf("bulkhead-dev-%s: seccomp allow-list\n",
+			       ops->name);
+			bh_policy_print(stdout, lists, 2, NULL);
+			exit(0);
+		}
 		default:
 			usage(ops);
 			return -EINVAL;

@@ -3,6 +3,8 @@
 #ifndef BULKHEAD_SANDBOX_H
 #define BULKHEAD_SANDBOX_H
 
+#include <stdio.h>
+
 #include <seccomp.h>
 #include <stdint.h>
 
@@ -30,6 +32,16 @@ int bh_sandbox_limits(unsigned int more_fds);
  * has no Landlock (or it is disabled), or another -errno.
  */
 int bh_sandbox_landlock(void);
+
+/*
+ * --print-policy: writes an allow-list to out, one rule per line: the
+ * system calls of the NULL-terminated name lists (sorted, each once), then
+ * mmap and mprotect as bh_seccomp_new allows them, then the lines of extra
+ * (NULL-terminated, one system call each, e.g. an ioctl with the requests
+ * it may carry), then the count. Returns the count.
+ */
+unsigned int bh_policy_print(FILE *out, const char *const *const *lists,
+			     unsigned int nlists, const char *const *extra);
 
 /*
  * Adds unconditional allow rules for each syscall name in the NULL-terminated

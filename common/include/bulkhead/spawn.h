@@ -38,6 +38,11 @@ int bh_reap(pid_t pid, int grace_ms, int *killed);
  * buf. 0 or -errno (-ENAMETOOLONG if it does not fit). */
 int bh_exe_dir(char *buf, size_t len);
 
+/* Finds the executable name beside the running one (a build tree) or else
+ * in libexecdir (an installation); its path into out. 0 or -ENOENT. */
+int bh_find_child(const char *name, const char *libexecdir, char *out,
+		  size_t len);
+
 /* Describes a wait status: "exited with status 3", "killed by signal 9
  * (Killed)". Writes into buf and returns it. */
 const char *bh_describe_status(int status, char *buf, size_t len);
