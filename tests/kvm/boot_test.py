@@ -482,12 +482,75 @@ def devices_argv(args, rw, ro, hvc):
         "--console", f"file={hvc}"]
 
 
+def pids_named(name):
+    """Pids of the processes whose argv[0] has this base name."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                arg0 = f.read().split(b"\0")[0]
+        except OSError:
+            continue
+        if os.path.basename(arg0).decode(errors="replace") == name:
+            pids.append(int(d))
+    return pids
+
+
+def check_sandboxes(vm, children):
+    """Every child of a running VM, from /proc: seccomp in filter mode,
+    no_new_privs, no capability in any set, no core files; workers in
+    namespaces of their own unless the host refused them (which the worker
+    then logged). children maps argv[0] to the count expected. Returns a
+    summary."""
+    ns_refused = "namespace refused" in vm.err
+    seen = 0
+    for name, count in children.items():
+        pids = pids_named(name)
+        if len(pids) != count:
+            raise Fail(f"{len(pids)} {name} processes, not {count}")
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    st = dict(l.split(":", 1) for l in f.read().splitlines()
+                              if ":" in l)
+                with open(f"/proc/{pid}/limits") as f:
+                    limits = f.read()
+            except OSError as e:
+                raise Fail(f"{name} ({pid}): /proc: {e.strerror}")
+            want = {"Seccomp": "2", "NoNewPrivs": "1",
+                    "CapInh": "0000000000000000", "CapPrm": "0000000000000000",
+                    "CapEff": "0000000000000000", "CapBnd": "0000000000000000",
+                    "CapAmb": "0000000000000000"}
+            for k, v in want.items():
+                if st.get(k, "").strip() != v:
+                    raise Fail(f"{name} ({pid}): {k} {st.get(k, '').strip()!r}"
+                               f", not {v}")
+            if not re.search(r"^Max core file size\s+0\s+0\s", limits, re.M):
+                raise Fail(f"{name} ({pid}): core files are not off")
+            if name.startswith("bulkhead-dev-") and not ns_refused:
+                for ns in ("user", "mnt", "net", "ipc", "uts"):
+                    if os.readlink(f"/proc/{pid}/ns/{ns}") == \
+                            os.readlink(f"/proc/self/ns/{ns}"):
+                        raise Fail(f"{name} ({pid}): in the host's {ns} "
+                                   f"namespace, and no refusal was logged")
+            seen += 1
+    return (f"{seen} children with seccomp, no_new_privs, no capabilities, "
+            f"no core files; worker namespaces "
+            f"{'refused by this host (logged)' if ns_refused else 'own'}")
+
+
 def case_devices(args, vm_factory):
     rw, ro, ro_sha = make_images(args.log)
     want_sha = hashlib.sha256(write_pattern()).hexdigest()
     hvc = os.path.join(args.log, "hvc0.txt")
     vm = vm_factory(devices_argv(args, rw, ro, hvc))
     t_marker = boot_to_prompt(vm)
+    sandboxes = check_sandboxes(vm, {"bulkhead-vcpu": 1,
+                                     "bulkhead-dev-blk": 2,
+                                     "bulkhead-dev-rng": 1,
+                                     "bulkhead-dev-console": 1})
 
     def expect_value(name, expr, want, step):
         got = vm.value(name, expr, step)
@@ -579,7 +642,8 @@ def case_devices(args, vm_factory):
     # Passed: the images go (80 MiB); on a failure they stay with the logs.
     for p in (rw, ro):
         os.unlink(p)
-    return (f"vda 64 MiB rw, vdb 16 MiB ro, rng {cur}, hvc0; marker after "
+    return (f"{sandboxes}; "
+            f"vda 64 MiB rw, vdb 16 MiB ro, rng {cur}, hvc0; marker after "
             f"{t_marker:.1f} s, 32 MiB written in {t_write:.1f} s "
             f"({WRITE_SIZE / MIB / t_write:.1f} MiB/s), read back in "
             f"{t_read:.1f} s ({WRITE_SIZE / MIB / t_read:.1f} MiB/s), "
@@ -589,24 +653,8 @@ def case_devices(args, vm_factory):
 KILL_WAIT_S = 60   # for the guest's writes to reach the image
 
 
-def blk_worker_pids():
-    """Pids of the processes whose argv[0] is bulkhead-dev-blk."""
-    pids = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/cmdline", "rb") as f:
-                arg0 = f.read().split(b"\0")[0]
-        except OSError:
-            continue
-        if os.path.basename(arg0) == b"bulkhead-dev-blk":
-            pids.append(int(d))
-    return pids
-
-
 def kill_blk_worker(vm, step):
-    pids = blk_worker_pids()
+    pids = pids_named("bulkhead-dev-blk")
     if len(pids) != 1:
         raise Fail(f"{step}: {len(pids)} bulkhead-dev-blk processes, not 1")
     os.kill(pids[0], signal.SIGKILL)
