@@ -39,6 +39,7 @@ enum {
 	OPT_RESTART_DEVICES,
 	OPT_API_SOCKET,
 	OPT_CONFIG,
+	OPT_SANDBOX,
 	OPT_END,
 };
 
@@ -58,6 +59,7 @@ static const struct option long_options[] = {
 	{ "restart-devices", required_argument, NULL, OPT_RESTART_DEVICES },
 	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
 	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "sandbox", required_argument, NULL, OPT_SANDBOX },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -818,6 +820,13 @@ static int parse_option(int c, const char *arg, struct bh_config *cfg,
 		return parse_console(arg, cfg, err, errlen);
 	case OPT_RESTART_DEVICES:
 		return parse_restart(arg, cfg, err, errlen);
+	case OPT_SANDBOX:
+		if (strcmp(arg, "strict") == 0 || strcmp(arg, "relaxed") == 0) {
+			cfg->strict_sandbox = strcmp(arg, "strict") == 0;
+			return 0;
+		}
+		return fail(err, errlen,
+			    "--sandbox: '%s' is not relaxed or strict", arg);
 	case OPT_API_SOCKET:
 		return bh_api_socket_arg_parse(arg, &cfg->api_socket_path,
 					       &cfg->api_socket_fd, err,
@@ -840,7 +849,7 @@ static int check_no_vm(const bool *seen, const struct bh_config *cfg, char *err,
 		       size_t errlen)
 {
 	static const int vmm_opts[] = { OPT_NAME, OPT_LOG_LEVEL, OPT_API_SOCKET,
-					OPT_CONFIG };
+					OPT_CONFIG, OPT_SANDBOX };
 
 	if (!cfg->api_socket_path && cfg->api_socket_fd < 0)
 		return fail(err, errlen,
@@ -1087,6 +1096,11 @@ void bh_config_usage(FILE *out)
 		"                      dashes ('memory size=1G'), '#'\n"
 		"                      comments; the command line's own\n"
 		"                      come after them\n"
+		"  --sandbox relaxed|strict\n"
+		"                      where the host refuses a device\n"
+		"                      worker a namespace, the empty root\n"
+		"                      or Landlock: relaxed (default) warns\n"
+		"                      and runs, strict refuses to start\n"
 		"  --print-policy PROCESS\n"
 		"                      print the seccomp allow-list of\n"
 		"                      controller, vcpu, blk, console, rng\n"

@@ -72,6 +72,9 @@ struct bh_config {
 	 * takes up its queues (on), or by one that fails every request (off,
 	 * the default, and once the restarts are used up). */
 	bool restart_devices;
+	/* --sandbox strict: a device worker refuses to start where the host
+	 * refuses it a namespace, the empty root or Landlock. */
+	bool strict_sandbox;
 	unsigned int max_restarts; /* per device per minute */
 	/* --api-socket: where the management API listens; not part of the
 	 * VM's configuration (VmConfig). At most one of the two is set. */

@@ -750,6 +750,7 @@ static int worker_setup(struct dev *v, const struct bh_guest_mem *mem)
 	s.regions = ptrs;
 	s.memfd_size = l->ram_size;
 	s.backend_case = kinds[v->kind].backend;
+	s.strict_sandbox = v->devs->cfg->strict_sandbox;
 	switch (v->kind) {
 	case DEV_BLK:
 		blk.readonly = v->disk->readonly;

@@ -1041,6 +1041,7 @@ int bh_vm_define(struct bh_vm *vm, struct bh_config *cfg, char *err,
 	cfg->name = bh_xstrdup(p->name);
 	cfg->log_level = p->log_level;
 	cfg->print_exit_stats = p->print_exit_stats;
+	cfg->strict_sandbox = p->strict_sandbox;
 	free(cfg->api_socket_path);
 	cfg->api_socket_path = NULL;
 	cfg->api_socket_fd = -1;

@@ -348,6 +348,7 @@ static int h_setup(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 			      1ULL << VIRTIO_F_INDIRECT_DESC |
 			      1ULL << VIRTIO_F_EVENT_IDX;
 
+	w->strict_sandbox = s->strict_sandbox;
 	r = enter_sandbox(w);
 	if (r < 0)
 		return r;
@@ -628,7 +629,8 @@ static int empty_root(const char **step)
  * No PID namespace: it would take a fork, and the controller watches this
  * pid.
  */
-static void enter_namespaces(void)
+/* Returns how many of the sandbox's namespace steps the host refused. */
+static int enter_namespaces(void)
 {
 	static const struct {
 		int flag;
@@ -644,11 +646,13 @@ static void enter_namespaces(void)
 	const char *step;
 	int r;
 
+	int nrefused = 0;
+
 	if (unshare(CLONE_NEWUSER) < 0) {
 		bh_warn("sandbox: user namespace refused (%s): no mount, "
 			"network, IPC or UTS namespace, no empty root",
 			strerror(errno));
-		return;
+		return 1;
 	}
 	for (size_t i = 0; i < BH_ARRAY_SIZE(ns); i++) {
 		if (unshare(ns[i].flag) == 0) {
@@ -658,23 +662,29 @@ static void enter_namespaces(void)
 		snprintf(refused + strlen(refused),
 			 sizeof(refused) - strlen(refused), "%s%s",
 			 refused[0] ? ", " : "", ns[i].name);
+		nrefused++;
 	}
 	if (refused[0])
 		bh_warn("sandbox: namespaces refused: %s", refused);
 	if (have_mnt) {
 		r = empty_root(&step);
-		if (r < 0)
+		if (r < 0) {
 			bh_warn("sandbox: no empty root (%s: %s)", step,
 				strerror(-r));
+			nrefused++;
+		}
 	}
 	r = drop_ns_caps();
-	if (r < 0)
+	if (r < 0) {
 		bh_warn("sandbox: capabilities in the user namespace remain: "
 			"%s",
 			strerror(-r));
+		nrefused++;
+	}
 	bh_debug("sandbox: in new user, %s namespaces%s",
 		 refused[0] ? "some" : "mount, network, IPC and UTS",
 		 have_mnt ? " with an empty root" : "");
+	return nrefused;
 }
 
 static unsigned int count_names(const char *const *names)
@@ -727,7 +737,7 @@ out:
  * namespaces, Landlock, seccomp. */
 static int enter_sandbox(struct bh_worker *w)
 {
-	int r;
+	int r, refused;
 
 	r = bh_sandbox_drop_caps();
 	if (r == 0)
@@ -738,7 +748,7 @@ static int enter_sandbox(struct bh_worker *w)
 		bh_err("cannot enter the sandbox: %s", strerror(-r));
 		return r;
 	}
-	enter_namespaces();
+	refused = enter_namespaces();
 	r = bh_sandbox_landlock();
 	if (r == -EOPNOTSUPP)
 		bh_warn("sandbox: no Landlock in this kernel: seccomp alone "
@@ -747,6 +757,14 @@ static int enter_sandbox(struct bh_worker *w)
 		bh_warn("sandbox: Landlock refused: %s", strerror(-r));
 	else
 		bh_debug("sandbox: Landlock ABI %d, no file access", r);
+	if (r < 0)
+		refused++;
+	if (refused && w->strict_sandbox) {
+		bh_err("sandbox: --sandbox strict and the host refused %d of "
+		       "its steps (see above): not starting",
+		       refused);
+		return -EPERM;
+	}
 	return seccomp_install(w->ops);
 }
 

@@ -70,8 +70,9 @@ struct bh_worker {
 
 	bool active;
 	bool needs_reset;
-	bool failed;	 /* completing every request with an error */
-	unsigned int nq; /* queues set up by activate */
+	bool failed;	     /* completing every request with an error */
+	bool strict_sandbox; /* a refused sandbox step is fatal */
+	unsigned int nq;     /* queues set up by activate */
 	struct bh_vq vq[BH_WORKER_MAX_QUEUES];
 	int kick_fd[BH_WORKER_MAX_QUEUES];
 	int call_fd[BH_WORKER_MAX_QUEUES];

@@ -562,6 +562,7 @@ int bh_vdriver_setup(struct bh_vdriver *d, int timeout_ms)
 	ws.regions = mrp;
 	ws.memfd_size = d->ram_total;
 	ws.backend_case = d->cfg.type;
+	ws.strict_sandbox = d->cfg.strict_sandbox;
 	switch (d->cfg.type) {
 	case BH__WORKER_SETUP__BACKEND_BLK:
 		ws.blk = d->cfg.backend ? (Bh__BlkSetup *)d->cfg.backend : &blk;

@@ -56,6 +56,9 @@ struct bh_vdriver_cfg {
 	 * do; needed by bh_vdriver_respawn, which sends WORKER_SETUP again:
 	 * backend and backend_fds must then stay valid until the end. */
 	bool inflight;
+	/* WorkerSetup.strict_sandbox: a refused sandbox step ends the worker.
+	 */
+	bool strict_sandbox;
 };
 
 /* What WORKER_READY said about the device. */

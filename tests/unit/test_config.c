@@ -533,6 +533,33 @@ static void test_devices(void **state)
 	bh_config_free(&cfg);
 }
 
+static void test_sandbox(void **state)
+{
+	struct bh_config cfg;
+	char err[256];
+
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k"), BH_CONFIG_OK);
+	assert_false(cfg.strict_sandbox);
+	bh_config_free(&cfg);
+	assert_int_equal(
+	    PARSE(&cfg, err, "--kernel", "k", "--sandbox", "strict"),
+	    BH_CONFIG_OK);
+	assert_true(cfg.strict_sandbox);
+	bh_config_free(&cfg);
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k", "--sandbox=relaxed"),
+			 BH_CONFIG_OK);
+	assert_false(cfg.strict_sandbox);
+	bh_config_free(&cfg);
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k", "--sandbox", "on"),
+			 -EINVAL);
+	assert_string_equal(err, "--sandbox: 'on' is not relaxed or strict");
+	assert_int_equal(
+	    PARSE(&cfg, err, "--api-socket", "path=/s", "--sandbox", "strict"),
+	    BH_CONFIG_OK);
+	assert_true(cfg.strict_sandbox);
+	bh_config_free(&cfg);
+}
+
 static void test_restart_devices(void **state)
 {
 	struct bh_config cfg;
@@ -699,6 +726,7 @@ int main(void)
 		cmocka_unit_test(test_usage_text),
 		cmocka_unit_test(test_devices),
 		cmocka_unit_test(test_restart_devices),
+		cmocka_unit_test(test_sandbox),
 		cmocka_unit_test(test_too_many_devices),
 		cmocka_unit_test(test_api_socket),
 		cmocka_unit_test(test_no_vm),
