@@ -168,15 +168,17 @@ static int add_buffer(struct bh_vq *vq, struct bh_vq_req *req,
 	return 0;
 }
 
-/* Switches the walk to the indirect table d points at. */
+/* Switches the walk to the indirect table d points at. in_indirect says
+ * whether the walk is in one already: the table's address cannot tell, since
+ * a guest may point an indirect descriptor at the ring itself. */
 static int enter_indirect(struct bh_vq *vq, const struct bh_vring_desc *d,
-			  unsigned int steps,
+			  unsigned int steps, bool *in_indirect,
 			  const struct bh_vring_desc **table, uint32_t *count)
 {
 	if (!vq->indirect)
 		return broken(vq, "indirect descriptor, but INDIRECT_DESC "
 				  "was not negotiated");
-	if (*table != vq->desc)
+	if (*in_indirect)
 		return broken(vq, "indirect descriptor inside an indirect "
 				  "table");
 	if (steps != 1)
@@ -194,6 +196,7 @@ static int enter_indirect(struct bh_vq *vq, const struct bh_vring_desc *d,
 		return broken(vq, "indirect table 0x%llx+%u outside guest RAM",
 			      (unsigned long long)d->addr, d->len);
 	*count = d->len / (uint32_t)sizeof(struct bh_vring_desc);
+	*in_indirect = true;
 	return 0;
 }
 
@@ -203,7 +206,7 @@ static int walk_chain(struct bh_vq *vq, struct bh_vq_req *req, uint16_t head)
 	const struct bh_vring_desc *table = vq->desc;
 	uint32_t count = vq->size, i = head;
 	unsigned int steps = 0;
-	bool seen_write = false;
+	bool seen_write = false, in_indirect = false;
 	struct bh_vring_desc d;
 	int r;
 
@@ -214,14 +217,14 @@ static int walk_chain(struct bh_vq *vq, struct bh_vq_req *req, uint16_t head)
 		/* A chain visits each descriptor of its table at most once:
 		 * one step more is a loop, however the guest built it. */
 		if (++steps > count)
-			return broken(vq, "head %u: chain longer than %s (%u)",
-				      head,
-				      table == vq->desc ? "the queue"
-							: "its indirect table",
-				      count);
+			return broken(
+			    vq, "head %u: chain longer than %s (%u)", head,
+			    in_indirect ? "its indirect table" : "the queue",
+			    count);
 		read_desc(&d, &table[i]);
 		if (d.flags & VRING_DESC_F_INDIRECT) {
-			r = enter_indirect(vq, &d, steps, &table, &count);
+			r = enter_indirect(vq, &d, steps, &in_indirect, &table,
+					   &count);
 			if (r < 0)
 				return r;
 			i = 0;

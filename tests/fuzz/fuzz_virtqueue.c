@@ -2,7 +2,7 @@
  * Fuzz target: the virtqueue walker (device-workers/lib/virtqueue.c) on
  * rings and guest RAM from the input (layout in fuzz_vq.h), with and without
  * in-flight records resumed from the input. Pops until the ring is empty or
- * the queue broken, touching every byte of every buffer it hands out, and
+ * the queue broken, touching both ends of every buffer it hands out, and
  * returns each chain.
  */
 #include <stdint.h>
@@ -39,11 +39,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		n = req.n_out + req.n_in;
 		if (n > BH_VQ_MAX_IOV)
 			abort();
-		for (i = 0; i < req.n_out; i++)
-			for (size_t j = 0; j < req.iov[i].iov_len; j++)
-				sum += ((uint8_t *)req.iov[i].iov_base)[j];
-		for (; i < n; i++)
-			memset(req.iov[i].iov_base, 0xa5, req.iov[i].iov_len);
+		/* Each buffer's first and last byte: the bounds are what the
+		 * walker vouches for. Every byte of every buffer would let one
+		 * input cost ~1000 pops x 1024 buffers x 64 KiB. */
+		for (i = 0; i < n; i++) {
+			uint8_t *b = req.iov[i].iov_base;
+			size_t len = req.iov[i].iov_len;
+
+			if (len == 0)
+				abort(); /* zero-length buffers are skipped */
+			if (i < req.n_out) {
+				sum += b[0];
+				sum += b[len - 1];
+			} else {
+				b[0] = 0xa5;
+				b[len - 1] = 0xa5;
+			}
+		}
 		bh_vq_push(&vq, req.head,
 			   req.in_len > UINT32_MAX ? UINT32_MAX
 						   : (uint32_t)req.in_len);

@@ -549,6 +549,19 @@ static void test_indirect_nested(void **state)
 	expect_broken(f, "inside an indirect table");
 }
 
+/* An indirect descriptor whose table is the ring itself, pointing at
+ * itself: each entry into the "table" would start the walk afresh, for
+ * ever, if the walker judged nesting by the table's address. */
+static void test_indirect_table_is_the_ring(void **state)
+{
+	struct fx *f = *state;
+
+	vq_start(f, QSIZE, F_INDIRECT);
+	set_desc(f, 0, DESC_GPA, 16 * QSIZE, VRING_DESC_F_INDIRECT, 0);
+	offer(f, 0);
+	expect_broken(f, "inside an indirect table");
+}
+
 static void test_indirect_with_next(void **state)
 {
 	struct fx *f = *state;
@@ -867,6 +880,7 @@ int main(void)
 		T(test_indirect_len_not_multiple),
 		T(test_indirect_too_long),
 		T(test_indirect_nested),
+		T(test_indirect_table_is_the_ring),
 		T(test_indirect_with_next),
 		T(test_indirect_mid_chain),
 		T(test_indirect_loop),
