@@ -346,8 +346,25 @@ def case_smp2(args, vm_factory):
             f"button, guest poweroff, exit 0 after {t_term:.1f} s")
 
 
+CHILDREN = ("bulkhead-vcpu", "bulkhead-dev-blk", "bulkhead-dev-rng",
+            "bulkhead-dev-console")
+
+
+def wait_no_children(step, limit=10):
+    """Waits until no child process of Bulkhead is left."""
+    deadline = time.monotonic() + limit
+    while True:
+        left = {n: pids_named(n) for n in CHILDREN}
+        left = {n: p for n, p in left.items() if p}
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            raise Fail(f"{step}: still running after {limit} s: {left}")
+        time.sleep(0.2)
+
+
 def case_mem4g(args, vm_factory):
-    vm = vm_factory(argv(args, memory="4G"))
+    vm = vm_factory(argv(args, memory="4G") + ["--rng", "src=/dev/urandom"])
     t1 = boot_to_prompt(vm)
     m = vm.command("echo MEMKB=$(awk '/^MemTotal:/{print $2}' /proc/meminfo)",
                    re.compile(r"^MEMKB=(\d*)$", re.M), "MemTotal")
@@ -373,10 +390,16 @@ def case_mem4g(args, vm_factory):
     if high[0][1] < high[0][0] + (256 << 20) - 1:
         raise Fail(f"the System RAM above 4 GiB ends at {high[0][1]:#x}, "
                    f"less than 256 MiB")
-    poweroff(vm)
+    # kill -9 of the controller: its children follow it (parent-death
+    # signal), nothing is left behind.
+    if not pids_named("bulkhead-vcpu") or not pids_named("bulkhead-dev-rng"):
+        raise Fail("the runner or the rng worker is not running")
+    vm.proc.kill()
+    vm.wait_exit(POWEROFF_S, "bulkhead to die of SIGKILL")
+    wait_no_children("after kill -9 of bulkhead")
     return (f"MemTotal {memkb} kB, RAM above 4 GiB {high[0][0]:#x}-"
-            f"{high[0][1]:#x}, marker after {t1:.1f} s, exit after "
-            f"{vm.exit_time:.1f} s")
+            f"{high[0][1]:#x}, marker after {t1:.1f} s; kill -9 of "
+            f"bulkhead took its runner and worker with it")
 
 
 def case_crash(args, vm_factory):
@@ -667,7 +690,8 @@ def case_workerkill(args, vm_factory):
     that finishes the requests in flight: the guest's write completes and
     every byte lands. The second exceeds the limit: a failing worker
     answers with I/O errors, which end the guest's read loop instead of
-    hanging it, and the VM lives on and powers off normally."""
+    hanging it, and the VM lives on. Last, kill -9 of the vCPU runner:
+    reported, exit 1, no process left."""
     rw, _, _ = make_images(args.log)
     want_sha = hashlib.sha256(write_pattern()).hexdigest()
     line = (WRITE_LINE + "\n").encode()
@@ -758,7 +782,19 @@ def case_workerkill(args, vm_factory):
                   "a read from the failed disk")
     if rc == "0":
         raise Fail("a read from the failed disk succeeded")
-    poweroff(vm)
+    # kill -9 of the vCPU runner: bulkhead says so, stops the workers and
+    # exits 1; nothing is left behind.
+    runner = pids_named("bulkhead-vcpu")
+    if len(runner) != 1:
+        raise Fail(f"{len(runner)} bulkhead-vcpu processes, not 1")
+    os.kill(runner[0], signal.SIGKILL)
+    st = vm.wait_exit(POWEROFF_S, "bulkhead to exit after its runner died")
+    if st != 1:
+        raise Fail(f"bulkhead exited with {st} after its runner was "
+                   f"killed, not 1")
+    if not re.search(r"vCPU runner killed by signal 9", vm.err):
+        raise Fail("bulkhead did not report the runner's death")
+    wait_no_children("after the runner's kill")
     got = sha256_file(rw, WRITE_SIZE)
     if got != want_sha:
         raise Fail(f"the first 32 MiB of rw.img on the host: sha256 {got}, "
@@ -778,8 +814,8 @@ def case_workerkill(args, vm_factory):
             f"{'after' if landed_all else 'before'} the write's last block "
             f"landed); write finished {t_write_end:.1f} s after the kill, "
             f"32 MiB intact; second kill: the guest's reads failed with "
-            f"an I/O error (in the serial log), the VM powered off "
-            f"normally")
+            f"an I/O error (in the serial log); kill -9 of the runner: "
+            f"reported, exit 1, no process left")
 
 
 def ctl(args, sock, *cmd, check=True, limit=CTL_S):
