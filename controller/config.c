@@ -71,34 +71,12 @@ static const struct option long_options[] = {
  * distinguishable from an unknown option. */
 static const char short_options[] = "+:hVv";
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen,
-						      const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
-static char *xstrdup(const char *s)
-{
-	char *p = strdup(s);
-
-	if (!p)
-		abort();
-	return p;
-}
-
 /* Replaces an owned string; used so that defaults can be overridden without
  * leaking them. */
 static void set_string(char **dst, const char *src)
 {
 	free(*dst);
-	*dst = xstrdup(src);
+	*dst = bh_xstrdup(src);
 }
 
 static const char *long_name(int val)
@@ -153,39 +131,40 @@ static int kv_parse(const char *opt, const char *arg, struct kv_param *params,
 	kv_known(params, n, known, sizeof(known));
 
 	if (arg[0] == '\0')
-		return fail(
+		return bh_errf(
 		    err, errlen,
 		    "%s: empty argument (expected key=value; known: %s)", opt,
 		    known);
 
-	buf = xstrdup(arg);
+	buf = bh_xstrdup(arg);
 	for (item = buf; item; item = next) {
 		next = strchr(item, ',');
 		if (next)
 			*next++ = '\0';
 		if (item[0] == '\0') {
-			ret = fail(err, errlen, "%s: empty parameter in '%s'",
-				   opt, arg);
+			ret = bh_errf(err, errlen,
+				      "%s: empty parameter in '%s'", opt, arg);
 			goto err;
 		}
 		eq = strchr(item, '=');
 		if (!eq && n == 1) {
-			ret = fail(err, errlen,
-				   "%s: '%s' is not key=value (did you mean "
-				   "%s=%s?)",
-				   opt, item, params[0].key, item);
+			ret = bh_errf(err, errlen,
+				      "%s: '%s' is not key=value (did you mean "
+				      "%s=%s?)",
+				      opt, item, params[0].key, item);
 			goto err;
 		}
 		if (!eq) {
-			ret = fail(err, errlen,
-				   "%s: '%s' is not key=value (known: %s)", opt,
-				   item, known);
+			ret = bh_errf(err, errlen,
+				      "%s: '%s' is not key=value (known: %s)",
+				      opt, item, known);
 			goto err;
 		}
 		if (eq == item) {
-			ret = fail(err, errlen,
-				   "%s: '%s' has no parameter name (known: %s)",
-				   opt, item, known);
+			ret = bh_errf(
+			    err, errlen,
+			    "%s: '%s' has no parameter name (known: %s)", opt,
+			    item, known);
 			goto err;
 		}
 		*eq = '\0';
@@ -196,19 +175,19 @@ static int kv_parse(const char *opt, const char *arg, struct kv_param *params,
 			}
 		}
 		if (!p) {
-			ret = fail(err, errlen,
-				   "%s: unknown parameter '%s' (known: %s)",
-				   opt, item, known);
+			ret = bh_errf(err, errlen,
+				      "%s: unknown parameter '%s' (known: %s)",
+				      opt, item, known);
 			goto err;
 		}
 		if (p->value) {
-			ret = fail(err, errlen, "%s: %s given twice", opt,
-				   p->key);
+			ret = bh_errf(err, errlen, "%s: %s given twice", opt,
+				      p->key);
 			goto err;
 		}
 		if (eq[1] == '\0') {
-			ret = fail(err, errlen, "%s: %s= needs a value", opt,
-				   p->key);
+			ret = bh_errf(err, errlen, "%s: %s= needs a value", opt,
+				      p->key);
 			goto err;
 		}
 		p->value = eq + 1;
@@ -233,31 +212,15 @@ static int kv_uint(const char *opt, const struct kv_param *p, uint64_t min,
 
 	ret = bh_parse_uint(p->value, 0, UINT64_MAX, &v);
 	if (ret == -EINVAL)
-		return fail(err, errlen, "%s: %s=%s is not a number", opt,
-			    p->key, p->value);
+		return bh_errf(err, errlen, "%s: %s=%s is not a number", opt,
+			       p->key, p->value);
 	if (ret < 0 || v < min || v > max)
-		return fail(err, errlen,
-			    "%s: %s=%s is out of range %" PRIu64 "..%" PRIu64,
-			    opt, p->key, p->value, min, max);
+		return bh_errf(err, errlen,
+			       "%s: %s=%s is out of range %" PRIu64
+			       "..%" PRIu64,
+			       opt, p->key, p->value, min, max);
 	*out = v;
 	return 0;
-}
-
-/* Writes a byte count with the largest suffix that divides it exactly. */
-static void format_size(uint64_t v, char *out, size_t outlen)
-{
-	static const char suffixes[] = "KMGT";
-	const char *s = NULL;
-	size_t i;
-
-	for (i = 0; i < sizeof(suffixes) - 1 && v && v % 1024 == 0; i++) {
-		v /= 1024;
-		s = &suffixes[i];
-	}
-	if (s)
-		snprintf(out, outlen, "%" PRIu64 "%c", v, *s);
-	else
-		snprintf(out, outlen, "%" PRIu64, v);
 }
 
 static int kv_size(const char *opt, const struct kv_param *p, uint64_t *out,
@@ -269,17 +232,18 @@ static int kv_size(const char *opt, const struct kv_param *p, uint64_t *out,
 
 	ret = bh_parse_size(p->value, out);
 	if (ret == -ERANGE)
-		return fail(err, errlen, "%s: %s=%s is too large", opt, p->key,
-			    p->value);
+		return bh_errf(err, errlen, "%s: %s=%s is too large", opt,
+			       p->key, p->value);
 	if (ret < 0 && digits > 0 && rest[0] && !rest[1] &&
 	    !strchr("KMGTkmgt", rest[0]))
-		return fail(err, errlen, "%s: %s=%s: unknown size suffix '%c'",
-			    opt, p->key, p->value, rest[0]);
+		return bh_errf(err, errlen,
+			       "%s: %s=%s: unknown size suffix '%c'", opt,
+			       p->key, p->value, rest[0]);
 	if (ret < 0)
-		return fail(err, errlen,
-			    "%s: %s=%s is not a size (a number with an "
-			    "optional K, M, G or T suffix)",
-			    opt, p->key, p->value);
+		return bh_errf(err, errlen,
+			       "%s: %s=%s is not a size (a number with an "
+			       "optional K, M, G or T suffix)",
+			       opt, p->key, p->value);
 	return 0;
 }
 
@@ -313,11 +277,12 @@ static int parse_cpus(const char *arg, struct bh_config *cfg, char *err,
 		if (ret < 0)
 			goto out;
 		if (max != boot) {
-			ret = fail(err, errlen,
-				   "--cpus: max must equal boot: CPU hotplug "
-				   "is not supported (boot=%" PRIu64
-				   ", max=%" PRIu64 ")",
-				   boot, max);
+			ret =
+			    bh_errf(err, errlen,
+				    "--cpus: max must equal boot: CPU hotplug "
+				    "is not supported (boot=%" PRIu64
+				    ", max=%" PRIu64 ")",
+				    boot, max);
 			goto out;
 		}
 	}
@@ -350,24 +315,24 @@ static int parse_memory(const char *arg, struct bh_config *cfg, char *err,
 	if (ret < 0)
 		goto out;
 	if (size < BH_CONFIG_MIN_MEMORY) {
-		format_size(BH_CONFIG_MIN_MEMORY, lim, sizeof(lim));
-		ret = fail(err, errlen,
-			   "--memory: size=%s is below the minimum %s",
-			   p->value, lim);
+		bh_format_size(BH_CONFIG_MIN_MEMORY, lim, sizeof(lim));
+		ret = bh_errf(err, errlen,
+			      "--memory: size=%s is below the minimum %s",
+			      p->value, lim);
 		goto out;
 	}
 	if (size > BH_CONFIG_MAX_MEMORY) {
-		format_size(BH_CONFIG_MAX_MEMORY, lim, sizeof(lim));
-		ret = fail(err, errlen,
-			   "--memory: size=%s is above the maximum %s",
-			   p->value, lim);
+		bh_format_size(BH_CONFIG_MAX_MEMORY, lim, sizeof(lim));
+		ret = bh_errf(err, errlen,
+			      "--memory: size=%s is above the maximum %s",
+			      p->value, lim);
 		goto out;
 	}
 	/* Guest RAM is mapped and registered with KVM in whole pages. */
 	if (size % PAGE_SIZE_4K) {
-		ret =
-		    fail(err, errlen,
-			 "--memory: size=%s is not a multiple of 4K", p->value);
+		ret = bh_errf(err, errlen,
+			      "--memory: size=%s is not a multiple of 4K",
+			      p->value);
 		goto out;
 	}
 	cfg->memory = size;
@@ -393,8 +358,8 @@ static int parse_serial(const char *arg, struct bh_config *cfg, char *err,
 
 	if (strncmp(arg, "file=", 5) == 0) {
 		if (arg[5] == '\0')
-			return fail(err, errlen,
-				    "--serial: file= needs a path");
+			return bh_errf(err, errlen,
+				       "--serial: file= needs a path");
 		cfg->serial = BH_SERIAL_FILE;
 		set_string(&cfg->serial_path, arg + 5);
 		return 0;
@@ -405,9 +370,9 @@ static int parse_serial(const char *arg, struct bh_config *cfg, char *err,
 			return 0;
 		}
 	}
-	return fail(err, errlen,
-		    "--serial: '%s' is not one of tty, off, null, file=PATH",
-		    arg);
+	return bh_errf(err, errlen,
+		       "--serial: '%s' is not one of tty, off, null, file=PATH",
+		       arg);
 }
 
 /* The name lands in log prefixes and may later name per-VM files, so it is
@@ -419,25 +384,25 @@ static int parse_name(const char *arg, struct bh_config *cfg, char *err,
 	unsigned char c;
 
 	if (len == 0)
-		return fail(err, errlen, "--name: the name is empty");
+		return bh_errf(err, errlen, "--name: the name is empty");
 	if (len > NAME_MAX_LEN)
-		return fail(err, errlen,
-			    "--name: '%s' is longer than %d characters", arg,
-			    NAME_MAX_LEN);
+		return bh_errf(err, errlen,
+			       "--name: '%s' is longer than %d characters", arg,
+			       NAME_MAX_LEN);
 	for (i = 0; i < len; i++) {
 		c = (unsigned char)arg[i];
 		if (c < 0x80 &&
 		    (isalnum(c) || c == '_' || c == '.' || c == '-'))
 			continue;
 		if (c < 0x80 && isprint(c))
-			return fail(err, errlen,
-				    "--name: '%s' contains '%c' (allowed: "
-				    "A-Z a-z 0-9 _ . -)",
-				    arg, c);
-		return fail(err, errlen,
-			    "--name: '%s' contains byte 0x%02x (allowed: "
-			    "A-Z a-z 0-9 _ . -)",
-			    arg, c);
+			return bh_errf(err, errlen,
+				       "--name: '%s' contains '%c' (allowed: "
+				       "A-Z a-z 0-9 _ . -)",
+				       arg, c);
+		return bh_errf(err, errlen,
+			       "--name: '%s' contains byte 0x%02x (allowed: "
+			       "A-Z a-z 0-9 _ . -)",
+			       arg, c);
 	}
 	set_string(&cfg->name, arg);
 	return 0;
@@ -451,17 +416,18 @@ static int check_id(const char *opt, const char *id, char *err, size_t errlen)
 	unsigned char c;
 
 	if (len > BH_CONFIG_ID_MAX)
-		return fail(err, errlen,
-			    "%s: id=%s is longer than %d characters", opt, id,
-			    BH_CONFIG_ID_MAX);
+		return bh_errf(err, errlen,
+			       "%s: id=%s is longer than %d characters", opt,
+			       id, BH_CONFIG_ID_MAX);
 	for (i = 0; i < len; i++) {
 		c = (unsigned char)id[i];
 		if (c >= 0x80 ||
 		    !(isalnum(c) || c == '_' || c == '.' || c == '-'))
-			return fail(err, errlen,
-				    "%s: id=%s contains byte 0x%02x (allowed: "
-				    "A-Z a-z 0-9 _ . -)",
-				    opt, id, c);
+			return bh_errf(
+			    err, errlen,
+			    "%s: id=%s contains byte 0x%02x (allowed: "
+			    "A-Z a-z 0-9 _ . -)",
+			    opt, id, c);
 	}
 	return 0;
 }
@@ -477,8 +443,8 @@ static int kv_bool(const char *opt, const struct kv_param *p, bool *out,
 		*out = false;
 		return 0;
 	}
-	return fail(err, errlen, "%s: %s=%s is not on or off", opt, p->key,
-		    p->value);
+	return bh_errf(err, errlen, "%s: %s=%s is not on or off", opt, p->key,
+		       p->value);
 }
 
 static unsigned int device_count(const struct bh_config *cfg)
@@ -514,13 +480,13 @@ static int parse_disk(const char *arg, struct bh_config *cfg, char *err,
 	if (ret < 0)
 		return ret;
 	if (device_count(cfg) >= BH_CONFIG_MAX_DEVICES) {
-		ret = fail(err, errlen,
-			   "--disk: more than %d virtio devices in all",
-			   BH_CONFIG_MAX_DEVICES);
+		ret = bh_errf(err, errlen,
+			      "--disk: more than %d virtio devices in all",
+			      BH_CONFIG_MAX_DEVICES);
 		goto out;
 	}
 	if (!params[D_PATH].value) {
-		ret = fail(err, errlen, "--disk: path= is required");
+		ret = bh_errf(err, errlen, "--disk: path= is required");
 		goto out;
 	}
 	if (params[D_RO].value) {
@@ -549,19 +515,19 @@ static int parse_disk(const char *arg, struct bh_config *cfg, char *err,
 			goto out;
 		/* The split ring's index arithmetic needs a power of two. */
 		if (v & (v - 1)) {
-			ret =
-			    fail(err, errlen,
-				 "--disk: queue_size=%s is not a power of two",
-				 params[D_QS].value);
+			ret = bh_errf(
+			    err, errlen,
+			    "--disk: queue_size=%s is not a power of two",
+			    params[D_QS].value);
 			goto out;
 		}
 		d.queue_size = (unsigned int)v;
 	}
 	if (params[D_SERIAL].value &&
 	    strlen(params[D_SERIAL].value) > BH_CONFIG_DISK_SERIAL_MAX) {
-		ret = fail(err, errlen,
-			   "--disk: serial=%s is longer than %d bytes",
-			   params[D_SERIAL].value, BH_CONFIG_DISK_SERIAL_MAX);
+		ret = bh_errf(
+		    err, errlen, "--disk: serial=%s is longer than %d bytes",
+		    params[D_SERIAL].value, BH_CONFIG_DISK_SERIAL_MAX);
 		goto out;
 	}
 	if (params[D_ID].value) {
@@ -570,10 +536,10 @@ static int parse_disk(const char *arg, struct bh_config *cfg, char *err,
 			goto out;
 	}
 	snprintf(defid, sizeof(defid), "disk%u", cfg->ndisks);
-	d.path = xstrdup(params[D_PATH].value);
-	d.id = xstrdup(params[D_ID].value ? params[D_ID].value : defid);
+	d.path = bh_xstrdup(params[D_PATH].value);
+	d.id = bh_xstrdup(params[D_ID].value ? params[D_ID].value : defid);
 	d.serial =
-	    xstrdup(params[D_SERIAL].value ? params[D_SERIAL].value : "");
+	    bh_xstrdup(params[D_SERIAL].value ? params[D_SERIAL].value : "");
 	cfg->disks[cfg->ndisks++] = d;
 out:
 	free(buf);
@@ -592,9 +558,9 @@ static int parse_rng(const char *arg, struct bh_config *cfg, char *err,
 	int ret = 0;
 
 	if (device_count(cfg) >= BH_CONFIG_MAX_DEVICES)
-		return fail(err, errlen,
-			    "--rng: more than %d virtio devices in all",
-			    BH_CONFIG_MAX_DEVICES);
+		return bh_errf(err, errlen,
+			       "--rng: more than %d virtio devices in all",
+			       BH_CONFIG_MAX_DEVICES);
 	if (arg[0] == '\0') {
 		set_string(&cfg->rng_source, BH_CONFIG_DEFAULT_RNG_SOURCE);
 		return 0;
@@ -616,23 +582,23 @@ static int parse_console(const char *arg, struct bh_config *cfg, char *err,
 
 	if (strncmp(arg, "file=", 5) == 0) {
 		if (arg[5] == '\0')
-			return fail(err, errlen,
-				    "--console: file= needs a path");
+			return bh_errf(err, errlen,
+				       "--console: file= needs a path");
 		mode = BH_CONSOLE_FILE;
 	} else if (strcmp(arg, "off") == 0) {
 		mode = BH_CONSOLE_OFF;
 	} else if (strcmp(arg, "tty") == 0) {
 		mode = BH_CONSOLE_TTY;
 	} else {
-		return fail(err, errlen,
-			    "--console: '%s' is not one of off, tty, file=PATH",
-			    arg);
+		return bh_errf(
+		    err, errlen,
+		    "--console: '%s' is not one of off, tty, file=PATH", arg);
 	}
 	if (mode != BH_CONSOLE_OFF &&
 	    device_count(cfg) >= BH_CONFIG_MAX_DEVICES)
-		return fail(err, errlen,
-			    "--console: more than %d virtio devices in all",
-			    BH_CONFIG_MAX_DEVICES);
+		return bh_errf(err, errlen,
+			       "--console: more than %d virtio devices in all",
+			       BH_CONFIG_MAX_DEVICES);
 	cfg->console = mode;
 	if (mode == BH_CONSOLE_FILE)
 		set_string(&cfg->console_path, arg + 5);
@@ -656,10 +622,10 @@ static int parse_restart(const char *arg, struct bh_config *cfg, char *err,
 		return 0;
 	}
 	if (strncmp(arg, "on", 2) != 0 || (arg[2] != '\0' && arg[2] != ','))
-		return fail(err, errlen,
-			    "--restart-devices: '%s' is not on, off or "
-			    "on,max=N",
-			    arg);
+		return bh_errf(err, errlen,
+			       "--restart-devices: '%s' is not on, off or "
+			       "on,max=N",
+			       arg);
 	cfg->restart_devices = true;
 	if (arg[2] == '\0')
 		return 0;
@@ -691,9 +657,9 @@ static int check_device_ids(const struct bh_config *cfg, char *err,
 	for (i = 0; i < n; i++)
 		for (j = i + 1; j < n; j++)
 			if (strcmp(ids[i], ids[j]) == 0)
-				return fail(err, errlen,
-					    "--disk: id=%s is used twice",
-					    ids[i]);
+				return bh_errf(err, errlen,
+					       "--disk: id=%s is used twice",
+					       ids[i]);
 	return 0;
 }
 
@@ -701,7 +667,7 @@ static int parse_path(const char *opt, const char *arg, char **dst, char *err,
 		      size_t errlen)
 {
 	if (arg[0] == '\0')
-		return fail(err, errlen, "%s: the path is empty", opt);
+		return bh_errf(err, errlen, "%s: the path is empty", opt);
 	set_string(dst, arg);
 	return 0;
 }
@@ -730,8 +696,8 @@ static int bad_long_option(const char *arg, char *err, size_t errlen)
 		nmatch++;
 	}
 	if (nmatch == 0)
-		return fail(err, errlen, "unknown option '--%.*s'", (int)len,
-			    name);
+		return bh_errf(err, errlen, "unknown option '--%.*s'", (int)len,
+			       name);
 	if (nmatch > 1) {
 		char list[128];
 		size_t used = 0;
@@ -747,13 +713,13 @@ static int bad_long_option(const char *arg, char *err, size_t errlen)
 				break;
 			used += (size_t)r;
 		}
-		return fail(err, errlen, "ambiguous option '--%.*s' (%s)",
-			    (int)len, name, list);
+		return bh_errf(err, errlen, "ambiguous option '--%.*s' (%s)",
+			       (int)len, name, list);
 	}
 	if (match->has_arg == no_argument && name[len] == '=')
-		return fail(err, errlen, "--%s does not take a value",
-			    match->name);
-	return fail(err, errlen, "bad option '%s'", arg);
+		return bh_errf(err, errlen, "--%s does not take a value",
+			       match->name);
+	return bh_errf(err, errlen, "bad option '%s'", arg);
 }
 
 static int missing_argument(const char *arg, char *err, size_t errlen)
@@ -764,20 +730,20 @@ static int missing_argument(const char *arg, char *err, size_t errlen)
 	/* getopt_long accepts unique abbreviations; name the option in full. */
 	for (o = long_options; o->name; o++)
 		if (strncmp(o->name, name, strlen(name)) == 0)
-			return fail(err, errlen, "--%s needs an argument",
-				    o->name);
-	return fail(err, errlen, "%s needs an argument", arg);
+			return bh_errf(err, errlen, "--%s needs an argument",
+				       o->name);
+	return bh_errf(err, errlen, "%s needs an argument", arg);
 }
 
 static void config_defaults(struct bh_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->cmdline = xstrdup("");
+	cfg->cmdline = bh_xstrdup("");
 	cfg->vcpus = BH_CONFIG_DEFAULT_VCPUS;
 	cfg->memory = BH_CONFIG_DEFAULT_MEMORY;
 	cfg->serial = BH_SERIAL_TTY;
 	cfg->log_level = BH_LOG_INFO;
-	cfg->name = xstrdup("vm");
+	cfg->name = bh_xstrdup("vm");
 	cfg->max_restarts = BH_CONFIG_DEFAULT_RESTARTS;
 	cfg->api_socket_fd = -1;
 }
@@ -804,10 +770,10 @@ static int parse_option(int c, const char *arg, struct bh_config *cfg,
 		return parse_name(arg, cfg, err, errlen);
 	case OPT_LOG_LEVEL:
 		if (bh_log_parse_level(arg, &cfg->log_level) < 0)
-			return fail(err, errlen,
-				    "--log-level: '%s' is not one of error, "
-				    "warn, info, debug",
-				    arg);
+			return bh_errf(err, errlen,
+				       "--log-level: '%s' is not one of error, "
+				       "warn, info, debug",
+				       arg);
 		return 0;
 	case OPT_EXIT_STATS:
 		cfg->print_exit_stats = true;
@@ -825,8 +791,8 @@ static int parse_option(int c, const char *arg, struct bh_config *cfg,
 			cfg->strict_sandbox = strcmp(arg, "strict") == 0;
 			return 0;
 		}
-		return fail(err, errlen,
-			    "--sandbox: '%s' is not relaxed or strict", arg);
+		return bh_errf(err, errlen,
+			       "--sandbox: '%s' is not relaxed or strict", arg);
 	case OPT_API_SOCKET:
 		return bh_api_socket_arg_parse(arg, &cfg->api_socket_path,
 					       &cfg->api_socket_fd, err,
@@ -837,7 +803,7 @@ static int parse_option(int c, const char *arg, struct bh_config *cfg,
 		return parse_path("--config", arg, &cfg->config_path, err,
 				  errlen);
 	}
-	return fail(err, errlen, "internal error: option %d", c);
+	return bh_errf(err, errlen, "internal error: option %d", c);
 }
 
 /*
@@ -852,9 +818,10 @@ static int check_no_vm(const bool *seen, const struct bh_config *cfg, char *err,
 					OPT_CONFIG, OPT_SANDBOX };
 
 	if (!cfg->api_socket_path && cfg->api_socket_fd < 0)
-		return fail(err, errlen,
-			    "--kernel is required (or --api-socket alone, to "
-			    "create the VM through the API)");
+		return bh_errf(
+		    err, errlen,
+		    "--kernel is required (or --api-socket alone, to "
+		    "create the VM through the API)");
 	for (int c = OPT_FIRST; c < OPT_END; c++) {
 		bool vmm = false;
 
@@ -863,11 +830,12 @@ static int check_no_vm(const bool *seen, const struct bh_config *cfg, char *err,
 		if (!vmm && seen[c - OPT_FIRST]) {
 			for (size_t i = 0; long_options[i].name; i++)
 				if (long_options[i].val == c)
-					return fail(err, errlen,
-						    "--%s needs --kernel: "
-						    "without one, the VM comes "
-						    "from the API (create)",
-						    long_options[i].name);
+					return bh_errf(
+					    err, errlen,
+					    "--%s needs --kernel: "
+					    "without one, the VM comes "
+					    "from the API (create)",
+					    long_options[i].name);
 		}
 	}
 	return 0;
@@ -932,17 +900,17 @@ int bh_config_parse_args(int argc, char *const argv[], struct bh_config *cfg,
 						      errlen);
 			else if ((unsigned char)optopt < 0x80 &&
 				 isprint((unsigned char)optopt))
-				ret = fail(err, errlen, "unknown option '-%c'",
-					   optopt);
+				ret = bh_errf(err, errlen,
+					      "unknown option '-%c'", optopt);
 			else
-				ret = fail(err, errlen,
-					   "unknown option byte 0x%02x",
-					   (unsigned int)(unsigned char)optopt);
+				ret = bh_errf(
+				    err, errlen, "unknown option byte 0x%02x",
+				    (unsigned int)(unsigned char)optopt);
 			goto err;
 		default:
 			if (c < OPT_FIRST || c >= OPT_END) {
-				ret = fail(err, errlen,
-					   "internal error: option %d", c);
+				ret = bh_errf(err, errlen,
+					      "internal error: option %d", c);
 				goto err;
 			}
 			/* A second value for the same option is more likely a
@@ -950,8 +918,8 @@ int bh_config_parse_args(int argc, char *const argv[], struct bh_config *cfg,
 			 * override, so refuse rather than guess. */
 			if (seen[c - OPT_FIRST] && c != OPT_EXIT_STATS &&
 			    c != OPT_DISK) {
-				ret = fail(err, errlen, "--%s given twice",
-					   long_name(c));
+				ret = bh_errf(err, errlen, "--%s given twice",
+					      long_name(c));
 				goto err;
 			}
 			seen[c - OPT_FIRST] = true;
@@ -963,13 +931,14 @@ int bh_config_parse_args(int argc, char *const argv[], struct bh_config *cfg,
 	}
 
 	if (optind < argc) {
-		ret =
-		    fail(err, errlen, "unexpected argument '%s'", argv[optind]);
+		ret = bh_errf(err, errlen, "unexpected argument '%s'",
+			      argv[optind]);
 		goto err;
 	}
 	if (verbose && seen[OPT_LOG_LEVEL - OPT_FIRST]) {
-		ret = fail(err, errlen,
-			   "--verbose and --log-level both set the log level");
+		ret =
+		    bh_errf(err, errlen,
+			    "--verbose and --log-level both set the log level");
 		goto err;
 	}
 	if (verbose)
@@ -982,10 +951,10 @@ int bh_config_parse_args(int argc, char *const argv[], struct bh_config *cfg,
 	}
 	/* Both would read the same keys and write over each other. */
 	if (cfg->console == BH_CONSOLE_TTY && cfg->serial == BH_SERIAL_TTY) {
-		ret = fail(err, errlen,
-			   "--console tty and --serial tty cannot share the "
-			   "terminal (the default is --serial tty: add "
-			   "--serial off, null or file=PATH)");
+		ret = bh_errf(err, errlen,
+			      "--console tty and --serial tty cannot share the "
+			      "terminal (the default is --serial tty: add "
+			      "--serial off, null or file=PATH)");
 		goto err;
 	}
 	ret = check_device_ids(cfg, err, errlen);
@@ -1025,9 +994,9 @@ void bh_config_usage(FILE *out)
 {
 	char def_mem[32], min_mem[32], max_mem[32];
 
-	format_size(BH_CONFIG_DEFAULT_MEMORY, def_mem, sizeof(def_mem));
-	format_size(BH_CONFIG_MIN_MEMORY, min_mem, sizeof(min_mem));
-	format_size(BH_CONFIG_MAX_MEMORY, max_mem, sizeof(max_mem));
+	bh_format_size(BH_CONFIG_DEFAULT_MEMORY, def_mem, sizeof(def_mem));
+	bh_format_size(BH_CONFIG_MIN_MEMORY, min_mem, sizeof(min_mem));
+	bh_format_size(BH_CONFIG_MAX_MEMORY, max_mem, sizeof(max_mem));
 
 	/* One literal per output line, each short enough to stay whole. */
 	fprintf(out,
