@@ -67,6 +67,14 @@ PAUSE_QUIET_S = 3 # how long a paused guest must stay silent
 # A module that guest-init could not load says so on the console.
 INSMOD_FAIL_RE = re.compile(r"^guest-init: insmod .* failed$", re.M)
 
+# The guest kernel crashed: no case expects this (the crash case's kernel
+# triple-faults without a word). Waiting out the step's deadline after it
+# would only hide the report.
+GUEST_CRASH_RE = re.compile(r"^.*(?:Kernel panic - not syncing|"
+                            r"BUG: unable to handle|general protection fault|"
+                            r"PANIC: double fault|Oops: ).*$", re.M)
+CRASH_LINES = 80  # the guest's crash report shown at most
+
 
 class Fail(Exception):
     pass
@@ -157,6 +165,7 @@ class Vmm:
             m = regex.search(self.out, start)
             if m:
                 return m
+            self.check_guest_crash(step)
             if self.exited():
                 raise Fail(f"bulkhead exited with status {self.status} "
                            f"while waiting for {step}")
@@ -198,6 +207,7 @@ class Vmm:
     def wait_exit(self, limit, step):
         deadline = time.monotonic() + limit
         while not self.exited():
+            self.check_guest_crash(step)
             left = deadline - time.monotonic()
             if left <= 0:
                 self.kill()
@@ -238,9 +248,37 @@ class Vmm:
         for f in (self.console_log, self.stderr_log, self.sent_log):
             f.close()
 
+    def guest_crash(self):
+        """The first line of the guest kernel's crash report, or None."""
+        m = GUEST_CRASH_RE.search(self.out)
+        return m
+
+    def check_guest_crash(self, step):
+        m = self.guest_crash()
+        if m:
+            # A second or two for the rest of the report.
+            end = time.monotonic() + 2
+            while time.monotonic() < end and not self.exited():
+                self.pump(0.2)
+            self.kill()
+            raise Fail(f"the guest kernel crashed while waiting for {step}: "
+                       f"{m.group(0).strip()}")
+
     def tail(self, n=15):
         lines = []
-        if self.out:
+        crash = self.guest_crash()
+        if crash:
+            # From the crash report's first line (and a few before it),
+            # not only its end: the first lines say what went wrong.
+            start = self.out.rfind("\n", 0, crash.start())
+            before = self.out[:max(start, 0)].split("\n")[-5:]
+            report = self.out[crash.start():].rstrip("\n").split("\n")
+            lines.append("--- console (the guest kernel's crash report) ---")
+            lines += before + report[:CRASH_LINES]
+            if len(report) > CRASH_LINES:
+                lines.append(f"... ({len(report) - CRASH_LINES} more lines "
+                             f"in console.log)")
+        elif self.out:
             lines.append("--- console (last lines) ---")
             lines += self.out.rstrip("\n").split("\n")[-n:]
         if self.err:
