@@ -32,16 +32,11 @@
 #define WORKER_SETUP_TIMEOUT 10000 /* ms, handshake, set-up and sandbox */
 #endif
 #define WORKER_EXIT_TIMEOUT 2000 /* ms, after QUIT before SIGKILL */
-/* ms a worker's socket may stay full before the worker counts as stuck: a
- * worker that stops reading must not block the controller's loop. */
-#ifndef WORKER_SEND_TIMEOUT
-#define WORKER_SEND_TIMEOUT 1000
-#endif
-#define DEV_CONFIG_MAX	   256 /* bytes of device config space */
-#define DEV_MAX_QUEUES	   16
-#define DEV_MAX_QUEUE_SIZE 32768
-#define DISK_SECTOR	   512
-#define RESTART_WINDOW_MS  60000 /* --restart-devices max=N per this */
+#define DEV_CONFIG_MAX	    256	 /* bytes of device config space */
+#define DEV_MAX_QUEUES	    16
+#define DEV_MAX_QUEUE_SIZE  32768
+#define DISK_SECTOR	    512
+#define RESTART_WINDOW_MS   60000 /* --restart-devices max=N per this */
 
 enum dev_kind {
 	DEV_BLK = 0,
@@ -455,20 +450,6 @@ static void worker_fail(struct dev *v, const char *why, bool kill_it)
 	worker_replace(v);
 }
 
-/* A worker's socket was full for WORKER_SEND_TIMEOUT, or is gone. */
-static void worker_send_failed(struct dev *v, int r)
-{
-	char why[96];
-
-	if (r == -ETIMEDOUT)
-		snprintf(why, sizeof(why), "left its messages unread for %d ms",
-			 WORKER_SEND_TIMEOUT);
-	else
-		snprintf(why, sizeof(why), "cannot be reached: %s",
-			 strerror(-r));
-	worker_fail(v, why, true);
-}
-
 static int worker_spawn(struct dev *v, const struct bh_config *cfg)
 {
 	char name[64];
@@ -627,7 +608,6 @@ int bh_devices_counters(struct bh_devices *d, int timeout_ms,
 	Bh__Empty req = BH__EMPTY__INIT;
 	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
 	unsigned int asked = 0;
-	int r;
 
 	if (d->nwaiters == COUNTERS_MAX_WAITERS)
 		return -EBUSY;
@@ -651,13 +631,9 @@ int bh_devices_counters(struct bh_devices *d, int timeout_ms,
 		v->counters_pending = false;
 		if (v->ws != WK_READY || v->sock < 0)
 			continue;
-		r = bh_frame_send_timeout(
-		    v->sock, BH__MSG_TYPE__MSG_COUNTERS_REQUEST, &req.base,
-		    NULL, 0, WORKER_SEND_TIMEOUT);
-		if (r < 0) {
-			worker_send_failed(v, r);
+		if (bh_frame_send(v->sock, BH__MSG_TYPE__MSG_COUNTERS_REQUEST,
+				  &req.base, NULL, 0) < 0)
 			continue;
-		}
 		v->counters_pending = true;
 		asked++;
 	}
@@ -917,9 +893,8 @@ static int worker_activate(struct dev *v, bool resume)
 	act.inflight_size = v->inflight_size;
 	act.resume = resume;
 	act.failed = v->failed;
-	return bh_frame_send_timeout(v->sock, BH__MSG_TYPE__MSG_DEVICE_ACTIVATE,
-				     &act.base, fds, (unsigned int)(2 * n + 1),
-				     WORKER_SEND_TIMEOUT);
+	return bh_frame_send(v->sock, BH__MSG_TYPE__MSG_DEVICE_ACTIVATE,
+			     &act.base, fds, (unsigned int)(2 * n + 1));
 }
 
 /* Restarts within the last window, after forgetting older ones. */
@@ -1100,11 +1075,9 @@ void bh_devices_stop(struct bh_devices *d)
 	d->base = NULL;
 	for (unsigned int i = 0; i < d->n; i++) {
 		v = &d->dev[i];
-		/* No waiting for room: a worker that does not read is killed.
-		 */
 		if (v->sock >= 0 && v->pid > 0 &&
-		    bh_frame_send_timeout(v->sock, BH__MSG_TYPE__MSG_QUIT,
-					  &quit.base, NULL, 0, 0) < 0)
+		    bh_frame_send(v->sock, BH__MSG_TYPE__MSG_QUIT, &quit.base,
+				  NULL, 0) < 0)
 			kill(v->pid, SIGKILL);
 	}
 	/* One grace period for all of them, not one each. */
@@ -1206,9 +1179,8 @@ int bh_devices_activate(struct bh_devices *d, const Bh__VirtioActivate *a)
 		runner_needs_reset(v, "device worker failed");
 		return 0;
 	}
-	r = worker_activate(v, false);
-	if (r < 0)
-		worker_send_failed(v, r);
+	if (worker_activate(v, false) < 0)
+		worker_fail(v, "cannot be reached", true);
 	else
 		bh_debug("device %s: activated, %u queues, features 0x%llx",
 			 v->id, v->nqueues,
@@ -1220,7 +1192,6 @@ int bh_devices_reset(struct bh_devices *d, const Bh__VirtioDeviceRef *ref)
 {
 	Bh__VirtioDeviceRef msg = BH__VIRTIO_DEVICE_REF__INIT;
 	struct dev *v;
-	int r;
 
 	if (ref->index >= d->n)
 		return -EINVAL;
@@ -1232,10 +1203,9 @@ int bh_devices_reset(struct bh_devices *d, const Bh__VirtioDeviceRef *ref)
 		return 0;
 	}
 	msg.index = v->index;
-	r = bh_frame_send_timeout(v->sock, BH__MSG_TYPE__MSG_DEVICE_RESET,
-				  &msg.base, NULL, 0, WORKER_SEND_TIMEOUT);
-	if (r < 0)
-		worker_send_failed(v, r);
+	if (bh_frame_send(v->sock, BH__MSG_TYPE__MSG_DEVICE_RESET, &msg.base,
+			  NULL, 0) < 0)
+		worker_fail(v, "cannot be reached", true);
 	return 0;
 }
 
@@ -1243,17 +1213,14 @@ int bh_devices_config_write(struct bh_devices *d,
 			    const Bh__VirtioConfigWrite *w)
 {
 	struct dev *v;
-	int r;
 
 	if (w->index >= d->n)
 		return -EINVAL;
 	v = &d->dev[w->index];
 	if (v->ws != WK_READY)
 		return 0;
-	r = bh_frame_send_timeout(v->sock,
-				  BH__MSG_TYPE__MSG_DEVICE_CONFIG_WRITE,
-				  &w->base, NULL, 0, WORKER_SEND_TIMEOUT);
-	if (r < 0)
-		worker_send_failed(v, r);
+	if (bh_frame_send(v->sock, BH__MSG_TYPE__MSG_DEVICE_CONFIG_WRITE,
+			  &w->base, NULL, 0) < 0)
+		worker_fail(v, "cannot be reached", true);
 	return 0;
 }

@@ -643,7 +643,8 @@ void bh_vpci_config_update(struct bh_vpci *d, const uint8_t *config, size_t len,
 	pthread_mutex_lock(&d->lock);
 	if (len > BH_VPCI_CONFIG_MAX)
 		len = BH_VPCI_CONFIG_MAX;
-	memcpy(d->config, config, len);
+	if (len) /* config may be NULL when len is 0 */
+		memcpy(d->config, config, len);
 	d->config_len = (uint32_t)len;
 	d->cfg_gen++;
 	if (notify)
@@ -689,7 +690,8 @@ int bh_vpci_create(struct runner *rn, uint32_t index, uint32_t type,
 	d->dev_features = features;
 	d->nq = (uint16_t)nq;
 	d->max_qsize = (uint16_t)(max_qsize > 32768 ? 32768 : max_qsize);
-	memcpy(d->config, config, config_len);
+	if (config_len) /* NULL for a device without config space */
+		memcpy(d->config, config, config_len);
 	d->config_len = (uint32_t)config_len;
 	d->nvec = nq + 1;
 	d->gsi_base = GSI_BASE + rn->nvdevs * BH_VPCI_MAX_VECTORS;

@@ -483,28 +483,6 @@ static void test_exit(void **state)
 	run_case("exit", "exited with status 3");
 }
 
-/* A worker that stops reading: the controller's writes wait
- * WORKER_SEND_TIMEOUT for room once, then the worker goes. */
-static void test_deaf(void **state)
-{
-	static struct hx h;
-	Bh__VirtioConfigWrite w = BH__VIRTIO_CONFIG_WRITE__INIT;
-	uint8_t data[8] = { 0 };
-	uint64_t t0;
-
-	hx_open(&h, "deaf");
-	w.index = HOSTILE;
-	w.data.data = data;
-	w.data.len = sizeof(data);
-	t0 = bh_now_ns();
-	for (int i = 0; i < 100000 && !pid_gone(h.pid); i++)
-		assert_int_equal(bh_devices_config_write(h.d, &w), 0);
-	assert_true(pid_gone(h.pid));
-	assert_true(bh_now_ns() - t0 < 5000000000ull);
-	check_failed(&h, "left its messages unread for 300 ms; killed it");
-	hx_close(&h);
-}
-
 /* Before it is watched: bh_devices_start fails, nothing is left. */
 static void test_setup_garbage(void **state)
 {
@@ -538,7 +516,6 @@ int main(void)
 		cmocka_unit_test_teardown(test_fewfds, teardown),
 		cmocka_unit_test_teardown(test_exit, teardown),
 		cmocka_unit_test_teardown(test_setup_garbage, teardown),
-		cmocka_unit_test_teardown(test_deaf, teardown),
 	};
 
 	/* A controller that blocks for good fails the test, not ctest. */
