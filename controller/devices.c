@@ -32,11 +32,15 @@
 #define WORKER_SETUP_TIMEOUT 10000 /* ms, handshake, set-up and sandbox */
 #endif
 #define WORKER_EXIT_TIMEOUT 2000 /* ms, after QUIT before SIGKILL */
-#define DEV_CONFIG_MAX	    256	 /* bytes of device config space */
-#define DEV_MAX_QUEUES	    16
-#define DEV_MAX_QUEUE_SIZE  32768
-#define DISK_SECTOR	    512
-#define RESTART_WINDOW_MS   60000 /* --restart-devices max=N per this */
+/* Frames taken from one worker per wake-up of the loop, so that a worker
+ * that never stops sending cannot starve the runner, the API and the
+ * other devices. */
+#define WORKER_FRAMES_PER_WAKE 32
+#define DEV_CONFIG_MAX	       256 /* bytes of device config space */
+#define DEV_MAX_QUEUES	       16
+#define DEV_MAX_QUEUE_SIZE     32768
+#define DISK_SECTOR	       512
+#define RESTART_WINDOW_MS      60000 /* --restart-devices max=N per this */
 
 enum dev_kind {
 	DEV_BLK = 0,
@@ -723,7 +727,9 @@ static void on_worker(evutil_socket_t fd, short what, void *arg)
 	char why[160];
 	int r;
 
-	for (;;) {
+	/* The event stays active while frames wait: the rest come on the
+	 * next pass of the loop, after everything else that is ready. */
+	for (unsigned int n = 0; n < WORKER_FRAMES_PER_WAKE; n++) {
 		r = bh_frame_read(v->sock, &v->rd, &f);
 		if (r == 0)
 			return;
@@ -734,6 +740,8 @@ static void on_worker(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 	}
+	if (r > 0)
+		return;
 	if (r == -EPIPE || r == -ECONNRESET) {
 		worker_fail(v, NULL, false);
 		return;

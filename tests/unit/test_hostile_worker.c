@@ -483,6 +483,67 @@ static void test_exit(void **state)
 	run_case("exit", "exited with status 3");
 }
 
+/* A worker that stops reading: the controller's writes wait
+ * WORKER_SEND_TIMEOUT for room once, then the worker goes. */
+static void test_deaf(void **state)
+{
+	static struct hx h;
+	Bh__VirtioConfigWrite w = BH__VIRTIO_CONFIG_WRITE__INIT;
+	uint8_t data[8] = { 0 };
+	uint64_t t0;
+
+	hx_open(&h, "deaf");
+	w.index = HOSTILE;
+	w.data.data = data;
+	w.data.len = sizeof(data);
+	t0 = bh_now_ns();
+	for (int i = 0; i < 100000 && !pid_gone(h.pid); i++)
+		assert_int_equal(bh_devices_config_write(h.d, &w), 0);
+	assert_true(pid_gone(h.pid));
+	assert_true(bh_now_ns() - t0 < 5000000000ull);
+	check_failed(&h, "left its messages unread for 300 ms; killed it");
+	hx_close(&h);
+}
+
+static uint64_t fired;
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	fired = bh_now_ns();
+}
+
+static bool timer_fired(struct hx *h)
+{
+	return fired != 0;
+}
+
+/* A worker that sends valid frames without pause for two seconds: the loop
+ * serves a timer and the other device meanwhile. */
+static void test_flood(void **state)
+{
+	static struct hx h;
+	struct timeval tv = { 0, 20000 };
+	struct event *t;
+	struct cres c;
+	uint64_t t0;
+
+	hx_open(&h, "flood");
+	fired = 0;
+	t = evtimer_new(h.base, on_timer, NULL);
+	assert_non_null(t);
+	t0 = bh_now_ns();
+	assert_int_equal(evtimer_add(t, &tv), 0);
+	assert_true(run_until(&h, timer_fired, 5000));
+	event_free(t);
+	if (fired - t0 > 500000000ull)
+		fail_msg("a 20 ms timer fired after %llu ms",
+			 (unsigned long long)((fired - t0) / 1000000));
+	c = counters(&h, 500);
+	assert_true(c.rng);
+	assert_false(pid_gone(h.pid));
+	hx_close(&h);
+}
+
 /* Before it is watched: bh_devices_start fails, nothing is left. */
 static void test_setup_garbage(void **state)
 {
@@ -516,6 +577,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_fewfds, teardown),
 		cmocka_unit_test_teardown(test_exit, teardown),
 		cmocka_unit_test_teardown(test_setup_garbage, teardown),
+		cmocka_unit_test_teardown(test_deaf, teardown),
+		cmocka_unit_test_teardown(test_flood, teardown),
 	};
 
 	/* A controller that blocks for good fails the test, not ctest. */
