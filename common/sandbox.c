@@ -198,6 +198,42 @@ int bh_seccomp_allow_masked(scmp_filter_ctx ctx, int nr, unsigned int arg,
 	return seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, 1, &cmp);
 }
 
+/*
+ * Sanitizer builds only: what the ASan/UBSan runtime does once a process is
+ * behind its filter. A thread that ends takes down its alternate signal
+ * stack (sigaltstack). A report reads /proc/self/maps, and gcc's UBSan
+ * initializes itself at its first report, reading /proc/self/exe, cmdline
+ * and environ: with the legacy open and readlink (glibc's open() is openat)
+ * failing with EACCES instead of killing the process, the report is printed
+ * whole, from what the runtime cached at start-up. Normal builds have none
+ * of these rules, and --print-policy marks them.
+ */
+#ifdef BULKHEAD_SANITIZER_BUILD
+static const char *const sanitizer_allowed[] = {
+	"sigaltstack",
+	NULL,
+};
+static const char *const sanitizer_refused[] = {
+	"open",
+	"readlink",
+	NULL,
+};
+#else
+static const char *const sanitizer_allowed[] = { NULL };
+static const char *const sanitizer_refused[] = { NULL };
+#endif
+
+static int sanitizer_rules(scmp_filter_ctx ctx)
+{
+	int r = bh_seccomp_allow_list(ctx, sanitizer_allowed);
+
+	for (size_t i = 0; r == 0 && sanitizer_refused[i]; i++)
+		r = seccomp_rule_add(
+		    ctx, SCMP_ACT_ERRNO(EACCES),
+		    seccomp_syscall_resolve_name(sanitizer_refused[i]), 0);
+	return r;
+}
+
 int bh_seccomp_new(scmp_filter_ctx *out)
 {
 	scmp_filter_ctx ctx;
@@ -216,6 +252,8 @@ int bh_seccomp_new(scmp_filter_ctx *out)
 	if (r == 0)
 		r = bh_seccomp_allow_masked(ctx, SCMP_SYS(mprotect), 2,
 					    PROT_EXEC, 0);
+	if (r == 0)
+		r = sanitizer_rules(ctx);
 	if (r < 0) {
 		seccomp_release(ctx);
 		return r;
@@ -249,6 +287,11 @@ unsigned int bh_policy_print(FILE *out, const char *const *const *lists,
 	fprintf(out, "mmap (never with PROT_EXEC)\n"
 		     "mprotect (never with PROT_EXEC)\n");
 	count += 2;
+	for (const char *const *p = sanitizer_allowed; *p; p++, count++)
+		fprintf(out, "%s (sanitizer builds only)\n", *p);
+	for (const char *const *p = sanitizer_refused; *p; p++, count++)
+		fprintf(out, "%s, fails with EACCES (sanitizer builds only)\n",
+			*p);
 	for (const char *const *p = extra; p && *p; p++, count++)
 		fprintf(out, "%s\n", *p);
 	fprintf(out, "%u system calls; any other kills the process\n", count);

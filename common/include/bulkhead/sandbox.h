@@ -36,9 +36,10 @@ int bh_sandbox_landlock(void);
 /*
  * --print-policy: writes an allow-list to out, one rule per line: the
  * system calls of the NULL-terminated name lists (sorted, each once), then
- * mmap and mprotect as bh_seccomp_new allows them, then the lines of extra
- * (NULL-terminated, one system call each, e.g. an ioctl with the requests
- * it may carry), then the count. Returns the count.
+ * mmap and mprotect as bh_seccomp_new allows them (in sanitizer builds
+ * also its rules for the runtime, each marked "(sanitizer builds only)"),
+ * then the lines of extra (NULL-terminated, one system call each, e.g. an
+ * ioctl with the requests it may carry), then the count. Returns the count.
  */
 unsigned int bh_policy_print(FILE *out, const char *const *const *lists,
 			     unsigned int nlists, const char *const *extra);
@@ -52,7 +53,10 @@ int bh_seccomp_allow_list(scmp_filter_ctx ctx, const char *const *names);
 /*
  * A new filter as every Bulkhead process wants it: kill the process on any
  * syscall not allowed, apply to every thread (TSYNC), and allow mmap and
- * mprotect only without PROT_EXEC. The caller adds its own rules, then
+ * mprotect only without PROT_EXEC; in sanitizer builds
+ * (BULKHEAD_SANITIZER_BUILD) also sigaltstack, and open and readlink failing
+ * with EACCES, for the ASan/UBSan runtime (common/sandbox.c says why); the
+ * caller's own list must not name these. The caller adds its own rules, then
  * seccomp_load()s and seccomp_release()s it. 0 or -errno.
  */
 int bh_seccomp_new(scmp_filter_ctx *out);
