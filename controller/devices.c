@@ -108,6 +108,7 @@ struct dev {
 
 	/* The counters collection under way. */
 	bool counters_pending;
+	unsigned int counters_asked; /* requests this worker has not answered */
 	struct bh_device_counters counters;
 };
 
@@ -479,6 +480,7 @@ static int worker_spawn(struct dev *v, const struct bh_config *cfg)
 		return r;
 	}
 	v->sock = sv[0];
+	v->counters_asked = 0;
 	bh_frame_reader_init(&v->rd, BH_FRAME_MAX_BODY);
 	return 0;
 }
@@ -639,6 +641,7 @@ int bh_devices_counters(struct bh_devices *d, int timeout_ms,
 				  &req.base, NULL, 0) < 0)
 			continue;
 		v->counters_pending = true;
+		v->counters_asked++;
 		asked++;
 	}
 	if (asked == 0)
@@ -657,7 +660,10 @@ static int h_w_counters(void *ctx, const ProtobufCMessage *m,
 	struct dev *v = ctx;
 	unsigned int n = 0;
 
-	/* Unasked, or too late: nobody waits for it. */
+	/* Never more answers than requests; a late one is dropped. */
+	if (v->counters_asked == 0)
+		return -EPROTO;
+	v->counters_asked--;
 	if (!v->counters_pending)
 		return 0;
 	for (size_t i = 0; i < c->n_counters && n < BH_DEVICES_MAX_COUNTERS;

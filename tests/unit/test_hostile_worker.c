@@ -457,6 +457,12 @@ static void test_activate(void **state)
 	run_case("activate", "sent a bad message (unknown, type 66)");
 }
 
+static void test_counters(void **state)
+{
+	run_case("counters", "sent a bad message (counters, type 73): "
+			     "Protocol error; killed it");
+}
+
 static void test_fds(void **state)
 {
 	run_case("fds", "connection: Protocol error; killed it");
@@ -571,6 +577,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_ready2, teardown),
 		cmocka_unit_test_teardown(test_resetdone, teardown),
 		cmocka_unit_test_teardown(test_activate, teardown),
+		cmocka_unit_test_teardown(test_counters, teardown),
 		cmocka_unit_test_teardown(test_fds, teardown),
 		cmocka_unit_test_teardown(test_fds_hdr, teardown),
 		cmocka_unit_test_teardown(test_fds64, teardown),
