@@ -28,7 +28,16 @@ result.txt. Every step has a deadline; when one passes, bulkhead (its whole
 process group) gets SIGKILL and the test fails, naming the step.
 
 Exit status 0 on pass, 1 on failure (with a one-line reason on stderr), 2 on
-bad usage. BH_BOOT_TEST_VMM_EXTRA adds options to bulkhead's command line
+bad usage.
+
+In a sanitizer build (-DBULKHEAD_SANITIZE=address,undefined) every process
+reports to bulkhead's stderr: the controller and bulkhead-ctl run with
+ASAN_OPTIONS and UBSAN_OPTIONS (SANITIZER_ENV, unless already set), the
+children, whose environment is empty, with the defaults compiled into them
+(common/sanitizer_child.c). A case fails when a sanitizer's report is in
+bulkhead's or bulkhead-ctl's stderr (SANITIZER_RE), whatever else happened.
+
+BH_BOOT_TEST_VMM_EXTRA adds options to bulkhead's command line
 (e.g. "--log-level debug"). BH_BOOT_TEST_CMDLINE_EXTRA is appended to the guest's command line
 (for example "loglevel=8" to see the whole boot).
 """
@@ -64,6 +73,38 @@ CASES = ("poweroff", "reboot", "smp2", "mem4g", "crash", "badkernel",
 CTL_S = 30        # one bulkhead-ctl call
 PAUSE_QUIET_S = 3 # how long a paused guest must stay silent
 
+# The controller and bulkhead-ctl in a sanitizer build: the first report
+# ends the process, with a stack trace; leaks are checked at exit. The
+# options mean nothing to a build without sanitizers.
+SANITIZER_ENV = {
+    "ASAN_OPTIONS": "halt_on_error=1:abort_on_error=0:exitcode=1:"
+                    "detect_leaks=1:print_stacktrace=1",
+    "UBSAN_OPTIONS": "halt_on_error=1:abort_on_error=0:exitcode=1:"
+                     "print_stacktrace=1",
+}
+# What ASan, LSan and UBSan print when they report.
+SANITIZER_RE = re.compile(r"ERROR: (?:Address|Leak)Sanitizer|runtime error:|"
+                          r"SUMMARY: (?:Address|Leak|UndefinedBehavior)"
+                          r"Sanitizer")
+# bulkhead-ctl's stderr, for the sanitizer check.
+CTL_STDERR = []
+
+
+def run_env():
+    env = dict(os.environ)
+    for k, v in SANITIZER_ENV.items():
+        env.setdefault(k, v)
+    return env
+
+
+def sanitizer_reports(vms):
+    """The lines of sanitizer reports in the stderr of bulkhead (and so of
+    its children) and of bulkhead-ctl."""
+    texts = [vm.err for vm in vms] + CTL_STDERR
+    return [line.strip() for t in texts for line in t.splitlines()
+            if SANITIZER_RE.search(line)]
+
+
 # A module that guest-init could not load says so on the console.
 INSMOD_FAIL_RE = re.compile(r"^guest-init: insmod .* failed$", re.M)
 
@@ -98,7 +139,8 @@ class Vmm:
         try:
             self.proc = subprocess.Popen(
                 argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, bufsize=0, start_new_session=True)
+                stderr=subprocess.PIPE, bufsize=0, start_new_session=True,
+                env=run_env())
         except OSError as e:
             raise Fail(f"cannot run {argv[0]}: {e.strerror}")
         self.fds = {self.proc.stdout.fileno(): "out",
@@ -861,9 +903,11 @@ def ctl(args, sock, *cmd, check=True, limit=CTL_S):
     a = [args.bulkhead_ctl, "--api-socket", sock, "--json", "--timeout",
          str(limit)] + list(cmd)
     try:
-        p = subprocess.run(a, capture_output=True, timeout=2 * limit + 5)
+        p = subprocess.run(a, capture_output=True, timeout=2 * limit + 5,
+                           env=run_env())
     except subprocess.TimeoutExpired:
         raise Fail(f"bulkhead-ctl {' '.join(cmd)}: no exit in {2 * limit + 5} s")
+    CTL_STDERR.append(p.stderr.decode(errors="replace"))
     with open(os.path.join(args.log, "ctl.log"), "a") as f:
         f.write(f"$ {shlex.join(a)}\n[{p.returncode}] "
                 f"{p.stdout.decode(errors='replace')}"
@@ -992,7 +1036,8 @@ def case_api(args, vm_factory):
     procs = [subprocess.Popen([args.bulkhead_ctl, "--api-socket", sock,
                                "--timeout", str(CTL_S), "ping"],
                               stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE) for _ in range(10)]
+                              stderr=subprocess.PIPE, env=run_env())
+             for _ in range(10)]
     bad = []
     for p in procs:
         try:
@@ -1002,6 +1047,7 @@ def case_api(args, vm_factory):
             p.communicate()
             bad.append("timeout")
             continue
+        CTL_STDERR.append(err.decode(errors="replace"))
         if p.returncode != 0:
             bad.append(f"{p.returncode}: {err.decode(errors='replace')}")
     if bad:
@@ -1105,6 +1151,9 @@ def main():
             vm.kill()
             print(vm.tail(), flush=True)
             vm.close()
+        reports = sanitizer_reports(vms)
+        if reports:
+            e = Fail(f"{e}; sanitizer report: {reports[0]}")
         print(f"logs in {args.log}", flush=True)
         with open(result, "w") as f:
             f.write(f"FAIL: {e}\n")
@@ -1112,6 +1161,18 @@ def main():
         return 1
     for vm in vms:
         vm.close()
+    reports = sanitizer_reports(vms)
+    if reports:
+        for vm in vms:
+            print(vm.tail(40), flush=True)
+        print(f"logs in {args.log}", flush=True)
+        why = (f"the case passed, but {len(reports)} sanitizer report "
+               f"line(s) are in the stderr of bulkhead or bulkhead-ctl, the "
+               f"first: {reports[0]}")
+        with open(result, "w") as f:
+            f.write(f"FAIL: {why}\n")
+        print(f"{name}: FAIL: {why}", file=sys.stderr)
+        return 1
     with open(result, "w") as f:
         f.write(f"PASS: {summary}\n")
     print(f"{name}: PASS: {summary}", flush=True)
