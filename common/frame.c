@@ -264,6 +264,14 @@ int bh_frame_encode(uint16_t type, const ProtobufCMessage *msg,
 int bh_frame_send(int sock, uint16_t type, const ProtobufCMessage *msg,
 		  const int *fds, unsigned int nfds)
 {
+	return bh_frame_send_timeout(sock, type, msg, fds, nfds, -1);
+}
+
+int bh_frame_send_timeout(int sock, uint16_t type, const ProtobufCMessage *msg,
+			  const int *fds, unsigned int nfds, int timeout_ms)
+{
+	uint64_t deadline =
+	    bh_now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000;
 	union {
 		char buf[FDS_CMSG_SPACE];
 		struct cmsghdr align;
@@ -309,8 +317,19 @@ int bh_frame_send(int sock, uint16_t type, const ProtobufCMessage *msg,
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				struct pollfd p = { .fd = sock,
 						    .events = POLLOUT };
+				uint64_t now = bh_now_ns();
+				int wait = -1;
 
-				if (poll(&p, 1, -1) < 0 && errno != EINTR) {
+				if (timeout_ms >= 0) {
+					if (now >= deadline) {
+						ret = -ETIMEDOUT;
+						goto out;
+					}
+					wait =
+					    (int)((deadline - now) / 1000000) +
+					    1;
+				}
+				if (poll(&p, 1, wait) < 0 && errno != EINTR) {
 					ret = -errno;
 					goto out;
 				}

@@ -32,6 +32,11 @@
 #define WORKER_SETUP_TIMEOUT 10000 /* ms, handshake, set-up and sandbox */
 #endif
 #define WORKER_EXIT_TIMEOUT 2000 /* ms, after QUIT before SIGKILL */
+/* ms a worker's socket may stay full before the worker counts as stuck: a
+ * worker that stops reading must not block the controller's loop. */
+#ifndef WORKER_SEND_TIMEOUT
+#define WORKER_SEND_TIMEOUT 1000
+#endif
 /* Frames taken from one worker per wake-up of the loop, so that a worker
  * that never stops sending cannot starve the runner, the API and the
  * other devices. */
@@ -455,6 +460,20 @@ static void worker_fail(struct dev *v, const char *why, bool kill_it)
 	worker_replace(v);
 }
 
+/* A worker's socket was full for WORKER_SEND_TIMEOUT, or is gone. */
+static void worker_send_failed(struct dev *v, int r)
+{
+	char why[96];
+
+	if (r == -ETIMEDOUT)
+		snprintf(why, sizeof(why), "left its messages unread for %d ms",
+			 WORKER_SEND_TIMEOUT);
+	else
+		snprintf(why, sizeof(why), "cannot be reached: %s",
+			 strerror(-r));
+	worker_fail(v, why, true);
+}
+
 static int worker_spawn(struct dev *v, const struct bh_config *cfg)
 {
 	char name[64];
@@ -614,6 +633,7 @@ int bh_devices_counters(struct bh_devices *d, int timeout_ms,
 	Bh__Empty req = BH__EMPTY__INIT;
 	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
 	unsigned int asked = 0;
+	int r;
 
 	if (d->nwaiters == COUNTERS_MAX_WAITERS)
 		return -EBUSY;
@@ -637,9 +657,13 @@ int bh_devices_counters(struct bh_devices *d, int timeout_ms,
 		v->counters_pending = false;
 		if (v->ws != WK_READY || v->sock < 0)
 			continue;
-		if (bh_frame_send(v->sock, BH__MSG_TYPE__MSG_COUNTERS_REQUEST,
-				  &req.base, NULL, 0) < 0)
+		r = bh_frame_send_timeout(
+		    v->sock, BH__MSG_TYPE__MSG_COUNTERS_REQUEST, &req.base,
+		    NULL, 0, WORKER_SEND_TIMEOUT);
+		if (r < 0) {
+			worker_send_failed(v, r);
 			continue;
+		}
 		v->counters_pending = true;
 		v->counters_asked++;
 		asked++;
@@ -907,8 +931,9 @@ static int worker_activate(struct dev *v, bool resume)
 	act.inflight_size = v->inflight_size;
 	act.resume = resume;
 	act.failed = v->failed;
-	return bh_frame_send(v->sock, BH__MSG_TYPE__MSG_DEVICE_ACTIVATE,
-			     &act.base, fds, (unsigned int)(2 * n + 1));
+	return bh_frame_send_timeout(v->sock, BH__MSG_TYPE__MSG_DEVICE_ACTIVATE,
+				     &act.base, fds, (unsigned int)(2 * n + 1),
+				     WORKER_SEND_TIMEOUT);
 }
 
 /* Restarts within the last window, after forgetting older ones. */
@@ -1089,9 +1114,11 @@ void bh_devices_stop(struct bh_devices *d)
 	d->base = NULL;
 	for (unsigned int i = 0; i < d->n; i++) {
 		v = &d->dev[i];
+		/* No waiting for room: a worker that does not read is killed.
+		 */
 		if (v->sock >= 0 && v->pid > 0 &&
-		    bh_frame_send(v->sock, BH__MSG_TYPE__MSG_QUIT, &quit.base,
-				  NULL, 0) < 0)
+		    bh_frame_send_timeout(v->sock, BH__MSG_TYPE__MSG_QUIT,
+					  &quit.base, NULL, 0, 0) < 0)
 			kill(v->pid, SIGKILL);
 	}
 	/* One grace period for all of them, not one each. */
@@ -1193,8 +1220,9 @@ int bh_devices_activate(struct bh_devices *d, const Bh__VirtioActivate *a)
 		runner_needs_reset(v, "device worker failed");
 		return 0;
 	}
-	if (worker_activate(v, false) < 0)
-		worker_fail(v, "cannot be reached", true);
+	r = worker_activate(v, false);
+	if (r < 0)
+		worker_send_failed(v, r);
 	else
 		bh_debug("device %s: activated, %u queues, features 0x%llx",
 			 v->id, v->nqueues,
@@ -1206,6 +1234,7 @@ int bh_devices_reset(struct bh_devices *d, const Bh__VirtioDeviceRef *ref)
 {
 	Bh__VirtioDeviceRef msg = BH__VIRTIO_DEVICE_REF__INIT;
 	struct dev *v;
+	int r;
 
 	if (ref->index >= d->n)
 		return -EINVAL;
@@ -1217,9 +1246,10 @@ int bh_devices_reset(struct bh_devices *d, const Bh__VirtioDeviceRef *ref)
 		return 0;
 	}
 	msg.index = v->index;
-	if (bh_frame_send(v->sock, BH__MSG_TYPE__MSG_DEVICE_RESET, &msg.base,
-			  NULL, 0) < 0)
-		worker_fail(v, "cannot be reached", true);
+	r = bh_frame_send_timeout(v->sock, BH__MSG_TYPE__MSG_DEVICE_RESET,
+				  &msg.base, NULL, 0, WORKER_SEND_TIMEOUT);
+	if (r < 0)
+		worker_send_failed(v, r);
 	return 0;
 }
 
@@ -1227,14 +1257,17 @@ int bh_devices_config_write(struct bh_devices *d,
 			    const Bh__VirtioConfigWrite *w)
 {
 	struct dev *v;
+	int r;
 
 	if (w->index >= d->n)
 		return -EINVAL;
 	v = &d->dev[w->index];
 	if (v->ws != WK_READY)
 		return 0;
-	if (bh_frame_send(v->sock, BH__MSG_TYPE__MSG_DEVICE_CONFIG_WRITE,
-			  &w->base, NULL, 0) < 0)
-		worker_fail(v, "cannot be reached", true);
+	r = bh_frame_send_timeout(v->sock,
+				  BH__MSG_TYPE__MSG_DEVICE_CONFIG_WRITE,
+				  &w->base, NULL, 0, WORKER_SEND_TIMEOUT);
+	if (r < 0)
+		worker_send_failed(v, r);
 	return 0;
 }

@@ -533,6 +533,44 @@ static void test_send_peer_gone(void **state)
 	close(sv[0]);
 }
 
+/* A peer that stops reading: the send gives up after its timeout, and a
+ * timeout of 0 does not wait at all; with room it goes through. */
+static void test_send_timeout(void **state)
+{
+	Bh__SerialData d = BH__SERIAL_DATA__INIT;
+	uint8_t chunk[4096] = { 0 };
+	struct bh_frame f;
+	uint64_t t0;
+	int sv[2];
+
+	make_pair(sv, 0);
+	assert_int_equal(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
+	assert_int_equal(bh_frame_send_timeout(sv[0], BH__MSG_TYPE__MSG_QUIT,
+					       NULL, NULL, 0, 0),
+			 0);
+	assert_int_equal(read_one(sv[1], BH_FRAME_MAX_BODY, &f), 1);
+	bh_frame_release(&f);
+	d.data.data = chunk;
+	d.data.len = sizeof(chunk);
+	/* Fill the socket: a blocking send would wait for ever now. */
+	while (send(sv[0], chunk, sizeof(chunk), MSG_DONTWAIT) > 0)
+		;
+	t0 = bh_now_ns();
+	assert_int_equal(bh_frame_send_timeout(sv[0],
+					       BH__MSG_TYPE__MSG_SERIAL_OUT,
+					       &d.base, NULL, 0, 200),
+			 -ETIMEDOUT);
+	assert_true(bh_now_ns() - t0 >= 200000000ull);
+	assert_true(bh_now_ns() - t0 < 2000000000ull);
+	t0 = bh_now_ns();
+	assert_int_equal(bh_frame_send_timeout(sv[0], BH__MSG_TYPE__MSG_QUIT,
+					       NULL, NULL, 0, 0),
+			 -ETIMEDOUT);
+	assert_true(bh_now_ns() - t0 < 100000000ull);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -551,6 +589,7 @@ int main(void)
 		cmocka_unit_test(test_eof),
 		cmocka_unit_test(test_take_fd),
 		cmocka_unit_test(test_send_peer_gone),
+		cmocka_unit_test(test_send_timeout),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

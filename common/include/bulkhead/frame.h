@@ -97,4 +97,13 @@ int bh_frame_encode(uint16_t type, const ProtobufCMessage *msg,
 int bh_frame_send(int sock, uint16_t type, const ProtobufCMessage *msg,
 		  const int *fds, unsigned int nfds);
 
+/*
+ * bh_frame_send for a peer that may stop reading: on a non-blocking socket
+ * it waits at most timeout_ms (0: not at all; < 0: for ever) for room, then
+ * returns -ETIMEDOUT. Part of the frame may have gone by then, so the
+ * connection is not usable any more: the caller drops the peer.
+ */
+int bh_frame_send_timeout(int sock, uint16_t type, const ProtobufCMessage *msg,
+			  const int *fds, unsigned int nfds, int timeout_ms);
+
 #endif
