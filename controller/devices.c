@@ -32,6 +32,11 @@
 #define WORKER_SETUP_TIMEOUT 10000 /* ms, handshake, set-up and sandbox */
 #endif
 #define WORKER_EXIT_TIMEOUT 2000 /* ms, after QUIT before SIGKILL */
+/* ms a worker has to answer a reset or a counters request, or to finish a
+ * frame it began: then it counts as stuck and is replaced. */
+#ifndef WORKER_ANSWER_TIMEOUT
+#define WORKER_ANSWER_TIMEOUT 10000
+#endif
 /* ms a worker's socket may stay full before the worker counts as stuck: a
  * worker that stops reading must not block the controller's loop. */
 #ifndef WORKER_SEND_TIMEOUT
@@ -114,6 +119,13 @@ struct dev {
 	/* The counters collection under way. */
 	bool counters_pending;
 	unsigned int counters_asked; /* requests this worker has not answered */
+
+	/* What the worker owes, since when (ms, 0: nothing), and the timer
+	 * that checks it (kept across workers, freed at stop). */
+	uint64_t reset_sent;
+	uint64_t counters_sent;
+	uint64_t frame_since;
+	struct event *watchdog;
 	struct bh_device_counters counters;
 };
 
@@ -422,6 +434,9 @@ static void worker_close(struct dev *v)
 		event_free(v->ev);
 		v->ev = NULL;
 	}
+	if (v->watchdog)
+		evtimer_del(v->watchdog);
+	v->reset_sent = v->counters_sent = v->frame_since = 0;
 	bh_frame_reader_reset(&v->rd);
 	bh_closep(&v->sock);
 }
@@ -472,6 +487,58 @@ static void worker_send_failed(struct dev *v, int r)
 		snprintf(why, sizeof(why), "cannot be reached: %s",
 			 strerror(-r));
 	worker_fail(v, why, true);
+}
+
+/* A worker that owes an answer, or the rest of a frame, for longer than
+ * WORKER_ANSWER_TIMEOUT is stuck: a reset the guest waits for would hang
+ * its driver for ever. */
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	struct dev *v = arg;
+	const struct {
+		uint64_t since;
+		const char *what;
+	} owed[] = {
+		{ v->reset_pending ? v->reset_sent : 0,
+		  "did not answer a device reset" },
+		{ v->counters_asked ? v->counters_sent : 0,
+		  "did not answer a counters request" },
+		{ v->frame_since, "left a frame unfinished" },
+	};
+	uint64_t now = now_ms(), next = 0;
+	struct timeval tv;
+	char why[96];
+
+	for (size_t i = 0; i < BH_ARRAY_SIZE(owed); i++) {
+		uint64_t left;
+
+		if (!owed[i].since)
+			continue;
+		if (now - owed[i].since >= WORKER_ANSWER_TIMEOUT) {
+			snprintf(why, sizeof(why), "%s for %d ms", owed[i].what,
+				 WORKER_ANSWER_TIMEOUT);
+			worker_fail(v, why, true);
+			return;
+		}
+		left = WORKER_ANSWER_TIMEOUT - (now - owed[i].since);
+		if (!next || left < next)
+			next = left;
+	}
+	if (next) {
+		tv.tv_sec = (time_t)(next / 1000);
+		tv.tv_usec = (suseconds_t)(next % 1000) * 1000;
+		evtimer_add(v->watchdog, &tv);
+	}
+}
+
+/* Something is owed from now on: the timer runs if it did not. */
+static void watchdog_arm(struct dev *v)
+{
+	struct timeval tv = { WORKER_ANSWER_TIMEOUT / 1000,
+			      (WORKER_ANSWER_TIMEOUT % 1000) * 1000 };
+
+	if (v->watchdog && !evtimer_pending(v->watchdog, NULL))
+		evtimer_add(v->watchdog, &tv);
 }
 
 static int worker_spawn(struct dev *v, const struct bh_config *cfg)
@@ -665,7 +732,9 @@ int bh_devices_counters(struct bh_devices *d, int timeout_ms,
 			continue;
 		}
 		v->counters_pending = true;
-		v->counters_asked++;
+		if (v->counters_asked++ == 0)
+			v->counters_sent = now_ms();
+		watchdog_arm(v);
 		asked++;
 	}
 	if (asked == 0)
@@ -687,7 +756,9 @@ static int h_w_counters(void *ctx, const ProtobufCMessage *m,
 	/* Never more answers than requests; a late one is dropped. */
 	if (v->counters_asked == 0)
 		return -EPROTO;
-	v->counters_asked--;
+	/* Still owing older ones: it answers, so its time starts again. */
+	if (--v->counters_asked)
+		v->counters_sent = now_ms();
 	if (!v->counters_pending)
 		return 0;
 	for (size_t i = 0; i < c->n_counters && n < BH_DEVICES_MAX_COUNTERS;
@@ -761,10 +832,17 @@ static void on_worker(evutil_socket_t fd, short what, void *arg)
 	 * next pass of the loop, after everything else that is ready. */
 	for (unsigned int n = 0; n < WORKER_FRAMES_PER_WAKE; n++) {
 		r = bh_frame_read(v->sock, &v->rd, &f);
-		if (r == 0)
+		if (r == 0) {
+			/* Half a frame: the rest must come in time. */
+			if (v->rd.hdr_got > 0 && !v->frame_since) {
+				v->frame_since = now_ms();
+				watchdog_arm(v);
+			}
 			return;
+		}
 		if (r < 0)
 			break;
+		v->frame_since = 0;
 		if (worker_dispatch(v, &f, why, sizeof(why)) < 0) {
 			worker_fail(v, why, true);
 			return;
@@ -896,6 +974,10 @@ static int worker_watch(struct dev *v)
 {
 	if (fcntl(v->sock, F_SETFL, fcntl(v->sock, F_GETFL) | O_NONBLOCK) < 0)
 		return -errno;
+	if (!v->watchdog)
+		v->watchdog = evtimer_new(v->devs->base, on_watchdog, v);
+	if (!v->watchdog)
+		return -ENOMEM;
 	v->ev = event_new(v->devs->base, v->sock, EV_READ | EV_PERSIST,
 			  on_worker, v);
 	if (!v->ev || event_add(v->ev, NULL) < 0) {
@@ -1147,6 +1229,10 @@ void bh_devices_stop(struct bh_devices *d)
 			bh_closep(&v->call[q]);
 		}
 		bh_closep(&v->inflight);
+		if (v->watchdog) {
+			event_free(v->watchdog);
+			v->watchdog = NULL;
+		}
 		v->active = false;
 		v->ws = WK_NONE;
 		v->reset_pending = false;
@@ -1248,8 +1334,12 @@ int bh_devices_reset(struct bh_devices *d, const Bh__VirtioDeviceRef *ref)
 	msg.index = v->index;
 	r = bh_frame_send_timeout(v->sock, BH__MSG_TYPE__MSG_DEVICE_RESET,
 				  &msg.base, NULL, 0, WORKER_SEND_TIMEOUT);
-	if (r < 0)
+	if (r < 0) {
 		worker_send_failed(v, r);
+		return 0;
+	}
+	v->reset_sent = now_ms();
+	watchdog_arm(v);
 	return 0;
 }
 

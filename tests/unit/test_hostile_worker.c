@@ -524,13 +524,12 @@ static bool timer_fired(struct hx *h)
 }
 
 /* A worker that sends valid frames without pause for two seconds: the loop
- * serves a timer and the other device meanwhile. */
+ * serves a timer meanwhile. */
 static void test_flood(void **state)
 {
 	static struct hx h;
 	struct timeval tv = { 0, 20000 };
 	struct event *t;
-	struct cres c;
 	uint64_t t0;
 
 	hx_open(&h, "flood");
@@ -544,9 +543,56 @@ static void test_flood(void **state)
 	if (fired - t0 > 500000000ull)
 		fail_msg("a 20 ms timer fired after %llu ms",
 			 (unsigned long long)((fired - t0) / 1000000));
-	c = counters(&h, 500);
-	assert_true(c.rng);
+	/* Valid messages, however many, are no reason to end it. */
 	assert_false(pid_gone(h.pid));
+	hx_close(&h);
+}
+
+/* Half a frame, then nothing: the rest must come in time. */
+static void test_trunc(void **state)
+{
+	run_case("trunc", "left a frame unfinished for 500 ms; killed it");
+}
+
+static void test_trunc_body(void **state)
+{
+	run_case("trunc-body", "left a frame unfinished for 500 ms; killed it");
+}
+
+static bool reset_answered(struct hx *h)
+{
+	return h->reset_done > 0;
+}
+
+/* A reset the worker never answers: the driver, which waits for status 0,
+ * gets its answer when the worker is replaced. */
+static void test_noreset(void **state)
+{
+	static struct hx h;
+	Bh__VirtioDeviceRef ref = BH__VIRTIO_DEVICE_REF__INIT;
+
+	hx_open(&h, "noreset");
+	ref.index = HOSTILE;
+	assert_int_equal(bh_devices_reset(h.d, &ref), 0);
+	assert_true(run_until(&h, reset_answered, 5000));
+	check_failed(&h, "did not answer a device reset for 500 ms; killed it");
+	assert_int_equal(h.reset_done, 1);
+	hx_close(&h);
+}
+
+/* Counters it never answers: the API's answer comes at its timeout without
+ * the device, and the worker is replaced later. */
+static void test_nocounters(void **state)
+{
+	static struct hx h;
+	struct cres c;
+
+	hx_open(&h, "nocounters");
+	c = counters(&h, 200);
+	assert_true(c.rng);
+	assert_false(c.dev);
+	check_failed(&h,
+		     "did not answer a counters request for 500 ms; killed it");
 	hx_close(&h);
 }
 
@@ -586,6 +632,10 @@ int main(void)
 		cmocka_unit_test_teardown(test_setup_garbage, teardown),
 		cmocka_unit_test_teardown(test_deaf, teardown),
 		cmocka_unit_test_teardown(test_flood, teardown),
+		cmocka_unit_test_teardown(test_trunc, teardown),
+		cmocka_unit_test_teardown(test_trunc_body, teardown),
+		cmocka_unit_test_teardown(test_noreset, teardown),
+		cmocka_unit_test_teardown(test_nocounters, teardown),
 	};
 
 	/* A controller that blocks for good fails the test, not ctest. */
