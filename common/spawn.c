@@ -1,8 +1,12 @@
-/* Spawning children: fork+execve with an empty environment and fixed fds. */
+/* Spawning children: fork (or a clone into a PID namespace of their own) and
+ * execve with an empty environment and fixed fds. */
 #include <errno.h>
 #include <fcntl.h>
 #include <time.h>
 #include <limits.h>
+#include <linux/capability.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -10,6 +14,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -111,9 +116,91 @@ static void child_setup_stdio(const char *path)
 		child_fail("dup2 stdout", path);
 }
 
+/*
+ * What a child cloned into a user and a PID namespace of its own needs,
+ * prepared before the clone because the child may not format strings: the
+ * lines that map its ids to themselves, and a pidfd of its parent, since
+ * getppid() there says 0 whether the parent lives or not.
+ */
+struct spawn_ns {
+	bool cloned;
+	int parent_fd;	  /* pidfd of the parent, or -1 (no such call) */
+	char uid_map[32]; /* "uid uid 1" */
+	char gid_map[32]; /* "gid gid 1" */
+};
+
+/* Writes text into one of the child's /proc/self files. 0 or -errno. */
+static int child_write_file(const char *file, const char *text)
+{
+	size_t len = strlen(text);
+	int fd, ret = 0;
+	ssize_t n;
+
+	fd = open(file, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, text, len);
+	if (n < 0)
+		ret = -errno;
+	else if ((size_t)n != len)
+		ret = -EIO;
+	close(fd);
+	return ret;
+}
+
+/*
+ * A new user namespace starts with no id mapped in it, and a process whose
+ * ids are not mapped may not make a user namespace inside it, as the device
+ * workers do. The child maps its own uid and gid to themselves (the one
+ * mapping an unprivileged process may write, after denying setgroups). If it
+ * cannot, it still runs: the nested namespace will then be refused, and the
+ * worker reports that itself.
+ */
+static void child_map_ids(const struct spawn_ns *ns, const char *path)
+{
+	const char *what = "setgroups";
+	int r;
+
+	r = child_write_file("/proc/self/setgroups", "deny");
+	if (r == 0) {
+		what = "gid_map";
+		r = child_write_file("/proc/self/gid_map", ns->gid_map);
+	}
+	if (r == 0) {
+		what = "uid_map";
+		r = child_write_file("/proc/self/uid_map", ns->uid_map);
+	}
+	if (r < 0) {
+		const char *err = strerrorname_np(-r);
+
+		bh_warn("spawn %s: cannot write its %s: %s", path, what,
+			err ? err : "unknown error");
+	}
+}
+
+/* Ends the child if the parent died before PR_SET_PDEATHSIG was armed. */
+static void child_check_parent(pid_t parent, const struct spawn_ns *ns)
+{
+	struct pollfd pfd;
+
+	if (!ns->cloned) {
+		if (getppid() != parent)
+			_exit(127);
+		return;
+	}
+	if (ns->parent_fd < 0)
+		return;
+	/* A pidfd polls readable once its process has exited. */
+	pfd.fd = ns->parent_fd;
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	if (poll(&pfd, 1, 0) != 0)
+		_exit(127);
+}
+
 static void __attribute__((noreturn))
 child_run(const char *path, char *const argv[], const struct bh_spawn_fd *fds,
-	  size_t nfds, int *tmp, pid_t parent)
+	  size_t nfds, int *tmp, pid_t parent, const struct spawn_ns *ns)
 {
 	static char *const empty_env[] = { NULL };
 	int max_dst = STDERR_FILENO;
@@ -124,11 +211,14 @@ child_run(const char *path, char *const argv[], const struct bh_spawn_fd *fds,
 	 * PR_SET_PDEATHSIG follows the parent thread that forked us, so the
 	 * caller should spawn from a thread that lives as long as the process.
 	 * If the parent already died before the prctl, no signal will come.
+	 * The parent's namespace sends it, so it reaches even the PID 1 of a
+	 * namespace of its own, which ignores signals from inside.
 	 */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		child_fail("prctl PR_SET_PDEATHSIG", path);
-	if (getppid() != parent)
-		_exit(127);
+	child_check_parent(parent, ns);
+	if (ns->cloned)
+		child_map_ids(ns, path);
 	child_reset_signals();
 	/* A session of its own: a terminal's ^C or a supervisor's signal to
 	 * the process group reaches the controller, which stops its children
@@ -165,15 +255,117 @@ child_run(const char *path, char *const argv[], const struct bh_spawn_fd *fds,
 	_exit(127);
 }
 
-int bh_spawn(const char *path, char *const argv[],
-	     const struct bh_spawn_fd *fds, size_t nfds, pid_t *pid_out)
+/* The errors with which a host refuses the namespaces themselves, rather
+ * than a process: user namespaces off or used up (sysctls, a container's
+ * or systemd's seccomp filter, a chroot), or a kernel without them. */
+static bool ns_refusal(int err)
 {
+	return err == EPERM || err == EINVAL || err == ENOSPC || err == EUSERS;
+}
+
+static void ns_prepare(struct spawn_ns *ns)
+{
+	uid_t uid = geteuid();
+	gid_t gid = getegid();
+
+	snprintf(ns->uid_map, sizeof(ns->uid_map), "%u %u 1\n",
+		 (unsigned int)uid, (unsigned int)uid);
+	snprintf(ns->gid_map, sizeof(ns->gid_map), "%u %u 1\n",
+		 (unsigned int)gid, (unsigned int)gid);
+	ns->parent_fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+}
+
+/*
+ * Whether we are root without CAP_SETFCAP, which the kernel requires for
+ * mapping root in a user namespace (5.12 and later). The child could then
+ * map no id, and without one it could make none of the worker's namespaces
+ * in its user namespace: better none of ours than none of the worker's.
+ */
+static bool root_cannot_map(void)
+{
+	struct __user_cap_header_struct hdr = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+		.pid = 0,
+	};
+	struct __user_cap_data_struct data[2];
+
+	if (geteuid() != 0)
+		return false;
+	if (syscall(SYS_capget, &hdr, data) < 0)
+		return true;
+	return !(data[CAP_TO_INDEX(CAP_SETFCAP)].effective &
+		 CAP_TO_MASK(CAP_SETFCAP));
+}
+
+/*
+ * fork(), or with BH_SPAWN_PIDNS a clone into a new user and PID namespace
+ * that otherwise behaves as fork: the raw system call with no stack returns
+ * in the child on a copy of ours. An unprivileged process may make a PID
+ * namespace only together with a user namespace. -errno on failure, with
+ * *refused set if the host refused the namespaces.
+ */
+static pid_t spawn_clone(const char *name, unsigned int flags,
+			 struct spawn_ns *ns, int *refused)
+{
+	const char *why;
+	pid_t pid;
+	int err;
+
+	if (!(flags & BH_SPAWN_PIDNS)) {
+		pid = fork();
+		return pid < 0 ? -errno : pid;
+	}
+	if (root_cannot_map()) {
+		err = EPERM;
+		why = "root without CAP_SETFCAP cannot map itself in a user "
+		      "namespace";
+	} else {
+		ns_prepare(ns);
+		/* x86_64 argument order: flags, stack, parent_tid, child_tid,
+		 * tls. */
+		pid = (pid_t)syscall(
+		    SYS_clone,
+		    (unsigned long)(CLONE_NEWUSER | CLONE_NEWPID | SIGCHLD),
+		    0UL, NULL, NULL, 0UL);
+		if (pid == 0) {
+			ns->cloned = true;
+			return 0;
+		}
+		if (pid > 0)
+			return pid;
+		err = errno;
+		if (!ns_refusal(err))
+			return -err;
+		why = strerror(err);
+	}
+	*refused = err;
+	if (flags & BH_SPAWN_PIDNS_REQUIRED) {
+		bh_err("sandbox: %s: PID namespace refused (%s), and it is "
+		       "required: not starting",
+		       name, why);
+		return -err;
+	}
+	bh_warn("sandbox: %s: PID namespace refused (%s): started without one",
+		name, why);
+	pid = fork();
+	return pid < 0 ? -errno : pid;
+}
+
+int bh_spawn_ns(const char *path, char *const argv[],
+		const struct bh_spawn_fd *fds, size_t nfds, unsigned int flags,
+		pid_t *pid_out, int *refused)
+{
+	struct spawn_ns ns = { .cloned = false, .parent_fd = -1 };
 	pid_t parent = getpid();
-	int *tmp = NULL;
+	int *tmp = NULL, refused_err = 0;
+	const char *name;
 	size_t i, j;
 	pid_t pid;
 
-	if (!path || !argv || (nfds > 0 && !fds))
+	if (refused)
+		*refused = 0;
+	if (!path || !argv || (nfds > 0 && !fds) ||
+	    (flags & ~(BH_SPAWN_PIDNS | BH_SPAWN_PIDNS_REQUIRED)))
 		return -EINVAL;
 	for (i = 0; i < nfds; i++) {
 		if (fds[i].src < 0 || fds[i].dst <= STDERR_FILENO ||
@@ -191,19 +383,26 @@ int bh_spawn(const char *path, char *const argv[],
 			return -ENOMEM;
 	}
 
-	pid = fork();
-	if (pid < 0) {
-		int ret = -errno;
-
-		free(tmp);
-		return ret;
-	}
+	name = argv[0] ? argv[0] : path;
+	if (strrchr(name, '/'))
+		name = strrchr(name, '/') + 1;
+	pid = spawn_clone(name, flags, &ns, &refused_err);
 	if (pid == 0)
-		child_run(path, argv, fds, nfds, tmp, parent);
-
+		child_run(path, argv, fds, nfds, tmp, parent, &ns);
+	bh_closep(&ns.parent_fd);
 	free(tmp);
+	if (refused)
+		*refused = refused_err;
+	if (pid < 0)
+		return pid;
 	*pid_out = pid;
 	return 0;
+}
+
+int bh_spawn(const char *path, char *const argv[],
+	     const struct bh_spawn_fd *fds, size_t nfds, pid_t *pid_out)
+{
+	return bh_spawn_ns(path, argv, fds, nfds, 0, pid_out, NULL);
 }
 
 int bh_exe_dir(char *buf, size_t len)

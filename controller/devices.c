@@ -558,7 +558,12 @@ static int worker_spawn(struct dev *v, const struct bh_config *cfg)
 		return -errno;
 	fds[0].src = sv[1];
 	fds[0].dst = BH_CHILD_FD_CONTROL;
-	r = bh_spawn(v->binary, argv, fds, 1, &v->pid);
+	/* A PID namespace of its own where the host allows it; strict
+	 * makes it a condition, as it does the worker's other namespaces. */
+	r = bh_spawn_ns(v->binary, argv, fds, 1,
+			BH_SPAWN_PIDNS |
+			    (cfg->strict_sandbox ? BH_SPAWN_PIDNS_REQUIRED : 0),
+			&v->pid, NULL);
 	close(sv[1]);
 	if (r < 0) {
 		close(sv[0]);

@@ -626,10 +626,11 @@ static int empty_root(const char **step)
  * Namespaces where the host allows them. A new user namespace needs no
  * privilege and gives us the right to make the others; container runtimes
  * often refuse it, and then the worker goes on with the seccomp filter alone.
- * No PID namespace: it would take a fork, and the controller watches this
- * pid.
+ * The PID namespace is not made here (it would take a fork, and the
+ * controller watches this pid): the controller cloned us into one, as its
+ * PID 1, inside a user namespace of that clone's, in which this one nests.
+ * Returns how many of the sandbox's namespace steps the host refused.
  */
-/* Returns how many of the sandbox's namespace steps the host refused. */
 static int enter_namespaces(void)
 {
 	static const struct {

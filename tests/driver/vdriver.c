@@ -521,7 +521,12 @@ static int launch(struct bh_vdriver *d)
 	argv[argc] = NULL;
 	map.src = sv[1];
 	map.dst = BH_CHILD_FD_CONTROL;
-	r = bh_spawn(d->binary, argv, &map, 1, &d->pid);
+	/* As the controller spawns its workers. */
+	r = bh_spawn_ns(
+	    d->binary, argv, &map, 1,
+	    BH_SPAWN_PIDNS |
+		(d->cfg.strict_sandbox ? BH_SPAWN_PIDNS_REQUIRED : 0),
+	    &d->pid, NULL);
 	bh_closep(&sv[1]);
 	if (r < 0) {
 		bh_closep(&sv[0]);

@@ -57,7 +57,9 @@ struct bh_vdriver_cfg {
 	 * backend and backend_fds must then stay valid until the end. */
 	bool inflight;
 	/* WorkerSetup.strict_sandbox: a refused sandbox step ends the worker.
-	 */
+	 * Workers start in a PID namespace of their own, as the controller's
+	 * do (bh_spawn_ns); with strict_sandbox, one the host refuses keeps
+	 * the worker from starting. */
 	bool strict_sandbox;
 };
 

@@ -2,9 +2,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <cap-ng.h>
 #include <cmocka.h>
 
 #include "bulkhead/sandbox.h"
@@ -235,7 +238,9 @@ static void test_bad_args(void **state)
 	assert_int_equal(pid, 0);
 }
 
-static void test_pdeathsig(void **state)
+/* The child dies with the process that spawned it, also as the PID 1 of a
+ * namespace of its own, which ignores every other signal from outside. */
+static void check_pdeathsig(unsigned int flags)
 {
 	int p[2], status;
 	pid_t mid, child;
@@ -258,7 +263,8 @@ static void test_pdeathsig(void **state)
 			_exit(1);
 		map.src = ready[1];
 		map.dst = 3;
-		if (bh_spawn("/bin/sh", argv, &map, 1, &pid) < 0)
+		if (bh_spawn_ns("/bin/sh", argv, &map, 1, flags, &pid, NULL) <
+		    0)
 			_exit(1);
 		close(ready[1]);
 		if (read(ready[0], &c, 1) != 1)
@@ -276,6 +282,301 @@ static void test_pdeathsig(void **state)
 	assert_true(WIFSIGNALED(status));
 	assert_int_equal(WTERMSIG(status), SIGKILL);
 	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0), 0);
+}
+
+static void test_pdeathsig(void **state)
+{
+	check_pdeathsig(0);
+}
+
+static void test_pidns_pdeathsig(void **state)
+{
+	check_pdeathsig(BH_SPAWN_PIDNS | BH_SPAWN_PIDNS_REQUIRED);
+}
+
+/* The value of a "Name:\tvalue" line of /proc/<pid>/status, or "". */
+static void pid_status_field(pid_t pid, const char *name, char *out, size_t len)
+{
+	char path[64], line[256];
+	size_t n = strlen(name);
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	out[0] = '\0';
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, name, n) == 0 && line[n] == ':') {
+			snprintf(out, len, "%s",
+				 line + n + 1 + strspn(line + n + 1, " \t"));
+			out[strcspn(out, "\n")] = '\0';
+			break;
+		}
+	}
+	fclose(f);
+}
+
+/* Whether two processes share a namespace of this type. */
+static bool same_ns(pid_t a, pid_t b, const char *type)
+{
+	char pa[64], pb[64], la[64], lb[64];
+	ssize_t na, nb;
+
+	snprintf(pa, sizeof(pa), "/proc/%d/ns/%s", (int)a, type);
+	snprintf(pb, sizeof(pb), "/proc/%d/ns/%s", (int)b, type);
+	na = readlink(pa, la, sizeof(la) - 1);
+	nb = readlink(pb, lb, sizeof(lb) - 1);
+	assert_true(na > 0 && nb > 0);
+	la[na] = lb[nb] = '\0';
+	return strcmp(la, lb) == 0;
+}
+
+/*
+ * Spawns sh -c script with fd 3 as a pipe and returns its pid; the script's
+ * output, up to its closing fd 3, goes into out. A script that goes on
+ * running after that is the caller's to end.
+ */
+static pid_t spawn_script(const char *script, unsigned int flags, char *out,
+			  size_t len, int *refused)
+{
+	char *argv[] = { "sh", "-c", (char *)script, NULL };
+	struct bh_spawn_fd map;
+	int p[2];
+	pid_t pid;
+
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	map.src = p[1];
+	map.dst = 3;
+	assert_int_equal(
+	    bh_spawn_ns("/bin/sh", argv, &map, 1, flags, &pid, refused), 0);
+	close(p[1]);
+	read_all(p[0], out, len);
+	close(p[0]);
+	return pid;
+}
+
+/*
+ * BH_SPAWN_PIDNS: the child is PID 1 of a new PID namespace, in a new user
+ * namespace where its ids are its own and where it may make namespaces
+ * further in; we see it under an ordinary pid, it is our child, SIGKILL
+ * ends it and a SIGTERM without a handler does not.
+ */
+static void test_pidns_child(void **state)
+{
+	char out[512], want[512], nspid[64];
+	unsigned long outer;
+	int refused = -1, status;
+	pid_t pid;
+
+	pid = spawn_script("echo $$ >&3; cat /proc/self/uid_map "
+			   "/proc/self/gid_map >&3; "
+			   "unshare --user --mount --net true && "
+			   "echo nested >&3; exec 3>&-; exec sleep 30",
+			   BH_SPAWN_PIDNS | BH_SPAWN_PIDNS_REQUIRED, out,
+			   sizeof(out), &refused);
+	assert_int_equal(refused, 0);
+	snprintf(want, sizeof(want),
+		 "1\n%10u %10u %10u\n%10u %10u %10u\nnested\n",
+		 (unsigned int)geteuid(), (unsigned int)geteuid(), 1U,
+		 (unsigned int)getegid(), (unsigned int)getegid(), 1U);
+	assert_string_equal(out, want);
+
+	/* Its pid here, then 1 in its own namespace. */
+	pid_status_field(pid, "NSpid", nspid, sizeof(nspid));
+	assert_int_equal(sscanf(nspid, "%lu", &outer), 1);
+	assert_int_equal(outer, (unsigned long)pid);
+	assert_non_null(strchr(nspid, '\t'));
+	assert_string_equal(strchr(nspid, '\t'), "\t1");
+	assert_false(same_ns(pid, getpid(), "pid"));
+	assert_false(same_ns(pid, getpid(), "user"));
+	assert_true(same_ns(pid, getpid(), "mnt"));
+
+	/* Queued and discarded at once: PID 1 has no handler for it. */
+	assert_int_equal(kill(pid, SIGTERM), 0);
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	status = wait_child(pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGKILL);
+}
+
+/* Without BH_SPAWN_PIDNS nothing changes: our namespaces, our ids. */
+static void test_plain_child(void **state)
+{
+	char out[64], want[64];
+	int refused = -1;
+	pid_t pid;
+
+	pid = spawn_script("echo $$ >&3; exec 3>&-; exec sleep 30", 0, out,
+			   sizeof(out), &refused);
+	assert_int_equal(refused, 0);
+	snprintf(want, sizeof(want), "%d\n", (int)pid);
+	assert_string_equal(out, want);
+	assert_true(same_ns(pid, getpid(), "pid"));
+	assert_true(same_ns(pid, getpid(), "user"));
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(WTERMSIG(wait_child(pid)), SIGKILL);
+}
+
+/* Reads a whole small file into buf. */
+static void slurp(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	read_all(fd, buf, len);
+	close(fd);
+}
+
+/*
+ * Where user namespaces are used up (user.max_user_namespaces 0 in the user
+ * namespace we run in), the clone is refused with ENOSPC: the child is
+ * forked after a warning into our PID namespace, or with
+ * BH_SPAWN_PIDNS_REQUIRED nothing starts. Runs in a throw-away process,
+ * which its exit status reports on.
+ */
+static int refused_run(const char *log)
+{
+	char out[64], want[64];
+	int refused = -1, r, fd;
+	char *argv[] = { "sh", "-c", "echo $$ >&3", NULL };
+	struct bh_spawn_fd map;
+	int p[2];
+	pid_t pid;
+
+	fd = open(log, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	if (fd < 0 || dup2(fd, STDERR_FILENO) < 0)
+		return 1;
+	close(fd);
+	/* The uid is read before the unshare: unmapped, it reads 65534. */
+	snprintf(want, sizeof(want), "0 %u 1", (unsigned int)geteuid());
+	if (unshare(CLONE_NEWUSER) < 0)
+		return 2;
+	fd = open("/proc/self/uid_map", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, want, strlen(want)) < 0)
+		return 3;
+	close(fd);
+	fd = open("/proc/sys/user/max_user_namespaces", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "0", 1) != 1)
+		return 4;
+	close(fd);
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return 5;
+	map.src = p[1];
+	map.dst = 3;
+	r = bh_spawn_ns("/bin/sh", argv, &map, 1, BH_SPAWN_PIDNS, &pid,
+			&refused);
+	if (r != 0 || refused != ENOSPC)
+		return 6;
+	close(p[1]);
+	r = (int)read(p[0], out, sizeof(out) - 1);
+	close(p[0]);
+	if (r <= 0)
+		return 7;
+	out[r] = '\0';
+	/* Forked: its pid is the same here and in its own eyes. */
+	snprintf(want, sizeof(want), "%d\n", (int)pid);
+	if (strcmp(out, want) != 0)
+		return 8;
+	if (waitpid(pid, &r, 0) != pid || !WIFEXITED(r) || WEXITSTATUS(r) != 0)
+		return 9;
+
+	refused = -1;
+	pid = 0;
+	r = bh_spawn_ns("/bin/true", argv, NULL, 0,
+			BH_SPAWN_PIDNS | BH_SPAWN_PIDNS_REQUIRED, &pid,
+			&refused);
+	if (r != -ENOSPC || refused != ENOSPC || pid != 0)
+		return 10;
+	if (waitpid(-1, &r, WNOHANG) != -1 || errno != ECHILD)
+		return 11;
+	return 0;
+}
+
+static void test_pidns_refused(void **state)
+{
+	char log[] = "/tmp/bh-test-spawn-XXXXXX", buf[2048];
+	int fd, status;
+	pid_t pid;
+
+	fd = mkostemp(log, O_CLOEXEC);
+	assert_true(fd >= 0);
+	close(fd);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(refused_run(log));
+	status = wait_child(pid);
+	slurp(log, buf, sizeof(buf));
+	unlink(log);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("step %d failed; its log: %s", WEXITSTATUS(status),
+			 buf);
+	assert_non_null(strstr(buf, "warn: sandbox: sh: PID namespace "
+				    "refused (No space left on device): "
+				    "started without one\n"));
+	assert_non_null(strstr(buf, "error: sandbox: sh: PID namespace "
+				    "refused (No space left on device), and "
+				    "it is required: not starting\n"));
+}
+
+/*
+ * Root may map root in a user namespace only with CAP_SETFCAP, and a child
+ * whose ids are not mapped could not make the worker's namespaces: for root
+ * without it, the PID namespace counts as refused (EPERM). Anyone else keeps
+ * their ids there and may nest a user namespace. Runs in a throw-away
+ * process that drops CAP_SETFCAP; its exit status is the step that failed.
+ */
+static int no_setfcap_run(int out_fd)
+{
+	char *argv[] = { "sh", "-c",
+			 "cat /proc/self/uid_map >&3; "
+			 "unshare --user true && echo nested >&3",
+			 NULL };
+	struct bh_spawn_fd map = { .src = out_fd, .dst = 3 };
+	int refused = -1, status, r;
+	pid_t child = 0;
+
+	if (capng_get_caps_process() < 0 ||
+	    capng_update(CAPNG_DROP, CAPNG_EFFECTIVE | CAPNG_PERMITTED,
+			 CAP_SETFCAP) < 0 ||
+	    capng_apply(CAPNG_SELECT_CAPS) < 0)
+		return 1;
+	r = bh_spawn_ns("/bin/sh", argv, &map, 1,
+			BH_SPAWN_PIDNS | BH_SPAWN_PIDNS_REQUIRED, &child,
+			&refused);
+	if (geteuid() == 0)
+		return r == -EPERM && refused == EPERM && child == 0 ? 0 : 2;
+	if (r < 0 || refused != 0)
+		return 3;
+	if (waitpid(child, &status, 0) != child || !WIFEXITED(status))
+		return 4;
+	return WEXITSTATUS(status) == 0 ? 0 : 5;
+}
+
+static void test_pidns_no_setfcap(void **state)
+{
+	char out[512], want[512];
+	int p[2], status;
+	pid_t pid;
+
+	want[0] = '\0';
+	if (geteuid() != 0)
+		snprintf(want, sizeof(want), "%10u %10u %10u\nnested\n",
+			 (unsigned int)geteuid(), (unsigned int)geteuid(), 1U);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(no_setfcap_run(p[1]));
+	close(p[1]);
+	read_all(p[0], out, sizeof(out));
+	close(p[0]);
+	status = wait_child(pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_string_equal(out, want);
 }
 
 static void test_describe_status(void **state)
@@ -468,6 +769,11 @@ int main(void)
 		cmocka_unit_test(test_exec_failure),
 		cmocka_unit_test(test_bad_args),
 		cmocka_unit_test(test_pdeathsig),
+		cmocka_unit_test(test_pidns_pdeathsig),
+		cmocka_unit_test(test_plain_child),
+		cmocka_unit_test(test_pidns_child),
+		cmocka_unit_test(test_pidns_refused),
+		cmocka_unit_test(test_pidns_no_setfcap),
 		cmocka_unit_test(test_describe_status),
 		cmocka_unit_test(test_exe_dir),
 		cmocka_unit_test(test_sandbox_steps),

@@ -1,5 +1,6 @@
-/* Starting child processes: fork+exec of their own binary, clean environment,
- * only the fds they need at fixed numbers. */
+/* Starting child processes: fork+exec of their own binary (device workers in
+ * a PID namespace of their own), clean environment, only the fds they need at
+ * fixed numbers. */
 #ifndef BULKHEAD_SPAWN_H
 #define BULKHEAD_SPAWN_H
 
@@ -26,6 +27,27 @@ struct bh_spawn_fd {
  */
 int bh_spawn(const char *path, char *const argv[],
 	     const struct bh_spawn_fd *fds, size_t nfds, pid_t *pid_out);
+
+/* bh_spawn_ns flags. */
+#define BH_SPAWN_PIDNS		0x1u /* a PID namespace of its own */
+#define BH_SPAWN_PIDNS_REQUIRED 0x2u /* ... or nothing starts */
+
+/*
+ * bh_spawn with flags. With BH_SPAWN_PIDNS the child is cloned into a new
+ * user namespace and a new PID namespace, in which it is PID 1; it is still
+ * our child, and *pid_out is its pid in our namespace, for waitpid and kill
+ * (SIGKILL reaches it; other signals only where it has a handler). Its uid
+ * and gid are mapped to themselves in the user namespace, so that it may make
+ * namespaces of its own there. Where the host refuses the namespaces (EPERM,
+ * EINVAL, ENOSPC, EUSERS; EPERM also for root without CAP_SETFCAP, which may
+ * not map root), the child is forked as by bh_spawn after a logged warning,
+ * or, with BH_SPAWN_PIDNS_REQUIRED, nothing starts: an error is logged and
+ * the refusal's -errno returned. *refused (may be NULL) gets the errno with
+ * which the host refused, 0 if it did not.
+ */
+int bh_spawn_ns(const char *path, char *const argv[],
+		const struct bh_spawn_fd *fds, size_t nfds, unsigned int flags,
+		pid_t *pid_out, int *refused);
 
 /*
  * Waits for child pid to exit, and SIGKILLs it once grace_ms have passed.
