@@ -32,6 +32,7 @@
 #define WORKER_SETUP_TIMEOUT 10000 /* ms, handshake, set-up and sandbox */
 #endif
 #define WORKER_EXIT_TIMEOUT 2000 /* ms, after QUIT before SIGKILL */
+#define WORKER_EOF_GRACE    200	 /* ms, from its closed socket to its exit */
 /* ms a worker has to answer a reset or a counters request, or to finish a
  * frame it began: then it counts as stuck and is replaced. */
 #ifndef WORKER_ANSWER_TIMEOUT
@@ -826,6 +827,25 @@ static int worker_dispatch(struct dev *v, struct bh_frame *f, char *why,
 	return r;
 }
 
+/* Whether the worker has exited (it is not reaped here), waiting at most
+ * ms: the loop stands still meanwhile. */
+static bool worker_exited(struct dev *v, int ms)
+{
+	uint64_t end = now_ms() + (uint64_t)ms;
+	siginfo_t si;
+
+	for (;;) {
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_PID, (id_t)v->pid, &si,
+			   WEXITED | WNOHANG | WNOWAIT) < 0 ||
+		    si.si_pid == v->pid)
+			return true;
+		if (now_ms() >= end)
+			return false;
+		usleep(5000);
+	}
+}
+
 static void on_worker(evutil_socket_t fd, short what, void *arg)
 {
 	struct dev *v = arg;
@@ -856,7 +876,13 @@ static void on_worker(evutil_socket_t fd, short what, void *arg)
 	if (r > 0)
 		return;
 	if (r == -EPIPE || r == -ECONNRESET) {
-		worker_fail(v, NULL, false);
+		/* A worker that closed its socket has ended or is ending; one
+		 * that lives on is not waited for. */
+		if (v->pid > 0 && !worker_exited(v, WORKER_EOF_GRACE))
+			worker_fail(v, "closed its connection and did not exit",
+				    true);
+		else
+			worker_fail(v, NULL, false);
 		return;
 	}
 	snprintf(why, sizeof(why), "connection: %s", strerror(-r));

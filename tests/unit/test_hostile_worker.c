@@ -484,6 +484,15 @@ static void test_fewfds(void **state)
 	run_case("fewfds", "connection: Protocol error; killed it");
 }
 
+/* A worker that closes its socket and lives on is not waited for. */
+static void test_close(void **state)
+{
+	uint64_t t0 = bh_now_ns();
+
+	run_case("close", "closed its connection and did not exit; killed it");
+	assert_true(bh_now_ns() - t0 < 1500000000ull);
+}
+
 static void test_exit(void **state)
 {
 	run_case("exit", "exited with status 3");
@@ -628,6 +637,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_fds_hdr, teardown),
 		cmocka_unit_test_teardown(test_fds64, teardown),
 		cmocka_unit_test_teardown(test_fewfds, teardown),
+		cmocka_unit_test_teardown(test_close, teardown),
 		cmocka_unit_test_teardown(test_exit, teardown),
 		cmocka_unit_test_teardown(test_setup_garbage, teardown),
 		cmocka_unit_test_teardown(test_deaf, teardown),
