@@ -14,6 +14,7 @@
 #include <bulkhead/util.h>
 
 #include "cpuid.h"
+#include "guestmem.h"
 #include "runner.h"
 
 #define MSR_IA32_MISC_ENABLE 0x1a0
@@ -187,9 +188,8 @@ int runner_kvm_map_memory(struct runner *rn, int memfd, uint64_t memfd_size,
 		return r;
 	}
 	rn->ram_size = memfd_size;
-	/* Guest RAM is not worth a core dump and must not be inherited. */
-	madvise(rn->ram, memfd_size, MADV_DONTDUMP);
-	madvise(rn->ram, memfd_size, MADV_DONTFORK);
+	if (!(bh_guestmem_advise(rn->ram, memfd_size) & BH_GUESTMEM_HUGEPAGE))
+		bh_debug("guest RAM: no transparent huge pages in this kernel");
 
 	for (size_t i = 0; i < nregions; i++) {
 		struct kvm_userspace_memory_region mr = {

@@ -1,6 +1,6 @@
 /* Unit tests for the vCPU runner's device models, driven the way Linux's
  * drivers probe and use them: 16550A, CMOS RTC, PCI mechanism #1, the port
- * bus, CPUID patching and the VM-exit counters. */
+ * bus, CPUID patching, the VM-exit counters and the advice on guest RAM. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,12 +9,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "cmos.h"
 #include "cpuid.h"
 #include "exitstats.h"
+#include "guestmem.h"
 #include "iobus.h"
 #include "pci.h"
 #include "uart.h"
@@ -1398,6 +1401,78 @@ static void test_exitstats_overflow(void **state)
 	free(all);
 }
 
+/* ---- guest RAM advice -------------------------------------------------- */
+
+/* The VmFlags line of the mapping at addr in /proc/self/smaps, or "". */
+static void vmflags_of(void *addr, char *out, size_t outlen)
+{
+	char line[512];
+	int in_it = 0;
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	out[0] = 0;
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		/* A mapping's first line is "lo-hi perms ..."; the others
+		 * are "Name: value", which never parse as two numbers. */
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
+			in_it = lo == (unsigned long)(uintptr_t)addr;
+		} else if (in_it && strncmp(line, "VmFlags:", 8) == 0) {
+			snprintf(out, outlen, "%s", line + 8);
+			break;
+		}
+	}
+	fclose(f);
+}
+
+static int has_flag(const char *flags, const char *flag)
+{
+	char padded[8];
+
+	snprintf(padded, sizeof(padded), " %s ", flag);
+	return strstr(flags, padded) != NULL;
+}
+
+/* The runner's mapping of a memfd, as guest RAM is mapped: no core dump,
+ * not inherited, and huge pages asked for wherever the kernel has them. */
+static void test_guestmem_advise(void **state)
+{
+	size_t len = 4u << 20;
+	char flags[512];
+	int thp = access("/sys/kernel/mm/transparent_hugepage", F_OK) == 0;
+	int fd = memfd_create("guest-ram", MFD_CLOEXEC);
+	unsigned int taken;
+	void *p;
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)len), 0);
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+		 fd, 0);
+	assert_true(p != MAP_FAILED);
+
+	vmflags_of(p, flags, sizeof(flags));
+	assert_true(flags[0] != 0);
+	assert_false(has_flag(flags, "hg"));
+	assert_false(has_flag(flags, "dd"));
+
+	taken = bh_guestmem_advise(p, len);
+	assert_int_equal(taken & (BH_GUESTMEM_DONTDUMP | BH_GUESTMEM_DONTFORK),
+			 BH_GUESTMEM_DONTDUMP | BH_GUESTMEM_DONTFORK);
+	/* A kernel with transparent huge pages takes the advice. */
+	assert_int_equal(!!(taken & BH_GUESTMEM_HUGEPAGE), thp);
+
+	vmflags_of(p, flags, sizeof(flags));
+	assert_true(has_flag(flags, "dd"));
+	assert_true(has_flag(flags, "dc"));
+	assert_int_equal(has_flag(flags, "hg"), thp);
+
+	munmap(p, len);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1439,6 +1514,7 @@ int main(void)
 		cmocka_unit_test(test_exitstats_sorted),
 		cmocka_unit_test(test_exitstats_describe),
 		cmocka_unit_test(test_exitstats_overflow),
+		cmocka_unit_test(test_guestmem_advise),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
