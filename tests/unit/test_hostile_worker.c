@@ -560,12 +560,13 @@ static void test_flood(void **state)
 /* Half a frame, then nothing: the rest must come in time. */
 static void test_trunc(void **state)
 {
-	run_case("trunc", "left a frame unfinished for 500 ms; killed it");
+	run_case("trunc", "left a frame unfinished for 1000 ms; killed it");
 }
 
 static void test_trunc_body(void **state)
 {
-	run_case("trunc-body", "left a frame unfinished for 500 ms; killed it");
+	run_case("trunc-body",
+		 "left a frame unfinished for 1000 ms; killed it");
 }
 
 static bool reset_answered(struct hx *h)
@@ -584,7 +585,8 @@ static void test_noreset(void **state)
 	ref.index = HOSTILE;
 	assert_int_equal(bh_devices_reset(h.d, &ref), 0);
 	assert_true(run_until(&h, reset_answered, 5000));
-	check_failed(&h, "did not answer a device reset for 500 ms; killed it");
+	check_failed(&h,
+		     "did not answer a device reset for 1000 ms; killed it");
 	assert_int_equal(h.reset_done, 1);
 	hx_close(&h);
 }
@@ -600,8 +602,8 @@ static void test_nocounters(void **state)
 	c = counters(&h, 200);
 	assert_true(c.rng);
 	assert_false(c.dev);
-	check_failed(&h,
-		     "did not answer a counters request for 500 ms; killed it");
+	check_failed(
+	    &h, "did not answer a counters request for 1000 ms; killed it");
 	hx_close(&h);
 }
 
