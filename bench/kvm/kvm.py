@@ -31,8 +31,9 @@ GUEST_MODULES = ("virtio_pci virtio_mmio virtio_blk virtio_console "
 BASE_CMDLINE = "console=ttyS0 quiet"
 NOAPERTURE = "iommu=noaperture"
 MEMORY_MB = 512
-DISK_MB = 128
-BOOT_S = 150
+DISK_MB = 16
+DISK_ROUNDS = 2
+BOOT_S = 120
 POWEROFF_S = 60
 IO_S = 300
 # Boot-progress line of bulkhead's runner (vcpu-runner/platform.c).
@@ -145,6 +146,9 @@ class Trace:
         "userspace": ("kvm_userspace_exit", "reason"),
         "pio": ("kvm_pio", "port,rw"),
         "mmio": ("kvm_mmio", "gpa,type"),
+        # The addresses written to the PCI conf1 address port 0xcf8: which
+        # buses, devices and registers the guest probes.
+        "conf1": ("kvm_pio", "val", "size=32768 if port == 3320 && rw == 1"),
     }
 
     def __init__(self):
@@ -162,14 +166,17 @@ class Trace:
                 die(f"no kvm trace events: cannot mount tracefs on {d} "
                     f"({r.stderr.strip()}) or the kvm module is not loaded")
             self.root = d
-        for key, (event, keys) in self.SPECS.items():
+        for key, (event, keys, *more) in self.SPECS.items():
             path = self._event(event, "trigger")
             with open(path) as f:
-                if "hist:" in f.read():
+                if f"hist:keys={keys}:" in f.read():
                     continue
+            extra = more[0] if more else "size=4096"
+            # Appended: opening a trigger file with O_TRUNC ("w") removes
+            # every trigger the event has, such as the other kvm_pio one.
             try:
-                with open(path, "w") as f:
-                    f.write(f"hist:keys={keys}:vals=hitcount:size=4096\n")
+                with open(path, "a") as f:
+                    f.write(f"hist:keys={keys}:vals=hitcount:{extra}\n")
             except OSError as e:
                 die(f"cannot set a hist trigger on kvm:{event} ({path}: "
                     f"{e.strerror}); the kernel needs CONFIG_HIST_TRIGGERS")
@@ -179,19 +186,23 @@ class Trace:
 
     def snapshot(self):
         snap = {}
-        for key, (event, keys) in self.SPECS.items():
+        for key, (event, keys, *more) in self.SPECS.items():
             counts = {}
             with open(self._event(event, "hist")) as f:
-                for line in f:
-                    if not line.startswith("{"):
-                        continue
-                    inner, _, rest = line.partition("}")
-                    m = re.search(r"hitcount:\s*(\d+)", rest)
-                    if not m:
-                        continue
-                    fields = tuple(int(v) for v in re.findall(
-                        r":\s*(\d+)", inner))
-                    counts[fields] = counts.get(fields, 0) + int(m.group(1))
+                text = f.read()
+            # One file holds every hist trigger of the event: a line
+            # belongs to the trigger whose keys it names.
+            names = keys.split(",")
+            for line in text.splitlines():
+                if not line.startswith("{"):
+                    continue
+                inner, _, rest = line.partition("}")
+                m = re.search(r"hitcount:\s*(\d+)", rest)
+                pairs = re.findall(r"(\w+):\s*(\d+)", inner)
+                if not m or [k for k, _ in pairs] != names:
+                    continue
+                fields = tuple(int(v) for _, v in pairs)
+                counts[fields] = counts.get(fields, 0) + int(m.group(1))
             snap[key] = counts
         return snap
 
@@ -207,14 +218,28 @@ class Trace:
 
 def describe_exits(d):
     """The counts of one run, named, for the JSON and the tables."""
-    def top(counts, name, n=12):
+    def top(counts, name, n=40):
         items = sorted(counts.items(), key=lambda kv: -kv[1])
         return [{"what": name(k), "count": v} for k, v in items[:n]]
 
     pio = {}
     for (port, rw), v in d["pio"].items():
         pio[(port, rw)] = v
+    # conf1 addresses: bus 0 (where the devices are) against the other
+    # 255 buses (empty: a scan of the whole bus range), by register.
+    conf1 = {"bus0": 0, "other_buses": 0, "buses": 0,
+             "bus0_by_register": {}, "other_by_register": {}}
+    buses = set()
+    for (val,), v in d.get("conf1", {}).items():
+        bus, reg = (val >> 16) & 0xff, val & 0xfc
+        buses.add(bus)
+        k = "bus0" if bus == 0 else "other"
+        conf1["bus0" if bus == 0 else "other_buses"] += v
+        regs = conf1[k + "_by_register"]
+        regs["0x%02x" % reg] = regs.get("0x%02x" % reg, 0) + v
+    conf1["buses"] = len(buses)
     return {
+        "conf1_address_writes": conf1,
         "total": sum(d["exit"].values()),
         "to_userspace": sum(d["userspace"].values()),
         "by_reason": top(d["exit"], lambda k: SVM_EXITS.get(
@@ -393,16 +418,20 @@ def make_disk(path):
             f.write(chunk)
 
 
-def disk_run(vmm, a, disk, logdir, rounds):
+def disk_run(vmm, a, disk, logdir, rounds, out, part):
     """Boots to the shell with the image as the guest's vda, takes the VMM's
     memory, then times 1 MiB sequential writes and reads with dd
-    (O_DIRECT in the guest), `rounds` times each."""
+    (O_DIRECT in the guest), `rounds` times each. Every figure goes into
+    part["disk"][vmm] and the part's JSON as soon as it is taken."""
     vm = start(vmm, a, BASE_CMDLINE, disk, logdir)
-    res = {"write_mib_s": [], "read_mib_s": []}
+    res = {"write_mib_s": [], "read_mib_s": [], "disk_mb": DISK_MB,
+           "qemu_cache": a.qemu_cache}
+    part["disk"][vmm.name] = res
     try:
         boot_test.boot_to_prompt(vm)
         time.sleep(1)
         res["memory"] = memory(vm.proc.pid)
+        write_json(out, part)
         size = vm.value("SIZE", "cat /sys/block/vda/size 2>/dev/null",
                         "the disk's size")
         if size != str(DISK_MB * 2048):
@@ -417,6 +446,7 @@ def disk_run(vmm, a, disk, logdir, rounds):
                 m = vm.command(cmd + " 2>&1", DD_RE, f"dd {kind}", IO_S)
                 res[f"{kind}_mib_s"].append(
                     int(m.group(1)) / (1 << 20) / float(m.group(2)))
+                write_json(out, part)
         vm.send("poweroff -f\n", "poweroff")
         vm.wait_exit(POWEROFF_S, "the VMM to exit after poweroff")
     finally:
@@ -426,111 +456,124 @@ def disk_run(vmm, a, disk, logdir, rounds):
 
 # ---- inside the KVM host: the measurements -----------------------------------------
 
-def inner(a):
-    vmms = [Vmm("bulkhead", "Bulkhead", bulkhead_argv, "progress port"),
+ALL_VMMS = [Vmm("bulkhead", "Bulkhead", bulkhead_argv, "progress port"),
             Vmm("microvm", "QEMU -M microvm", microvm_argv, "serial"),
-            Vmm("pc", "QEMU -M pc", pc_argv, "serial")]
-    notes = []
-    if a.lkvm:
-        vmms.append(Vmm("kvmtool", "kvmtool", lkvm_argv, "serial"))
-    else:
-        notes.append("kvmtool left out: LKVM=/path/to/lkvm not given "
-                     "(it is not packaged in Debian 12)")
-    trace = Trace()
-    logs = os.path.join(a.results, "logs")
-    variants = [("default", BASE_CMDLINE),
-                ("noaperture", BASE_CMDLINE + " " + NOAPERTURE)]
-    res = {"vmms": {v.name: {"title": v.title, "boot_done_by": v.marker}
-                    for v in vmms},
-           "notes": notes, "memory_mb": MEMORY_MB, "disk_mb": DISK_MB,
-           "cmdline": BASE_CMDLINE, "kernel": a.kernel,
-           "repeat": a.repeat}
+            Vmm("pc", "QEMU -M pc", pc_argv, "serial"),
+            Vmm("kvmtool", "kvmtool", lkvm_argv, "serial")]
+VARIANTS = [("default", BASE_CMDLINE),
+            ("noaperture", BASE_CMDLINE + " " + NOAPERTURE),
+            ("shmemthp", BASE_CMDLINE)]
+# Variants that change the emulated host for the boot, not the guest:
+# shmemthp lets shmem (a memfd, Bulkhead's guest RAM) have transparent huge
+# pages where the mapping asks for them; QEMU's anonymous RAM has them
+# already (enabled=always in the emulated host).
+HOST_SETTINGS = {"shmemthp": ("/sys/kernel/mm/transparent_hugepage/"
+                              "shmem_enabled", "advise")}
 
-    # Boots: runs interleaved (run 1 of every VMM and variant, then run 2...)
-    # so that whatever else the machine does falls on all alike.
-    runs = {(v.name, var): [] for v in vmms for var, _ in variants}
-    for i in range(a.repeat if "boot" in a.only else 0):
-        for var, cl in variants:
-            for v in vmms:
-                d = os.path.join(logs, f"boot-{v.name}-{var}-{i + 1}")
+
+def host_setting(var, restore=None):
+    """Applies a variant's host setting; returns what to restore."""
+    if var not in HOST_SETTINGS:
+        return None
+    path, value = HOST_SETTINGS[var]
+    if restore is None:
+        with open(path) as f:
+            m = re.search(r"\[(\w+)\]", f.read())
+        restore = m.group(1) if m else "never"
+        with open(path, "w") as f:
+            f.write(value)
+        return restore
+    with open(path, "w") as f:
+        f.write(restore)
+    return None
+
+
+def write_json(path, obj):
+    """Writes obj to path atomically (a temporary file, then rename), so a
+    reader, or an emulated host that wedges, never leaves half a file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def inner(a):
+    """One part of the run inside one emulated host: the boots of some VMMs
+    in one round, or the start-up runs, or one VMM's disk and memory boot.
+    The part's JSON is rewritten after every boot, so a host that wedges
+    loses at most the boot under way."""
+    vmms = [v for v in ALL_VMMS if v.name in a.vmms.split(",")]
+    variants = [v for v in VARIANTS if v[0] in a.variants.split(",")]
+    trace = Trace() if a.only == "boot" else None
+    logs = os.path.join(a.results, "logs")
+    out = os.path.join(a.results, "part.json")
+    res = {"part": a.part, "boots": [], "startup": [], "disk": {},
+           "notes": [], "done": False}
+    write_json(out, res)
+
+    def note(msg):
+        print(f"kvm bench: {a.part}: {msg}", file=sys.stderr, flush=True)
+
+    if a.only == "boot":
+        for v in vmms:
+            for var, cl in variants:
+                d = os.path.join(logs, f"boot-{v.name}-{var}-{a.round}")
                 try:
-                    r = boot_run(v, a, trace, cl, d)
+                    old = host_setting(var)
+                    try:
+                        r = boot_run(v, a, trace, cl, d)
+                    finally:
+                        if old is not None:
+                            host_setting(var, old)
+                    if var in HOST_SETTINGS:
+                        r["host_setting"] = "%s=%s" % HOST_SETTINGS[var]
                 except Exception as e:
                     r = {"error": str(e)}
-                    print(f"kvm bench: {v.name} {var} run {i + 1}: {e}",
-                          file=sys.stderr, flush=True)
-                runs[(v.name, var)].append(r)
-                print(f"kvm bench: boot {v.name} {var} {i + 1}/{a.repeat}: "
-                      + ", ".join(f"{k} {r[k]:.2f}" for k in
-                                  ("marker_s", "exit_s", "progress_s")
-                                  if k in r) +
-                      (f", exits {r['exits']['total']} / to userspace "
-                       f"{r['exits']['to_userspace']}" if "exits" in r
-                       else ""), file=sys.stderr, flush=True)
-    for v in vmms:
-        boots = {}
-        for var, _ in variants:
-            rs = runs[(v.name, var)]
-            ok = [r for r in rs if "error" not in r]
-            boots[var] = {
-                "runs": rs,
-                "errors": len(rs) - len(ok),
-                "marker_s": stats([r.get("marker_s") for r in ok]),
-                "exit_s": stats([r.get("exit_s") for r in ok]),
-                "progress_s": stats([r.get("progress_s") for r in ok]),
-                "exits_total": stats([r["exits"]["total"] for r in ok]),
-                "exits_userspace": stats([r["exits"]["to_userspace"]
-                                          for r in ok]),
-                "exit_stats_total": stats([
-                    (r.get("exit_stats") or {}).get("total") for r in ok]),
-            }
-        res["vmms"][v.name]["boot"] = boots
-
-    # Start-up of bulkhead to its first KVM_RUN.
-    su = []
-    for i in range(a.repeat if "startup" in a.only else 0):
+                    note(f"{v.name} {var} run {a.round}: {e}")
+                res["boots"].append({"vmm": v.name, "variant": var,
+                                     "round": a.round, "result": r})
+                write_json(out, res)
+                note(f"boot {v.name} {var} {a.round}: " + ", ".join(
+                    f"{k} {r[k]:.2f}" for k in ("marker_s", "exit_s",
+                                                "progress_s") if k in r) +
+                     (f", exits {r['exits']['total']} / to userspace "
+                      f"{r['exits']['to_userspace']}" if "exits" in r
+                      else ""))
+    elif a.only == "startup":
+        for i in range(a.repeat):
+            try:
+                r = startup_run(a, os.path.join(logs, f"startup-{i + 1}"))
+            except Exception as e:
+                r = {"error": str(e)}
+                note(f"start-up run {i + 1}: {e}")
+            res["startup"].append(r)
+            write_json(out, res)
+    elif a.only == "disk":
+        disk = os.path.join(a.dir, "bh-kvm-bench.img")
+        make_disk(disk)
         try:
-            su.append(startup_run(a, os.path.join(logs, f"startup-{i + 1}")))
-        except Exception as e:
-            print(f"kvm bench: start-up run {i + 1}: {e}", file=sys.stderr)
-    res["startup"] = {"runs": su,
-                      "wall_ms": stats([r["wall_ms"] for r in su]),
-                      "cpu_ms_tree": stats([r["cpu_ms_tree"] for r in su]),
-                      "runner_cpu_ms": stats([r["runner_cpu_ms"]
-                                              for r in su])}
-
-    # Memory and disk: one boot to the shell per VMM, on the same image.
-    disk = os.path.join(a.dir, "bh-kvm-bench.img")
-    make_disk(disk)
-    try:
-        fd = os.open(disk, os.O_RDONLY | getattr(os, "O_DIRECT", 0))
-        os.close(fd)
-        a.qemu_cache = "none"
-    except OSError:
-        a.qemu_cache = "writeback"
-        notes.append(f"{a.dir} has no O_DIRECT (tmpfs before Linux 6.6): "
-                     f"QEMU's drive uses cache=writeback, as Bulkhead's "
-                     f"worker uses the page cache")
-    res["qemu_cache"] = a.qemu_cache
-    rounds = min(a.repeat, 3)
-    for v in (vmms if "disk" in a.only else []):
-        try:
-            r = disk_run(v, a, disk, os.path.join(logs, f"disk-{v.name}"),
-                         rounds)
-            r["read_mib_s"] = stats(r["read_mib_s"])
-            r["write_mib_s"] = stats(r["write_mib_s"])
-        except Exception as e:
-            r = {"error": str(e)}
-            print(f"kvm bench: disk {v.name}: {e}", file=sys.stderr)
-        res["vmms"][v.name]["disk"] = r
-        print(f"kvm bench: disk and memory {v.name} done", file=sys.stderr,
-              flush=True)
-    os.unlink(disk)
-    notes.append("fio is not installed: the disk figures are busybox dd, "
-                 "1 MiB sequential with O_DIRECT in the guest, queue depth "
-                 "1; no 4 KiB random-read IOPS")
-    with open(os.path.join(a.results, "kvm.json"), "w") as f:
-        json.dump(res, f, indent=1)
+            fd = os.open(disk, os.O_RDONLY | getattr(os, "O_DIRECT", 0))
+            os.close(fd)
+            a.qemu_cache = "none"
+        except OSError:
+            a.qemu_cache = "writeback"
+        res["qemu_cache"] = a.qemu_cache
+        for v in vmms:
+            try:
+                r = disk_run(v, a, disk, os.path.join(logs, f"disk-{v.name}"),
+                             min(a.repeat, DISK_ROUNDS), out, res)
+            except Exception as e:
+                r = dict(res["disk"].get(v.name, {}), error=str(e))
+                note(f"disk {v.name}: {e}")
+            res["disk"][v.name] = r
+            write_json(out, res)
+            note(f"disk and memory {v.name} done")
+        os.unlink(disk)
+    res["done"] = True
+    write_json(out, res)
 
 
 # ---- outside: build the image, run inside kvm-host, print ------------------------
@@ -557,6 +600,8 @@ def print_tables(sec):
           f"median [min-max]")
     for n in sec.get("notes", []):
         print("  note: " + n)
+    for m in sec.get("missing", []):
+        print(f"  MISSING: {m['what']}: {m['why']}")
     hdr = "%-16s %-11s %-22s %-22s %-22s %-22s %-20s %-14s" % (
         "VMM", "cmdline", "to /init, s", "boot-done port, s",
         "to exit, s", "exits (kvm_exit)", "to userspace", "--exit-stats")
@@ -586,6 +631,9 @@ def print_tables(sec):
             "%s %d" % (x["what"], x["count"])
             for x in e["userspace_by_reason"][:4]), ", ".join(
             "%s %d" % (x["what"], x["count"]) for x in e["pio_by_port"][:6])))
+        print("    MMIO: %d; %s" % (e["mmio_total"], ", ".join(
+            "%s %d" % (x["what"], x["count"])
+            for x in e["mmio_by_address"][:6])))
     print()
     su = sec.get("startup", {})
     print("Bulkhead start to first KVM_RUN: wall %s ms, CPU of all its "
@@ -600,6 +648,7 @@ def print_tables(sec):
         "seq 1M read MiB/s")
     print(f"Memory after boot (PSS of every process, guest RAM mapping "
           f"subtracted) and guest disk ({sec['disk_mb']} MiB image in tmpfs, "
+          f"{sec.get('disk_rounds', '?')} rounds, "
           f"QEMU cache={sec.get('qemu_cache')}):")
     print(hdr)
     print("-" * len(hdr))
@@ -616,6 +665,175 @@ def print_tables(sec):
         for p in m.get("processes", []):
             print("    %-20s %8d KiB (guest RAM %d KiB)" % (
                 p["comm"], p["vmm_pss_kib"], p["guest_ram_pss_kib"]))
+
+
+def merge(a, vmms, parts):
+    """The section's JSON from the parts' JSON: every boot, start-up run and
+    disk boot that was measured, and what is missing and why."""
+    notes = []
+    if not a.lkvm:
+        notes.append("kvmtool left out: LKVM=/path/to/lkvm not given "
+                     "(it is not packaged in Debian 12)")
+    res = {"vmms": {v.name: {"title": v.title, "boot_done_by": v.marker}
+                    for v in vmms},
+           "notes": notes, "memory_mb": MEMORY_MB, "disk_mb": DISK_MB,
+           "disk_rounds": min(a.repeat, DISK_ROUNDS),
+           "cmdline": BASE_CMDLINE, "kernel": a.kernel, "repeat": a.repeat,
+           "variants": a.variants.split(","), "parts": [], "missing": []}
+    runs = {}
+    startup = []
+    qemu_cache = None
+    for pt in parts:
+        d = pt.get("data") or {}
+        res["parts"].append({k: pt[k] for k in ("name", "status", "why",
+                                                 "seconds") if k in pt})
+        for b in d.get("boots", []):
+            runs.setdefault((b["vmm"], b["variant"]), []).append(
+                dict(b["result"], round=b["round"]))
+        startup += d.get("startup", [])
+        for name, k in d.get("disk", {}).items():
+            res["vmms"][name]["disk"] = k
+        qemu_cache = d.get("qemu_cache", qemu_cache)
+        # What the part was to measure and did not: the boot under way when
+        # its emulated host stopped, and everything after it.
+        got = {(b["vmm"], b["variant"]) for b in d.get("boots", [])}
+        for want in pt["wants"]:
+            kind = want[0]
+            if kind == "boot" and (want[1], want[2]) not in got:
+                res["missing"].append({
+                    "what": f"boot {want[1]} {want[2]} round {want[3]}",
+                    "why": pt.get("why") or "not measured"})
+            elif kind == "startup" and len(d.get("startup", [])) < want[1]:
+                res["missing"].append({
+                    "what": "start-up runs %d-%d" % (
+                        len(d.get("startup", [])) + 1, want[1]),
+                    "why": pt.get("why") or "not measured"})
+            elif kind == "disk":
+                k = d.get("disk", {}).get(want[1])
+                if k is None or "error" in k or not d.get("done"):
+                    res["missing"].append({
+                        "what": f"disk and memory {want[1]}",
+                        "why": (k or {}).get("error") or pt.get("why") or
+                        "not measured"})
+    # Failed boots (the VMM or guest, not the emulated host) are in the runs
+    # with their error; they count as missing too.
+    for (vname, var), rs in runs.items():
+        for r in rs:
+            if "error" in r:
+                res["missing"].append({
+                    "what": f"boot {vname} {var} round {r['round']}",
+                    "why": r["error"]})
+    res["qemu_cache"] = qemu_cache
+    if qemu_cache == "writeback":
+        notes.append("the emulated host's /tmp has no O_DIRECT (tmpfs "
+                     "before Linux 6.6): QEMU's drive uses cache=writeback, "
+                     "as Bulkhead's worker uses the page cache")
+    notes.append("fio is not installed: the disk figures are busybox dd, "
+                 "1 MiB sequential with O_DIRECT in the guest, queue depth "
+                 "1; no 4 KiB random-read IOPS")
+    for v in vmms:
+        boots = {}
+        for var in res["variants"]:
+            rs = sorted(runs.get((v.name, var), []),
+                        key=lambda r: r["round"])
+            if not rs and "boot" not in a.only.split(","):
+                continue
+            ok = [r for r in rs if "error" not in r]
+            boots[var] = {
+                "runs": rs,
+                "errors": len(rs) - len(ok),
+                "marker_s": stats([r.get("marker_s") for r in ok]),
+                "exit_s": stats([r.get("exit_s") for r in ok]),
+                "progress_s": stats([r.get("progress_s") for r in ok]),
+                "exits_total": stats([r["exits"]["total"] for r in ok]),
+                "exits_userspace": stats([r["exits"]["to_userspace"]
+                                          for r in ok]),
+                "exit_stats_total": stats([
+                    (r.get("exit_stats") or {}).get("total") for r in ok]),
+            }
+        if boots:
+            res["vmms"][v.name]["boot"] = boots
+        k = res["vmms"][v.name].get("disk")
+        if k:
+            for kind in ("read_mib_s", "write_mib_s"):
+                if isinstance(k.get(kind), list):
+                    k[kind] = stats(k[kind])
+    su = [r for r in startup if "error" not in r]
+    res["startup"] = {"runs": startup,
+                      "wall_ms": stats([r["wall_ms"] for r in su]),
+                      "cpu_ms_tree": stats([r["cpu_ms_tree"] for r in su]),
+                      "runner_cpu_ms": stats([r["runner_cpu_ms"]
+                                              for r in su])}
+    return res
+
+
+def plan(a, vmms):
+    """The parts of the run, each in an emulated host of its own with its
+    own time limit: the boots of one VMM in one round (both command lines),
+    the start-up runs, and one disk and memory boot per VMM. A host that
+    wedges costs its part, not the run."""
+    only = a.only.split(",")
+    variants = a.variants.split(",")
+    parts = []
+    up = 90  # the emulated host's own start, with margin for a loaded machine
+    if "boot" in only:
+        for i in range(1, a.repeat + 1):
+            for v in vmms:
+                parts.append({
+                    "name": f"boot-{v.name}-{i}",
+                    "args": ["--only", "boot", "--vmms", v.name,
+                             "--variants", a.variants, "--round", str(i)],
+                    "timeout": up + len(variants) * (BOOT_S + 30),
+                    "wants": [("boot", v.name, var, i) for var in variants]})
+    if "startup" in only and any(v.name == "bulkhead" for v in vmms):
+        parts.append({"name": "startup",
+                      "args": ["--only", "startup", "--vmms", "bulkhead"],
+                      "timeout": up + a.repeat * 90,
+                      "wants": [("startup", a.repeat)]})
+    if "disk" in only:
+        rounds = min(a.repeat, DISK_ROUNDS)
+        for v in vmms:
+            parts.append({"name": f"disk-{v.name}",
+                          "args": ["--only", "disk", "--vmms", v.name],
+                          "timeout": up + BOOT_S + 60 + rounds * 2 * IO_S,
+                          "wants": [("disk", v.name)]})
+    return parts
+
+
+def run_part(a, pt, results, base_argv):
+    """Runs one part in an emulated host of its own; its JSON, whatever the
+    host's fate, is read back into pt["data"]."""
+    pdir = os.path.join(results, pt["name"])
+    os.makedirs(pdir)
+    argv = [os.path.join(TOP, "tests", "kvm", "kvm-host"), "--timeout",
+            str(pt["timeout"]), "--results", pdir, "--retries", "0",
+            "--"] + base_argv + ["--part", pt["name"]] + pt["args"]
+    print(f"kvm bench: part {pt['name']}: " + shlex.join(argv),
+          file=sys.stderr, flush=True)
+    t0 = time.monotonic()
+    r = subprocess.run(argv)
+    pt["seconds"] = round(time.monotonic() - t0, 1)
+    pt["status"] = r.returncode
+    reasons = []
+    if r.returncode == 124:
+        reasons.append(f"the emulated host did not finish within its "
+                       f"{pt['timeout']} s (wedged or too slow) and was "
+                       f"killed")
+    elif r.returncode != 0:
+        reasons.append(f"kvm-host ended with status {r.returncode}")
+    try:
+        with open(os.path.join(pdir, "part.json")) as f:
+            pt["data"] = json.load(f)
+        if not pt["data"].get("done"):
+            reasons.append("the part stopped before its end")
+    except (OSError, ValueError) as e:
+        pt["data"] = None
+        reasons.append(f"no results from the emulated host ({e})")
+    if reasons:
+        pt["why"] = "; ".join(reasons) + f" (logs in {pdir})"
+    if "why" in pt:
+        print(f"kvm bench: part {pt['name']}: {pt['why']}", file=sys.stderr,
+              flush=True)
 
 
 def outer(a):
@@ -640,32 +858,32 @@ def outer(a):
     results = os.path.join(bdir, "results")
     subprocess.run(["rm", "-rf", results], check=True)
     os.makedirs(results)
+    a.kernel = kernel
+    vmms = [v for v in ALL_VMMS if v.name in a.vmms.split(",") and
+            (v.name != "kvmtool" or a.lkvm)]
     # The image goes to /tmp, a tmpfs in the emulated host (its /dev/shm may
-    # be missing). A boot is 10-20 s inside the emulated host: 6 boots per repeat for
-    # three VMMs, a start-up run, and one disk boot per VMM.
-    nvmm = 4 if a.lkvm else 3
-    budget = 120 + a.repeat * (2 * nvmm * 45 + 40) + nvmm * 200
-    argv = [os.path.join(TOP, "tests", "kvm", "kvm-host"), "--timeout",
-            str(budget), "--results", results, "--retries", "0", "--",
-            sys.executable, os.path.abspath(__file__), "--inner",
+    # be missing).
+    base = [sys.executable, os.path.abspath(__file__), "--inner",
             "--bulkhead", bulkhead, "--kernel", kernel,
             "--initramfs", initramfs, "--repeat", str(a.repeat),
-            "--dir", "/tmp", "--only", a.only]
+            "--dir", "/tmp"]
     if a.lkvm:
-        argv += ["--lkvm", a.lkvm]
-    print("kvm bench: " + shlex.join(argv), file=sys.stderr, flush=True)
-    r = subprocess.run(argv)
-    path = os.path.join(results, "kvm.json")
-    if r.returncode != 0 or not os.path.exists(path):
-        die(f"the measurements failed (exit {r.returncode}); logs in "
-            f"{results}")
-    with open(path) as f:
-        sec = json.load(f)
-    sec["command"] = shlex.join(argv)
-    sec["emulated_host"] = not os.access("/dev/kvm", os.R_OK | os.W_OK)
+        base += ["--lkvm", a.lkvm]
+    parts = plan(a, vmms)
+    for pt in parts:
+        run_part(a, pt, results, base)
+        # The merged results so far, after every part.
+        sec = merge(a, vmms, parts[:parts.index(pt) + 1])
+        sec["emulated_host"] = not os.access("/dev/kvm", os.R_OK | os.W_OK)
+        sec["results_dir"] = results
+        write_json(a.out, sec)
     print_tables(sec)
-    with open(a.out, "w") as f:
-        json.dump(sec, f, indent=1)
+    measured = any(pt.get("data") and (pt["data"].get("boots") or
+                                       pt["data"].get("startup") or
+                                       pt["data"].get("disk"))
+                   for pt in parts)
+    if not measured:
+        die(f"nothing was measured; logs in {results}")
 
 
 def main():
@@ -679,6 +897,14 @@ def main():
     p.add_argument("--only", default="boot,startup,disk",
                    help="the parts to measure (comma-separated: boot, "
                    "startup, disk)")
+    p.add_argument("--vmms", default="bulkhead,microvm,pc,kvmtool",
+                   help="the VMMs (comma-separated: bulkhead, microvm, pc, "
+                   "kvmtool; kvmtool only with LKVM)")
+    p.add_argument("--variants", default="default,noaperture,shmemthp",
+                   help="the guest command lines and host settings "
+                   "(default, noaperture, shmemthp)")
+    p.add_argument("--part", default="", help=argparse.SUPPRESS)
+    p.add_argument("--round", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--bulkhead")
     p.add_argument("--kernel")
     p.add_argument("--initramfs")
@@ -693,6 +919,15 @@ def main():
         return
     if a.lkvm and not os.access(a.lkvm, os.X_OK):
         die(f"LKVM={a.lkvm} is not an executable")
+    for v in a.variants.split(","):
+        if v not in dict(VARIANTS):
+            die(f"unknown variant {v!r} (default, noaperture, shmemthp)")
+    for v in a.vmms.split(","):
+        if v not in [x.name for x in ALL_VMMS]:
+            die(f"unknown VMM {v!r} (bulkhead, microvm, pc, kvmtool)")
+    for o in a.only.split(","):
+        if o not in ("boot", "startup", "disk"):
+            die(f"unknown part {o!r} (boot, startup, disk)")
     if a.inner:
         a.results = os.environ.get("BH_KVM_RESULTS") or die(
             "--inner needs BH_KVM_RESULTS (it runs under kvm-host)")
