@@ -40,6 +40,8 @@ enum {
 	OPT_API_SOCKET,
 	OPT_CONFIG,
 	OPT_SANDBOX,
+	OPT_USER,
+	OPT_SELF_TEST_SECCOMP,
 	OPT_END,
 };
 
@@ -60,6 +62,8 @@ static const struct option long_options[] = {
 	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "sandbox", required_argument, NULL, OPT_SANDBOX },
+	{ "user", required_argument, NULL, OPT_USER },
+	{ "self-test-seccomp", required_argument, NULL, OPT_SELF_TEST_SECCOMP },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -748,6 +752,49 @@ static void config_defaults(struct bh_config *cfg)
 	cfg->api_socket_fd = -1;
 }
 
+/* USER[:GROUP], each a name or a number; resolved later (bh_user_resolve),
+ * so that a config file can be checked on another host. */
+static int parse_user(const char *arg, struct bh_config *cfg, char *err,
+		      size_t errlen)
+{
+	const char *colon = strchr(arg, ':');
+
+	if (!arg[0] || colon == arg)
+		return bh_errf(err, errlen,
+			       "--user: no user name or id in '%s'", arg);
+	if (colon && (!colon[1] || strchr(colon + 1, ':')))
+		return bh_errf(err, errlen,
+			       "--user: '%s' is not USER or USER:GROUP", arg);
+	if (strlen(arg) > 256)
+		return bh_errf(err, errlen, "--user: longer than 256 bytes");
+	set_string(&cfg->user, arg);
+	return 0;
+}
+
+static int parse_self_test(const char *arg, struct bh_config *cfg, char *err,
+			   size_t errlen)
+{
+	static const struct {
+		const char *name;
+		enum bh_self_test which;
+	} tests[] = {
+		{ "controller", BH_SELF_TEST_CONTROLLER },
+		{ "vcpu", BH_SELF_TEST_VCPU },
+		{ "worker", BH_SELF_TEST_WORKER },
+	};
+
+	for (size_t i = 0; i < BH_ARRAY_SIZE(tests); i++) {
+		if (strcmp(arg, tests[i].name) == 0) {
+			cfg->self_test = tests[i].which;
+			return 0;
+		}
+	}
+	return bh_errf(err, errlen,
+		       "--self-test-seccomp: '%s' is not controller, vcpu or "
+		       "worker",
+		       arg);
+}
+
 static int parse_option(int c, const char *arg, struct bh_config *cfg,
 			char *err, size_t errlen)
 {
@@ -793,6 +840,10 @@ static int parse_option(int c, const char *arg, struct bh_config *cfg,
 		}
 		return bh_errf(err, errlen,
 			       "--sandbox: '%s' is not relaxed or strict", arg);
+	case OPT_USER:
+		return parse_user(arg, cfg, err, errlen);
+	case OPT_SELF_TEST_SECCOMP:
+		return parse_self_test(arg, cfg, err, errlen);
 	case OPT_API_SOCKET:
 		return bh_api_socket_arg_parse(arg, &cfg->api_socket_path,
 					       &cfg->api_socket_fd, err,
@@ -814,10 +865,18 @@ static int parse_option(int c, const char *arg, struct bh_config *cfg,
 static int check_no_vm(const bool *seen, const struct bh_config *cfg, char *err,
 		       size_t errlen)
 {
-	static const int vmm_opts[] = { OPT_NAME, OPT_LOG_LEVEL, OPT_API_SOCKET,
-					OPT_CONFIG, OPT_SANDBOX };
+	static const int vmm_opts[] = {
+		OPT_NAME,    OPT_LOG_LEVEL, OPT_API_SOCKET,	  OPT_CONFIG,
+		OPT_SANDBOX, OPT_USER,	    OPT_SELF_TEST_SECCOMP
+	};
 
-	if (!cfg->api_socket_path && cfg->api_socket_fd < 0)
+	if (cfg->self_test == BH_SELF_TEST_VCPU ||
+	    cfg->self_test == BH_SELF_TEST_WORKER)
+		return bh_errf(err, errlen,
+			       "--self-test-seccomp vcpu or worker needs "
+			       "--kernel: the test boots a VM");
+	if (!cfg->api_socket_path && cfg->api_socket_fd < 0 &&
+	    cfg->self_test != BH_SELF_TEST_CONTROLLER)
 		return bh_errf(
 		    err, errlen,
 		    "--kernel is required (or --api-socket alone, to "
@@ -985,6 +1044,7 @@ void bh_config_free(struct bh_config *cfg)
 	free(cfg->console_path);
 	free(cfg->api_socket_path);
 	free(cfg->config_path);
+	free(cfg->user);
 	/* Zeroed so that a second free, or a free after a failed parse that
 	 * already freed, does nothing. */
 	memset(cfg, 0, sizeof(*cfg));
@@ -1070,12 +1130,25 @@ void bh_config_usage(FILE *out)
 		"                      worker a namespace, the empty root\n"
 		"                      or Landlock: relaxed (default) warns\n"
 		"                      and runs, strict refuses to start\n"
+		"  --user USER[:GROUP]\n"
+		"                      started as root: once the backends\n"
+		"                      are open, become USER (name or id)\n"
+		"                      with its groups, or GROUP, with no\n"
+		"                      capability; the runner and workers\n"
+		"                      run as USER too (it needs /dev/kvm)\n"
 		"  --print-policy PROCESS\n"
 		"                      print the seccomp allow-list of\n"
 		"                      controller, vcpu, blk, console, rng\n"
 		"                      or all, and exit (given alone)\n"
 		"  -h, --help          print this help and exit\n"
 		"  -V, --version       print the version and exit\n"
+		"\n"
+		"Test option:\n"
+		"  --self-test-seccomp controller|vcpu|worker\n"
+		"                      once sandboxed, the process makes a\n"
+		"                      system call its seccomp filter\n"
+		"                      refuses and must be killed for it\n"
+		"                      (vcpu and worker need a VM config)\n"
 		"\n"
 		"Options may be written --option=VALUE too. An option\n"
 		"that takes a value may be given only once.\n"

@@ -42,6 +42,15 @@ enum bh_console_mode {
 	BH_CONSOLE_FILE,    /* output to a file (created or truncated) */
 };
 
+/* --self-test-seccomp PROCESS: once sandboxed, PROCESS makes a system call
+ * its filter refuses, and must be killed for it (a test option). */
+enum bh_self_test {
+	BH_SELF_TEST_NONE = 0,
+	BH_SELF_TEST_CONTROLLER, /* the controller itself, after start-up */
+	BH_SELF_TEST_VCPU,	 /* the vCPU runner (bulkhead-vcpu) */
+	BH_SELF_TEST_WORKER,	 /* every device worker */
+};
+
 struct bh_disk_config {
 	char *path;
 	char *id;     /* "diskN" by default */
@@ -83,6 +92,11 @@ struct bh_config {
 	/* --config: the file whose options were read ahead of the command
 	 * line's (bh_conffile_parse_cmdline), or NULL. */
 	char *config_path;
+	/* --user USER[:GROUP]: who the controller becomes once its root-only
+	 * start-up is done (names or numeric ids), or NULL. */
+	char *user;
+	/* --self-test-seccomp: a test of the seccomp filters, not for use. */
+	enum bh_self_test self_test;
 };
 
 enum bh_config_result {

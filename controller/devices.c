@@ -26,6 +26,7 @@
 #include <bulkhead/util.h>
 
 #include "devices.h"
+#include "kmsg.h"
 
 /* The tests build this file with shorter timeouts. */
 #ifndef WORKER_SETUP_TIMEOUT
@@ -148,6 +149,7 @@ struct bh_devices {
 	} waiters[COUNTERS_MAX_WAITERS];
 	unsigned int nwaiters;
 	struct event *counters_timer;
+	struct bh_kmsg *kmsg; /* borrowed, may be NULL */
 };
 
 static uint64_t now_ms(void)
@@ -353,6 +355,12 @@ int bh_devices_open(const struct bh_config *cfg, struct bh_devices **out,
 	return 0;
 }
 
+void bh_devices_set_kmsg(struct bh_devices *d, struct bh_kmsg *k)
+{
+	if (d)
+		d->kmsg = k;
+}
+
 unsigned int bh_devices_count(const struct bh_devices *d)
 {
 	return d ? d->n : 0;
@@ -450,9 +458,24 @@ static void counters_check(struct bh_devices *d);
  * place (worker_replace). A reset the driver waits for is answered here:
  * the new worker starts with the device reset.
  */
+/* Logs how a worker ended (status from worker_reap), naming the system call
+ * when its seccomp filter killed it; when is appended. */
+static void worker_report(struct dev *v, pid_t pid, int status,
+			  const char *when)
+{
+	char desc[96], what[96];
+
+	snprintf(what, sizeof(what), "worker %s (%s)", v->id,
+		 kinds[v->kind].name);
+	if (bh_kmsg_report_sigsys(v->devs->kmsg, pid, status, what))
+		return;
+	bh_err("device %s: worker %s%s", v->id,
+	       bh_describe_status(status, desc, sizeof(desc)), when);
+}
+
 static void worker_fail(struct dev *v, const char *why, bool kill_it)
 {
-	char desc[96];
+	pid_t pid = v->pid;
 	int status;
 
 	if (kill_it && v->pid > 0)
@@ -462,8 +485,7 @@ static void worker_fail(struct dev *v, const char *why, bool kill_it)
 	if (why)
 		bh_err("device %s: worker %s; killed it", v->id, why);
 	else
-		bh_err("device %s: worker %s", v->id,
-		       bh_describe_status(status, desc, sizeof(desc)));
+		worker_report(v, pid, status, "");
 	v->ws = WK_DEAD;
 	if (v->counters_pending) {
 		v->counters_pending = false;
@@ -550,11 +572,18 @@ static int worker_spawn(struct dev *v, const struct bh_config *cfg)
 			 v->id,
 			 "--log-level",
 			 (char *)bh_log_level_name(cfg->log_level),
+			 NULL,
+			 NULL,
 			 NULL };
 	struct bh_spawn_fd fds[1];
 	int sv[2] = { -1, -1 }, r;
 
 	snprintf(name, sizeof(name), "bulkhead-dev-%s", kinds[v->kind].name);
+	/* The worker opens / once sandboxed, which must get it killed. */
+	if (cfg->self_test == BH_SELF_TEST_WORKER) {
+		argv[5] = "--selftest-open";
+		argv[6] = "/";
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
 	fds[0].src = sv[1];
@@ -977,7 +1006,7 @@ static int worker_start(struct dev *v, const struct bh_config *cfg,
 		snprintf(why, sizeof(why), "did not get ready");
 	}
 	if (r < 0) {
-		char desc[96];
+		pid_t pid = v->pid;
 		int status;
 
 		if (r != -EPIPE && r != -ECONNRESET)
@@ -986,8 +1015,7 @@ static int worker_start(struct dev *v, const struct bh_config *cfg,
 		worker_close(v);
 		v->ws = WK_NONE;
 		if (r == -EPIPE || r == -ECONNRESET)
-			bh_err("device %s: worker %s during set-up", v->id,
-			       bh_describe_status(status, desc, sizeof(desc)));
+			worker_report(v, pid, status, " during set-up");
 		else
 			bh_err("device %s: worker set-up failed: %s", v->id,
 			       why[0] ? why : strerror(-r));

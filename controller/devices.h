@@ -25,6 +25,10 @@ int bh_devices_open(const struct bh_config *cfg, struct bh_devices **out,
 		    char *err, size_t errlen);
 /* Stops the workers and closes every fd. NULL is fine. */
 void bh_devices_close(struct bh_devices *d);
+/* Where the reports of workers killed by their seccomp filter look
+ * (borrowed, may be NULL); d may be NULL. */
+struct bh_kmsg;
+void bh_devices_set_kmsg(struct bh_devices *d, struct bh_kmsg *k);
 unsigned int bh_devices_count(const struct bh_devices *d);
 
 /* Device i (0 <= i < bh_devices_count) as the API shows it: its id, its

@@ -4,15 +4,57 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <bulkhead/log.h>
 #include <bulkhead/spawn.h>
+#include <bulkhead/util.h>
 
 #include "conffile.h"
 #include "config.h"
+#include "ctlseccomp.h"
+#include "kmsg.h"
+#include "user.h"
 #include "vm.h"
+
+/* What the controller gives up once start-up is done (bh_vm_run calls
+ * lockdown before the first child starts). */
+struct lockdown {
+	const struct bh_config *cfg;
+	struct bh_user user;
+};
+
+static int lockdown(void *arg)
+{
+	struct lockdown *ld = arg;
+	char err[512];
+	int r;
+
+	if (ld->cfg->user) {
+		r = bh_user_switch(&ld->user, err, sizeof(err));
+		if (r < 0) {
+			bh_err("%s; not starting", err);
+			return BH_EXIT_FAILURE;
+		}
+		bh_info("running as uid %u, gid %u, with no capability",
+			(unsigned int)ld->user.uid, (unsigned int)ld->user.gid);
+	}
+	if (bh_ctl_seccomp_install() < 0)
+		return BH_EXIT_FAILURE;
+	bh_debug("seccomp allow-list loaded (--print-policy controller)");
+	if (ld->cfg->self_test == BH_SELF_TEST_CONTROLLER) {
+		/* Only for tests: the filter must kill us right here. */
+		long r2 = ptrace(PTRACE_TRACEME, 0, NULL, NULL);
+
+		bh_err("self-test: ptrace returned %ld: the seccomp filter is "
+		       "not in force",
+		       r2);
+		return BH_EXIT_FAILURE;
+	}
+	return 0;
+}
 
 /*
  * bulkhead --print-policy PROCESS: each child prints its own seccomp
@@ -31,9 +73,7 @@ static int print_policy(const char *which)
 
 	if (all || strcmp(which, "controller") == 0) {
 		found = true;
-		printf("bulkhead (controller): no seccomp allow-list; it holds "
-		       "no KVM fd and needs no capability, and is the only "
-		       "process that opens files and sockets\n");
+		bh_ctl_seccomp_print(stdout);
 	}
 	for (size_t i = 0; i < sizeof(children) / sizeof(children[0]); i++) {
 		char path[4096];
@@ -75,6 +115,8 @@ static int print_policy(const char *which)
 int main(int argc, char **argv)
 {
 	struct bh_config cfg;
+	struct lockdown ld = { .cfg = &cfg };
+	struct bh_kmsg kmsg = { .fd = -1 };
 	struct bh_vm *vm = NULL;
 	char err[512] = "";
 	char prefix[64];
@@ -99,14 +141,42 @@ int main(int argc, char **argv)
 	/* A console reader that goes away must not kill us mid-write. */
 	signal(SIGPIPE, SIG_IGN);
 
+	/* --user is checked before anything is opened or started. */
+	if (cfg.user) {
+		r = bh_user_resolve(cfg.user, &ld.user, err, sizeof(err));
+		if (r == 0 && geteuid() != 0 && !bh_user_is_current(&ld.user))
+			r = bh_errf(err, sizeof(err),
+				    "--user: only root can become another user "
+				    "(this is uid %u; start bulkhead as root, "
+				    "or leave --user out)",
+				    (unsigned int)geteuid());
+		if (r < 0) {
+			fprintf(stderr, "bulkhead: %s\n", err);
+			bh_config_free(&cfg);
+			return BH_EXIT_USAGE;
+		}
+	}
+	/* The kernel log names what a seccomp filter killed a child for. It
+	 * is often root's alone, or hidden (ProtectKernelLogs=): then the
+	 * reports say where to look instead. */
+	r = bh_kmsg_open(&kmsg);
+	if (r < 0)
+		bh_debug("/dev/kmsg: %s: a child killed by its seccomp filter "
+			 "will not be named its system call",
+			 strerror(-r));
+
 	r = bh_vm_create(&cfg, &vm, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "bulkhead: %s\n", err);
+		bh_kmsg_close(&kmsg);
 		bh_config_free(&cfg);
 		return BH_EXIT_USAGE;
 	}
+	bh_vm_set_kmsg(vm, &kmsg);
+	bh_vm_set_lockdown(vm, lockdown, &ld);
 	r = bh_vm_run(vm);
 	bh_vm_destroy(vm);
+	bh_kmsg_close(&kmsg);
 	bh_config_free(&cfg);
 	return r;
 }

@@ -29,6 +29,7 @@
 #include "guestmem.h"
 #include "layout.h"
 #include "sdnotify.h"
+#include "kmsg.h"
 #include "vm.h"
 #include "vmapi.h"
 
@@ -98,6 +99,12 @@ struct bh_vm {
 	bool terminating;
 	struct event *term_ev;
 	int exit_code;
+
+	/* Privileges and the seccomp filter, once the loop and the API are
+	 * set up (bh_vm_set_lockdown). */
+	int (*lockdown)(void *arg);
+	void *lockdown_arg;
+	struct bh_kmsg *kmsg; /* names what killed a child with SIGSYS */
 };
 
 /* ---- images and guest RAM ---------------------------------------------- */
@@ -260,6 +267,7 @@ static int vm_prepare(struct bh_vm *vm, const struct bh_config *cfg, char *err,
 	r = bh_devices_open(cfg, &vm->devs, err, errlen);
 	if (r < 0)
 		goto fail;
+	bh_devices_set_kmsg(vm->devs, vm->kmsg);
 	/* A trial load proves that everything fits in the configured RAM,
 	 * so that a too-small VM is refused before any process starts. */
 	st.cs = &segs[0];
@@ -360,11 +368,13 @@ static void vm_finish(struct bh_vm *vm, int code)
 }
 
 /* Waits for the runner to exit (SIGKILL after a grace period); returns its
- * wait status. */
-static int reap_runner(struct bh_vm *vm, int grace_ms)
+ * wait status, and its pid in *pid if pid is not NULL. */
+static int reap_runner(struct bh_vm *vm, int grace_ms, pid_t *pid)
 {
 	int status, killed;
 
+	if (pid)
+		*pid = vm->runner_pid;
 	if (vm->runner_pid <= 0)
 		return 0;
 	status = bh_reap(vm->runner_pid, grace_ms, &killed);
@@ -372,6 +382,20 @@ static int reap_runner(struct bh_vm *vm, int grace_ms)
 		bh_warn("vCPU runner did not exit; killed it");
 	vm->runner_pid = -1;
 	return status;
+}
+
+/* Logs how the runner ended (status from reap_runner), naming the system
+ * call when its seccomp filter killed it; when is appended ("" or " while
+ * building the VM"). */
+static void runner_report(struct bh_vm *vm, pid_t pid, int status,
+			  const char *when)
+{
+	char desc[96];
+
+	if (bh_kmsg_report_sigsys(vm->kmsg, pid, status, "vCPU runner"))
+		return;
+	bh_err("vCPU runner %s%s",
+	       bh_describe_status(status, desc, sizeof(desc)), when);
 }
 
 static void runner_teardown(struct bh_vm *vm)
@@ -398,7 +422,7 @@ static void runner_kill(struct bh_vm *vm)
 {
 	if (vm->runner_pid > 0)
 		kill(vm->runner_pid, SIGKILL);
-	reap_runner(vm, RUNNER_EXIT_TIMEOUT);
+	reap_runner(vm, RUNNER_EXIT_TIMEOUT, NULL);
 	runner_teardown(vm);
 }
 
@@ -421,16 +445,15 @@ static void vm_stopped(struct bh_vm *vm, int code)
 /* The runner's socket closed: it exited. Decide what that means. */
 static void runner_gone(struct bh_vm *vm)
 {
-	int status = reap_runner(vm, RUNNER_EXIT_TIMEOUT);
+	pid_t pid;
+	int status = reap_runner(vm, RUNNER_EXIT_TIMEOUT, &pid);
 	int expected = vm->cs == CS_STOPPING && WIFEXITED(status) &&
 		       WEXITSTATUS(status) == 0;
 	enum after_stop after = vm->after;
-	char desc[96];
 
 	runner_teardown(vm);
 	if (!expected) {
-		bh_err("vCPU runner %s; stopping the VM",
-		       bh_describe_status(status, desc, sizeof(desc)));
+		runner_report(vm, pid, status, "; stopping the VM");
 		vm_stopped(vm, BH_EXIT_FAILURE);
 		return;
 	}
@@ -687,10 +710,14 @@ static int runner_spawn(struct bh_vm *vm)
 			 vm->cfg->name,
 			 "--log-level",
 			 (char *)bh_log_level_name(vm->cfg->log_level),
+			 NULL,
 			 NULL };
 	struct bh_spawn_fd fds[1];
 	int sv[2], r;
 
+	/* Only on the runner's command line, never in its protocol. */
+	if (vm->proc_cfg->self_test == BH_SELF_TEST_VCPU)
+		argv[5] = "--self-test-seccomp";
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
 	fds[0].src = sv[1];
@@ -762,6 +789,13 @@ static int vm_boot(struct bh_vm *vm)
 		r = bh_hello_check(&f, "vcpu-runner");
 		bh_frame_release(&f);
 	}
+	if (r == -EPIPE || r == -ECONNRESET) {
+		pid_t pid;
+		int status = reap_runner(vm, RUNNER_EXIT_TIMEOUT, &pid);
+
+		runner_report(vm, pid, status, " before its handshake");
+		goto fail_runner;
+	}
 	if (r < 0) {
 		bh_err("handshake with the vCPU runner failed: %s",
 		       strerror(-r));
@@ -789,11 +823,11 @@ static int vm_boot(struct bh_vm *vm)
 		r = -EPROTO;
 	if (r < 0) {
 		if (r == -EPIPE || r == -ECONNRESET) {
-			char desc[96];
-			int status = reap_runner(vm, RUNNER_EXIT_TIMEOUT);
+			pid_t pid;
+			int status = reap_runner(vm, RUNNER_EXIT_TIMEOUT, &pid);
 
-			bh_err("vCPU runner %s while building the VM",
-			       bh_describe_status(status, desc, sizeof(desc)));
+			runner_report(vm, pid, status,
+				      " while building the VM");
 		} else {
 			bh_err("vCPU runner did not get ready: %s",
 			       strerror(-r));
@@ -975,6 +1009,17 @@ int bh_vm_run(struct bh_vm *vm)
 			return BH_EXIT_FAILURE;
 		}
 	}
+	/* Start-up is done: what needed root or the full set of system
+	 * calls is behind us, and no child has started yet. */
+	if (vm->lockdown) {
+		r = vm->lockdown(vm->lockdown_arg);
+		if (r != 0) {
+			bh_vmapi_free(vm->api);
+			vm->api = NULL;
+			bh_console_restore(&vm->console);
+			return r;
+		}
+	}
 	vm->exit_code = BH_EXIT_FAILURE;
 	if (!vm->cfg) {
 		/* No VM yet: serve the API until shutdown-vmm or a signal. */
@@ -998,6 +1043,18 @@ int bh_vm_run(struct bh_vm *vm)
 	vm->api = NULL;
 	bh_console_restore(&vm->console);
 	return vm->exit_code;
+}
+
+void bh_vm_set_lockdown(struct bh_vm *vm, int (*fn)(void *arg), void *arg)
+{
+	vm->lockdown = fn;
+	vm->lockdown_arg = arg;
+}
+
+void bh_vm_set_kmsg(struct bh_vm *vm, struct bh_kmsg *k)
+{
+	vm->kmsg = k;
+	bh_devices_set_kmsg(vm->devs, k);
 }
 
 /* ---- for the management API --------------------------------------------- */

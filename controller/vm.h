@@ -29,6 +29,16 @@ int bh_vm_create(const struct bh_config *cfg, struct bh_vm **out, char *err,
 /* Boots and supervises the VM until it ends; returns bulkhead's exit status. */
 int bh_vm_run(struct bh_vm *vm);
 void bh_vm_destroy(struct bh_vm *vm);
+/*
+ * fn runs inside bh_vm_run once the event loop, the signals and the API
+ * socket are set up, before any child starts (to drop privileges and load
+ * the seccomp filter); a non-zero return ends bh_vm_run with that status.
+ */
+void bh_vm_set_lockdown(struct bh_vm *vm, int (*fn)(void *arg), void *arg);
+/* Where the reports of children killed by their seccomp filter look
+ * (borrowed, may be NULL). */
+struct bh_kmsg;
+void bh_vm_set_kmsg(struct bh_vm *vm, struct bh_kmsg *k);
 
 /* ---- for the management API (vmapi.c) ---------------------------------- */
 

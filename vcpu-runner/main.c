@@ -2,9 +2,11 @@
  * builds the VM from the controller's description, sandboxes itself, runs
  * the vCPUs and reports guest events. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -363,15 +365,44 @@ static void usage(void)
 			"Started by bulkhead with its control socket on fd "
 			"3; not meant to be run by hand.\n"
 			"--print-policy prints the seccomp allow-list and "
-			"exits.\n");
+			"exits.\n"
+			"--self-test-seccomp is a self-test of the sandbox: "
+			"the runner enters it at once,\n"
+			"without KVM, and opens a file, which must get it "
+			"killed by its seccomp filter.\n");
 }
 
-static int parse_args(int argc, char **argv)
+/*
+ * --self-test-seccomp: the sandbox of h_setup without a VM, then a call the
+ * filter refuses. Only the command line turns it on, never a message: a
+ * controller asks for it with bulkhead --self-test-seccomp vcpu.
+ */
+static int self_test_seccomp(void)
+{
+	int r, fd;
+
+	r = bh_sandbox_drop_caps();
+	if (r == 0)
+		r = bh_sandbox_no_new_privs();
+	if (r == 0)
+		r = runner_seccomp_install();
+	if (r < 0) {
+		bh_err("self-test: cannot enter the sandbox: %s", strerror(-r));
+		return 1;
+	}
+	fd = open("/", O_RDONLY | O_CLOEXEC);
+	bh_err("self-test: open(/) returned %d: the sandbox is not in force",
+	       fd);
+	return 1;
+}
+
+static int parse_args(int argc, char **argv, bool *self_test)
 {
 	static const struct option opts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "print-policy", no_argument, NULL, 'p' },
+		{ "self-test-seccomp", no_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char prefix[64];
@@ -395,6 +426,9 @@ static int parse_args(int argc, char **argv)
 		case 'p':
 			runner_seccomp_print(stdout);
 			exit(0);
+		case 's':
+			*self_test = true;
+			break;
 		default:
 			usage();
 			return -EINVAL;
@@ -481,6 +515,7 @@ int main(int argc, char **argv)
 {
 	struct runner rn;
 	struct stat st;
+	bool self_test = false;
 	int r;
 
 	memset(&rn, 0, sizeof(rn));
@@ -498,8 +533,10 @@ int main(int argc, char **argv)
 	pthread_cond_init(&rn.pause_cond, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (parse_args(argc, argv) < 0)
+	if (parse_args(argc, argv, &self_test) < 0)
 		return 2;
+	if (self_test)
+		return self_test_seccomp();
 	if (fstat(rn.ctl, &st) < 0 || !S_ISSOCK(st.st_mode)) {
 		bh_err("fd %d is not the control socket", rn.ctl);
 		return 2;

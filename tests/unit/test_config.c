@@ -533,6 +533,81 @@ static void test_devices(void **state)
 	bh_config_free(&cfg);
 }
 
+static void test_user(void **state)
+{
+	struct bh_config cfg;
+	char err[256];
+
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k"), BH_CONFIG_OK);
+	assert_null(cfg.user);
+	bh_config_free(&cfg);
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k", "--user", "nobody"),
+			 BH_CONFIG_OK);
+	assert_string_equal(cfg.user, "nobody");
+	bh_config_free(&cfg);
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k", "--user=107:108"),
+			 BH_CONFIG_OK);
+	assert_string_equal(cfg.user, "107:108");
+	bh_config_free(&cfg);
+	/* API-only mode takes it too */
+	assert_int_equal(PARSE(&cfg, err, "--api-socket", "path=/s", "--user",
+			       "bulkhead:kvm"),
+			 BH_CONFIG_OK);
+	assert_string_equal(cfg.user, "bulkhead:kvm");
+	bh_config_free(&cfg);
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k", "--user", ""),
+			 -EINVAL);
+	assert_string_equal(err, "--user: no user name or id in ''");
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k", "--user", ":kvm"),
+			 -EINVAL);
+	assert_string_equal(err, "--user: no user name or id in ':kvm'");
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k", "--user", "a:"),
+			 -EINVAL);
+	assert_string_equal(err, "--user: 'a:' is not USER or USER:GROUP");
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k", "--user", "a:b:c"),
+			 -EINVAL);
+	assert_string_equal(err, "--user: 'a:b:c' is not USER or USER:GROUP");
+	assert_int_equal(
+	    PARSE(&cfg, err, "--kernel", "k", "--user", "a", "--user", "b"),
+	    -EINVAL);
+	assert_string_equal(err, "--user given twice");
+	assert_int_equal(PARSE(&cfg, err, "--user", "nobody"), -EINVAL);
+}
+
+static void test_self_test(void **state)
+{
+	struct bh_config cfg;
+	char err[256];
+
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k"), BH_CONFIG_OK);
+	assert_int_equal(cfg.self_test, BH_SELF_TEST_NONE);
+	bh_config_free(&cfg);
+	assert_int_equal(
+	    PARSE(&cfg, err, "--kernel", "k", "--self-test-seccomp", "vcpu"),
+	    BH_CONFIG_OK);
+	assert_int_equal(cfg.self_test, BH_SELF_TEST_VCPU);
+	bh_config_free(&cfg);
+	assert_int_equal(
+	    PARSE(&cfg, err, "--kernel", "k", "--self-test-seccomp=worker"),
+	    BH_CONFIG_OK);
+	assert_int_equal(cfg.self_test, BH_SELF_TEST_WORKER);
+	bh_config_free(&cfg);
+	/* the controller's needs neither a VM nor an API socket */
+	assert_int_equal(PARSE(&cfg, err, "--self-test-seccomp", "controller"),
+			 BH_CONFIG_OK);
+	assert_int_equal(cfg.self_test, BH_SELF_TEST_CONTROLLER);
+	bh_config_free(&cfg);
+	assert_int_equal(PARSE(&cfg, err, "--self-test-seccomp", "vcpu"),
+			 -EINVAL);
+	assert_string_equal(err, "--self-test-seccomp vcpu or worker needs "
+				 "--kernel: the test boots a VM");
+	assert_int_equal(
+	    PARSE(&cfg, err, "--kernel", "k", "--self-test-seccomp", "blk"),
+	    -EINVAL);
+	assert_string_equal(err, "--self-test-seccomp: 'blk' is not "
+				 "controller, vcpu or worker");
+}
+
 static void test_sandbox(void **state)
 {
 	struct bh_config cfg;
@@ -730,6 +805,8 @@ int main(void)
 		cmocka_unit_test(test_too_many_devices),
 		cmocka_unit_test(test_api_socket),
 		cmocka_unit_test(test_no_vm),
+		cmocka_unit_test(test_user),
+		cmocka_unit_test(test_self_test),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

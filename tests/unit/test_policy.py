@@ -90,6 +90,91 @@ def main():
                        capture_output=True, text=True, timeout=30)
     if p.returncode != 2 or "nosuch" not in p.stderr:
         fail(f"--print-policy nosuch: status {p.returncode}: {p.stderr}")
+    check_controller(bulkhead, doc)
+
+
+# The controller's list (bulkhead --print-policy controller): none of the
+# calls that reach into other processes or the kernel's configuration; mmap
+# executable only without write, mprotect never executable; ioctl, prctl,
+# mount, socket, socketpair and kill limited by argument; and every call a
+# child's list allows is in it too, since a child's filter stacks on the
+# controller's, which it inherits across execve.
+CTL_FORBIDDEN = {"ptrace", "process_vm_readv", "process_vm_writev",
+                 "kexec_load", "kexec_file_load", "bpf", "perf_event_open",
+                 "keyctl", "add_key", "request_key", "userfaultfd",
+                 "init_module", "finit_module", "delete_module", "setns",
+                 "connect", "bind", "listen", "open_by_handle_at",
+                 "name_to_handle_at", "reboot", "swapon", "swapoff", "iopl",
+                 "ioperm", "pidfd_getfd", "setuid", "setgid", "setresuid",
+                 "setresgid", "setgroups", "mknod", "mknodat", "acct",
+                 "settimeofday", "clock_settime", "adjtimex", "syslog",
+                 "quotactl", "fanotify_init", "move_mount", "fsopen",
+                 "fsmount", "open_tree", "execveat", "vfork", "fork"}
+# Limited by argument: how each one's line begins.
+CTL_LIMITED = {"ioctl": "ioctl, only ", "prctl": "prctl, only PR_",
+               "mount": "mount, only with flags MS_",
+               "socket": "socket, only AF_UNIX",
+               "socketpair": "socketpair, only AF_UNIX",
+               "kill": "kill, only SIGKILL",
+               "mmap": "mmap (PROT_EXEC only without PROT_WRITE",
+               "mprotect": "mprotect (never with PROT_EXEC)"}
+CTL_IOCTLS = {"TCGETS", "TCSETS", "BLKGETSIZE64", "BLKSSZGET"}
+CTL_SANITIZER_MARK = " (sanitizer builds only)"
+
+
+def print_policy(bulkhead, key):
+    p = subprocess.run([bulkhead, "--print-policy", key],
+                       capture_output=True, text=True, timeout=30)
+    if p.returncode != 0:
+        fail(f"--print-policy {key}: status {p.returncode}: {p.stderr}")
+    return p.stdout.strip().split("\n")
+
+
+def check_controller(bulkhead, doc):
+    sanitize = len(sys.argv) > 3 and sys.argv[3] != ""
+    children = set()
+    for key in PROCS:
+        children |= {r.split()[0].rstrip(",")
+                     for r in print_policy(bulkhead, key)[1:-1]}
+    lines = print_policy(bulkhead, "controller")
+    if lines[0] != "bulkhead: seccomp allow-list":
+        fail(f"controller: first line {lines[0]!r}")
+    m = re.fullmatch(r"(\d+) system calls; any other kills the process",
+                     lines[-1])
+    rules = lines[1:-1]
+    if not m or int(m.group(1)) != len(rules):
+        fail(f"controller: last line {lines[-1]!r}, {len(rules)} rules")
+    names = {r.split()[0].rstrip(",") for r in rules}
+    if len(names) != len(rules):
+        fail("controller: a system call listed twice")
+    san = [r for r in rules if r.endswith(CTL_SANITIZER_MARK)]
+    # Enforced where the build says which it is (a third argument).
+    if san and len(sys.argv) > 3 and not sanitize:
+        fail(f"controller: allows {san} outside a sanitizer build")
+    bad = names & CTL_FORBIDDEN
+    if bad:
+        fail(f"controller: allows {sorted(bad)}")
+    for call, start in CTL_LIMITED.items():
+        mine = [r for r in rules if r.split()[0].rstrip(",") == call]
+        if len(mine) != 1 or not mine[0].startswith(start):
+            fail(f"controller: {call} is not limited as expected: {mine}")
+    ioctl = next(r for r in rules if r.startswith("ioctl"))
+    odd = [r for r in ioctl[len("ioctl, only "):].split(", ")
+           if r not in CTL_IOCTLS and not r.startswith("KVM_")]
+    if odd:
+        fail(f"controller: ioctl requests {odd}")
+    missing = children - names
+    if missing:
+        fail(f"controller: its filter would kill a child for "
+             f"{sorted(missing)}")
+    production = len(rules) - len(san)
+    row = re.search(r"^\| `bulkhead` \(controller\) \| (\d+)", doc, re.M)
+    if not row or int(row.group(1)) != production:
+        fail(f"docs/SECURITY.md gives bulkhead (controller) "
+             f"{row.group(1) if row else 'no row'}, it has {production}")
+    print(f"bulkhead (controller): {production} system calls"
+          + (f" and {len(san)} for the sanitizer runtime" if san else "")
+          + ", every child's among them")
 
 
 if __name__ == "__main__":

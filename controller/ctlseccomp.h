@@ -1,0 +1,15 @@
+/* The controller's own seccomp allow-list. */
+#ifndef BH_CONTROLLER_CTLSECCOMP_H
+#define BH_CONTROLLER_CTLSECCOMP_H
+
+#include <stdio.h>
+
+/* Loads the filter (kill-process by default, every thread). Sets
+ * no_new_privs. 0 or -errno, logged. */
+int bh_ctl_seccomp_install(void);
+
+/* --print-policy controller: the list, one rule per line, and its count,
+ * which it returns. */
+unsigned int bh_ctl_seccomp_print(FILE *out);
+
+#endif

@@ -1,0 +1,323 @@
+/* The controller's seccomp allow-list, loaded once start-up is done. Its
+ * children inherit it across execve and add their own, narrower one; until
+ * they do, this list is all that holds them, so it also admits what they
+ * need on their way there (the dynamic loader, namespaces, KVM set-up). */
+#include <errno.h>
+#include <linux/fs.h>
+#include <linux/kvm.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <termios.h>
+
+#include <bulkhead/log.h>
+#include <bulkhead/sandbox.h>
+#include <bulkhead/util.h>
+
+#include "ctlseccomp.h"
+
+static const char *const controller_syscalls[] = {
+	/* the event loop, the API socket, the children's socketpairs,
+	 * sd_notify, logging */
+	"read",
+	"write",
+	"readv",
+	"writev",
+	"close",
+	"epoll_create1",
+	"epoll_ctl",
+	"epoll_wait",
+	"epoll_pwait",
+	"eventfd2",
+	"pipe2",
+	"poll",
+	"ppoll",
+	"accept4",
+	"recvmsg",
+	"sendmsg",
+	"sendto",
+	"getsockopt",
+	"fcntl",
+	/* create through the API: the kernel, initramfs and disk images;
+	 * the API socket removed on the way out */
+	"openat",
+	"lseek",
+	"pread64",
+	"pwrite64",
+	"newfstatat",
+	"fstat",
+	"statx",
+	"access",
+	"readlink",
+	"getdents64",
+	"unlink",
+	/* guest RAM and the in-flight records: sealed memfds */
+	"memfd_create",
+	"ftruncate",
+	/* memory */
+	"brk",
+	"munmap",
+	"mremap",
+	"madvise",
+	/* signals, time */
+	"rt_sigaction",
+	"rt_sigprocmask",
+	"rt_sigreturn",
+	"restart_syscall",
+	"clock_gettime",
+	"clock_nanosleep",
+	"nanosleep",
+	"getrandom",
+	"futex",
+	"sched_yield",
+	"getpid",
+	"gettid",
+	"tgkill",
+	"getuid",
+	"geteuid",
+	"getgid",
+	"getegid",
+	"exit",
+	"exit_group",
+	/* children: fork or clone into a PID namespace, fds placed, exec,
+	 * reaped */
+	"clone",
+	"clone3",
+	"pidfd_open",
+	"setsid",
+	"getppid",
+	"dup2",
+	"dup3",
+	"close_range",
+	"prlimit64",
+	"execve",
+	"wait4",
+	"waitid",
+	/* the children after execve, before their own filter: the dynamic
+	 * loader, threads, limits, capabilities, namespaces and the empty
+	 * root, Landlock, their filter, io_uring */
+	"arch_prctl",
+	"set_tid_address",
+	"set_robust_list",
+	"rseq",
+	"fstatfs",
+	"capget",
+	"capset",
+	"unshare",
+	"chdir",
+	"chroot",
+	"pivot_root",
+	"umount2",
+	"landlock_create_ruleset",
+	"landlock_restrict_self",
+	"seccomp",
+	"io_uring_setup",
+	"io_uring_register",
+	/* and what their own lists allow: a filter stacks on the one it
+	 * inherits, so every call a child may make must pass this one too
+	 * (test_policy holds each child's list to it) */
+	"io_uring_enter",
+	"preadv",
+	"pwritev",
+	"fdatasync",
+	"fallocate",
+	NULL,
+};
+
+/*
+ * Sanitizer builds only: what the ASan/UBSan runtime calls in the controller
+ * and in the children before their own filter (the children's runtime also
+ * takes down its alternate signal stack later, which their own lists add in
+ * these builds). --print-policy marks them.
+ */
+static const char *const sanitizer_syscalls[] = {
+#ifdef BULKHEAD_SANITIZER_BUILD
+	/* /proc/self/cmdline and maps, with open, not openat */
+	"open",
+	"sigaltstack",
+#endif
+	NULL,
+};
+
+#ifdef BULKHEAD_SANITIZER_BUILD
+/*
+ * LeakSanitizer's exit-time scan stops the world with ptrace, which the
+ * filter refuses: once it is loaded, the scan is off whatever ASAN_OPTIONS
+ * says (sanitizer_child.c turns it off by default). The unit tests that
+ * link the controller's code still look for its leaks.
+ */
+static volatile int filter_loaded;
+int __lsan_is_turned_off(void);
+int __lsan_is_turned_off(void)
+{
+	return filter_loaded;
+}
+#define SANITIZER_FILTER_LOADED() (filter_loaded = 1)
+#else
+#define SANITIZER_FILTER_LOADED() ((void)0)
+#endif
+
+#define NAMED(x)      \
+	{             \
+		x, #x \
+	}
+struct named {
+	unsigned long value;
+	const char *name;
+};
+
+/* ioctl: the controller's terminal (--serial tty) and block-device sizes,
+ * the block worker's sector size, and the runner's KVM calls up to its own
+ * filter. */
+static const struct named ioctls[] = {
+	NAMED(TCGETS),
+	NAMED(TCSETS),
+	NAMED(BLKGETSIZE64),
+	NAMED(BLKSSZGET),
+	NAMED(KVM_GET_API_VERSION),
+	NAMED(KVM_CREATE_VM),
+	NAMED(KVM_CHECK_EXTENSION),
+	NAMED(KVM_GET_VCPU_MMAP_SIZE),
+	NAMED(KVM_GET_SUPPORTED_CPUID),
+	NAMED(KVM_SET_TSS_ADDR),
+	NAMED(KVM_SET_IDENTITY_MAP_ADDR),
+	NAMED(KVM_CREATE_IRQCHIP),
+	NAMED(KVM_CREATE_PIT2),
+	NAMED(KVM_SET_USER_MEMORY_REGION),
+	NAMED(KVM_CREATE_VCPU),
+	NAMED(KVM_SET_CPUID2),
+	NAMED(KVM_GET_SREGS),
+	NAMED(KVM_SET_SREGS),
+	NAMED(KVM_GET_REGS),
+	NAMED(KVM_SET_REGS),
+	NAMED(KVM_SET_FPU),
+	NAMED(KVM_SET_MSRS),
+	NAMED(KVM_GET_LAPIC),
+	NAMED(KVM_SET_LAPIC),
+	NAMED(KVM_SET_GSI_ROUTING),
+	NAMED(KVM_IRQFD),
+	NAMED(KVM_IOEVENTFD),
+	NAMED(KVM_IRQ_LINE),
+	NAMED(KVM_SIGNAL_MSI),
+	NAMED(KVM_RUN),
+};
+
+/* prctl: the children's parent-death signal and sandbox steps (libcap-ng
+ * reads the bounding set and securebits). */
+static const struct named prctls[] = {
+	NAMED(PR_SET_PDEATHSIG),    NAMED(PR_GET_DUMPABLE),
+	NAMED(PR_SET_DUMPABLE),	    NAMED(PR_CAPBSET_READ),
+	NAMED(PR_CAPBSET_DROP),	    NAMED(PR_GET_SECUREBITS),
+	NAMED(PR_SET_NO_NEW_PRIVS), NAMED(PR_GET_NO_NEW_PRIVS),
+	NAMED(PR_CAP_AMBIENT),
+};
+
+/* mount: exactly the device workers' two, in their own namespaces. */
+static const struct named mount_flags[] = {
+	{ MS_REC | MS_PRIVATE, "MS_REC|MS_PRIVATE" },
+	{ MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
+	  "MS_NOSUID|MS_NODEV|MS_NOEXEC|MS_RDONLY" },
+};
+
+/* Rules on one argument: allowed when (arg & mask) == one of values. */
+static const struct arg_rule {
+	const char *syscall;
+	unsigned int arg;
+	uint64_t mask;
+	const struct named *values;
+	size_t nvalues;
+	const char *what; /* printed after "SYSCALL, only" */
+} arg_rules[] = {
+	{ "ioctl", 1, 0xffffffffULL, ioctls, BH_ARRAY_SIZE(ioctls), "" },
+	{ "prctl", 0, ~0ULL, prctls, BH_ARRAY_SIZE(prctls), "" },
+	{ "mount", 3, ~0ULL, mount_flags, BH_ARRAY_SIZE(mount_flags),
+	  "with flags " },
+	{ "socket", 0, ~0ULL, (const struct named[]){ NAMED(AF_UNIX) }, 1, "" },
+	{ "socketpair", 0, ~0ULL, (const struct named[]){ NAMED(AF_UNIX) }, 1,
+	  "" },
+	{ "kill", 1, ~0ULL, (const struct named[]){ NAMED(SIGKILL) }, 1, "" },
+};
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+unsigned int bh_ctl_seccomp_print(FILE *out)
+{
+	const char *names[256];
+	unsigned int n = 0, count = 0;
+
+	for (const char *const *p = controller_syscalls; *p; p++)
+		if (n < BH_ARRAY_SIZE(names))
+			names[n++] = *p;
+	qsort(names, n, sizeof(names[0]), cmp_name);
+	fprintf(out, "bulkhead: seccomp allow-list\n");
+	for (unsigned int i = 0; i < n; i++) {
+		if (i > 0 && strcmp(names[i], names[i - 1]) == 0)
+			continue;
+		fprintf(out, "%s\n", names[i]);
+		count++;
+	}
+	fprintf(out, "mmap (PROT_EXEC only without PROT_WRITE, for the "
+		     "dynamic loader of the children it starts)\n"
+		     "mprotect (never with PROT_EXEC)\n");
+	count += 2;
+	for (const char *const *p = sanitizer_syscalls; *p; p++, count++)
+		fprintf(out, "%s (sanitizer builds only)\n", *p);
+	for (size_t i = 0; i < BH_ARRAY_SIZE(arg_rules); i++) {
+		const struct arg_rule *a = &arg_rules[i];
+
+		fprintf(out, "%s, only %s", a->syscall, a->what);
+		for (size_t j = 0; j < a->nvalues; j++)
+			fprintf(out, "%s%s", j ? ", " : "", a->values[j].name);
+		fprintf(out, "\n");
+		count++;
+	}
+	fprintf(out, "%u system calls; any other kills the process\n", count);
+	return count;
+}
+
+int bh_ctl_seccomp_install(void)
+{
+	scmp_filter_ctx ctx;
+	int r;
+
+	r = bh_seccomp_new(&ctx);
+	if (r < 0) {
+		bh_err("cannot build the seccomp filter: %s", strerror(-r));
+		return r;
+	}
+	/* ld.so maps the children's code PROT_READ|PROT_EXEC after execve:
+	 * executable, but never writable at the same time. */
+	r = bh_seccomp_allow_masked(ctx, SCMP_SYS(mmap), 2,
+				    PROT_EXEC | PROT_WRITE, PROT_EXEC);
+	if (r == 0)
+		r = bh_seccomp_allow_list(ctx, controller_syscalls);
+	if (r == 0)
+		r = bh_seccomp_allow_list(ctx, sanitizer_syscalls);
+	for (size_t i = 0; r == 0 && i < BH_ARRAY_SIZE(arg_rules); i++) {
+		const struct arg_rule *a = &arg_rules[i];
+		int nr = seccomp_syscall_resolve_name(a->syscall);
+
+		for (size_t j = 0; r == 0 && j < a->nvalues; j++)
+			r = bh_seccomp_allow_masked(ctx, nr, a->arg, a->mask,
+						    a->values[j].value);
+	}
+	if (r == 0)
+		r = seccomp_load(ctx);
+	if (r == 0)
+		SANITIZER_FILTER_LOADED();
+	if (r < 0)
+		bh_err("cannot install the seccomp filter: %s", strerror(-r));
+	seccomp_release(ctx);
+	return r;
+}
