@@ -605,8 +605,8 @@ def check_sandboxes(vm, children):
     """Every child of a running VM, from /proc: seccomp in filter mode,
     no_new_privs, no capability in any set, no core files; workers in
     namespaces of their own unless the host refused them (which the worker
-    then logged). children maps argv[0] to the count expected. Returns a
-    summary."""
+    then logged), PID 1 of a PID namespace of their own. children maps
+    argv[0] to the count expected. Returns a summary."""
     ns_refused = "namespace refused" in vm.err
     seen = 0
     for name, count in children.items():
@@ -633,11 +633,20 @@ def check_sandboxes(vm, children):
             if not re.search(r"^Max core file size\s+0\s+0\s", limits, re.M):
                 raise Fail(f"{name} ({pid}): core files are not off")
             if name.startswith("bulkhead-dev-") and not ns_refused:
-                for ns in ("user", "mnt", "net", "ipc", "uts"):
+                for ns in ("user", "mnt", "net", "ipc", "uts", "pid"):
                     if os.readlink(f"/proc/{pid}/ns/{ns}") == \
                             os.readlink(f"/proc/self/ns/{ns}"):
                         raise Fail(f"{name} ({pid}): in the host's {ns} "
                                    f"namespace, and no refusal was logged")
+                # PID 1 of a namespace right below ours.
+                nspid = st.get("NSpid", "").split()
+                with open("/proc/self/status") as f:
+                    ours = [l.split(":", 1)[1].split() for l in f
+                            if l.startswith("NSpid:")][0]
+                if len(nspid) != len(ours) + 1 or nspid[0] != str(pid) or \
+                        nspid[-1] != "1":
+                    raise Fail(f"{name} ({pid}): NSpid {' '.join(nspid)!r},"
+                               f" not PID 1 of a namespace of its own")
             seen += 1
     return (f"{seen} children with seccomp, no_new_privs, no capabilities, "
             f"no core files; worker namespaces "
