@@ -159,8 +159,14 @@ static int child_write_file(const char *file, const char *text)
 static void child_map_ids(const struct spawn_ns *ns, const char *path)
 {
 	const char *what = "setgroups";
+	/* A controller that became --user is not dumpable, nor is this copy
+	 * of it, and then its /proc/self files belong to root: dumpable while
+	 * the maps are written (execve decides afresh). */
+	int dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
 	int r;
 
+	if (dumpable == 0)
+		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 	r = child_write_file("/proc/self/setgroups", "deny");
 	if (r == 0) {
 		what = "gid_map";
@@ -170,6 +176,8 @@ static void child_map_ids(const struct spawn_ns *ns, const char *path)
 		what = "uid_map";
 		r = child_write_file("/proc/self/uid_map", ns->uid_map);
 	}
+	if (dumpable == 0)
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	if (r < 0) {
 		const char *err = strerrorname_np(-r);
 
