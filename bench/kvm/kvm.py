@@ -31,7 +31,7 @@ GUEST_MODULES = ("virtio_pci virtio_mmio virtio_blk virtio_console "
 BASE_CMDLINE = "console=ttyS0 quiet"
 NOAPERTURE = "iommu=noaperture"
 MEMORY_MB = 512
-DISK_MB = 16
+DISK_MB = 64
 DISK_ROUNDS = 2
 BOOT_S = 120
 POWEROFF_S = 60
@@ -42,7 +42,21 @@ PROGRESS_RE = re.compile(
 FIRST_RUN_RE = re.compile(
     r"first KVM_RUN ([0-9.]+) ms after the runner started, runner CPU "
     r"([0-9.]+) ms, monotonic (\d+)\.(\d+)")
-DD_RE = re.compile(r"(\d+) bytes \([^)]*\) copied, ([0-9.]+) seconds")
+# dd in the guest, timed on the host's clock (from typing the command to
+# its result line) and, for reference, by the guest's /proc/uptime (the
+# guest's clock runs slow against the host's in the emulated host).
+# "ddt w" writes the whole disk, "ddt r" reads it.
+DDT_FN = ("ddt() { if [ $1 = w ]; then set -- if=/dev/zero of=/dev/vda "
+          "oflag=direct; else set -- if=/dev/vda of=/dev/null iflag=direct; "
+          "fi; s=$(cut -d' ' -f1 /proc/uptime); "
+          "o=$(dd bs=1M count=%d \"$@\" 2>&1); "
+          "r=$?; e=$(cut -d' ' -f1 /proc/uptime); "
+          "echo \"DDT=$r:$s:$e:$(echo \"$o\" | grep 'records out')\"; }")
+# A timed dd in the guest: its status, the guest's uptime before and after,
+# and its "N+M records out" line (Debian's busybox dd prints no byte count
+# or seconds).
+DD_RE = re.compile(r"^DDT=(\d+):([0-9.]+):([0-9.]+):(\d+)\+(\d+) records out",
+                   re.M)
 # SVM exit codes (arch/x86/include/uapi/asm/svm.h) and KVM_EXIT_* reasons.
 SVM_EXITS = {0x0: "CR0_READ", 0x10: "CR0_WRITE", 0x13: "CR3_WRITE",
              0x14: "CR4_WRITE", 0x60: "INTR", 0x61: "NMI", 0x64: "VINTR",
@@ -308,16 +322,19 @@ def pss(pid, guest_bytes):
     total = int(m.group(1)) if m else 0
     guest = 0
     size = 0
-    name = ""
+    names = []
     with open(f"/proc/{pid}/smaps") as f:
         for line in f:
             if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
                 lo, hi = line.split()[0].split("-")
                 size = int(hi, 16) - int(lo, 16)
                 parts = line.split(None, 5)
-                name = parts[5].strip() if len(parts) > 5 else ""
+                if size >= guest_bytes:
+                    names.append(parts[5].strip() if len(parts) > 5
+                                 else "[anonymous]")
             elif line.startswith("Pss:") and size >= guest_bytes:
                 guest += int(line.split()[1])
+    name = ", ".join(names)
     return {"pid": pid, "comm": comm(pid), "pss_kib": total,
             "guest_ram_pss_kib": guest, "vmm_pss_kib": total - guest,
             "guest_ram_mapping": name}
@@ -437,15 +454,23 @@ def disk_run(vmm, a, disk, logdir, rounds, out, part):
         if size != str(DISK_MB * 2048):
             raise boot_test.Fail(f"the guest's vda has {size!r} sectors, "
                                  f"not {DISK_MB * 2048}")
+        # A shell function keeps the typed command short: what the guest
+        # echoes of it is on the host's clock too.
+        vm.command(DDT_FN % DISK_MB + "; echo DDT_DEFINED",
+                   re.compile(r"^DDT_DEFINED", re.M), "the dd function")
         for _ in range(rounds):
-            for kind, cmd in (
-                    ("write", f"dd if=/dev/zero of=/dev/vda bs=1M "
-                              f"count={DISK_MB} oflag=direct"),
-                    ("read", f"dd if=/dev/vda of=/dev/null bs=1M "
-                             f"count={DISK_MB} iflag=direct")):
-                m = vm.command(cmd + " 2>&1", DD_RE, f"dd {kind}", IO_S)
-                res[f"{kind}_mib_s"].append(
-                    int(m.group(1)) / (1 << 20) / float(m.group(2)))
+            for kind, cmd in (("write", "ddt w"), ("read", "ddt r")):
+                t0 = time.monotonic()
+                m = vm.command(cmd, DD_RE, f"dd {kind}", IO_S)
+                wall = time.monotonic() - t0
+                guest = float(m.group(3)) - float(m.group(2))
+                if m.group(1) != "0" or int(m.group(4)) != DISK_MB:
+                    raise boot_test.Fail(
+                        f"dd {kind} ended with status {m.group(1)} after "
+                        f"{m.group(4)}+{m.group(5)} records")
+                res[f"{kind}_mib_s"].append(DISK_MB / wall)
+                res.setdefault(f"{kind}_s", []).append(round(wall, 3))
+                res.setdefault(f"{kind}_guest_s", []).append(round(guest, 2))
                 write_json(out, part)
         vm.send("poweroff -f\n", "poweroff")
         vm.wait_exit(POWEROFF_S, "the VMM to exit after poweroff")
@@ -804,6 +829,7 @@ def run_part(a, pt, results, base_argv):
     """Runs one part in an emulated host of its own; its JSON, whatever the
     host's fate, is read back into pt["data"]."""
     pdir = os.path.join(results, pt["name"])
+    subprocess.run(["rm", "-rf", pdir], check=True)
     os.makedirs(pdir)
     argv = [os.path.join(TOP, "tests", "kvm", "kvm-host"), "--timeout",
             str(pt["timeout"]), "--results", pdir, "--retries", "0",
@@ -855,9 +881,10 @@ def outer(a):
                         "--kernel-version", kver, "--modules", GUEST_MODULES])
     if r.returncode != 0:
         die("cannot build the guest initramfs (make-guest-initramfs failed)")
+    # Each part replaces its own directory only: the parts of an earlier
+    # run that this one does not repeat stay.
     results = os.path.join(bdir, "results")
-    subprocess.run(["rm", "-rf", results], check=True)
-    os.makedirs(results)
+    os.makedirs(results, exist_ok=True)
     a.kernel = kernel
     vmms = [v for v in ALL_VMMS if v.name in a.vmms.split(",") and
             (v.name != "kvmtool" or a.lkvm)]
