@@ -201,7 +201,8 @@ int bh_seccomp_allow_masked(scmp_filter_ctx ctx, int nr, unsigned int arg,
 /*
  * Sanitizer builds only: what the ASan/UBSan runtime does once a process is
  * behind its filter. A thread that ends takes down its alternate signal
- * stack (sigaltstack). A report reads /proc/self/maps, and gcc's UBSan
+ * stack (sigaltstack); the runtime asks for the CPUs it may run on
+ * (sched_getaffinity). A report reads /proc/self/maps, and gcc's UBSan
  * initializes itself at its first report, reading /proc/self/exe, cmdline
  * and environ: with the legacy open and readlink (glibc's open() is openat)
  * failing with EACCES instead of killing the process, the report is printed
@@ -210,6 +211,7 @@ int bh_seccomp_allow_masked(scmp_filter_ctx ctx, int nr, unsigned int arg,
  */
 #ifdef BULKHEAD_SANITIZER_BUILD
 static const char *const sanitizer_allowed[] = {
+	"sched_getaffinity",
 	"sigaltstack",
 	NULL,
 };

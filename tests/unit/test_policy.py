@@ -5,8 +5,8 @@ PROT_EXEC; the runner's ioctl only with its KVM requests; and the counts
 are the ones docs/SECURITY.md gives.
 
 In a sanitizer build (SANITIZE not empty) each list also has the rules the
-sanitizer runtime needs, marked "(sanitizer builds only)": sigaltstack
-allowed, open and readlink failing with EACCES. Those, and no others, must
+sanitizer runtime needs, marked "(sanitizer builds only)": sigaltstack and
+sched_getaffinity allowed, open and readlink failing with EACCES. Those, and no others, must
 be there, and the counts of docs/SECURITY.md are without them. In any other
 build no line may carry that mark.
 
@@ -20,7 +20,8 @@ FORBIDDEN = {"open", "openat", "openat2", "creat", "execve", "execveat",
              "fork", "vfork", "clone", "clone3", "socket", "ptrace",
              "connect", "bind", "mount", "unshare", "setns", "kill"}
 # What common/sandbox.c adds in sanitizer builds, and only there.
-SANITIZER_ONLY = {"sigaltstack (sanitizer builds only)",
+SANITIZER_ONLY = {"sched_getaffinity (sanitizer builds only)",
+                  "sigaltstack (sanitizer builds only)",
                   "open, fails with EACCES (sanitizer builds only)",
                   "readlink, fails with EACCES (sanitizer builds only)"}
 SANITIZER_MARK = " (sanitizer builds only)"
