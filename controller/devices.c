@@ -1077,14 +1077,19 @@ static int worker_activate(struct dev *v, bool resume)
 				     WORKER_SEND_TIMEOUT);
 }
 
-/* Restarts within the last window, after forgetting older ones. */
+/* Restarts within the last window, after forgetting older ones. Every
+ * entry of the ring counts (it holds the latest restarts, and at least max
+ * of them), not only its first max: those are the oldest. */
 static bool restart_allowed(struct dev *v, uint64_t now)
 {
 	unsigned int max = v->devs->cfg->max_restarts, recent = 0;
+	unsigned int n = v->nrestarts < BH_CONFIG_MAX_RESTARTS
+			     ? v->nrestarts
+			     : BH_CONFIG_MAX_RESTARTS;
 
 	if (max > BH_CONFIG_MAX_RESTARTS)
 		max = BH_CONFIG_MAX_RESTARTS;
-	for (unsigned int i = 0; i < v->nrestarts && i < max; i++)
+	for (unsigned int i = 0; i < n; i++)
 		if (now - v->restarts[i] < RESTART_WINDOW_MS)
 			recent++;
 	return recent < max;
