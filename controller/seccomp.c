@@ -149,6 +149,8 @@ static const char *const sanitizer_syscalls[] = {
 	/* /proc/self/cmdline and maps, with open, not openat */
 	"open",
 	"sigaltstack",
+	/* the runtime asks for its CPUs in the children */
+	"sched_getaffinity",
 #endif
 	NULL,
 };

@@ -66,6 +66,9 @@ struct runner {
 	pthread_mutex_t route_lock; /* KVM_SET_GSI_ROUTING */
 
 	pthread_barrier_t start;
+	/* Every vCPU thread has begun to run: glibc has set it up (rseq,
+	 * set_robust_list), which the seccomp filter would refuse. */
+	pthread_barrier_t ready;
 	int start_released;
 	int stopping; /* vCPUs leave their loop (atomic) */
 	/* Pause: vCPU threads park on pause_cond while pause_req is set. */

@@ -234,6 +234,7 @@ static void *vcpu_thread(void *arg)
 	struct runner *rn = v->rn;
 	sigset_t set;
 
+	pthread_barrier_wait(&rn->ready);
 	sigemptyset(&set);
 	sigaddset(&set, KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
@@ -276,6 +277,8 @@ int runner_vcpus_start_threads(struct runner *rn)
 	if (sigaction(KICK_SIGNAL, &sa, NULL) < 0)
 		return -errno;
 	r = pthread_barrier_init(&rn->start, NULL, rn->nvcpus + 1);
+	if (r == 0)
+		r = pthread_barrier_init(&rn->ready, NULL, rn->nvcpus + 1);
 	if (r)
 		return -r;
 
@@ -296,6 +299,10 @@ int runner_vcpus_start_threads(struct runner *rn)
 		}
 		rn->vcpus[i].thread_started = 1;
 	}
+	/* The sandbox comes next: a thread that glibc has not finished
+	 * setting up would be killed by the filter (TSYNC covers it) for
+	 * its first rseq or set_robust_list. */
+	pthread_barrier_wait(&rn->ready);
 	return 0;
 }
 
