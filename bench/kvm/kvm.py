@@ -621,8 +621,9 @@ def print_tables(sec):
     v = sec["vmms"]
     print(f"KVM: {sec['repeat']} boots per VMM and command line, "
           f"{sec['memory_mb']} MiB, 1 vCPU, guest command line "
-          f"'{sec['cmdline']} bulkhead.run=poweroff' (+ iommu=noaperture); "
-          f"median [min-max]")
+          f"'{sec['cmdline']} bulkhead.run=poweroff', variants "
+          f"{', '.join(sec.get('variants', ['default', 'noaperture']))} "
+          f"(docs/BENCHMARKS.md); median [min-max]")
     for n in sec.get("notes", []):
         print("  note: " + n)
     for m in sec.get("missing", []):
@@ -668,6 +669,9 @@ def print_tables(sec):
               fmt(su.get("cpu_ms_tree"), digits=1),
               fmt(su.get("runner_cpu_ms"), digits=1)))
     print()
+    if not any("disk" in d for d in v.values()):
+        print("Memory and guest disk: not measured in this run")
+        return
     hdr = "%-16s %-12s %-12s %-24s %-24s" % (
         "VMM", "PSS KiB", "w/o guest", "seq 1M write MiB/s",
         "seq 1M read MiB/s")
