@@ -6,9 +6,9 @@ are the ones docs/SECURITY.md gives.
 
 In a sanitizer build (SANITIZE not empty) each list also has the rules the
 sanitizer runtime needs, marked "(sanitizer builds only)": sigaltstack and
-sched_getaffinity allowed, open and readlink failing with EACCES. Those, and no others, must
-be there, and the counts of docs/SECURITY.md are without them. In any other
-build no line may carry that mark.
+sched_getaffinity allowed, open and readlink failing with EACCES. Those,
+and no others, must be there, and the counts of docs/SECURITY.md are
+without them. In any other build no line may carry that mark.
 
 Usage: test_policy.py BULKHEAD SECURITY_MD [SANITIZE]
 """
