@@ -146,37 +146,23 @@ void bh_closep(int *fd)
 	errno = saved_errno;
 }
 
-int bh_read_file(const char *path, size_t max_len, uint8_t **buf, size_t *len)
+int bh_read_fd(int fd, size_t max_len, uint8_t **buf, size_t *len)
 {
 	/* One byte past max_len tells "exactly max_len" from "larger". */
 	size_t limit = max_len < SIZE_MAX - 1 ? max_len + 1 : SIZE_MAX - 1;
 	uint8_t *data = NULL, *tmp;
 	size_t cap, got = 0;
 	struct stat st;
-	int fd = -1;
 	int ret;
 
-	/* O_NONBLOCK so that opening a FIFO does not hang before fstat can
-	 * reject it; it has no effect on regular files. */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
+	if (fstat(fd, &st) < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0) {
-		ret = -errno;
-		goto err_close;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		ret = -EISDIR;
-		goto err_close;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		ret = -EINVAL;
-		goto err_close;
-	}
-	if ((uint64_t)st.st_size > max_len) {
-		ret = -EFBIG;
-		goto err_close;
-	}
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	if ((uint64_t)st.st_size > max_len)
+		return -EFBIG;
 
 	/* st_size is only a hint: /proc files report 0 and files can grow. */
 	cap = (size_t)st.st_size + 1;
@@ -185,10 +171,8 @@ int bh_read_file(const char *path, size_t max_len, uint8_t **buf, size_t *len)
 	if (cap > limit)
 		cap = limit;
 	data = malloc(cap + 1);
-	if (!data) {
-		ret = -ENOMEM;
-		goto err_close;
-	}
+	if (!data)
+		return -ENOMEM;
 	for (;;) {
 		ssize_t n;
 
@@ -205,7 +189,9 @@ int bh_read_file(const char *path, size_t max_len, uint8_t **buf, size_t *len)
 			}
 			data = tmp;
 		}
-		n = read(fd, data + got, cap - got);
+		/* From the start, whatever the fd's offset: the same fd can be
+		 * read again. */
+		n = pread(fd, data + got, cap - got, (off_t)got);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -222,15 +208,33 @@ int bh_read_file(const char *path, size_t max_len, uint8_t **buf, size_t *len)
 	}
 	/* A terminating NUL lets text callers use the buffer as a string. */
 	data[got] = '\0';
-	close(fd);
 	*buf = data;
 	*len = got;
 	return 0;
 
 err_free:
 	free(data);
-err_close:
-	bh_closep(&fd);
+	return ret;
+}
+
+int bh_open_file(const char *path)
+{
+	/* O_NONBLOCK so that opening a FIFO does not hang before fstat can
+	 * reject it; it has no effect on regular files. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+
+	return fd < 0 ? -errno : fd;
+}
+
+int bh_read_file(const char *path, size_t max_len, uint8_t **buf, size_t *len)
+{
+	int fd = bh_open_file(path);
+	int ret;
+
+	if (fd < 0)
+		return fd;
+	ret = bh_read_fd(fd, max_len, buf, len);
+	close(fd);
 	return ret;
 }
 

@@ -70,6 +70,11 @@ struct bh_vm {
 	struct bh_devices *devs;
 	char runner_path[4096];
 
+	/* The images stay open, not in memory: each boot (reboots too)
+	 * reads them again into kernel and initramfs and frees those once
+	 * they are in guest RAM. */
+	int kernel_fd;
+	int initramfs_fd;
 	uint8_t *kernel;
 	size_t kernel_len;
 	uint8_t *initramfs;
@@ -109,10 +114,10 @@ struct bh_vm {
 
 /* ---- images and guest RAM ---------------------------------------------- */
 
-static int read_image(const char *opt, const char *path, size_t max,
+static int read_image(const char *opt, const char *path, int fd, size_t max,
 		      uint8_t **buf, size_t *len, char *err, size_t errlen)
 {
-	int r = bh_read_file(path, max, buf, len);
+	int r = bh_read_fd(fd, max, buf, len);
 
 	if (r == -EFBIG)
 		snprintf(err, errlen, "%s: '%s' is larger than %zu MiB", opt,
@@ -126,10 +131,81 @@ static int read_image(const char *opt, const char *path, size_t max,
 	return r;
 }
 
+static void images_free(struct bh_vm *vm)
+{
+	free(vm->kernel);
+	vm->kernel = NULL;
+	free(vm->initramfs);
+	vm->initramfs = NULL;
+}
+
+/* Reads the kernel and initramfs from their open files (again, at every
+ * boot: the controller keeps only the fds between boots) and parses the
+ * kernel's header into vm->bz. */
+static int images_read(struct bh_vm *vm, char *err, size_t errlen)
+{
+	const struct bh_config *cfg = vm->cfg;
+	int r;
+
+	r = read_image("--kernel", cfg->kernel, vm->kernel_fd, KERNEL_MAX_SIZE,
+		       &vm->kernel, &vm->kernel_len, err, errlen);
+	if (r < 0)
+		return r;
+	r = bh_bzimage_parse(vm->kernel, vm->kernel_len, &vm->bz, err, errlen);
+	if (r < 0) {
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", err);
+		snprintf(err, errlen, "--kernel: '%s': %s", cfg->kernel, why);
+		images_free(vm);
+		return r;
+	}
+	if (vm->initramfs_fd >= 0) {
+		r = read_image("--initramfs", cfg->initramfs, vm->initramfs_fd,
+			       cfg->memory < 4 * BH_GIB ? cfg->memory
+							: 4 * BH_GIB,
+			       &vm->initramfs, &vm->initramfs_len, err, errlen);
+		if (r < 0) {
+			images_free(vm);
+			return r;
+		}
+	}
+	return 0;
+}
+
+static int vm_load_images(struct bh_vm *vm, Bh__VcpuState *st, char *err,
+			  size_t errlen);
+
+static int open_image(const char *opt, const char *path, int *fd, char *err,
+		      size_t errlen)
+{
+	int r = bh_open_file(path);
+
+	if (r < 0) {
+		snprintf(err, errlen, "%s: cannot open '%s': %s", opt, path,
+			 strerror(-r));
+		return r;
+	}
+	*fd = r;
+	return 0;
+}
+
 /* Fills guest RAM for one boot: ACPI tables, kernel, initramfs, command
  * line, zero page, page tables; st receives the boot vCPU state. */
 static int vm_load(struct bh_vm *vm, Bh__VcpuState *st, char *err,
 		   size_t errlen)
+{
+	int r = images_read(vm, err, errlen);
+
+	if (r < 0)
+		return r;
+	r = vm_load_images(vm, st, err, errlen);
+	images_free(vm);
+	return r;
+}
+
+static int vm_load_images(struct bh_vm *vm, Bh__VcpuState *st, char *err,
+			  size_t errlen)
 {
 	struct bh_acpi_config acfg = { .vcpus = vm->cfg->vcpus };
 	struct bh_acpi_result ares;
@@ -205,10 +281,9 @@ static void vm_release(struct bh_vm *vm)
 	bh_devices_close(vm->devs);
 	vm->devs = NULL;
 	bh_console_close(&vm->console);
-	free(vm->kernel);
-	vm->kernel = NULL;
-	free(vm->initramfs);
-	vm->initramfs = NULL;
+	images_free(vm);
+	bh_closep(&vm->kernel_fd);
+	bh_closep(&vm->initramfs_fd);
 	vm->cfg = NULL;
 	vm->booted = false;
 	if (vm->own_cfg_set) {
@@ -233,26 +308,18 @@ static int vm_prepare(struct bh_vm *vm, const struct bh_config *cfg, char *err,
 
 	vm->cfg = cfg;
 	vm->console.in_fd = vm->console.out_fd = -1;
-	r = read_image("--kernel", cfg->kernel, KERNEL_MAX_SIZE, &vm->kernel,
-		       &vm->kernel_len, err, errlen);
+	vm->kernel_fd = vm->initramfs_fd = -1;
+	r = open_image("--kernel", cfg->kernel, &vm->kernel_fd, err, errlen);
+	if (r == 0 && cfg->initramfs)
+		r = open_image("--initramfs", cfg->initramfs, &vm->initramfs_fd,
+			       err, errlen);
+	/* Read and parsed now for the checks below; vm_load reads them
+	 * again. */
+	if (r == 0)
+		r = images_read(vm, err, errlen);
 	if (r < 0)
 		goto fail;
-	r = bh_bzimage_parse(vm->kernel, vm->kernel_len, &vm->bz, err, errlen);
-	if (r < 0) {
-		char why[256];
-
-		snprintf(why, sizeof(why), "%s", err);
-		snprintf(err, errlen, "--kernel: '%s': %s", cfg->kernel, why);
-		goto fail;
-	}
-	if (cfg->initramfs) {
-		r = read_image("--initramfs", cfg->initramfs,
-			       cfg->memory < 4 * BH_GIB ? cfg->memory
-							: 4 * BH_GIB,
-			       &vm->initramfs, &vm->initramfs_len, err, errlen);
-		if (r < 0)
-			goto fail;
-	}
+	images_free(vm);
 	cl = strlen(cfg->cmdline);
 	if (cl > vm->bz.cmdline_size || cl + 1 > BH_CMDLINE_MAX) {
 		snprintf(err, errlen,
@@ -297,6 +364,7 @@ int bh_vm_create(const struct bh_config *cfg, struct bh_vm **out, char *err,
 	vm->mem.memfd = -1;
 	vm->runner_pid = -1;
 	vm->console.in_fd = vm->console.out_fd = -1;
+	vm->kernel_fd = vm->initramfs_fd = -1;
 	r = find_runner(vm);
 	if (r < 0) {
 		snprintf(err, errlen,

@@ -132,6 +132,56 @@ static void test_read_file_regular(void **state)
 	unlink(path);
 }
 
+/* The controller keeps its boot images open and reads them again at every
+ * boot: each read starts at the beginning and sees the file as it is. */
+static void test_read_fd_again(void **state)
+{
+	char path[64];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int fd, wfd;
+
+	(void)state;
+	make_temp_file(path, sizeof(path), "first", 5);
+	fd = bh_open_file(path);
+	assert_true(fd >= 0);
+	assert_int_equal(bh_read_fd(fd, 16, &buf, &len), 0);
+	assert_int_equal(len, 5);
+	assert_memory_equal(buf, "first", 5);
+	free(buf);
+
+	/* The offset moved: the next read still starts at 0. */
+	assert_int_equal(lseek(fd, 3, SEEK_SET), 3);
+	assert_int_equal(bh_read_fd(fd, 16, &buf, &len), 0);
+	assert_int_equal(len, 5);
+	assert_memory_equal(buf, "first", 5);
+	free(buf);
+
+	/* Rewritten in place, longer: read whole; over the limit: -EFBIG. */
+	wfd = open(path, O_WRONLY | O_TRUNC);
+	assert_true(wfd >= 0);
+	assert_int_equal(bh_write_full(wfd, "second!", 7), 0);
+	close(wfd);
+	assert_int_equal(bh_read_fd(fd, 16, &buf, &len), 0);
+	assert_int_equal(len, 7);
+	assert_memory_equal(buf, "second!", 7);
+	free(buf);
+	assert_int_equal(bh_read_fd(fd, 6, &buf, &len), -EFBIG);
+
+	/* The path may go: the open file stays readable. */
+	unlink(path);
+	assert_int_equal(bh_read_fd(fd, 16, &buf, &len), 0);
+	assert_int_equal(len, 7);
+	free(buf);
+	close(fd);
+
+	assert_int_equal(bh_open_file("/nonexistent/bulkhead"), -ENOENT);
+	fd = bh_open_file("/tmp");
+	assert_true(fd >= 0);
+	assert_int_equal(bh_read_fd(fd, 16, &buf, &len), -EISDIR);
+	close(fd);
+}
+
 static void test_read_file_large(void **state)
 {
 	size_t n = 100000;
@@ -223,6 +273,7 @@ int main(void)
 		cmocka_unit_test(test_parse_size_bad),
 		cmocka_unit_test(test_parse_uint),
 		cmocka_unit_test(test_read_file_regular),
+		cmocka_unit_test(test_read_fd_again),
 		cmocka_unit_test(test_read_file_large),
 		cmocka_unit_test(test_read_file_errors),
 		cmocka_unit_test(test_read_file_proc),

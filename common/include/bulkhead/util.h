@@ -37,6 +37,14 @@ void bh_closep(int *fd);
  */
 int bh_read_file(const char *path, size_t max_len, uint8_t **buf, size_t *len);
 
+/* Opens path read-only (close-on-exec, no controlling terminal, and without
+ * blocking on a FIFO) for bh_read_fd: the fd, or -errno. */
+int bh_open_file(const char *path);
+
+/* bh_read_file on an open fd, read from its start whatever its offset, so
+ * that the same file can be read again later. */
+int bh_read_fd(int fd, size_t max_len, uint8_t **buf, size_t *len);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t bh_now_ns(void);
 
