@@ -1,4 +1,5 @@
-/* ACPI tables for the guest: RSDP, XSDT, FADT (hardware-reduced), DSDT, MADT. */
+/* ACPI tables for the guest: RSDP, XSDT, FADT (hardware-reduced), DSDT, MADT.
+ */
 #ifndef BH_CONTROLLER_ACPI_H
 #define BH_CONTROLLER_ACPI_H
 

@@ -7,41 +7,43 @@
 
 #include "guestmem.h"
 
-/* Offsets in the image / in struct boot_params (Documentation/arch/x86/boot.rst). */
-#define BH_BP_SETUP_SECTS   0x1f1
-#define BH_BP_BOOT_FLAG     0x1fe
-#define BH_BP_HEADER        0x202 /* "HdrS" */
-#define BH_BP_VERSION       0x206
-#define BH_BP_TYPE_OF_LOADER 0x210
-#define BH_BP_LOADFLAGS     0x211
-#define BH_BP_RAMDISK_IMAGE 0x218
-#define BH_BP_RAMDISK_SIZE  0x21c
-#define BH_BP_HEAP_END_PTR  0x224
-#define BH_BP_CMD_LINE_PTR  0x228
-#define BH_BP_INITRD_ADDR_MAX 0x22c
-#define BH_BP_KERNEL_ALIGNMENT 0x230
-#define BH_BP_RELOCATABLE   0x234
-#define BH_BP_XLOADFLAGS    0x236
-#define BH_BP_CMDLINE_SIZE  0x238
-#define BH_BP_PREF_ADDRESS  0x258
-#define BH_BP_INIT_SIZE     0x260
-#define BH_BP_ACPI_RSDP     0x070
+/* Offsets in the image / in struct boot_params
+ * (Documentation/arch/x86/boot.rst). */
+#define BH_BP_SETUP_SECTS	0x1f1
+#define BH_BP_BOOT_FLAG		0x1fe
+#define BH_BP_HEADER		0x202 /* "HdrS" */
+#define BH_BP_VERSION		0x206
+#define BH_BP_TYPE_OF_LOADER	0x210
+#define BH_BP_LOADFLAGS		0x211
+#define BH_BP_RAMDISK_IMAGE	0x218
+#define BH_BP_RAMDISK_SIZE	0x21c
+#define BH_BP_HEAP_END_PTR	0x224
+#define BH_BP_CMD_LINE_PTR	0x228
+#define BH_BP_INITRD_ADDR_MAX	0x22c
+#define BH_BP_KERNEL_ALIGNMENT	0x230
+#define BH_BP_RELOCATABLE	0x234
+#define BH_BP_XLOADFLAGS	0x236
+#define BH_BP_CMDLINE_SIZE	0x238
+#define BH_BP_PREF_ADDRESS	0x258
+#define BH_BP_INIT_SIZE		0x260
+#define BH_BP_ACPI_RSDP		0x070
 #define BH_BP_EXT_RAMDISK_IMAGE 0x0c0
-#define BH_BP_EXT_RAMDISK_SIZE  0x0c4
-#define BH_BP_EXT_CMD_LINE_PTR  0x0c8
-#define BH_BP_E820_ENTRIES  0x1e8
-#define BH_BP_E820_TABLE    0x2d0
-#define BH_BOOT_PARAMS_SIZE 4096
+#define BH_BP_EXT_RAMDISK_SIZE	0x0c4
+#define BH_BP_EXT_CMD_LINE_PTR	0x0c8
+#define BH_BP_E820_ENTRIES	0x1e8
+#define BH_BP_E820_TABLE	0x2d0
+#define BH_BOOT_PARAMS_SIZE	4096
 
 #define BH_BZIMAGE_MIN_VERSION 0x020c /* 2.12: XLF_KERNEL_64 */
 
 /* What the checks learnt about a bzImage. */
 struct bh_bzimage {
 	uint16_t version;
-	size_t setup_size;    /* (setup_sects + 1) * 512 */
-	size_t kernel_offset; /* == setup_size: protected-mode code in the file */
+	size_t setup_size; /* (setup_sects + 1) * 512 */
+	size_t
+	    kernel_offset; /* == setup_size: protected-mode code in the file */
 	size_t kernel_size;
-	size_t header_end;    /* end of the setup header in the file */
+	size_t header_end; /* end of the setup header in the file */
 	uint64_t pref_address;
 	uint32_t init_size;
 	uint32_t initrd_addr_max;

@@ -39,20 +39,20 @@
 #ifndef WORKER_ANSWER_TIMEOUT
 #define WORKER_ANSWER_TIMEOUT 10000
 #endif
+/* Frames taken from one worker per wake-up of the loop, so that a worker
+ * that never stops sending cannot starve the runner, the API and the
+ * other devices. */
+#define WORKER_FRAMES_PER_WAKE 32
 /* ms a worker's socket may stay full before the worker counts as stuck: a
  * worker that stops reading must not block the controller's loop. */
 #ifndef WORKER_SEND_TIMEOUT
 #define WORKER_SEND_TIMEOUT 1000
 #endif
-/* Frames taken from one worker per wake-up of the loop, so that a worker
- * that never stops sending cannot starve the runner, the API and the
- * other devices. */
-#define WORKER_FRAMES_PER_WAKE 32
-#define DEV_CONFIG_MAX	       256 /* bytes of device config space */
-#define DEV_MAX_QUEUES	       16
-#define DEV_MAX_QUEUE_SIZE     32768
-#define DISK_SECTOR	       512
-#define RESTART_WINDOW_MS      60000 /* --restart-devices max=N per this */
+#define DEV_CONFIG_MAX	   256 /* bytes of device config space */
+#define DEV_MAX_QUEUES	   16
+#define DEV_MAX_QUEUE_SIZE 32768
+#define DISK_SECTOR	   512
+#define RESTART_WINDOW_MS  60000 /* --restart-devices max=N per this */
 
 enum dev_kind {
 	DEV_BLK = 0,

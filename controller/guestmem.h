@@ -9,7 +9,7 @@
 #include "layout.h"
 
 struct bh_guest_mem {
-	int memfd; /* owned, -1 when closed */
+	int memfd;     /* owned, -1 when closed */
 	uint8_t *host; /* whole memfd mapped shared, or NULL */
 	struct bh_mem_layout layout;
 };

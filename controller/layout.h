@@ -27,9 +27,9 @@ int bh_layout_compute(uint64_t ram_size, struct bh_mem_layout *out);
 /* Highest guest-physical address + 1 of RAM below 4 GiB. */
 uint64_t bh_layout_low_ram_end(const struct bh_mem_layout *l);
 
-#define BH_E820_RAM      1
+#define BH_E820_RAM	 1
 #define BH_E820_RESERVED 2
-#define BH_E820_MAX      128 /* entries in struct boot_params */
+#define BH_E820_MAX	 128 /* entries in struct boot_params */
 
 struct bh_e820_entry {
 	uint64_t addr;

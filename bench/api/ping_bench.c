@@ -75,9 +75,10 @@ int main(int argc, char **argv)
 	bh_client_close(c);
 	qsort(t, (size_t)n, sizeof(*t), cmp_double);
 	if (json)
-		printf("{\"calls\": %ld, \"median_us\": %.1f, \"p99_us\": %.1f, "
-		       "\"min_us\": %.1f, \"max_us\": %.1f}\n",
-		       n, t[n / 2], t[(n * 99) / 100], t[0], t[n - 1]);
+		printf(
+		    "{\"calls\": %ld, \"median_us\": %.1f, \"p99_us\": %.1f, "
+		    "\"min_us\": %.1f, \"max_us\": %.1f}\n",
+		    n, t[n / 2], t[(n * 99) / 100], t[0], t[n - 1]);
 	else
 		printf("%ld pings: median %.1f us, 99th percentile %.1f us, "
 		       "min %.1f us, max %.1f us\n",

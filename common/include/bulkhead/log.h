@@ -1,4 +1,5 @@
-/* One logging API for every Bulkhead process: levels, a per-process prefix, stderr. */
+/* One logging API for every Bulkhead process: levels, a per-process prefix,
+ * stderr. */
 #ifndef BULKHEAD_LOG_H
 #define BULKHEAD_LOG_H
 
@@ -29,7 +30,7 @@ const char *bh_log_level_name(enum bh_log_level level);
  * Thread-safe. Lines longer than 1 KiB are truncated.
  */
 void bh_log(enum bh_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 #define bh_err(...)   bh_log(BH_LOG_ERR, __VA_ARGS__)
 #define bh_warn(...)  bh_log(BH_LOG_WARN, __VA_ARGS__)
@@ -42,7 +43,7 @@ void bh_log(enum bh_log_level level, const char *fmt, ...)
  * When a window ends with lines suppressed, the next allowed line is preceded
  * by "N similar messages suppressed". Thread-safe.
  */
-#define BH_RATELIMIT_BURST      10
+#define BH_RATELIMIT_BURST	10
 #define BH_RATELIMIT_INTERVAL_S 5
 struct bh_ratelimit {
 	uint64_t window_start_ns;
@@ -51,11 +52,11 @@ struct bh_ratelimit {
 };
 bool bh_ratelimit_ok(struct bh_ratelimit *rl);
 
-#define bh_log_ratelimited(level, ...)                                         \
-	do {                                                                   \
-		static struct bh_ratelimit bh_rl_;                             \
-		if (bh_ratelimit_ok(&bh_rl_))                                  \
-			bh_log(level, __VA_ARGS__);                            \
+#define bh_log_ratelimited(level, ...)              \
+	do {                                        \
+		static struct bh_ratelimit bh_rl_;  \
+		if (bh_ratelimit_ok(&bh_rl_))       \
+			bh_log(level, __VA_ARGS__); \
 	} while (0)
 
 #endif
