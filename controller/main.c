@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <bulkhead/log.h>
+#include <bulkhead/sandbox.h>
 #include <bulkhead/spawn.h>
 #include <bulkhead/util.h>
 
@@ -26,6 +27,11 @@ struct lockdown {
 	struct bh_user user;
 };
 
+/* Descriptors the controller may open after start-up, beyond those it holds
+ * then: API clients, and per device its worker's socket, eventfds, backend
+ * and in-flight records. */
+#define CTL_MORE_FDS 4096
+
 static int lockdown(void *arg)
 {
 	struct lockdown *ld = arg;
@@ -40,6 +46,17 @@ static int lockdown(void *arg)
 		}
 		bh_info("running as uid %u, gid %u, with no capability",
 			(unsigned int)ld->user.uid, (unsigned int)ld->user.gid);
+	}
+	/* With or without --user: not dumpable (no core file with guest
+	 * memory, no ptrace or /proc reading by the user's other processes),
+	 * no core files, and a bound on descriptors. */
+	r = bh_sandbox_no_new_privs();
+	if (r == 0)
+		r = bh_sandbox_limits(CTL_MORE_FDS);
+	if (r < 0) {
+		bh_err("cannot limit the controller: %s; not starting",
+		       strerror(-r));
+		return BH_EXIT_FAILURE;
 	}
 	if (bh_ctl_seccomp_install() < 0)
 		return BH_EXIT_FAILURE;

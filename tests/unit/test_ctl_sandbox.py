@@ -142,6 +142,36 @@ class Sandbox(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(p.wait(WAIT_S), 0, self.stderr(p))
 
+    def test_limits_without_user(self):
+        """Without --user too (here started as nobody): no core files, a
+        bound on descriptors, no_new_privs, the filter, and not dumpable:
+        the /proc files of a process that is not dumpable belong to root,
+        not to the user it runs as."""
+        d = os.path.join(self.tmp.name, "nobody")
+        os.mkdir(d)
+        os.chown(d, self.nobody.pw_uid, self.nobody.pw_gid)
+        sock = os.path.join(d, "api.sock")
+        p = self.start("--api-socket", f"path={sock}", user=self.nobody)
+        self.wait_socket(p, sock)
+        st = status_fields(p.pid)
+        self.assertEqual(st["Uid"], [str(self.nobody.pw_uid)] * 4)
+        self.assertEqual(st["NoNewPrivs"], ["1"])
+        self.assertEqual(st["Seccomp"], ["2"])
+        limits = {}
+        with open(f"/proc/{p.pid}/limits") as f:
+            for line in f:
+                m = re.match(r"(Max [a-z ]+?)\s{2,}(\S+)\s+(\S+)", line)
+                if m:
+                    limits[m.group(1)] = (m.group(2), m.group(3))
+        self.assertEqual(limits["Max core file size"], ("0", "0"))
+        soft, hard = limits["Max open files"]
+        self.assertEqual(soft, hard)
+        self.assertLessEqual(int(hard), 4096 + 64)
+        self.assertEqual(os.stat(f"/proc/{p.pid}/environ").st_uid, 0)
+        r = self.ctl(sock, "shutdown-vmm")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(p.wait(WAIT_S), 0, self.stderr(p))
+
     def test_user_refused(self):
         rc, err = self.run_to_end("--api-socket", "path=/nonexistent/s",
                                   "--user", "no-such-user-bh")
