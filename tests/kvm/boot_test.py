@@ -502,10 +502,17 @@ def case_mem4g(args, vm_factory):
     if high[0][1] < high[0][0] + (256 << 20) - 1:
         raise Fail(f"the System RAM above 4 GiB ends at {high[0][1]:#x}, "
                    f"less than 256 MiB")
-    # kill -9 of the controller: its children follow it (parent-death
-    # signal), nothing is left behind.
+    # kill -9 of the controller while the guest reads the rng without
+    # pause: its children follow it (parent-death signal), nothing is left
+    # behind.
     if not pids_named("bulkhead-vcpu") or not pids_named("bulkhead-dev-rng"):
         raise Fail("the runner or the rng worker is not running")
+    vm.command("(while :; do head -c 4096 /dev/hwrng; done | wc -c; "
+               "echo RNG_LOOP_END) &", re.compile(r"\[\d+\]|#"),
+               "the guest's rng read loop to start")
+    vm.pump(1.0)
+    if "RNG_LOOP_END" in vm.out:
+        raise Fail("the guest's rng read loop ended before the kill")
     vm.proc.kill()
     vm.wait_exit(POWEROFF_S, "bulkhead to die of SIGKILL")
     wait_no_children("after kill -9 of bulkhead")
@@ -924,6 +931,13 @@ def case_workerkill(args, vm_factory):
     runner = pids_named("bulkhead-vcpu")
     if len(runner) != 1:
         raise Fail(f"{len(runner)} bulkhead-vcpu processes, not 1")
+    # ... while the guest writes to its console (hvc0, the console worker)
+    # without pause.
+    start = len(vm.out)
+    vm.send("while :; do echo CONSOLE-IO-$((i=i+1)); done\n",
+            "the console write loop")
+    vm.expect(re.compile(r"CONSOLE-IO-50\n"), start, COMMAND_S,
+              "the guest's console write loop")
     os.kill(runner[0], signal.SIGKILL)
     st = vm.wait_exit(POWEROFF_S, "bulkhead to exit after its runner died")
     if st != 1:
