@@ -518,7 +518,8 @@ def case_mem4g(args, vm_factory):
     wait_no_children("after kill -9 of bulkhead")
     return (f"MemTotal {memkb} kB, RAM above 4 GiB {high[0][0]:#x}-"
             f"{high[0][1]:#x}, marker after {t1:.1f} s; kill -9 of "
-            f"bulkhead took its runner and worker with it")
+            f"bulkhead during the guest's rng reads took its runner and "
+            f"worker with it")
 
 
 def case_crash(args, vm_factory):
@@ -967,8 +968,9 @@ def case_workerkill(args, vm_factory):
             f"32 MiB intact; "
             f"{'a kill to start a new minute, then ' if extra_kill else ''}"
             f"second kill: the guest's reads failed with "
-            f"an I/O error (in the serial log); kill -9 of the runner: "
-            f"reported, exit 1, no process left")
+            f"an I/O error (in the serial log); kill -9 of the runner "
+            f"during the guest's hvc0 writes: reported, exit 1, no process "
+            f"left")
 
 
 def ctl(args, sock, *cmd, check=True, limit=CTL_S):
