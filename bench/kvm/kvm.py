@@ -10,6 +10,7 @@ the results back. Prints the section's tables and writes its JSON.
 docs/BENCHMARKS.md says what each figure means.
 """
 import argparse
+import gzip
 import json
 import os
 import re
@@ -36,6 +37,25 @@ DISK_ROUNDS = 2
 BOOT_S = 120
 POWEROFF_S = 60
 IO_S = 300
+# 4 KiB random reads in the guest: bench/kvm/randread.c, built statically at
+# run time and added to the disk boots' initramfs as /usr/bin/bh-randread.
+RANDREAD_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            "randread.c")
+RANDREAD_GUEST = "/usr/bin/bh-randread"
+RANDREAD_DEPTH = 32
+RANDREAD_S = 10
+# Its result line, then its exit status, which the typed command prints.
+RANDREAD_RE = re.compile(
+    r"^RANDREAD reads=(\d+) errors=(\d+) seconds=([0-9.]+) iops=(\d+) "
+    r"depth=(\d+) bs=(\d+) size=(\d+)$", re.M)
+RANDREAD_STATUS_RE = re.compile(r"^RRS=(\d+)$", re.M)
+RANDREAD_NOTE = (
+    "4 KiB random reads: bh-randread (bench/kvm/randread.c, the benchmark's "
+    "own tool, not fio), %d reads in flight at random 4 KiB-aligned offsets "
+    "over the whole disk, Linux native AIO (io_submit) with O_DIRECT in the "
+    "guest, %d s per round; IOPS by the guest's clock, and reads over the "
+    "host's time from typing the command to its exit status beside it"
+    % (RANDREAD_DEPTH, RANDREAD_S))
 # Boot-progress line of bulkhead's runner (vcpu-runner/platform.c).
 PROGRESS_RE = re.compile(
     r"guest boot progress 0x7b after ([0-9.]+) ms, monotonic (\d+)\.(\d+)")
@@ -438,10 +458,12 @@ def make_disk(path):
 def disk_run(vmm, a, disk, logdir, rounds, out, part):
     """Boots to the shell with the image as the guest's vda, takes the VMM's
     memory, then times 1 MiB sequential writes and reads with dd
-    (O_DIRECT in the guest), `rounds` times each. Every figure goes into
-    part["disk"][vmm] and the part's JSON as soon as it is taken."""
+    (O_DIRECT in the guest), `rounds` times each, then `rounds` runs of
+    4 KiB random reads at queue depth 32 (bh-randread). Every figure goes
+    into part["disk"][vmm] and the part's JSON as soon as it is taken."""
     vm = start(vmm, a, BASE_CMDLINE, disk, logdir)
-    res = {"write_mib_s": [], "read_mib_s": [], "disk_mb": DISK_MB,
+    res = {"write_mib_s": [], "read_mib_s": [], "randread_iops": [],
+           "randread_iops_host": [], "disk_mb": DISK_MB,
            "qemu_cache": a.qemu_cache}
     part["disk"][vmm.name] = res
     try:
@@ -472,6 +494,29 @@ def disk_run(vmm, a, disk, logdir, rounds, out, part):
                 res.setdefault(f"{kind}_s", []).append(round(wall, 3))
                 res.setdefault(f"{kind}_guest_s", []).append(round(guest, 2))
                 write_json(out, part)
+        for _ in range(rounds):
+            start_at = len(vm.out)
+            t0 = time.monotonic()
+            st = vm.command(f"{RANDREAD_GUEST} -q {RANDREAD_DEPTH} "
+                            f"-t {RANDREAD_S} /dev/vda; echo RRS=$?",
+                            RANDREAD_STATUS_RE, "bh-randread",
+                            RANDREAD_S + IO_S)
+            wall = time.monotonic() - t0
+            m = RANDREAD_RE.search(vm.out, start_at, st.start())
+            if st.group(1) != "0" or not m:
+                tail = vm.out[start_at:st.end()].strip()[-400:]
+                raise boot_test.Fail(
+                    f"bh-randread ended with status {st.group(1)}: {tail!r}")
+            reads, secs = int(m.group(1)), float(m.group(3))
+            if int(m.group(7)) != DISK_MB << 20:
+                raise boot_test.Fail(f"bh-randread read over {m.group(7)} "
+                                     f"bytes, not {DISK_MB << 20}")
+            res["randread_iops"].append(reads / secs)
+            res["randread_iops_host"].append(reads / wall)
+            res.setdefault("randread_reads", []).append(reads)
+            res.setdefault("randread_guest_s", []).append(secs)
+            res.setdefault("randread_s", []).append(round(wall, 3))
+            write_json(out, part)
         vm.send("poweroff -f\n", "poweroff")
         vm.wait_exit(POWEROFF_S, "the VMM to exit after poweroff")
     finally:
@@ -672,13 +717,15 @@ def print_tables(sec):
     if not any("disk" in d for d in v.values()):
         print("Memory and guest disk: not measured in this run")
         return
-    hdr = "%-16s %-12s %-12s %-24s %-24s" % (
+    hdr = "%-16s %-12s %-12s %-20s %-20s %-24s %-24s" % (
         "VMM", "PSS KiB", "w/o guest", "seq 1M write MiB/s",
-        "seq 1M read MiB/s")
+        "seq 1M read MiB/s", "4K rand qd32 IOPS", "(host clock)")
     print(f"Memory after boot (PSS of every process, guest RAM mapping "
           f"subtracted) and guest disk ({sec['disk_mb']} MiB image in tmpfs, "
           f"{sec.get('disk_rounds', '?')} rounds, "
-          f"QEMU cache={sec.get('qemu_cache')}):")
+          f"QEMU cache={sec.get('qemu_cache')}; random reads with "
+          f"bh-randread, not fio: qd{RANDREAD_DEPTH}, native AIO, O_DIRECT "
+          f"in the guest):")
     print(hdr)
     print("-" * len(hdr))
     for name, d in v.items():
@@ -687,10 +734,12 @@ def print_tables(sec):
             print("%-16s failed: %s" % (d["title"], k["error"]))
             continue
         m = k.get("memory", {})
-        print("%-16s %-12s %-12s %-24s %-24s" % (
+        print("%-16s %-12s %-12s %-20s %-20s %-24s %-24s" % (
             d["title"], m.get("total_pss_kib", "-"),
             m.get("vmm_pss_kib", "-"), fmt(k.get("write_mib_s"), digits=0),
-            fmt(k.get("read_mib_s"), digits=0)))
+            fmt(k.get("read_mib_s"), digits=0),
+            fmt(k.get("randread_iops"), digits=0),
+            fmt(k.get("randread_iops_host"), digits=0)))
         for p in m.get("processes", []):
             print("    %-20s %8d KiB (guest RAM %d KiB)" % (
                 p["comm"], p["vmm_pss_kib"], p["guest_ram_pss_kib"]))
@@ -757,9 +806,17 @@ def merge(a, vmms, parts):
         notes.append("the emulated host's /tmp has no O_DIRECT (tmpfs "
                      "before Linux 6.6): QEMU's drive uses cache=writeback, "
                      "as Bulkhead's worker uses the page cache")
-    notes.append("fio is not installed: the disk figures are busybox dd, "
-                 "1 MiB sequential with O_DIRECT in the guest, queue depth "
-                 "1; no 4 KiB random-read IOPS")
+    if "disk" in a.only.split(","):
+        notes.append("fio is not installed: the sequential figures are "
+                     "busybox dd, 1 MiB with O_DIRECT in the guest, queue "
+                     "depth 1")
+        notes.append(RANDREAD_NOTE)
+        res["randread"] = {"tool": "bh-randread (bench/kvm/randread.c)",
+                           "depth": RANDREAD_DEPTH, "block_size": 4096,
+                           "seconds": RANDREAD_S, "engine": "Linux native "
+                           "AIO (io_submit), O_DIRECT in the guest",
+                           "offsets": "random, 4 KiB-aligned, over the "
+                           "whole disk"}
     for v in vmms:
         boots = {}
         for var in res["variants"]:
@@ -784,7 +841,8 @@ def merge(a, vmms, parts):
             res["vmms"][v.name]["boot"] = boots
         k = res["vmms"][v.name].get("disk")
         if k:
-            for kind in ("read_mib_s", "write_mib_s"):
+            for kind in ("read_mib_s", "write_mib_s", "randread_iops",
+                         "randread_iops_host"):
                 if isinstance(k.get(kind), list):
                     k[kind] = stats(k[kind])
     su = [r for r in startup if "error" not in r]
@@ -824,7 +882,8 @@ def plan(a, vmms):
         for v in vmms:
             parts.append({"name": f"disk-{v.name}",
                           "args": ["--only", "disk", "--vmms", v.name],
-                          "timeout": up + BOOT_S + 60 + rounds * 2 * IO_S,
+                          "timeout": up + BOOT_S + 60 + rounds * (
+                              2 * IO_S + 4 * RANDREAD_S + 60),
                           "wants": [("disk", v.name)]})
     return parts
 
@@ -866,6 +925,61 @@ def run_part(a, pt, results, base_argv):
               flush=True)
 
 
+def cpio_newc(entries):
+    """A newc archive of (path, mode, data) entries: owner 0, mtime 0,
+    inode numbers in order, so that the same input gives the same bytes."""
+    out = bytearray()
+
+    def add(name, mode, data, ino):
+        nb = name.encode() + b"\0"
+        hdr = "070701" + "".join("%08X" % v for v in (
+            ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(nb), 0))
+        out.extend(hdr.encode() + nb)
+        out.extend(b"\0" * (-len(out) % 4))
+        out.extend(data)
+        out.extend(b"\0" * (-len(out) % 4))
+
+    for i, (path, mode, data) in enumerate(entries):
+        add(path, mode, data, i + 1)
+    add("TRAILER!!!", 0, b"", 0)
+    return bytes(out)
+
+
+def randread_initramfs(bdir, initramfs):
+    """Builds bh-randread statically and returns a copy of the guest
+    initramfs with a second archive appended that holds it (the kernel
+    unpacks concatenated archives, each gzip'd or not, one after the
+    other); only the disk boots use it."""
+    exe = os.path.join(bdir, "bh-randread")
+    cc = os.environ.get("CC", "cc")
+    argv = [cc, "-static", "-O2", "-Wall", "-Wextra", "-Werror", "-s",
+            RANDREAD_SRC, "-o", exe]
+    r = subprocess.run(argv, capture_output=True, text=True)
+    if r.returncode != 0:
+        die(f"cannot build bh-randread statically ({shlex.join(argv)}): "
+            f"{r.stderr.strip()}\n(a static build needs the C library's "
+            f"libc.a: libc6-dev on Debian)")
+    with open(exe, "rb") as f:
+        prog = f.read()
+    extra = gzip.compress(cpio_newc([
+        ("usr", 0o040755, b""), ("usr/bin", 0o040755, b""),
+        (RANDREAD_GUEST.lstrip("/"), 0o100755, prog)]), compresslevel=6,
+        mtime=0)
+    with open(initramfs, "rb") as f:
+        base = f.read()
+    out = os.path.join(bdir, "guest-initramfs-randread.cpio.gz")
+    # Zeros between archives are skipped; they keep the next one aligned.
+    write_bytes(out, base + b"\0" * (-len(base) % 4) + extra)
+    return out
+
+
+def write_bytes(path, data):
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
 def outer(a):
     bdir = os.path.join(a.build_dir, "bench", "kvm")
     os.makedirs(bdir, exist_ok=True)
@@ -885,6 +999,9 @@ def outer(a):
                         "--kernel-version", kver, "--modules", GUEST_MODULES])
     if r.returncode != 0:
         die("cannot build the guest initramfs (make-guest-initramfs failed)")
+    disk_initramfs = initramfs
+    if "disk" in a.only.split(","):
+        disk_initramfs = randread_initramfs(bdir, initramfs)
     # Each part replaces its own directory only: the parts of an earlier
     # run that this one does not repeat stay.
     results = os.path.join(bdir, "results")
@@ -902,6 +1019,8 @@ def outer(a):
         base += ["--lkvm", a.lkvm]
     parts = plan(a, vmms)
     for pt in parts:
+        if pt["name"].startswith("disk-"):
+            pt["args"] = pt["args"] + ["--initramfs", disk_initramfs]
         run_part(a, pt, results, base)
         # The merged results so far, after every part.
         sec = merge(a, vmms, parts[:parts.index(pt) + 1])
