@@ -44,11 +44,14 @@ RANDREAD_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)),
 RANDREAD_GUEST = "/usr/bin/bh-randread"
 RANDREAD_DEPTH = 32
 RANDREAD_S = 10
-# Its result line, then its exit status, which the typed command prints.
+# Its result line, then its exit status, which the typed command prints;
+# or the result line alone when reads never completed (the tool then waits
+# in its exit for them, and the status never comes).
 RANDREAD_RE = re.compile(
     r"^RANDREAD reads=(\d+) errors=(\d+) seconds=([0-9.]+) iops=(\d+) "
-    r"depth=(\d+) bs=(\d+) size=(\d+)$", re.M)
-RANDREAD_STATUS_RE = re.compile(r"^RRS=(\d+)$", re.M)
+    r"depth=(\d+) bs=(\d+) size=(\d+) stuck=(\d+)$", re.M)
+RANDREAD_STATUS_RE = re.compile(
+    r"^(?:RRS=(\d+)|RANDREAD .* stuck=([1-9]\d*))$", re.M)
 RANDREAD_NOTE = (
     "4 KiB random reads: bh-randread (bench/kvm/randread.c, the benchmark's "
     "own tool, not fio), %d reads in flight at random 4 KiB-aligned offsets "
@@ -502,6 +505,11 @@ def disk_run(vmm, a, disk, logdir, rounds, out, part):
                             RANDREAD_STATUS_RE, "bh-randread",
                             RANDREAD_S + IO_S)
             wall = time.monotonic() - t0
+            if st.group(2):
+                raise boot_test.Fail(
+                    f"bh-randread: {st.group(2)} of its reads never "
+                    f"completed (30 s after its {RANDREAD_S} s): "
+                    f"{st.group(0)!r}")
             m = RANDREAD_RE.search(vm.out, start_at, st.start())
             if st.group(1) != "0" or not m:
                 tail = vm.out[start_at:st.end()].strip()[-400:]

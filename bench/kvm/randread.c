@@ -8,13 +8,15 @@
  * system calls (io_setup, io_submit, io_getevents, io_destroy; no libaio).
  * Offsets come from a fixed seed unless -r gives another. When the time is
  * up no more reads are submitted and those in flight are waited for; all
- * of them count.
+ * of them count. Reads still in flight 30 s after the time is up are
+ * *stuck* (a lost completion or interrupt): they are not waited for.
  *
  * Prints one line:
- *   RANDREAD reads=N errors=E seconds=S iops=I depth=D bs=4096 size=B
+ *   RANDREAD reads=N errors=E seconds=S iops=I depth=D bs=4096 size=B stuck=K
  * and exits 0, or 1 when any read failed or came back short (errors > 0),
- * or 2 on a usage or set-up error. Used only by the benchmark; not part of
- * Bulkhead.
+ * 2 on a usage or set-up error, 3 when reads were stuck (the process may
+ * then hang in its exit, which the kernel makes wait for them). Used only
+ * by the benchmark; not part of Bulkhead.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,6 +36,7 @@
 
 #define BS	  4096u
 #define MAX_DEPTH 1024
+#define DRAIN_S	  30.0
 
 static void usage(void)
 {
@@ -233,8 +236,11 @@ int main(int argc, char **argv)
 			status = 2;
 			break;
 		}
-		if (!stopping && now_s() >= end)
+		double t = now_s();
+		if (!stopping && t >= end)
 			stopping = 1;
+		if (n == 0 && t >= end + DRAIN_S)
+			break;
 		for (long k = 0; k < n; k++) {
 			uint64_t slot = events[k].data;
 			inflight--;
@@ -264,15 +270,23 @@ int main(int argc, char **argv)
 		}
 	}
 	double secs = now_s() - t0;
+	printf("RANDREAD reads=%" PRIu64 " errors=%" PRIu64
+	       " seconds=%.3f iops=%.0f depth=%" PRIu64 " bs=%u size=%" PRIu64
+	       " stuck=%" PRIu64 "\n",
+	       reads, errors, secs, secs > 0 ? (double)reads / secs : 0.0,
+	       depth, BS, size, inflight);
+	fflush(stdout);
+	if (inflight > 0) {
+		if (!status)
+			fprintf(stderr,
+				"bh-randread: %" PRIu64
+				" reads never completed\n",
+				inflight);
+		_exit(status ? status : 3);
+	}
 	sys_io_destroy(ctx);
 	close(fd);
 	free(bufs);
-	printf("RANDREAD reads=%" PRIu64 " errors=%" PRIu64
-	       " seconds=%.3f iops=%.0f depth=%" PRIu64 " bs=%u size=%" PRIu64
-	       "\n",
-	       reads, errors, secs, secs > 0 ? (double)reads / secs : 0.0,
-	       depth, BS, size);
-	fflush(stdout);
 	if (status)
 		return status;
 	return errors ? 1 : 0;
