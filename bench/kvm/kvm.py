@@ -740,7 +740,9 @@ def print_tables(sec):
         k = d.get("disk", {})
         if "error" in k:
             print("%-16s failed: %s" % (d["title"], k["error"]))
-            continue
+            if "memory" not in k:
+                continue
+            # What was measured before the failure.
         m = k.get("memory", {})
         print("%-16s %-12s %-12s %-20s %-20s %-24s %-24s" % (
             d["title"], m.get("total_pss_kib", "-"),
