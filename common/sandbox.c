@@ -269,8 +269,8 @@ static int cmp_name(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-unsigned int bh_policy_print(FILE *out, const char *const *const *lists,
-			     unsigned int nlists, const char *const *extra)
+unsigned int bh_policy_print_names(FILE *out, const char *const *const *lists,
+				   unsigned int nlists)
 {
 	const char *names[512];
 	unsigned int n = 0, count = 0;
@@ -286,6 +286,14 @@ unsigned int bh_policy_print(FILE *out, const char *const *const *lists,
 		fprintf(out, "%s\n", names[i]);
 		count++;
 	}
+	return count;
+}
+
+unsigned int bh_policy_print(FILE *out, const char *const *const *lists,
+			     unsigned int nlists, const char *const *extra)
+{
+	unsigned int count = bh_policy_print_names(out, lists, nlists);
+
 	fprintf(out, "mmap (never with PROT_EXEC)\n"
 		     "mprotect (never with PROT_EXEC)\n");
 	count += 2;

@@ -254,27 +254,13 @@ static const struct arg_rule {
 	{ "kill", 1, ~0ULL, (const struct named[]){ NAMED(SIGKILL) }, 1, "" },
 };
 
-static int cmp_name(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 unsigned int bh_ctl_seccomp_print(FILE *out)
 {
-	const char *names[256];
-	unsigned int n = 0, count = 0;
+	const char *const *lists[] = { controller_syscalls };
+	unsigned int count;
 
-	for (const char *const *p = controller_syscalls; *p; p++)
-		if (n < BH_ARRAY_SIZE(names))
-			names[n++] = *p;
-	qsort(names, n, sizeof(names[0]), cmp_name);
 	fprintf(out, "bulkhead: seccomp allow-list\n");
-	for (unsigned int i = 0; i < n; i++) {
-		if (i > 0 && strcmp(names[i], names[i - 1]) == 0)
-			continue;
-		fprintf(out, "%s\n", names[i]);
-		count++;
-	}
+	count = bh_policy_print_names(out, lists, 1);
 	fprintf(out, "mmap (PROT_EXEC only without PROT_WRITE, for the "
 		     "dynamic loader of the children it starts)\n"
 		     "mprotect (never with PROT_EXEC)\n");

@@ -44,6 +44,11 @@ int bh_sandbox_landlock(void);
 unsigned int bh_policy_print(FILE *out, const char *const *const *lists,
 			     unsigned int nlists, const char *const *extra);
 
+/* The first part of bh_policy_print, for a process whose other rules differ:
+ * the names of the lists, sorted, each once. Returns how many. */
+unsigned int bh_policy_print_names(FILE *out, const char *const *const *lists,
+				   unsigned int nlists);
+
 /*
  * Adds unconditional allow rules for each syscall name in the NULL-terminated
  * list. 0 or -errno (-EINVAL names the unknown syscall in the log).
