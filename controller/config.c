@@ -42,6 +42,7 @@ enum {
 	OPT_SANDBOX,
 	OPT_USER,
 	OPT_SELF_TEST_SECCOMP,
+	OPT_CHECK_HOST,
 	OPT_END,
 };
 
@@ -64,6 +65,7 @@ static const struct option long_options[] = {
 	{ "sandbox", required_argument, NULL, OPT_SANDBOX },
 	{ "user", required_argument, NULL, OPT_USER },
 	{ "self-test-seccomp", required_argument, NULL, OPT_SELF_TEST_SECCOMP },
+	{ "check-host", optional_argument, NULL, OPT_CHECK_HOST },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -795,6 +797,21 @@ static int parse_self_test(const char *arg, struct bh_config *cfg, char *err,
 		       arg);
 }
 
+static int parse_check_host(const char *arg, struct bh_config *cfg, char *err,
+			    size_t errlen)
+{
+	if (!arg || strcmp(arg, "all") == 0)
+		cfg->check_host = BH_CHECK_HOST_ALL;
+	else if (strcmp(arg, "kvm") == 0)
+		cfg->check_host = BH_CHECK_HOST_KVM;
+	else
+		return bh_errf(err, errlen,
+			       "--check-host: '%s' is not all or kvm "
+			       "(write --check-host=kvm)",
+			       arg);
+	return 0;
+}
+
 static int parse_option(int c, const char *arg, struct bh_config *cfg,
 			char *err, size_t errlen)
 {
@@ -844,6 +861,8 @@ static int parse_option(int c, const char *arg, struct bh_config *cfg,
 		return parse_user(arg, cfg, err, errlen);
 	case OPT_SELF_TEST_SECCOMP:
 		return parse_self_test(arg, cfg, err, errlen);
+	case OPT_CHECK_HOST:
+		return parse_check_host(arg, cfg, err, errlen);
 	case OPT_API_SOCKET:
 		return bh_api_socket_arg_parse(arg, &cfg->api_socket_path,
 					       &cfg->api_socket_fd, err,
@@ -865,10 +884,38 @@ static int parse_option(int c, const char *arg, struct bh_config *cfg,
 static int check_no_vm(const bool *seen, const struct bh_config *cfg, char *err,
 		       size_t errlen)
 {
-	static const int vmm_opts[] = {
-		OPT_NAME,    OPT_LOG_LEVEL, OPT_API_SOCKET,	  OPT_CONFIG,
-		OPT_SANDBOX, OPT_USER,	    OPT_SELF_TEST_SECCOMP
-	};
+	static const int vmm_opts[] = { OPT_NAME,
+					OPT_LOG_LEVEL,
+					OPT_API_SOCKET,
+					OPT_CONFIG,
+					OPT_SANDBOX,
+					OPT_USER,
+					OPT_SELF_TEST_SECCOMP,
+					OPT_CHECK_HOST };
+
+	if (cfg->check_host) {
+		/* Only what changes how the check runs goes with it. */
+		static const int check_opts[] = { OPT_NAME, OPT_LOG_LEVEL,
+						  OPT_USER, OPT_CHECK_HOST };
+
+		for (int c = OPT_FIRST; c < OPT_END; c++) {
+			bool ok = false;
+
+			for (size_t i = 0; i < BH_ARRAY_SIZE(check_opts); i++)
+				ok |= c == check_opts[i];
+			if (ok || !seen[c - OPT_FIRST])
+				continue;
+			for (size_t i = 0; long_options[i].name; i++)
+				if (long_options[i].val == c)
+					return bh_errf(
+					    err, errlen,
+					    "--check-host goes only with "
+					    "--user, --name and --log-level, "
+					    "not --%s",
+					    long_options[i].name);
+		}
+		return 0;
+	}
 
 	if (cfg->self_test == BH_SELF_TEST_VCPU ||
 	    cfg->self_test == BH_SELF_TEST_WORKER)
@@ -1002,7 +1049,7 @@ int bh_config_parse_args(int argc, char *const argv[], struct bh_config *cfg,
 	}
 	if (verbose)
 		cfg->log_level = BH_LOG_DEBUG;
-	if (!cfg->kernel) {
+	if (!cfg->kernel || cfg->check_host) {
 		ret = check_no_vm(seen, cfg, err, errlen);
 		if (ret < 0)
 			goto err;
@@ -1136,6 +1183,11 @@ void bh_config_usage(FILE *out)
 		"                      with its groups, or GROUP, with no\n"
 		"                      capability; the runner and workers\n"
 		"                      run as USER too (it needs /dev/kvm)\n"
+		"  --check-host[=kvm]  check that a VM can run here, print a\n"
+		"                      report (KVM, its speed, sandbox\n"
+		"                      features) and exit: 0 if it can;\n"
+		"                      =kvm checks /dev/kvm alone\n"
+		"                      (given alone, or with --user)\n"
 		"  --print-policy PROCESS\n"
 		"                      print the seccomp allow-list of\n"
 		"                      controller, vcpu, blk, console, rng\n"
@@ -1158,9 +1210,11 @@ void bh_config_usage(FILE *out)
 		"     shutdown-vmm)\n"
 		"  1  the guest crashed or the VMM failed (the message\n"
 		"     names the cause)\n"
-		"  2  a bad option, or an unusable kernel, initramfs or\n"
-		"     device backend;\n"
-		"     nothing was started\n",
+		"  2  a bad option, an unusable kernel, initramfs or\n"
+		"     device backend, or a host whose KVM cannot run\n"
+		"     a stock guest at hardware speed; nothing of the\n"
+		"     guest ran\n"
+		"With --check-host: 0 a VM can run here, 1 it cannot.\n",
 		BH_MAX_VCPUS, BH_CONFIG_DEFAULT_VCPUS, min_mem, max_mem,
 		def_mem, BH_CONFIG_MAX_DEVICES, BH_CONFIG_MAX_DISK_QUEUES,
 		BH_CONFIG_DISK_QUEUE_SIZE, BH_CONFIG_MAX_QUEUE_SIZE,

@@ -51,6 +51,13 @@ enum bh_self_test {
 	BH_SELF_TEST_WORKER,	 /* every device worker */
 };
 
+/* --check-host[=kvm]: a report on this host, then exit. */
+enum bh_check_host {
+	BH_CHECK_HOST_NONE = 0,
+	BH_CHECK_HOST_ALL, /* KVM and the sandbox's kernel features */
+	BH_CHECK_HOST_KVM, /* /dev/kvm alone: can a stock guest run? */
+};
+
 struct bh_disk_config {
 	char *path;
 	char *id;     /* "diskN" by default */
@@ -97,6 +104,7 @@ struct bh_config {
 	char *user;
 	/* --self-test-seccomp: a test of the seccomp filters, not for use. */
 	enum bh_self_test self_test;
+	enum bh_check_host check_host;
 };
 
 enum bh_config_result {

@@ -17,6 +17,7 @@
 #include "conffile.h"
 #include "config.h"
 #include "ctlseccomp.h"
+#include "hostcheck.h"
 #include "kmsg.h"
 #include "user.h"
 #include "vm.h"
@@ -133,6 +134,52 @@ static int print_policy(const char *which)
 	return rc;
 }
 
+/*
+ * bulkhead --check-host[=kvm]: one line per check, pass, warn or FAIL, then
+ * a verdict; 0 only if a VM can run here. With --user the checks run as
+ * that user, as the VM would.
+ */
+static int check_host(const struct bh_config *cfg, struct bh_user *user)
+{
+	struct bh_check_report rep = { .out = stdout };
+	struct bh_host_facts facts;
+	struct bh_kvm_report kvm;
+	struct bh_vm *vm = NULL;
+	char err[512];
+	int r;
+
+	if (cfg->user) {
+		r = bh_user_switch(user, err, sizeof(err));
+		if (r < 0) {
+			fprintf(stderr, "bulkhead: %s\n", err);
+			return BH_EXIT_FAILURE;
+		}
+	}
+	bh_host_facts_read(&facts);
+	r = bh_vm_create(cfg, &vm, err, sizeof(err));
+	if (r < 0) {
+		bh_check_line(&rep, BH_CHECK_FAIL, "vcpu-runner", "%s", err);
+	} else {
+		fflush(stdout);
+		r = bh_vm_check_host(vm, &kvm);
+		if (r < 0)
+			bh_check_line(&rep, BH_CHECK_FAIL, "kvm-probe",
+				      "the vCPU runner did not report on "
+				      "/dev/kvm: %s (see above)",
+				      strerror(-r));
+		else
+			bh_check_kvm(&rep, &facts, &kvm);
+		bh_vm_destroy(vm);
+	}
+	if (cfg->check_host == BH_CHECK_HOST_ALL)
+		bh_check_system(&rep);
+	printf("%s: %u failed, %u warning%s\n",
+	       rep.fails ? "a VM cannot run here" : "a VM can run here",
+	       rep.fails, rep.warns, rep.warns == 1 ? "" : "s");
+	fflush(stdout);
+	return rep.fails ? BH_EXIT_FAILURE : 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct bh_config cfg;
@@ -181,6 +228,11 @@ int main(int argc, char **argv)
 			bh_config_free(&cfg);
 			return BH_EXIT_USAGE;
 		}
+	}
+	if (cfg.check_host) {
+		r = check_host(&cfg, &ld.user);
+		bh_config_free(&cfg);
+		return r;
 	}
 	/* The kernel log names what a seccomp filter killed a child for. It
 	 * is often root's alone, or hidden (ProtectKernelLogs=): then the

@@ -27,6 +27,7 @@
 #include "console.h"
 #include "devices.h"
 #include "guestmem.h"
+#include "hostcheck.h"
 #include "layout.h"
 #include "sdnotify.h"
 #include "kmsg.h"
@@ -36,7 +37,9 @@
 #define KERNEL_MAX_SIZE	     (512ULL * BH_MIB)
 #define RUNNER_SETUP_TIMEOUT 30000 /* ms, handshake and VM construction */
 #define RUNNER_EXIT_TIMEOUT  3000  /* ms, after QUIT before SIGKILL */
-#define RUNNER_BINARY	     "bulkhead-vcpu"
+/* ms the probe's answer may take beyond the probe's own deadline */
+#define RUNNER_PROBE_SLACK 3000
+#define RUNNER_BINARY	   "bulkhead-vcpu"
 /* SIGTERM: how long the guest has to power off after the power button. */
 #define TERM_GRACE_S 30
 
@@ -110,6 +113,13 @@ struct bh_vm {
 	int (*lockdown)(void *arg);
 	void *lockdown_arg;
 	struct bh_kmsg *kmsg; /* names what killed a child with SIGSYS */
+
+	/* The host's KVM is judged once, at the first boot: a runner probes
+	 * it before it builds the VM (hostcheck.c). */
+	struct bh_host_facts facts;
+	bool kvm_checked;
+	bool host_refused; /* the verdict was no: exit BH_EXIT_USAGE */
+	char refusal[768];
 };
 
 /* ---- images and guest RAM ---------------------------------------------- */
@@ -365,6 +375,7 @@ int bh_vm_create(const struct bh_config *cfg, struct bh_vm **out, char *err,
 	vm->runner_pid = -1;
 	vm->console.in_fd = vm->console.out_fd = -1;
 	vm->kernel_fd = vm->initramfs_fd = -1;
+	bh_host_facts_read(&vm->facts);
 	r = find_runner(vm);
 	if (r < 0) {
 		snprintf(err, errlen,
@@ -773,11 +784,13 @@ static void on_ctl(evutil_socket_t fd, short what, void *arg)
 
 static int runner_spawn(struct bh_vm *vm)
 {
+	/* --check-host starts a runner without a VM. */
+	const struct bh_config *cfg = vm->cfg ? vm->cfg : vm->proc_cfg;
 	char *argv[] = { RUNNER_BINARY,
 			 "--name",
-			 vm->cfg->name,
+			 cfg->name,
 			 "--log-level",
-			 (char *)bh_log_level_name(vm->cfg->log_level),
+			 (char *)bh_log_level_name(cfg->log_level),
 			 NULL,
 			 NULL };
 	struct bh_spawn_fd fds[1];
@@ -811,6 +824,141 @@ static void fill_regions(struct bh_vm *vm, Bh__MemRegion *regs,
 		regs[i].memfd_offset = vm->mem.layout.regions[i].memfd_offset;
 		ptrs[i] = &regs[i];
 	}
+}
+
+/* ---- the host's KVM ----------------------------------------------------- */
+
+static int h_probe_result(void *ctx, const ProtobufCMessage *m,
+			  struct bh_frame *f)
+{
+	const Bh__RunnerProbeResult *res = (const Bh__RunnerProbeResult *)m;
+	struct bh_kvm_report *rep = ctx;
+
+	(void)f;
+	/* Answers for exactly the capabilities asked, in their order, or
+	 * none when /dev/kvm did not open. */
+	if (res->n_capabilities != bh_kvm_ncaps &&
+	    !(res->open_errno && !res->n_capabilities))
+		return -EPROTO;
+	memset(rep, 0, sizeof(*rep));
+	rep->open_errno = res->open_errno;
+	rep->api_version = res->api_version;
+	snprintf(rep->vendor, sizeof(rep->vendor), "%s", res->cpu_vendor);
+	for (size_t i = 0; i < res->n_capabilities; i++)
+		rep->caps[i] = res->capabilities[i];
+	rep->ncaps = res->n_capabilities;
+	rep->probe_ran = res->probe_ran;
+	snprintf(rep->probe_error, sizeof(rep->probe_error), "%s",
+		 res->probe_error);
+	rep->probe_planned = res->probe_planned;
+	rep->probe_done = res->probe_done;
+	rep->probe_ns = res->probe_ns;
+	rep->probe_deadline_ns = res->probe_deadline_ns;
+	if (rep->probe_done > rep->probe_planned ||
+	    (rep->open_errno < 0 || rep->open_errno > 4095))
+		return -EPROTO;
+	return 0;
+}
+
+static const struct bh_handler probe_msgs[] = {
+	{ BH__MSG_TYPE__MSG_RUNNER_PROBE_RESULT, BH_STATE(0), 0,
+	  &bh__runner_probe_result__descriptor, h_probe_result,
+	  "runner-probe-result" },
+};
+
+/*
+ * Asks a runner that has just said hello what /dev/kvm offers and how fast
+ * its probe guest ran. 0 with rep filled, or -errno (the runner failed).
+ */
+static int probe_exchange(int ctl, struct bh_frame_reader *reader,
+			  struct bh_kvm_report *rep)
+{
+	Bh__RunnerProbe q = BH__RUNNER_PROBE__INIT;
+	uint32_t caps[BH_HOST_MAX_CAPS];
+	const char *name = NULL;
+	struct bh_frame f;
+	int r;
+
+	for (size_t i = 0; i < bh_kvm_ncaps; i++)
+		caps[i] = bh_kvm_caps[i].num;
+	q.n_capabilities = bh_kvm_ncaps;
+	q.capabilities = caps;
+	r = bh_frame_send(ctl, BH__MSG_TYPE__MSG_RUNNER_PROBE, &q.base, NULL,
+			  0);
+	if (r < 0)
+		return r;
+	r = bh_frame_read_timeout(ctl, reader, &f,
+				  RUNNER_PROBE_SLACK + BH_PROBE_DEADLINE_MS);
+	if (r < 0)
+		return r;
+	r = bh_dispatch(probe_msgs, BH_ARRAY_SIZE(probe_msgs), 0, &f, rep,
+			&name);
+	if (r < 0)
+		bh_err("vCPU runner answered the probe with a bad message "
+		       "(%s): %s",
+		       name ? name : "unknown", strerror(-r));
+	return r;
+}
+
+/* The first boot's runner probes the host's KVM; a KVM that cannot run a
+ * stock guest is refused before any guest code runs. */
+static int vm_check_kvm(struct bh_vm *vm)
+{
+	struct bh_kvm_report rep;
+	enum bh_kvm_verdict v;
+	int r;
+
+	if (vm->kvm_checked)
+		return 0;
+	r = probe_exchange(vm->ctl, &vm->reader, &rep);
+	if (r < 0)
+		return r;
+	v = bh_kvm_judge(&vm->facts, &rep, vm->refusal, sizeof(vm->refusal));
+	if (v != BH_KVM_FAST) {
+		vm->host_refused = true;
+		bh_err("%s", vm->refusal);
+		return -ENOTSUP;
+	}
+	bh_debug("KVM runs guest code at %llu million instructions a second",
+		 (unsigned long long)(bh_kvm_probe_ips(&rep) / 1000000));
+	vm->kvm_checked = true;
+	return 0;
+}
+
+int bh_vm_check_host(const struct bh_vm *vm0, struct bh_kvm_report *rep)
+{
+	struct bh_vm *vm = (struct bh_vm *)vm0;
+	struct bh_frame f;
+	pid_t pid;
+	int r, status;
+
+	r = runner_spawn(vm);
+	if (r < 0) {
+		bh_err("cannot start %s: %s", vm->runner_path, strerror(-r));
+		return r;
+	}
+	r = bh_hello_send(vm->ctl, "controller");
+	if (r == 0)
+		r = bh_frame_read_timeout(vm->ctl, &vm->reader, &f,
+					  RUNNER_SETUP_TIMEOUT);
+	if (r == 0) {
+		r = bh_hello_check(&f, "vcpu-runner");
+		bh_frame_release(&f);
+	}
+	if (r == 0)
+		r = probe_exchange(vm->ctl, &vm->reader, rep);
+	if (r == 0) {
+		Bh__Quit q = BH__QUIT__INIT;
+
+		bh_frame_send(vm->ctl, BH__MSG_TYPE__MSG_QUIT, &q.base, NULL,
+			      0);
+	}
+	bh_closep(&vm->ctl);
+	status = reap_runner(vm, RUNNER_EXIT_TIMEOUT, &pid);
+	if (r == -EPIPE || r == -ECONNRESET)
+		runner_report(vm, pid, status, " while probing /dev/kvm");
+	bh_frame_reader_reset(&vm->reader);
+	return r;
 }
 
 /* One boot: fresh guest RAM, a fresh runner, the set-up exchange. */
@@ -867,6 +1015,13 @@ static int vm_boot(struct bh_vm *vm)
 	if (r < 0) {
 		bh_err("handshake with the vCPU runner failed: %s",
 		       strerror(-r));
+		goto fail_runner;
+	}
+	r = vm_check_kvm(vm);
+	if (r < 0) {
+		if (!vm->host_refused)
+			bh_err("the vCPU runner did not probe /dev/kvm: %s",
+			       strerror(-r));
 		goto fail_runner;
 	}
 
@@ -1099,7 +1254,9 @@ int bh_vm_run(struct bh_vm *vm)
 		bh_vmapi_free(vm->api);
 		vm->api = NULL;
 		bh_console_restore(&vm->console);
-		return BH_EXIT_FAILURE;
+		/* A host that cannot run the VM is refused like a bad
+		 * option: nothing of the guest ran. */
+		return vm->host_refused ? BH_EXIT_USAGE : BH_EXIT_FAILURE;
 	} else {
 		/* The vCPUs run: the service is up. */
 		notify("READY=1\nSTATUS=Running");
@@ -1242,6 +1399,11 @@ int bh_vm_resume(struct bh_vm *vm)
 int bh_vm_power_button(struct bh_vm *vm)
 {
 	return runner_send_empty(vm, BH__MSG_TYPE__MSG_POWER_BUTTON);
+}
+
+const char *bh_vm_host_refusal(const struct bh_vm *vm)
+{
+	return vm->host_refused ? vm->refusal : NULL;
 }
 
 int bh_vm_boot(struct bh_vm *vm)

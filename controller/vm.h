@@ -28,6 +28,12 @@ int bh_vm_create(const struct bh_config *cfg, struct bh_vm **out, char *err,
 		 size_t errlen);
 /* Boots and supervises the VM until it ends; returns bulkhead's exit status. */
 int bh_vm_run(struct bh_vm *vm);
+/* bulkhead --check-host: starts a runner only to probe /dev/kvm (see
+ * hostcheck.h) and ends it. 0 with rep filled, or -errno. */
+struct bh_kvm_report;
+int bh_vm_check_host(const struct bh_vm *vm, struct bh_kvm_report *rep);
+/* Why the host's KVM was refused at boot, or NULL. */
+const char *bh_vm_host_refusal(const struct bh_vm *vm);
 void bh_vm_destroy(struct bh_vm *vm);
 /*
  * fn runs inside bh_vm_run once the event loop, the signals and the API

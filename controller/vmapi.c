@@ -133,6 +133,9 @@ static void op_boot(void *ctx, struct bh_api_call *call, const Request *req)
 
 	if (r == -EALREADY)
 		reply_errno(call, r);
+	else if (r < 0 && bh_vm_host_refusal(a->vm))
+		bh_api_reply_error(call, E_HOST, "%s",
+				   bh_vm_host_refusal(a->vm));
 	else if (r < 0)
 		bh_api_reply_error(call, E_HOST,
 				   "the VM did not start (see bulkhead's log)");

@@ -79,7 +79,9 @@ int runner_kvm_open(struct runner *rn)
 	uint64_t ident = BH_KVM_IDENTITY_MAP;
 	int r, v;
 
-	rn->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	/* Open already when the controller asked for a probe first. */
+	if (rn->kvm < 0)
+		rn->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (rn->kvm < 0) {
 		r = -errno;
 		bh_err("cannot open /dev/kvm: %s", strerror(errno));

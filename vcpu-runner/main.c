@@ -23,6 +23,7 @@
 #include <bulkhead/spawn.h>
 #include <bulkhead/util.h>
 
+#include "probe.h"
 #include "runner.h"
 
 /* Partial serial lines (a shell prompt) go out after this long. */
@@ -65,6 +66,8 @@ static int h_setup(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 		r = runner_vcpus_start_threads(rn);
 	if (r < 0)
 		return r;
+	/* The VM and its vCPUs exist: /dev/kvm itself is no longer needed. */
+	bh_closep(&rn->kvm);
 
 	/* The VM exists: from here on the runner needs no privilege and no
 	 * new file, so it gives them all up before any guest code runs. */
@@ -90,6 +93,48 @@ static int h_setup(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	r = runner_send(rn, BH__MSG_TYPE__MSG_RUNNER_READY, &ready.base);
 	if (r == 0)
 		rn->state = RS_READY;
+	return r;
+}
+
+/* MSG_RUNNER_PROBE: what /dev/kvm offers and how fast guest code runs on
+ * it, for the controller to judge before it sends RUNNER_SETUP. */
+static int h_probe(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	const Bh__RunnerProbe *q = (const Bh__RunnerProbe *)m;
+	Bh__RunnerProbeResult res = BH__RUNNER_PROBE_RESULT__INIT;
+	struct runner *rn = ctx;
+	struct runner_probe *p;
+	int32_t caps[BH_PROBE_MAX_CAPS];
+	int r;
+
+	(void)f;
+	if (q->n_capabilities > BH_PROBE_MAX_CAPS) {
+		bh_err("probe: %zu capabilities asked, at most %d",
+		       q->n_capabilities, BH_PROBE_MAX_CAPS);
+		return -EINVAL;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	r = runner_kvm_probe(rn, q->capabilities, q->n_capabilities, p);
+	if (r < 0)
+		goto out;
+	for (size_t i = 0; i < p->ncaps; i++)
+		caps[i] = p->caps[i];
+	res.open_errno = p->open_errno;
+	res.api_version = p->api_version;
+	res.cpu_vendor = p->vendor;
+	res.n_capabilities = p->ncaps;
+	res.capabilities = caps;
+	res.probe_ran = p->ran;
+	res.probe_error = p->error;
+	res.probe_planned = p->planned;
+	res.probe_done = p->done;
+	res.probe_ns = p->ns;
+	res.probe_deadline_ns = p->deadline_ns;
+	r = runner_send(rn, BH__MSG_TYPE__MSG_RUNNER_PROBE_RESULT, &res.base);
+out:
+	free(p);
 	return r;
 }
 
@@ -327,6 +372,8 @@ static int h_quit(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 static const struct bh_handler runner_handlers[] = {
 	{ BH__MSG_TYPE__MSG_RUNNER_SETUP, BH_STATE(RS_CONFIG), 1,
 	  &bh__runner_setup__descriptor, h_setup, "runner-setup" },
+	{ BH__MSG_TYPE__MSG_RUNNER_PROBE, BH_STATE(RS_CONFIG), 0,
+	  &bh__runner_probe__descriptor, h_probe, "runner-probe" },
 	{ BH__MSG_TYPE__MSG_RUNNER_ADD_DEVICE, BH_STATE(RS_READY),
 	  BH_NFDS_VARIABLE, &bh__runner_add_device__descriptor, h_add_device,
 	  "runner-add-device" },
