@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -438,19 +439,42 @@ int bh_exe_dir(char *buf, size_t len)
 	return 0;
 }
 
-int bh_find_child(const char *name, const char *libexecdir, char *out,
-		  size_t len)
+/* Whether two directory names are the same directory. */
+static bool same_dir(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	if (strcmp(a, b) == 0)
+		return true;
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 &&
+	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+const char *bh_child_dir_for(const char *exe_dir, const char *bindir,
+			     const char *libexecdir)
+{
+	return same_dir(exe_dir, bindir) ? libexecdir : exe_dir;
+}
+
+int bh_child_dir(const char *bindir, const char *libexecdir, char *out,
+		 size_t len)
 {
 	char dir[PATH_MAX];
+	int r = bh_exe_dir(dir, sizeof(dir));
 
-	if (bh_exe_dir(dir, sizeof(dir)) == 0 &&
-	    (size_t)snprintf(out, len, "%s/%s", dir, name) < len &&
-	    access(out, X_OK) == 0)
-		return 0;
-	if ((size_t)snprintf(out, len, "%s/%s", libexecdir, name) < len &&
-	    access(out, X_OK) == 0)
-		return 0;
-	return -ENOENT;
+	if (r < 0)
+		return r;
+	if ((size_t)snprintf(out, len, "%s",
+			     bh_child_dir_for(dir, bindir, libexecdir)) >= len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+int bh_find_child(const char *name, const char *dir, char *out, size_t len)
+{
+	if ((size_t)snprintf(out, len, "%s/%s", dir, name) >= len)
+		return -ENAMETOOLONG;
+	return access(out, X_OK) == 0 ? 0 : -ENOENT;
 }
 
 const char *bh_describe_status(int status, char *buf, size_t len)

@@ -135,6 +135,7 @@ struct dev {
 
 struct bh_devices {
 	const struct bh_config *cfg;
+	const char *child_dir; /* borrowed: where the workers are */
 	struct dev dev[BH_CONFIG_MAX_DEVICES];
 	unsigned int n;
 	int runner; /* borrowed, -1 when no runner listens */
@@ -159,7 +160,7 @@ static uint64_t now_ms(void)
 
 /* ---- backends, checked and opened before anything starts --------------- */
 
-static int find_binary(struct dev *v)
+static int find_binary(const struct bh_devices *d, struct dev *v)
 {
 	char name[64];
 
@@ -176,8 +177,19 @@ static int find_binary(struct dev *v)
 	}
 #endif
 	snprintf(name, sizeof(name), "bulkhead-dev-%s", kinds[v->kind].name);
-	return bh_find_child(name, BULKHEAD_LIBEXECDIR, v->binary,
-			     sizeof(v->binary));
+	return bh_find_child(name, d->child_dir, v->binary, sizeof(v->binary));
+}
+
+int bh_devices_check_binaries(const char *dir, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < BH_ARRAY_SIZE(kinds); i++) {
+		char name[64], path[4096];
+
+		snprintf(name, sizeof(name), "bulkhead-dev-%s", kinds[i].name);
+		if (bh_find_child(name, dir, path, sizeof(path)) < 0)
+			return bh_errf(err, errlen, "no %s in %s", name, dir);
+	}
+	return 0;
 }
 
 static int open_disk(struct dev *v, char *err, size_t errlen)
@@ -312,8 +324,8 @@ static void dev_init(struct bh_devices *d, enum dev_kind kind, const char *id)
 		v->kick[q] = v->call[q] = -1;
 }
 
-int bh_devices_open(const struct bh_config *cfg, struct bh_devices **out,
-		    char *err, size_t errlen)
+int bh_devices_open(const struct bh_config *cfg, const char *child_dir,
+		    struct bh_devices **out, char *err, size_t errlen)
 {
 	struct bh_devices *d;
 	struct dev *v;
@@ -323,6 +335,7 @@ int bh_devices_open(const struct bh_config *cfg, struct bh_devices **out,
 	if (!d)
 		abort();
 	d->cfg = cfg;
+	d->child_dir = child_dir;
 	d->runner = -1;
 	/* PCI slot order: disks as given, then rng, then console. */
 	for (unsigned int i = 0; i < cfg->ndisks && r == 0; i++) {
@@ -340,12 +353,11 @@ int bh_devices_open(const struct bh_config *cfg, struct bh_devices **out,
 	}
 	for (unsigned int i = 0; i < d->n && r == 0; i++) {
 		v = &d->dev[i];
-		r = find_binary(v);
+		r = find_binary(d, v);
 		if (r < 0)
 			snprintf(err, errlen,
-				 "cannot find bulkhead-dev-%s beside bulkhead "
-				 "or in %s: is Bulkhead installed completely?",
-				 kinds[v->kind].name, BULKHEAD_LIBEXECDIR);
+				 "cannot find bulkhead-dev-%s in %s",
+				 kinds[v->kind].name, child_dir);
 	}
 	if (r < 0) {
 		bh_devices_close(d);

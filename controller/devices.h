@@ -15,14 +15,18 @@
 
 struct bh_devices;
 
+/* Whether every worker program is in dir; a message naming the first
+ * missing one in err. 0 or -ENOENT. */
+int bh_devices_check_binaries(const char *dir, char *err, size_t errlen);
 /*
  * Opens every device backend the configuration names (disk images in the
  * asked mode, the entropy source, the console file) and finds the worker
  * binaries, before any process starts. On failure returns -errno with a
- * message naming the option and path in err. Borrows cfg.
+ * message naming the option and path in err. Borrows cfg and child_dir
+ * (the directory of the workers, resolved at start-up).
  */
-int bh_devices_open(const struct bh_config *cfg, struct bh_devices **out,
-		    char *err, size_t errlen);
+int bh_devices_open(const struct bh_config *cfg, const char *child_dir,
+		    struct bh_devices **out, char *err, size_t errlen);
 /* Stops the workers and closes every fd. NULL is fine. */
 void bh_devices_close(struct bh_devices *d);
 /* Where the reports of workers killed by their seccomp filter look

@@ -91,7 +91,15 @@ static int print_policy(const char *which)
 		{ "rng", "bulkhead-dev-rng" },
 	};
 	bool all = strcmp(which, "all") == 0, found = false;
+	char dir[4096];
 	int rc = 0;
+
+	if (bh_child_dir(BULKHEAD_BINDIR, BULKHEAD_LIBEXECDIR, dir,
+			 sizeof(dir)) < 0) {
+		fprintf(stderr,
+			"bulkhead: cannot tell where its programs are\n");
+		return BH_EXIT_FAILURE;
+	}
 
 	if (all || strcmp(which, "controller") == 0) {
 		found = true;
@@ -108,10 +116,10 @@ static int print_policy(const char *which)
 			continue;
 		found = true;
 		fflush(stdout);
-		if (bh_find_child(children[i][1], BULKHEAD_LIBEXECDIR, path,
-				  sizeof(path)) < 0) {
-			fprintf(stderr, "bulkhead: cannot find %s\n",
-				children[i][1]);
+		if (bh_find_child(children[i][1], dir, path, sizeof(path)) <
+		    0) {
+			fprintf(stderr, "bulkhead: cannot find %s in %s\n",
+				children[i][1], dir);
 			rc = BH_EXIT_FAILURE;
 			continue;
 		}

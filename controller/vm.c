@@ -72,6 +72,9 @@ struct bh_vm {
 	struct bh_console console;
 	struct bh_devices *devs;
 	char runner_path[4096];
+	/* Where the runner and the workers are: decided once, at start-up
+	 * (bh_child_dir), before the sandbox closes /proc/self/exe. */
+	char child_dir[4096];
 
 	/* The images stay open, not in memory: each boot (reboots too)
 	 * reads them again into kernel and initramfs and frees those once
@@ -279,10 +282,37 @@ static int vm_load_images(struct bh_vm *vm, Bh__VcpuState *st, char *err,
 	return 0;
 }
 
-static int find_runner(struct bh_vm *vm)
+/* The runner's and the workers' paths, once, before the sandbox: an
+ * installed bulkhead takes them from BULKHEAD_LIBEXECDIR, any other only
+ * from beside itself. */
+static int find_children(struct bh_vm *vm, char *err, size_t errlen)
 {
-	return bh_find_child(RUNNER_BINARY, BULKHEAD_LIBEXECDIR,
-			     vm->runner_path, sizeof(vm->runner_path));
+	char why[4200];
+	int r;
+
+	r = bh_child_dir(BULKHEAD_BINDIR, BULKHEAD_LIBEXECDIR, vm->child_dir,
+			 sizeof(vm->child_dir));
+	if (r < 0)
+		return bh_errf(err, errlen,
+			       "cannot tell where bulkhead's own programs "
+			       "are (/proc/self/exe: %s)",
+			       strerror(-r));
+	r = bh_find_child(RUNNER_BINARY, vm->child_dir, vm->runner_path,
+			  sizeof(vm->runner_path));
+	if (r < 0)
+		snprintf(why, sizeof(why), "no %s in %s", RUNNER_BINARY,
+			 vm->child_dir);
+	else
+		r = bh_devices_check_binaries(vm->child_dir, why, sizeof(why));
+	if (r < 0)
+		return bh_errf(
+		    err, errlen, "%s: %s", why,
+		    strcmp(vm->child_dir, BULKHEAD_LIBEXECDIR) == 0
+			? "is Bulkhead installed completely?"
+			: "a bulkhead that is not installed in " BULKHEAD_BINDIR
+			  " runs only the programs beside it (build "
+			  "them all, or copy them with it)");
+	return 0;
 }
 
 /* Frees what vm_prepare took: the VM's images, console and devices. */
@@ -341,7 +371,7 @@ static int vm_prepare(struct bh_vm *vm, const struct bh_config *cfg, char *err,
 	r = bh_console_open(&vm->console, cfg, err, errlen);
 	if (r < 0)
 		goto fail;
-	r = bh_devices_open(cfg, &vm->devs, err, errlen);
+	r = bh_devices_open(cfg, vm->child_dir, &vm->devs, err, errlen);
 	if (r < 0)
 		goto fail;
 	bh_devices_set_kmsg(vm->devs, vm->kmsg);
@@ -376,14 +406,9 @@ int bh_vm_create(const struct bh_config *cfg, struct bh_vm **out, char *err,
 	vm->console.in_fd = vm->console.out_fd = -1;
 	vm->kernel_fd = vm->initramfs_fd = -1;
 	bh_host_facts_read(&vm->facts);
-	r = find_runner(vm);
-	if (r < 0) {
-		snprintf(err, errlen,
-			 "cannot find %s beside bulkhead or in %s: is "
-			 "Bulkhead installed completely?",
-			 RUNNER_BINARY, BULKHEAD_LIBEXECDIR);
+	r = find_children(vm, err, errlen);
+	if (r < 0)
 		goto fail;
-	}
 	/* Without a kernel the VM comes later, through the API. */
 	if (cfg->kernel) {
 		r = vm_prepare(vm, cfg, err, errlen);

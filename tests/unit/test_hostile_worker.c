@@ -203,7 +203,9 @@ static void hx_open(struct hx *h, const char *mode)
 			 0);
 	snprintf(env, sizeof(env), "%s:%s", h->id, BH_HOSTILE_WORKER);
 	assert_int_equal(setenv("BULKHEAD_TEST_WORKER", env, 1), 0);
-	assert_int_equal(bh_devices_open(&h->cfg, &h->d, err, sizeof(err)), 0);
+	assert_int_equal(bh_devices_open(&h->cfg, BULKHEAD_LIBEXECDIR, &h->d,
+					 err, sizeof(err)),
+			 0);
 	assert_int_equal(bh_layout_compute(RAM_SIZE, &l), 0);
 	assert_int_equal(bh_guest_mem_create(&h->mem, &l), 0);
 	h->base = event_base_new();

@@ -616,6 +616,58 @@ static void test_exe_dir(void **state)
 	assert_int_equal(bh_exe_dir(small, sizeof(small)), -ENAMETOOLONG);
 }
 
+/* An installed bulkhead takes its children from libexecdir; any other (a
+ * build tree, a copy) only from beside itself, even where an installed
+ * Bulkhead exists: a build tree never runs another build's children. */
+static void test_child_dir(void **state)
+{
+	char base[] = "/tmp/bh-childdir-XXXXXX", bin[64], link[64], lib[64];
+	char dir[PATH_MAX], path[PATH_MAX], exe[PATH_MAX];
+	int fd;
+
+	assert_non_null(mkdtemp(base));
+	snprintf(bin, sizeof(bin), "%s/bin", base);
+	snprintf(lib, sizeof(lib), "%s/libexec", base);
+	snprintf(link, sizeof(link), "%s/bin-link", base);
+	assert_int_equal(mkdir(bin, 0755), 0);
+	assert_int_equal(mkdir(lib, 0755), 0);
+	assert_int_equal(symlink(bin, link), 0);
+
+	assert_string_equal(bh_child_dir_for(bin, bin, lib), lib);
+	/* The same directory by another name is still the install. */
+	assert_string_equal(bh_child_dir_for(link, bin, lib), lib);
+	assert_string_equal(bh_child_dir_for("/work/build/bin", bin, lib),
+			    "/work/build/bin");
+	assert_string_equal(bh_child_dir_for(lib, bin, lib), lib);
+
+	/* This test program is not installed in bin: its own directory. */
+	assert_int_equal(bh_child_dir(bin, lib, dir, sizeof(dir)), 0);
+	assert_int_equal(bh_exe_dir(exe, sizeof(exe)), 0);
+	assert_string_equal(dir, exe);
+	assert_int_equal(bh_child_dir(bin, lib, dir, 4), -ENAMETOOLONG);
+
+	/* Only an executable counts. */
+	snprintf(path, sizeof(path), "%s/bulkhead-x", lib);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(bh_find_child("bulkhead-x", lib, dir, sizeof(dir)),
+			 -ENOENT);
+	assert_int_equal(chmod(path, 0755), 0);
+	assert_int_equal(bh_find_child("bulkhead-x", lib, dir, sizeof(dir)), 0);
+	assert_string_equal(dir, path);
+	assert_int_equal(bh_find_child("bulkhead-x", bin, dir, sizeof(dir)),
+			 -ENOENT);
+	assert_int_equal(bh_find_child("bulkhead-x", lib, dir, 8),
+			 -ENAMETOOLONG);
+
+	unlink(path);
+	unlink(link);
+	rmdir(bin);
+	rmdir(lib);
+	rmdir(base);
+}
+
 /* Reads a hex field such as "CapEff:" from /proc/self/status. */
 static unsigned long long self_status_field(const char *name)
 {
@@ -779,6 +831,7 @@ int main(void)
 		cmocka_unit_test(test_sandbox_steps),
 		cmocka_unit_test(test_sandbox_limits),
 		cmocka_unit_test(test_sandbox_landlock),
+		cmocka_unit_test(test_child_dir),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -60,10 +60,23 @@ int bh_reap(pid_t pid, int grace_ms, int *killed);
  * buf. 0 or -errno (-ENAMETOOLONG if it does not fit). */
 int bh_exe_dir(char *buf, size_t len);
 
-/* Finds the executable name beside the running one (a build tree) or else
- * in libexecdir (an installation); its path into out. 0 or -ENOENT. */
-int bh_find_child(const char *name, const char *libexecdir, char *out,
-		  size_t len);
+/*
+ * Where the children of a bulkhead whose binary is in exe_dir live: in
+ * libexecdir for an installed bulkhead (exe_dir is the bindir it was built
+ * for), and beside it for any other (a build tree, a copy), so that a build
+ * tree never runs the children of another build that was installed once.
+ */
+const char *bh_child_dir_for(const char *exe_dir, const char *bindir,
+			     const char *libexecdir);
+
+/* bh_child_dir_for the running executable, into out: meant to be called
+ * once at start-up (reading /proc/self/exe may be refused after the
+ * sandbox is entered). 0 or -errno. */
+int bh_child_dir(const char *bindir, const char *libexecdir, char *out,
+		 size_t len);
+
+/* dir/name into out if it is an executable. 0, -ENOENT or -ENAMETOOLONG. */
+int bh_find_child(const char *name, const char *dir, char *out, size_t len);
 
 /* Describes a wait status: "exited with status 3", "killed by signal 9
  * (Killed)". Writes into buf and returns it. */
