@@ -111,12 +111,10 @@ static void kv_known(const struct kv_param *params, size_t n, char *out,
 	int r;
 
 	out[0] = '\0';
-	for (i = 0; i < n && used < outlen; i++) {
+	for (i = 0; i < n && used + 1 < outlen; i++) {
 		r = snprintf(out + used, outlen - used, "%s%s", i ? ", " : "",
 			     params[i].key);
-		if (r < 0)
-			break;
-		used += (size_t)r;
+		used += bh_fmt_stored(r, outlen - used);
 	}
 }
 
@@ -708,14 +706,13 @@ static int bad_long_option(const char *arg, char *err, size_t errlen)
 		int r;
 
 		list[0] = '\0';
-		for (o = long_options; o->name && used < sizeof(list); o++) {
+		for (o = long_options; o->name && used + 1 < sizeof(list);
+		     o++) {
 			if (strncmp(o->name, name, len) != 0)
 				continue;
 			r = snprintf(list + used, sizeof(list) - used, "%s--%s",
 				     used ? ", " : "", o->name);
-			if (r < 0)
-				break;
-			used += (size_t)r;
+			used += bh_fmt_stored(r, sizeof(list) - used);
 		}
 		return bh_errf(err, errlen, "ambiguous option '--%.*s' (%s)",
 			       (int)len, name, list);
