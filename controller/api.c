@@ -41,6 +41,15 @@ typedef Bulkhead__Api__V1__ErrorCode ErrorCode;
 
 struct api_client;
 
+/* What the client's timer is counting down to. */
+enum client_timer {
+	TIMER_NONE,
+	TIMER_HANDSHAKE, /* the client's hello */
+	TIMER_FRAME,	 /* the end of a frame that has begun */
+	TIMER_IDLE,	 /* the next request */
+	TIMER_CLOSING,	 /* the last reply leaving */
+};
+
 /* One operation: its place in the oneof, the states in which it may run, and
  * where its handler sits in the ops table. */
 struct api_op {
@@ -72,6 +81,7 @@ struct api_client {
 	struct event *ev_read;
 	struct event *ev_write;
 	struct event *ev_timer;
+	enum client_timer timer;
 	struct bh_frame_reader reader;
 	bool hello_done;
 	bool closing; /* a last reply is going out; then the connection ends */
@@ -362,6 +372,42 @@ static void send_error(struct api_client *c, uint64_t id, ErrorCode code,
 	client_send(c, BH_API_FRAME_RESPONSE, &resp.base);
 }
 
+/* (Re)starts the client's timer for what, ms from now. */
+static void timer_set(struct api_client *c, enum client_timer what, int ms)
+{
+	struct timeval tv = {
+		.tv_sec = ms / 1000,
+		.tv_usec = (ms % 1000) * 1000,
+	};
+
+	c->timer = what;
+	event_add(c->ev_timer, &tv);
+}
+
+/*
+ * Sets the timer of a client past its hello from what it is doing: a frame
+ * begun must end within frame_ms of its first byte (or of the frame before
+ * it), however slowly the rest comes; a client waiting for replies is not
+ * idle; otherwise the next request must come within idle_ms, restarted by
+ * activity (a complete frame, a reply).
+ */
+static void client_timer_update(struct api_client *c, bool activity)
+{
+	const struct bh_api_limits *lim = &c->srv->lim;
+
+	if (c->dead || c->closing || !c->hello_done)
+		return;
+	if (c->reader.hdr_got > 0) {
+		if (c->timer != TIMER_FRAME || activity)
+			timer_set(c, TIMER_FRAME, lim->frame_ms);
+	} else if (c->ncalls > 0) {
+		c->timer = TIMER_NONE;
+		event_del(c->ev_timer);
+	} else if (c->timer != TIMER_IDLE || activity) {
+		timer_set(c, TIMER_IDLE, lim->idle_ms);
+	}
+}
+
 /*
  * Answers a broken connection: the error goes out (id 0, it answers no
  * request), nothing more is read, and the connection ends once the reply
@@ -372,7 +418,6 @@ static void client_fail(struct api_client *c, ErrorCode code, const char *fmt,
 static void client_fail(struct api_client *c, ErrorCode code, const char *fmt,
 			...)
 {
-	struct timeval tv;
 	char msg[256];
 	va_list ap;
 
@@ -384,9 +429,7 @@ static void client_fail(struct api_client *c, ErrorCode code, const char *fmt,
 		return;
 	c->closing = true;
 	event_del(c->ev_read);
-	tv.tv_sec = c->srv->lim.frame_ms / 1000;
-	tv.tv_usec = (c->srv->lim.frame_ms % 1000) * 1000;
-	event_add(c->ev_timer, &tv);
+	timer_set(c, TIMER_CLOSING, c->srv->lim.frame_ms);
 	send_error(c, 0, code, msg);
 	if (!c->dead && c->out_len == c->out_off)
 		client_drop(c);
@@ -410,19 +453,33 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct api_client *c = arg;
 
-	if (c->closing)
+	switch (c->timer) {
+	case TIMER_CLOSING:
 		bh_debug("api: client %u does not take its last reply",
 			 c->serial);
-	else if (!c->hello_done)
+		break;
+	case TIMER_HANDSHAKE:
 		bh_log_ratelimited(BH_LOG_WARN,
 				   "api: client %u sent no hello within %d ms; "
 				   "dropping it",
 				   c->serial, c->srv->lim.handshake_ms);
-	else
+		break;
+	case TIMER_FRAME:
 		bh_log_ratelimited(BH_LOG_WARN,
 				   "api: client %u left a frame unfinished for "
 				   "%d ms; dropping it",
 				   c->serial, c->srv->lim.frame_ms);
+		break;
+	case TIMER_IDLE:
+	case TIMER_NONE:
+		/* The normal end of a forgotten connection, not a fault:
+		 * no warning. */
+		bh_log_ratelimited(BH_LOG_INFO,
+				   "api: client %u sent no request for %d ms; "
+				   "dropping it",
+				   c->serial, c->srv->lim.idle_ms);
+		break;
+	}
 	client_drop(c);
 }
 
@@ -530,6 +587,8 @@ void bh_api_reply(struct bh_api_call *call, const Response *resp)
 	} else {
 		client_queue(c, buf, len);
 	}
+	/* Its last reply out, a client starts to count as idle. */
+	client_timer_update(c, true);
 out:
 	free(empty);
 	bulkhead__api__v1__request__free_unpacked(call->req, NULL);
@@ -706,6 +765,7 @@ static void handle_hello(struct api_client *c, const struct bh_frame *f)
 	bh_debug("api: client %u is %.64s", c->serial, h->role);
 	bulkhead__api__v1__hello__free_unpacked(h, NULL);
 	c->hello_done = true;
+	c->timer = TIMER_NONE;
 	event_del(c->ev_timer);
 }
 
@@ -745,6 +805,7 @@ out:
 static void client_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct api_client *c = arg;
+	bool activity = false;
 	struct bh_frame f;
 	int i, r = 0;
 
@@ -753,6 +814,7 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
 		if (r == 0)
 			break;
 		if (r == 1) {
+			activity = true;
 			handle_frame(c, &f);
 			continue;
 		}
@@ -788,21 +850,7 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
 			break;
 		}
 	}
-	if (c->dead || c->closing || !c->hello_done)
-		return;
-	/* A frame that has begun must end within frame_ms. */
-	if (c->reader.hdr_got > 0) {
-		if (!event_pending(c->ev_timer, EV_TIMEOUT, NULL)) {
-			struct timeval tv = {
-				.tv_sec = c->srv->lim.frame_ms / 1000,
-				.tv_usec = (c->srv->lim.frame_ms % 1000) * 1000,
-			};
-
-			event_add(c->ev_timer, &tv);
-		}
-	} else {
-		event_del(c->ev_timer);
-	}
+	client_timer_update(c, activity);
 }
 
 /* ---- accepting ------------------------------------------------------------
@@ -817,27 +865,20 @@ static void send_hello(struct api_client *c)
 	client_send(c, BH_API_FRAME_HELLO, &h.base);
 }
 
-/* A client beyond the limit gets the server's hello and a BUSY error, sent
- * without blocking into the empty socket buffer, and is closed. */
-static void refuse_client(struct bh_api_server *s, int fd)
+/* A client refused at once gets the server's hello and an error (id 0),
+ * sent without blocking into the empty socket buffer, and is closed. */
+static void refuse_client(int fd, ErrorCode code, const char *msg)
 {
 	Bulkhead__Api__V1__Hello h = BULKHEAD__API__V1__HELLO__INIT;
 	Response resp = BULKHEAD__API__V1__RESPONSE__INIT;
 	Bulkhead__Api__V1__Error err = BULKHEAD__API__V1__ERROR__INIT;
 	uint8_t *b1 = NULL, *b2 = NULL;
 	size_t l1, l2;
-	char msg[128];
 
-	bh_log_ratelimited(BH_LOG_WARN,
-			   "api: %u clients connected already; refusing "
-			   "another",
-			   s->nclients);
 	h.version = BH_API_VERSION;
 	h.role = (char *)BH_API_SERVER_ROLE;
-	snprintf(msg, sizeof(msg), "too many clients (%u); try again later",
-		 s->lim.max_clients);
-	err.code = ERR(BUSY);
-	err.message = msg;
+	err.code = code;
+	err.message = (char *)msg;
 	resp.error = &err;
 	if (bh_frame_encode(BH_API_FRAME_HELLO, &h.base, 0, &b1, &l1) == 0 &&
 	    bh_frame_encode(BH_API_FRAME_RESPONSE, &resp.base, 0, &b2, &l2) ==
@@ -854,16 +895,39 @@ static void refuse_client(struct bh_api_server *s, int fd)
 
 static void add_client(struct bh_api_server *s, int fd)
 {
-	struct timeval tv = {
-		.tv_sec = s->lim.handshake_ms / 1000,
-		.tv_usec = (s->lim.handshake_ms % 1000) * 1000,
-	};
-	struct api_client *c;
-	struct ucred cred;
+	struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
 	socklen_t clen = sizeof(cred);
+	unsigned int limit = s->lim.max_clients;
+	struct api_client *c;
+	char msg[160];
+	bool owner;
 
-	if (s->nclients >= s->lim.max_clients) {
-		refuse_client(s, fd);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0)
+		cred.uid = (uid_t)-1;
+	/* Asked at each connection: with --user the server's uid changes
+	 * after the socket is set up. */
+	owner = cred.uid == 0 || cred.uid == geteuid();
+	/* The last slot is the owner's, so that other users' connections,
+	 * idle or not, cannot keep the owner out. */
+	if (!owner && limit > 1)
+		limit--;
+	if (s->nclients >= limit) {
+		bh_log_ratelimited(BH_LOG_WARN,
+				   "api: %u clients connected already; "
+				   "refusing another (pid %ld, uid %ld)",
+				   s->nclients, (long)cred.pid,
+				   (long)(int)cred.uid);
+		if (limit < s->lim.max_clients)
+			snprintf(msg, sizeof(msg),
+				 "too many clients (%u, and the last place is "
+				 "kept for the server's own user and root); "
+				 "try again later",
+				 limit);
+		else
+			snprintf(msg, sizeof(msg),
+				 "too many clients (%u); try again later",
+				 limit);
+		refuse_client(fd, ERR(BUSY), msg);
 		return;
 	}
 	c = calloc(1, sizeof(*c));
@@ -882,11 +946,10 @@ static void add_client(struct bh_api_server *s, int fd)
 		abort();
 	TAILQ_INSERT_TAIL(&s->clients, c, link);
 	s->nclients++;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0)
-		bh_debug("api: client %u connected (pid %ld, uid %lu)",
-			 c->serial, (long)cred.pid, (unsigned long)cred.uid);
+	bh_debug("api: client %u connected (pid %ld, uid %ld)", c->serial,
+		 (long)cred.pid, (long)(int)cred.uid);
 	event_add(c->ev_read, NULL);
-	event_add(c->ev_timer, &tv);
+	timer_set(c, TIMER_HANDSHAKE, s->lim.handshake_ms);
 	send_hello(c);
 }
 
@@ -941,7 +1004,7 @@ int bh_api_server_new(struct event_base *base, const struct bh_api_ops *ops,
 		limits = &defaults;
 	if (limits->max_clients == 0 || limits->max_output == 0 ||
 	    limits->max_calls == 0 || limits->handshake_ms <= 0 ||
-	    limits->frame_ms <= 0)
+	    limits->frame_ms <= 0 || limits->idle_ms <= 0)
 		return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)

@@ -36,7 +36,13 @@ enum bh_api_vm_state {
 	BH_API_SHUTDOWN = BULKHEAD__API__V1__VM_STATE__SHUTDOWN,
 };
 
-/* Limits that keep one client from starving the others or the VMM. */
+/*
+ * Limits that keep one client from starving the others or the VMM. Of the
+ * max_clients slots (if there is more than one) the last is kept for a
+ * client whose SO_PEERCRED uid is root or the server's own effective uid:
+ * whoever else fills the others, the owner can still get in (to
+ * shutdown-vmm, for one).
+ */
 struct bh_api_limits {
 	unsigned int max_clients; /* connections served at once */
 	size_t max_output;	  /* reply bytes queued for one client */
@@ -44,12 +50,16 @@ struct bh_api_limits {
 	int handshake_ms;	  /* from accept to the client's hello */
 	int frame_ms; /* from a frame's first byte to its last, and for the
 			 last reply to a client being closed to go out */
+	/* A client with no frame begun and no call under way is dropped
+	 * after this long without a complete request, counted from its
+	 * hello, its last request or its last reply. */
+	int idle_ms;
 };
 
 #define BH_API_LIMITS_DEFAULT                                                  \
 	{                                                                      \
 		.max_clients = 32, .max_output = 1024 * 1024, .max_calls = 16, \
-		.handshake_ms = 10000, .frame_ms = 10000,                      \
+		.handshake_ms = 10000, .frame_ms = 10000, .idle_ms = 60000,    \
 	}
 
 struct bh_api_server;
