@@ -33,6 +33,12 @@
  * again rather than spin on a listening socket that stays readable. */
 #define ACCEPT_RETRY_MS 1000
 
+/* Older libcs' headers lack it; the kernel has had it since 4.13. */
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS 59
+#endif
+_Static_assert(sizeof(gid_t) == sizeof(uint32_t), "gid_t is 32 bits");
+
 typedef Bulkhead__Api__V1__Request Request;
 typedef Bulkhead__Api__V1__Response Response;
 typedef Bulkhead__Api__V1__ErrorCode ErrorCode;
@@ -100,6 +106,8 @@ struct bh_api_server {
 	const struct bh_api_ops *ops;
 	void *ctx;
 	struct bh_api_limits lim;
+	struct bh_api_access access;
+	bool restricted; /* access has ids: check each client */
 	int listen_fd;
 	struct event *ev_listen;
 	struct event *ev_accept_retry;
@@ -893,6 +901,87 @@ static void refuse_client(int fd, ErrorCode code, const char *msg)
 	close(fd);
 }
 
+bool bh_api_access_allows(const struct bh_api_access *a, uint32_t self,
+			  uint32_t uid, const uint32_t *groups, size_t n)
+{
+	if (uid == 0 || uid == self)
+		return true;
+	if (!a || (a->nuids == 0 && a->ngids == 0))
+		return true;
+	for (unsigned int i = 0; i < a->nuids; i++)
+		if (a->uids[i] == uid)
+			return true;
+	for (unsigned int i = 0; i < a->ngids; i++)
+		for (size_t j = 0; j < n; j++)
+			if (a->gids[i] == groups[j])
+				return true;
+	return false;
+}
+
+/*
+ * The connecting process's gid, then its supplementary groups, as the
+ * kernel recorded them at connect(2); *n of them, malloc'd. A kernel
+ * without SO_PEERGROUPS gives the gid alone.
+ */
+static uint32_t *peer_groups(int fd, gid_t gid, size_t *n)
+{
+	socklen_t len = 64 * sizeof(gid_t), got;
+	uint32_t *g = NULL;
+
+	for (;;) {
+		uint32_t *ng = realloc(g, len + sizeof(*g));
+
+		if (!ng)
+			abort();
+		g = ng;
+		got = len;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g + 1, &got) ==
+		    0) {
+			*n = 1 + got / sizeof(*g);
+			break;
+		}
+		/* ERANGE says how much room the list needs. */
+		if (errno == ERANGE && got > len) {
+			len = got;
+			continue;
+		}
+		*n = 1;
+		break;
+	}
+	g[0] = gid;
+	return g;
+}
+
+/* Whether the client on fd, of cred, may use the server; logs a refusal. */
+static bool client_allowed(struct bh_api_server *s, int fd,
+			   const struct ucred *cred, bool known)
+{
+	uint32_t *groups;
+	size_t n;
+	bool ok;
+
+	if (!s->restricted)
+		return true;
+	if (!known) {
+		bh_log_ratelimited(BH_LOG_WARN,
+				   "api: refused a client whose credentials "
+				   "cannot be read (SO_PEERCRED: %s)",
+				   strerror(errno));
+		return false;
+	}
+	groups = peer_groups(fd, cred->gid, &n);
+	ok = bh_api_access_allows(&s->access, geteuid(), cred->uid, groups, n);
+	free(groups);
+	if (!ok)
+		bh_log_ratelimited(BH_LOG_WARN,
+				   "api: refused a client of uid %lu, gid %lu "
+				   "(pid %ld): not in --api-socket allow-uid "
+				   "or allow-gid",
+				   (unsigned long)cred->uid,
+				   (unsigned long)cred->gid, (long)cred->pid);
+	return ok;
+}
+
 static void add_client(struct bh_api_server *s, int fd)
 {
 	struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
@@ -900,10 +989,21 @@ static void add_client(struct bh_api_server *s, int fd)
 	unsigned int limit = s->lim.max_clients;
 	struct api_client *c;
 	char msg[160];
-	bool owner;
+	bool owner, known;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0)
+	known = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0;
+	if (!known)
 		cred.uid = (uid_t)-1;
+	/* Before the limit: a refused user must not learn whether the
+	 * server is busy, nor take a place. */
+	if (!client_allowed(s, fd, &cred, known)) {
+		snprintf(msg, sizeof(msg),
+			 "uid %lu may not use this API (the server accepts "
+			 "only the users and groups it was given)",
+			 (unsigned long)cred.uid);
+		refuse_client(fd, ERR(PERMISSION_DENIED), msg);
+		return;
+	}
 	/* Asked at each connection: with --user the server's uid changes
 	 * after the socket is set up. */
 	owner = cred.uid == 0 || cred.uid == geteuid();
@@ -1078,6 +1178,19 @@ void bh_api_server_free(struct bh_api_server *s)
 	free(s);
 }
 
+void bh_api_server_set_access(struct bh_api_server *s,
+			      const struct bh_api_access *a)
+{
+	memset(&s->access, 0, sizeof(s->access));
+	if (a)
+		s->access = *a;
+	if (s->access.nuids > BH_API_MAX_ALLOW)
+		s->access.nuids = BH_API_MAX_ALLOW;
+	if (s->access.ngids > BH_API_MAX_ALLOW)
+		s->access.ngids = BH_API_MAX_ALLOW;
+	s->restricted = s->access.nuids > 0 || s->access.ngids > 0;
+}
+
 unsigned int bh_api_server_clients(const struct bh_api_server *s)
 {
 	return s->nclients;
@@ -1218,38 +1331,129 @@ err_close:
 	return r;
 }
 
-int bh_api_socket_arg_parse(const char *arg, char **path, int *fd, char *err,
+/* "1000:1001" into ids; the message names key. */
+static int parse_ids(const char *key, const char *list, uint32_t *ids,
+		     unsigned int *n, char *err, size_t errlen)
+{
+	const char *p = list, *end;
+	char num[16];
+	uint64_t v;
+	size_t len;
+
+	*n = 0;
+	for (;;) {
+		end = strchr(p, ':');
+		len = end ? (size_t)(end - p) : strlen(p);
+		if (len == 0 || len >= sizeof(num))
+			goto bad;
+		memcpy(num, p, len);
+		num[len] = '\0';
+		/* (uint32_t)-1 is no id: it means "unchanged" to chown(2). */
+		if (bh_parse_uint(num, 0, UINT32_MAX - 1, &v) < 0)
+			goto bad;
+		if (*n == BH_API_MAX_ALLOW)
+			return bh_errf(err, errlen,
+				       "--api-socket: %s= lists more than %d "
+				       "ids",
+				       key, BH_API_MAX_ALLOW);
+		ids[(*n)++] = (uint32_t)v;
+		if (!end)
+			return 0;
+		p = end + 1;
+	}
+bad:
+	return bh_errf(err, errlen,
+		       "--api-socket: %s=%s: '%.*s' is not a numeric id "
+		       "(ids are separated by ':')",
+		       key, list, (int)len, p);
+}
+
+static int set_path(const char *arg, char **path, char *err, size_t errlen)
+{
+	if (arg[0] == '\0')
+		return bh_errf(err, errlen, "--api-socket: the path is empty");
+	if (strlen(arg) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return bh_errf(
+		    err, errlen,
+		    "--api-socket: the path is longer than %zu bytes",
+		    sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+	*path = bh_xstrdup(arg);
+	return 0;
+}
+
+int bh_api_socket_arg_parse(const char *arg, char **path, int *fd,
+			    struct bh_api_access *access, char *err,
 			    size_t errlen)
 {
+	static const char known[] = "known: path, fd, allow-uid, allow-gid";
+	bool have_uid = false, have_gid = false;
+	char *buf, *item, *next, *eq;
 	uint64_t v;
+	int r = 0;
 
 	*path = NULL;
 	*fd = -1;
-	if (strncmp(arg, "fd=", 3) == 0) {
-		if (bh_parse_uint(arg + 3, 0, INT32_MAX, &v) < 0) {
-			snprintf(err, errlen,
-				 "--api-socket: fd=%s is not a file "
-				 "descriptor number",
-				 arg + 3);
-			return -EINVAL;
+	memset(access, 0, sizeof(*access));
+	/* A bare path is taken whole, so that it may hold commas. */
+	if (strncmp(arg, "fd=", 3) != 0 && strncmp(arg, "path=", 5) != 0)
+		return set_path(arg, path, err, errlen);
+
+	buf = bh_xstrdup(arg);
+	for (item = buf; item && r == 0; item = next) {
+		next = strchr(item, ',');
+		if (next)
+			*next++ = '\0';
+		eq = strchr(item, '=');
+		if (!eq) {
+			r = bh_errf(err, errlen,
+				    "--api-socket: '%s' is not key=value (%s; "
+				    "a path with a comma is given alone, "
+				    "without path=)",
+				    item, known);
+			break;
 		}
-		*fd = (int)v;
-		return 0;
+		*eq++ = '\0';
+		if (strcmp(item, "path") == 0 || strcmp(item, "fd") == 0) {
+			if (*path || *fd >= 0) {
+				r = bh_errf(err, errlen,
+					    "--api-socket: give one of path= "
+					    "and fd=, once");
+			} else if (item[0] == 'p') {
+				r = set_path(eq, path, err, errlen);
+			} else if (bh_parse_uint(eq, 0, INT32_MAX, &v) < 0) {
+				r = bh_errf(err, errlen,
+					    "--api-socket: fd=%s is not a file "
+					    "descriptor number",
+					    eq);
+			} else {
+				*fd = (int)v;
+			}
+		} else if (strcmp(item, "allow-uid") == 0) {
+			r = have_uid ? bh_errf(err, errlen,
+					       "--api-socket: allow-uid given "
+					       "twice")
+				     : parse_ids(item, eq, access->uids,
+						 &access->nuids, err, errlen);
+			have_uid = true;
+		} else if (strcmp(item, "allow-gid") == 0) {
+			r = have_gid ? bh_errf(err, errlen,
+					       "--api-socket: allow-gid given "
+					       "twice")
+				     : parse_ids(item, eq, access->gids,
+						 &access->ngids, err, errlen);
+			have_gid = true;
+		} else {
+			r = bh_errf(err, errlen,
+				    "--api-socket: unknown parameter '%s' (%s)",
+				    item, known);
+		}
 	}
-	if (strncmp(arg, "path=", 5) == 0)
-		arg += 5;
-	if (arg[0] == '\0') {
-		snprintf(err, errlen, "--api-socket: the path is empty");
-		return -EINVAL;
+	free(buf);
+	if (r < 0) {
+		free(*path);
+		*path = NULL;
+		*fd = -1;
+		memset(access, 0, sizeof(*access));
 	}
-	if (strlen(arg) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-		snprintf(err, errlen,
-			 "--api-socket: the path is longer than %zu bytes",
-			 sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
-		return -EINVAL;
-	}
-	*path = strdup(arg);
-	if (!*path)
-		abort();
-	return 0;
+	return r;
 }

@@ -843,8 +843,8 @@ static int parse_option(int c, const char *arg, struct bh_config *cfg,
 		return parse_self_test(arg, cfg, err, errlen);
 	case OPT_API_SOCKET:
 		return bh_api_socket_arg_parse(arg, &cfg->api_socket_path,
-					       &cfg->api_socket_fd, err,
-					       errlen);
+					       &cfg->api_socket_fd,
+					       &cfg->api_access, err, errlen);
 	case OPT_CONFIG:
 		/* Read before parsing (bh_config_file_arg): its options are
 		 * already in argv, ahead of the command line's. */
@@ -1110,13 +1110,19 @@ void bh_config_usage(FILE *out)
 		"                      (default: info)\n"
 		"  -v, --verbose       same as --log-level debug\n"
 		"  --exit-stats        print VM-exit counts when the VM ends\n"
-		"  --api-socket path=PATH|fd=N\n"
+		"  --api-socket path=PATH|fd=N[,allow-uid=U[:U...]]\n"
+		"               [,allow-gid=G[:G...]]\n"
 		"                      serve the management API on a unix\n"
-		"                      socket created at PATH, or on an\n"
-		"                      inherited listening socket N; the\n"
-		"                      VM boots at once, and bulkhead stays\n"
-		"                      up after it stops until shutdown-vmm\n"
-		"                      or a signal\n"
+		"                      socket created at PATH (mode 0600),\n"
+		"                      or on an inherited listening socket\n"
+		"                      N; the VM boots at once, and bulkhead\n"
+		"                      stays up after it stops until\n"
+		"                      shutdown-vmm or a signal. allow-uid\n"
+		"                      and allow-gid (numeric ids): only\n"
+		"                      clients of those users, or in those\n"
+		"                      groups, besides root and bulkhead's\n"
+		"                      own user, may use it; others get\n"
+		"                      PERMISSION_DENIED\n"
 		"  --config FILE       read options from FILE first: one\n"
 		"                      long option per line without its\n"
 		"                      dashes ('memory size=1G'), '#'\n"

@@ -1266,33 +1266,105 @@ static void test_listen_fd(void **state)
 	env_free(e);
 }
 
+#define ARG(s) bh_api_socket_arg_parse(s, &path, &fd, &acc, err, sizeof(err))
+
 static void test_socket_arg(void **state)
 {
-	char err[128], *path;
+	struct bh_api_access acc;
+	char err[256], *path;
 	int fd;
 
-	assert_int_equal(
-	    bh_api_socket_arg_parse("fd=3", &path, &fd, err, sizeof(err)), 0);
+	assert_int_equal(ARG("fd=3"), 0);
 	assert_null(path);
 	assert_int_equal(fd, 3);
-	assert_int_equal(bh_api_socket_arg_parse("path=/run/a.sock", &path, &fd,
-						 err, sizeof(err)),
-			 0);
+	assert_int_equal(acc.nuids + acc.ngids, 0);
+	assert_int_equal(ARG("path=/run/a.sock"), 0);
 	assert_string_equal(path, "/run/a.sock");
 	assert_int_equal(fd, -1);
 	free(path);
-	assert_int_equal(bh_api_socket_arg_parse("/run/b.sock", &path, &fd, err,
-						 sizeof(err)),
-			 0);
+	assert_int_equal(ARG("/run/b.sock"), 0);
 	assert_string_equal(path, "/run/b.sock");
 	free(path);
-	assert_int_equal(
-	    bh_api_socket_arg_parse("fd=x", &path, &fd, err, sizeof(err)),
-	    -EINVAL);
+	/* A bare path is taken whole, commas and "allow-uid=" included. */
+	assert_int_equal(ARG("/run/c,allow-uid=5.sock"), 0);
+	assert_string_equal(path, "/run/c,allow-uid=5.sock");
+	assert_int_equal(acc.nuids, 0);
+	free(path);
+	assert_int_equal(ARG("fd=x"), -EINVAL);
 	assert_non_null(strstr(err, "fd=x"));
-	assert_int_equal(
-	    bh_api_socket_arg_parse("path=", &path, &fd, err, sizeof(err)),
-	    -EINVAL);
+	assert_int_equal(ARG("path="), -EINVAL);
+	assert_non_null(strstr(err, "the path is empty"));
+
+	assert_int_equal(ARG("path=/run/d.sock,allow-uid=1000:1001:0,"
+			     "allow-gid=100"),
+			 0);
+	assert_string_equal(path, "/run/d.sock");
+	free(path);
+	assert_int_equal(acc.nuids, 3);
+	assert_int_equal(acc.uids[0], 1000);
+	assert_int_equal(acc.uids[1], 1001);
+	assert_int_equal(acc.uids[2], 0);
+	assert_int_equal(acc.ngids, 1);
+	assert_int_equal(acc.gids[0], 100);
+	assert_int_equal(ARG("fd=3,allow-gid=4294967294"), 0);
+	assert_int_equal(fd, 3);
+	assert_int_equal(acc.nuids, 0);
+	assert_int_equal(acc.gids[0], 4294967294u);
+
+	assert_int_equal(ARG("fd=3,allow-uid=bob"), -EINVAL);
+	assert_non_null(strstr(err, "--api-socket: allow-uid=bob: 'bob' is "
+				    "not a numeric id"));
+	assert_int_equal(fd, -1);
+	assert_int_equal(ARG("fd=3,allow-uid=1::2"), -EINVAL);
+	assert_non_null(strstr(err, "'' is not a numeric id"));
+	assert_int_equal(ARG("fd=3,allow-uid="), -EINVAL);
+	assert_int_equal(ARG("fd=3,allow-gid=4294967295"), -EINVAL);
+	assert_int_equal(ARG("fd=3,allow-uid=1,allow-uid=2"), -EINVAL);
+	assert_non_null(strstr(err, "allow-uid given twice"));
+	assert_int_equal(ARG("path=/a,fd=3"), -EINVAL);
+	assert_non_null(strstr(err, "give one of path= and fd=, once"));
+	assert_null(path);
+	assert_int_equal(ARG("path=/a,b"), -EINVAL);
+	assert_non_null(strstr(err, "'b' is not key=value"));
+	assert_null(path);
+	assert_int_equal(ARG("fd=3,allow-user=1"), -EINVAL);
+	assert_non_null(strstr(err, "unknown parameter 'allow-user'"));
+	assert_int_equal(ARG("fd=3,allow-uid=0:1:2:3:4:5:6:7:8:9:10:11:12:13:"
+			     "14:15:16:17:18:19:20:21:22:23:24:25:26:27:28:"
+			     "29:30:31"),
+			 0);
+	assert_int_equal(acc.nuids, BH_API_MAX_ALLOW);
+	assert_int_equal(ARG("fd=3,allow-uid=0:1:2:3:4:5:6:7:8:9:10:11:12:13:"
+			     "14:15:16:17:18:19:20:21:22:23:24:25:26:27:28:"
+			     "29:30:31:32"),
+			 -EINVAL);
+	assert_non_null(strstr(err, "lists more than 32 ids"));
+}
+
+#undef ARG
+
+/* Root and the server's own uid always; with lists, only what they name
+ * (the uid, or the gid or any supplementary group); without, anyone. */
+static void test_access_allows(void **state)
+{
+	struct bh_api_access a = { 0 };
+	const uint32_t g_plain[] = { 1000 }, g_sup[] = { 1000, 27, 100 };
+
+	assert_true(bh_api_access_allows(NULL, 500, 1000, g_plain, 1));
+	assert_true(bh_api_access_allows(&a, 500, 1000, g_plain, 1));
+	a.uids[a.nuids++] = 1001;
+	assert_false(bh_api_access_allows(&a, 500, 1000, g_plain, 1));
+	assert_true(bh_api_access_allows(&a, 500, 1001, g_plain, 1));
+	assert_true(bh_api_access_allows(&a, 500, 0, NULL, 0));
+	assert_true(bh_api_access_allows(&a, 500, 500, NULL, 0));
+	/* Unknown credentials read as uid (uint32_t)-1: never let in. */
+	assert_false(bh_api_access_allows(&a, 500, UINT32_MAX, NULL, 0));
+	a.gids[a.ngids++] = 100;
+	assert_false(bh_api_access_allows(&a, 500, 1000, g_plain, 1));
+	assert_true(bh_api_access_allows(&a, 500, 1000, g_sup, 3));
+	a.nuids = 0;
+	assert_true(bh_api_access_allows(&a, 500, 1002, g_sup, 3));
+	assert_false(bh_api_access_allows(&a, 500, 1002, g_sup, 2));
 }
 
 static void test_server_new_checks(void **state)
@@ -1344,6 +1416,7 @@ int main(void)
 		cmocka_unit_test(test_listen_path_rules),
 		cmocka_unit_test(test_listen_fd),
 		cmocka_unit_test(test_socket_arg),
+		cmocka_unit_test(test_access_allows),
 		cmocka_unit_test(test_server_new_checks),
 	};
 
