@@ -282,3 +282,10 @@ void bh_format_size(uint64_t v, char *out, size_t outlen)
 	else
 		snprintf(out, outlen, "%" PRIu64, v);
 }
+
+size_t bh_fmt_stored(int ret, size_t size)
+{
+	if (ret < 0 || size == 0)
+		return 0;
+	return (size_t)ret < size ? (size_t)ret : size - 1;
+}

@@ -33,6 +33,12 @@
  * again rather than spin on a listening socket that stays readable. */
 #define ACCEPT_RETRY_MS 1000
 
+/* Older libcs' headers lack it; the kernel has had it since 4.13. */
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS 59
+#endif
+_Static_assert(sizeof(gid_t) == sizeof(uint32_t), "gid_t is 32 bits");
+
 typedef Bulkhead__Api__V1__Request Request;
 typedef Bulkhead__Api__V1__Response Response;
 typedef Bulkhead__Api__V1__ErrorCode ErrorCode;
@@ -40,6 +46,15 @@ typedef Bulkhead__Api__V1__ErrorCode ErrorCode;
 #define ERR(name) BULKHEAD__API__V1__ERROR_CODE__##name
 
 struct api_client;
+
+/* What the client's timer is counting down to. */
+enum client_timer {
+	TIMER_NONE,
+	TIMER_HANDSHAKE, /* the client's hello */
+	TIMER_FRAME,	 /* the end of a frame that has begun */
+	TIMER_IDLE,	 /* the next request */
+	TIMER_CLOSING,	 /* the last reply leaving */
+};
 
 /* One operation: its place in the oneof, the states in which it may run, and
  * where its handler sits in the ops table. */
@@ -72,6 +87,7 @@ struct api_client {
 	struct event *ev_read;
 	struct event *ev_write;
 	struct event *ev_timer;
+	enum client_timer timer;
 	struct bh_frame_reader reader;
 	bool hello_done;
 	bool closing; /* a last reply is going out; then the connection ends */
@@ -90,6 +106,8 @@ struct bh_api_server {
 	const struct bh_api_ops *ops;
 	void *ctx;
 	struct bh_api_limits lim;
+	struct bh_api_access access;
+	bool restricted; /* access has ids: check each client */
 	int listen_fd;
 	struct event *ev_listen;
 	struct event *ev_accept_retry;
@@ -362,6 +380,42 @@ static void send_error(struct api_client *c, uint64_t id, ErrorCode code,
 	client_send(c, BH_API_FRAME_RESPONSE, &resp.base);
 }
 
+/* (Re)starts the client's timer for what, ms from now. */
+static void timer_set(struct api_client *c, enum client_timer what, int ms)
+{
+	struct timeval tv = {
+		.tv_sec = ms / 1000,
+		.tv_usec = (ms % 1000) * 1000,
+	};
+
+	c->timer = what;
+	event_add(c->ev_timer, &tv);
+}
+
+/*
+ * Sets the timer of a client past its hello from what it is doing: a frame
+ * begun must end within frame_ms of its first byte (or of the frame before
+ * it), however slowly the rest comes; a client waiting for replies is not
+ * idle; otherwise the next request must come within idle_ms, restarted by
+ * activity (a complete frame, a reply).
+ */
+static void client_timer_update(struct api_client *c, bool activity)
+{
+	const struct bh_api_limits *lim = &c->srv->lim;
+
+	if (c->dead || c->closing || !c->hello_done)
+		return;
+	if (c->reader.hdr_got > 0) {
+		if (c->timer != TIMER_FRAME || activity)
+			timer_set(c, TIMER_FRAME, lim->frame_ms);
+	} else if (c->ncalls > 0) {
+		c->timer = TIMER_NONE;
+		event_del(c->ev_timer);
+	} else if (c->timer != TIMER_IDLE || activity) {
+		timer_set(c, TIMER_IDLE, lim->idle_ms);
+	}
+}
+
 /*
  * Answers a broken connection: the error goes out (id 0, it answers no
  * request), nothing more is read, and the connection ends once the reply
@@ -372,7 +426,6 @@ static void client_fail(struct api_client *c, ErrorCode code, const char *fmt,
 static void client_fail(struct api_client *c, ErrorCode code, const char *fmt,
 			...)
 {
-	struct timeval tv;
 	char msg[256];
 	va_list ap;
 
@@ -384,9 +437,7 @@ static void client_fail(struct api_client *c, ErrorCode code, const char *fmt,
 		return;
 	c->closing = true;
 	event_del(c->ev_read);
-	tv.tv_sec = c->srv->lim.frame_ms / 1000;
-	tv.tv_usec = (c->srv->lim.frame_ms % 1000) * 1000;
-	event_add(c->ev_timer, &tv);
+	timer_set(c, TIMER_CLOSING, c->srv->lim.frame_ms);
 	send_error(c, 0, code, msg);
 	if (!c->dead && c->out_len == c->out_off)
 		client_drop(c);
@@ -410,19 +461,33 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct api_client *c = arg;
 
-	if (c->closing)
+	switch (c->timer) {
+	case TIMER_CLOSING:
 		bh_debug("api: client %u does not take its last reply",
 			 c->serial);
-	else if (!c->hello_done)
+		break;
+	case TIMER_HANDSHAKE:
 		bh_log_ratelimited(BH_LOG_WARN,
 				   "api: client %u sent no hello within %d ms; "
 				   "dropping it",
 				   c->serial, c->srv->lim.handshake_ms);
-	else
+		break;
+	case TIMER_FRAME:
 		bh_log_ratelimited(BH_LOG_WARN,
 				   "api: client %u left a frame unfinished for "
 				   "%d ms; dropping it",
 				   c->serial, c->srv->lim.frame_ms);
+		break;
+	case TIMER_IDLE:
+	case TIMER_NONE:
+		/* The normal end of a forgotten connection, not a fault:
+		 * no warning. */
+		bh_log_ratelimited(BH_LOG_INFO,
+				   "api: client %u sent no request for %d ms; "
+				   "dropping it",
+				   c->serial, c->srv->lim.idle_ms);
+		break;
+	}
 	client_drop(c);
 }
 
@@ -530,6 +595,8 @@ void bh_api_reply(struct bh_api_call *call, const Response *resp)
 	} else {
 		client_queue(c, buf, len);
 	}
+	/* Its last reply out, a client starts to count as idle. */
+	client_timer_update(c, true);
 out:
 	free(empty);
 	bulkhead__api__v1__request__free_unpacked(call->req, NULL);
@@ -706,6 +773,7 @@ static void handle_hello(struct api_client *c, const struct bh_frame *f)
 	bh_debug("api: client %u is %.64s", c->serial, h->role);
 	bulkhead__api__v1__hello__free_unpacked(h, NULL);
 	c->hello_done = true;
+	c->timer = TIMER_NONE;
 	event_del(c->ev_timer);
 }
 
@@ -745,6 +813,7 @@ out:
 static void client_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct api_client *c = arg;
+	bool activity = false;
 	struct bh_frame f;
 	int i, r = 0;
 
@@ -753,6 +822,7 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
 		if (r == 0)
 			break;
 		if (r == 1) {
+			activity = true;
 			handle_frame(c, &f);
 			continue;
 		}
@@ -788,21 +858,7 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
 			break;
 		}
 	}
-	if (c->dead || c->closing || !c->hello_done)
-		return;
-	/* A frame that has begun must end within frame_ms. */
-	if (c->reader.hdr_got > 0) {
-		if (!event_pending(c->ev_timer, EV_TIMEOUT, NULL)) {
-			struct timeval tv = {
-				.tv_sec = c->srv->lim.frame_ms / 1000,
-				.tv_usec = (c->srv->lim.frame_ms % 1000) * 1000,
-			};
-
-			event_add(c->ev_timer, &tv);
-		}
-	} else {
-		event_del(c->ev_timer);
-	}
+	client_timer_update(c, activity);
 }
 
 /* ---- accepting ------------------------------------------------------------
@@ -817,27 +873,20 @@ static void send_hello(struct api_client *c)
 	client_send(c, BH_API_FRAME_HELLO, &h.base);
 }
 
-/* A client beyond the limit gets the server's hello and a BUSY error, sent
- * without blocking into the empty socket buffer, and is closed. */
-static void refuse_client(struct bh_api_server *s, int fd)
+/* A client refused at once gets the server's hello and an error (id 0),
+ * sent without blocking into the empty socket buffer, and is closed. */
+static void refuse_client(int fd, ErrorCode code, const char *msg)
 {
 	Bulkhead__Api__V1__Hello h = BULKHEAD__API__V1__HELLO__INIT;
 	Response resp = BULKHEAD__API__V1__RESPONSE__INIT;
 	Bulkhead__Api__V1__Error err = BULKHEAD__API__V1__ERROR__INIT;
 	uint8_t *b1 = NULL, *b2 = NULL;
 	size_t l1, l2;
-	char msg[128];
 
-	bh_log_ratelimited(BH_LOG_WARN,
-			   "api: %u clients connected already; refusing "
-			   "another",
-			   s->nclients);
 	h.version = BH_API_VERSION;
 	h.role = (char *)BH_API_SERVER_ROLE;
-	snprintf(msg, sizeof(msg), "too many clients (%u); try again later",
-		 s->lim.max_clients);
-	err.code = ERR(BUSY);
-	err.message = msg;
+	err.code = code;
+	err.message = (char *)msg;
 	resp.error = &err;
 	if (bh_frame_encode(BH_API_FRAME_HELLO, &h.base, 0, &b1, &l1) == 0 &&
 	    bh_frame_encode(BH_API_FRAME_RESPONSE, &resp.base, 0, &b2, &l2) ==
@@ -852,18 +901,133 @@ static void refuse_client(struct bh_api_server *s, int fd)
 	close(fd);
 }
 
+bool bh_api_access_allows(const struct bh_api_access *a, uint32_t self,
+			  uint32_t uid, const uint32_t *groups, size_t n)
+{
+	if (uid == 0 || uid == self)
+		return true;
+	if (!a || (a->nuids == 0 && a->ngids == 0))
+		return true;
+	for (unsigned int i = 0; i < a->nuids; i++)
+		if (a->uids[i] == uid)
+			return true;
+	for (unsigned int i = 0; i < a->ngids; i++)
+		for (size_t j = 0; j < n; j++)
+			if (a->gids[i] == groups[j])
+				return true;
+	return false;
+}
+
+/*
+ * The connecting process's gid, then its supplementary groups, as the
+ * kernel recorded them at connect(2); *n of them, malloc'd. A kernel
+ * without SO_PEERGROUPS gives the gid alone.
+ */
+static uint32_t *peer_groups(int fd, gid_t gid, size_t *n)
+{
+	socklen_t len = 64 * sizeof(gid_t), got;
+	uint32_t *g = NULL;
+
+	for (;;) {
+		uint32_t *ng = realloc(g, len + sizeof(*g));
+
+		if (!ng)
+			abort();
+		g = ng;
+		got = len;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g + 1, &got) ==
+		    0) {
+			*n = 1 + got / sizeof(*g);
+			break;
+		}
+		/* ERANGE says how much room the list needs. */
+		if (errno == ERANGE && got > len) {
+			len = got;
+			continue;
+		}
+		*n = 1;
+		break;
+	}
+	g[0] = gid;
+	return g;
+}
+
+/* Whether the client on fd, of cred, may use the server; logs a refusal. */
+static bool client_allowed(struct bh_api_server *s, int fd,
+			   const struct ucred *cred, bool known)
+{
+	uint32_t *groups;
+	size_t n;
+	bool ok;
+
+	if (!s->restricted)
+		return true;
+	if (!known) {
+		bh_log_ratelimited(BH_LOG_WARN,
+				   "api: refused a client whose credentials "
+				   "cannot be read (SO_PEERCRED: %s)",
+				   strerror(errno));
+		return false;
+	}
+	groups = peer_groups(fd, cred->gid, &n);
+	ok = bh_api_access_allows(&s->access, geteuid(), cred->uid, groups, n);
+	free(groups);
+	if (!ok)
+		bh_log_ratelimited(BH_LOG_WARN,
+				   "api: refused a client of uid %lu, gid %lu "
+				   "(pid %ld): not in --api-socket allow-uid "
+				   "or allow-gid",
+				   (unsigned long)cred->uid,
+				   (unsigned long)cred->gid, (long)cred->pid);
+	return ok;
+}
+
 static void add_client(struct bh_api_server *s, int fd)
 {
-	struct timeval tv = {
-		.tv_sec = s->lim.handshake_ms / 1000,
-		.tv_usec = (s->lim.handshake_ms % 1000) * 1000,
-	};
-	struct api_client *c;
-	struct ucred cred;
+	struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
 	socklen_t clen = sizeof(cred);
+	unsigned int limit = s->lim.max_clients;
+	struct api_client *c;
+	char msg[160];
+	bool owner, known;
 
-	if (s->nclients >= s->lim.max_clients) {
-		refuse_client(s, fd);
+	known = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0;
+	if (!known)
+		cred.uid = (uid_t)-1;
+	/* Before the limit: a refused user must not learn whether the
+	 * server is busy, nor take a place. */
+	if (!client_allowed(s, fd, &cred, known)) {
+		snprintf(msg, sizeof(msg),
+			 "uid %lu may not use this API (the server accepts "
+			 "only the users and groups it was given)",
+			 (unsigned long)cred.uid);
+		refuse_client(fd, ERR(PERMISSION_DENIED), msg);
+		return;
+	}
+	/* Asked at each connection: with --user the server's uid changes
+	 * after the socket is set up. */
+	owner = cred.uid == 0 || cred.uid == geteuid();
+	/* The last slot is the owner's, so that other users' connections,
+	 * idle or not, cannot keep the owner out. */
+	if (!owner && limit > 1)
+		limit--;
+	if (s->nclients >= limit) {
+		bh_log_ratelimited(BH_LOG_WARN,
+				   "api: %u clients connected already; "
+				   "refusing another (pid %ld, uid %ld)",
+				   s->nclients, (long)cred.pid,
+				   (long)(int)cred.uid);
+		if (limit < s->lim.max_clients)
+			snprintf(msg, sizeof(msg),
+				 "too many clients (%u, and the last place is "
+				 "kept for the server's own user and root); "
+				 "try again later",
+				 limit);
+		else
+			snprintf(msg, sizeof(msg),
+				 "too many clients (%u); try again later",
+				 limit);
+		refuse_client(fd, ERR(BUSY), msg);
 		return;
 	}
 	c = calloc(1, sizeof(*c));
@@ -882,11 +1046,10 @@ static void add_client(struct bh_api_server *s, int fd)
 		abort();
 	TAILQ_INSERT_TAIL(&s->clients, c, link);
 	s->nclients++;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0)
-		bh_debug("api: client %u connected (pid %ld, uid %lu)",
-			 c->serial, (long)cred.pid, (unsigned long)cred.uid);
+	bh_debug("api: client %u connected (pid %ld, uid %ld)", c->serial,
+		 (long)cred.pid, (long)(int)cred.uid);
 	event_add(c->ev_read, NULL);
-	event_add(c->ev_timer, &tv);
+	timer_set(c, TIMER_HANDSHAKE, s->lim.handshake_ms);
 	send_hello(c);
 }
 
@@ -941,7 +1104,7 @@ int bh_api_server_new(struct event_base *base, const struct bh_api_ops *ops,
 		limits = &defaults;
 	if (limits->max_clients == 0 || limits->max_output == 0 ||
 	    limits->max_calls == 0 || limits->handshake_ms <= 0 ||
-	    limits->frame_ms <= 0)
+	    limits->frame_ms <= 0 || limits->idle_ms <= 0)
 		return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
@@ -1013,6 +1176,19 @@ void bh_api_server_free(struct bh_api_server *s)
 	bh_closep(&s->listen_fd);
 	unlink_ours(s);
 	free(s);
+}
+
+void bh_api_server_set_access(struct bh_api_server *s,
+			      const struct bh_api_access *a)
+{
+	memset(&s->access, 0, sizeof(s->access));
+	if (a)
+		s->access = *a;
+	if (s->access.nuids > BH_API_MAX_ALLOW)
+		s->access.nuids = BH_API_MAX_ALLOW;
+	if (s->access.ngids > BH_API_MAX_ALLOW)
+		s->access.ngids = BH_API_MAX_ALLOW;
+	s->restricted = s->access.nuids > 0 || s->access.ngids > 0;
 }
 
 unsigned int bh_api_server_clients(const struct bh_api_server *s)
@@ -1155,38 +1331,129 @@ err_close:
 	return r;
 }
 
-int bh_api_socket_arg_parse(const char *arg, char **path, int *fd, char *err,
+/* "1000:1001" into ids; the message names key. */
+static int parse_ids(const char *key, const char *list, uint32_t *ids,
+		     unsigned int *n, char *err, size_t errlen)
+{
+	const char *p = list, *end;
+	char num[16];
+	uint64_t v;
+	size_t len;
+
+	*n = 0;
+	for (;;) {
+		end = strchr(p, ':');
+		len = end ? (size_t)(end - p) : strlen(p);
+		if (len == 0 || len >= sizeof(num))
+			goto bad;
+		memcpy(num, p, len);
+		num[len] = '\0';
+		/* (uint32_t)-1 is no id: it means "unchanged" to chown(2). */
+		if (bh_parse_uint(num, 0, UINT32_MAX - 1, &v) < 0)
+			goto bad;
+		if (*n == BH_API_MAX_ALLOW)
+			return bh_errf(err, errlen,
+				       "--api-socket: %s= lists more than %d "
+				       "ids",
+				       key, BH_API_MAX_ALLOW);
+		ids[(*n)++] = (uint32_t)v;
+		if (!end)
+			return 0;
+		p = end + 1;
+	}
+bad:
+	return bh_errf(err, errlen,
+		       "--api-socket: %s=%s: '%.*s' is not a numeric id "
+		       "(ids are separated by ':')",
+		       key, list, (int)len, p);
+}
+
+static int set_path(const char *arg, char **path, char *err, size_t errlen)
+{
+	if (arg[0] == '\0')
+		return bh_errf(err, errlen, "--api-socket: the path is empty");
+	if (strlen(arg) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return bh_errf(
+		    err, errlen,
+		    "--api-socket: the path is longer than %zu bytes",
+		    sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+	*path = bh_xstrdup(arg);
+	return 0;
+}
+
+int bh_api_socket_arg_parse(const char *arg, char **path, int *fd,
+			    struct bh_api_access *access, char *err,
 			    size_t errlen)
 {
+	static const char known[] = "known: path, fd, allow-uid, allow-gid";
+	bool have_uid = false, have_gid = false;
+	char *buf, *item, *next, *eq;
 	uint64_t v;
+	int r = 0;
 
 	*path = NULL;
 	*fd = -1;
-	if (strncmp(arg, "fd=", 3) == 0) {
-		if (bh_parse_uint(arg + 3, 0, INT32_MAX, &v) < 0) {
-			snprintf(err, errlen,
-				 "--api-socket: fd=%s is not a file "
-				 "descriptor number",
-				 arg + 3);
-			return -EINVAL;
+	memset(access, 0, sizeof(*access));
+	/* A bare path is taken whole, so that it may hold commas. */
+	if (strncmp(arg, "fd=", 3) != 0 && strncmp(arg, "path=", 5) != 0)
+		return set_path(arg, path, err, errlen);
+
+	buf = bh_xstrdup(arg);
+	for (item = buf; item && r == 0; item = next) {
+		next = strchr(item, ',');
+		if (next)
+			*next++ = '\0';
+		eq = strchr(item, '=');
+		if (!eq) {
+			r = bh_errf(err, errlen,
+				    "--api-socket: '%s' is not key=value (%s; "
+				    "a path with a comma is given alone, "
+				    "without path=)",
+				    item, known);
+			break;
 		}
-		*fd = (int)v;
-		return 0;
+		*eq++ = '\0';
+		if (strcmp(item, "path") == 0 || strcmp(item, "fd") == 0) {
+			if (*path || *fd >= 0) {
+				r = bh_errf(err, errlen,
+					    "--api-socket: give one of path= "
+					    "and fd=, once");
+			} else if (item[0] == 'p') {
+				r = set_path(eq, path, err, errlen);
+			} else if (bh_parse_uint(eq, 0, INT32_MAX, &v) < 0) {
+				r = bh_errf(err, errlen,
+					    "--api-socket: fd=%s is not a file "
+					    "descriptor number",
+					    eq);
+			} else {
+				*fd = (int)v;
+			}
+		} else if (strcmp(item, "allow-uid") == 0) {
+			r = have_uid ? bh_errf(err, errlen,
+					       "--api-socket: allow-uid given "
+					       "twice")
+				     : parse_ids(item, eq, access->uids,
+						 &access->nuids, err, errlen);
+			have_uid = true;
+		} else if (strcmp(item, "allow-gid") == 0) {
+			r = have_gid ? bh_errf(err, errlen,
+					       "--api-socket: allow-gid given "
+					       "twice")
+				     : parse_ids(item, eq, access->gids,
+						 &access->ngids, err, errlen);
+			have_gid = true;
+		} else {
+			r = bh_errf(err, errlen,
+				    "--api-socket: unknown parameter '%s' (%s)",
+				    item, known);
+		}
 	}
-	if (strncmp(arg, "path=", 5) == 0)
-		arg += 5;
-	if (arg[0] == '\0') {
-		snprintf(err, errlen, "--api-socket: the path is empty");
-		return -EINVAL;
+	free(buf);
+	if (r < 0) {
+		free(*path);
+		*path = NULL;
+		*fd = -1;
+		memset(access, 0, sizeof(*access));
 	}
-	if (strlen(arg) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-		snprintf(err, errlen,
-			 "--api-socket: the path is longer than %zu bytes",
-			 sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
-		return -EINVAL;
-	}
-	*path = strdup(arg);
-	if (!*path)
-		abort();
-	return 0;
+	return r;
 }

@@ -36,7 +36,13 @@ enum bh_api_vm_state {
 	BH_API_SHUTDOWN = BULKHEAD__API__V1__VM_STATE__SHUTDOWN,
 };
 
-/* Limits that keep one client from starving the others or the VMM. */
+/*
+ * Limits that keep one client from starving the others or the VMM. Of the
+ * max_clients slots (if there is more than one) the last is kept for a
+ * client whose SO_PEERCRED uid is root or the server's own effective uid:
+ * whoever else fills the others, the owner can still get in (to
+ * shutdown-vmm, for one).
+ */
 struct bh_api_limits {
 	unsigned int max_clients; /* connections served at once */
 	size_t max_output;	  /* reply bytes queued for one client */
@@ -44,13 +50,39 @@ struct bh_api_limits {
 	int handshake_ms;	  /* from accept to the client's hello */
 	int frame_ms; /* from a frame's first byte to its last, and for the
 			 last reply to a client being closed to go out */
+	/* A client with no frame begun and no call under way is dropped
+	 * after this long without a complete request, counted from its
+	 * hello, its last request or its last reply. */
+	int idle_ms;
 };
 
 #define BH_API_LIMITS_DEFAULT                                                  \
 	{                                                                      \
 		.max_clients = 32, .max_output = 1024 * 1024, .max_calls = 16, \
-		.handshake_ms = 10000, .frame_ms = 10000,                      \
+		.handshake_ms = 10000, .frame_ms = 10000, .idle_ms = 60000,    \
 	}
+
+/* Ids in each list of struct bh_api_access. */
+#define BH_API_MAX_ALLOW 32
+
+/*
+ * Who may use the API besides root and the server's own effective uid, who
+ * always may (they own the process anyway). A client is let in if its uid
+ * is in uids, or its gid or one of its supplementary groups is in gids, as
+ * the kernel gives them for the connection (SO_PEERCRED, SO_PEERGROUPS).
+ * With both lists empty, anyone who can connect to the socket may.
+ */
+struct bh_api_access {
+	uint32_t uids[BH_API_MAX_ALLOW];
+	unsigned int nuids;
+	uint32_t gids[BH_API_MAX_ALLOW];
+	unsigned int ngids;
+};
+
+/* Whether a client of uid, with groups (its gid and supplementary groups,
+ * n of them), may use a server whose effective uid is self. */
+bool bh_api_access_allows(const struct bh_api_access *a, uint32_t self,
+			  uint32_t uid, const uint32_t *groups, size_t n);
 
 struct bh_api_server;
 /* One request being carried out. Every call handed to a handler must be
@@ -136,6 +168,13 @@ int bh_api_listen_path(struct bh_api_server *s, const char *path);
  */
 int bh_api_listen_fd(struct bh_api_server *s, int fd);
 
+/*
+ * Accepts from now on only the clients that a allows (copied); clients
+ * already connected stay. NULL or empty lists: anyone who can connect.
+ */
+void bh_api_server_set_access(struct bh_api_server *s,
+			      const struct bh_api_access *a);
+
 /* Clients connected now (after the handshake or waiting for it). */
 unsigned int bh_api_server_clients(const struct bh_api_server *s);
 
@@ -165,11 +204,14 @@ bool bh_api_call_client_connected(const struct bh_api_call *call);
 const char *bh_api_state_name(enum bh_api_vm_state state);
 
 /*
- * Parses an --api-socket argument: "path=PATH", "fd=N" or a bare PATH.
- * On success exactly one of *path (malloc'd) and *fd (>= 0; else -1) is set.
- * 0, or -EINVAL with a message in err.
+ * Parses an --api-socket argument: a bare PATH (taken whole, commas and
+ * all), or "path=PATH" or "fd=N" followed by ",allow-uid=U[:U...]" and
+ * ",allow-gid=G[:G...]" (numeric ids) if wanted. On success exactly one of
+ * *path (malloc'd) and *fd (>= 0; else -1) is set, and *access holds the
+ * lists (empty without them). 0, or -EINVAL with a message in err.
  */
-int bh_api_socket_arg_parse(const char *arg, char **path, int *fd, char *err,
+int bh_api_socket_arg_parse(const char *arg, char **path, int *fd,
+			    struct bh_api_access *access, char *err,
 			    size_t errlen);
 
 #endif

@@ -113,12 +113,10 @@ static void kv_known(const struct kv_param *params, size_t n, char *out,
 	int r;
 
 	out[0] = '\0';
-	for (i = 0; i < n && used < outlen; i++) {
+	for (i = 0; i < n && used + 1 < outlen; i++) {
 		r = snprintf(out + used, outlen - used, "%s%s", i ? ", " : "",
 			     params[i].key);
-		if (r < 0)
-			break;
-		used += (size_t)r;
+		used += bh_fmt_stored(r, outlen - used);
 	}
 }
 
@@ -710,14 +708,13 @@ static int bad_long_option(const char *arg, char *err, size_t errlen)
 		int r;
 
 		list[0] = '\0';
-		for (o = long_options; o->name && used < sizeof(list); o++) {
+		for (o = long_options; o->name && used + 1 < sizeof(list);
+		     o++) {
 			if (strncmp(o->name, name, len) != 0)
 				continue;
 			r = snprintf(list + used, sizeof(list) - used, "%s--%s",
 				     used ? ", " : "", o->name);
-			if (r < 0)
-				break;
-			used += (size_t)r;
+			used += bh_fmt_stored(r, sizeof(list) - used);
 		}
 		return bh_errf(err, errlen, "ambiguous option '--%.*s' (%s)",
 			       (int)len, name, list);
@@ -865,8 +862,8 @@ static int parse_option(int c, const char *arg, struct bh_config *cfg,
 		return parse_check_host(arg, cfg, err, errlen);
 	case OPT_API_SOCKET:
 		return bh_api_socket_arg_parse(arg, &cfg->api_socket_path,
-					       &cfg->api_socket_fd, err,
-					       errlen);
+					       &cfg->api_socket_fd,
+					       &cfg->api_access, err, errlen);
 	case OPT_CONFIG:
 		/* Read before parsing (bh_config_file_arg): its options are
 		 * already in argv, ahead of the command line's. */
@@ -1160,13 +1157,19 @@ void bh_config_usage(FILE *out)
 		"                      (default: info)\n"
 		"  -v, --verbose       same as --log-level debug\n"
 		"  --exit-stats        print VM-exit counts when the VM ends\n"
-		"  --api-socket path=PATH|fd=N\n"
+		"  --api-socket path=PATH|fd=N[,allow-uid=U[:U...]]\n"
+		"               [,allow-gid=G[:G...]]\n"
 		"                      serve the management API on a unix\n"
-		"                      socket created at PATH, or on an\n"
-		"                      inherited listening socket N; the\n"
-		"                      VM boots at once, and bulkhead stays\n"
-		"                      up after it stops until shutdown-vmm\n"
-		"                      or a signal\n"
+		"                      socket created at PATH (mode 0600),\n"
+		"                      or on an inherited listening socket\n"
+		"                      N; the VM boots at once, and bulkhead\n"
+		"                      stays up after it stops until\n"
+		"                      shutdown-vmm or a signal. allow-uid\n"
+		"                      and allow-gid (numeric ids): only\n"
+		"                      clients of those users, or in those\n"
+		"                      groups, besides root and bulkhead's\n"
+		"                      own user, may use it; others get\n"
+		"                      PERMISSION_DENIED\n"
 		"  --config FILE       read options from FILE first: one\n"
 		"                      long option per line without its\n"
 		"                      dashes ('memory size=1G'), '#'\n"

@@ -10,6 +10,8 @@
 
 #include <bulkhead/log.h>
 
+#include "api.h"
+
 enum bh_serial_mode {
 	BH_SERIAL_TTY = 0, /* our stdin/stdout (default) */
 	BH_SERIAL_OFF,	   /* no UART at all */
@@ -96,6 +98,9 @@ struct bh_config {
 	 * VM's configuration (VmConfig). At most one of the two is set. */
 	char *api_socket_path; /* NULL, or a path to create the socket at */
 	int api_socket_fd;     /* -1, or an inherited listening socket */
+	/* allow-uid=, allow-gid=: who besides root and our own uid may use
+	 * the API; both empty, whoever the socket lets connect. */
+	struct bh_api_access api_access;
 	/* --config: the file whose options were read ahead of the command
 	 * line's (bh_conffile_parse_cmdline), or NULL. */
 	char *config_path;

@@ -352,6 +352,11 @@ int bh_vmapi_new(struct bh_vm *vm, struct event_base *base,
 		bh_err("cannot create the API server: %s", strerror(-r));
 		goto fail;
 	}
+	bh_api_server_set_access(a->srv, &cfg->api_access);
+	if (cfg->api_access.nuids || cfg->api_access.ngids)
+		bh_info("api: only root, our own user and %u listed users and "
+			"%u listed groups may use the API",
+			cfg->api_access.nuids, cfg->api_access.ngids);
 	if (cfg->api_socket_path) {
 		r = bh_api_listen_path(a->srv, cfg->api_socket_path);
 		if (r < 0)

@@ -6,9 +6,12 @@
  * ends the process. Snapshot, restore, resize, hot-plug and migration are
  * left out, so they answer NOT_SUPPORTED_YET.
  *
- * Usage: bh-api-test-server SOCKET_PATH   (prints "ready" once listening)
+ * Usage: bh-api-test-server [--idle-ms N] [--max-clients N] SOCKET_PATH
+ * (prints "ready" once listening). The options shorten the server's limits
+ * (BH_API_LIMITS_DEFAULT) so that tests of them take little time.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,7 @@
 #include <event2/event.h>
 
 #include <bulkhead/log.h>
+#include <bulkhead/util.h>
 
 #include "api.h"
 #include "apiconfig.h"
@@ -271,15 +275,31 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 int main(int argc, char **argv)
 {
+	static const struct option opts[] = {
+		{ "idle-ms", required_argument, NULL, 'i' },
+		{ "max-clients", required_argument, NULL, 'm' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct bh_api_limits lim = BH_API_LIMITS_DEFAULT;
 	struct fakevm vm = { .state = BH_API_NOT_CREATED };
 	struct bh_api_server *srv = NULL;
 	struct event *sigterm = NULL, *sigint = NULL;
-	int r, status = 1;
+	const char *path;
+	uint64_t v;
+	int c, r, status = 1;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: bh-api-test-server SOCKET_PATH\n");
-		return 2;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if ((c != 'i' && c != 'm') ||
+		    bh_parse_uint(optarg, 1, INT32_MAX, &v) < 0)
+			goto usage;
+		if (c == 'i')
+			lim.idle_ms = (int)v;
+		else
+			lim.max_clients = (unsigned int)v;
 	}
+	if (optind != argc - 1)
+		goto usage;
+	path = argv[optind];
 	bh_log_init("bh-api-test-server");
 	bh_log_set_level(BH_LOG_DEBUG);
 	signal(SIGPIPE, SIG_IGN);
@@ -293,11 +313,11 @@ int main(int argc, char **argv)
 		goto out;
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
-	r = bh_api_server_new(vm.base, &fake_ops, &vm, NULL, &srv);
+	r = bh_api_server_new(vm.base, &fake_ops, &vm, &lim, &srv);
 	if (r == 0)
-		r = bh_api_listen_path(srv, argv[1]);
+		r = bh_api_listen_path(srv, path);
 	if (r < 0) {
-		fprintf(stderr, "bh-api-test-server: %s: %s\n", argv[1],
+		fprintf(stderr, "bh-api-test-server: %s: %s\n", path,
 			strerror(-r));
 		goto out;
 	}
@@ -319,4 +339,9 @@ out:
 		event_free(vm.boot_timer);
 	event_base_free(vm.base);
 	return status;
+
+usage:
+	fprintf(stderr, "usage: bh-api-test-server [--idle-ms N] "
+			"[--max-clients N] SOCKET_PATH\n");
+	return 2;
 }

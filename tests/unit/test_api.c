@@ -972,6 +972,129 @@ static void test_many_clients(void **state)
 	env_free(e);
 }
 
+static uint64_t ms_since(uint64_t t0)
+{
+	return (bh_now_ns() - t0) / 1000000;
+}
+
+/* Asserts that fd is still open: nothing to read, no end of file. */
+static void expect_open(int fd)
+{
+	char b;
+
+	assert_int_equal(recv(fd, &b, 1, MSG_DONTWAIT | MSG_PEEK), -1);
+	assert_int_equal(errno, EAGAIN);
+}
+
+/* A client that sends nothing after its hello goes after idle_ms; one that
+ * sends requests, waits for a reply or is in the middle of a frame stays. */
+static void test_idle_clients(void **state)
+{
+	struct bh_api_limits lim = BH_API_LIMITS_DEFAULT;
+	Request req = BULKHEAD__API__V1__REQUEST__INIT;
+	Bulkhead__Api__V1__PingRequest ping =
+	    BULKHEAD__API__V1__PING_REQUEST__INIT;
+	struct env *e;
+	int idle, busy, held, slow, i;
+	uint64_t t0;
+	uint8_t *buf;
+	size_t len;
+	Response *r;
+
+	lim.idle_ms = 300;
+	lim.frame_ms = 3000;
+	e = env_new(&lim);
+	t0 = bh_now_ns();
+	idle = client(e);
+	expect_closed(e, idle);
+	close(idle);
+	assert_true(ms_since(t0) >= 280);
+
+	/* Requests keep a client: a ping every 100 ms for 1.2 s. */
+	busy = client(e);
+	for (i = 0; i < 12; i++) {
+		r = call(e, busy, (uint64_t)i + 1, OP(PING));
+		assert_int_equal(code_of(r), ERR(ERROR_NONE));
+		bulkhead__api__v1__response__free_unpacked(r, NULL);
+		pump_for(e, 100);
+	}
+	expect_open(busy);
+
+	/* A call under way for 1 s: the client waits, it is not idle. */
+	held = client(e);
+	e->fake.state = BH_API_CREATED;
+	e->fake.hold = true;
+	send_op(held, 1, OP(BOOT));
+	pump_for(e, 1000);
+	expect_open(held);
+	assert_int_equal(e->fake.nheld, 1);
+	e->fake.hold = false;
+	e->fake.state = BH_API_RUNNING;
+	bh_api_reply_ok(e->fake.held[0]);
+	e->fake.nheld = 0;
+	r = recv_response(e, held);
+	assert_int_equal(code_of(r), ERR(ERROR_NONE));
+	bulkhead__api__v1__response__free_unpacked(r, NULL);
+	/* Its reply out, its idle time starts. */
+	t0 = bh_now_ns();
+	expect_closed(e, held);
+	close(held);
+	assert_true(ms_since(t0) >= 280);
+
+	/* Half a frame for 1 s: frame_ms, not idle_ms, bounds it. */
+	slow = client(e);
+	req.id = 7;
+	req.op_case = OP(PING);
+	req.ping = &ping;
+	assert_int_equal(
+	    bh_frame_encode(BH_API_FRAME_REQUEST, &req.base, 0, &buf, &len), 0);
+	send_bytes(slow, buf, len - 1);
+	pump_for(e, 1000);
+	expect_open(slow);
+	send_bytes(slow, buf + len - 1, 1);
+	free(buf);
+	r = recv_response(e, slow);
+	assert_int_equal(r->id, 7);
+	bulkhead__api__v1__response__free_unpacked(r, NULL);
+
+	close(slow);
+	pump_for(e, 350);
+	/* busy went idle too. */
+	assert_int_equal(bh_api_server_clients(e->srv), 0);
+	close(busy);
+	env_free(e);
+}
+
+/* Clients that fill every place with a hello and nothing more are gone
+ * after idle_ms, and the next one gets in. */
+static void test_idle_clients_free_their_places(void **state)
+{
+	struct bh_api_limits lim = BH_API_LIMITS_DEFAULT;
+	int fds[MAX_CLIENTS], extra, i;
+	struct env *e;
+	Response *r;
+
+	lim.idle_ms = 500;
+	e = env_new(&lim);
+	for (i = 0; i < MAX_CLIENTS; i++)
+		fds[i] = client(e);
+	extra = raw_connect(e->path);
+	send_hello(extra, 1);
+	expect_server_hello(e, extra);
+	expect_dropped(e, extra, ERR(BUSY), "too many clients (32)");
+	for (i = 0; i < MAX_CLIENTS; i++) {
+		expect_closed(e, fds[i]);
+		close(fds[i]);
+	}
+	assert_int_equal(bh_api_server_clients(e->srv), 0);
+	extra = client(e);
+	r = call(e, extra, 1, OP(PING));
+	assert_int_equal(code_of(r), ERR(ERROR_NONE));
+	bulkhead__api__v1__response__free_unpacked(r, NULL);
+	close(extra);
+	env_free(e);
+}
+
 /* Sends a whole buffer from a non-blocking socket, running the server
  * while the socket is full. false if the server closed the connection. */
 static bool send_all_pumped(struct env *e, int fd, const uint8_t *buf,
@@ -1143,33 +1266,105 @@ static void test_listen_fd(void **state)
 	env_free(e);
 }
 
+#define ARG(s) bh_api_socket_arg_parse(s, &path, &fd, &acc, err, sizeof(err))
+
 static void test_socket_arg(void **state)
 {
-	char err[128], *path;
+	struct bh_api_access acc;
+	char err[256], *path;
 	int fd;
 
-	assert_int_equal(
-	    bh_api_socket_arg_parse("fd=3", &path, &fd, err, sizeof(err)), 0);
+	assert_int_equal(ARG("fd=3"), 0);
 	assert_null(path);
 	assert_int_equal(fd, 3);
-	assert_int_equal(bh_api_socket_arg_parse("path=/run/a.sock", &path, &fd,
-						 err, sizeof(err)),
-			 0);
+	assert_int_equal(acc.nuids + acc.ngids, 0);
+	assert_int_equal(ARG("path=/run/a.sock"), 0);
 	assert_string_equal(path, "/run/a.sock");
 	assert_int_equal(fd, -1);
 	free(path);
-	assert_int_equal(bh_api_socket_arg_parse("/run/b.sock", &path, &fd, err,
-						 sizeof(err)),
-			 0);
+	assert_int_equal(ARG("/run/b.sock"), 0);
 	assert_string_equal(path, "/run/b.sock");
 	free(path);
-	assert_int_equal(
-	    bh_api_socket_arg_parse("fd=x", &path, &fd, err, sizeof(err)),
-	    -EINVAL);
+	/* A bare path is taken whole, commas and "allow-uid=" included. */
+	assert_int_equal(ARG("/run/c,allow-uid=5.sock"), 0);
+	assert_string_equal(path, "/run/c,allow-uid=5.sock");
+	assert_int_equal(acc.nuids, 0);
+	free(path);
+	assert_int_equal(ARG("fd=x"), -EINVAL);
 	assert_non_null(strstr(err, "fd=x"));
-	assert_int_equal(
-	    bh_api_socket_arg_parse("path=", &path, &fd, err, sizeof(err)),
-	    -EINVAL);
+	assert_int_equal(ARG("path="), -EINVAL);
+	assert_non_null(strstr(err, "the path is empty"));
+
+	assert_int_equal(ARG("path=/run/d.sock,allow-uid=1000:1001:0,"
+			     "allow-gid=100"),
+			 0);
+	assert_string_equal(path, "/run/d.sock");
+	free(path);
+	assert_int_equal(acc.nuids, 3);
+	assert_int_equal(acc.uids[0], 1000);
+	assert_int_equal(acc.uids[1], 1001);
+	assert_int_equal(acc.uids[2], 0);
+	assert_int_equal(acc.ngids, 1);
+	assert_int_equal(acc.gids[0], 100);
+	assert_int_equal(ARG("fd=3,allow-gid=4294967294"), 0);
+	assert_int_equal(fd, 3);
+	assert_int_equal(acc.nuids, 0);
+	assert_int_equal(acc.gids[0], 4294967294u);
+
+	assert_int_equal(ARG("fd=3,allow-uid=bob"), -EINVAL);
+	assert_non_null(strstr(err, "--api-socket: allow-uid=bob: 'bob' is "
+				    "not a numeric id"));
+	assert_int_equal(fd, -1);
+	assert_int_equal(ARG("fd=3,allow-uid=1::2"), -EINVAL);
+	assert_non_null(strstr(err, "'' is not a numeric id"));
+	assert_int_equal(ARG("fd=3,allow-uid="), -EINVAL);
+	assert_int_equal(ARG("fd=3,allow-gid=4294967295"), -EINVAL);
+	assert_int_equal(ARG("fd=3,allow-uid=1,allow-uid=2"), -EINVAL);
+	assert_non_null(strstr(err, "allow-uid given twice"));
+	assert_int_equal(ARG("path=/a,fd=3"), -EINVAL);
+	assert_non_null(strstr(err, "give one of path= and fd=, once"));
+	assert_null(path);
+	assert_int_equal(ARG("path=/a,b"), -EINVAL);
+	assert_non_null(strstr(err, "'b' is not key=value"));
+	assert_null(path);
+	assert_int_equal(ARG("fd=3,allow-user=1"), -EINVAL);
+	assert_non_null(strstr(err, "unknown parameter 'allow-user'"));
+	assert_int_equal(ARG("fd=3,allow-uid=0:1:2:3:4:5:6:7:8:9:10:11:12:13:"
+			     "14:15:16:17:18:19:20:21:22:23:24:25:26:27:28:"
+			     "29:30:31"),
+			 0);
+	assert_int_equal(acc.nuids, BH_API_MAX_ALLOW);
+	assert_int_equal(ARG("fd=3,allow-uid=0:1:2:3:4:5:6:7:8:9:10:11:12:13:"
+			     "14:15:16:17:18:19:20:21:22:23:24:25:26:27:28:"
+			     "29:30:31:32"),
+			 -EINVAL);
+	assert_non_null(strstr(err, "lists more than 32 ids"));
+}
+
+#undef ARG
+
+/* Root and the server's own uid always; with lists, only what they name
+ * (the uid, or the gid or any supplementary group); without, anyone. */
+static void test_access_allows(void **state)
+{
+	struct bh_api_access a = { 0 };
+	const uint32_t g_plain[] = { 1000 }, g_sup[] = { 1000, 27, 100 };
+
+	assert_true(bh_api_access_allows(NULL, 500, 1000, g_plain, 1));
+	assert_true(bh_api_access_allows(&a, 500, 1000, g_plain, 1));
+	a.uids[a.nuids++] = 1001;
+	assert_false(bh_api_access_allows(&a, 500, 1000, g_plain, 1));
+	assert_true(bh_api_access_allows(&a, 500, 1001, g_plain, 1));
+	assert_true(bh_api_access_allows(&a, 500, 0, NULL, 0));
+	assert_true(bh_api_access_allows(&a, 500, 500, NULL, 0));
+	/* Unknown credentials read as uid (uint32_t)-1: never let in. */
+	assert_false(bh_api_access_allows(&a, 500, UINT32_MAX, NULL, 0));
+	a.gids[a.ngids++] = 100;
+	assert_false(bh_api_access_allows(&a, 500, 1000, g_plain, 1));
+	assert_true(bh_api_access_allows(&a, 500, 1000, g_sup, 3));
+	a.nuids = 0;
+	assert_true(bh_api_access_allows(&a, 500, 1002, g_sup, 3));
+	assert_false(bh_api_access_allows(&a, 500, 1002, g_sup, 2));
 }
 
 static void test_server_new_checks(void **state)
@@ -1183,6 +1378,10 @@ static void test_server_new_checks(void **state)
 			 -EINVAL);
 	ops.state = fake_state;
 	lim.max_clients = 0;
+	assert_int_equal(bh_api_server_new(base, &ops, NULL, &lim, &s),
+			 -EINVAL);
+	lim.max_clients = 1;
+	lim.idle_ms = 0;
 	assert_int_equal(bh_api_server_new(base, &ops, NULL, &lim, &s),
 			 -EINVAL);
 	assert_string_equal(bh_api_state_name(BH_API_PAUSED), "Paused");
@@ -1211,10 +1410,13 @@ int main(void)
 		cmocka_unit_test(test_handshake_rules),
 		cmocka_unit_test(test_slow_client),
 		cmocka_unit_test(test_many_clients),
+		cmocka_unit_test(test_idle_clients),
+		cmocka_unit_test(test_idle_clients_free_their_places),
 		cmocka_unit_test(test_client_never_reads),
 		cmocka_unit_test(test_listen_path_rules),
 		cmocka_unit_test(test_listen_fd),
 		cmocka_unit_test(test_socket_arg),
+		cmocka_unit_test(test_access_allows),
 		cmocka_unit_test(test_server_new_checks),
 	};
 

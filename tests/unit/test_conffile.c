@@ -70,6 +70,8 @@ static const char good_file[] =
     "name web1\n"
     "rng src=/dev/urandom\n"
     "exit-stats\n"
+    "api-socket path=/run/bulkhead/web1.sock,allow-uid=1000:1001,"
+    "allow-gid=990\n"
     "log-level warn";
 
 static void test_good_file(void **state)
@@ -96,6 +98,11 @@ static void test_good_file(void **state)
 	assert_string_equal(cfg.name, "web1");
 	assert_string_equal(cfg.rng_source, "/dev/urandom");
 	assert_true(cfg.print_exit_stats);
+	assert_string_equal(cfg.api_socket_path, "/run/bulkhead/web1.sock");
+	assert_int_equal(cfg.api_access.nuids, 2);
+	assert_int_equal(cfg.api_access.uids[1], 1001);
+	assert_int_equal(cfg.api_access.ngids, 1);
+	assert_int_equal(cfg.api_access.gids[0], 990);
 	assert_int_equal(cfg.log_level, BH_LOG_WARN);
 	bh_config_free(&cfg);
 }
@@ -203,6 +210,10 @@ static void test_parser_errors_name_the_line(void **state)
 		     "value");
 	expect_error("kernel\n",
 		     "/etc/bulkhead/web1.conf:1: --kernel needs an argument");
+	expect_error(
+	    "kernel /k\napi-socket fd=3,allow-gid=wheel\n",
+	    "/etc/bulkhead/web1.conf:2: --api-socket: allow-gid=wheel: "
+	    "'wheel' is not a numeric id (ids are separated by ':')");
 	/* What no single line causes names the file alone. */
 	expect_error("# nothing but\nmemory size=1G\n",
 		     "/etc/bulkhead/web1.conf: --kernel is required (or "

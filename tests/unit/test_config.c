@@ -461,6 +461,9 @@ static void test_usage_text(void **state)
 		"--console MODE",
 		"--restart-devices on[,max=N]|off",
 		"--api-socket path=PATH|fd=N",
+		"allow-uid=U[:U...]",
+		"allow-gid=G[:G...]",
+		"PERMISSION_DENIED",
 	};
 	char *text = NULL;
 	size_t len = 0, i;
@@ -724,7 +727,24 @@ static void test_api_socket(void **state)
 	    BH_CONFIG_OK);
 	assert_null(cfg.api_socket_path);
 	assert_int_equal(cfg.api_socket_fd, 3);
+	assert_int_equal(cfg.api_access.nuids + cfg.api_access.ngids, 0);
 	bh_config_free(&cfg);
+
+	/* Socket activation with only some users let in; no VM needed. */
+	assert_int_equal(PARSE(&cfg, err, "--api-socket",
+			       "fd=3,allow-uid=1000,allow-gid=100:101"),
+			 BH_CONFIG_OK);
+	assert_int_equal(cfg.api_socket_fd, 3);
+	assert_int_equal(cfg.api_access.nuids, 1);
+	assert_int_equal(cfg.api_access.uids[0], 1000);
+	assert_int_equal(cfg.api_access.ngids, 2);
+	assert_int_equal(cfg.api_access.gids[1], 101);
+	bh_config_free(&cfg);
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k", "--api-socket",
+			       "path=/s,allow-uid=-1"),
+			 -EINVAL);
+	assert_non_null(strstr(err, "--api-socket: allow-uid=-1: '-1' is not "
+				    "a numeric id"));
 
 	assert_int_equal(
 	    PARSE(&cfg, err, "--kernel", "k", "--api-socket", "fd=x"), -EINVAL);

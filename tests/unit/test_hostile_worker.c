@@ -148,7 +148,10 @@ static pid_t worker_pid(const char *id)
 	size_t wlen;
 
 	assert_non_null(dir);
+	/* Matched with both NULs: a cut pattern would match a longer id's
+	 * worker, so it fails the test instead. */
 	wlen = (size_t)snprintf(want, sizeof(want), "--id%c%s", '\0', id) + 1;
+	assert_true(wlen <= sizeof(want));
 	while ((e = readdir(dir))) {
 		ssize_t n;
 		int fd;

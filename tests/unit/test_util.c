@@ -266,6 +266,27 @@ static void test_now_ns(void **state)
 	assert_true(b >= a);
 }
 
+/* A truncated string counts what fits, never what was wanted. */
+static void test_fmt_stored(void **state)
+{
+	char buf[8];
+	/* Unknown to the compiler, which would refuse a certain truncation. */
+	volatile size_t size = sizeof(buf);
+	int n;
+
+	n = snprintf(buf, size, "%s", "abc");
+	assert_int_equal(bh_fmt_stored(n, sizeof(buf)), 3);
+	n = snprintf(buf, size, "%s", "abcdefghijklmnop");
+	assert_int_equal(n, 16);
+	assert_int_equal(bh_fmt_stored(n, sizeof(buf)), 7);
+	assert_int_equal(strlen(buf), 7);
+	n = snprintf(buf, size, "%s", "abcdefg");
+	assert_int_equal(bh_fmt_stored(n, sizeof(buf)), 7);
+	assert_int_equal(bh_fmt_stored(-1, sizeof(buf)), 0);
+	assert_int_equal(bh_fmt_stored(5, 0), 0);
+	assert_int_equal(bh_fmt_stored(5, 1), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -280,6 +301,7 @@ int main(void)
 		cmocka_unit_test(test_read_full_eof),
 		cmocka_unit_test(test_closep),
 		cmocka_unit_test(test_now_ns),
+		cmocka_unit_test(test_fmt_stored),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -57,5 +57,12 @@ int bh_errf(char *err, size_t errlen, const char *fmt, ...)
 /* A byte count with the largest of K, M, G, T that divides it exactly
  * ("512M", "3G", "4097"), as the command line spells sizes. */
 void bh_format_size(uint64_t v, char *out, size_t outlen);
+/*
+ * The bytes that snprintf or vsnprintf stored in a buffer of size bytes
+ * (without the NUL), given what it returned: the length it wanted, which
+ * for a truncated string is more than the buffer holds and must never be
+ * used as a length. 0 for an error or an empty buffer.
+ */
+size_t bh_fmt_stored(int ret, size_t size);
 
 #endif
