@@ -18,6 +18,7 @@
 #include "config.h"
 #include "ctlseccomp.h"
 #include "kmsg.h"
+#include "launcher.h"
 #include "user.h"
 #include "vm.h"
 
@@ -96,6 +97,10 @@ static int print_policy(const char *which)
 		found = true;
 		bh_ctl_seccomp_print(stdout);
 	}
+	if (all || strcmp(which, "launcher") == 0) {
+		found = true;
+		bh_launcher_seccomp_print(stdout);
+	}
 	for (size_t i = 0; i < sizeof(children) / sizeof(children[0]); i++) {
 		char path[4096];
 		char *argv[] = { (char *)children[i][1], "--print-policy",
@@ -126,7 +131,7 @@ static int print_policy(const char *which)
 	if (!found) {
 		fprintf(stderr,
 			"bulkhead: --print-policy: '%s' is not one of "
-			"controller, vcpu, blk, console, rng, all\n",
+			"controller, launcher, vcpu, blk, console, rng, all\n",
 			which);
 		return BH_EXIT_USAGE;
 	}
@@ -138,6 +143,8 @@ int main(int argc, char **argv)
 	struct bh_config cfg;
 	struct lockdown ld = { .cfg = &cfg };
 	struct bh_kmsg kmsg = { .fd = -1 };
+	struct bh_launcher_opts lo = { .name = NULL };
+	struct bh_launcher *launcher = NULL;
 	struct bh_vm *vm = NULL;
 	char err[512] = "";
 	char prefix[64];
@@ -182,6 +189,17 @@ int main(int argc, char **argv)
 			return BH_EXIT_USAGE;
 		}
 	}
+	/* The launcher first, before anything is opened: it alone will start
+	 * children, and holds nothing of ours but its socket. */
+	lo.name = cfg.name;
+	lo.log_level = cfg.log_level;
+	lo.self_test = cfg.self_test;
+	lo.strict_sandbox = cfg.strict_sandbox;
+	lo.user = cfg.user ? &ld.user : NULL;
+	if (bh_launcher_start(&lo, &launcher) < 0) {
+		bh_config_free(&cfg);
+		return BH_EXIT_FAILURE;
+	}
 	/* The kernel log names what a seccomp filter killed a child for. It
 	 * is often root's alone, or hidden (ProtectKernelLogs=): then the
 	 * reports say where to look instead. */
@@ -194,14 +212,17 @@ int main(int argc, char **argv)
 	r = bh_vm_create(&cfg, &vm, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "bulkhead: %s\n", err);
+		bh_launcher_stop(launcher);
 		bh_kmsg_close(&kmsg);
 		bh_config_free(&cfg);
 		return BH_EXIT_USAGE;
 	}
 	bh_vm_set_kmsg(vm, &kmsg);
+	bh_vm_set_launcher(vm, launcher);
 	bh_vm_set_lockdown(vm, lockdown, &ld);
 	r = bh_vm_run(vm);
 	bh_vm_destroy(vm);
+	bh_launcher_stop(launcher);
 	bh_kmsg_close(&kmsg);
 	bh_config_free(&cfg);
 	return r;
