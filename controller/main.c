@@ -5,7 +5,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/io_uring.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -72,6 +74,19 @@ static int lockdown(void *arg)
 
 		bh_err("self-test: ptrace returned %ld: the seccomp filter is "
 		       "not in force",
+		       r2);
+		return BH_EXIT_FAILURE;
+	}
+	if (ld->cfg->self_test == BH_SELF_TEST_IO_URING) {
+		/* An io_uring would carry socket, connect or openat past
+		 * every rule of the list: the filter must kill us here. */
+		struct io_uring_params p;
+		long r2;
+
+		memset(&p, 0, sizeof(p));
+		r2 = syscall(SYS_io_uring_setup, 1, &p);
+		bh_err("self-test: io_uring_setup returned %ld: the controller "
+		       "may use io_uring",
 		       r2);
 		return BH_EXIT_FAILURE;
 	}

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """The controller's own sandbox, from outside: --user (root drops to nobody,
 every capability set empty, no_new_privs, its seccomp filter; the API still
-answers; refusals), and --self-test-seccomp: the controller, the vCPU runner
-and a device worker each make a call their filter refuses and are killed,
+answers; refusals), and --self-test-seccomp: the controller (ptrace, and
+io_uring_setup), the vCPU runner and a device worker each make a call their
+filter refuses and are killed,
 and the controller names the call of a child it started, from the kernel's
 audit record (type=1326) in /dev/kmsg.
 
@@ -196,17 +197,17 @@ class Sandbox(unittest.TestCase):
         self.assertEqual(p.wait(WAIT_S), 128 + signal.SIGTERM,
                          self.stderr(p))
 
-    def test_self_test_controller(self):
+    def controller_self_test(self, which, nr):
         fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
         try:
             os.lseek(fd, 0, os.SEEK_END)
-            p = self.start("--self-test-seccomp", "controller")
+            p = self.start("--self-test-seccomp", which)
             p.wait(WAIT_S)
             self.assertEqual(p.returncode, -signal.SIGSYS, self.stderr(p))
-            # The kernel's record names the call (ptrace is 101); it may
-            # come a moment after the process died.
+            # The kernel's record names the call; it may come a moment
+            # after the process died.
             pattern = re.compile(r"type=1326 .*\bpid=%d\b.*\bsig=31\b.*"
-                                 r"\bsyscall=101\b" % p.pid)
+                                 r"\bsyscall=%d\b" % (p.pid, nr))
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline:
                 if any(pattern.search(r) for r in kmsg_records(fd)):
@@ -216,6 +217,15 @@ class Sandbox(unittest.TestCase):
                 self.fail(f"no audit record for pid {p.pid} in /dev/kmsg")
         finally:
             os.close(fd)
+
+    def test_self_test_controller(self):
+        self.controller_self_test("controller", 101)  # ptrace
+
+    def test_self_test_io_uring(self):
+        """io_uring's operations pass no seccomp filter (an AF_INET socket,
+        connect and send went through it where socket() was refused): the
+        controller must be killed for io_uring_setup itself."""
+        self.controller_self_test("io-uring", 425)  # io_uring_setup
 
     def child_self_test(self, which, name, *extra):
         img = os.path.join(self.tmp.name, "disk.img")
