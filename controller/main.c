@@ -53,6 +53,23 @@ static int lockdown(void *arg)
 		}
 		bh_info("running as uid %u, gid %u, with no capability",
 			(unsigned int)ld->user.uid, (unsigned int)ld->user.gid);
+	} else {
+		/* From here on the controller opens images as its uid, kills
+		 * and reaps its own children and asks the launcher for new
+		 * ones: nothing that needs a capability. Root keeps its
+		 * uid, and with it the files root owns. */
+		r = bh_sandbox_drop_caps();
+		if (r < 0) {
+			bh_err("cannot drop capabilities: %s; not starting",
+			       strerror(-r));
+			return BH_EXIT_FAILURE;
+		}
+		if (geteuid() == 0)
+			bh_warn("running as root without --user: every "
+				"capability is dropped, but the files root "
+				"owns stay open to this process; give it a "
+				"user of its own (--user, or systemd's "
+				"User=)");
 	}
 	/* With or without --user: not dumpable (no core file with guest
 	 * memory, no ptrace or /proc reading by the user's other processes),
