@@ -272,7 +272,7 @@ static bool ns_refusal(int err)
 	return err == EPERM || err == EINVAL || err == ENOSPC || err == EUSERS;
 }
 
-static void ns_prepare(struct spawn_ns *ns)
+static void ns_prepare(struct spawn_ns *ns, pid_t parent)
 {
 	uid_t uid = geteuid();
 	gid_t gid = getegid();
@@ -281,7 +281,7 @@ static void ns_prepare(struct spawn_ns *ns)
 		 (unsigned int)uid, (unsigned int)uid);
 	snprintf(ns->gid_map, sizeof(ns->gid_map), "%u %u 1\n",
 		 (unsigned int)gid, (unsigned int)gid);
-	ns->parent_fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	ns->parent_fd = (int)syscall(SYS_pidfd_open, parent, 0);
 }
 
 /*
@@ -306,6 +306,21 @@ static bool root_cannot_map(void)
 		 CAP_TO_MASK(CAP_SETFCAP));
 }
 
+/* fork(), or with BH_SPAWN_SIBLING its equivalent as our parent's child. */
+static pid_t spawn_fork(unsigned int flags)
+{
+	pid_t pid;
+
+	if (flags & BH_SPAWN_SIBLING)
+		/* The exit signal is our own, SIGCHLD, whatever we pass. */
+		pid = (pid_t)syscall(SYS_clone,
+				     (unsigned long)(CLONE_PARENT | SIGCHLD),
+				     0UL, NULL, NULL, 0UL);
+	else
+		pid = fork();
+	return pid < 0 ? -errno : pid;
+}
+
 /*
  * fork(), or with BH_SPAWN_PIDNS a clone into a new user and PID namespace
  * that otherwise behaves as fork: the raw system call with no stack returns
@@ -313,29 +328,27 @@ static bool root_cannot_map(void)
  * namespace only together with a user namespace. -errno on failure, with
  * *refused set if the host refused the namespaces.
  */
-static pid_t spawn_clone(const char *name, unsigned int flags,
+static pid_t spawn_clone(const char *name, unsigned int flags, pid_t parent,
 			 struct spawn_ns *ns, int *refused)
 {
+	unsigned long cflags = CLONE_NEWUSER | CLONE_NEWPID | SIGCHLD;
 	const char *why;
 	pid_t pid;
 	int err;
 
-	if (!(flags & BH_SPAWN_PIDNS)) {
-		pid = fork();
-		return pid < 0 ? -errno : pid;
-	}
+	if (!(flags & BH_SPAWN_PIDNS))
+		return spawn_fork(flags);
 	if (root_cannot_map()) {
 		err = EPERM;
 		why = "root without CAP_SETFCAP cannot map itself in a user "
 		      "namespace";
 	} else {
-		ns_prepare(ns);
+		ns_prepare(ns, parent);
 		/* x86_64 argument order: flags, stack, parent_tid, child_tid,
 		 * tls. */
-		pid = (pid_t)syscall(
-		    SYS_clone,
-		    (unsigned long)(CLONE_NEWUSER | CLONE_NEWPID | SIGCHLD),
-		    0UL, NULL, NULL, 0UL);
+		if (flags & BH_SPAWN_SIBLING)
+			cflags |= CLONE_PARENT;
+		pid = (pid_t)syscall(SYS_clone, cflags, 0UL, NULL, NULL, 0UL);
 		if (pid == 0) {
 			ns->cloned = true;
 			return 0;
@@ -356,8 +369,7 @@ static pid_t spawn_clone(const char *name, unsigned int flags,
 	}
 	bh_warn("sandbox: %s: PID namespace refused (%s): started without one",
 		name, why);
-	pid = fork();
-	return pid < 0 ? -errno : pid;
+	return spawn_fork(flags);
 }
 
 int bh_spawn_ns(const char *path, char *const argv[],
@@ -365,7 +377,8 @@ int bh_spawn_ns(const char *path, char *const argv[],
 		pid_t *pid_out, int *refused)
 {
 	struct spawn_ns ns = { .cloned = false, .parent_fd = -1 };
-	pid_t parent = getpid();
+	/* The process whose death must end the child. */
+	pid_t parent = flags & BH_SPAWN_SIBLING ? getppid() : getpid();
 	int *tmp = NULL, refused_err = 0;
 	const char *name;
 	size_t i, j;
@@ -374,7 +387,8 @@ int bh_spawn_ns(const char *path, char *const argv[],
 	if (refused)
 		*refused = 0;
 	if (!path || !argv || (nfds > 0 && !fds) ||
-	    (flags & ~(BH_SPAWN_PIDNS | BH_SPAWN_PIDNS_REQUIRED)))
+	    (flags &
+	     ~(BH_SPAWN_PIDNS | BH_SPAWN_PIDNS_REQUIRED | BH_SPAWN_SIBLING)))
 		return -EINVAL;
 	for (i = 0; i < nfds; i++) {
 		if (fds[i].src < 0 || fds[i].dst <= STDERR_FILENO ||
@@ -395,7 +409,7 @@ int bh_spawn_ns(const char *path, char *const argv[],
 	name = argv[0] ? argv[0] : path;
 	if (strrchr(name, '/'))
 		name = strrchr(name, '/') + 1;
-	pid = spawn_clone(name, flags, &ns, &refused_err);
+	pid = spawn_clone(name, flags, parent, &ns, &refused_err);
 	if (pid == 0)
 		child_run(path, argv, fds, nfds, tmp, parent, &ns);
 	bh_closep(&ns.parent_fd);

@@ -780,6 +780,7 @@ static int parse_self_test(const char *arg, struct bh_config *cfg, char *err,
 		{ "controller", BH_SELF_TEST_CONTROLLER },
 		{ "vcpu", BH_SELF_TEST_VCPU },
 		{ "worker", BH_SELF_TEST_WORKER },
+		{ "io-uring", BH_SELF_TEST_IO_URING },
 	};
 
 	for (size_t i = 0; i < BH_ARRAY_SIZE(tests); i++) {
@@ -789,8 +790,8 @@ static int parse_self_test(const char *arg, struct bh_config *cfg, char *err,
 		}
 	}
 	return bh_errf(err, errlen,
-		       "--self-test-seccomp: '%s' is not controller, vcpu or "
-		       "worker",
+		       "--self-test-seccomp: '%s' is not controller, vcpu, "
+		       "worker or io-uring",
 		       arg);
 }
 
@@ -920,7 +921,8 @@ static int check_no_vm(const bool *seen, const struct bh_config *cfg, char *err,
 			       "--self-test-seccomp vcpu or worker needs "
 			       "--kernel: the test boots a VM");
 	if (!cfg->api_socket_path && cfg->api_socket_fd < 0 &&
-	    cfg->self_test != BH_SELF_TEST_CONTROLLER)
+	    cfg->self_test != BH_SELF_TEST_CONTROLLER &&
+	    cfg->self_test != BH_SELF_TEST_IO_URING)
 		return bh_errf(
 		    err, errlen,
 		    "--kernel is required (or --api-socket alone, to "
@@ -1193,17 +1195,20 @@ void bh_config_usage(FILE *out)
 		"                      (given alone, or with --user)\n"
 		"  --print-policy PROCESS\n"
 		"                      print the seccomp allow-list of\n"
-		"                      controller, vcpu, blk, console, rng\n"
-		"                      or all, and exit (given alone)\n"
+		"                      controller, launcher, vcpu, blk,\n"
+		"                      console, rng or all, and exit\n"
+		"                      (given alone)\n"
 		"  -h, --help          print this help and exit\n"
 		"  -V, --version       print the version and exit\n"
 		"\n"
 		"Test option:\n"
-		"  --self-test-seccomp controller|vcpu|worker\n"
+		"  --self-test-seccomp controller|vcpu|worker|io-uring\n"
 		"                      once sandboxed, the process makes a\n"
 		"                      system call its seccomp filter\n"
 		"                      refuses and must be killed for it\n"
-		"                      (vcpu and worker need a VM config)\n"
+		"                      (vcpu and worker need a VM config;\n"
+		"                      io-uring: the controller, with\n"
+		"                      io_uring_setup)\n"
 		"\n"
 		"Options may be written --option=VALUE too. An option\n"
 		"that takes a value may be given only once.\n"

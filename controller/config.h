@@ -51,6 +51,9 @@ enum bh_self_test {
 	BH_SELF_TEST_CONTROLLER, /* the controller itself, after start-up */
 	BH_SELF_TEST_VCPU,	 /* the vCPU runner (bulkhead-vcpu) */
 	BH_SELF_TEST_WORKER,	 /* every device worker */
+	/* the controller again, with io_uring_setup: io_uring's operations
+	 * pass no filter, so the controller must not have it at all */
+	BH_SELF_TEST_IO_URING,
 };
 
 /* --check-host[=kvm]: a report on this host, then exit. */

@@ -1,4 +1,4 @@
-/* The controller's own seccomp allow-list. */
+/* The seccomp allow-lists of the controller and of its launcher. */
 #ifndef BH_CONTROLLER_CTLSECCOMP_H
 #define BH_CONTROLLER_CTLSECCOMP_H
 
@@ -11,5 +11,12 @@ int bh_ctl_seccomp_install(void);
 /* --print-policy controller: the list, one rule per line, and its count,
  * which it returns. */
 unsigned int bh_ctl_seccomp_print(FILE *out);
+
+/* The launcher's: what it needs to start the children, and what they need
+ * until their own filter is loaded and after. As bh_ctl_seccomp_install. */
+int bh_launcher_seccomp_install(void);
+
+/* --print-policy launcher. */
+unsigned int bh_launcher_seccomp_print(FILE *out);
 
 #endif

@@ -27,6 +27,7 @@
 
 #include "devices.h"
 #include "kmsg.h"
+#include "launcher.h"
 
 /* The tests build this file with shorter timeouts. */
 #ifndef WORKER_SETUP_TIMEOUT
@@ -64,10 +65,12 @@ static const struct {
 	const char *name; /* bulkhead-dev-<name>, handshake role dev-<name> */
 	uint32_t virtio_id;
 	Bh__WorkerSetup__BackendCase backend;
+	enum bh_launch_kind launch;
 } kinds[] = {
-	[DEV_BLK] = { "blk", 2, BH__WORKER_SETUP__BACKEND_BLK },
-	[DEV_CONSOLE] = { "console", 3, BH__WORKER_SETUP__BACKEND_CONSOLE },
-	[DEV_RNG] = { "rng", 4, BH__WORKER_SETUP__BACKEND_RNG },
+	[DEV_BLK] = { "blk", 2, BH__WORKER_SETUP__BACKEND_BLK, BH_LAUNCH_BLK },
+	[DEV_CONSOLE] = { "console", 3, BH__WORKER_SETUP__BACKEND_CONSOLE,
+			  BH_LAUNCH_CONSOLE },
+	[DEV_RNG] = { "rng", 4, BH__WORKER_SETUP__BACKEND_RNG, BH_LAUNCH_RNG },
 };
 
 enum worker_state {
@@ -151,6 +154,9 @@ struct bh_devices {
 	unsigned int nwaiters;
 	struct event *counters_timer;
 	struct bh_kmsg *kmsg; /* borrowed, may be NULL */
+	/* Starts the workers (borrowed). NULL only in the tests that build
+	 * this file in: then the worker is spawned from here. */
+	struct bh_launcher *launcher;
 };
 
 static uint64_t now_ms(void)
@@ -371,6 +377,12 @@ void bh_devices_set_kmsg(struct bh_devices *d, struct bh_kmsg *k)
 {
 	if (d)
 		d->kmsg = k;
+}
+
+void bh_devices_set_launcher(struct bh_devices *d, struct bh_launcher *l)
+{
+	if (d)
+		d->launcher = l;
 }
 
 unsigned int bh_devices_count(const struct bh_devices *d)
@@ -600,12 +612,19 @@ static int worker_spawn(struct dev *v, const struct bh_config *cfg)
 		return -errno;
 	fds[0].src = sv[1];
 	fds[0].dst = BH_CHILD_FD_CONTROL;
-	/* A PID namespace of its own where the host allows it; strict
-	 * makes it a condition, as it does the worker's other namespaces. */
-	r = bh_spawn_ns(v->binary, argv, fds, 1,
-			BH_SPAWN_PIDNS |
-			    (cfg->strict_sandbox ? BH_SPAWN_PIDNS_REQUIRED : 0),
-			&v->pid, NULL);
+	/* The launcher builds the same command line and namespaces. */
+	if (v->devs->launcher)
+		r = bh_launcher_spawn(v->devs->launcher, kinds[v->kind].launch,
+				      v->id, sv[1], &v->pid);
+	else
+		/* A PID namespace of its own where the host allows it;
+		 * strict makes it a condition, as it does the worker's other
+		 * namespaces. */
+		r = bh_spawn_ns(
+		    v->binary, argv, fds, 1,
+		    BH_SPAWN_PIDNS |
+			(cfg->strict_sandbox ? BH_SPAWN_PIDNS_REQUIRED : 0),
+		    &v->pid, NULL);
 	close(sv[1]);
 	if (r < 0) {
 		close(sv[0]);

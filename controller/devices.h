@@ -33,6 +33,9 @@ void bh_devices_close(struct bh_devices *d);
  * (borrowed, may be NULL); d may be NULL. */
 struct bh_kmsg;
 void bh_devices_set_kmsg(struct bh_devices *d, struct bh_kmsg *k);
+/* What starts the workers (borrowed); d may be NULL. */
+struct bh_launcher;
+void bh_devices_set_launcher(struct bh_devices *d, struct bh_launcher *l);
 unsigned int bh_devices_count(const struct bh_devices *d);
 
 /* Device i (0 <= i < bh_devices_count) as the API shows it: its id, its

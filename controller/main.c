@@ -5,7 +5,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/io_uring.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +21,7 @@
 #include "ctlseccomp.h"
 #include "hostcheck.h"
 #include "kmsg.h"
+#include "launcher.h"
 #include "user.h"
 #include "vm.h"
 
@@ -51,6 +54,23 @@ static int lockdown(void *arg)
 		}
 		bh_info("running as uid %u, gid %u, with no capability",
 			(unsigned int)ld->user.uid, (unsigned int)ld->user.gid);
+	} else {
+		/* From here on the controller opens images as its uid, kills
+		 * and reaps its own children and asks the launcher for new
+		 * ones: nothing that needs a capability. Root keeps its
+		 * uid, and with it the files root owns. */
+		r = bh_sandbox_drop_caps();
+		if (r < 0) {
+			bh_err("cannot drop capabilities: %s; not starting",
+			       strerror(-r));
+			return BH_EXIT_FAILURE;
+		}
+		if (geteuid() == 0)
+			bh_warn("running as root without --user: every "
+				"capability is dropped, but the files root "
+				"owns stay open to this process; give it a "
+				"user of its own (--user, or systemd's "
+				"User=)");
 	}
 	/* With or without --user: not dumpable (no core file with guest
 	 * memory, no ptrace or /proc reading by the user's other processes),
@@ -72,6 +92,19 @@ static int lockdown(void *arg)
 
 		bh_err("self-test: ptrace returned %ld: the seccomp filter is "
 		       "not in force",
+		       r2);
+		return BH_EXIT_FAILURE;
+	}
+	if (ld->cfg->self_test == BH_SELF_TEST_IO_URING) {
+		/* An io_uring would carry socket, connect or openat past
+		 * every rule of the list: the filter must kill us here. */
+		struct io_uring_params p;
+		long r2;
+
+		memset(&p, 0, sizeof(p));
+		r2 = syscall(SYS_io_uring_setup, 1, &p);
+		bh_err("self-test: io_uring_setup returned %ld: the controller "
+		       "may use io_uring",
 		       r2);
 		return BH_EXIT_FAILURE;
 	}
@@ -105,6 +138,10 @@ static int print_policy(const char *which)
 		found = true;
 		bh_ctl_seccomp_print(stdout);
 	}
+	if (all || strcmp(which, "launcher") == 0) {
+		found = true;
+		bh_launcher_seccomp_print(stdout);
+	}
 	for (size_t i = 0; i < sizeof(children) / sizeof(children[0]); i++) {
 		char path[4096];
 		char *argv[] = { (char *)children[i][1], "--print-policy",
@@ -135,7 +172,7 @@ static int print_policy(const char *which)
 	if (!found) {
 		fprintf(stderr,
 			"bulkhead: --print-policy: '%s' is not one of "
-			"controller, vcpu, blk, console, rng, all\n",
+			"controller, launcher, vcpu, blk, console, rng, all\n",
 			which);
 		return BH_EXIT_USAGE;
 	}
@@ -147,7 +184,8 @@ static int print_policy(const char *which)
  * a verdict; 0 only if a VM can run here. With --user the checks run as
  * that user, as the VM would.
  */
-static int check_host(const struct bh_config *cfg, struct bh_user *user)
+static int check_host(const struct bh_config *cfg, struct bh_user *user,
+		      struct bh_launcher *launcher)
 {
 	struct bh_check_report rep = { .out = stdout };
 	struct bh_host_facts facts;
@@ -168,6 +206,7 @@ static int check_host(const struct bh_config *cfg, struct bh_user *user)
 	if (r < 0) {
 		bh_check_line(&rep, BH_CHECK_FAIL, "vcpu-runner", "%s", err);
 	} else {
+		bh_vm_set_launcher(vm, launcher);
 		fflush(stdout);
 		r = bh_vm_check_host(vm, &kvm);
 		if (r < 0)
@@ -193,6 +232,8 @@ int main(int argc, char **argv)
 	struct bh_config cfg;
 	struct lockdown ld = { .cfg = &cfg };
 	struct bh_kmsg kmsg = { .fd = -1 };
+	struct bh_launcher_opts lo = { .name = NULL };
+	struct bh_launcher *launcher = NULL;
 	struct bh_vm *vm = NULL;
 	char err[512] = "";
 	char prefix[64];
@@ -237,8 +278,20 @@ int main(int argc, char **argv)
 			return BH_EXIT_USAGE;
 		}
 	}
+	/* The launcher first, before anything is opened: it alone will start
+	 * children, and holds nothing of ours but its socket. */
+	lo.name = cfg.name;
+	lo.log_level = cfg.log_level;
+	lo.self_test = cfg.self_test;
+	lo.strict_sandbox = cfg.strict_sandbox;
+	lo.user = cfg.user ? &ld.user : NULL;
+	if (bh_launcher_start(&lo, &launcher) < 0) {
+		bh_config_free(&cfg);
+		return BH_EXIT_FAILURE;
+	}
 	if (cfg.check_host) {
-		r = check_host(&cfg, &ld.user);
+		r = check_host(&cfg, &ld.user, launcher);
+		bh_launcher_stop(launcher);
 		bh_config_free(&cfg);
 		return r;
 	}
@@ -254,14 +307,17 @@ int main(int argc, char **argv)
 	r = bh_vm_create(&cfg, &vm, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "bulkhead: %s\n", err);
+		bh_launcher_stop(launcher);
 		bh_kmsg_close(&kmsg);
 		bh_config_free(&cfg);
 		return BH_EXIT_USAGE;
 	}
 	bh_vm_set_kmsg(vm, &kmsg);
+	bh_vm_set_launcher(vm, launcher);
 	bh_vm_set_lockdown(vm, lockdown, &ld);
 	r = bh_vm_run(vm);
 	bh_vm_destroy(vm);
+	bh_launcher_stop(launcher);
 	bh_kmsg_close(&kmsg);
 	bh_config_free(&cfg);
 	return r;

@@ -1,13 +1,17 @@
-/* The controller's seccomp allow-list, loaded once start-up is done. Its
- * children inherit it across execve and add their own, narrower one; until
- * they do, this list is all that holds them, so it also admits what they
- * need on their way there (the dynamic loader, namespaces, KVM set-up). */
+/* The seccomp allow-lists of the controller and of its launcher, each
+ * loaded once its start-up is done. The children are the launcher's: they
+ * inherit its filter across execve and add their own, narrower one; until
+ * they do, the launcher's list is all that holds them, so it also admits
+ * what they need on their way there (the dynamic loader, namespaces, KVM
+ * set-up, io_uring). The controller starts nothing itself, and its list
+ * holds none of that. */
 #include <errno.h>
 #include <linux/fs.h>
 #include <linux/kvm.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,8 +97,32 @@ static const char *const controller_syscalls[] = {
 	"getegid",
 	"exit",
 	"exit_group",
-	/* children: fork or clone into a PID namespace, fds placed, exec,
-	 * reaped */
+	/* children, which the launcher starts as ours: reaped */
+	"wait4",
+	"waitid",
+	NULL,
+};
+
+/*
+ * The launcher's own calls (its socket to the controller, fork or clone
+ * into a PID namespace, the child's fds placed, execve), then what the
+ * children do before their own filter is loaded, then every call their own
+ * lists allow: a filter stacks on the one it inherits, so every call a
+ * child may make must pass this one too (test_policy holds each child's
+ * list to it).
+ */
+static const char *const launcher_syscalls[] = {
+	/* the launcher: its socket, logging, starting a child */
+	"read",
+	"write",
+	"close",
+	"poll",
+	"ppoll",
+	"recvmsg",
+	"sendmsg",
+	"fcntl",
+	"newfstatat",
+	"fstat",
 	"clone",
 	"clone3",
 	"pidfd_open",
@@ -105,11 +133,47 @@ static const char *const controller_syscalls[] = {
 	"close_range",
 	"prlimit64",
 	"execve",
-	"wait4",
-	"waitid",
+	"getpid",
+	"gettid",
+	"getuid",
+	"geteuid",
+	"getgid",
+	"getegid",
+	"rt_sigaction",
+	"rt_sigprocmask",
+	"rt_sigreturn",
+	"restart_syscall",
+	"clock_gettime",
+	"clock_getres",
+	"gettimeofday",
+	"time",
+	"clock_nanosleep",
+	"nanosleep",
+	"exit",
+	"exit_group",
 	/* the children after execve, before their own filter: the dynamic
-	 * loader, threads, limits, capabilities, namespaces and the empty
-	 * root, Landlock, their filter, io_uring */
+	 * loader, files they open then (/dev/kvm, /proc/self/fd), memory,
+	 * threads, limits, capabilities, namespaces and the empty root,
+	 * Landlock, their filter, io_uring */
+	"openat",
+	"lseek",
+	"pread64",
+	"pwrite64",
+	"readv",
+	"writev",
+	"statx",
+	"access",
+	"readlink",
+	"getdents64",
+	"eventfd2",
+	"brk",
+	"munmap",
+	"mremap",
+	"madvise",
+	"getrandom",
+	"futex",
+	"sched_yield",
+	"tgkill",
 	"arch_prctl",
 	"set_tid_address",
 	"set_robust_list",
@@ -127,9 +191,7 @@ static const char *const controller_syscalls[] = {
 	"seccomp",
 	"io_uring_setup",
 	"io_uring_register",
-	/* and what their own lists allow: a filter stacks on the one it
-	 * inherits, so every call a child may make must pass this one too
-	 * (test_policy holds each child's list to it) */
+	/* and what their own lists allow beyond the above */
 	"io_uring_enter",
 	"preadv",
 	"pwritev",
@@ -139,10 +201,10 @@ static const char *const controller_syscalls[] = {
 };
 
 /*
- * Sanitizer builds only: what the ASan/UBSan runtime calls in the controller
- * and in the children before their own filter (the children's runtime also
- * takes down its alternate signal stack later, which their own lists add in
- * these builds). --print-policy marks them.
+ * Sanitizer builds only: what the ASan/UBSan runtime calls in the controller,
+ * the launcher and the children before their own filter (the children's runtime
+ * also takes down its alternate signal stack later, which their own lists add
+ * in these builds). --print-policy marks them.
  */
 static const char *const sanitizer_syscalls[] = {
 #ifdef BULKHEAD_SANITIZER_BUILD
@@ -182,13 +244,17 @@ struct named {
 	const char *name;
 };
 
-/* ioctl: the controller's terminal (--serial tty) and block-device sizes,
- * the block worker's sector size, and the runner's KVM calls up to its own
- * filter. */
-static const struct named ioctls[] = {
+/* ioctl in the controller: its terminal (--serial tty) and block-device
+ * sizes. */
+static const struct named ctl_ioctls[] = {
 	NAMED(TCGETS),
 	NAMED(TCSETS),
 	NAMED(BLKGETSIZE64),
+};
+
+/* ioctl in the launcher's children: the block worker's sector size, and the
+ * runner's KVM calls up to its own filter. */
+static const struct named child_ioctls[] = {
 	NAMED(BLKSSZGET),
 	NAMED(KVM_GET_API_VERSION),
 	NAMED(KVM_CREATE_VM),
@@ -236,39 +302,73 @@ static const struct named mount_flags[] = {
 };
 
 /* Rules on one argument: allowed when (arg & mask) == one of values. */
-static const struct arg_rule {
+struct arg_rule {
 	const char *syscall;
 	unsigned int arg;
 	uint64_t mask;
 	const struct named *values;
 	size_t nvalues;
 	const char *what; /* printed after "SYSCALL, only" */
-} arg_rules[] = {
-	{ "ioctl", 1, 0xffffffffULL, ioctls, BH_ARRAY_SIZE(ioctls), "" },
-	{ "prctl", 0, ~0ULL, prctls, BH_ARRAY_SIZE(prctls), "" },
-	{ "mount", 3, ~0ULL, mount_flags, BH_ARRAY_SIZE(mount_flags),
-	  "with flags " },
+};
+
+static const struct arg_rule ctl_rules[] = {
+	{ "ioctl", 1, 0xffffffffULL, ctl_ioctls, BH_ARRAY_SIZE(ctl_ioctls),
+	  "" },
 	{ "socket", 0, ~0ULL, (const struct named[]){ NAMED(AF_UNIX) }, 1, "" },
 	{ "socketpair", 0, ~0ULL, (const struct named[]){ NAMED(AF_UNIX) }, 1,
 	  "" },
 	{ "kill", 1, ~0ULL, (const struct named[]){ NAMED(SIGKILL) }, 1, "" },
 };
 
-unsigned int bh_ctl_seccomp_print(FILE *out)
+static const struct arg_rule launcher_rules[] = {
+	{ "ioctl", 1, 0xffffffffULL, child_ioctls, BH_ARRAY_SIZE(child_ioctls),
+	  "" },
+	{ "prctl", 0, ~0ULL, prctls, BH_ARRAY_SIZE(prctls), "" },
+	{ "mount", 3, ~0ULL, mount_flags, BH_ARRAY_SIZE(mount_flags),
+	  "with flags " },
+};
+
+struct policy {
+	const char *title; /* --print-policy's first line */
+	const char *const *names;
+	/* mmap PROT_EXEC without PROT_WRITE, for the dynamic loader of the
+	 * children it starts; else mmap and mprotect never PROT_EXEC */
+	bool exec_mmap;
+	const struct arg_rule *rules;
+	size_t nrules;
+};
+
+static const struct policy controller_policy = {
+	"bulkhead: seccomp allow-list", controller_syscalls, false, ctl_rules,
+	BH_ARRAY_SIZE(ctl_rules),
+};
+
+static const struct policy launcher_policy = {
+	"bulkhead (launcher): seccomp allow-list",
+	launcher_syscalls,
+	true,
+	launcher_rules,
+	BH_ARRAY_SIZE(launcher_rules),
+};
+
+static unsigned int policy_print(const struct policy *p, FILE *out)
 {
-	const char *const *lists[] = { controller_syscalls };
+	const char *const *lists[] = { p->names };
 	unsigned int count;
 
-	fprintf(out, "bulkhead: seccomp allow-list\n");
+	fprintf(out, "%s\n", p->title);
 	count = bh_policy_print_names(out, lists, 1);
-	fprintf(out, "mmap (PROT_EXEC only without PROT_WRITE, for the "
-		     "dynamic loader of the children it starts)\n"
-		     "mprotect (never with PROT_EXEC)\n");
+	if (p->exec_mmap)
+		fprintf(out, "mmap (PROT_EXEC only without PROT_WRITE, for the "
+			     "dynamic loader of the children it starts)\n");
+	else
+		fprintf(out, "mmap (never with PROT_EXEC)\n");
+	fprintf(out, "mprotect (never with PROT_EXEC)\n");
 	count += 2;
-	for (const char *const *p = sanitizer_syscalls; *p; p++, count++)
-		fprintf(out, "%s (sanitizer builds only)\n", *p);
-	for (size_t i = 0; i < BH_ARRAY_SIZE(arg_rules); i++) {
-		const struct arg_rule *a = &arg_rules[i];
+	for (const char *const *s = sanitizer_syscalls; *s; s++, count++)
+		fprintf(out, "%s (sanitizer builds only)\n", *s);
+	for (size_t i = 0; i < p->nrules; i++) {
+		const struct arg_rule *a = &p->rules[i];
 
 		fprintf(out, "%s, only %s", a->syscall, a->what);
 		for (size_t j = 0; j < a->nvalues; j++)
@@ -280,7 +380,7 @@ unsigned int bh_ctl_seccomp_print(FILE *out)
 	return count;
 }
 
-int bh_ctl_seccomp_install(void)
+static int policy_install(const struct policy *p)
 {
 	scmp_filter_ctx ctx;
 	int r;
@@ -292,14 +392,15 @@ int bh_ctl_seccomp_install(void)
 	}
 	/* ld.so maps the children's code PROT_READ|PROT_EXEC after execve:
 	 * executable, but never writable at the same time. */
-	r = bh_seccomp_allow_masked(ctx, SCMP_SYS(mmap), 2,
-				    PROT_EXEC | PROT_WRITE, PROT_EXEC);
+	if (p->exec_mmap)
+		r = bh_seccomp_allow_masked(ctx, SCMP_SYS(mmap), 2,
+					    PROT_EXEC | PROT_WRITE, PROT_EXEC);
 	if (r == 0)
-		r = bh_seccomp_allow_list(ctx, controller_syscalls);
+		r = bh_seccomp_allow_list(ctx, p->names);
 	if (r == 0)
 		r = bh_seccomp_allow_list(ctx, sanitizer_syscalls);
-	for (size_t i = 0; r == 0 && i < BH_ARRAY_SIZE(arg_rules); i++) {
-		const struct arg_rule *a = &arg_rules[i];
+	for (size_t i = 0; r == 0 && i < p->nrules; i++) {
+		const struct arg_rule *a = &p->rules[i];
 		int nr = seccomp_syscall_resolve_name(a->syscall);
 
 		for (size_t j = 0; r == 0 && j < a->nvalues; j++)
@@ -314,4 +415,24 @@ int bh_ctl_seccomp_install(void)
 		bh_err("cannot install the seccomp filter: %s", strerror(-r));
 	seccomp_release(ctx);
 	return r;
+}
+
+unsigned int bh_ctl_seccomp_print(FILE *out)
+{
+	return policy_print(&controller_policy, out);
+}
+
+int bh_ctl_seccomp_install(void)
+{
+	return policy_install(&controller_policy);
+}
+
+unsigned int bh_launcher_seccomp_print(FILE *out)
+{
+	return policy_print(&launcher_policy, out);
+}
+
+int bh_launcher_seccomp_install(void)
+{
+	return policy_install(&launcher_policy);
 }

@@ -29,6 +29,7 @@
 #include "exitlog.h"
 #include "guestmem.h"
 #include "hostcheck.h"
+#include "launcher.h"
 #include "layout.h"
 #include "sdnotify.h"
 #include "kmsg.h"
@@ -124,6 +125,8 @@ struct bh_vm {
 	bool kvm_checked;
 	bool host_refused; /* the verdict was no: exit BH_EXIT_USAGE */
 	char refusal[768];
+	struct bh_launcher *launcher; /* starts the children; borrowed */
+	struct event *launcher_ev;
 };
 
 /* ---- images and guest RAM ---------------------------------------------- */
@@ -376,6 +379,7 @@ static int vm_prepare(struct bh_vm *vm, const struct bh_config *cfg, char *err,
 	if (r < 0)
 		goto fail;
 	bh_devices_set_kmsg(vm->devs, vm->kmsg);
+	bh_devices_set_launcher(vm->devs, vm->launcher);
 	/* A trial load proves that everything fits in the configured RAM,
 	 * so that a too-small VM is refused before any process starts. */
 	st.cs = &segs[0];
@@ -438,6 +442,8 @@ void bh_vm_destroy(struct bh_vm *vm)
 		event_free(vm->term_ev);
 	if (vm->ctl_ev)
 		event_free(vm->ctl_ev);
+	if (vm->launcher_ev)
+		event_free(vm->launcher_ev);
 	/* Before the event base: the workers' events live in it. */
 	bh_devices_close(vm->devs);
 	vm->devs = NULL;
@@ -800,28 +806,16 @@ static void on_ctl(evutil_socket_t fd, short what, void *arg)
 
 static int runner_spawn(struct bh_vm *vm)
 {
-	/* --check-host starts a runner without a VM. */
-	const struct bh_config *cfg = vm->cfg ? vm->cfg : vm->proc_cfg;
-	char *argv[] = { RUNNER_BINARY,
-			 "--name",
-			 cfg->name,
-			 "--log-level",
-			 (char *)bh_log_level_name(cfg->log_level),
-			 NULL,
-			 NULL };
-	struct bh_spawn_fd fds[1];
 	int sv[2], r;
 
-	/* Only on the runner's command line, never in its protocol. */
-	if (vm->proc_cfg->self_test == BH_SELF_TEST_VCPU)
-		argv[5] = "--self-test-seccomp";
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
-	fds[0].src = sv[1];
-	fds[0].dst = BH_CHILD_FD_CONTROL;
-	r = bh_spawn(vm->runner_path, argv, fds, 1, &vm->runner_pid);
+	/* The launcher builds its command line; the runner is our child. */
+	r = bh_launcher_spawn(vm->launcher, BH_LAUNCH_RUNNER, NULL, sv[1],
+			      &vm->runner_pid);
 	close(sv[1]);
 	if (r < 0) {
+		vm->runner_pid = -1;
 		close(sv[0]);
 		return r;
 	}
@@ -1212,6 +1206,32 @@ static void console_detach(struct bh_vm *vm)
 	bh_console_restore(&vm->console);
 }
 
+/*
+ * The launcher's socket is readable outside a request: it ended, or sent
+ * what nobody asked for. Without it no boot, reboot or replacement worker
+ * can start, so the VM stops and bulkhead ends, as when a child is lost.
+ */
+static void on_launcher(evutil_socket_t fd, short what, void *arg)
+{
+	struct bh_vm *vm = arg;
+
+	event_del(vm->launcher_ev);
+	/* Logged once, here or where a request found it gone. */
+	bh_launcher_lost(vm->launcher);
+	bh_err("stopping the VM and bulkhead: the launcher is gone");
+	vm->terminating = true;
+	if (vm->cs == CS_RUNNING) {
+		send_quit(vm, AFTER_CRASH);
+		return;
+	}
+	if (vm->cs == CS_STOPPING) {
+		vm->after = AFTER_CRASH;
+		return;
+	}
+	runner_kill(vm);
+	vm_finish(vm, BH_EXIT_FAILURE);
+}
+
 /* libevent's own diagnostics go through our logger. */
 static void libevent_log(int severity, const char *msg)
 {
@@ -1236,6 +1256,15 @@ int bh_vm_run(struct bh_vm *vm)
 		vm->sig_ev[i] = evsignal_new(vm->base, sigs[i], on_signal, vm);
 		if (!vm->sig_ev[i] || event_add(vm->sig_ev[i], NULL) < 0) {
 			bh_err("cannot watch signal %d", sigs[i]);
+			return BH_EXIT_FAILURE;
+		}
+	}
+	if (bh_launcher_alive(vm->launcher)) {
+		vm->launcher_ev =
+		    event_new(vm->base, bh_launcher_fd(vm->launcher), EV_READ,
+			      on_launcher, vm);
+		if (!vm->launcher_ev || event_add(vm->launcher_ev, NULL) < 0) {
+			bh_err("cannot watch the launcher");
 			return BH_EXIT_FAILURE;
 		}
 	}
@@ -1290,6 +1319,12 @@ void bh_vm_set_lockdown(struct bh_vm *vm, int (*fn)(void *arg), void *arg)
 {
 	vm->lockdown = fn;
 	vm->lockdown_arg = arg;
+}
+
+void bh_vm_set_launcher(struct bh_vm *vm, struct bh_launcher *l)
+{
+	vm->launcher = l;
+	bh_devices_set_launcher(vm->devs, l);
 }
 
 void bh_vm_set_kmsg(struct bh_vm *vm, struct bh_kmsg *k)

@@ -46,6 +46,11 @@ void bh_vm_set_lockdown(struct bh_vm *vm, int (*fn)(void *arg), void *arg);
 struct bh_kmsg;
 void bh_vm_set_kmsg(struct bh_vm *vm, struct bh_kmsg *k);
 
+/* The launcher that starts the runner and the workers (borrowed; it must
+ * outlive the VM). */
+struct bh_launcher;
+void bh_vm_set_launcher(struct bh_vm *vm, struct bh_launcher *l);
+
 /* ---- for the management API (vmapi.c) ---------------------------------- */
 
 struct bh_devices;

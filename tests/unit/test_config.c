@@ -600,6 +600,10 @@ static void test_self_test(void **state)
 			 BH_CONFIG_OK);
 	assert_int_equal(cfg.self_test, BH_SELF_TEST_CONTROLLER);
 	bh_config_free(&cfg);
+	assert_int_equal(PARSE(&cfg, err, "--self-test-seccomp", "io-uring"),
+			 BH_CONFIG_OK);
+	assert_int_equal(cfg.self_test, BH_SELF_TEST_IO_URING);
+	bh_config_free(&cfg);
 	assert_int_equal(PARSE(&cfg, err, "--self-test-seccomp", "vcpu"),
 			 -EINVAL);
 	assert_string_equal(err, "--self-test-seccomp vcpu or worker needs "
@@ -608,7 +612,7 @@ static void test_self_test(void **state)
 	    PARSE(&cfg, err, "--kernel", "k", "--self-test-seccomp", "blk"),
 	    -EINVAL);
 	assert_string_equal(err, "--self-test-seccomp: 'blk' is not "
-				 "controller, vcpu or worker");
+				 "controller, vcpu, worker or io-uring");
 }
 
 static void test_sandbox(void **state)

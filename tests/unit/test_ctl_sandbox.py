@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """The controller's own sandbox, from outside: --user (root drops to nobody,
 every capability set empty, no_new_privs, its seccomp filter; the API still
-answers; refusals), and --self-test-seccomp: the controller, the vCPU runner
-and a device worker each make a call their filter refuses and are killed,
+answers; refusals), root without --user (no capability left, a warning),
+its launcher (sandboxed; its loss ends the controller), and --self-test-seccomp: the controller (ptrace, and
+io_uring_setup), the vCPU runner and a device worker each make a call their
+filter refuses and are killed,
 and the controller names the call of a child it started, from the kernel's
 audit record (type=1326) in /dev/kmsg.
 
@@ -172,6 +174,56 @@ class Sandbox(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(p.wait(WAIT_S), 0, self.stderr(p))
 
+    def launcher_of(self, p):
+        """The launcher: the controller's one child while no VM runs."""
+        kids = []
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    if status_fields(d).get("PPid") == [str(p.pid)]:
+                        kids.append(int(d))
+                except OSError:
+                    pass
+        self.assertEqual(len(kids), 1, kids)
+        return kids[0]
+
+    def test_root_without_user(self):
+        """Root without --user: once started, the controller holds no
+        capability (it parses API, runner and worker input) and says that
+        root's files stay open to it. Its launcher is sandboxed too."""
+        sock = os.path.join(self.tmp.name, "root.sock")
+        p = self.start("--api-socket", f"path={sock}")
+        self.wait_socket(p, sock)
+        st = status_fields(p.pid)
+        self.assertEqual(st["Uid"], ["0"] * 4)
+        for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+            self.assertEqual(int(st[cap][0], 16), 0, cap)
+        self.assertEqual(st["NoNewPrivs"], ["1"])
+        self.assertEqual(st["Seccomp"], ["2"])
+        self.assertIn("running as root without --user", self.stderr(p))
+        lst = status_fields(self.launcher_of(p))
+        self.assertEqual(lst["NoNewPrivs"], ["1"])
+        self.assertEqual(lst["Seccomp"], ["2"])
+        r = self.ctl(sock, "ping")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.ctl(sock, "shutdown-vmm")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(p.wait(WAIT_S), 0, self.stderr(p))
+
+    def test_launcher_lost(self):
+        """A launcher that dies leaves a controller that can start no
+        child: it says so and ends with status 1."""
+        sock = os.path.join(self.tmp.name, "lost.sock")
+        p = self.start("--api-socket", f"path={sock}", "--user", "nobody")
+        self.wait_socket(p, sock)
+        launcher = self.launcher_of(p)
+        self.assertEqual(status_fields(launcher)["Uid"],
+                         [str(self.nobody.pw_uid)] * 4)
+        os.kill(launcher, signal.SIGKILL)
+        self.assertEqual(p.wait(WAIT_S), 1, self.stderr(p))
+        self.assertIn("launcher killed by signal 9 (Killed): no process "
+                      "can start any more", self.stderr(p))
+
     def test_user_refused(self):
         rc, err = self.run_to_end("--api-socket", "path=/nonexistent/s",
                                   "--user", "no-such-user-bh")
@@ -196,17 +248,17 @@ class Sandbox(unittest.TestCase):
         self.assertEqual(p.wait(WAIT_S), 128 + signal.SIGTERM,
                          self.stderr(p))
 
-    def test_self_test_controller(self):
+    def controller_self_test(self, which, nr):
         fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
         try:
             os.lseek(fd, 0, os.SEEK_END)
-            p = self.start("--self-test-seccomp", "controller")
+            p = self.start("--self-test-seccomp", which)
             p.wait(WAIT_S)
             self.assertEqual(p.returncode, -signal.SIGSYS, self.stderr(p))
-            # The kernel's record names the call (ptrace is 101); it may
-            # come a moment after the process died.
+            # The kernel's record names the call; it may come a moment
+            # after the process died.
             pattern = re.compile(r"type=1326 .*\bpid=%d\b.*\bsig=31\b.*"
-                                 r"\bsyscall=101\b" % p.pid)
+                                 r"\bsyscall=%d\b" % (p.pid, nr))
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline:
                 if any(pattern.search(r) for r in kmsg_records(fd)):
@@ -216,6 +268,15 @@ class Sandbox(unittest.TestCase):
                 self.fail(f"no audit record for pid {p.pid} in /dev/kmsg")
         finally:
             os.close(fd)
+
+    def test_self_test_controller(self):
+        self.controller_self_test("controller", 101)  # ptrace
+
+    def test_self_test_io_uring(self):
+        """io_uring's operations pass no seccomp filter (an AF_INET socket,
+        connect and send went through it where socket() was refused): the
+        controller must be killed for io_uring_setup itself."""
+        self.controller_self_test("io-uring", 425)  # io_uring_setup
 
     def child_self_test(self, which, name, *extra):
         img = os.path.join(self.tmp.name, "disk.img")

@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """bulkhead --print-policy: every child prints its allow-list; none allows
 opening files, executing, forking or sockets; mmap and mprotect never with
-PROT_EXEC; the runner's ioctl only with its KVM requests; and the counts
-are the ones docs/SECURITY.md gives.
+PROT_EXEC; the runner's ioctl only with its KVM requests; the controller
+starts no process and has no io_uring; the launcher, which starts them,
+allows every call of every child's list; and the counts are the ones
+docs/SECURITY.md gives.
 
 In a sanitizer build (SANITIZE not empty) each list also has the rules the
 sanitizer runtime needs, marked "(sanitizer builds only)": sigaltstack and
@@ -95,11 +97,11 @@ def main():
 
 
 # The controller's list (bulkhead --print-policy controller): none of the
-# calls that reach into other processes or the kernel's configuration; mmap
-# executable only without write, mprotect never executable; ioctl, prctl,
-# mount, socket, socketpair and kill limited by argument; and every call a
-# child's list allows is in it too, since a child's filter stacks on the
-# controller's, which it inherits across execve.
+# calls that reach into other processes or the kernel's configuration, and,
+# since the launcher starts its children, none that starts a process or
+# sets one up (execve, clone, namespaces, mount, capabilities, seccomp) and
+# no io_uring, whose operations no filter sees; mmap and mprotect never
+# executable; ioctl, socket, socketpair and kill limited by argument.
 CTL_FORBIDDEN = {"ptrace", "process_vm_readv", "process_vm_writev",
                  "kexec_load", "kexec_file_load", "bpf", "perf_event_open",
                  "keyctl", "add_key", "request_key", "userfaultfd",
@@ -110,17 +112,37 @@ CTL_FORBIDDEN = {"ptrace", "process_vm_readv", "process_vm_writev",
                  "setresgid", "setgroups", "mknod", "mknodat", "acct",
                  "settimeofday", "clock_settime", "adjtimex", "syslog",
                  "quotactl", "fanotify_init", "move_mount", "fsopen",
-                 "fsmount", "open_tree", "execveat", "vfork", "fork"}
+                 "fsmount", "open_tree", "execveat", "vfork", "fork",
+                 "io_uring_setup", "io_uring_enter", "io_uring_register",
+                 "execve", "clone", "clone3", "unshare", "mount", "umount2",
+                 "pivot_root", "chroot", "capset", "prctl", "seccomp",
+                 "landlock_create_ruleset", "landlock_restrict_self"}
 # Limited by argument: how each one's line begins.
-CTL_LIMITED = {"ioctl": "ioctl, only ", "prctl": "prctl, only PR_",
-               "mount": "mount, only with flags MS_",
+CTL_LIMITED = {"ioctl": "ioctl, only ",
                "socket": "socket, only AF_UNIX",
                "socketpair": "socketpair, only AF_UNIX",
                "kill": "kill, only SIGKILL",
-               "mmap": "mmap (PROT_EXEC only without PROT_WRITE",
+               "mmap": "mmap (never with PROT_EXEC)",
                "mprotect": "mprotect (never with PROT_EXEC)"}
-CTL_IOCTLS = {"TCGETS", "TCSETS", "BLKGETSIZE64", "BLKSSZGET"}
+CTL_IOCTLS = {"TCGETS", "TCSETS", "BLKGETSIZE64"}
 CTL_SANITIZER_MARK = " (sanitizer builds only)"
+
+# The launcher's list (bulkhead --print-policy launcher): what starting the
+# children takes, and every call a child's list allows, since a child's
+# filter stacks on the launcher's, which it inherits across execve; still
+# nothing that reaches into other processes, makes a socket or signals.
+LAUNCHER_FORBIDDEN = (CTL_FORBIDDEN - {
+    "io_uring_setup", "io_uring_enter", "io_uring_register", "execve",
+    "clone", "clone3", "unshare", "mount", "umount2", "pivot_root", "chroot",
+    "capset", "prctl", "seccomp", "landlock_create_ruleset",
+    "landlock_restrict_self"}) | {"socket", "socketpair", "accept4", "kill",
+                                  "wait4", "waitid", "memfd_create",
+                                  "unlink"}
+LAUNCHER_LIMITED = {"ioctl": "ioctl, only ", "prctl": "prctl, only PR_",
+                    "mount": "mount, only with flags MS_",
+                    "mmap": "mmap (PROT_EXEC only without PROT_WRITE",
+                    "mprotect": "mprotect (never with PROT_EXEC)"}
+LAUNCHER_IOCTLS = {"BLKSSZGET"}
 
 
 def print_policy(bulkhead, key):
@@ -131,51 +153,62 @@ def print_policy(bulkhead, key):
     return p.stdout.strip().split("\n")
 
 
-def check_controller(bulkhead, doc):
+def check_list(bulkhead, doc, key, title, row_name, forbidden, limited,
+               ioctls, children):
+    """Checks one of bulkhead's own lists; returns its system calls."""
     sanitize = len(sys.argv) > 3 and sys.argv[3] != ""
-    children = set()
-    for key in PROCS:
-        children |= {r.split()[0].rstrip(",")
-                     for r in print_policy(bulkhead, key)[1:-1]}
-    lines = print_policy(bulkhead, "controller")
-    if lines[0] != "bulkhead: seccomp allow-list":
-        fail(f"controller: first line {lines[0]!r}")
+    lines = print_policy(bulkhead, key)
+    if lines[0] != f"{title}: seccomp allow-list":
+        fail(f"{key}: first line {lines[0]!r}")
     m = re.fullmatch(r"(\d+) system calls; any other kills the process",
                      lines[-1])
     rules = lines[1:-1]
     if not m or int(m.group(1)) != len(rules):
-        fail(f"controller: last line {lines[-1]!r}, {len(rules)} rules")
+        fail(f"{key}: last line {lines[-1]!r}, {len(rules)} rules")
     names = {r.split()[0].rstrip(",") for r in rules}
     if len(names) != len(rules):
-        fail("controller: a system call listed twice")
+        fail(f"{key}: a system call listed twice")
     san = [r for r in rules if r.endswith(CTL_SANITIZER_MARK)]
     # Enforced where the build says which it is (a third argument).
     if san and len(sys.argv) > 3 and not sanitize:
-        fail(f"controller: allows {san} outside a sanitizer build")
-    bad = names & CTL_FORBIDDEN
+        fail(f"{key}: allows {san} outside a sanitizer build")
+    bad = names & forbidden
     if bad:
-        fail(f"controller: allows {sorted(bad)}")
-    for call, start in CTL_LIMITED.items():
+        fail(f"{key}: allows {sorted(bad)}")
+    for call, start in limited.items():
         mine = [r for r in rules if r.split()[0].rstrip(",") == call]
         if len(mine) != 1 or not mine[0].startswith(start):
-            fail(f"controller: {call} is not limited as expected: {mine}")
+            fail(f"{key}: {call} is not limited as expected: {mine}")
     ioctl = next(r for r in rules if r.startswith("ioctl"))
     odd = [r for r in ioctl[len("ioctl, only "):].split(", ")
-           if r not in CTL_IOCTLS and not r.startswith("KVM_")]
+           if r not in ioctls and not (children and r.startswith("KVM_"))]
     if odd:
-        fail(f"controller: ioctl requests {odd}")
+        fail(f"{key}: ioctl requests {odd}")
     missing = children - names
     if missing:
-        fail(f"controller: its filter would kill a child for "
-             f"{sorted(missing)}")
+        fail(f"{key}: its filter would kill a child for {sorted(missing)}")
     production = len(rules) - len(san)
-    row = re.search(r"^\| `bulkhead` \(controller\) \| (\d+)", doc, re.M)
+    row = re.search(r"^\| `bulkhead` \(" + row_name + r"\) \| (\d+)", doc,
+                    re.M)
     if not row or int(row.group(1)) != production:
-        fail(f"docs/SECURITY.md gives bulkhead (controller) "
+        fail(f"docs/SECURITY.md gives bulkhead ({row_name}) "
              f"{row.group(1) if row else 'no row'}, it has {production}")
-    print(f"bulkhead (controller): {production} system calls"
+    print(f"bulkhead ({row_name}): {production} system calls"
           + (f" and {len(san)} for the sanitizer runtime" if san else "")
-          + ", every child's among them")
+          + (", every child's among them" if children else ""))
+    return names
+
+
+def check_controller(bulkhead, doc):
+    children = set()
+    for key in PROCS:
+        children |= {r.split()[0].rstrip(",")
+                     for r in print_policy(bulkhead, key)[1:-1]}
+    check_list(bulkhead, doc, "controller", "bulkhead", "controller",
+               CTL_FORBIDDEN, CTL_LIMITED, CTL_IOCTLS, set())
+    check_list(bulkhead, doc, "launcher", "bulkhead (launcher)", "launcher",
+               LAUNCHER_FORBIDDEN, LAUNCHER_LIMITED, LAUNCHER_IOCTLS,
+               children)
 
 
 if __name__ == "__main__":

@@ -808,6 +808,59 @@ static void test_sandbox_landlock(void **state)
 	assert_int_equal(wait_child(pid), 0);
 }
 
+/*
+ * BH_SPAWN_SIBLING, as the controller's launcher uses it: a helper we fork
+ * spawns a child (plain, and in a PID namespace) that is ours, not the
+ * helper's: we reap it, with its own status, after the helper is gone.
+ */
+static void test_sibling(void **state)
+{
+	static const unsigned int flags[] = {
+		BH_SPAWN_SIBLING,
+		BH_SPAWN_SIBLING | BH_SPAWN_PIDNS,
+	};
+
+	(void)state;
+	for (size_t i = 0; i < BH_ARRAY_SIZE(flags); i++) {
+		char *argv[] = { "sh", "-c", "read x <&3; exit 7", NULL };
+		struct bh_spawn_fd map;
+		pid_t helper, child = -1;
+		int p[2], sv[2];
+
+		assert_int_equal(pipe(p), 0);
+		assert_int_equal(pipe(sv), 0);
+		helper = fork();
+		assert_true(helper >= 0);
+		if (helper == 0) {
+			map.src = sv[0];
+			map.dst = 3;
+			if (bh_spawn_ns("/bin/sh", argv, &map, 1, flags[i],
+					&child, NULL) < 0)
+				_exit(1);
+			if (write(p[1], &child, sizeof(child)) !=
+			    (ssize_t)sizeof(child))
+				_exit(1);
+			_exit(0);
+		}
+		close(p[1]);
+		close(sv[0]);
+		assert_int_equal(read(p[0], &child, sizeof(child)),
+				 (ssize_t)sizeof(child));
+		close(p[0]);
+		assert_int_equal(wait_child(helper), 0);
+		/* The helper is gone, its child lives on, and it is ours. */
+		assert_int_equal(waitpid(child, NULL, WNOHANG), 0);
+		assert_int_equal(write(sv[1], "x\n", 2), 2);
+		close(sv[1]);
+		{
+			int status = wait_child(child);
+
+			assert_true(WIFEXITED(status));
+			assert_int_equal(WEXITSTATUS(status), 7);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -824,6 +877,7 @@ int main(void)
 		cmocka_unit_test(test_pidns_pdeathsig),
 		cmocka_unit_test(test_plain_child),
 		cmocka_unit_test(test_pidns_child),
+		cmocka_unit_test(test_sibling),
 		cmocka_unit_test(test_pidns_refused),
 		cmocka_unit_test(test_pidns_no_setfcap),
 		cmocka_unit_test(test_describe_status),

@@ -31,6 +31,10 @@ int bh_spawn(const char *path, char *const argv[],
 /* bh_spawn_ns flags. */
 #define BH_SPAWN_PIDNS		0x1u /* a PID namespace of its own */
 #define BH_SPAWN_PIDNS_REQUIRED 0x2u /* ... or nothing starts */
+/* The child of our parent, not ours (CLONE_PARENT): for a launcher that
+ * starts processes on its parent's behalf, so that the parent waits for
+ * them, kills them and is the one whose death kills them. */
+#define BH_SPAWN_SIBLING 0x4u
 
 /*
  * bh_spawn with flags. With BH_SPAWN_PIDNS the child is cloned into a new
@@ -43,7 +47,9 @@ int bh_spawn(const char *path, char *const argv[],
  * not map root), the child is forked as by bh_spawn after a logged warning,
  * or, with BH_SPAWN_PIDNS_REQUIRED, nothing starts: an error is logged and
  * the refusal's -errno returned. *refused (may be NULL) gets the errno with
- * which the host refused, 0 if it did not.
+ * which the host refused, 0 if it did not. With BH_SPAWN_SIBLING the child
+ * is our parent's (the pid is the same in its namespace as in ours), and
+ * its parent-death signal follows our parent.
  */
 int bh_spawn_ns(const char *path, char *const argv[],
 		const struct bh_spawn_fd *fds, size_t nfds, unsigned int flags,
