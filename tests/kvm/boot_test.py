@@ -672,6 +672,20 @@ def check_sandboxes(vm, children):
                                f", not {v}")
             if not re.search(r"^Max core file size\s+0\s+0\s", limits, re.M):
                 raise Fail(f"{name} ({pid}): core files are not off")
+            if name == "bulkhead-vcpu":
+                # The VM's and vCPUs' fds, and no /dev/kvm once they exist.
+                targets = []
+                for fd in os.listdir(f"/proc/{pid}/fd"):
+                    try:
+                        targets.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+                    except OSError:
+                        pass
+                if "/dev/kvm" in targets:
+                    raise Fail(f"{name} ({pid}): still holds /dev/kvm after "
+                               f"the VM was built")
+                if "anon_inode:kvm-vm" not in targets:
+                    raise Fail(f"{name} ({pid}): no KVM VM fd among "
+                               f"{sorted(set(targets))}")
             if name.startswith("bulkhead-dev-") and not ns_refused:
                 for ns in ("user", "mnt", "net", "ipc", "uts", "pid"):
                     if os.readlink(f"/proc/{pid}/ns/{ns}") == \
@@ -689,7 +703,7 @@ def check_sandboxes(vm, children):
                                f" not PID 1 of a namespace of its own")
             seen += 1
     return (f"{seen} children with seccomp, no_new_privs, no capabilities, "
-            f"no core files; worker namespaces "
+            f"no core files, the runner without /dev/kvm; worker namespaces "
             f"{'refused by this host (logged)' if ns_refused else 'own'}")
 
 
