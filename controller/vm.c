@@ -916,6 +916,7 @@ static int vm_check_kvm(struct bh_vm *vm)
 {
 	struct bh_kvm_report rep;
 	enum bh_kvm_verdict v;
+	uint64_t t0 = bh_now_ns();
 	int r;
 
 	if (vm->kvm_checked)
@@ -929,8 +930,10 @@ static int vm_check_kvm(struct bh_vm *vm)
 		bh_err("%s", vm->refusal);
 		return -ENOTSUP;
 	}
-	bh_debug("KVM runs guest code at %llu million instructions a second",
-		 (unsigned long long)(bh_kvm_probe_ips(&rep) / 1000000));
+	bh_debug("KVM runs guest code at %llu million instructions a second "
+		 "(the check took %llu us)",
+		 (unsigned long long)(bh_kvm_probe_ips(&rep) / 1000000),
+		 (unsigned long long)((bh_now_ns() - t0) / 1000));
 	vm->kvm_checked = true;
 	return 0;
 }
