@@ -111,12 +111,12 @@ void bh_host_facts_read(struct bh_host_facts *f)
 
 uint64_t bh_kvm_probe_ips(const struct bh_kvm_report *r)
 {
-	uint64_t ns = r->probe_ns ? r->probe_ns : 1;
+	uint64_t ns = r->probe_best_ns ? r->probe_best_ns : 1;
 
 	if (!r->probe_ran)
 		return 0;
-	/* done * 1e9 overflows only past 18e9 instructions: not ours. */
-	return r->probe_done * 1000000000ULL / ns;
+	return (uint64_t)((unsigned __int128)r->probe_best_done *
+			  1000000000ULL / ns);
 }
 
 static const char *cpu_virt(const struct bh_host_facts *f)

@@ -864,7 +864,10 @@ static int h_probe_result(void *ctx, const ProtobufCMessage *m,
 	rep->probe_done = res->probe_done;
 	rep->probe_ns = res->probe_ns;
 	rep->probe_deadline_ns = res->probe_deadline_ns;
+	rep->probe_best_done = res->probe_best_done;
+	rep->probe_best_ns = res->probe_best_ns;
 	if (rep->probe_done > rep->probe_planned ||
+	    rep->probe_best_done > rep->probe_done ||
 	    (rep->open_errno < 0 || rep->open_errno > 4095))
 		return -EPROTO;
 	return 0;

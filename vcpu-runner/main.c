@@ -132,6 +132,8 @@ static int h_probe(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	res.probe_done = p->done;
 	res.probe_ns = p->ns;
 	res.probe_deadline_ns = p->deadline_ns;
+	res.probe_best_done = p->best_done;
+	res.probe_best_ns = p->best_ns;
 	r = runner_send(rn, BH__MSG_TYPE__MSG_RUNNER_PROBE_RESULT, &res.base);
 out:
 	free(p);

@@ -13,11 +13,13 @@ struct runner_probe {
 	char vendor[13];
 	int caps[BH_PROBE_MAX_CAPS];
 	size_t ncaps;
-	int ran;	  /* the loop ran until done or the deadline */
-	char error[160];  /* why it did not run */
-	uint64_t planned; /* instructions in the loop */
-	uint64_t done;	  /* instructions that ran */
-	uint64_t ns;	  /* how long they took */
+	int ran;	    /* the loop ran until done or the deadline */
+	char error[160];    /* why it did not run */
+	uint64_t planned;   /* instructions in the loop */
+	uint64_t done;	    /* instructions that ran */
+	uint64_t ns;	    /* how long they took */
+	uint64_t best_done; /* the fastest chunk: its instructions */
+	uint64_t best_ns;   /* and its time */
 	uint64_t deadline_ns;
 };
 
