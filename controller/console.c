@@ -9,11 +9,14 @@
 #include <bulkhead/log.h>
 #include <bulkhead/util.h>
 
+#include "backend.h"
 #include "console.h"
 
 int bh_console_open(struct bh_console *c, const struct bh_config *cfg,
 		    char *err, size_t errlen)
 {
+	struct stat st;
+
 	memset(c, 0, sizeof(*c));
 	c->mode = cfg->serial;
 	c->out_fd = -1;
@@ -31,15 +34,15 @@ int bh_console_open(struct bh_console *c, const struct bh_config *cfg,
 		c->tty_fd = c->in_fd;
 		break;
 	case BH_SERIAL_FILE:
-		c->out_fd = open(
-		    cfg->serial_path,
-		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0640);
+		c->out_fd = bh_backend_open(
+		    "--serial", cfg->serial_path, NULL,
+		    O_WRONLY | O_CREAT | O_TRUNC,
+		    BH_BACKEND_REG | BH_BACKEND_CHR, false, &st, err, errlen);
 		if (c->out_fd < 0) {
-			int e = errno;
+			int r = c->out_fd;
 
-			snprintf(err, errlen, "--serial: cannot open '%s': %s",
-				 cfg->serial_path, strerror(e));
-			return -e;
+			c->out_fd = -1;
+			return r;
 		}
 		c->out_owned = 1;
 		break;

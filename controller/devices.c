@@ -25,6 +25,7 @@
 #include <bulkhead/spawn.h>
 #include <bulkhead/util.h>
 
+#include "backend.h"
 #include "devices.h"
 #include "kmsg.h"
 
@@ -183,41 +184,28 @@ static int find_binary(struct dev *v)
 static int open_disk(struct dev *v, char *err, size_t errlen)
 {
 	const struct bh_disk_config *dc = v->disk;
-	int flags = (dc->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY |
-		    (dc->direct ? O_DIRECT : 0);
+	int flags =
+	    (dc->readonly ? O_RDONLY : O_RDWR) | (dc->direct ? O_DIRECT : 0);
+	char how[48];
 	uint64_t size = 0;
 	struct stat st;
 	int fd, r;
 
-	fd = open(dc->path, flags);
-	if (fd < 0) {
-		r = -errno;
-		snprintf(err, errlen, "--disk: cannot open '%s'%s%s: %s",
-			 dc->path, dc->readonly ? " to read" : " to write",
-			 dc->direct ? " with direct=on" : "", strerror(-r));
-		return r;
-	}
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		snprintf(err, errlen, "--disk: cannot stat '%s': %s", dc->path,
-			 strerror(-r));
-		goto fail;
-	}
+	/* Say which access was refused: readonly=on may help. */
+	snprintf(how, sizeof(how), "%s%s",
+		 dc->readonly ? " to read" : " to write",
+		 dc->direct ? " with direct=on" : "");
+	fd = bh_backend_open("--disk", dc->path, how, flags,
+			     BH_BACKEND_REG | BH_BACKEND_BLK, false, &st, err,
+			     errlen);
+	if (fd < 0)
+		return fd;
 	if (S_ISREG(st.st_mode)) {
 		size = (uint64_t)st.st_size;
-	} else if (S_ISBLK(st.st_mode)) {
-		if (ioctl(fd, BLKGETSIZE64, &size) < 0) {
-			r = -errno;
-			snprintf(err, errlen,
-				 "--disk: cannot get the size of '%s': %s",
-				 dc->path, strerror(-r));
-			goto fail;
-		}
-	} else {
-		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-		snprintf(err, errlen,
-			 "--disk: '%s' is not a regular file or block device",
-			 dc->path);
+	} else if (ioctl(fd, BLKGETSIZE64, &size) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "--disk: cannot get the size of '%s': %s",
+			 dc->path, strerror(-r));
 		goto fail;
 	}
 	/* The guest sees whole 512-byte sectors; a tail would be lost. */
@@ -237,23 +225,19 @@ fail:
 	return r;
 }
 
+/* An entropy source is read as a stream: a character device such as
+ * /dev/urandom or /dev/hwrng, or a regular file (tests). A FIFO would tie
+ * the guest's entropy to whoever writes it and hold up the open. */
 static int open_rng(struct dev *v, const char *path, char *err, size_t errlen)
 {
 	struct stat st;
-	int fd, r;
+	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		r = -errno;
-		snprintf(err, errlen, "--rng: cannot open '%s': %s", path,
-			 strerror(-r));
-		return r;
-	}
-	if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "--rng: '%s' is a directory", path);
-		close(fd);
-		return -EISDIR;
-	}
+	fd = bh_backend_open("--rng", path, NULL, O_RDONLY,
+			     BH_BACKEND_CHR | BH_BACKEND_REG, false, &st, err,
+			     errlen);
+	if (fd < 0)
+		return fd;
 	v->backend[v->nbackend++] = fd;
 	return 0;
 }
@@ -261,18 +245,16 @@ static int open_rng(struct dev *v, const char *path, char *err, size_t errlen)
 static int open_console(struct dev *v, const struct bh_config *cfg, char *err,
 			size_t errlen)
 {
+	struct stat st;
 	int out, in, r;
 
 	if (cfg->console == BH_CONSOLE_FILE) {
-		out = open(cfg->console_path,
-			   O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY,
-			   0640);
-		if (out < 0) {
-			r = -errno;
-			snprintf(err, errlen, "--console: cannot open '%s': %s",
-				 cfg->console_path, strerror(-r));
-			return r;
-		}
+		out = bh_backend_open("--console", cfg->console_path, NULL,
+				      O_WRONLY | O_CREAT | O_TRUNC,
+				      BH_BACKEND_REG | BH_BACKEND_CHR, true,
+				      &st, err, errlen);
+		if (out < 0)
+			return out;
 		v->backend[v->nbackend++] = out;
 		return 0;
 	}

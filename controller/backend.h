@@ -1,0 +1,28 @@
+/* Opening the host files behind devices and console outputs, without
+ * letting a path (a FIFO, a terminal) hold up the controller. */
+#ifndef BH_CONTROLLER_BACKEND_H
+#define BH_CONTROLLER_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/stat.h>
+
+/* The file types a backend may be (a mask). */
+#define BH_BACKEND_REG (1u << 0) /* regular file */
+#define BH_BACKEND_BLK (1u << 1) /* block device */
+#define BH_BACKEND_CHR (1u << 2) /* character device */
+
+/*
+ * Opens path with flags (O_CLOEXEC and O_NOCTTY added) and O_NONBLOCK, so
+ * that the open itself never waits (a FIFO waits for its other end), then
+ * checks the file's type against types and, unless keep_nonblock, clears
+ * O_NONBLOCK again. On success returns the fd and fills *st; on failure
+ * -errno with a message in err that begins with opt and names the path (and
+ * its type, when that is what is wrong); how, if not NULL, says after the
+ * path what the open asked for (" to write").
+ */
+int bh_backend_open(const char *opt, const char *path, const char *how,
+		    int flags, unsigned int types, bool keep_nonblock,
+		    struct stat *st, char *err, size_t errlen);
+
+#endif
