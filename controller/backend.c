@@ -117,3 +117,36 @@ fail:
 	close(fd);
 	return r;
 }
+
+int bh_backend_stdout(const char *opt, int *shared_flags, char *err,
+		      size_t errlen)
+{
+	struct stat st;
+	int fd, r;
+
+	*shared_flags = -1;
+	if (fstat(STDOUT_FILENO, &st) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "%s: no standard output: %s", opt,
+			 strerror(-r));
+		return r;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		/* A new description of the same terminal or pipe; O_NONBLOCK
+		 * here also keeps a FIFO-like open from waiting. */
+		fd = open("/proc/self/fd/1",
+			  O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+		if (fd >= 0)
+			return fd;
+	}
+	fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "%s: no standard output: %s", opt,
+			 strerror(-r));
+		return r;
+	}
+	if (!S_ISREG(st.st_mode))
+		*shared_flags = fcntl(fd, F_GETFL);
+	return fd;
+}

@@ -25,4 +25,18 @@ int bh_backend_open(const char *opt, const char *path, const char *how,
 		    int flags, unsigned int types, bool keep_nonblock,
 		    struct stat *st, char *err, size_t errlen);
 
+/*
+ * Standard output for guest output that is written without blocking: an open
+ * file description of our own where one can be had (a terminal or a pipe,
+ * reopened through /proc/self/fd/1), so that making it non-blocking does not
+ * change it for the shell or other processes that share ours. A regular file
+ * is duplicated (writing to it never waits). Where stdout cannot be reopened
+ * (a socket such as journald's stream, no /proc) it is duplicated and the
+ * caller's O_NONBLOCK reaches the shared description; *shared_flags then
+ * holds the flags to give it back on close, else -1. The fd or -errno with
+ * a message in err.
+ */
+int bh_backend_stdout(const char *opt, int *shared_flags, char *err,
+		      size_t errlen);
+
 #endif

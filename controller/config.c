@@ -1080,6 +1080,9 @@ void bh_config_usage(FILE *out)
 		"                        null       output discarded\n"
 		"                        file=PATH  output written to PATH\n"
 		"                                   (created or truncated)\n"
+		"                      output that the terminal or pipe does\n"
+		"                      not take at once is held up to %uK,\n"
+		"                      then dropped (never waited for)\n"
 		"\n"
 		"Devices (virtio-pci, each served by its own process;\n"
 		"at most %d in all):\n"
@@ -1162,7 +1165,8 @@ void bh_config_usage(FILE *out)
 		"     device backend;\n"
 		"     nothing was started\n",
 		BH_MAX_VCPUS, BH_CONFIG_DEFAULT_VCPUS, min_mem, max_mem,
-		def_mem, BH_CONFIG_MAX_DEVICES, BH_CONFIG_MAX_DISK_QUEUES,
+		def_mem, (unsigned int)(BH_OUT_BUF_SIZE / 1024),
+		BH_CONFIG_MAX_DEVICES, BH_CONFIG_MAX_DISK_QUEUES,
 		BH_CONFIG_DISK_QUEUE_SIZE, BH_CONFIG_MAX_QUEUE_SIZE,
 		BH_CONFIG_DEFAULT_RNG_SOURCE, BH_CONFIG_MAX_RESTARTS,
 		BH_CONFIG_DEFAULT_RESTARTS, NAME_MAX_LEN);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include <bulkhead/log.h>
+#include <bulkhead/outbuf.h>
 
 enum bh_serial_mode {
 	BH_SERIAL_TTY = 0, /* our stdin/stdout (default) */

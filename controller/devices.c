@@ -86,6 +86,9 @@ struct dev {
 	const struct bh_disk_config *disk; /* DEV_BLK */
 	uint64_t disk_size;
 	int backend[2]; /* owned, opened at create, kept across boots */
+	/* the console's stdout flags to give back on close, when its open
+	 * file description is shared with others (bh_backend_stdout); or -1 */
+	int out_shared_flags;
 	unsigned int nbackend;
 	char binary[4096];
 
@@ -242,6 +245,8 @@ static int open_rng(struct dev *v, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+/* The output is handed to the worker non-blocking: it writes guest output
+ * without ever waiting (bulkhead/outbuf.h). */
 static int open_console(struct dev *v, const struct bh_config *cfg, char *err,
 			size_t errlen)
 {
@@ -260,13 +265,10 @@ static int open_console(struct dev *v, const struct bh_config *cfg, char *err,
 	}
 	/* tty: the worker reads and writes the terminal itself, so that
 	 * console bytes never pass through the controller. */
-	out = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
-	if (out < 0) {
-		r = -errno;
-		snprintf(err, errlen, "--console tty: no standard output: %s",
-			 strerror(-r));
-		return r;
-	}
+	out = bh_backend_stdout("--console tty", &v->out_shared_flags, err,
+				errlen);
+	if (out < 0)
+		return out;
 	v->backend[v->nbackend++] = out;
 	r = fcntl(STDIN_FILENO, F_GETFL);
 	if (r >= 0 && (r & O_ACCMODE) != O_WRONLY) {
@@ -287,6 +289,7 @@ static void dev_init(struct bh_devices *d, enum dev_kind kind, const char *id)
 	v->kind = kind;
 	snprintf(v->id, sizeof(v->id), "%s", id);
 	v->backend[0] = v->backend[1] = -1;
+	v->out_shared_flags = -1;
 	v->pid = -1;
 	v->sock = -1;
 	v->inflight = -1;
@@ -370,9 +373,14 @@ void bh_devices_close(struct bh_devices *d)
 	if (!d)
 		return;
 	bh_devices_stop(d);
-	for (unsigned int i = 0; i < d->n; i++)
-		for (unsigned int b = 0; b < d->dev[i].nbackend; b++)
-			bh_closep(&d->dev[i].backend[b]);
+	for (unsigned int i = 0; i < d->n; i++) {
+		struct dev *v = &d->dev[i];
+
+		if (v->out_shared_flags >= 0 && v->backend[0] >= 0)
+			fcntl(v->backend[0], F_SETFL, v->out_shared_flags);
+		for (unsigned int b = 0; b < v->nbackend; b++)
+			bh_closep(&v->backend[b]);
+	}
 	free(d);
 }
 

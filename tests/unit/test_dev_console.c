@@ -161,6 +161,71 @@ static void test_tx(void **state)
 	}
 }
 
+/* Sends n transmit chains of len bytes (from fx->buf) and waits for every
+ * one to come back used. */
+static void send_tx(struct con_fx *fx, unsigned int n, uint32_t len)
+{
+	struct bh_vdriver_buf b = { fx->buf, len, false };
+	struct bh_vdriver_used u;
+
+	for (unsigned int i = 0; i < n; i++)
+		assert_int_equal(bh_vdriver_submit(fx->d, TXQ, &b, 1, 0, NULL),
+				 0);
+	for (unsigned int i = 0; i < n; i++)
+		assert_int_equal(
+		    bh_vdriver_wait_used(fx->d, TXQ, BH_VDRIVER_TIMEOUT_MS, &u),
+		    1);
+}
+
+static uint64_t counter(struct con_fx *fx, const char *name)
+{
+	uint64_t v = 0;
+
+	assert_int_equal(bh_vdriver_sync(fx->d, BH_VDRIVER_TIMEOUT_MS), 0);
+	assert_int_equal(bh_vdriver_counter(fx->d, name, &v), 0);
+	return v;
+}
+
+/*
+ * Nobody reads the output (a paused terminal, a stdout pipe left alone):
+ * the guest's transmit buffers still come back at once, what does not fit
+ * is dropped and counted, and output flows again once the reader reads.
+ */
+static void test_tx_stalled_reader(void **state)
+{
+	struct con_fx *fx = *state;
+	uint8_t *p = bh_vdriver_gpa(fx->d, fx->buf, 65536);
+	uint64_t sent = 48ULL * 65536, dropped, got = 0;
+	char buf[65536];
+
+	activate(fx);
+	memset(p, 'x', 65536);
+	send_tx(fx, 48, 65536);
+	assert_int_equal(counter(fx, "tx_bytes"), sent);
+	dropped = counter(fx, "tx_dropped");
+	assert_true(dropped > 0);
+	assert_true(dropped < sent);
+	assert_true(bh_vdriver_alive(fx->d));
+
+	/* The reader wakes up: everything kept arrives. */
+	for (;;) {
+		struct pollfd pfd = { .fd = fx->out_rd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&pfd, 1, 500) == 0)
+			break;
+		n = read(fx->out_rd, buf, sizeof(buf));
+		assert_true(n > 0);
+		got += (uint64_t)n;
+	}
+	assert_int_equal(got, sent - dropped);
+	memcpy(p, "after\n", 6);
+	send_tx(fx, 1, 6);
+	read_exact(fx->out_rd, buf, 6);
+	assert_memory_equal(buf, "after\n", 6);
+	assert_int_equal(counter(fx, "tx_dropped"), dropped);
+}
+
 /* Posts n receive buffers of len bytes, 4 KiB apart from fx->buf. */
 static void post_rx(struct con_fx *fx, unsigned int n, uint32_t len)
 {
@@ -252,6 +317,8 @@ int main(void)
 						con_teardown),
 		cmocka_unit_test_setup_teardown(test_rx_late_buffers, con_setup,
 						con_teardown),
+		cmocka_unit_test_setup_teardown(test_tx_stalled_reader,
+						con_setup, con_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
