@@ -17,6 +17,7 @@
 int bh_console_open(struct bh_console *c, const struct bh_config *cfg,
 		    char *err, size_t errlen)
 {
+	uint64_t max_size = 0;
 	struct stat st;
 	int r;
 
@@ -46,20 +47,21 @@ int bh_console_open(struct bh_console *c, const struct bh_config *cfg,
 	case BH_SERIAL_FILE:
 		c->out_fd = bh_backend_open(
 		    "--serial", cfg->serial_path, NULL,
-		    O_WRONLY | O_CREAT | O_TRUNC,
+		    O_WRONLY | O_CREAT | O_TRUNC | O_APPEND,
 		    BH_BACKEND_REG | BH_BACKEND_CHR, true, &st, err, errlen);
 		if (c->out_fd < 0) {
 			r = c->out_fd;
 			c->out_fd = -1;
 			return r;
 		}
+		max_size = cfg->serial_max_size;
 		break;
 	case BH_SERIAL_NULL:
 	case BH_SERIAL_OFF:
 		break;
 	}
-	r = bh_outbuf_init(&c->out, "serial", c->out_fd, 0,
-			   BH_OUT_FULL_TRUNCATE);
+	r = bh_outbuf_init(&c->out, "serial", c->out_fd, max_size,
+			   cfg->serial_on_full);
 	if (r < 0) {
 		snprintf(err, errlen, "--serial: cannot set up the output: %s",
 			 strerror(-r));

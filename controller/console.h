@@ -42,7 +42,7 @@ int bh_console_open(struct bh_console *c, const struct bh_config *cfg,
 int bh_console_start(struct bh_console *c, struct event_base *base);
 /* Guest output. Never blocks: what the output does not take now is queued
  * up to BH_OUT_BUF_SIZE, then dropped and counted (a rate-limited warning
- * says so). */
+ * says so); a file output keeps to its max_size. */
 void bh_console_write(struct bh_console *c, const uint8_t *data, size_t len);
 /* Bytes the serial output took, and dropped; 0 or -ENOENT without one. */
 int bh_console_counters(const struct bh_console *c, uint64_t *written,

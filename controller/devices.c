@@ -255,7 +255,7 @@ static int open_console(struct dev *v, const struct bh_config *cfg, char *err,
 
 	if (cfg->console == BH_CONSOLE_FILE) {
 		out = bh_backend_open("--console", cfg->console_path, NULL,
-				      O_WRONLY | O_CREAT | O_TRUNC,
+				      O_WRONLY | O_CREAT | O_TRUNC | O_APPEND,
 				      BH_BACKEND_REG | BH_BACKEND_CHR, true,
 				      &st, err, errlen);
 		if (out < 0)
@@ -944,6 +944,11 @@ static int worker_setup(struct dev *v, const struct bh_guest_mem *mem)
 		break;
 	case DEV_CONSOLE:
 		con.has_input = v->nbackend > 1;
+		if (v->devs->cfg->console == BH_CONSOLE_FILE) {
+			con.max_size = v->devs->cfg->console_max_size;
+			con.stop_when_full =
+			    v->devs->cfg->console_on_full == BH_OUT_FULL_STOP;
+		}
 		s.console = &con;
 		break;
 	case DEV_RNG:

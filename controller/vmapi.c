@@ -238,9 +238,10 @@ static unsigned int serial_counters(struct bh_vmapi *a,
 	out->id = "serial0";
 	snprintf(out->c[0].name, sizeof(out->c[0].name), "tx_bytes");
 	snprintf(out->c[1].name, sizeof(out->c[1].name), "tx_dropped");
-	for (unsigned int i = 0; i < 2; i++)
+	snprintf(out->c[2].name, sizeof(out->c[2].name), "truncations");
+	for (unsigned int i = 0; i < 3; i++)
 		out->c[i].value = v[i];
-	out->n = 2;
+	out->n = 3;
 	return 1;
 }
 

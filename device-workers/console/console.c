@@ -35,14 +35,17 @@ struct con {
 	bool rx_starved; /* input waits for the guest to post buffers */
 	bool rx_held;	 /* rx_req is popped and not yet answered */
 	/* Guest output: never waited for (a full pipe, a suspended terminal
-	 * must not stall the queues or the control socket). */
+	 * must not stall the queues or the control socket), and a regular
+	 * file kept to its max_size. */
 	struct bh_outbuf out;
 	struct bh_vq_req rx_req;
 	struct bh_vq_req tx_req;
 };
 
+/* ftruncate: on_full=truncate empties a full output file (O_APPEND, so no
+ * seek is needed to write from its start again). */
 static const char *const con_syscalls[] = {
-	"read", "readv", "write", "writev", "poll", "ppoll", NULL,
+	"read", "readv", "write", "writev", "poll", "ppoll", "ftruncate", NULL,
 };
 
 /* Waits for fd to be ready for events; 1 ready, 0 timeout, -errno. */
@@ -286,8 +289,9 @@ static int con_setup(struct bh_worker *w, const Bh__WorkerSetup *s,
 		goto err_close;
 	}
 	/* Before the sandbox: it needs fstat and fcntl. */
-	ret = bh_outbuf_init(&c->out, "console", c->out_fd, 0,
-			     BH_OUT_FULL_TRUNCATE);
+	ret = bh_outbuf_init(&c->out, "console", c->out_fd, cs->max_size,
+			     cs->stop_when_full ? BH_OUT_FULL_STOP
+						: BH_OUT_FULL_TRUNCATE);
 	if (ret < 0) {
 		bh_err("console output: %s", strerror(-ret));
 		goto err_close;

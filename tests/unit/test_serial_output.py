@@ -2,7 +2,8 @@
 """The controller's serial output against a guest that prints without pause,
 played by a stand-in runner (bh-serial-runner) that sends 4 MiB of serial
 output: with stdout a pipe that nobody reads, the API keeps answering and
-SIGTERM still ends bulkhead; the overflow is dropped, logged and counted.
+SIGTERM still ends bulkhead; the overflow is dropped, logged and counted;
+and --serial file= keeps the file to its max_size in both on_full modes.
 
 bulkhead finds its runner beside its own binary, so the test runs a copy of
 it in a temporary directory with the stand-in there as bulkhead-vcpu.
@@ -124,6 +125,37 @@ class SerialOutput(unittest.TestCase):
         head = os.read(r, 64)
         self.assertEqual(head, b"abcdefghijklmnopqrstuvwxyz" * 2 +
                          b"abcdefghijk\n")
+
+    def file_run(self, on_full):
+        path = os.path.join(self.tmp.name, "serial,1.log")
+        self.start(f"file={path},max_size=64K,on_full={on_full}")
+        end = time.monotonic() + WAIT_S
+        while True:
+            c = self.counters()
+            if (c["tx_bytes"] + c["tx_dropped"] +
+                    c["truncations"] * (64 << 10)) >= TOTAL:
+                break
+            self.assertLess(time.monotonic(), end, c)
+            time.sleep(0.1)
+        self.assertLessEqual(os.path.getsize(path), 64 << 10)
+        self.stop()
+        return path, c
+
+    def test_file_stop(self):
+        path, c = self.file_run("stop")
+        self.assertEqual(os.path.getsize(path), 64 << 10)
+        self.assertEqual(c["tx_dropped"], TOTAL - (64 << 10))
+        self.assertEqual(c["truncations"], 0)
+        self.assertIn("serial output reached max_size=64K (on_full=stop)",
+                      self.stderr())
+
+    def test_file_truncate(self):
+        path, c = self.file_run("truncate")
+        self.assertEqual(c["tx_dropped"], 0)
+        self.assertGreaterEqual(c["truncations"], TOTAL // (64 << 10) - 1)
+        self.assertGreater(os.path.getsize(path), 0)
+        self.assertIn("serial output reached max_size=64K: file emptied",
+                      self.stderr())
 
 
 def main():
