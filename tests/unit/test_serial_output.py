@@ -3,7 +3,8 @@
 played by a stand-in runner (bh-serial-runner) that sends 4 MiB of serial
 output: with stdout a pipe that nobody reads, the API keeps answering and
 SIGTERM still ends bulkhead; the overflow is dropped, logged and counted;
-and --serial file= keeps the file to its max_size in both on_full modes.
+a closed stdout discards the output; and --serial file= keeps the file to
+its max_size in both on_full modes.
 
 bulkhead finds its runner beside its own binary, so the test runs a copy of
 it in a temporary directory with the stand-in there as bulkhead-vcpu.
@@ -52,12 +53,13 @@ class SerialOutput(unittest.TestCase):
         self.err.seek(0)
         return self.err.read()
 
-    def start(self, serial, stdout=subprocess.DEVNULL):
+    def start(self, serial, stdout=subprocess.DEVNULL, preexec_fn=None):
         self.proc = subprocess.Popen(
             [self.bulkhead, "--kernel", ARGS.kernel, "--memory", "size=128M",
              "--serial", serial, "--api-socket", f"path={self.sock}",
              "--name", "t"],
-            stdin=subprocess.DEVNULL, stdout=stdout, stderr=self.err)
+            stdin=subprocess.DEVNULL, stdout=stdout, stderr=self.err,
+            preexec_fn=preexec_fn)
         end = time.monotonic() + WAIT_S
         while not os.path.exists(self.sock):
             self.assertIsNone(self.proc.poll(), self.stderr())
@@ -125,6 +127,18 @@ class SerialOutput(unittest.TestCase):
         head = os.read(r, 64)
         self.assertEqual(head, b"abcdefghijklmnopqrstuvwxyz" * 2 +
                          b"abcdefghijk\n")
+
+    def test_stdout_closed(self):
+        # A closed stdout is held by /dev/null: the output is discarded
+        # there, not written into whatever file took fd 1 next.
+        self.start("tty", preexec_fn=lambda: os.close(1))
+        end = time.monotonic() + WAIT_S
+        while self.counters()["tx_bytes"] < TOTAL:
+            self.assertLess(time.monotonic(), end, self.stderr())
+            time.sleep(0.1)
+        self.assertEqual(self.counters()["tx_dropped"], 0)
+        self.assertNotIn("serial output", self.stderr())
+        self.stop()
 
     def file_run(self, on_full):
         path = os.path.join(self.tmp.name, "serial,1.log")
