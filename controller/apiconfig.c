@@ -18,6 +18,7 @@
 #define PAGE_SIZE_4K 4096u
 
 #define MODE(x) BULKHEAD__API__V1__CONSOLE_MODE__CONSOLE_MODE_##x
+#define FULL(x) BULKHEAD__API__V1__OUTPUT_FULL__OUTPUT_FULL_##x
 
 typedef Bulkhead__Api__V1__VmConfig VmConfig;
 
@@ -163,6 +164,48 @@ static int check_mode_path(const char *dev, Bulkhead__Api__V1__ConsoleMode m,
 	return 0;
 }
 
+/* max_size and on_full, which only a FILE output has. */
+static int set_file_limits(const char *dev, Bulkhead__Api__V1__ConsoleMode m,
+			   uint64_t max_size,
+			   Bulkhead__Api__V1__OutputFull full,
+			   uint64_t *max_out, enum bh_out_full *full_out,
+			   char *err, size_t errlen)
+{
+	char lo[32], hi[32];
+
+	if (m != MODE(FILE) && (max_size || full != FULL(DEFAULT)))
+		return bh_errf(err, errlen,
+			       "%s.%s: given with mode %s (only FILE takes it)",
+			       dev, max_size ? "max_size" : "on_full",
+			       mode_name(m));
+	switch (full) {
+	case FULL(DEFAULT):
+	case FULL(TRUNCATE):
+		*full_out = BH_OUT_FULL_TRUNCATE;
+		break;
+	case FULL(STOP):
+		*full_out = BH_OUT_FULL_STOP;
+		break;
+	default:
+		return bh_errf(err, errlen, "%s.on_full: %d is not a value",
+			       dev, (int)full);
+	}
+	if (max_size == 0) {
+		*max_out = BH_OUT_DEFAULT_MAX_SIZE;
+		return 0;
+	}
+	if (max_size < BH_OUT_MIN_MAX_SIZE || max_size > BH_OUT_MAX_MAX_SIZE) {
+		bh_format_size(BH_OUT_MIN_MAX_SIZE, lo, sizeof(lo));
+		bh_format_size(BH_OUT_MAX_MAX_SIZE, hi, sizeof(hi));
+		return bh_errf(err, errlen,
+			       "%s.max_size: %" PRIu64
+			       " is out of range %s..%s",
+			       dev, max_size, lo, hi);
+	}
+	*max_out = max_size;
+	return 0;
+}
+
 static int set_serial(const VmConfig *vc, struct bh_config *cfg, char *err,
 		      size_t errlen)
 {
@@ -175,6 +218,10 @@ static int set_serial(const VmConfig *vc, struct bh_config *cfg, char *err,
 		return bh_errf(err, errlen, "serial.mode: %d is not a mode",
 			       (int)s->mode);
 	r = check_mode_path("serial", s->mode, s->path, err, errlen);
+	if (r == 0)
+		r = set_file_limits("serial", s->mode, s->max_size, s->on_full,
+				    &cfg->serial_max_size, &cfg->serial_on_full,
+				    err, errlen);
 	if (r < 0)
 		return r;
 	switch (s->mode) {
@@ -211,6 +258,10 @@ static int set_console(const VmConfig *vc, struct bh_config *cfg, char *err,
 			       "console.mode: NULL is not a console mode (OFF, "
 			       "TTY or FILE)");
 	r = check_mode_path("console", c->mode, c->path, err, errlen);
+	if (r == 0)
+		r = set_file_limits("console", c->mode, c->max_size, c->on_full,
+				    &cfg->console_max_size,
+				    &cfg->console_on_full, err, errlen);
 	if (r < 0)
 		return r;
 	switch (c->mode) {
@@ -445,6 +496,11 @@ static Bulkhead__Api__V1__ConsoleMode console_mode(enum bh_console_mode m)
 	}
 }
 
+static Bulkhead__Api__V1__OutputFull full_proto(enum bh_out_full f)
+{
+	return f == BH_OUT_FULL_STOP ? FULL(STOP) : FULL(TRUNCATE);
+}
+
 /*
  * Every string is malloc'd, even the empty ones, so that
  * protobuf_c_message_free_unpacked frees the message like an unpacked one.
@@ -479,6 +535,14 @@ int bh_apiconfig_to_proto(const struct bh_config *cfg, VmConfig **out)
 	vc->console->mode = console_mode(cfg->console);
 	vc->console->path = bh_xstrdup(
 	    cfg->console == BH_CONSOLE_FILE ? cfg->console_path : NULL);
+	if (cfg->serial == BH_SERIAL_FILE) {
+		vc->serial->max_size = cfg->serial_max_size;
+		vc->serial->on_full = full_proto(cfg->serial_on_full);
+	}
+	if (cfg->console == BH_CONSOLE_FILE) {
+		vc->console->max_size = cfg->console_max_size;
+		vc->console->on_full = full_proto(cfg->console_on_full);
+	}
 
 	vc->n_disks = cfg->ndisks;
 	if (cfg->ndisks > 0)

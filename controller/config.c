@@ -345,8 +345,82 @@ out:
 	return ret;
 }
 
-/* Not a key=value list: a bare mode word, or file=PATH where PATH may hold
- * any character, commas included. */
+/*
+ * file=PATH[,max_size=SIZE][,on_full=truncate|stop] (arg without "file="):
+ * PATH may hold any character, commas included, so the parameters are
+ * peeled off from the end; a trailing item that is not one of them belongs
+ * to the path.
+ */
+static int parse_file_output(const char *opt, const char *arg, char **path,
+			     uint64_t *max_size, enum bh_out_full *on_full,
+			     char *err, size_t errlen)
+{
+	bool seen_max = false, seen_full = false;
+	char *buf = bh_xstrdup(arg);
+	char lo[32], hi[32];
+	char *comma;
+	int ret = 0;
+
+	while ((comma = strrchr(buf, ',')) != NULL) {
+		struct kv_param p = { .key = NULL, .value = NULL };
+		char *item = comma + 1;
+
+		if (strncmp(item, "max_size=", 9) == 0) {
+			p.key = "max_size";
+			p.value = item + 9;
+			if (seen_max) {
+				ret = bh_errf(err, errlen,
+					      "%s: max_size given twice", opt);
+				goto out;
+			}
+			seen_max = true;
+			ret = kv_size(opt, &p, max_size, err, errlen);
+			if (ret < 0)
+				goto out;
+			if (*max_size < BH_OUT_MIN_MAX_SIZE ||
+			    *max_size > BH_OUT_MAX_MAX_SIZE) {
+				bh_format_size(BH_OUT_MIN_MAX_SIZE, lo,
+					       sizeof(lo));
+				bh_format_size(BH_OUT_MAX_MAX_SIZE, hi,
+					       sizeof(hi));
+				ret = bh_errf(err, errlen,
+					      "%s: max_size=%s is out of "
+					      "range %s..%s",
+					      opt, p.value, lo, hi);
+				goto out;
+			}
+		} else if (strncmp(item, "on_full=", 8) == 0) {
+			if (seen_full) {
+				ret = bh_errf(err, errlen,
+					      "%s: on_full given twice", opt);
+				goto out;
+			}
+			seen_full = true;
+			if (bh_out_full_parse(item + 8, on_full) < 0) {
+				ret = bh_errf(err, errlen,
+					      "%s: on_full=%s is not truncate "
+					      "or stop",
+					      opt, item + 8);
+				goto out;
+			}
+		} else {
+			break;
+		}
+		*comma = '\0';
+	}
+	if (buf[0] == '\0') {
+		ret = bh_errf(err, errlen, "%s: file= needs a path", opt);
+		goto out;
+	}
+	free(*path);
+	*path = buf;
+	buf = NULL;
+out:
+	free(buf);
+	return ret;
+}
+
+/* Not a key=value list: a bare mode word, or file=PATH with its limits. */
 static int parse_serial(const char *arg, struct bh_config *cfg, char *err,
 			size_t errlen)
 {
@@ -359,14 +433,15 @@ static int parse_serial(const char *arg, struct bh_config *cfg, char *err,
 		{ "null", BH_SERIAL_NULL },
 	};
 	size_t i;
+	int ret;
 
 	if (strncmp(arg, "file=", 5) == 0) {
-		if (arg[5] == '\0')
-			return bh_errf(err, errlen,
-				       "--serial: file= needs a path");
-		cfg->serial = BH_SERIAL_FILE;
-		set_string(&cfg->serial_path, arg + 5);
-		return 0;
+		ret = parse_file_output("--serial", arg + 5, &cfg->serial_path,
+					&cfg->serial_max_size,
+					&cfg->serial_on_full, err, errlen);
+		if (ret == 0)
+			cfg->serial = BH_SERIAL_FILE;
+		return ret;
 	}
 	for (i = 0; i < BH_ARRAY_SIZE(modes); i++) {
 		if (strcmp(arg, modes[i].word) == 0) {
@@ -578,16 +653,14 @@ static int parse_rng(const char *arg, struct bh_config *cfg, char *err,
 	return 0;
 }
 
-/* Like --serial: a mode word, or file=PATH where PATH may hold commas. */
+/* Like --serial: a mode word, or file=PATH with its limits. */
 static int parse_console(const char *arg, struct bh_config *cfg, char *err,
 			 size_t errlen)
 {
 	enum bh_console_mode mode;
+	int ret;
 
 	if (strncmp(arg, "file=", 5) == 0) {
-		if (arg[5] == '\0')
-			return bh_errf(err, errlen,
-				       "--console: file= needs a path");
 		mode = BH_CONSOLE_FILE;
 	} else if (strcmp(arg, "off") == 0) {
 		mode = BH_CONSOLE_OFF;
@@ -603,9 +676,14 @@ static int parse_console(const char *arg, struct bh_config *cfg, char *err,
 		return bh_errf(err, errlen,
 			       "--console: more than %d virtio devices in all",
 			       BH_CONFIG_MAX_DEVICES);
+	if (mode == BH_CONSOLE_FILE) {
+		ret = parse_file_output(
+		    "--console", arg + 5, &cfg->console_path,
+		    &cfg->console_max_size, &cfg->console_on_full, err, errlen);
+		if (ret < 0)
+			return ret;
+	}
 	cfg->console = mode;
-	if (mode == BH_CONSOLE_FILE)
-		set_string(&cfg->console_path, arg + 5);
 	return 0;
 }
 
@@ -745,6 +823,10 @@ static void config_defaults(struct bh_config *cfg)
 	cfg->vcpus = BH_CONFIG_DEFAULT_VCPUS;
 	cfg->memory = BH_CONFIG_DEFAULT_MEMORY;
 	cfg->serial = BH_SERIAL_TTY;
+	cfg->serial_max_size = BH_OUT_DEFAULT_MAX_SIZE;
+	cfg->serial_on_full = BH_OUT_FULL_TRUNCATE;
+	cfg->console_max_size = BH_OUT_DEFAULT_MAX_SIZE;
+	cfg->console_on_full = BH_OUT_FULL_TRUNCATE;
 	cfg->log_level = BH_LOG_INFO;
 	cfg->name = bh_xstrdup("vm");
 	cfg->max_restarts = BH_CONFIG_DEFAULT_RESTARTS;
@@ -1098,11 +1180,12 @@ void bh_config_free(struct bh_config *cfg)
 
 void bh_config_usage(FILE *out)
 {
-	char def_mem[32], min_mem[32], max_mem[32];
+	char def_mem[32], min_mem[32], max_mem[32], def_out[32];
 
 	bh_format_size(BH_CONFIG_DEFAULT_MEMORY, def_mem, sizeof(def_mem));
 	bh_format_size(BH_CONFIG_MIN_MEMORY, min_mem, sizeof(min_mem));
 	bh_format_size(BH_CONFIG_MAX_MEMORY, max_mem, sizeof(max_mem));
+	bh_format_size(BH_OUT_DEFAULT_MAX_SIZE, def_out, sizeof(def_out));
 
 	/* One literal per output line, each short enough to stay whole. */
 	fprintf(out,
@@ -1124,8 +1207,20 @@ void bh_config_usage(FILE *out)
 		"                        tty        console on this terminal\n"
 		"                        off        no UART at all\n"
 		"                        null       output discarded\n"
-		"                        file=PATH  output written to PATH\n"
-		"                                   (created or truncated)\n"
+		"                        file=PATH[,max_size=SIZE]\n"
+		"                             [,on_full=truncate|stop]\n"
+		"                                   output written to PATH\n"
+		"                                   (created or truncated,\n"
+		"                                   a regular file or a\n"
+		"                                   character device); once\n"
+		"                                   it holds max_size\n"
+		"                                   (4K..1T, default %s)\n"
+		"                                   it is emptied (truncate,\n"
+		"                                   the default) or the rest\n"
+		"                                   is dropped (stop)\n"
+		"                      output that the terminal or pipe does\n"
+		"                      not take at once is held up to %uK,\n"
+		"                      then dropped (never waited for)\n"
 		"\n"
 		"Devices (virtio-pci, each served by its own process;\n"
 		"at most %d in all):\n"
@@ -1141,7 +1236,9 @@ void bh_config_usage(FILE *out)
 		"  --console MODE      virtio-console, guest hvc0\n"
 		"                      (default: off): off, tty (this\n"
 		"                      terminal; needs --serial other than\n"
-		"                      tty) or file=PATH (output only)\n"
+		"                      tty) or file=PATH[,max_size=SIZE]\n"
+		"                      [,on_full=truncate|stop] (output\n"
+		"                      only; as for --serial)\n"
 		"  --restart-devices on[,max=N]|off\n"
 		"                      when a device's process dies: on\n"
 		"                      starts a fresh one that finishes\n"
@@ -1224,7 +1321,8 @@ void bh_config_usage(FILE *out)
 		"     guest ran\n"
 		"With --check-host: 0 a VM can run here, 1 it cannot.\n",
 		BH_MAX_VCPUS, BH_CONFIG_DEFAULT_VCPUS, min_mem, max_mem,
-		def_mem, BH_CONFIG_MAX_DEVICES, BH_CONFIG_MAX_DISK_QUEUES,
+		def_mem, def_out, (unsigned int)(BH_OUT_BUF_SIZE / 1024),
+		BH_CONFIG_MAX_DEVICES, BH_CONFIG_MAX_DISK_QUEUES,
 		BH_CONFIG_DISK_QUEUE_SIZE, BH_CONFIG_MAX_QUEUE_SIZE,
 		BH_CONFIG_DEFAULT_RNG_SOURCE, BH_CONFIG_MAX_RESTARTS,
 		BH_CONFIG_DEFAULT_RESTARTS, NAME_MAX_LEN);

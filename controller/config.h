@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include <bulkhead/log.h>
+#include <bulkhead/outbuf.h>
 
 #include "api.h"
 
@@ -81,6 +82,10 @@ struct bh_config {
 	uint64_t memory;
 	enum bh_serial_mode serial;
 	char *serial_path; /* BH_SERIAL_FILE */
+	/* file=PATH,max_size=,on_full=: what a guest may put on the host's
+	 * disk through the port (BH_SERIAL_FILE only) */
+	uint64_t serial_max_size;
+	enum bh_out_full serial_on_full;
 	enum bh_log_level log_level;
 	char *name;	       /* VM name for log prefixes, default "vm" */
 	bool print_exit_stats; /* --exit-stats: VM-exit counts on exit */
@@ -89,6 +94,8 @@ struct bh_config {
 	char *rng_source; /* --rng: entropy source, or NULL for no rng */
 	enum bh_console_mode console;
 	char *console_path; /* BH_CONSOLE_FILE */
+	uint64_t console_max_size; /* as serial_max_size, for BH_CONSOLE_FILE */
+	enum bh_out_full console_on_full;
 	/* --restart-devices: a dead worker is replaced by a fresh one that
 	 * takes up its queues (on), or by one that fails every request (off,
 	 * the default, and once the restarts are used up). */

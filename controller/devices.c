@@ -25,6 +25,7 @@
 #include <bulkhead/spawn.h>
 #include <bulkhead/util.h>
 
+#include "backend.h"
 #include "devices.h"
 #include "kmsg.h"
 #include "launcher.h"
@@ -88,6 +89,9 @@ struct dev {
 	const struct bh_disk_config *disk; /* DEV_BLK */
 	uint64_t disk_size;
 	int backend[2]; /* owned, opened at create, kept across boots */
+	/* the console's stdout flags to give back on close, when its open
+	 * file description is shared with others (bh_backend_stdout); or -1 */
+	int out_shared_flags;
 	unsigned int nbackend;
 	char binary[4096];
 
@@ -201,41 +205,28 @@ int bh_devices_check_binaries(const char *dir, char *err, size_t errlen)
 static int open_disk(struct dev *v, char *err, size_t errlen)
 {
 	const struct bh_disk_config *dc = v->disk;
-	int flags = (dc->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY |
-		    (dc->direct ? O_DIRECT : 0);
+	int flags =
+	    (dc->readonly ? O_RDONLY : O_RDWR) | (dc->direct ? O_DIRECT : 0);
+	char how[48];
 	uint64_t size = 0;
 	struct stat st;
 	int fd, r;
 
-	fd = open(dc->path, flags);
-	if (fd < 0) {
-		r = -errno;
-		snprintf(err, errlen, "--disk: cannot open '%s'%s%s: %s",
-			 dc->path, dc->readonly ? " to read" : " to write",
-			 dc->direct ? " with direct=on" : "", strerror(-r));
-		return r;
-	}
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		snprintf(err, errlen, "--disk: cannot stat '%s': %s", dc->path,
-			 strerror(-r));
-		goto fail;
-	}
+	/* Say which access was refused: readonly=on may help. */
+	snprintf(how, sizeof(how), "%s%s",
+		 dc->readonly ? " to read" : " to write",
+		 dc->direct ? " with direct=on" : "");
+	fd = bh_backend_open("--disk", dc->path, how, flags,
+			     BH_BACKEND_REG | BH_BACKEND_BLK, false, &st, err,
+			     errlen);
+	if (fd < 0)
+		return fd;
 	if (S_ISREG(st.st_mode)) {
 		size = (uint64_t)st.st_size;
-	} else if (S_ISBLK(st.st_mode)) {
-		if (ioctl(fd, BLKGETSIZE64, &size) < 0) {
-			r = -errno;
-			snprintf(err, errlen,
-				 "--disk: cannot get the size of '%s': %s",
-				 dc->path, strerror(-r));
-			goto fail;
-		}
-	} else {
-		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-		snprintf(err, errlen,
-			 "--disk: '%s' is not a regular file or block device",
-			 dc->path);
+	} else if (ioctl(fd, BLKGETSIZE64, &size) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "--disk: cannot get the size of '%s': %s",
+			 dc->path, strerror(-r));
 		goto fail;
 	}
 	/* The guest sees whole 512-byte sectors; a tail would be lost. */
@@ -255,54 +246,47 @@ fail:
 	return r;
 }
 
+/* An entropy source is read as a stream: a character device such as
+ * /dev/urandom or /dev/hwrng, or a regular file (tests). A FIFO would tie
+ * the guest's entropy to whoever writes it and hold up the open. */
 static int open_rng(struct dev *v, const char *path, char *err, size_t errlen)
 {
 	struct stat st;
-	int fd, r;
+	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		r = -errno;
-		snprintf(err, errlen, "--rng: cannot open '%s': %s", path,
-			 strerror(-r));
-		return r;
-	}
-	if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "--rng: '%s' is a directory", path);
-		close(fd);
-		return -EISDIR;
-	}
+	fd = bh_backend_open("--rng", path, NULL, O_RDONLY,
+			     BH_BACKEND_CHR | BH_BACKEND_REG, false, &st, err,
+			     errlen);
+	if (fd < 0)
+		return fd;
 	v->backend[v->nbackend++] = fd;
 	return 0;
 }
 
+/* The output is handed to the worker non-blocking: it writes guest output
+ * without ever waiting (bulkhead/outbuf.h). */
 static int open_console(struct dev *v, const struct bh_config *cfg, char *err,
 			size_t errlen)
 {
+	struct stat st;
 	int out, in, r;
 
 	if (cfg->console == BH_CONSOLE_FILE) {
-		out = open(cfg->console_path,
-			   O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY,
-			   0640);
-		if (out < 0) {
-			r = -errno;
-			snprintf(err, errlen, "--console: cannot open '%s': %s",
-				 cfg->console_path, strerror(-r));
-			return r;
-		}
+		out = bh_backend_open("--console", cfg->console_path, NULL,
+				      O_WRONLY | O_CREAT | O_TRUNC | O_APPEND,
+				      BH_BACKEND_REG | BH_BACKEND_CHR, true,
+				      &st, err, errlen);
+		if (out < 0)
+			return out;
 		v->backend[v->nbackend++] = out;
 		return 0;
 	}
 	/* tty: the worker reads and writes the terminal itself, so that
 	 * console bytes never pass through the controller. */
-	out = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
-	if (out < 0) {
-		r = -errno;
-		snprintf(err, errlen, "--console tty: no standard output: %s",
-			 strerror(-r));
-		return r;
-	}
+	out = bh_backend_stdout("--console tty", &v->out_shared_flags, err,
+				errlen);
+	if (out < 0)
+		return out;
 	v->backend[v->nbackend++] = out;
 	r = fcntl(STDIN_FILENO, F_GETFL);
 	if (r >= 0 && (r & O_ACCMODE) != O_WRONLY) {
@@ -323,6 +307,7 @@ static void dev_init(struct bh_devices *d, enum dev_kind kind, const char *id)
 	v->kind = kind;
 	snprintf(v->id, sizeof(v->id), "%s", id);
 	v->backend[0] = v->backend[1] = -1;
+	v->out_shared_flags = -1;
 	v->pid = -1;
 	v->sock = -1;
 	v->inflight = -1;
@@ -412,9 +397,14 @@ void bh_devices_close(struct bh_devices *d)
 	if (!d)
 		return;
 	bh_devices_stop(d);
-	for (unsigned int i = 0; i < d->n; i++)
-		for (unsigned int b = 0; b < d->dev[i].nbackend; b++)
-			bh_closep(&d->dev[i].backend[b]);
+	for (unsigned int i = 0; i < d->n; i++) {
+		struct dev *v = &d->dev[i];
+
+		if (v->out_shared_flags >= 0 && v->backend[0] >= 0)
+			fcntl(v->backend[0], F_SETFL, v->out_shared_flags);
+		for (unsigned int b = 0; b < v->nbackend; b++)
+			bh_closep(&v->backend[b]);
+	}
 	free(d);
 }
 
@@ -985,6 +975,11 @@ static int worker_setup(struct dev *v, const struct bh_guest_mem *mem)
 		break;
 	case DEV_CONSOLE:
 		con.has_input = v->nbackend > 1;
+		if (v->devs->cfg->console == BH_CONSOLE_FILE) {
+			con.max_size = v->devs->cfg->console_max_size;
+			con.stop_when_full =
+			    v->devs->cfg->console_on_full == BH_OUT_FULL_STOP;
+		}
 		s.console = &con;
 		break;
 	case DEV_RNG:

@@ -1,5 +1,7 @@
 /* bulkhead: the controller. Parses the VM configuration, checks it, and
  * runs the VM through its sandboxed children. */
+#include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -227,6 +229,25 @@ static int check_host(const struct bh_config *cfg, struct bh_user *user,
 	return rep.fails ? BH_EXIT_FAILURE : 0;
 }
 
+/*
+ * A standard fd that is closed would go to the next open (the API socket,
+ * a disk image), which would then receive guest serial output or be made
+ * non-blocking as if it were stdout: hold each such fd with /dev/null.
+ */
+static void hold_std_fds(void)
+{
+	for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++) {
+		int n;
+
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		/* The lowest free fd: this one, as those below are open. */
+		n = open("/dev/null", fd == STDIN_FILENO ? O_RDONLY : O_WRONLY);
+		if (n >= 0 && n != fd)
+			close(n);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct bh_config cfg;
@@ -239,6 +260,7 @@ int main(int argc, char **argv)
 	char prefix[64];
 	int r;
 
+	hold_std_fds();
 	bh_log_init("bulkhead");
 	/* The boot images (megabytes) are read at each boot and freed once in
 	 * guest RAM: a fixed threshold keeps such buffers in their own

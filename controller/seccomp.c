@@ -159,6 +159,8 @@ static const char *const launcher_syscalls[] = {
 	"lseek",
 	"pread64",
 	"pwrite64",
+	/* the console worker: a full output file (on_full=truncate) */
+	"ftruncate",
 	"readv",
 	"writev",
 	"statx",

@@ -449,6 +449,7 @@ void bh_vm_destroy(struct bh_vm *vm)
 	vm->devs = NULL;
 	if (vm->stdin_ev)
 		event_free(vm->stdin_ev);
+	bh_console_stop(&vm->console);
 	if (vm->base)
 		event_base_free(vm->base);
 	bh_frame_reader_reset(&vm->reader);
@@ -1197,10 +1198,9 @@ static void console_attach(struct bh_vm *vm)
 			vm->stdin_ev = NULL;
 		}
 	}
-	r = bh_console_start(&vm->console);
+	r = bh_console_start(&vm->console, vm->base);
 	if (r < 0)
-		bh_warn("cannot put the terminal in raw mode: %s",
-			strerror(-r));
+		bh_warn("cannot set up the serial console: %s", strerror(-r));
 }
 
 static void console_detach(struct bh_vm *vm)
@@ -1209,6 +1209,7 @@ static void console_detach(struct bh_vm *vm)
 		event_free(vm->stdin_ev);
 		vm->stdin_ev = NULL;
 	}
+	bh_console_stop(&vm->console);
 	bh_console_restore(&vm->console);
 }
 
@@ -1406,6 +1407,14 @@ int bh_vm_delete(struct bh_vm *vm)
 	vm_release(vm);
 	bh_info("VM deleted");
 	return 0;
+}
+
+int bh_vm_serial_counters(struct bh_vm *vm, uint64_t *written,
+			  uint64_t *dropped, uint64_t *truncations)
+{
+	if (!vm->cfg)
+		return -ENOENT;
+	return bh_console_counters(&vm->console, written, dropped, truncations);
 }
 
 const struct bh_config *bh_vm_config(const struct bh_vm *vm)

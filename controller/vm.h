@@ -84,6 +84,11 @@ int bh_vm_define(struct bh_vm *vm, struct bh_config *cfg, char *err,
 /* delete: stops the VM if it runs and forgets it. 0 or -ENOENT. */
 int bh_vm_delete(struct bh_vm *vm);
 struct bh_devices *bh_vm_devices(struct bh_vm *vm);
+/* The serial port's output: bytes written, dropped (the output did not keep
+ * up, or a file was full with on_full=stop), times a file output was
+ * emptied. 0, or -ENOENT without a VM or with no serial output. */
+int bh_vm_serial_counters(struct bh_vm *vm, uint64_t *written,
+			  uint64_t *dropped, uint64_t *truncations);
 /* Asks the runner to park the vCPUs; bh_vmapi_event(BH_VMAPI_PAUSED or
  * BH_VMAPI_PAUSE_FAILED) follows. 0 or -errno. */
 int bh_vm_pause(struct bh_vm *vm);

@@ -222,21 +222,49 @@ static void op_info(void *ctx, struct bh_api_call *call, const Request *req)
 	bh_apiconfig_free_proto(info.config);
 }
 
+/* A counters call waiting for the workers' reports. */
+struct counters_req {
+	struct bh_vmapi *a;
+	struct bh_api_call *call;
+};
+
+/* The serial port's output counters, as one more "device" (the controller
+ * writes that output itself: no worker reports it). */
+static unsigned int serial_counters(struct bh_vmapi *a,
+				    struct bh_device_counters *out)
+{
+	uint64_t v[3];
+
+	if (bh_vm_serial_counters(a->vm, &v[0], &v[1], &v[2]) < 0)
+		return 0;
+	memset(out, 0, sizeof(*out));
+	out->id = "serial0";
+	snprintf(out->c[0].name, sizeof(out->c[0].name), "tx_bytes");
+	snprintf(out->c[1].name, sizeof(out->c[1].name), "tx_dropped");
+	snprintf(out->c[2].name, sizeof(out->c[2].name), "truncations");
+	for (unsigned int i = 0; i < 3; i++)
+		out->c[i].value = v[i];
+	out->n = 3;
+	return 1;
+}
+
 static void counters_done(void *arg, const struct bh_device_counters *devs,
 			  unsigned int n)
 {
-	struct bh_api_call *call = arg;
+	struct counters_req *req = arg;
+	struct bh_api_call *call = req->call;
+	struct bh_device_counters serial;
 	Bulkhead__Api__V1__CountersResponse cr =
 	    BULKHEAD__API__V1__COUNTERS_RESPONSE__INIT;
 	Bulkhead__Api__V1__CountersResponse__DevicesEntry
-	    de[BH_CONFIG_MAX_DEVICES];
+	    de[BH_CONFIG_MAX_DEVICES + 1];
 	Bulkhead__Api__V1__CountersResponse__DevicesEntry
-	    *dep[BH_CONFIG_MAX_DEVICES];
-	Bulkhead__Api__V1__DeviceCounters dc[BH_CONFIG_MAX_DEVICES];
+	    *dep[BH_CONFIG_MAX_DEVICES + 1];
+	Bulkhead__Api__V1__DeviceCounters dc[BH_CONFIG_MAX_DEVICES + 1];
 	Bulkhead__Api__V1__DeviceCounters__ValuesEntry
-	    ve[BH_CONFIG_MAX_DEVICES][BH_DEVICES_MAX_COUNTERS];
+	    ve[BH_CONFIG_MAX_DEVICES + 1][BH_DEVICES_MAX_COUNTERS];
 	Bulkhead__Api__V1__DeviceCounters__ValuesEntry
-	    *vep[BH_CONFIG_MAX_DEVICES][BH_DEVICES_MAX_COUNTERS];
+	    *vep[BH_CONFIG_MAX_DEVICES + 1][BH_DEVICES_MAX_COUNTERS];
 	Response resp = BULKHEAD__API__V1__RESPONSE__INIT;
 
 	if (n > BH_CONFIG_MAX_DEVICES)
@@ -258,24 +286,51 @@ static void counters_done(void *arg, const struct bh_device_counters *devs,
 		de[i].value = &dc[i];
 		dep[i] = &de[i];
 	}
+	/* One slot more than devices: the serial port's. */
+	if (serial_counters(req->a, &serial)) {
+		for (unsigned int j = 0; j < serial.n; j++) {
+			bulkhead__api__v1__device_counters__values_entry__init(
+			    &ve[n][j]);
+			ve[n][j].key = serial.c[j].name;
+			ve[n][j].value = serial.c[j].value;
+			vep[n][j] = &ve[n][j];
+		}
+		bulkhead__api__v1__device_counters__init(&dc[n]);
+		dc[n].n_values = serial.n;
+		dc[n].values = vep[n];
+		bulkhead__api__v1__counters_response__devices_entry__init(
+		    &de[n]);
+		de[n].key = (char *)serial.id;
+		de[n].value = &dc[n];
+		dep[n] = &de[n];
+		n++;
+	}
 	cr.n_devices = n;
 	cr.devices = dep;
 	resp.result_case = BULKHEAD__API__V1__RESPONSE__RESULT_COUNTERS;
 	resp.counters = &cr;
 	bh_api_reply(call, &resp);
+	free(req);
 }
 
 static void op_counters(void *ctx, struct bh_api_call *call, const Request *req)
 {
 	struct bh_vmapi *a = ctx;
+	struct counters_req *cr = malloc(sizeof(*cr));
 	int r;
 
+	if (!cr)
+		abort();
+	cr->a = a;
+	cr->call = call;
 	r = bh_devices_counters(bh_vm_devices(a->vm), COUNTERS_TIMEOUT,
-				counters_done, call);
-	if (r == -ENOTCONN)
-		counters_done(call, NULL, 0); /* no device runs: none */
-	else if (r < 0)
+				counters_done, cr);
+	if (r == -ENOTCONN) {
+		counters_done(cr, NULL, 0); /* no device runs: none */
+	} else if (r < 0) {
+		free(cr);
 		reply_errno(call, r);
+	}
 }
 
 static const struct bh_api_ops vm_ops = {

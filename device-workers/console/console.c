@@ -15,6 +15,7 @@
 #include <linux/virtio_console.h>
 
 #include <bulkhead/log.h>
+#include <bulkhead/outbuf.h>
 #include <bulkhead/util.h>
 
 #include "worker.h"
@@ -26,24 +27,25 @@
 /* Receive buffers filled per fd_ready, so that control messages are not
  * starved by a fast input; the fd stays readable and is polled again. */
 #define CON_RX_BURST 64
-/* How long a stalled output (a full pipe, a suspended terminal) may hold the
- * worker per transmit buffer before its rest is dropped. */
-#define CON_TX_WAIT_MS	100
-#define CON_TX_WAIT_MAX 300
 
 struct con {
 	int out_fd;
 	int in_fd;	 /* -1 without input */
-	bool out_broken; /* the output fd failed: output is discarded */
 	bool input_open; /* in_fd has not reached end of file or failed */
 	bool rx_starved; /* input waits for the guest to post buffers */
 	bool rx_held;	 /* rx_req is popped and not yet answered */
+	/* Guest output: never waited for (a full pipe, a suspended terminal
+	 * must not stall the queues or the control socket), and a regular
+	 * file kept to its max_size. */
+	struct bh_outbuf out;
 	struct bh_vq_req rx_req;
 	struct bh_vq_req tx_req;
 };
 
+/* ftruncate: on_full=truncate empties a full output file (O_APPEND, so no
+ * seek is needed to write from its start again). */
 static const char *const con_syscalls[] = {
-	"read", "readv", "write", "writev", "poll", "ppoll", NULL,
+	"read", "readv", "write", "writev", "poll", "ppoll", "ftruncate", NULL,
 };
 
 /* Waits for fd to be ready for events; 1 ready, 0 timeout, -errno. */
@@ -60,45 +62,6 @@ static int con_wait(int fd, short events, int timeout_ms)
 	return r > 0;
 }
 
-/* Writes all of iov (consumed) to the output; 0 or -errno. */
-static int con_write_all(struct con *c, struct iovec *iov, unsigned int n,
-			 uint64_t *written)
-{
-	unsigned int waits = 0;
-
-	while (n > 0) {
-		int cnt = n > IOV_MAX ? IOV_MAX : (int)n;
-		ssize_t r = writev(c->out_fd, iov, cnt);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 && errno == EAGAIN) {
-			int ret;
-
-			if (++waits > CON_TX_WAIT_MAX)
-				return -ETIMEDOUT;
-			ret = con_wait(c->out_fd, POLLOUT, CON_TX_WAIT_MS);
-			if (ret < 0)
-				return ret;
-			continue;
-		}
-		if (r < 0)
-			return -errno;
-		*written += (uint64_t)r;
-		/* r <= the bytes in iov */
-		while (n > 0 && (size_t)r >= iov->iov_len) {
-			r -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (uint8_t *)iov->iov_base + r;
-			iov->iov_len -= (size_t)r;
-		}
-	}
-	return 0;
-}
-
 static void con_tx(struct bh_worker *w, struct con *c)
 {
 	struct bh_vq *vq = &w->vq[CON_TXQ];
@@ -106,7 +69,7 @@ static void con_tx(struct bh_worker *w, struct con *c)
 
 	while (!w->needs_reset) {
 		struct bh_vq_req *r = &c->tx_req;
-		uint64_t written = 0;
+		uint64_t bytes = 0, dropped = 0;
 		int ret = bh_vq_pop(vq, r);
 
 		if (ret == 0)
@@ -116,17 +79,17 @@ static void con_tx(struct bh_worker *w, struct con *c)
 			break;
 		}
 		/* Writable parts of a transmit buffer (a driver bug) are
-		 * ignored: nothing is written back. */
-		if (!c->out_broken) {
-			ret = con_write_all(c, r->iov, r->n_out, &written);
-			if (ret < 0) {
-				bh_warn("console output: %s; discarding "
-					"output from now on",
-					strerror(-ret));
-				c->out_broken = true;
-			}
+		 * ignored: nothing is written back. The buffer goes back to
+		 * the guest at once, whether its bytes were written, queued
+		 * or dropped. */
+		for (unsigned int i = 0; i < r->n_out; i++) {
+			bytes += r->iov[i].iov_len;
+			dropped += bh_outbuf_write(&c->out, r->iov[i].iov_base,
+						   r->iov[i].iov_len);
 		}
-		bh_worker_count(w, "tx_bytes", written);
+		bh_worker_count(w, "tx_bytes", bytes);
+		if (dropped)
+			bh_worker_count(w, "tx_dropped", dropped);
 		bh_vq_push(vq, r->head, 0);
 		if (++done % vq->size == 0)
 			bh_vq_notify(vq);
@@ -218,6 +181,18 @@ static void con_queue_notify(struct bh_worker *w, unsigned int q)
 	}
 }
 
+/* Output that the fd did not take waits for it to become writable. */
+static unsigned int con_poll_out_fds(struct bh_worker *w, int *fds,
+				     unsigned int max)
+{
+	struct con *c = w->dev;
+
+	if (max < 1 || !bh_outbuf_pending(&c->out))
+		return 0;
+	fds[0] = c->out.fd;
+	return 1;
+}
+
 static unsigned int con_poll_fds(struct bh_worker *w, int *fds,
 				 unsigned int max)
 {
@@ -238,6 +213,8 @@ static void con_fd_ready(struct bh_worker *w, int fd)
 
 	if (fd == c->in_fd)
 		con_rx(w, c);
+	else if (fd == c->out_fd)
+		bh_outbuf_flush(&c->out);
 }
 
 static int con_activate(struct bh_worker *w)
@@ -311,6 +288,14 @@ static int con_setup(struct bh_worker *w, const Bh__WorkerSetup *s,
 		ret = -errno;
 		goto err_close;
 	}
+	/* Before the sandbox: it needs fstat and fcntl. */
+	ret = bh_outbuf_init(&c->out, "console", c->out_fd, cs->max_size,
+			     cs->stop_when_full ? BH_OUT_FULL_STOP
+						: BH_OUT_FULL_TRUNCATE);
+	if (ret < 0) {
+		bh_err("console output: %s", strerror(-ret));
+		goto err_close;
+	}
 
 	memset(&cfg, 0, sizeof(cfg));
 	memcpy(w->config, &cfg, sizeof(cfg));
@@ -321,6 +306,7 @@ static int con_setup(struct bh_worker *w, const Bh__WorkerSetup *s,
 	w->dev = c;
 	bh_worker_count(w, "rx_bytes", 0);
 	bh_worker_count(w, "tx_bytes", 0);
+	bh_worker_count(w, "tx_dropped", 0);
 	return 0;
 
 err_close:
@@ -340,6 +326,7 @@ static const struct bh_device_ops con_ops = {
 	.queue_notify = con_queue_notify,
 	.reset = con_reset,
 	.poll_fds = con_poll_fds,
+	.poll_out_fds = con_poll_out_fds,
 	.fd_ready = con_fd_ready,
 	.extra_syscalls = con_syscalls,
 };

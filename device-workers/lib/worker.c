@@ -826,6 +826,19 @@ static int serve(struct worker_ctx *c)
 				pfd[n++] = (struct pollfd){ .fd = extra[i],
 							    .events = POLLIN };
 		}
+		if (c->state != WS_SETUP && !w->failed &&
+		    w->ops->poll_out_fds) {
+			unsigned int nout = w->ops->poll_out_fds(
+			    w, extra + nextra, WORKER_MAX_POLL_FDS - nextra);
+
+			if (nout > WORKER_MAX_POLL_FDS - nextra)
+				nout = WORKER_MAX_POLL_FDS - nextra;
+			for (unsigned int i = 0; i < nout; i++)
+				pfd[n++] =
+				    (struct pollfd){ .fd = extra[nextra + i],
+						     .events = POLLOUT };
+			nextra += nout;
+		}
 
 		if (poll(pfd, n, -1) < 0) {
 			if (errno == EINTR)

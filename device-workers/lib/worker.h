@@ -45,6 +45,10 @@ struct bh_device_ops {
 	/* Extra fds to poll (e.g. console input): fill up to max, return n. */
 	unsigned int (*poll_fds)(struct bh_worker *w, int *fds,
 				 unsigned int max);
+	/* Extra fds to poll for writing (output waiting to go out); may be
+	 * NULL. fd_ready is called for these too. */
+	unsigned int (*poll_out_fds)(struct bh_worker *w, int *fds,
+				     unsigned int max);
 	void (*fd_ready)(struct bh_worker *w, int fd);
 	/* The device has failed for good (DeviceActivate.failed): write the
 	 * device's error status into req's writable buffers and return the

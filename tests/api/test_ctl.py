@@ -101,9 +101,13 @@ class Ctl(unittest.TestCase):
                                         "cmdline": cmdline})
         self.assertEqual(c["cpus"], {"boot": 2})
         self.assertEqual(c["serial"], {"mode": "CONSOLE_MODE_OFF",
-                                       "path": ""})
+                                       "path": "", "max_size": 0,
+                                       "on_full": "OUTPUT_FULL_DEFAULT"})
+        # A file output's limit is spelled out, the default included.
         self.assertEqual(c["console"], {"mode": "CONSOLE_MODE_FILE",
-                                        "path": "/tmp/c,1.log"})
+                                        "path": "/tmp/c,1.log",
+                                        "max_size": 64 << 20,
+                                        "on_full": "OUTPUT_FULL_TRUNCATE"})
         self.assertEqual(c["rng"], {"src": "/dev/random"})
         self.assertEqual(c["restart_devices"], {"enabled": True, "max": 7})
         self.assertEqual(len(c["disks"]), 2)

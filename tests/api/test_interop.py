@@ -202,6 +202,8 @@ class ApiInterop(unittest.TestCase):
         # What was sent comes back, with the defaults spelled out.
         want = make_config()
         want.console.mode = pb.CONSOLE_MODE_OFF
+        want.serial.max_size = 64 << 20
+        want.serial.on_full = pb.OUTPUT_FULL_TRUNCATE
         want.disks[1].num_queues = 1
         want.disks[1].queue_size = 256
         want.disks[1].id = "disk1"
@@ -241,6 +243,14 @@ class ApiInterop(unittest.TestCase):
             (lambda c: setattr(c, "name", "a b"), "name"),
             (lambda c: setattr(c.restart_devices, "max", 101),
              "restart_devices.max"),
+            (lambda c: setattr(c.serial, "max_size", 4095),
+             "serial.max_size"),
+            (lambda c: setattr(c.serial, "on_full", 7), "serial.on_full"),
+            (lambda c: (setattr(c.console, "mode", pb.CONSOLE_MODE_TTY),
+                        setattr(c.serial, "mode", pb.CONSOLE_MODE_OFF),
+                        c.serial.ClearField("path"),
+                        setattr(c.console, "on_full", pb.OUTPUT_FULL_STOP)),
+             "console.on_full"),
         ]
         for change, field in cases:
             c = make_config()

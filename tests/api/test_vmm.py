@@ -2,7 +2,8 @@
 """bulkhead itself with --api-socket and no VM (no KVM needed): the systemd
 notify protocol against a datagram socket standing in for systemd (READY=1
 once the API listens, STOPPING=1 on the way out), create with a bad and a
-good configuration, info, delete, shutdown-vmm, and SIGTERM without a VM.
+good configuration, info, delete, shutdown-vmm, and SIGTERM without a VM;
+FIFOs as backends, refused at once by create and on the command line.
 
 Usage: test_vmm.py --bulkhead PATH --ctl PATH --kernel BZIMAGE
 """
@@ -106,6 +107,62 @@ class Vmm(unittest.TestCase):
         self.assertIn("STOPPING=1", self.message().split("\n"))
         self.assertEqual(self.proc.wait(WAIT_S), 0, self.stderr())
         self.assertFalse(os.path.exists(self.sock))
+
+    def fifo_cases(self):
+        fifo = os.path.join(self.tmp.name, "fifo")
+        os.mkfifo(fifo)
+        return fifo, [
+            (["--rng", f"src={fifo}"], "--rng"),
+            (["--disk", f"path={fifo}"], "--disk"),
+            (["--serial", f"file={fifo}"], "--serial"),
+            (["--serial", "off", "--console", f"file={fifo}"], "--console"),
+        ]
+
+    def test_create_fifo_backends(self):
+        # Opening a FIFO waits for its other end; the controller must not:
+        # each create is refused at once, naming the path and its type,
+        # while another client's ping is answered.
+        self.assertIn("READY=1", self.message().split("\n"))
+        fifo, cases = self.fifo_cases()
+        for opts, opt in cases:
+            with self.subTest(opt=opt):
+                create = subprocess.Popen(
+                    [ARGS.ctl, "--api-socket", self.sock, "create",
+                     "--kernel", ARGS.kernel] + opts,
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    text=True)
+                try:
+                    time.sleep(0.3)
+                    try:
+                        rc, _, err = self.ctl("ping")
+                    except subprocess.TimeoutExpired:
+                        self.fail("ping not answered while creating with "
+                                  f"{opts}:\n{self.stderr()}")
+                    self.assertEqual(rc, 0, err)
+                    _, err = create.communicate(timeout=WAIT_S)
+                finally:
+                    if create.poll() is None:
+                        create.kill()
+                        create.wait()
+                self.assertEqual(create.returncode, 1, err)
+                self.assertIn("INVALID_ARGUMENT", err)
+                self.assertIn(f"{opt}: '{fifo}' is a FIFO", err)
+                rc, _, _ = self.ctl("info")
+                self.assertEqual(rc, 1)
+
+    def test_command_line_fifo_backends(self):
+        fifo, cases = self.fifo_cases()
+        for opts, opt in cases:
+            with self.subTest(opt=opt):
+                try:
+                    p = subprocess.run(
+                        [ARGS.bulkhead, "--kernel", ARGS.kernel] + opts,
+                        stdin=subprocess.DEVNULL, capture_output=True,
+                        text=True, timeout=WAIT_S)
+                except subprocess.TimeoutExpired:
+                    self.fail(f"bulkhead {opts} hangs")
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn(f"{opt}: '{fifo}' is a FIFO", p.stderr)
 
     def test_sigterm_without_vm(self):
         self.assertIn("READY=1", self.message().split("\n"))

@@ -65,6 +65,8 @@ static void assert_cfg_equal(const struct bh_config *a,
 	assert_int_equal(a->memory, b->memory);
 	assert_int_equal(a->serial, b->serial);
 	assert_str_or_null_equal(a->serial_path, b->serial_path);
+	assert_int_equal(a->serial_max_size, b->serial_max_size);
+	assert_int_equal(a->serial_on_full, b->serial_on_full);
 	assert_string_equal(a->name, b->name);
 	assert_int_equal(a->ndisks, b->ndisks);
 	for (i = 0; i < a->ndisks; i++) {
@@ -81,6 +83,8 @@ static void assert_cfg_equal(const struct bh_config *a,
 	assert_str_or_null_equal(a->rng_source, b->rng_source);
 	assert_int_equal(a->console, b->console);
 	assert_str_or_null_equal(a->console_path, b->console_path);
+	assert_int_equal(a->console_max_size, b->console_max_size);
+	assert_int_equal(a->console_on_full, b->console_on_full);
 	assert_int_equal(a->restart_devices, b->restart_devices);
 	assert_int_equal(a->max_restarts, b->max_restarts);
 }
@@ -144,6 +148,14 @@ static void test_round_trips(void **state)
 
 	PARSE(&cfg, "--kernel", "/k", "--serial", "off", "--console", "tty",
 	      "--rng", "");
+	round_trip(&cfg);
+	bh_config_free(&cfg);
+
+	PARSE(&cfg, "--kernel", "/k", "--serial",
+	      "file=/s.log,max_size=1M,on_full=stop", "--console",
+	      "file=/c,x.log,on_full=truncate,max_size=8K");
+	assert_int_equal(cfg.serial_max_size, 1 << 20);
+	assert_int_equal(cfg.console_max_size, 8192);
 	round_trip(&cfg);
 	bh_config_free(&cfg);
 
@@ -325,6 +337,23 @@ static void test_refused(void **state)
 	vc = good();
 	set_str(&vc->serial->path, "/x");
 	expect_refused(vc, "serial.path: given with mode NULL");
+	vc = good();
+	vc->serial->max_size = 1 << 20;
+	expect_refused(vc, "serial.max_size: given with mode NULL (only FILE "
+			   "takes it)");
+	vc = good();
+	vc->serial->on_full = BULKHEAD__API__V1__OUTPUT_FULL__OUTPUT_FULL_STOP;
+	expect_refused(vc, "serial.on_full: given with mode NULL");
+	vc = good();
+	vc->serial->mode = MODE(FILE);
+	set_str(&vc->serial->path, "/x");
+	vc->serial->max_size = 4095;
+	expect_refused(vc, "serial.max_size: 4095 is out of range 4K..1T");
+	vc = good();
+	vc->serial->mode = MODE(FILE);
+	set_str(&vc->serial->path, "/x");
+	vc->serial->on_full = 9;
+	expect_refused(vc, "serial.on_full: 9 is not a value");
 
 	vc = good();
 	vc->console->mode = MODE(NULL);

@@ -67,6 +67,7 @@ static const char good_file[] =
     "disk path=/var/lib/vm/root.img,readonly=on\n"
     "disk path=/var/lib/vm/data.img,id=data\n"
     "serial file=/var/log/web1 serial.log\r\n"
+    "console file=/var/log/web1,hvc0.log,max_size=8M,on_full=stop\n"
     "name web1\n"
     "rng src=/dev/urandom\n"
     "exit-stats\n"
@@ -95,6 +96,11 @@ static void test_good_file(void **state)
 	assert_string_equal(cfg.disks[1].id, "data");
 	assert_int_equal(cfg.serial, BH_SERIAL_FILE);
 	assert_string_equal(cfg.serial_path, "/var/log/web1 serial.log");
+	assert_int_equal(cfg.serial_max_size, 64ULL << 20);
+	assert_int_equal(cfg.console, BH_CONSOLE_FILE);
+	assert_string_equal(cfg.console_path, "/var/log/web1,hvc0.log");
+	assert_int_equal(cfg.console_max_size, 8ULL << 20);
+	assert_int_equal(cfg.console_on_full, BH_OUT_FULL_STOP);
 	assert_string_equal(cfg.name, "web1");
 	assert_string_equal(cfg.rng_source, "/dev/urandom");
 	assert_true(cfg.print_exit_stats);

@@ -38,6 +38,35 @@ static int parse_list(struct bh_config *cfg, char *err, size_t errlen,
 	parse_list((cfg), (err), sizeof(err), \
 		   (const char *const[]){ __VA_ARGS__, NULL })
 
+/* file=PATH[,max_size=SIZE][,on_full=...]: the parameters come off the end,
+ * in any order; a comma item that is neither stays in the path. */
+static void test_output_limits(void **state)
+{
+	struct bh_config cfg;
+	char err[256];
+
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k", "--serial",
+			       "file=/l/a,b.log,max_size=1M,on_full=stop",
+			       "--console",
+			       "file=/l/c.log,on_full=truncate,max_size=4K"),
+			 BH_CONFIG_OK);
+	assert_string_equal(cfg.serial_path, "/l/a,b.log");
+	assert_int_equal(cfg.serial_max_size, 1 << 20);
+	assert_int_equal(cfg.serial_on_full, BH_OUT_FULL_STOP);
+	assert_string_equal(cfg.console_path, "/l/c.log");
+	assert_int_equal(cfg.console_max_size, 4096);
+	assert_int_equal(cfg.console_on_full, BH_OUT_FULL_TRUNCATE);
+	bh_config_free(&cfg);
+
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k", "--serial",
+			       "file=/l/x,max_size=1M,y,on_full=stop"),
+			 BH_CONFIG_OK);
+	assert_string_equal(cfg.serial_path, "/l/x,max_size=1M,y");
+	assert_int_equal(cfg.serial_max_size, 64ULL << 20);
+	assert_int_equal(cfg.serial_on_full, BH_OUT_FULL_STOP);
+	bh_config_free(&cfg);
+}
+
 static void test_full(void **state)
 {
 	struct bh_config cfg;
@@ -57,6 +86,9 @@ static void test_full(void **state)
 	assert_int_equal(cfg.memory, 2ULL << 30);
 	assert_int_equal(cfg.serial, BH_SERIAL_FILE);
 	assert_string_equal(cfg.serial_path, "/tmp/a,b.log");
+	/* The default limit of a file output. */
+	assert_int_equal(cfg.serial_max_size, 64ULL << 20);
+	assert_int_equal(cfg.serial_on_full, BH_OUT_FULL_TRUNCATE);
 	assert_string_equal(cfg.name, "web-1.test_A");
 	assert_int_equal(cfg.log_level, BH_LOG_WARN);
 	assert_true(cfg.print_exit_stats);
@@ -198,6 +230,20 @@ static const struct bad_case bad_cases[] = {
 	{ { "--kernel", "k", "--serial", "foo" },
 	  { "--serial: 'foo' is not one of tty, off, null, file=PATH" } },
 	{ { "--kernel", "k", "--serial", "file=" }, { "--serial", "file=" } },
+	{ { "--kernel", "k", "--serial", "file=,max_size=1M" },
+	  { "--serial: file= needs a path" } },
+	{ { "--kernel", "k", "--serial", "file=a,max_size=1K" },
+	  { "--serial: max_size=1K is out of range 4K..1T" } },
+	{ { "--kernel", "k", "--serial", "file=a,max_size=2T" },
+	  { "--serial: max_size=2T is out of range 4K..1T" } },
+	{ { "--kernel", "k", "--serial", "file=a,max_size=12Q" },
+	  { "--serial: max_size=12Q: unknown size suffix 'Q'" } },
+	{ { "--kernel", "k", "--serial", "file=a,on_full=rotate" },
+	  { "--serial: on_full=rotate is not truncate or stop" } },
+	{ { "--kernel", "k", "--serial", "file=a,on_full=stop,on_full=stop" },
+	  { "--serial: on_full given twice" } },
+	{ { "--kernel", "k", "--console", "file=a,max_size=8K,max_size=8K" },
+	  { "--console: max_size given twice" } },
 	{ { "--kernel", "k", "--serial", "" }, { "--serial" } },
 	{ { "--kernel", "k", "--serial", "TTY" }, { "--serial" } },
 	{ { "--kernel", "k", "--name", "a/b" }, { "--name", "'/'" } },
@@ -511,6 +557,8 @@ static void test_devices(void **state)
 	assert_string_equal(cfg.rng_source, "/dev/random");
 	assert_int_equal(cfg.console, BH_CONSOLE_FILE);
 	assert_string_equal(cfg.console_path, "/tmp/c,1.log");
+	assert_int_equal(cfg.console_max_size, 64ULL << 20);
+	assert_int_equal(cfg.console_on_full, BH_OUT_FULL_TRUNCATE);
 	bh_config_free(&cfg);
 
 	/* Defaults: no devices; --rng with an empty value; console tty
@@ -816,6 +864,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_output_limits),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_forms),
 		cmocka_unit_test(test_bad),

@@ -1,8 +1,10 @@
 /* Unit tests for the console worker (bulkhead-dev-console): guest output to
- * a pipe and pipe input into the guest's receive buffers, via bh_vdriver. */
+ * a pipe or a size-limited file and pipe input into the guest's receive
+ * buffers, via bh_vdriver. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -57,6 +60,50 @@ static int con_setup(void **state)
 	assert_int_equal(bh_vdriver_alloc(fx->d, 65536, 4096, &fx->buf), 0);
 	*state = fx;
 	return 0;
+}
+
+/* Output to a regular file kept to 16 KiB (no input). */
+static int con_setup_file(void **state, bool stop)
+{
+	struct con_fx *fx = calloc(1, sizeof(*fx));
+	Bh__ConsoleSetup cs = BH__CONSOLE_SETUP__INIT;
+	struct bh_vdriver_cfg cfg = { 0 };
+	char path[256];
+	int fd;
+
+	assert_non_null(fx);
+	snprintf(path, sizeof(path), "%s/bh-con-XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	fx->out_rd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fx->out_rd >= 0);
+	unlink(path);
+	fx->in_wr = -1;
+	cs.max_size = 16384;
+	cs.stop_when_full = stop;
+	cfg.binary = BH_WORKER_DIR "/bulkhead-dev-console";
+	cfg.type = BH__WORKER_SETUP__BACKEND_CONSOLE;
+	cfg.backend = &cs;
+	cfg.backend_fds = &fd;
+	cfg.n_backend_fds = 1;
+	cfg.ram_size = 16ULL << 20;
+	cfg.id = "console0";
+	assert_int_equal(bh_vdriver_start(&cfg, &fx->d), 0);
+	close(fd);
+	assert_int_equal(bh_vdriver_alloc(fx->d, 65536, 4096, &fx->buf), 0);
+	*state = fx;
+	return 0;
+}
+
+static int con_setup_truncate(void **state)
+{
+	return con_setup_file(state, false);
+}
+
+static int con_setup_stop(void **state)
+{
+	return con_setup_file(state, true);
 }
 
 static int con_teardown(void **state)
@@ -161,6 +208,113 @@ static void test_tx(void **state)
 	}
 }
 
+/* Sends n transmit chains of len bytes (from fx->buf) and waits for every
+ * one to come back used. */
+static void send_tx(struct con_fx *fx, unsigned int n, uint32_t len)
+{
+	struct bh_vdriver_buf b = { fx->buf, len, false };
+	struct bh_vdriver_used u;
+
+	for (unsigned int i = 0; i < n; i++)
+		assert_int_equal(bh_vdriver_submit(fx->d, TXQ, &b, 1, 0, NULL),
+				 0);
+	for (unsigned int i = 0; i < n; i++)
+		assert_int_equal(
+		    bh_vdriver_wait_used(fx->d, TXQ, BH_VDRIVER_TIMEOUT_MS, &u),
+		    1);
+}
+
+static uint64_t counter(struct con_fx *fx, const char *name)
+{
+	uint64_t v = 0;
+
+	assert_int_equal(bh_vdriver_sync(fx->d, BH_VDRIVER_TIMEOUT_MS), 0);
+	assert_int_equal(bh_vdriver_counter(fx->d, name, &v), 0);
+	return v;
+}
+
+/*
+ * Nobody reads the output (a paused terminal, a stdout pipe left alone):
+ * the guest's transmit buffers still come back at once, what does not fit
+ * is dropped and counted, and output flows again once the reader reads.
+ */
+static void test_tx_stalled_reader(void **state)
+{
+	struct con_fx *fx = *state;
+	uint8_t *p = bh_vdriver_gpa(fx->d, fx->buf, 65536);
+	uint64_t sent = 48ULL * 65536, dropped, got = 0;
+	char buf[65536];
+
+	activate(fx);
+	memset(p, 'x', 65536);
+	send_tx(fx, 48, 65536);
+	assert_int_equal(counter(fx, "tx_bytes"), sent);
+	dropped = counter(fx, "tx_dropped");
+	assert_true(dropped > 0);
+	assert_true(dropped < sent);
+	assert_true(bh_vdriver_alive(fx->d));
+
+	/* The reader wakes up: everything kept arrives. */
+	for (;;) {
+		struct pollfd pfd = { .fd = fx->out_rd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&pfd, 1, 500) == 0)
+			break;
+		n = read(fx->out_rd, buf, sizeof(buf));
+		assert_true(n > 0);
+		got += (uint64_t)n;
+	}
+	assert_int_equal(got, sent - dropped);
+	memcpy(p, "after\n", 6);
+	send_tx(fx, 1, 6);
+	read_exact(fx->out_rd, buf, 6);
+	assert_memory_equal(buf, "after\n", 6);
+	assert_int_equal(counter(fx, "tx_dropped"), dropped);
+}
+
+static off_t out_size(struct con_fx *fx)
+{
+	struct stat st;
+
+	assert_int_equal(fstat(fx->out_rd, &st), 0);
+	return st.st_size;
+}
+
+/* max_size=16K, on_full=truncate: the file is emptied (ftruncate, which
+ * the worker's filter allows) and holds only the newest output. */
+static void test_tx_file_truncate(void **state)
+{
+	struct con_fx *fx = *state;
+	uint8_t *p = bh_vdriver_gpa(fx->d, fx->buf, 65536);
+	char got[8];
+
+	activate(fx);
+	memset(p, 'a', 6000);
+	send_tx(fx, 6, 6000); /* 36000 = 2 * 16384 + 3232 */
+	memcpy(p, "newest", 6);
+	send_tx(fx, 1, 6);
+	assert_int_equal(out_size(fx), 36006 - 2 * 16384);
+	assert_int_equal(pread(fx->out_rd, got, 6, 36000 - 2 * 16384), 6);
+	assert_memory_equal(got, "newest", 6);
+	assert_int_equal(counter(fx, "tx_dropped"), 0);
+	assert_true(bh_vdriver_alive(fx->d));
+}
+
+/* max_size=16K, on_full=stop: the file keeps its first 16K. */
+static void test_tx_file_stop(void **state)
+{
+	struct con_fx *fx = *state;
+	uint8_t *p = bh_vdriver_gpa(fx->d, fx->buf, 65536);
+
+	activate(fx);
+	memset(p, 'a', 6000);
+	send_tx(fx, 6, 6000);
+	assert_int_equal(out_size(fx), 16384);
+	assert_int_equal(counter(fx, "tx_dropped"), 36000 - 16384);
+	assert_true(bh_vdriver_alive(fx->d));
+}
+
 /* Posts n receive buffers of len bytes, 4 KiB apart from fx->buf. */
 static void post_rx(struct con_fx *fx, unsigned int n, uint32_t len)
 {
@@ -252,6 +406,12 @@ int main(void)
 						con_teardown),
 		cmocka_unit_test_setup_teardown(test_rx_late_buffers, con_setup,
 						con_teardown),
+		cmocka_unit_test_setup_teardown(test_tx_stalled_reader,
+						con_setup, con_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_tx_file_truncate, con_setup_truncate, con_teardown),
+		cmocka_unit_test_setup_teardown(test_tx_file_stop,
+						con_setup_stop, con_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
