@@ -18,7 +18,10 @@ import sys
 
 FORBIDDEN = {"open", "openat", "openat2", "creat", "execve", "execveat",
              "fork", "vfork", "clone", "clone3", "socket", "ptrace",
-             "connect", "bind", "mount", "unshare", "setns", "kill"}
+             "connect", "bind", "mount", "unshare", "setns", "kill", "tkill",
+             "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_send_signal"}
+# The only signals a child may send: the runner's, to its own threads.
+RUNNER_TGKILL = "tgkill, only to its own process "
 # What common/sandbox.c adds in sanitizer builds, and only there.
 SANITIZER_ONLY = {"sched_getaffinity (sanitizer builds only)",
                   "sigaltstack (sanitizer builds only)",
@@ -69,6 +72,12 @@ def main():
         for call in ("mmap", "mprotect"):
             if f"{call} (never with PROT_EXEC)" not in rules:
                 fail(f"{key}: {call} is not limited to no PROT_EXEC")
+        tgkill = [r for r in rules if r.split()[0].rstrip(",") == "tgkill"]
+        if key == "vcpu" and (len(tgkill) != 1 or
+                              not tgkill[0].startswith(RUNNER_TGKILL)):
+            fail(f"vcpu: tgkill not limited to its own process: {tgkill}")
+        if key != "vcpu" and tgkill:
+            fail(f"{key}: allows tgkill")
         ioctl = [r for r in rules if r.startswith("ioctl")]
         if key == "vcpu":
             if len(ioctl) != 1 or not ioctl[0].startswith("ioctl, only "):
@@ -97,7 +106,8 @@ def main():
 # The controller's list (bulkhead --print-policy controller): none of the
 # calls that reach into other processes or the kernel's configuration; mmap
 # executable only without write, mprotect never executable; ioctl, prctl,
-# mount, socket, socketpair and kill limited by argument; and every call a
+# mount, socket, socketpair, kill and tgkill limited by argument, no other
+# call that sends a signal; and every call a
 # child's list allows is in it too, since a child's filter stacks on the
 # controller's, which it inherits across execve.
 CTL_FORBIDDEN = {"ptrace", "process_vm_readv", "process_vm_writev",
@@ -110,13 +120,17 @@ CTL_FORBIDDEN = {"ptrace", "process_vm_readv", "process_vm_writev",
                  "setresgid", "setgroups", "mknod", "mknodat", "acct",
                  "settimeofday", "clock_settime", "adjtimex", "syslog",
                  "quotactl", "fanotify_init", "move_mount", "fsopen",
-                 "fsmount", "open_tree", "execveat", "vfork", "fork"}
+                 "fsmount", "open_tree", "execveat", "vfork", "fork",
+                 "tkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo",
+                 "pidfd_send_signal"}
 # Limited by argument: how each one's line begins.
 CTL_LIMITED = {"ioctl": "ioctl, only ", "prctl": "prctl, only PR_",
                "mount": "mount, only with flags MS_",
                "socket": "socket, only AF_UNIX",
                "socketpair": "socketpair, only AF_UNIX",
-               "kill": "kill, only SIGKILL",
+               "kill": "kill, only SIGKILL, and only to one process",
+               "tgkill": "tgkill, only SIGUSR1 (the vCPU runner's kick) or "
+                         "SIGABRT",
                "mmap": "mmap (PROT_EXEC only without PROT_WRITE",
                "mprotect": "mprotect (never with PROT_EXEC)"}
 CTL_IOCTLS = {"TCGETS", "TCSETS", "BLKGETSIZE64", "BLKSSZGET"}
