@@ -145,7 +145,9 @@ struct bh_devices {
 	const char *child_dir; /* borrowed: where the workers are */
 	struct dev dev[BH_CONFIG_MAX_DEVICES];
 	unsigned int n;
-	int runner; /* borrowed, -1 when no runner listens */
+	/* To the runner; NULL when no runner listens. */
+	bh_devices_send_fn send;
+	void *send_arg;
 	/* Borrowed for one boot, for replacement workers. */
 	const struct bh_guest_mem *mem;
 	struct event_base *base;
@@ -327,7 +329,6 @@ int bh_devices_open(const struct bh_config *cfg, const char *child_dir,
 		abort();
 	d->cfg = cfg;
 	d->child_dir = child_dir;
-	d->runner = -1;
 	/* PCI slot order: disks as given, then rng, then console. */
 	for (unsigned int i = 0; i < cfg->ndisks && r == 0; i++) {
 		dev_init(d, DEV_BLK, cfg->disks[i].id);
@@ -413,9 +414,9 @@ void bh_devices_close(struct bh_devices *d)
 static void runner_send(struct bh_devices *d, Bh__MsgType type,
 			const ProtobufCMessage *m)
 {
-	/* A runner that went away is noticed on its own socket. */
-	if (d->runner >= 0 &&
-	    bh_frame_send(d->runner, (uint16_t)type, m, NULL, 0) < 0)
+	/* A runner that went away is noticed on its own socket, and one that
+	 * stopped reading by vm.c's queue. */
+	if (d->send && d->send(d->send_arg, (uint16_t)type, m, NULL, 0) < 0)
 		bh_debug("cannot relay a device message to the vCPU runner");
 }
 
@@ -1229,7 +1230,7 @@ fail:
 	return r;
 }
 
-int bh_devices_attach(struct bh_devices *d, int runner_sock)
+int bh_devices_attach(struct bh_devices *d, bh_devices_send_fn send, void *arg)
 {
 	for (unsigned int i = 0; i < d->n; i++) {
 		Bh__RunnerAddDevice add = BH__RUNNER_ADD_DEVICE__INIT;
@@ -1252,16 +1253,16 @@ int bh_devices_attach(struct bh_devices *d, int runner_sock)
 			fds[q] = v->kick[q];
 			fds[v->nq + q] = v->call[q];
 		}
-		r = bh_frame_send(runner_sock,
-				  BH__MSG_TYPE__MSG_RUNNER_ADD_DEVICE,
-				  &add.base, fds, 2 * v->nq);
+		r = send(arg, BH__MSG_TYPE__MSG_RUNNER_ADD_DEVICE, &add.base,
+			 fds, 2 * v->nq);
 		if (r < 0) {
 			bh_err("device %s: cannot add it to the VM: %s", v->id,
 			       strerror(-r));
 			return r;
 		}
 	}
-	d->runner = runner_sock;
+	d->send = send;
+	d->send_arg = arg;
 	return 0;
 }
 
@@ -1281,7 +1282,8 @@ void bh_devices_stop(struct bh_devices *d)
 		event_free(d->counters_timer);
 		d->counters_timer = NULL;
 	}
-	d->runner = -1;
+	d->send = NULL;
+	d->send_arg = NULL;
 	d->mem = NULL;
 	d->base = NULL;
 	for (unsigned int i = 0; i < d->n; i++) {

@@ -80,9 +80,14 @@ int bh_devices_counters(struct bh_devices *d, int timeout_ms,
  */
 int bh_devices_start(struct bh_devices *d, const struct bh_guest_mem *mem,
 		     struct event_base *base);
-/* Sends RUNNER_ADD_DEVICE for each device on the runner's socket (borrowed;
- * kept for relaying until bh_devices_stop). 0 or -errno. */
-int bh_devices_attach(struct bh_devices *d, int runner_sock);
+/* How the devices reach the runner: sends one frame (fds borrowed) without
+ * waiting for the runner to read it. 0 or -errno. */
+typedef int (*bh_devices_send_fn)(void *arg, uint16_t type,
+				  const ProtobufCMessage *m, const int *fds,
+				  unsigned int nfds);
+/* Sends RUNNER_ADD_DEVICE for each device through send, which is kept for
+ * relaying until bh_devices_stop. 0 or -errno. */
+int bh_devices_attach(struct bh_devices *d, bh_devices_send_fn send, void *arg);
 /* Sends QUIT to every worker and reaps it (SIGKILL after a grace period),
  * closes the eventfds and forgets the runner's socket. */
 void bh_devices_stop(struct bh_devices *d);

@@ -90,7 +90,6 @@ static const char *const controller_syscalls[] = {
 	"sched_yield",
 	"getpid",
 	"gettid",
-	"tgkill",
 	"getuid",
 	"geteuid",
 	"getgid",
@@ -175,7 +174,6 @@ static const char *const launcher_syscalls[] = {
 	"getrandom",
 	"futex",
 	"sched_yield",
-	"tgkill",
 	"arch_prctl",
 	"set_tid_address",
 	"set_robust_list",
@@ -319,8 +317,69 @@ static const struct arg_rule ctl_rules[] = {
 	{ "socket", 0, ~0ULL, (const struct named[]){ NAMED(AF_UNIX) }, 1, "" },
 	{ "socketpair", 0, ~0ULL, (const struct named[]){ NAMED(AF_UNIX) }, 1,
 	  "" },
-	{ "kill", 1, ~0ULL, (const struct named[]){ NAMED(SIGKILL) }, 1, "" },
 };
+
+/*
+ * Signals. The controller ends a child with kill(pid, SIGKILL), one child
+ * by its pid: never pid 0 or a negative pid, which would reach a process
+ * group or every process of the user. tgkill is for the children, whose
+ * filters stack on this one: the runner's vCPU kick, and abort() anywhere,
+ * the controller included (glibc's raise). The kernel reads the low 32 bits
+ * of each int argument, and the ABI leaves the high half of its register
+ * undefined, so only the low 32 bits are compared. No other call that sends a
+ * signal (tkill, rt_sigqueueinfo, rt_tgsigqueueinfo, pidfd_send_signal) is
+ * allowed. A filter cannot know the children's pids, so these still reach
+ * any process of the user (docs/SECURITY.md).
+ */
+static const struct named tgkill_signals[] = {
+	{ BH_RUNNER_KICK_SIGNAL, "SIGUSR1 (the vCPU runner's kick)" },
+	{ SIGABRT, "SIGABRT (abort())" },
+};
+
+_Static_assert(BH_RUNNER_KICK_SIGNAL == SIGUSR1, "the printed name");
+
+static int signal_rules(scmp_filter_ctx ctx, bool kill_children)
+{
+	int r = 0;
+
+	/*
+	 * libseccomp takes one comparison per argument and rule, so "0 < pid
+	 * <= INT_MAX" is spelt as one rule per bit that a positive pid may
+	 * have set: bit b set, bit 31 (the sign) clear. A pid of 0 has no bit
+	 * set and matches none.
+	 */
+	for (unsigned int b = 0; kill_children && r == 0 && b < 31; b++) {
+		struct scmp_arg_cmp cmp[2] = {
+			{
+			    .arg = 0,
+			    .op = SCMP_CMP_MASKED_EQ,
+			    .datum_a = 0x80000000ULL | (1ULL << b),
+			    .datum_b = 1ULL << b,
+			},
+			{
+			    .arg = 1,
+			    .op = SCMP_CMP_MASKED_EQ,
+			    .datum_a = 0xffffffffULL,
+			    .datum_b = SIGKILL,
+			},
+		};
+
+		r = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill),
+					   2, cmp);
+	}
+	for (size_t i = 0; r == 0 && i < BH_ARRAY_SIZE(tgkill_signals); i++) {
+		struct scmp_arg_cmp sig = {
+			.arg = 2,
+			.op = SCMP_CMP_MASKED_EQ,
+			.datum_a = 0xffffffffULL,
+			.datum_b = tgkill_signals[i].value,
+		};
+
+		r = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW,
+					   SCMP_SYS(tgkill), 1, &sig);
+	}
+	return r;
+}
 
 static const struct arg_rule launcher_rules[] = {
 	{ "ioctl", 1, 0xffffffffULL, child_ioctls, BH_ARRAY_SIZE(child_ioctls),
@@ -338,11 +397,17 @@ struct policy {
 	bool exec_mmap;
 	const struct arg_rule *rules;
 	size_t nrules;
+	/* kill(pid, SIGKILL) of one child: the controller's */
+	bool kill_children;
 };
 
 static const struct policy controller_policy = {
-	"bulkhead: seccomp allow-list", controller_syscalls, false, ctl_rules,
+	"bulkhead: seccomp allow-list",
+	controller_syscalls,
+	false,
+	ctl_rules,
 	BH_ARRAY_SIZE(ctl_rules),
+	true,
 };
 
 static const struct policy launcher_policy = {
@@ -351,6 +416,7 @@ static const struct policy launcher_policy = {
 	true,
 	launcher_rules,
 	BH_ARRAY_SIZE(launcher_rules),
+	false,
 };
 
 static unsigned int policy_print(const struct policy *p, FILE *out)
@@ -378,6 +444,15 @@ static unsigned int policy_print(const struct policy *p, FILE *out)
 		fprintf(out, "\n");
 		count++;
 	}
+	if (p->kill_children) {
+		fprintf(out, "kill, only SIGKILL, and only to one process by "
+			     "its pid (never 0 or negative: no process group, "
+			     "not every process)\n");
+		count++;
+	}
+	fprintf(out, "tgkill, only %s or %s\n", tgkill_signals[0].name,
+		tgkill_signals[1].name);
+	count++;
 	fprintf(out, "%u system calls; any other kills the process\n", count);
 	return count;
 }
@@ -409,6 +484,8 @@ static int policy_install(const struct policy *p)
 			r = bh_seccomp_allow_masked(ctx, nr, a->arg, a->mask,
 						    a->values[j].value);
 	}
+	if (r == 0)
+		r = signal_rules(ctx, p->kill_children);
 	if (r == 0)
 		r = seccomp_load(ctx);
 	if (r == 0)

@@ -18,6 +18,7 @@
 #include <bulkhead/hello.h>
 #include <bulkhead/log.h>
 #include <bulkhead/platform.h>
+#include <bulkhead/sendq.h>
 #include <bulkhead/spawn.h>
 #include <bulkhead/util.h>
 
@@ -44,6 +45,18 @@
 #define RUNNER_BINARY	   "bulkhead-vcpu"
 /* SIGTERM: how long the guest has to power off after the power button. */
 #define TERM_GRACE_S 30
+
+/* ms the runner's socket may stay full, taking nothing, before the runner
+ * counts as stuck and is killed. Above the 2 s the runner may take to pause
+ * its vCPUs, during which it reads nothing. */
+#define RUNNER_SEND_TIMEOUT 5000
+/* Bytes of frames for the runner that may wait beyond what its socket
+ * holds: far more than the controller sends in RUNNER_SEND_TIMEOUT unless
+ * the runner stopped reading, and at least the largest frame. */
+#define RUNNER_QUEUE_MAX (1024 * 1024)
+/* Frames taken from the runner per wake-up of the loop, so that a runner
+ * that never stops sending cannot starve the API, signals and workers. */
+#define RUNNER_FRAMES_PER_WAKE 64
 
 enum runner_conn_state {
 	CS_NONE = 0,
@@ -96,6 +109,17 @@ struct bh_vm {
 	int ctl;
 	enum runner_conn_state cs;
 	struct bh_frame_reader reader;
+	/* Frames for the runner that its socket has not taken yet: nothing
+	 * the controller sends waits for the runner to read. out_ev watches
+	 * for room while any wait; out_timer ends a runner that takes
+	 * nothing for RUNNER_SEND_TIMEOUT, or whose queue overflowed
+	 * (out_failed says why; the kill waits for the loop, outside any
+	 * handler). */
+	struct bh_sendq outq;
+	struct event *out_ev;
+	struct event *out_timer;
+	const char *out_failed;
+	char out_why[96];
 	enum after_stop after;
 	bool paused;	    /* the runner parked the vCPUs */
 	bool pause_pending; /* RUNNER_PAUSE sent, no answer yet */
@@ -444,6 +468,11 @@ void bh_vm_destroy(struct bh_vm *vm)
 		event_free(vm->ctl_ev);
 	if (vm->launcher_ev)
 		event_free(vm->launcher_ev);
+	if (vm->out_ev)
+		event_free(vm->out_ev);
+	if (vm->out_timer)
+		event_free(vm->out_timer);
+	bh_sendq_clear(&vm->outq);
 	/* Before the event base: the workers' events live in it. */
 	bh_devices_close(vm->devs);
 	vm->devs = NULL;
@@ -516,6 +545,15 @@ static void runner_teardown(struct bh_vm *vm)
 		event_free(vm->ctl_ev);
 		vm->ctl_ev = NULL;
 	}
+	if (vm->out_ev) {
+		event_free(vm->out_ev);
+		vm->out_ev = NULL;
+	}
+	/* Kept for the next boot: this may be its own callback. */
+	if (vm->out_timer)
+		evtimer_del(vm->out_timer);
+	bh_sendq_clear(&vm->outq);
+	vm->out_failed = NULL;
 	bh_frame_reader_reset(&vm->reader);
 	/* Workers belong to one boot: the next has fresh RAM and eventfds. */
 	bh_devices_stop(vm->devs);
@@ -601,14 +639,116 @@ static void runner_gone(struct bh_vm *vm)
 	}
 }
 
+/* The runner took nothing for RUNNER_SEND_TIMEOUT, or its queue
+ * overflowed: it is killed, and the VM has crashed. A stop the runner was
+ * asked for by a signal or shutdown-vmm still ends bulkhead. */
+static void runner_stuck(struct bh_vm *vm)
+{
+	enum after_stop after =
+	    vm->cs == CS_STOPPING ? vm->after : AFTER_NOTHING;
+
+	bh_err("vCPU runner %s; killed it: the VM crashed", vm->out_failed);
+	runner_kill(vm);
+	if (after == AFTER_SIGNAL || after == AFTER_EXIT)
+		vm_finish(vm, BH_EXIT_FAILURE);
+	else
+		vm_stopped(vm, BH_EXIT_FAILURE);
+}
+
+static void on_out_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct bh_vm *vm = arg;
+	uint64_t stalled = bh_sendq_stalled_ms(&vm->outq);
+	struct timeval tv;
+
+	if (!vm->out_failed) {
+		if (!bh_sendq_pending(&vm->outq))
+			return;
+		if (stalled < RUNNER_SEND_TIMEOUT) {
+			stalled = RUNNER_SEND_TIMEOUT - stalled;
+			tv.tv_sec = (time_t)(stalled / 1000);
+			tv.tv_usec = (suseconds_t)(stalled % 1000) * 1000;
+			evtimer_add(vm->out_timer, &tv);
+			return;
+		}
+		snprintf(vm->out_why, sizeof(vm->out_why),
+			 "left its messages unread for %d ms",
+			 RUNNER_SEND_TIMEOUT);
+		vm->out_failed = vm->out_why;
+	}
+	runner_stuck(vm);
+}
+
+static void on_ctl_writable(evutil_socket_t fd, short what, void *arg)
+{
+	struct bh_vm *vm = arg;
+	int r = bh_sendq_flush(&vm->outq);
+
+	if (r == -EAGAIN)
+		return;
+	event_del(vm->out_ev);
+	if (r < 0) {
+		/* Gone: the end of its socket says how, on the read side. */
+		bh_debug("vCPU runner connection: %s", strerror(-r));
+		bh_sendq_clear(&vm->outq);
+	}
+}
+
+/*
+ * Sends a frame to the runner (fds borrowed). Nothing waits for the runner
+ * to read, once the loop watches it: what its socket does not take is
+ * queued, and a runner that takes nothing for RUNNER_SEND_TIMEOUT, or lets
+ * RUNNER_QUEUE_MAX pile up, is killed from the loop. During the set-up
+ * exchange, before that, the send waits up to RUNNER_SEND_TIMEOUT. 0, or
+ * -errno if the frame will not reach the runner.
+ */
+static int runner_send(struct bh_vm *vm, Bh__MsgType type,
+		       const ProtobufCMessage *m, const int *fds,
+		       unsigned int nfds)
+{
+	struct timeval tv = { RUNNER_SEND_TIMEOUT / 1000,
+			      (RUNNER_SEND_TIMEOUT % 1000) * 1000 };
+	int r;
+
+	if (vm->ctl < 0 || vm->cs == CS_NONE)
+		return -ENOTCONN;
+	if (vm->out_failed)
+		return -ECONNABORTED;
+	r = bh_sendq_push(&vm->outq, (uint16_t)type, m, fds, nfds);
+	if (r == -ENOBUFS && vm->out_timer) {
+		snprintf(vm->out_why, sizeof(vm->out_why),
+			 "left more than %d KiB of messages unread",
+			 RUNNER_QUEUE_MAX / 1024);
+		vm->out_failed = vm->out_why;
+		event_active(vm->out_timer, EV_TIMEOUT, 1);
+	}
+	if (r < 0)
+		return r;
+	if (!vm->ctl_ev)
+		return bh_sendq_wait(&vm->outq, RUNNER_SEND_TIMEOUT);
+	if (bh_sendq_pending(&vm->outq)) {
+		event_add(vm->out_ev, NULL);
+		if (!evtimer_pending(vm->out_timer, NULL))
+			evtimer_add(vm->out_timer, &tv);
+	}
+	return 0;
+}
+
+/* For the device relays (devices.c). */
+static int runner_send_relay(void *arg, uint16_t type,
+			     const ProtobufCMessage *m, const int *fds,
+			     unsigned int nfds)
+{
+	return runner_send(arg, (Bh__MsgType)type, m, fds, nfds);
+}
+
 static void send_quit(struct bh_vm *vm, enum after_stop after)
 {
 	Bh__Quit q = BH__QUIT__INIT;
 
 	vm->after = after;
 	vm->cs = CS_STOPPING;
-	if (bh_frame_send(vm->ctl, BH__MSG_TYPE__MSG_QUIT, &q.base, NULL, 0) <
-	    0)
+	if (runner_send(vm, BH__MSG_TYPE__MSG_QUIT, &q.base, NULL, 0) < 0)
 		bh_warn("cannot ask the vCPU runner to quit");
 }
 
@@ -782,9 +922,13 @@ static void on_ctl(evutil_socket_t fd, short what, void *arg)
 {
 	struct bh_vm *vm = arg;
 	struct bh_frame f;
-	int r;
+	int r = 0;
 
-	for (;;) {
+	for (unsigned int n = 0;; n++) {
+		/* More later (the event stays), or nothing more from a
+		 * runner about to be killed. */
+		if (n == RUNNER_FRAMES_PER_WAKE || vm->out_failed)
+			return;
 		r = bh_frame_read(vm->ctl, &vm->reader, &f);
 		if (r == 0)
 			return;
@@ -820,8 +964,17 @@ static int runner_spawn(struct bh_vm *vm)
 		close(sv[0]);
 		return r;
 	}
+	/* Nothing on this side may wait for the runner: a runner that stops
+	 * reading, or stops in the middle of a frame, must not hold the
+	 * controller. */
+	if (fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0) {
+		r = -errno;
+		close(sv[0]);
+		return r;
+	}
 	vm->ctl = sv[0];
 	bh_frame_reader_init(&vm->reader, BH_FRAME_MAX_BODY);
+	bh_sendq_init(&vm->outq, vm->ctl, RUNNER_QUEUE_MAX);
 	return 0;
 }
 
@@ -884,8 +1037,7 @@ static const struct bh_handler probe_msgs[] = {
  * Asks a runner that has just said hello what /dev/kvm offers and how fast
  * its probe guest ran. 0 with rep filled, or -errno (the runner failed).
  */
-static int probe_exchange(int ctl, struct bh_frame_reader *reader,
-			  struct bh_kvm_report *rep)
+static int probe_exchange(struct bh_vm *vm, struct bh_kvm_report *rep)
 {
 	Bh__RunnerProbe q = BH__RUNNER_PROBE__INIT;
 	uint32_t caps[BH_HOST_MAX_CAPS];
@@ -897,11 +1049,10 @@ static int probe_exchange(int ctl, struct bh_frame_reader *reader,
 		caps[i] = bh_kvm_caps[i].num;
 	q.n_capabilities = bh_kvm_ncaps;
 	q.capabilities = caps;
-	r = bh_frame_send(ctl, BH__MSG_TYPE__MSG_RUNNER_PROBE, &q.base, NULL,
-			  0);
+	r = runner_send(vm, BH__MSG_TYPE__MSG_RUNNER_PROBE, &q.base, NULL, 0);
 	if (r < 0)
 		return r;
-	r = bh_frame_read_timeout(ctl, reader, &f,
+	r = bh_frame_read_timeout(vm->ctl, &vm->reader, &f,
 				  RUNNER_PROBE_SLACK + BH_PROBE_DEADLINE_MS);
 	if (r < 0)
 		return r;
@@ -925,7 +1076,7 @@ static int vm_check_kvm(struct bh_vm *vm)
 
 	if (vm->kvm_checked)
 		return 0;
-	r = probe_exchange(vm->ctl, &vm->reader, &rep);
+	r = probe_exchange(vm, &rep);
 	if (r < 0)
 		return r;
 	v = bh_kvm_judge(&vm->facts, &rep, vm->refusal, sizeof(vm->refusal));
@@ -945,6 +1096,7 @@ static int vm_check_kvm(struct bh_vm *vm)
 int bh_vm_check_host(const struct bh_vm *vm0, struct bh_kvm_report *rep)
 {
 	struct bh_vm *vm = (struct bh_vm *)vm0;
+	Bh__Hello hello = BH__HELLO__INIT;
 	struct bh_frame f;
 	pid_t pid;
 	int r, status;
@@ -954,7 +1106,10 @@ int bh_vm_check_host(const struct bh_vm *vm0, struct bh_kvm_report *rep)
 		bh_err("cannot start %s: %s", vm->runner_path, strerror(-r));
 		return r;
 	}
-	r = bh_hello_send(vm->ctl, "controller");
+	vm->cs = CS_SETUP;
+	hello.version = BH_PROTO_VERSION;
+	hello.role = "controller";
+	r = runner_send(vm, BH__MSG_TYPE__MSG_HELLO, &hello.base, NULL, 0);
 	if (r == 0)
 		r = bh_frame_read_timeout(vm->ctl, &vm->reader, &f,
 					  RUNNER_SETUP_TIMEOUT);
@@ -963,14 +1118,15 @@ int bh_vm_check_host(const struct bh_vm *vm0, struct bh_kvm_report *rep)
 		bh_frame_release(&f);
 	}
 	if (r == 0)
-		r = probe_exchange(vm->ctl, &vm->reader, rep);
+		r = probe_exchange(vm, rep);
 	if (r == 0) {
 		Bh__Quit q = BH__QUIT__INIT;
 
-		bh_frame_send(vm->ctl, BH__MSG_TYPE__MSG_QUIT, &q.base, NULL,
-			      0);
+		runner_send(vm, BH__MSG_TYPE__MSG_QUIT, &q.base, NULL, 0);
 	}
+	bh_sendq_clear(&vm->outq);
 	bh_closep(&vm->ctl);
+	vm->cs = CS_NONE;
 	status = reap_runner(vm, RUNNER_EXIT_TIMEOUT, &pid);
 	if (r == -EPIPE || r == -ECONNRESET)
 		runner_report(vm, pid, status, " while probing /dev/kvm");
@@ -986,6 +1142,7 @@ static int vm_boot(struct bh_vm *vm)
 	Bh__VcpuState st = BH__VCPU_STATE__INIT;
 	Bh__RunnerSetup setup = BH__RUNNER_SETUP__INIT;
 	Bh__RunnerStart start = BH__RUNNER_START__INIT;
+	Bh__Hello hello = BH__HELLO__INIT;
 	Bh__MemRegion regs[BH_MAX_RAM_REGIONS];
 	Bh__MemRegion *ptrs[BH_MAX_RAM_REGIONS];
 	struct bh_frame f;
@@ -1014,7 +1171,9 @@ static int vm_boot(struct bh_vm *vm)
 		goto fail;
 	}
 	vm->cs = CS_SETUP;
-	r = bh_hello_send(vm->ctl, "controller");
+	hello.version = BH_PROTO_VERSION;
+	hello.role = "controller";
+	r = runner_send(vm, BH__MSG_TYPE__MSG_HELLO, &hello.base, NULL, 0);
 	if (r == 0)
 		r = bh_frame_read_timeout(vm->ctl, &vm->reader, &f,
 					  RUNNER_SETUP_TIMEOUT);
@@ -1049,8 +1208,8 @@ static int vm_boot(struct bh_vm *vm)
 	setup.boot_vcpu = &st;
 	setup.memfd_size = vm->mem.layout.ram_size;
 	setup.serial = vm->cfg->serial != BH_SERIAL_OFF;
-	r = bh_frame_send(vm->ctl, BH__MSG_TYPE__MSG_RUNNER_SETUP, &setup.base,
-			  &vm->mem.memfd, 1);
+	r = runner_send(vm, BH__MSG_TYPE__MSG_RUNNER_SETUP, &setup.base,
+			&vm->mem.memfd, 1);
 	if (r < 0) {
 		bh_err("cannot send the VM description: %s", strerror(-r));
 		goto fail_runner;
@@ -1074,20 +1233,26 @@ static int vm_boot(struct bh_vm *vm)
 		}
 		goto fail_runner;
 	}
-	r = bh_devices_attach(vm->devs, vm->ctl);
+	r = bh_devices_attach(vm->devs, runner_send_relay, vm);
 	if (r < 0)
 		goto fail_runner;
-	r = bh_frame_send(vm->ctl, BH__MSG_TYPE__MSG_RUNNER_START, &start.base,
-			  NULL, 0);
+	r = runner_send(vm, BH__MSG_TYPE__MSG_RUNNER_START, &start.base, NULL,
+			0);
 	if (r < 0)
 		goto fail_runner;
 
-	if (fcntl(vm->ctl, F_SETFL, fcntl(vm->ctl, F_GETFL) | O_NONBLOCK) < 0)
-		goto fail_runner;
+	/* From here on every send to the runner is queued (runner_send). */
+	if (!vm->out_timer)
+		vm->out_timer = evtimer_new(vm->base, on_out_timer, vm);
+	vm->out_ev = event_new(vm->base, vm->ctl, EV_WRITE | EV_PERSIST,
+			       on_ctl_writable, vm);
 	vm->ctl_ev =
 	    event_new(vm->base, vm->ctl, EV_READ | EV_PERSIST, on_ctl, vm);
-	if (!vm->ctl_ev || event_add(vm->ctl_ev, NULL) < 0)
+	if (!vm->out_timer || !vm->out_ev || !vm->ctl_ev ||
+	    event_add(vm->ctl_ev, NULL) < 0) {
+		r = -ENOMEM;
 		goto fail_runner;
+	}
 	bh_debug("boot %u started", vm->boots);
 	return 0;
 
@@ -1120,8 +1285,7 @@ static void on_stdin(evutil_socket_t fd, short what, void *arg)
 		return;
 	d.data.data = buf;
 	d.data.len = (size_t)n;
-	if (bh_frame_send(vm->ctl, BH__MSG_TYPE__MSG_SERIAL_IN, &d.base, NULL,
-			  0) < 0)
+	if (runner_send(vm, BH__MSG_TYPE__MSG_SERIAL_IN, &d.base, NULL, 0) < 0)
 		bh_log_ratelimited(BH_LOG_WARN, "serial input lost");
 }
 
@@ -1162,8 +1326,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 			bh_warn("cannot resume the paused VM");
 		vm->term_ev = evtimer_new(vm->base, on_term_timeout, vm);
 		if (vm->term_ev && event_add(vm->term_ev, &grace) == 0 &&
-		    bh_frame_send(vm->ctl, BH__MSG_TYPE__MSG_POWER_BUTTON,
-				  &e.base, NULL, 0) == 0) {
+		    runner_send(vm, BH__MSG_TYPE__MSG_POWER_BUTTON, &e.base,
+				NULL, 0) == 0) {
 			bh_warn(
 			    "received %s: pressed the power button; the VM "
 			    "is stopped in %d s unless the guest powers off",
@@ -1433,7 +1597,7 @@ static int runner_send_empty(struct bh_vm *vm, Bh__MsgType type)
 
 	if (vm->cs != CS_RUNNING)
 		return -ENOTCONN;
-	return bh_frame_send(vm->ctl, (uint16_t)type, &e.base, NULL, 0);
+	return runner_send(vm, type, &e.base, NULL, 0);
 }
 
 int bh_vm_pause(struct bh_vm *vm)

@@ -16,6 +16,7 @@
 
 #include <bulkhead/log.h>
 #include <bulkhead/platform.h>
+#include <bulkhead/sandbox.h>
 #include <bulkhead/util.h>
 
 #include "probe.h"
@@ -47,7 +48,7 @@
 
 /* The probe vCPU is stopped the way vCPU threads are kicked (vcpu.c), so
  * that the probe needs no system call the runner does not make anyway. */
-#define PROBE_SIGNAL SIGUSR1
+#define PROBE_SIGNAL BH_RUNNER_KICK_SIGNAL
 
 struct probe_watch {
 	pthread_mutex_t lock;

@@ -3,10 +3,12 @@
 #include <errno.h>
 #include <linux/kvm.h>
 #include <seccomp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 #include <bulkhead/log.h>
 #include <bulkhead/sandbox.h>
@@ -27,9 +29,8 @@ static const char *const runner_syscalls[] = {
 	"brk",
 	"munmap",
 	"madvise",
-	/* threads: locks, kicks, exit */
+	/* threads: locks, exit (tgkill, for kicks, below) */
 	"futex",
-	"tgkill",
 	"getpid",
 	"gettid",
 	"rt_sigprocmask",
@@ -66,11 +67,31 @@ static const struct {
 	IOCTL(KVM_SIGNAL_MSI),
 };
 
+/*
+ * Signals the runner may send, and only to its own threads: the vCPU kick
+ * (pthread_kill) and SIGABRT, so that abort() (glibc's raise) ends the
+ * runner as abort() should rather than through the filter. Without the
+ * target check, a runner taken over by its guest could signal, and so kill,
+ * every process of its user: the other VMs on the host.
+ */
+static const struct {
+	int sig;
+	const char *name;
+} runner_signals[] = {
+	{ BH_RUNNER_KICK_SIGNAL, "the vCPU kick" },
+	{ SIGABRT, "abort()" },
+};
+
+#define TGKILL_RULE                                                        \
+	"tgkill, only to its own process (the pid it has when the filter " \
+	"is loaded), with SIG%s (%s) or SIG%s (%s)"
+
 void runner_seccomp_print(FILE *out)
 {
 	const char *const *lists[] = { runner_syscalls };
 	char line[512] = "ioctl, only";
-	const char *extra[] = { line, NULL };
+	char tgkill[256];
+	const char *extra[] = { tgkill, line, NULL };
 	size_t len;
 
 	for (size_t i = 0; i < BH_ARRAY_SIZE(runner_ioctls); i++) {
@@ -78,8 +99,43 @@ void runner_seccomp_print(FILE *out)
 		snprintf(line + len, sizeof(line) - len, "%s %s", i ? "," : "",
 			 runner_ioctls[i].name);
 	}
+	snprintf(tgkill, sizeof(tgkill), TGKILL_RULE,
+		 sigabbrev_np(runner_signals[0].sig), runner_signals[0].name,
+		 sigabbrev_np(runner_signals[1].sig), runner_signals[1].name);
 	fprintf(out, "bulkhead-vcpu: seccomp allow-list\n");
 	bh_policy_print(out, lists, 1, extra);
+}
+
+/* tgkill(tgid, tid, sig) with tgid our own pid (as this process sees it:
+ * 1 in a PID namespace of its own) and sig one of runner_signals. Both are
+ * ints, of which the kernel reads the low 32 bits; the ABI leaves the high
+ * half of the register undefined (glibc's pthread_kill left something
+ * there), so only the low 32 bits are compared. */
+static int allow_own_signals(scmp_filter_ctx ctx)
+{
+	pid_t self = getpid();
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < BH_ARRAY_SIZE(runner_signals); i++) {
+		struct scmp_arg_cmp cmp[2] = {
+			{
+			    .arg = 0,
+			    .op = SCMP_CMP_MASKED_EQ,
+			    .datum_a = 0xffffffffULL,
+			    .datum_b = (uint32_t)self,
+			},
+			{
+			    .arg = 2,
+			    .op = SCMP_CMP_MASKED_EQ,
+			    .datum_a = 0xffffffffULL,
+			    .datum_b = (uint32_t)runner_signals[i].sig,
+			},
+		};
+
+		r = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW,
+					   SCMP_SYS(tgkill), 2, cmp);
+	}
+	return r;
 }
 
 int runner_seccomp_install(void)
@@ -93,6 +149,8 @@ int runner_seccomp_install(void)
 		return r;
 	}
 	r = bh_seccomp_allow_list(ctx, runner_syscalls);
+	if (r == 0)
+		r = allow_own_signals(ctx);
 	if (r < 0)
 		goto out;
 	for (size_t i = 0; i < BH_ARRAY_SIZE(runner_ioctls); i++) {

@@ -49,6 +49,7 @@ void bh_uart_init(struct bh_uart *u, const struct bh_uart_ops *ops,
 {
 	memset(u, 0, sizeof(*u));
 	pthread_mutex_init(&u->lock, NULL);
+	pthread_mutex_init(&u->out_lock, NULL);
 	u->ops = ops;
 	u->opaque = opaque;
 	u->mcr = MCR_OUT2;
@@ -59,6 +60,7 @@ void bh_uart_init(struct bh_uart *u, const struct bh_uart_ops *ops,
 void bh_uart_destroy(struct bh_uart *u)
 {
 	pthread_mutex_destroy(&u->lock);
+	pthread_mutex_destroy(&u->out_lock);
 }
 
 static uint8_t uart_iir(const struct bh_uart *u)
@@ -88,11 +90,23 @@ static void uart_update_irq(struct bh_uart *u)
 	}
 }
 
-static void uart_tx_flush_locked(struct bh_uart *u)
+/* Takes the buffered transmit bytes out under the lock, into buf (at least
+ * BH_UART_TX_BUF bytes); their count. */
+static size_t uart_tx_take_locked(struct bh_uart *u, uint8_t *buf)
 {
-	if (u->tx_len && u->ops && u->ops->output)
-		u->ops->output(u->opaque, u->tx, u->tx_len);
-	u->tx_len = 0;
+	size_t n = u->tx_len;
+
+	memcpy(buf, u->tx, n);
+	__atomic_store_n(&u->tx_len, 0, __ATOMIC_RELEASE);
+	return n;
+}
+
+/* Hands what uart_tx_take_locked took to the owner: after the lock is
+ * released, with out_lock still held. */
+static void uart_output(struct bh_uart *u, const uint8_t *buf, size_t n)
+{
+	if (n && u->ops && u->ops->output)
+		u->ops->output(u->opaque, buf, n);
 }
 
 static void uart_rx_push(struct bh_uart *u, uint8_t c)
@@ -105,8 +119,11 @@ static void uart_rx_push(struct bh_uart *u, uint8_t c)
 	u->rx_len++;
 }
 
-static void uart_transmit(struct bh_uart *u, uint8_t c)
+/* Returns 1 when the transmit buffer is due to go out. */
+static int uart_transmit(struct bh_uart *u, uint8_t c)
 {
+	int due = 0;
+
 	if (u->mcr & MCR_LOOP) {
 		uart_rx_push(u, c);
 	} else {
@@ -118,11 +135,11 @@ static void uart_transmit(struct bh_uart *u, uint8_t c)
 			u->ops->tx_pending(u->opaque);
 		/* Whole lines go out at once; partial lines wait for the
 		 * runner's periodic flush so a prompt still appears. */
-		if (c == '\n' || u->tx_len == BH_UART_TX_BUF)
-			uart_tx_flush_locked(u);
+		due = c == '\n' || u->tx_len == BH_UART_TX_BUF;
 	}
 	/* Transmission is instant: the holding register is empty again. */
 	u->thr_ipending = 1;
+	return due;
 }
 
 static uint8_t uart_msr(const struct bh_uart *u)
@@ -193,6 +210,13 @@ uint8_t bh_uart_read(struct bh_uart *u, unsigned int off)
 
 void bh_uart_write(struct bh_uart *u, unsigned int off, uint8_t val)
 {
+	uint8_t out[BH_UART_TX_BUF];
+	size_t nout = 0;
+
+	/* Only a THR write can complete a line: only it may output, and so
+	 * take out_lock (first, as everywhere). */
+	if (off == UART_RBR_THR)
+		pthread_mutex_lock(&u->out_lock);
 	pthread_mutex_lock(&u->lock);
 	switch (off) {
 	case UART_RBR_THR:
@@ -204,7 +228,8 @@ void bh_uart_write(struct bh_uart *u, unsigned int off, uint8_t val)
 		 * a fresh edge. */
 		u->thr_ipending = 0;
 		uart_update_irq(u);
-		uart_transmit(u, val);
+		if (uart_transmit(u, val))
+			nout = uart_tx_take_locked(u, out);
 		break;
 	case UART_IER:
 		if (u->lcr & LCR_DLAB) {
@@ -238,6 +263,10 @@ void bh_uart_write(struct bh_uart *u, unsigned int off, uint8_t val)
 	}
 	uart_update_irq(u);
 	pthread_mutex_unlock(&u->lock);
+	if (off == UART_RBR_THR) {
+		uart_output(u, out, nout);
+		pthread_mutex_unlock(&u->out_lock);
+	}
 }
 
 size_t bh_uart_receive(struct bh_uart *u, const uint8_t *data, size_t len)
@@ -257,9 +286,15 @@ size_t bh_uart_receive(struct bh_uart *u, const uint8_t *data, size_t len)
 
 void bh_uart_flush(struct bh_uart *u)
 {
+	uint8_t out[BH_UART_TX_BUF];
+	size_t n;
+
+	pthread_mutex_lock(&u->out_lock);
 	pthread_mutex_lock(&u->lock);
-	uart_tx_flush_locked(u);
+	n = uart_tx_take_locked(u, out);
 	pthread_mutex_unlock(&u->lock);
+	uart_output(u, out, n);
+	pthread_mutex_unlock(&u->out_lock);
 }
 
 int bh_uart_tx_pending(struct bh_uart *u)

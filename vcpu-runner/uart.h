@@ -14,7 +14,10 @@ struct bh_uart_ops {
 	/* Raise (1) or lower (0) the interrupt line. Called with the lock held.
 	 */
 	void (*set_irq)(void *opaque, int level);
-	/* Bytes the guest transmitted. Called with the lock held. */
+	/* Bytes the guest transmitted. Called without the lock, which the
+	 * runner's main thread needs while output may wait for the
+	 * controller, and with out_lock held, so that outputs keep their
+	 * order. */
 	void (*output)(void *opaque, const uint8_t *data, size_t len);
 	/* The transmit buffer just became non-empty: whoever flushes partial
 	 * lines must wake up. Called with the lock held; may be NULL. */
@@ -23,6 +26,10 @@ struct bh_uart_ops {
 
 struct bh_uart {
 	pthread_mutex_t lock;
+	/* Held from taking bytes out of tx until ops->output has them; taken
+	 * before lock, and only where output may follow (THR writes, flush).
+	 */
+	pthread_mutex_t out_lock;
 	const struct bh_uart_ops *ops;
 	void *opaque;
 	uint8_t ier, lcr, mcr, lsr_extra, scr, fcr, dll, dlm;

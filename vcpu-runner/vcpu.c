@@ -8,12 +8,14 @@
 #include <time.h>
 
 #include <bulkhead/log.h>
+#include <bulkhead/sandbox.h>
 #include <bulkhead/util.h>
 
 #include "runner.h"
 
-/* Kicks a vCPU out of KVM_RUN; the handler only has to exist. */
-#define KICK_SIGNAL SIGUSR1
+/* Kicks a vCPU out of KVM_RUN; the handler only has to exist. The seccomp
+ * filter allows sending it only to the runner's own threads. */
+#define KICK_SIGNAL BH_RUNNER_KICK_SIGNAL
 
 static void kick_handler(int sig)
 {

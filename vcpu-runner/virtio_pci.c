@@ -348,21 +348,51 @@ static const struct bh_pci_fn_ops vpci_fn_ops = {
 
 /* ---- BAR0 ----------------------------------------------------------- */
 
-static void send_ref(struct bh_vpci *d, uint16_t type)
-{
-	Bh__VirtioDeviceRef ref = BH__VIRTIO_DEVICE_REF__INIT;
+/*
+ * A message for the controller, built under the device lock and sent once
+ * it is released: a send may wait for the controller, and the main thread
+ * needs the lock meanwhile to handle the controller's messages (reset done,
+ * config updates). The sender holds out_lock from before it takes the lock
+ * until the send is done, so that the device's messages keep their order.
+ */
+struct vpci_msg {
+	uint16_t type; /* 0: nothing to send */
+	Bh__VirtioDeviceRef ref;
+	Bh__VirtioActivate act;
+	Bh__VirtQueue qs[BH_VPCI_MAX_QUEUES];
+	Bh__VirtQueue *qp[BH_VPCI_MAX_QUEUES];
+	Bh__VirtioConfigWrite cw;
+	uint8_t data[8];
+};
 
-	ref.index = d->index;
-	if (runner_send(d->rn, type, &ref.base) < 0)
+static void vpci_msg_send(struct bh_vpci *d, struct vpci_msg *m)
+{
+	const ProtobufCMessage *body;
+
+	switch (m->type) {
+	case BH__MSG_TYPE__MSG_VIRTIO_RESET:
+		body = &m->ref.base;
+		break;
+	case BH__MSG_TYPE__MSG_VIRTIO_ACTIVATE:
+		body = &m->act.base;
+		break;
+	case BH__MSG_TYPE__MSG_VIRTIO_CONFIG_WRITE:
+		body = &m->cw.base;
+		break;
+	default:
+		return;
+	}
+	if (runner_send(d->rn, m->type, body) < 0)
 		bh_log_ratelimited(BH_LOG_ERR,
 				   "%s: cannot reach the controller", d->id);
 }
 
-static void vpci_activate(struct bh_vpci *d)
+static void vpci_activate(struct bh_vpci *d, struct vpci_msg *m)
 {
-	Bh__VirtioActivate act = BH__VIRTIO_ACTIVATE__INIT;
-	Bh__VirtQueue qs[BH_VPCI_MAX_QUEUES], *qp[BH_VPCI_MAX_QUEUES];
+	Bh__VirtioActivate *act = &m->act;
+	Bh__VirtQueue *qs = m->qs, **qp = m->qp;
 
+	bh__virtio_activate__init(act);
 	for (unsigned int q = 0; q < d->nq; q++) {
 		bh__virt_queue__init(&qs[q]);
 		qs[q].index = q;
@@ -375,18 +405,16 @@ static void vpci_activate(struct bh_vpci *d)
 		if (d->q[q].enable)
 			queue_irqfd_on(d, q);
 	}
-	act.index = d->index;
-	act.driver_features = d->drv_features;
-	act.n_queues = d->nq;
-	act.queues = qp;
+	act->index = d->index;
+	act->driver_features = d->drv_features;
+	act->n_queues = d->nq;
+	act->queues = qp;
 	d->activated = 1;
-	if (runner_send(d->rn, BH__MSG_TYPE__MSG_VIRTIO_ACTIVATE, &act.base) <
-	    0)
-		bh_log_ratelimited(BH_LOG_ERR,
-				   "%s: cannot reach the controller", d->id);
+	m->type = BH__MSG_TYPE__MSG_VIRTIO_ACTIVATE;
 }
 
-static void vpci_reset(struct bh_vpci *d)
+/* m may be NULL for a device that was never activated (at creation). */
+static void vpci_reset(struct bh_vpci *d, struct vpci_msg *m)
 {
 	for (unsigned int q = 0; q < d->nq; q++) {
 		queue_irqfd_off(d, q);
@@ -401,12 +429,14 @@ static void vpci_reset(struct bh_vpci *d)
 	d->msix_config = BH_VPCI_NO_VECTOR;
 	d->isr = 0;
 	d->needs_reset = 0;
-	if (d->activated) {
+	if (d->activated && m) {
 		/* The worker must stop touching the old rings before the
 		 * driver sees status 0 and reuses their memory. */
 		d->activated = 0;
 		d->reset_pending = 1;
-		send_ref(d, BH__MSG_TYPE__MSG_VIRTIO_RESET);
+		bh__virtio_device_ref__init(&m->ref);
+		m->ref.index = d->index;
+		m->type = BH__MSG_TYPE__MSG_VIRTIO_RESET;
 	} else {
 		d->status = 0;
 	}
@@ -456,10 +486,10 @@ static void set_half(uint64_t *v, unsigned int off, unsigned int len,
 		*v = (*v & ~0xffffffffULL) | (val & 0xffffffffULL);
 }
 
-static void status_write(struct bh_vpci *d, uint8_t v)
+static void status_write(struct bh_vpci *d, uint8_t v, struct vpci_msg *m)
 {
 	if (v == 0) {
-		vpci_reset(d);
+		vpci_reset(d, m);
 		return;
 	}
 	if (d->reset_pending)
@@ -471,14 +501,14 @@ static void status_write(struct bh_vpci *d, uint8_t v)
 	if ((v & S_DRIVER_OK) && !(d->status & S_DRIVER_OK) &&
 	    (v & S_FEATURES_OK)) {
 		d->status = v;
-		vpci_activate(d);
+		vpci_activate(d, m);
 		return;
 	}
 	d->status = v;
 }
 
 static void common_write(struct bh_vpci *d, unsigned int off, unsigned int len,
-			 uint64_t val)
+			 uint64_t val, struct vpci_msg *m)
 {
 	struct bh_vpci_queue *q = d->qsel < d->nq ? &d->q[d->qsel] : NULL;
 	/* Queue registers only take effect before the driver goes live. */
@@ -499,7 +529,7 @@ static void common_write(struct bh_vpci *d, unsigned int off, unsigned int len,
 		d->msix_config = (uint16_t)val;
 		break;
 	case 0x14:
-		status_write(d, (uint8_t)val);
+		status_write(d, (uint8_t)val, m);
 		break;
 	case 0x16:
 		d->qsel = (uint16_t)val;
@@ -542,6 +572,10 @@ static void common_write(struct bh_vpci *d, unsigned int off, unsigned int len,
 void bh_vpci_mmio(struct bh_vpci *d, uint64_t off, uint8_t *data,
 		  unsigned int len, int is_write)
 {
+	/* Writes to the common and device config regions may send. */
+	int may_send =
+	    is_write && (off < R_ISR || (off >= R_DEVCFG && off < R_NOTIFY));
+	struct vpci_msg msg;
 	uint64_t val = 0;
 	int reroute = 0;
 
@@ -551,10 +585,13 @@ void bh_vpci_mmio(struct bh_vpci *d, uint64_t off, uint8_t *data,
 		val |= (uint64_t)data[i] << (8 * i);
 	if (!is_write)
 		memset(data, 0, len);
+	msg.type = 0;
+	if (may_send)
+		pthread_mutex_lock(&d->out_lock);
 	pthread_mutex_lock(&d->lock);
 	if (off < R_ISR) {
 		if (is_write)
-			common_write(d, (unsigned int)off, len, val);
+			common_write(d, (unsigned int)off, len, val, &msg);
 		else
 			common_read(d, (unsigned int)off, data, len);
 	} else if (off < R_DEVCFG) {
@@ -569,17 +606,14 @@ void bh_vpci_mmio(struct bh_vpci *d, uint64_t off, uint8_t *data,
 			if (!is_write) {
 				memcpy(data, &d->config[c], len);
 			} else {
-				Bh__VirtioConfigWrite w =
-				    BH__VIRTIO_CONFIG_WRITE__INIT;
-
-				w.index = d->index;
-				w.offset = (uint32_t)c;
-				w.data.data = data;
-				w.data.len = len;
-				runner_send(
-				    d->rn,
-				    BH__MSG_TYPE__MSG_VIRTIO_CONFIG_WRITE,
-				    &w.base);
+				bh__virtio_config_write__init(&msg.cw);
+				memcpy(msg.data, data, len);
+				msg.cw.index = d->index;
+				msg.cw.offset = (uint32_t)c;
+				msg.cw.data.data = msg.data;
+				msg.cw.data.len = len;
+				msg.type =
+				    BH__MSG_TYPE__MSG_VIRTIO_CONFIG_WRITE;
 			}
 		}
 	} else if (off < R_MSIX) {
@@ -611,6 +645,10 @@ void bh_vpci_mmio(struct bh_vpci *d, uint64_t off, uint8_t *data,
 	}
 	/* PBA: nothing is ever pending (interrupts are not held back). */
 	pthread_mutex_unlock(&d->lock);
+	if (may_send) {
+		vpci_msg_send(d, &msg);
+		pthread_mutex_unlock(&d->out_lock);
+	}
 	if (reroute)
 		bh_vpci_update_routing(d->rn);
 }
@@ -682,6 +720,7 @@ int bh_vpci_create(struct runner *rn, uint32_t index, uint32_t type,
 	if (!d)
 		abort();
 	pthread_mutex_init(&d->lock, NULL);
+	pthread_mutex_init(&d->out_lock, NULL);
 	d->rn = rn;
 	d->index = index;
 	d->type = type;
@@ -700,7 +739,7 @@ int bh_vpci_create(struct runner *rn, uint32_t index, uint32_t type,
 		d->q[q].call_fd = fds[nq + q];
 		d->q[q].irqfd_gsi = -1;
 	}
-	vpci_reset(d);
+	vpci_reset(d, NULL);
 	/* Firmware-style BAR placement, in the 32-bit window; Linux keeps
 	 * it. */
 	d->bar_lo = (uint32_t)(BH_PCI_MMIO32_START +

@@ -33,6 +33,10 @@ struct bh_vpci_msix {
 struct bh_vpci {
 	struct runner *rn;
 	pthread_mutex_t lock;
+	/* Held by a vCPU from before it takes lock until what it sends to the
+	 * controller is sent (never lock across the send): the device's
+	 * messages stay in order. */
+	pthread_mutex_t out_lock;
 	uint32_t index; /* the controller's device number */
 	uint32_t type;	/* virtio device id */
 	uint32_t slot;	/* PCI device number on bus 0 */

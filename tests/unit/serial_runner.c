@@ -15,6 +15,8 @@
 
 #include "proto/internal.pb-c.h"
 
+#include "standin_probe.h"
+
 #define CTL	   BH_CHILD_FD_CONTROL
 #define TOTAL	   (4u * 1024 * 1024)
 #define CHUNK	   4096
@@ -67,38 +69,6 @@ static void serve_one(void)
 	}
 }
 
-/* The host check (RUNNER_PROBE): a KVM with every capability asked for,
- * whose probe ran at hardware speed. */
-static void answer_probe(void)
-{
-	Bh__RunnerProbeResult res = BH__RUNNER_PROBE_RESULT__INIT;
-	Bh__RunnerProbe *q;
-	int32_t caps[64];
-	struct bh_frame f;
-
-	if (bh_frame_read_timeout(CTL, &rd, &f, WAIT_SETUP) < 0 ||
-	    f.type != BH__MSG_TYPE__MSG_RUNNER_PROBE)
-		exit(2);
-	q = bh__runner_probe__unpack(NULL, f.len, f.body);
-	bh_frame_release(&f);
-	if (!q || q->n_capabilities > 64)
-		exit(2);
-	for (size_t i = 0; i < q->n_capabilities; i++)
-		caps[i] = 1;
-	res.n_capabilities = q->n_capabilities;
-	res.capabilities = caps;
-	res.api_version = 12;
-	res.cpu_vendor = "stand-in";
-	res.probe_ran = 1;
-	res.probe_planned = res.probe_done = 4000000;
-	res.probe_ns = 1000000;
-	res.probe_best_done = 400000;
-	res.probe_best_ns = 100000;
-	res.probe_deadline_ns = 700000000;
-	send_msg(BH__MSG_TYPE__MSG_RUNNER_PROBE_RESULT, &res.base);
-	bh__runner_probe__free_unpacked(q, NULL);
-}
-
 int main(void)
 {
 	Bh__RunnerReady ready = BH__RUNNER_READY__INIT;
@@ -109,7 +79,8 @@ int main(void)
 	bh_frame_reader_init(&rd, BH_FRAME_MAX_BODY);
 	if (bh_hello_exchange(CTL, "vcpu-runner", "controller") < 0)
 		return 2;
-	answer_probe();
+	if (standin_answer_probe(CTL, &rd, WAIT_SETUP) < 0)
+		return 2;
 	expect(BH__MSG_TYPE__MSG_RUNNER_SETUP);
 	ready.vcpus = 1;
 	ready.kvm_info = "stand-in";

@@ -20,7 +20,10 @@ import sys
 
 FORBIDDEN = {"open", "openat", "openat2", "creat", "execve", "execveat",
              "fork", "vfork", "clone", "clone3", "socket", "ptrace",
-             "connect", "bind", "mount", "unshare", "setns", "kill"}
+             "connect", "bind", "mount", "unshare", "setns", "kill", "tkill",
+             "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_send_signal"}
+# The only signals a child may send: the runner's, to its own threads.
+RUNNER_TGKILL = "tgkill, only to its own process "
 # What common/sandbox.c adds in sanitizer builds, and only there.
 SANITIZER_ONLY = {"sched_getaffinity (sanitizer builds only)",
                   "sigaltstack (sanitizer builds only)",
@@ -71,6 +74,12 @@ def main():
         for call in ("mmap", "mprotect"):
             if f"{call} (never with PROT_EXEC)" not in rules:
                 fail(f"{key}: {call} is not limited to no PROT_EXEC")
+        tgkill = [r for r in rules if r.split()[0].rstrip(",") == "tgkill"]
+        if key == "vcpu" and (len(tgkill) != 1 or
+                              not tgkill[0].startswith(RUNNER_TGKILL)):
+            fail(f"vcpu: tgkill not limited to its own process: {tgkill}")
+        if key != "vcpu" and tgkill:
+            fail(f"{key}: allows tgkill")
         ioctl = [r for r in rules if r.startswith("ioctl")]
         if key == "vcpu":
             if len(ioctl) != 1 or not ioctl[0].startswith("ioctl, only "):
@@ -101,7 +110,8 @@ def main():
 # since the launcher starts its children, none that starts a process or
 # sets one up (execve, clone, namespaces, mount, capabilities, seccomp) and
 # no io_uring, whose operations no filter sees; mmap and mprotect never
-# executable; ioctl, socket, socketpair and kill limited by argument.
+# executable; ioctl, socket, socketpair, kill and tgkill limited by
+# argument, no other call that sends a signal.
 CTL_FORBIDDEN = {"ptrace", "process_vm_readv", "process_vm_writev",
                  "kexec_load", "kexec_file_load", "bpf", "perf_event_open",
                  "keyctl", "add_key", "request_key", "userfaultfd",
@@ -116,12 +126,16 @@ CTL_FORBIDDEN = {"ptrace", "process_vm_readv", "process_vm_writev",
                  "io_uring_setup", "io_uring_enter", "io_uring_register",
                  "execve", "clone", "clone3", "unshare", "mount", "umount2",
                  "pivot_root", "chroot", "capset", "prctl", "seccomp",
-                 "landlock_create_ruleset", "landlock_restrict_self"}
+                 "landlock_create_ruleset", "landlock_restrict_self",
+                 "tkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo",
+                 "pidfd_send_signal"}
 # Limited by argument: how each one's line begins.
 CTL_LIMITED = {"ioctl": "ioctl, only ",
                "socket": "socket, only AF_UNIX",
                "socketpair": "socketpair, only AF_UNIX",
-               "kill": "kill, only SIGKILL",
+               "kill": "kill, only SIGKILL, and only to one process",
+               "tgkill": "tgkill, only SIGUSR1 (the vCPU runner's kick) or "
+                         "SIGABRT",
                "mmap": "mmap (never with PROT_EXEC)",
                "mprotect": "mprotect (never with PROT_EXEC)"}
 CTL_IOCTLS = {"TCGETS", "TCSETS", "BLKGETSIZE64"}

@@ -20,6 +20,7 @@
 static uint16_t sent_types[16];
 static unsigned int nsent;
 static Bh__VirtioActivate *last_activate;
+static struct bh_vpci *sending_dev; /* the fixture's device */
 
 int runner_send(struct runner *rn, uint16_t type, const ProtobufCMessage *msg)
 {
@@ -27,6 +28,12 @@ int runner_send(struct runner *rn, uint16_t type, const ProtobufCMessage *msg)
 	size_t len;
 
 	(void)rn;
+	/* A send may wait for the controller: never with the device lock
+	 * held, which the runner's main thread needs meanwhile. */
+	if (sending_dev) {
+		assert_int_equal(pthread_mutex_trylock(&sending_dev->lock), 0);
+		pthread_mutex_unlock(&sending_dev->lock);
+	}
 	if (nsent < 16)
 		sent_types[nsent] = type;
 	nsent++;
@@ -63,6 +70,7 @@ static int setup(void **state)
 			   config, sizeof(config), "disk0", fds, &fx.d),
 	    0);
 	nsent = 0;
+	sending_dev = fx.d;
 	*state = &fx;
 	return 0;
 }
@@ -78,7 +86,9 @@ static int teardown(void **state)
 		if (fx->d->q[q].call_fd >= 0)
 			close(fx->d->q[q].call_fd);
 	}
+	sending_dev = NULL;
 	pthread_mutex_destroy(&fx->d->lock);
+	pthread_mutex_destroy(&fx->d->out_lock);
 	free(fx->d);
 	return 0;
 }

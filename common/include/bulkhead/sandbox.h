@@ -3,10 +3,19 @@
 #ifndef BULKHEAD_SANDBOX_H
 #define BULKHEAD_SANDBOX_H
 
+#include <signal.h>
 #include <stdio.h>
 
 #include <seccomp.h>
 #include <stdint.h>
+
+/*
+ * The signal with which the vCPU runner kicks its vCPU threads out of
+ * KVM_RUN. The runner's allow-list lets it send this signal (and SIGABRT,
+ * for abort()) to its own threads only; the controller's list, on which the
+ * runner's stacks, must let it through as well.
+ */
+#define BH_RUNNER_KICK_SIGNAL SIGUSR1
 
 /* Empties every capability set: effective, permitted, inheritable, bounding
  * and ambient (libcap-ng). 0 or -errno; also 0 when there was nothing to
