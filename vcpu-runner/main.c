@@ -66,8 +66,10 @@ static int h_setup(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 		r = runner_vcpus_start_threads(rn);
 	if (r < 0)
 		return r;
-	/* The VM and its vCPUs exist: /dev/kvm itself is no longer needed. */
+	/* The VM and its vCPUs exist: /dev/kvm itself and the probe's VM are
+	 * no longer needed. */
 	bh_closep(&rn->kvm);
+	runner_probe_release(rn);
 
 	/* The VM exists: from here on the runner needs no privilege and no
 	 * new file, so it gives them all up before any guest code runs. */
@@ -570,7 +572,7 @@ int main(int argc, char **argv)
 	memset(&rn, 0, sizeof(rn));
 	rn.start_ns = bh_now_ns();
 	rn.ctl = BH_CHILD_FD_CONTROL;
-	rn.kvm = rn.vm = -1;
+	rn.kvm = rn.vm = rn.probe_vm = -1;
 	rn.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (rn.wake_fd < 0) {
 		bh_err("eventfd: %s", strerror(errno));

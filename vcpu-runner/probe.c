@@ -202,7 +202,8 @@ static void probe_fail(struct runner_probe *p, const char *what, int err)
  * Runs the probe guest in a VM of its own until it is done or the deadline
  * passes, and records how many of its instructions ran in how long.
  */
-static void probe_speed(int kvm, size_t run_size, struct runner_probe *p)
+static void probe_speed(struct runner *rn, size_t run_size,
+			struct runner_probe *p)
 {
 	struct sigaction sa, old_sa;
 	sigset_t set, old_set;
@@ -224,7 +225,7 @@ static void probe_speed(int kvm, size_t run_size, struct runner_probe *p)
 		probe_fail(p, "mmap", errno);
 		return;
 	}
-	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	vm = ioctl(rn->kvm, KVM_CREATE_VM, 0);
 	if (vm < 0) {
 		probe_fail(p, "KVM_CREATE_VM", errno);
 		goto out;
@@ -368,8 +369,25 @@ out:
 	if (run != MAP_FAILED)
 		munmap(run, run_size);
 	bh_closep(&vcpu);
-	bh_closep(&vm);
-	munmap(mem, PROBE_MEM_SIZE);
+	/* The probe VM stays until the VM proper exists: destroying the only
+	 * VM makes KVM turn virtualization off on every CPU, and the next
+	 * VM on again, by IPIs that an emulated KVM host has been seen to
+	 * wedge in. */
+	if (vm >= 0) {
+		runner_probe_release(rn);
+		rn->probe_vm = vm;
+		rn->probe_mem = mem;
+	} else {
+		munmap(mem, PROBE_MEM_SIZE);
+	}
+}
+
+void runner_probe_release(struct runner *rn)
+{
+	bh_closep(&rn->probe_vm);
+	if (rn->probe_mem)
+		munmap(rn->probe_mem, PROBE_MEM_SIZE);
+	rn->probe_mem = NULL;
 }
 
 int runner_kvm_probe(struct runner *rn, const uint32_t *caps, size_t ncaps,
@@ -410,7 +428,7 @@ int runner_kvm_probe(struct runner *rn, const uint32_t *caps, size_t ncaps,
 		probe_fail(p, "KVM_GET_VCPU_MMAP_SIZE", errno);
 		return 0;
 	}
-	probe_speed(rn->kvm, (size_t)run_size, p);
+	probe_speed(rn, (size_t)run_size, p);
 	if (p->ran)
 		bh_debug("probe guest: %llu of %llu instructions in %llu us",
 			 (unsigned long long)p->done,

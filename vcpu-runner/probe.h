@@ -25,6 +25,10 @@ struct runner_probe {
 
 struct runner;
 
+/* Frees the probe's VM, kept until the VM proper exists (probe.c says
+ * why). */
+void runner_probe_release(struct runner *rn);
+
 /* Opens /dev/kvm into rn->kvm unless open, asks KVM_CHECK_EXTENSION for
  * caps and times the probe guest in a VM of its own. What failed is in p;
  * -EINVAL only for too many caps. */

@@ -48,6 +48,8 @@ struct runner {
 
 	int kvm;
 	int vm;
+	int probe_vm;	 /* the host check's VM, until vm exists */
+	void *probe_mem; /* its memory */
 	size_t run_size;
 	uint8_t *ram;
 	size_t ram_size;
