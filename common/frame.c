@@ -261,6 +261,24 @@ int bh_frame_encode(uint16_t type, const ProtobufCMessage *msg,
 	return 0;
 }
 
+void bh_frame_attach_fds(struct msghdr *m, void *ctl, size_t ctl_len,
+			 const int *fds, unsigned int nfds)
+{
+	struct cmsghdr *c;
+
+	if (nfds == 0 || nfds > BH_FRAME_MAX_FDS ||
+	    ctl_len < CMSG_SPACE(sizeof(int) * nfds))
+		return;
+	memset(ctl, 0, ctl_len);
+	m->msg_control = ctl;
+	m->msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+	c = CMSG_FIRSTHDR(m);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+	memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+}
+
 int bh_frame_send(int sock, uint16_t type, const ProtobufCMessage *msg,
 		  const int *fds, unsigned int nfds)
 {
@@ -288,18 +306,7 @@ int bh_frame_send_timeout(int sock, uint16_t type, const ProtobufCMessage *msg,
 	if (ret < 0)
 		return ret;
 
-	if (nfds > 0) {
-		struct cmsghdr *c;
-
-		memset(&ctl, 0, sizeof(ctl));
-		m.msg_control = ctl.buf;
-		m.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		c = CMSG_FIRSTHDR(&m);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-	}
+	bh_frame_attach_fds(&m, ctl.buf, sizeof(ctl.buf), fds, nfds);
 
 	while (off < len) {
 		ssize_t n;

@@ -98,6 +98,15 @@ int bh_frame_send(int sock, uint16_t type, const ProtobufCMessage *msg,
 		  const int *fds, unsigned int nfds);
 
 /*
+ * Attaches nfds fds (at most BH_FRAME_MAX_FDS) to m as one SCM_RIGHTS
+ * message in ctl, a buffer of ctl_len bytes aligned for a cmsghdr; nothing
+ * for nfds 0. The send paths (this file's and common/sendq.c) share it.
+ */
+struct msghdr;
+void bh_frame_attach_fds(struct msghdr *m, void *ctl, size_t ctl_len,
+			 const int *fds, unsigned int nfds);
+
+/*
  * bh_frame_send for a peer that may stop reading: on a non-blocking socket
  * it waits at most timeout_ms (0: not at all; < 0: for ever) for room, then
  * returns -ETIMEDOUT. Part of the frame may have gone by then, so the
