@@ -990,6 +990,36 @@ static void fill_regions(struct bh_vm *vm, Bh__MemRegion *regs,
 	}
 }
 
+/*
+ * A fresh runner and the handshake with it: 0 or -errno. vm->ctl is -1 when
+ * the runner did not start (logged); otherwise the runner is the caller's
+ * to reap or kill.
+ */
+static int runner_start(struct bh_vm *vm)
+{
+	Bh__Hello hello = BH__HELLO__INIT;
+	struct bh_frame f;
+	int r;
+
+	r = runner_spawn(vm);
+	if (r < 0) {
+		bh_err("cannot start %s: %s", vm->runner_path, strerror(-r));
+		return r;
+	}
+	vm->cs = CS_SETUP;
+	hello.version = BH_PROTO_VERSION;
+	hello.role = "controller";
+	r = runner_send(vm, BH__MSG_TYPE__MSG_HELLO, &hello.base, NULL, 0);
+	if (r == 0)
+		r = bh_frame_read_timeout(vm->ctl, &vm->reader, &f,
+					  RUNNER_SETUP_TIMEOUT);
+	if (r == 0) {
+		r = bh_hello_check(&f, "vcpu-runner");
+		bh_frame_release(&f);
+	}
+	return r;
+}
+
 /* ---- the host's KVM ----------------------------------------------------- */
 
 static int h_probe_result(void *ctx, const ProtobufCMessage *m,
@@ -1096,27 +1126,12 @@ static int vm_check_kvm(struct bh_vm *vm)
 int bh_vm_check_host(const struct bh_vm *vm0, struct bh_kvm_report *rep)
 {
 	struct bh_vm *vm = (struct bh_vm *)vm0;
-	Bh__Hello hello = BH__HELLO__INIT;
-	struct bh_frame f;
 	pid_t pid;
 	int r, status;
 
-	r = runner_spawn(vm);
-	if (r < 0) {
-		bh_err("cannot start %s: %s", vm->runner_path, strerror(-r));
+	r = runner_start(vm);
+	if (vm->ctl < 0)
 		return r;
-	}
-	vm->cs = CS_SETUP;
-	hello.version = BH_PROTO_VERSION;
-	hello.role = "controller";
-	r = runner_send(vm, BH__MSG_TYPE__MSG_HELLO, &hello.base, NULL, 0);
-	if (r == 0)
-		r = bh_frame_read_timeout(vm->ctl, &vm->reader, &f,
-					  RUNNER_SETUP_TIMEOUT);
-	if (r == 0) {
-		r = bh_hello_check(&f, "vcpu-runner");
-		bh_frame_release(&f);
-	}
 	if (r == 0)
 		r = probe_exchange(vm, rep);
 	if (r == 0) {
@@ -1142,7 +1157,6 @@ static int vm_boot(struct bh_vm *vm)
 	Bh__VcpuState st = BH__VCPU_STATE__INIT;
 	Bh__RunnerSetup setup = BH__RUNNER_SETUP__INIT;
 	Bh__RunnerStart start = BH__RUNNER_START__INIT;
-	Bh__Hello hello = BH__HELLO__INIT;
 	Bh__MemRegion regs[BH_MAX_RAM_REGIONS];
 	Bh__MemRegion *ptrs[BH_MAX_RAM_REGIONS];
 	struct bh_frame f;
@@ -1165,22 +1179,9 @@ static int vm_boot(struct bh_vm *vm)
 	r = bh_devices_start(vm->devs, &vm->mem, vm->base);
 	if (r < 0)
 		goto fail;
-	r = runner_spawn(vm);
-	if (r < 0) {
-		bh_err("cannot start %s: %s", vm->runner_path, strerror(-r));
+	r = runner_start(vm);
+	if (vm->ctl < 0)
 		goto fail;
-	}
-	vm->cs = CS_SETUP;
-	hello.version = BH_PROTO_VERSION;
-	hello.role = "controller";
-	r = runner_send(vm, BH__MSG_TYPE__MSG_HELLO, &hello.base, NULL, 0);
-	if (r == 0)
-		r = bh_frame_read_timeout(vm->ctl, &vm->reader, &f,
-					  RUNNER_SETUP_TIMEOUT);
-	if (r == 0) {
-		r = bh_hello_check(&f, "vcpu-runner");
-		bh_frame_release(&f);
-	}
 	if (r == -EPIPE || r == -ECONNRESET) {
 		pid_t pid;
 		int status = reap_runner(vm, RUNNER_EXIT_TIMEOUT, &pid);
