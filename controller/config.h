@@ -74,6 +74,38 @@ struct bh_disk_config {
 	unsigned int queue_size;
 };
 
+/* virtio-net (--net): rx/tx queue pairs, plus one control queue. */
+#define BH_CONFIG_MAX_NET_PAIRS	     7
+#define BH_CONFIG_NET_QUEUE_SIZE     256
+#define BH_CONFIG_NET_MTU	     1500
+#define BH_CONFIG_NET_MIN_MTU	     68
+#define BH_CONFIG_NET_MAX_MTU	     65535
+#define BH_CONFIG_VSOCK_ID	     "vsock0"
+#define BH_CONFIG_VSOCK_MAX_CONNS    1024 /* per VM, both directions */
+
+struct bh_net_config {
+	char *id;  /* "netN" by default */
+	char *tap; /* tap=NAME: opened (created if missing) by us; or NULL */
+	/* fd=[A,B]: TAP queues opened by our caller, one per queue pair */
+	int fds[BH_CONFIG_MAX_NET_PAIRS];
+	unsigned int nfds;
+	uint8_t mac[6]; /* mac=; a random locally administered one if unset */
+	bool mac_set;
+	/* ip=, mask=: the host side's IPv4 address, network byte order; 0
+	 * when not given (then the TAP's address is left as it is). */
+	uint32_t ip;
+	uint32_t mask;
+	unsigned int num_queues; /* rx + tx queues: 2 x pairs, default 2 */
+	unsigned int queue_size; /* per queue, default 256 */
+	unsigned int mtu;	 /* default 1500 */
+};
+
+struct bh_vsock_config {
+	char *id;     /* "vsock0" by default */
+	uint64_t cid; /* >= 3 */
+	char *socket; /* host unix socket path; guest->host: <socket>_<port> */
+};
+
 struct bh_config {
 	char *kernel;	 /* path, required */
 	char *initramfs; /* path or NULL */
@@ -92,6 +124,9 @@ struct bh_config {
 	struct bh_disk_config disks[BH_CONFIG_MAX_DEVICES];
 	unsigned int ndisks;
 	char *rng_source; /* --rng: entropy source, or NULL for no rng */
+	struct bh_net_config nets[BH_CONFIG_MAX_DEVICES]; /* --net, in order */
+	unsigned int nnets;
+	struct bh_vsock_config *vsock; /* --vsock, or NULL */
 	enum bh_console_mode console;
 	char *console_path; /* BH_CONSOLE_FILE */
 	uint64_t console_max_size; /* as serial_max_size, for BH_CONSOLE_FILE */

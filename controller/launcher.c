@@ -44,6 +44,8 @@ static const char *const binaries[] = {
 	[BH_LAUNCH_BLK] = "bulkhead-dev-blk",
 	[BH_LAUNCH_CONSOLE] = "bulkhead-dev-console",
 	[BH_LAUNCH_RNG] = "bulkhead-dev-rng",
+	[BH_LAUNCH_NET] = "bulkhead-dev-net",
+	[BH_LAUNCH_VSOCK] = "bulkhead-dev-vsock",
 };
 #define NKINDS BH_ARRAY_SIZE(binaries)
 
@@ -102,7 +104,7 @@ static int h_launch(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	int r = 0;
 
 	if (req->kind <= BH__LAUNCH__KIND__KIND_NONE ||
-	    req->kind > BH__LAUNCH__KIND__KIND_RNG)
+	    req->kind > BH__LAUNCH__KIND__KIND_VSOCK)
 		return -EINVAL;
 	kind = (unsigned int)req->kind - 1;
 	if (kind == BH_LAUNCH_RUNNER ? req->id[0] != '\0' : !id_ok(req->id))

@@ -28,6 +28,8 @@ enum bh_launch_kind {
 	BH_LAUNCH_BLK,	      /* bulkhead-dev-blk */
 	BH_LAUNCH_CONSOLE,    /* bulkhead-dev-console */
 	BH_LAUNCH_RNG,	      /* bulkhead-dev-rng */
+	BH_LAUNCH_NET,	      /* bulkhead-dev-net */
+	BH_LAUNCH_VSOCK,      /* bulkhead-dev-vsock */
 };
 
 /*
