@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/if_tun.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -244,18 +245,18 @@ struct named {
 	const char *name;
 };
 
-/* ioctl in the controller: its terminal (--serial tty) and block-device
- * sizes. */
+/* ioctl in the controller: its terminal (--serial tty), block-device
+ * sizes, and attaching TAP queues for a VM created through the API. */
 static const struct named ctl_ioctls[] = {
-	NAMED(TCGETS),
-	NAMED(TCSETS),
-	NAMED(BLKGETSIZE64),
+	NAMED(TCGETS),	  NAMED(TCSETS),    NAMED(BLKGETSIZE64),
+	NAMED(TUNSETIFF), NAMED(TUNGETIFF), NAMED(TUNSETVNETHDRSZ),
 };
 
-/* ioctl in the launcher's children: the block worker's sector size, and the
- * runner's KVM calls up to its own filter. */
+/* ioctl in the launcher's children: the block worker's sector size, the net
+ * worker's TAP offloads, and the runner's KVM calls up to its own filter. */
 static const struct named child_ioctls[] = {
 	NAMED(BLKSSZGET),
+	NAMED(TUNSETOFFLOAD),
 	NAMED(KVM_GET_API_VERSION),
 	NAMED(KVM_CREATE_VM),
 	NAMED(KVM_CHECK_EXTENSION),

@@ -138,7 +138,8 @@ CTL_LIMITED = {"ioctl": "ioctl, only ",
                          "SIGABRT",
                "mmap": "mmap (never with PROT_EXEC)",
                "mprotect": "mprotect (never with PROT_EXEC)"}
-CTL_IOCTLS = {"TCGETS", "TCSETS", "BLKGETSIZE64"}
+CTL_IOCTLS = {"TCGETS", "TCSETS", "BLKGETSIZE64", "TUNSETIFF", "TUNGETIFF",
+              "TUNSETVNETHDRSZ"}
 CTL_SANITIZER_MARK = " (sanitizer builds only)"
 
 # The launcher's list (bulkhead --print-policy launcher): what starting the
@@ -156,7 +157,7 @@ LAUNCHER_LIMITED = {"ioctl": "ioctl, only ", "prctl": "prctl, only PR_",
                     "mount": "mount, only with flags MS_",
                     "mmap": "mmap (PROT_EXEC only without PROT_WRITE",
                     "mprotect": "mprotect (never with PROT_EXEC)"}
-LAUNCHER_IOCTLS = {"BLKSSZGET"}
+LAUNCHER_IOCTLS = {"BLKSSZGET", "TUNSETOFFLOAD"}
 
 
 def print_policy(bulkhead, key):
