@@ -1259,7 +1259,12 @@ def main():
     if args.case == "api" and not args.bulkhead_ctl:
         ap.error("the case api needs --bulkhead-ctl")
 
-    name = f"boot_test {args.case}"
+    return run_case(args, f"boot_test {args.case}")
+
+
+def run_case(args, name):
+    """Runs case_<args.case> with its VMs; prints and records the result
+    in args.log/result.txt. The exit status."""
     for opt, path in (("--bulkhead", args.bulkhead), ("--kernel", args.kernel),
                       ("--initramfs", args.initramfs),
                       ("--crash-kernel", args.crash_kernel)):

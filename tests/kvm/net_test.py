@@ -1,0 +1,534 @@
+#!/usr/bin/env python3
+"""Network tests of bulkhead: virtio-net on a TAP and virtio-vsock, each
+case one guest, run where /dev/kvm works (tests/kvm/kvm-host provides one).
+
+usage: net_test.py CASE --bulkhead B --bulkhead-ctl C --kernel K
+                   --initramfs I --crash-kernel X --guest-tool T --log DIR
+
+The test moves itself into a network namespace of its own first (the TAP,
+its address and every host-side socket live there), so it touches none of
+the host's interfaces.
+
+Cases:
+- net: 2 vCPUs, --net with 2 queue pairs and ip=, --vsock. 100 pings each
+  way with none lost; TCP_MB MiB over TCP each way, sha256 checked at the
+  receiving end; both queue pairs carry traffic (per-queue counters from the
+  API); VSOCK_CONNS vsock connections at once in each direction (host to a
+  guest listener through CONNECT, guest to <socket>_PORT), VSOCK_MB MiB
+  each way in all, checked at the receiving end; a connection to a port
+  with no listener is refused both ways; the counters of both devices.
+- netkill: --restart-devices on. kill -9 of the net worker during a TCP
+  transfer: a new worker takes the TAP over and the transfer completes
+  intact. kill -9 of the vsock worker during transfers: the guest's
+  connections end (reset or end of stream, never a hang) and new ones work.
+
+bh-guest-tool (tests/kvm/guest-tool.c) makes the data on both sides.
+"""
+
+import argparse
+import ctypes
+import hashlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import boot_test as bt
+from boot_test import Fail
+
+CASES = ("net", "netkill")
+MIB = 1024 * 1024
+TCP_MB = int(os.environ.get("BH_NET_TEST_TCP_MB", "256"))
+VSOCK_MB = int(os.environ.get("BH_NET_TEST_VSOCK_MB", "64"))
+VSOCK_CONNS = 32
+PINGS = 100
+HOST_IP = "192.168.249.1"
+GUEST_IP = "192.168.249.2"
+MAC = "52:54:00:12:34:56"
+CID = 3
+TAP = "bh0"
+XFER_S = 900       # one transfer, start to checked end
+CLONE_NEWNET = 0x40000000
+
+
+def sh(cmd, step):
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise Fail(f"{step}: {' '.join(cmd)}: status {p.returncode}: "
+                   f"{p.stderr.strip()}")
+    return p.stdout
+
+
+def own_netns():
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNET) != 0:
+        e = ctypes.get_errno()
+        raise Fail(f"unshare(CLONE_NEWNET): {os.strerror(e)}")
+    sh(["ip", "link", "set", "lo", "up"], "the namespace's loopback")
+
+
+def expected(tool, nbytes, seed):
+    """sha256 and FNV-1a of the pattern, from the same tool the guest has."""
+    p = subprocess.Popen([tool, "gen", str(nbytes), str(seed)],
+                         stdout=subprocess.PIPE)
+    h = hashlib.sha256()
+    while True:
+        b = p.stdout.read(MIB)
+        if not b:
+            break
+        h.update(b)
+    if p.wait() != 0:
+        raise Fail(f"{tool} gen failed")
+    fnv = sh([tool, "fnv", str(nbytes), str(seed)], "the pattern's FNV")
+    return h.hexdigest(), fnv.strip()
+
+
+class Receiver(threading.Thread):
+    """Accepts n connections on a listening socket; reads each to its end
+    (after sending `hello` if given) and records (bytes, sha256)."""
+
+    def __init__(self, srv, n, hello=None):
+        super().__init__(daemon=True)
+        self.srv, self.n, self.hello = srv, n, hello
+        self.results = []
+        self.error = None
+
+    def one(self, c):
+        h = hashlib.sha256()
+        total = 0
+        with c:
+            if self.hello:
+                c.sendall(self.hello)
+            while True:
+                b = c.recv(MIB)
+                if not b:
+                    break
+                h.update(b)
+                total += len(b)
+        self.results.append((total, h.hexdigest()))
+
+    def run(self):
+        try:
+            for _ in range(self.n):
+                c, _ = self.srv.accept()
+                self.one(c)
+        except OSError as e:
+            self.error = str(e)
+
+
+class Sender(threading.Thread):
+    """Accepts connections and sends each one the tool's pattern for the
+    seed the peer writes first (a line), or `seed` when given; then closes.
+    """
+
+    def __init__(self, srv, n, tool, nbytes, seed=None):
+        super().__init__(daemon=True)
+        self.srv, self.n, self.tool = srv, n, tool
+        self.nbytes, self.seed = nbytes, seed
+        self.sent = 0
+        self.error = None
+        self.threads = []
+
+    def one(self, c):
+        try:
+            with c:
+                seed = self.seed
+                if seed is None:
+                    line = b""
+                    while not line.endswith(b"\n") and len(line) < 32:
+                        b = c.recv(1)
+                        if not b:
+                            raise OSError("no seed line")
+                        line += b
+                    seed = int(line)
+                p = subprocess.Popen([self.tool, "gen", str(self.nbytes),
+                                      str(seed)], stdout=subprocess.PIPE)
+                while True:
+                    b = p.stdout.read(256 * 1024)
+                    if not b:
+                        break
+                    c.sendall(b)
+                p.wait()
+                self.sent += 1
+        except OSError as e:
+            self.error = str(e)
+
+    def run(self):
+        try:
+            for _ in range(self.n):
+                c, _ = self.srv.accept()
+                t = threading.Thread(target=self.one, args=(c,), daemon=True)
+                t.start()
+                self.threads.append(t)
+            for t in self.threads:
+                t.join()
+        except OSError as e:
+            self.error = str(e)
+
+
+def tcp_listener(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((HOST_IP, port))
+    s.listen(64)
+    return s
+
+
+def net_argv(args, sock_dir, restart=False):
+    a = bt.argv(args, cpus=2)
+    a += ["--net", f"tap={TAP},mac={MAC},ip={HOST_IP},mask=255.255.255.0,"
+                   f"num_queues=4",
+          "--vsock", f"cid={CID},socket={sock_dir}/vsock.sock",
+          "--api-socket", f"path={sock_dir}/api.sock"]
+    if restart:
+        a += ["--restart-devices", "on"]
+    return a
+
+
+def guest_net_up(vm):
+    got = vm.value("NETUP", f"ip link set eth0 up && ip addr add "
+                   f"{GUEST_IP}/24 dev eth0 && cat /sys/class/net/eth0/"
+                   f"address && echo ok", "the guest's eth0 up")
+    if MAC not in got or "ok" not in got:
+        raise Fail(f"the guest's eth0: {got!r} (wanted MAC {MAC})")
+
+
+def wait_link(vm):
+    """The first ping may wait for ARP: a few tries before the real test."""
+    got = vm.value("WARM", f"ping -c 3 -W 5 {HOST_IP} >/dev/null 2>&1; "
+                   "echo $?", "a first ping", limit=60)
+    if got != "0":
+        raise Fail("the guest cannot ping the host at all")
+
+
+def pings(vm):
+    got = vm.value("PING", f"ping -c {PINGS} -i 0.05 -W 5 {HOST_IP} 2>&1 | "
+                   "grep 'packets transmitted'", "100 pings to the host",
+                   limit=120)
+    m = re.search(r"(\d+) packets transmitted, (\d+) packets received", got)
+    if not m or m.group(1) != str(PINGS) or m.group(2) != str(PINGS):
+        raise Fail(f"guest to host pings: {got!r}")
+    p = subprocess.run(["/bin/busybox", "ping", "-c", str(PINGS), "-i",
+                        "0.05", "-W", "5", GUEST_IP], capture_output=True,
+                       text=True, timeout=120)
+    m = re.search(r"(\d+) packets transmitted, (\d+) packets received",
+                  p.stdout)
+    if not m or m.group(1) != str(PINGS) or m.group(2) != str(PINGS):
+        raise Fail(f"host to guest pings: {p.stdout.strip()!r}")
+    return f"{PINGS} pings each way, none lost"
+
+
+def tcp_guest_to_host(args, vm, mb, port, seed, step, during=None):
+    nbytes = mb * MIB
+    want, _ = expected(args.guest_tool, nbytes, seed)
+    srv = tcp_listener(port)
+    r = Receiver(srv, 1)
+    r.start()
+    t = time.monotonic()
+    start = len(vm.out)
+    vm.send(f"bh-guest-tool gen {nbytes} {seed} | nc {HOST_IP} {port}; "
+            f"echo TXDONE=$?\n", step)
+    if during:
+        during()
+    vm.expect(re.compile(r"^TXDONE=(\d+)\n", re.M), start, XFER_S, step)
+    r.join(60)
+    srv.close()
+    dt = time.monotonic() - t
+    if r.error or not r.results:
+        raise Fail(f"{step}: the host received nothing ({r.error})")
+    got, sha = r.results[0]
+    if got != nbytes or sha != want:
+        raise Fail(f"{step}: the host received {got} bytes, sha256 {sha}, "
+                   f"not {nbytes} bytes with {want}")
+    return dt
+
+
+def tcp_host_to_guest(args, vm, mb, port, seed, step):
+    nbytes = mb * MIB
+    want, _ = expected(args.guest_tool, nbytes, seed)
+    srv = tcp_listener(port)
+    s = Sender(srv, 1, args.guest_tool, nbytes, seed)
+    s.start()
+    t = time.monotonic()
+    got = vm.value("RXSHA", f"nc {HOST_IP} {port} | sha256sum", step,
+                   limit=XFER_S)
+    dt = time.monotonic() - t
+    s.join(60)
+    srv.close()
+    if not got.startswith(want):
+        raise Fail(f"{step}: the guest's sha256 {got!r}, not {want}")
+    return dt
+
+
+def counters(args, sock):
+    c = bt.ctl(args, sock, "counters")[1] or {}
+    return c.get("devices", {})
+
+
+def check_queue_counters(args, sock):
+    devs = counters(args, sock)
+    v = devs.get("net0", {}).get("values", {})
+    for name in ("rx0_packets", "rx1_packets", "tx0_packets", "tx1_packets",
+                 "rx0_bytes", "tx0_bytes"):
+        if int(v.get(name, 0)) <= 0:
+            raise Fail(f"counters: net0 {name} is {v.get(name)}: {v}")
+    return v
+
+
+def vsock_host_connect(path, port):
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(XFER_S)
+    c.connect(path)
+    c.sendall(f"CONNECT {port}\n".encode())
+    line = b""
+    while not line.endswith(b"\n") and len(line) < 32:
+        b = c.recv(1)
+        if not b:
+            break
+        line += b
+    return c, line.decode(errors="replace")
+
+
+def vsock_from_host(args, vm, vsock_path, per, step):
+    """VSOCK_CONNS host connections to a guest listener that sends each the
+    pattern of its number: the host checks every byte."""
+    start = len(vm.out)
+    vm.send(f"bh-guest-tool vsock-serve 5000 {VSOCK_CONNS} {per} & "
+            f"sleep 1\n", step)
+    vm.expect(re.compile(r"^listening\n", re.M), start, 60,
+              step + ": the guest's listener")
+    results, errors = {}, []
+
+    def one(i):
+        try:
+            c, ok = vsock_host_connect(vsock_path, 5000)
+            with c:
+                if not re.match(r"^OK \d+\n$", ok):
+                    raise OSError(f"answer {ok!r}")
+                c.sendall(f"{i}\n".encode())
+                h = hashlib.sha256()
+                total = 0
+                while True:
+                    b = c.recv(MIB)
+                    if not b:
+                        break
+                    h.update(b)
+                    total += len(b)
+                results[i] = (total, h.hexdigest())
+        except OSError as e:
+            errors.append(f"connection {i}: {e}")
+
+    t = time.monotonic()
+    ths = [threading.Thread(target=one, args=(i,), daemon=True)
+           for i in range(1, VSOCK_CONNS + 1)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join(XFER_S)
+    dt = time.monotonic() - t
+    vm.expect(re.compile(rf"^served {VSOCK_CONNS}\n", re.M), start, 60,
+              step + ": the guest's listener done")
+    if errors:
+        raise Fail(f"{step}: {errors[0]} ({len(errors)} failed)")
+    for i in range(1, VSOCK_CONNS + 1):
+        want, _ = expected(args.guest_tool, per, i)
+        if results.get(i) != (per, want):
+            raise Fail(f"{step}: connection {i} gave {results.get(i)}, not "
+                       f"({per}, {want})")
+    return dt
+
+
+def vsock_from_guest(args, vm, vsock_path, per, step):
+    """VSOCK_CONNS guest connections to <socket>_6000, each sent the pattern
+    of its number by the host: the guest's tool checks every byte."""
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    path = f"{vsock_path}_6000"
+    if os.path.exists(path):
+        os.unlink(path)
+    srv.bind(path)
+    srv.listen(64)
+    s = Sender(srv, VSOCK_CONNS, args.guest_tool, per)
+    s.start()
+    t = time.monotonic()
+    start = len(vm.out)
+    vm.send(f"bh-guest-tool vsock-sink 2 6000 {VSOCK_CONNS}; "
+            f"echo SINKDONE=$?\n", step)
+    m = vm.expect(re.compile(r"^SINKDONE=(\d+)\n", re.M), start, XFER_S,
+                  step)
+    dt = time.monotonic() - t
+    s.join(60)
+    srv.close()
+    os.unlink(path)
+    if m.group(1) != "0" or s.error:
+        raise Fail(f"{step}: the guest's sink ended with {m.group(1)} "
+                   f"({s.error})")
+    got = dict((int(a), (int(b), c)) for a, b, c in re.findall(
+        r"^conn (\d+) (\d+) ([0-9a-f]{16})$", vm.out[start:m.start()], re.M))
+    for i in range(1, VSOCK_CONNS + 1):
+        _, fnv = expected(args.guest_tool, per, i)
+        if got.get(i) != (per, fnv):
+            raise Fail(f"{step}: connection {i} in the guest: {got.get(i)}, "
+                       f"not ({per}, {fnv})")
+    return dt
+
+
+def vsock_refused(vm, vsock_path):
+    """No listener: the host's CONNECT is closed without OK, the guest's
+    connect is refused."""
+    c, ok = vsock_host_connect(vsock_path, 4999)
+    with c:
+        c.settimeout(30)
+        rest = c.recv(64) if not ok else b""
+    if ok.startswith("OK") or rest:
+        raise Fail(f"vsock to a port without listener: answered {ok!r}")
+    got = vm.value("REFUSED", "bh-guest-tool vsock-connect 2 4999 "
+                   "</dev/null 2>&1; echo $?", "a guest connect to no one")
+    if not got.endswith("1") or "connect" not in got:
+        raise Fail(f"guest vsock connect to no listener: {got!r}")
+
+
+def start(args, vm_factory, restart=False):
+    own_netns()
+    sock_dir = bt.socket_dir(args.log)
+    a = net_argv(args, sock_dir, restart)
+    a[a.index("--cmdline") + 1] += " bulkhead.shell=hvc0"
+    serial_log = os.path.join(args.log, "serial.log")
+    a[a.index("--serial") + 1] = f"file={serial_log}"
+    a += ["--console", "tty"]
+    vm = vm_factory(a)
+    t_marker = bt.boot_to_prompt(vm)
+    guest_net_up(vm)
+    wait_link(vm)
+    return vm, sock_dir, t_marker
+
+
+def case_net(args, vm_factory):
+    vm, sock_dir, t_marker = start(args, vm_factory)
+    api = f"{sock_dir}/api.sock"
+    vsock_path = f"{sock_dir}/vsock.sock"
+    sandboxes = bt.check_sandboxes(vm, {"bulkhead-vcpu": 1,
+                                        "bulkhead-dev-net": 1,
+                                        "bulkhead-dev-vsock": 1,
+                                        "bulkhead-dev-console": 1})
+    ping = pings(vm)
+    # Both directions on both queue pairs: each vCPU sends on its own
+    # queue (XPS), and the TAP spreads flows over its queues by hash.
+    t_out = tcp_guest_to_host(args, vm, TCP_MB, 5001, 7, "TCP guest to host")
+    t_in = tcp_host_to_guest(args, vm, TCP_MB, 5002, 8, "TCP host to guest")
+    for cpu, port in ((0, 5003), (1, 5004)):
+        nbytes = 4 * MIB
+        srv = tcp_listener(port)
+        r = Receiver(srv, 1)
+        r.start()
+        vm.value(f"CPU{cpu}", f"taskset {1 << cpu} sh -c 'bh-guest-tool gen "
+                 f"{nbytes} {cpu + 1} | nc {HOST_IP} {port}'; echo $?",
+                 f"TCP from vCPU {cpu}", limit=300)
+        r.join(60)
+        srv.close()
+        if not r.results or r.results[0][0] != nbytes:
+            raise Fail(f"TCP from vCPU {cpu}: {r.results} ({r.error})")
+    for port in range(5010, 5018):
+        tcp_host_to_guest(args, vm, 1, port, port, f"TCP flow {port}")
+    v = check_queue_counters(args, api)
+    per = VSOCK_MB * MIB // VSOCK_CONNS
+    vsock_refused(vm, vsock_path)
+    t_vh = vsock_from_host(args, vm, vsock_path, per,
+                           "vsock host to guest listener")
+    t_vg = vsock_from_guest(args, vm, vsock_path, per,
+                            "vsock guest to host listener")
+    vs = counters(args, api).get("vsock0", {}).get("values", {})
+    if int(vs.get("tx_bytes", 0)) < VSOCK_MB * MIB or \
+            int(vs.get("rx_bytes", 0)) < VSOCK_MB * MIB:
+        raise Fail(f"counters: vsock0 {vs}")
+    bt.poweroff(vm)
+    mbs = lambda mb, t: mb / t if t > 0 else 0
+    return (f"marker after {t_marker:.1f} s; {sandboxes}; {ping}; TCP "
+            f"{TCP_MB} MiB guest to host in {t_out:.1f} s "
+            f"({mbs(TCP_MB, t_out):.1f} MiB/s), host to guest in "
+            f"{t_in:.1f} s ({mbs(TCP_MB, t_in):.1f} MiB/s), sha256 equal; "
+            f"both queue pairs used (rx0 {v.get('rx0_packets')}, rx1 "
+            f"{v.get('rx1_packets')}, tx0 {v.get('tx0_packets')}, tx1 "
+            f"{v.get('tx1_packets')} packets); vsock {VSOCK_CONNS} "
+            f"connections each way, {VSOCK_MB} MiB host<-guest listener in "
+            f"{t_vh:.1f} s, {VSOCK_MB} MiB guest<-host listener in "
+            f"{t_vg:.1f} s, checked; refused ports both ways")
+
+
+def kill_worker(name, step):
+    pids = bt.pids_named(name)
+    if len(pids) != 1:
+        raise Fail(f"{step}: {len(pids)} {name} processes, not 1")
+    os.kill(pids[0], signal.SIGKILL)
+    return pids[0]
+
+
+def case_netkill(args, vm_factory):
+    vm, sock_dir, t_marker = start(args, vm_factory, restart=True)
+    vsock_path = f"{sock_dir}/vsock.sock"
+    killed = {}
+
+    def kill_net():
+        time.sleep(3)
+        killed["net"] = kill_worker("bulkhead-dev-net", "kill -9 net")
+
+    t = tcp_guest_to_host(args, vm, 64, 5101, 11,
+                          "TCP through a net worker killed mid-way",
+                          during=kill_net)
+    if "device net0: restarted its worker" not in vm.err:
+        raise Fail("no restart of the net worker in bulkhead's log")
+    wait_link(vm)
+    t2 = tcp_host_to_guest(args, vm, 16, 5102, 12, "TCP after the restart")
+
+    # vsock: the guest sinks 4 long connections; the worker dies mid-way.
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    path = f"{vsock_path}_6100"
+    srv.bind(path)
+    srv.listen(8)
+    s = Sender(srv, 4, args.guest_tool, 256 * MIB)
+    s.start()
+    start_off = len(vm.out)
+    vm.send("bh-guest-tool vsock-sink 2 6100 4; echo SINKDONE=$?\n",
+            "vsock transfers")
+    time.sleep(5)
+    killed["vsock"] = kill_worker("bulkhead-dev-vsock", "kill -9 vsock")
+    vm.expect(re.compile(r"^SINKDONE=(\d+)\n", re.M), start_off, 300,
+              "the guest's vsock connections to end after the kill")
+    srv.close()
+    os.unlink(path)
+    if "device vsock0: restarted its worker" not in vm.err:
+        raise Fail("no restart of the vsock worker in bulkhead's log")
+    # New connections work.
+    per = 1 * MIB
+    got = vsock_from_guest(args, vm, vsock_path, per,
+                           "vsock after the restart")
+    bt.poweroff(vm)
+    return (f"marker after {t_marker:.1f} s; net worker {killed['net']} "
+            f"killed during 64 MiB of TCP: restarted, the transfer "
+            f"completed intact in {t:.1f} s, 16 MiB back after; vsock worker "
+            f"{killed['vsock']} killed during 4 transfers: the guest's "
+            f"connections ended, {VSOCK_CONNS} new ones carried "
+            f"{VSOCK_CONNS} MiB in {got:.1f} s")
+
+
+def main():
+    ap = argparse.ArgumentParser(description="bulkhead network tests")
+    ap.add_argument("case", choices=CASES)
+    ap.add_argument("--bulkhead", required=True)
+    ap.add_argument("--bulkhead-ctl", required=True)
+    ap.add_argument("--kernel", required=True)
+    ap.add_argument("--initramfs", required=True)
+    ap.add_argument("--crash-kernel", required=True)
+    ap.add_argument("--guest-tool", required=True)
+    ap.add_argument("--log", required=True)
+    args = ap.parse_args()
+    bt.case_net = case_net
+    bt.case_netkill = case_netkill
+    return bt.run_case(args, f"net_test {args.case}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
