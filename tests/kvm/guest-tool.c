@@ -19,6 +19,11 @@
  *                                         each to its end and prints the
  *                                         bytes each gave: "conn I BYTES SUM"
  *                                         (SUM: a 64-bit FNV-1a of the data)
+ *   bh-guest-tool tcp-rr HOST PORT N      connects over TCP (IPv4, no Nagle)
+ *                                         and makes N round trips of one
+ *                                         byte each way, one at a time;
+ *                                         prints "rr N NS" (NS: nanoseconds
+ *                                         they took by the guest's clock)
  *
  * Exit status 0 on success, 1 with a message on stderr otherwise. */
 #include <errno.h>
@@ -29,8 +34,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 #include <linux/vm_sockets.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 static int die(const char *what)
 {
@@ -145,6 +154,56 @@ static int vsock_connect(unsigned int cid, unsigned int port)
 	if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof(a)) < 0)
 		return -1;
 	return s;
+}
+
+/* Request/response latency: each round trip waits for the last, so their
+ * rate is 1 / (one round trip), the figure the network benchmark wants. */
+static int tcp_rr(const char *host, unsigned int port, long n)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)port) };
+	struct timespec t0, t1;
+	long long ns;
+	uint8_t b = 0;
+	int one = 1;
+	int s;
+
+	if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
+		fprintf(stderr, "bh-guest-tool: %s: not an IPv4 address\n",
+			host);
+		return 1;
+	}
+	s = socket(AF_INET, SOCK_STREAM, 0);
+	if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof(a)) < 0)
+		return die("connect");
+	/* Without it, each 1-byte send after the first waits for an ACK. */
+	if (setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+		return die("TCP_NODELAY");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (long i = 0; i < n; i++) {
+		ssize_t r;
+
+		if (write_all(s, &b, 1) < 0)
+			return die("send");
+		do
+			r = read(s, &b, 1);
+		while (r < 0 && errno == EINTR);
+		if (r < 0)
+			return die("recv");
+		if (r == 0) {
+			fprintf(stderr,
+				"bh-guest-tool: the peer closed after %ld "
+				"round trips\n",
+				i);
+			return 1;
+		}
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ns = (long long)(t1.tv_sec - t0.tv_sec) * 1000000000LL +
+	     (t1.tv_nsec - t0.tv_nsec);
+	printf("rr %ld %lld\n", n, ns);
+	close(s);
+	return 0;
 }
 
 #define FNV_INIT 0xcbf29ce484222325ULL
@@ -286,8 +345,19 @@ int main(int argc, char **argv)
 		}
 		return wait_all(n);
 	}
+	if (!strcmp(cmd, "tcp-rr") && argc == 5) {
+		long n = atol(argv[4]);
+
+		if (n <= 0) {
+			fprintf(stderr, "bh-guest-tool: tcp-rr: N must be "
+					"positive\n");
+			return 1;
+		}
+		return tcp_rr(argv[2], (unsigned int)atoi(argv[3]), n);
+	}
 	fprintf(stderr, "usage: bh-guest-tool gen BYTES SEED | vsock-listen "
 			"PORT [N] | vsock-connect CID PORT | vsock-serve PORT "
-			"N BYTES | vsock-sink CID PORT N\n");
+			"N BYTES | vsock-sink CID PORT N | tcp-rr HOST PORT "
+			"N\n");
 	return 2;
 }
