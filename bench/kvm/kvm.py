@@ -17,15 +17,18 @@ import os
 import re
 import shlex
 import signal
+import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(TOP, "tests", "kvm"))
 import boot_test  # noqa: E402  (the Vmm class: a VMM's console on a pipe)
+import net_test  # noqa: E402  (own_netns: a network namespace of our own)
 
 # The test guest's modules, and virtio-mmio for QEMU's microvm.
 GUEST_MODULES = ("virtio_pci virtio_mmio virtio_blk virtio_console "
@@ -60,6 +63,43 @@ RANDREAD_NOTE = (
     "guest, %d s per round; IOPS by the guest's clock, and reads over the "
     "host's time from typing the command to its exit status beside it"
     % (RANDREAD_DEPTH, RANDREAD_S))
+# The network part: one guest per VMM with a virtio-net device on a TAP in
+# the emulated host (in a network namespace of the benchmark's own), the
+# guest at NET_GUEST_IP, the TAP at NET_HOST_IP. The guest image has
+# virtio_net and bh-guest-tool (tests/kvm/guest-tool.c) besides the rest.
+NET_MODULES = GUEST_MODULES + " virtio_net"
+GUEST_TOOL_SRC = os.path.join(TOP, "tests", "kvm", "guest-tool.c")
+NET_HOST_IP = "192.168.249.1"
+NET_GUEST_IP = "192.168.249.2"
+NET_MASK = "255.255.255.0"
+NET_MAC = "52:54:00:12:34:56"
+NET_TAP_QEMU = "bhq0"
+NET_TAP_BULKHEAD = "bhn0"
+# MiB per bulk transfer, and round trips per request/response run.
+NET_MB = 256
+NET_MB_QUICK = 32
+NET_RR = 2000
+NET_RR_QUICK = 200
+NET_ROUNDS = 3
+NET_PORTS = {"g2h": 5201, "h2g": 5202, "rr": 5203}
+GIB = 1 << 30
+# Guest to host: the pattern from bh-guest-tool through busybox nc; host to
+# guest: busybox nc into /dev/null. Its stdin stays the console, on which
+# nothing is typed while it runs: from /dev/null it would shut its sending
+# half at once, and the host, which takes the guest's end of stream for the
+# end of the transfer, would stop the clock early.
+NET_G2H_CMD = "bh-guest-tool gen %d 1 | nc %s %d; echo NETTX=$?"
+NET_H2G_CMD = "nc %s %d >/dev/null; echo NETRX=$?"
+NET_RR_CMD = "bh-guest-tool tcp-rr %s %d %d; echo NETRR=$?"
+NET_RR_RE = re.compile(r"^rr (\d+) (\d+)$", re.M)
+
+
+def net_xfer_s(mb):
+    """The longest one transfer may take: 2 s per MiB (0.5 MiB/s, far
+    below what the emulated host manages) and a minute."""
+    return 60 + 2 * mb
+
+
 # Boot-progress line of bulkhead's runner (vcpu-runner/platform.c).
 PROGRESS_RE = re.compile(
     r"guest boot progress 0x7b after ([0-9.]+) ms, monotonic (\d+)\.(\d+)")
@@ -159,6 +199,22 @@ def pc_argv(a, cmdline, disk):
     if disk:
         argv += qemu_drive(disk, a.qemu_cache) + [
             "-device", "virtio-blk-pci,drive=d0"]
+    return argv
+
+
+def bulkhead_net_argv(a, cmdline, disk):
+    # One queue pair (num_queues counts virtqueues): as QEMU's default.
+    return bulkhead_argv(a, cmdline, disk) + [
+        "--net", f"tap={NET_TAP_BULKHEAD},mac={NET_MAC},ip={NET_HOST_IP},"
+        f"mask={NET_MASK},num_queues=2"]
+
+
+def qemu_net_argv(vhost):
+    def argv(a, cmdline, disk):
+        return pc_argv(a, cmdline, disk) + [
+            "-netdev", f"tap,id=n0,ifname={NET_TAP_QEMU},script=no,"
+            f"downscript=no,vhost={'on' if vhost else 'off'}",
+            "-device", f"virtio-net-pci,netdev=n0,mac={NET_MAC}"]
     return argv
 
 
@@ -533,12 +589,273 @@ def disk_run(vmm, a, disk, logdir, rounds, out, part):
     return res
 
 
+# ---- the network part ------------------------------------------------------------
+
+def sh(argv, step):
+    r = subprocess.run(argv, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise boot_test.Fail(f"{step}: {shlex.join(argv)}: status "
+                             f"{r.returncode}: {r.stderr.strip()}")
+    return r.stdout
+
+
+class NetPeer(threading.Thread):
+    """The emulated host's end of one transfer: accepts one connection on
+    NET_HOST_IP:port and, by kind, reads nbytes ("sink"), sends nbytes and
+    then waits for the guest to close ("source"), or sends back every byte
+    it reads until the guest closes ("echo"). t_start is the host's clock
+    at the accept, t_end at the last byte (sink) or the guest's close."""
+
+    CHUNK = (bytes(range(1, 256)) * 4113)[:1 << 20]  # non-zero data
+
+    def __init__(self, kind, port, nbytes=0):
+        super().__init__(daemon=True)
+        self.kind, self.nbytes = kind, nbytes
+        self.bytes = 0
+        self.t_start = self.t_end = None
+        self.error = None
+        self.srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind((NET_HOST_IP, port))
+        self.srv.listen(1)
+        self.srv.settimeout(120)
+
+    def serve(self, c):
+        if self.kind == "sink":
+            buf = memoryview(bytearray(1 << 20))
+            while self.bytes < self.nbytes:
+                n = c.recv_into(buf)
+                if n == 0:
+                    break
+                self.bytes += n
+            self.t_end = time.monotonic()
+        elif self.kind == "source":
+            chunk = memoryview(self.CHUNK)
+            while self.bytes < self.nbytes:
+                n = min(self.nbytes - self.bytes, len(chunk))
+                c.sendall(chunk[:n])
+                self.bytes += n
+            c.shutdown(socket.SHUT_WR)
+            while c.recv(65536):
+                pass
+            self.t_end = time.monotonic()
+        else:
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            while True:
+                b = c.recv(1)
+                if not b:
+                    break
+                c.sendall(b)
+                self.bytes += 1
+            self.t_end = time.monotonic()
+
+    def run(self):
+        try:
+            c, _ = self.srv.accept()
+            self.t_start = time.monotonic()
+            with c:
+                c.settimeout(net_xfer_s(self.nbytes >> 20))
+                self.serve(c)
+        except OSError as e:
+            self.error = str(e) or type(e).__name__
+        finally:
+            self.srv.close()
+
+
+def cpu_split_ms(pids):
+    """CPU time of the processes (user and system, every thread), and the
+    part of it that was the guest's (guest_time: a vCPU thread's time in
+    guest mode, which its user time includes)."""
+    total = guest = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) * 1000.0 / tick
+        guest += int(fields[40]) * 1000.0 / tick
+    return total, guest
+
+
+def vmm_pids(vm):
+    """The VMM's processes: the tree under it (Bulkhead: controller,
+    runner, device workers) and QEMU's vhost kernel threads, vhost-<pid>
+    (threads of QEMU's own from Linux 6.4 on, so in its figures then)."""
+    pids = process_tree(vm.proc.pid)
+    names = {f"vhost-{p}" for p in pids}
+    for d in os.listdir("/proc"):
+        if d.isdigit() and int(d) not in pids and comm(d) in names:
+            pids.append(int(d))
+    return pids
+
+
+def net_measure(vm, trace, fn):
+    """Runs fn() and returns what it returned with the VM exits (kernel
+    tracepoints, the same for every VMM) and the CPU time of the VMM's
+    processes over it."""
+    pids = vmm_pids(vm)
+    before = trace.snapshot()
+    cpu0, guest0 = cpu_split_ms(pids)
+    res = fn()
+    cpu1, guest1 = cpu_split_ms(pids)
+    d = describe_exits(Trace.diff(before, trace.snapshot()))
+    res.update({"exits_total": d["total"],
+                "exits_to_userspace": d["to_userspace"],
+                "userspace_by_reason": d["userspace_by_reason"][:6],
+                "pio_by_port": d["pio_by_port"][:6],
+                "mmio_by_address": d["mmio_by_address"][:6],
+                "cpu_ms": round(cpu1 - cpu0, 1),
+                "cpu_ms_outside_guest": round(
+                    (cpu1 - cpu0) - (guest1 - guest0), 1),
+                "processes": len(pids)})
+    return res
+
+
+def net_bulk(vm, kind, nbytes, step):
+    """One bulk transfer: "g2h" guest to host, "h2g" host to guest; timed
+    on the host's clock from the accept to the last byte."""
+    port = NET_PORTS[kind]
+    peer = NetPeer("sink" if kind == "g2h" else "source", port, nbytes)
+    peer.start()
+    mb = nbytes >> 20
+    if kind == "g2h":
+        cmd = NET_G2H_CMD % (nbytes, NET_HOST_IP, port)
+        done = re.compile(r"^NETTX=(\d+)$", re.M)
+    else:
+        cmd = NET_H2G_CMD % (NET_HOST_IP, port)
+        done = re.compile(r"^NETRX=(\d+)$", re.M)
+    m = vm.command(cmd, done, step, net_xfer_s(mb))
+    peer.join(60)
+    if peer.error or peer.t_end is None or peer.bytes != nbytes:
+        raise boot_test.Fail(f"{step}: the host's end moved {peer.bytes} "
+                             f"of {nbytes} bytes ({peer.error or 'no end'})")
+    if m.group(1) != "0":
+        raise boot_test.Fail(f"{step}: nc in the guest ended with status "
+                             f"{m.group(1)}")
+    secs = peer.t_end - peer.t_start
+    return {"bytes": nbytes, "seconds": round(secs, 4),
+            "mib_s": nbytes / (1 << 20) / secs,
+            "gbit_s": nbytes * 8 / 1e9 / secs}
+
+
+def net_rr(vm, n, step):
+    """n one-byte round trips over TCP, the guest asking (bh-guest-tool
+    tcp-rr), the host answering; the rate by the host's clock (accept to
+    the guest's close) and by the guest's."""
+    peer = NetPeer("echo", NET_PORTS["rr"])
+    peer.start()
+    start = len(vm.out)
+    m = vm.command(NET_RR_CMD % (NET_HOST_IP, NET_PORTS["rr"], n),
+                   re.compile(r"^NETRR=(\d+)$", re.M), step,
+                   net_xfer_s(n // 100))
+    peer.join(60)
+    r = NET_RR_RE.search(vm.out, start, m.start())
+    if m.group(1) != "0" or not r or int(r.group(1)) != n:
+        raise boot_test.Fail(f"{step}: bh-guest-tool tcp-rr ended with "
+                             f"status {m.group(1)}: "
+                             f"{vm.out[start:m.end()].strip()[-300:]!r}")
+    if peer.error or peer.t_end is None or peer.bytes != n:
+        raise boot_test.Fail(f"{step}: the host echoed {peer.bytes} of {n} "
+                             f"bytes ({peer.error or 'no end'})")
+    secs = peer.t_end - peer.t_start
+    guest_ns = int(r.group(2))
+    return {"round_trips": n, "seconds": round(secs, 4),
+            "rr_per_s": n / secs, "guest_ns": guest_ns,
+            "rr_per_s_guest": n * 1e9 / guest_ns if guest_ns else None}
+
+
+def net_host_side(vmm):
+    """Sets up the emulated host for one VMM's guest: QEMU's TAP, made
+    here, and vhost-net for qemu-vhost; Bulkhead makes and configures its
+    own from --net. Returns what describes it."""
+    if vmm.name == "qemu-vhost" and not os.path.exists("/dev/vhost-net"):
+        r = subprocess.run(["modprobe", "vhost_net"], capture_output=True,
+                           text=True)
+        if not os.path.exists("/dev/vhost-net"):
+            raise boot_test.Fail(
+                f"no /dev/vhost-net, and modprobe vhost_net failed "
+                f"({r.stderr.strip() or r.returncode}): add vhost_net to "
+                f"tests/kvm/kvm-host's OUTER_MODULES")
+    if vmm.name == "bulkhead":
+        return {"tap": NET_TAP_BULKHEAD, "made_by": "bulkhead --net ip="}
+    # One queue pair, as QEMU's netdev opens it: a TAP made with
+    # multi_queue would refuse QEMU's single-queue open (flags mismatch).
+    sh(["ip", "tuntap", "add", "dev", NET_TAP_QEMU, "mode", "tap",
+        "vnet_hdr"], "QEMU's TAP")
+    sh(["ip", "addr", "add", f"{NET_HOST_IP}/24", "dev", NET_TAP_QEMU],
+       "QEMU's TAP address")
+    sh(["ip", "link", "set", NET_TAP_QEMU, "up"], "QEMU's TAP up")
+    return {"tap": NET_TAP_QEMU,
+            "made_by": "ip tuntap add dev bhq0 mode tap vnet_hdr"}
+
+
+def net_run(vmm, a, trace, logdir, out, part):
+    """Boots one guest with a virtio-net device, brings its eth0 up, then
+    per round: NET_MB MiB guest to host, the same host to guest, and NET_RR
+    one-byte round trips; each with its exits and the VMM's CPU time.
+    Every figure goes into part["net"][vmm] as soon as it is taken."""
+    mb = NET_MB_QUICK if a.quick else NET_MB
+    n_rr = NET_RR_QUICK if a.quick else NET_RR
+    res = {"mb": mb, "round_trips": n_rr, "g2h": [], "h2g": [], "rr": []}
+    part["net"][vmm.name] = res
+    res["host"] = net_host_side(vmm)
+    vm = start(vmm, a, BASE_CMDLINE, None, logdir)
+    try:
+        boot_test.boot_to_prompt(vm)
+        got = vm.value("NETUP", f"ip link set eth0 up && ip addr add "
+                       f"{NET_GUEST_IP}/24 dev eth0 && cat /sys/class/net/"
+                       f"eth0/address && echo ok", "the guest's eth0 up")
+        if NET_MAC not in got or "ok" not in got:
+            raise boot_test.Fail(f"the guest's eth0: {got!r} (wanted MAC "
+                                 f"{NET_MAC})")
+        # The first pings may wait for the link and ARP.
+        got = vm.value("WARM", f"ping -c 3 -W 5 {NET_HOST_IP} >/dev/null "
+                       f"2>&1; echo $?", "a first ping", 60)
+        if got != "0":
+            raise boot_test.Fail("the guest cannot ping the host")
+        res["processes"] = [{"pid": p, "comm": comm(p)}
+                            for p in vmm_pids(vm)]
+        write_json(out, part)
+        rounds = min(a.repeat, NET_ROUNDS)
+        for i in range(1, rounds + 1):
+            for kind, what in (("g2h", "guest to host"),
+                               ("h2g", "host to guest")):
+                r = net_measure(vm, trace, lambda: net_bulk(
+                    vm, kind, mb << 20, f"TCP {what}, round {i}"))
+                res[kind].append(r)
+                write_json(out, part)
+            r = net_measure(vm, trace, lambda: net_rr(
+                vm, n_rr, f"TCP round trips, round {i}"))
+            res["rr"].append(r)
+            write_json(out, part)
+        vm.send("poweroff -f\n", "poweroff")
+        vm.wait_exit(POWEROFF_S, "the VMM to exit after poweroff")
+    finally:
+        stop(vm)
+        if vmm.name != "bulkhead":
+            subprocess.run(["ip", "link", "del", NET_TAP_QEMU],
+                           capture_output=True)
+    if vmm.name == "bulkhead":
+        res["exit_stats_whole_run"] = parse_exit_stats(vm.err)
+    return res
+
+
 # ---- inside the KVM host: the measurements -----------------------------------------
 
 ALL_VMMS = [Vmm("bulkhead", "Bulkhead", bulkhead_argv, "progress port"),
             Vmm("microvm", "QEMU -M microvm", microvm_argv, "serial"),
             Vmm("pc", "QEMU -M pc", pc_argv, "serial"),
             Vmm("kvmtool", "kvmtool", lkvm_argv, "serial")]
+# The network part's VMMs: QEMU -M pc with a virtio-net-pci on a TAP, its
+# packets through QEMU's own process (vhost=off) or the host kernel's
+# vhost-net (vhost=on).
+NET_VMMS = [Vmm("bulkhead", "Bulkhead", bulkhead_net_argv, "progress port"),
+            Vmm("qemu-tap", "QEMU pc vhost=off", qemu_net_argv(False),
+                "serial"),
+            Vmm("qemu-vhost", "QEMU pc vhost=on", qemu_net_argv(True),
+                "serial")]
 VARIANTS = [("default", BASE_CMDLINE),
             ("noaperture", BASE_CMDLINE + " " + NOAPERTURE),
             ("shmemthp", BASE_CMDLINE)]
@@ -584,13 +901,14 @@ def inner(a):
     in one round, or the start-up runs, or one VMM's disk and memory boot.
     The part's JSON is rewritten after every boot, so a host that wedges
     loses at most the boot under way."""
-    vmms = [v for v in ALL_VMMS if v.name in a.vmms.split(",")]
+    vmms = [v for v in (NET_VMMS if a.only == "net" else ALL_VMMS)
+            if v.name in a.vmms.split(",")]
     variants = [v for v in VARIANTS if v[0] in a.variants.split(",")]
-    trace = Trace() if a.only == "boot" else None
+    trace = Trace() if a.only in ("boot", "net") else None
     logs = os.path.join(a.results, "logs")
     out = os.path.join(a.results, "part.json")
     res = {"part": a.part, "boots": [], "startup": [], "disk": {},
-           "notes": [], "done": False}
+           "net": {}, "notes": [], "done": False}
     write_json(out, res)
 
     def note(msg):
@@ -651,6 +969,20 @@ def inner(a):
             write_json(out, res)
             note(f"disk and memory {v.name} done")
         os.unlink(disk)
+    elif a.only == "net":
+        # The TAPs, their addresses and the host's sockets in a network
+        # namespace of this process's own: nothing reaches another host.
+        net_test.own_netns()
+        for v in vmms:
+            try:
+                r = net_run(v, a, trace, os.path.join(logs, f"net-{v.name}"),
+                            out, res)
+            except Exception as e:
+                r = dict(res["net"].get(v.name, {}), error=str(e))
+                note(f"net {v.name}: {e}")
+            res["net"][v.name] = r
+            write_json(out, res)
+            note(f"net {v.name} done")
     res["done"] = True
     write_json(out, res)
 
@@ -723,6 +1055,8 @@ def print_tables(sec):
               fmt(su.get("cpu_ms_tree"), digits=1),
               fmt(su.get("runner_cpu_ms"), digits=1)))
     print()
+    print_net(sec)
+    print()
     if not any("disk" in d for d in v.values()):
         print("Memory and guest disk: not measured in this run")
         return
@@ -756,6 +1090,126 @@ def print_tables(sec):
                 p["comm"], p["vmm_pss_kib"], p["guest_ram_pss_kib"]))
 
 
+# The network table's rows: (transfer, figure, label, decimals). Each run's
+# raw figures are in the JSON; these are derived from them by net_merge.
+NET_FIGURES = [
+    ("g2h", "mib_s", "TCP guest->host, MiB/s", 1),
+    ("g2h", "gbit_s", "  Gbit/s", 3),
+    ("g2h", "exits_to_userspace", "  exits to userspace", 0),
+    ("g2h", "exits_total", "  exits (all, kvm_exit)", 0),
+    ("g2h", "cpu_ms_per_gib", "  VMM CPU ms per GiB", 0),
+    ("g2h", "cpu_ms_outside_guest_per_gib", "    of it outside the guest", 0),
+    ("h2g", "mib_s", "TCP host->guest, MiB/s", 1),
+    ("h2g", "gbit_s", "  Gbit/s", 3),
+    ("h2g", "exits_to_userspace", "  exits to userspace", 0),
+    ("h2g", "exits_total", "  exits (all, kvm_exit)", 0),
+    ("h2g", "cpu_ms_per_gib", "  VMM CPU ms per GiB", 0),
+    ("h2g", "cpu_ms_outside_guest_per_gib", "    of it outside the guest", 0),
+    ("rr", "rr_per_s", "TCP 1-byte round trips/s", 0),
+    ("rr", "rr_per_s_guest", "  by the guest's clock", 0),
+    ("rr", "exits_to_userspace_per_rr", "  exits to userspace per trip", 2),
+    ("rr", "exits_total_per_rr", "  exits (all) per trip", 2),
+    ("rr", "cpu_us_per_rr", "  VMM CPU us per trip", 0),
+    ("rr", "cpu_us_outside_guest_per_rr", "    of it outside the guest", 0),
+]
+
+
+def net_derived(kind, r):
+    """A run's figures per GiB or per round trip."""
+    d = dict(r)
+    if kind == "rr":
+        n = r["round_trips"]
+        d["exits_to_userspace_per_rr"] = r["exits_to_userspace"] / n
+        d["exits_total_per_rr"] = r["exits_total"] / n
+        d["cpu_us_per_rr"] = r["cpu_ms"] * 1000.0 / n
+        d["cpu_us_outside_guest_per_rr"] = (r["cpu_ms_outside_guest"] *
+                                            1000.0 / n)
+    else:
+        gib = r["bytes"] / GIB
+        d["cpu_ms_per_gib"] = r["cpu_ms"] / gib
+        d["cpu_ms_outside_guest_per_gib"] = r["cpu_ms_outside_guest"] / gib
+    return d
+
+
+def net_merge(res, a):
+    """Each VMM's network figures (median [min-max] over the rounds) and
+    Bulkhead's ratio to each QEMU variant, figure by figure."""
+    have = {n: d["net"] for n, d in res["vmms"].items() if "net" in d}
+    if not have:
+        return
+    for name, k in have.items():
+        figs = {}
+        for kind, key, _, _ in NET_FIGURES:
+            runs = [net_derived(kind, r) for r in k.get(kind, [])]
+            figs[f"{kind}.{key}"] = stats([r.get(key) for r in runs])
+        k["figures"] = figs
+    ratios = {}
+    bh = have.get("bulkhead", {}).get("figures", {})
+    for q in ("qemu-tap", "qemu-vhost"):
+        qf = have.get(q, {}).get("figures", {})
+        r = {}
+        for f, st in bh.items():
+            if st and qf.get(f) and qf[f]["median"]:
+                r[f] = st["median"] / qf[f]["median"]
+        if r:
+            ratios[q] = r
+    any_k = next(iter(have.values()))
+    res["net"] = {
+        "mb": any_k.get("mb"), "round_trips": any_k.get("round_trips"),
+        "rounds": min(a.repeat, NET_ROUNDS), "guest_ip": NET_GUEST_IP,
+        "host_ip": NET_HOST_IP,
+        "ratios_bulkhead_to": ratios,
+        "how": "one guest per VMM, 1 vCPU, virtio-net with one queue pair "
+        "on a TAP in the emulated host; guest->host: bh-guest-tool gen | "
+        "busybox nc into a Python receiver; host->guest: a Python sender "
+        "into busybox nc >/dev/null; round trips: bh-guest-tool tcp-rr "
+        "against a Python echo server (TCP_NODELAY both ends); times on "
+        "the host's clock; exits from the kvm tracepoints (every VMM "
+        "alike); CPU time of every process of the VMM (Bulkhead: "
+        "controller, runner, workers; QEMU: its process and its vhost "
+        "kernel threads), guest mode included, and without it",
+    }
+
+
+def print_net(sec):
+    net = sec.get("net")
+    v = sec["vmms"]
+    names = [n for n in ("bulkhead", "qemu-tap", "qemu-vhost")
+             if "net" in v.get(n, {})]
+    if not net or not names:
+        print("Network: not measured in this run")
+        return
+    print(f"Network ({net['mb']} MiB per transfer, {net['round_trips']} "
+          f"round trips, {net['rounds']} round(s); virtio-net, one queue "
+          f"pair, TAP in the emulated host; median [min-max]; ratio = "
+          f"Bulkhead / QEMU):")
+    ratios = net.get("ratios_bulkhead_to", {})
+    rq = [q for q in ("qemu-tap", "qemu-vhost") if q in ratios]
+    hdr = "%-32s" % "" + "".join("%-26s" % v[n]["title"] for n in names) + \
+        "".join("%-10s" % ("BH/" + q[5:]) for q in rq)
+    print(hdr)
+    print("-" * len(hdr))
+    for kind, key, label, digits in NET_FIGURES:
+        f = f"{kind}.{key}"
+        row = "%-32s" % label
+        for n in names:
+            row += "%-26s" % fmt(v[n]["net"].get("figures", {}).get(f),
+                                 digits=digits)
+        for q in rq:
+            r = ratios[q].get(f)
+            row += "%-10s" % ("%.2f" % r if r is not None else "-")
+        print(row)
+    for n in names:
+        k = v[n]["net"]
+        if "error" in k:
+            print(f"  {v[n]['title']} failed: {k['error']}")
+        es = k.get("exit_stats_whole_run")
+        if es:
+            print(f"  {v[n]['title']}: --exit-stats over the whole guest "
+                  f"(boot and every transfer): {es['total']} exits to "
+                  f"userspace")
+
+
 def merge(a, vmms, parts):
     """The section's JSON from the parts' JSON: every boot, start-up run and
     disk boot that was measured, and what is missing and why."""
@@ -782,6 +1236,8 @@ def merge(a, vmms, parts):
         startup += d.get("startup", [])
         for name, k in d.get("disk", {}).items():
             res["vmms"][name]["disk"] = k
+        for name, k in d.get("net", {}).items():
+            res["vmms"][name]["net"] = k
         qemu_cache = d.get("qemu_cache", qemu_cache)
         # What the part was to measure and did not: the boot under way when
         # its emulated host stopped, and everything after it.
@@ -797,6 +1253,13 @@ def merge(a, vmms, parts):
                     "what": "start-up runs %d-%d" % (
                         len(d.get("startup", [])) + 1, want[1]),
                     "why": pt.get("why") or "not measured"})
+            elif kind == "net":
+                k = d.get("net", {}).get(want[1])
+                if k is None or "error" in k or not d.get("done"):
+                    res["missing"].append({
+                        "what": f"network {want[1]}",
+                        "why": (k or {}).get("error") or pt.get("why") or
+                        "not measured"})
             elif kind == "disk":
                 k = d.get("disk", {}).get(want[1])
                 if k is None or "error" in k or not d.get("done"):
@@ -829,6 +1292,8 @@ def merge(a, vmms, parts):
                            "offsets": "random, 4 KiB-aligned, over the "
                            "whole disk"}
     for v in vmms:
+        if v not in ALL_VMMS:
+            continue
         boots = {}
         for var in res["variants"]:
             rs = sorted(runs.get((v.name, var), []),
@@ -856,6 +1321,7 @@ def merge(a, vmms, parts):
                          "randread_iops_host"):
                 if isinstance(k.get(kind), list):
                     k[kind] = stats(k[kind])
+    net_merge(res, a)
     su = [r for r in startup if "error" not in r]
     res["startup"] = {"runs": startup,
                       "wall_ms": stats([r["wall_ms"] for r in su]),
@@ -872,6 +1338,8 @@ def plan(a, vmms):
     wedges costs its part, not the run."""
     only = a.only.split(",")
     variants = a.variants.split(",")
+    net_vmms = [v.name for v in vmms]
+    vmms = [v for v in vmms if v in ALL_VMMS]
     parts = []
     up = 90  # the emulated host's own start, with margin for a loaded machine
     if "boot" in only:
@@ -896,6 +1364,18 @@ def plan(a, vmms):
                           "timeout": up + BOOT_S + 60 + rounds * (
                               2 * IO_S + 4 * RANDREAD_S + 60),
                           "wants": [("disk", v.name)]})
+    if "net" in only:
+        mb = NET_MB_QUICK if a.quick else NET_MB
+        rounds = min(a.repeat, NET_ROUNDS)
+        for v in NET_VMMS:
+            if v.name not in net_vmms:
+                continue
+            parts.append({"name": f"net-{v.name}",
+                          "args": ["--only", "net", "--vmms", v.name],
+                          "timeout": up + BOOT_S + 120 + rounds * (
+                              2 * net_xfer_s(mb) + net_xfer_s(
+                                  NET_RR // 100)),
+                          "wants": [("net", v.name)]})
     return parts
 
 
@@ -989,6 +1469,30 @@ def randread_initramfs(bdir, initramfs):
     return out
 
 
+def make_net_initramfs(bdir, kver):
+    """The network guests' image: the test guest's modules and virtio_net,
+    and bh-guest-tool (tests/kvm/guest-tool.c) built statically, as
+    tests/kvm/CMakeLists.txt builds it, at /bin/bh-guest-tool."""
+    exe = os.path.join(bdir, "bh-guest-tool")
+    cc = os.environ.get("CC", "cc")
+    argv = [cc, "-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror",
+            "-static", "-o", exe, GUEST_TOOL_SRC]
+    r = subprocess.run(argv, capture_output=True, text=True)
+    if r.returncode != 0:
+        die(f"cannot build bh-guest-tool statically ({shlex.join(argv)}): "
+            f"{r.stderr.strip()}\n(a static build needs the C library's "
+            f"libc.a: libc6-dev on Debian)")
+    out = os.path.join(bdir, "guest-initramfs-net.cpio.gz")
+    r = subprocess.run([os.path.join(TOP, "tests", "kvm",
+                                     "make-guest-initramfs"), out,
+                        "--kernel-version", kver, "--modules", NET_MODULES,
+                        "--file", f"{exe}:bin/bh-guest-tool"])
+    if r.returncode != 0:
+        die("cannot build the network guests' initramfs "
+            "(make-guest-initramfs failed)")
+    return out
+
+
 def write_bytes(path, data):
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "wb") as f:
@@ -1018,6 +1522,8 @@ def outer(a):
     disk_initramfs = initramfs
     if "disk" in a.only.split(","):
         disk_initramfs = randread_initramfs(bdir, initramfs)
+    if "net" in a.only.split(","):
+        net_initramfs = make_net_initramfs(bdir, kver)
     # Each part replaces its own directory only: the parts of an earlier
     # run that this one does not repeat stay.
     results = os.path.join(bdir, "results")
@@ -1025,6 +1531,11 @@ def outer(a):
     a.kernel = kernel
     vmms = [v for v in ALL_VMMS if v.name in a.vmms.split(",") and
             (v.name != "kvmtool" or a.lkvm)]
+    # The network part's own VMMs; one entry per name in the results.
+    if "net" in a.only.split(","):
+        names = {v.name for v in vmms}
+        vmms += [v for v in NET_VMMS if v.name in a.vmms.split(",") and
+                 v.name not in names]
     # The image goes to /tmp, a tmpfs in the emulated host (its /dev/shm may
     # be missing).
     base = [sys.executable, os.path.abspath(__file__), "--inner",
@@ -1033,6 +1544,8 @@ def outer(a):
             "--dir", "/tmp"]
     if a.lkvm:
         base += ["--lkvm", a.lkvm]
+    if a.quick:
+        base += ["--quick"]
     # kvm-host makes the same check: a /dev/kvm that opens but emulates
     # guest code does not count.
     emulated = subprocess.run(
@@ -1047,6 +1560,8 @@ def outer(a):
     for pt in parts:
         if pt["name"].startswith("disk-"):
             pt["args"] = pt["args"] + ["--initramfs", disk_initramfs]
+        if pt["name"].startswith("net-"):
+            pt["args"] = pt["args"] + ["--initramfs", net_initramfs]
         run_part(a, pt, results, base)
         # The merged results so far, after every part.
         sec = merge(a, vmms, parts[:parts.index(pt) + 1])
@@ -1056,7 +1571,8 @@ def outer(a):
     print_tables(sec)
     measured = any(pt.get("data") and (pt["data"].get("boots") or
                                        pt["data"].get("startup") or
-                                       pt["data"].get("disk"))
+                                       pt["data"].get("disk") or
+                                       pt["data"].get("net"))
                    for pt in parts)
     if not measured:
         die(f"nothing was measured; logs in {results}")
@@ -1072,10 +1588,12 @@ def main():
     p.add_argument("--inner", action="store_true")
     p.add_argument("--only", default="boot,startup,disk",
                    help="the parts to measure (comma-separated: boot, "
-                   "startup, disk)")
-    p.add_argument("--vmms", default="bulkhead,microvm,pc,kvmtool",
+                   "startup, disk, net)")
+    p.add_argument("--vmms",
+                   default="bulkhead,microvm,pc,kvmtool,qemu-tap,qemu-vhost",
                    help="the VMMs (comma-separated: bulkhead, microvm, pc, "
-                   "kvmtool; kvmtool only with LKVM)")
+                   "kvmtool; kvmtool only with LKVM; the network part's "
+                   "QEMU: qemu-tap, qemu-vhost)")
     p.add_argument("--variants", default="default,noaperture,shmemthp",
                    help="the guest command lines and host settings "
                    "(default, noaperture, shmemthp)")
@@ -1099,11 +1617,12 @@ def main():
         if v not in dict(VARIANTS):
             die(f"unknown variant {v!r} (default, noaperture, shmemthp)")
     for v in a.vmms.split(","):
-        if v not in [x.name for x in ALL_VMMS]:
-            die(f"unknown VMM {v!r} (bulkhead, microvm, pc, kvmtool)")
+        if v not in [x.name for x in ALL_VMMS + NET_VMMS]:
+            die(f"unknown VMM {v!r} (bulkhead, microvm, pc, kvmtool, "
+                f"qemu-tap, qemu-vhost)")
     for o in a.only.split(","):
-        if o not in ("boot", "startup", "disk"):
-            die(f"unknown part {o!r} (boot, startup, disk)")
+        if o not in ("boot", "startup", "disk", "net"):
+            die(f"unknown part {o!r} (boot, startup, disk, net)")
     if a.inner:
         a.results = os.environ.get("BH_KVM_RESULTS") or die(
             "--inner needs BH_KVM_RESULTS (it runs under kvm-host)")
