@@ -1181,6 +1181,20 @@ static int check_device_ids(const struct bh_config *cfg, char *err,
 	return 0;
 }
 
+/* An inherited fd serves one purpose: the API's listening socket is no
+ * TAP queue. (--net checks its fds against each other as it parses.) */
+static int check_net_fds(const struct bh_config *cfg, char *err, size_t errlen)
+{
+	for (unsigned int i = 0; i < cfg->nnets; i++)
+		for (unsigned int j = 0; j < cfg->nets[i].nfds; j++)
+			if (cfg->nets[i].fds[j] == cfg->api_socket_fd)
+				return bh_errf(err, errlen,
+					       "--net: fd %d is the "
+					       "--api-socket's already",
+					       cfg->api_socket_fd);
+	return 0;
+}
+
 static int parse_path(const char *opt, const char *arg, char **dst, char *err,
 		      size_t errlen)
 {
@@ -1585,6 +1599,9 @@ int bh_config_parse_args(int argc, char *const argv[], struct bh_config *cfg,
 		goto err;
 	}
 	ret = check_device_ids(cfg, err, errlen);
+	if (ret < 0)
+		goto err;
+	ret = check_net_fds(cfg, err, errlen);
 	if (ret < 0)
 		goto err;
 	return BH_CONFIG_OK;

@@ -827,6 +827,17 @@ static void test_net_vsock(void **state)
 	assert_string_equal(cfg.vsock->id, "vsock0");
 	bh_config_free(&cfg);
 
+	/* An inherited fd is either the API's socket or a TAP queue. */
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k", "--net", "fd=[4,5]",
+			       "--api-socket", "fd=5"),
+			 -EINVAL);
+	assert_string_equal(err, "--net: fd 5 is the --api-socket's already");
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k", "--net", "fd=[4,5]",
+			       "--api-socket", "fd=3"),
+			 BH_CONFIG_OK);
+	assert_int_equal(cfg.api_socket_fd, 3);
+	bh_config_free(&cfg);
+
 	/* Both need a VM. */
 	assert_int_equal(
 	    PARSE(&cfg, err, "--api-socket", "path=/a", "--net", "tap=t0"),
