@@ -117,6 +117,8 @@ static const char *role_of(Bh__WorkerSetup__BackendCase type)
 		return "dev-console";
 	case BH__WORKER_SETUP__BACKEND_RNG:
 		return "dev-rng";
+	case BH__WORKER_SETUP__BACKEND_NET:
+		return "dev-net";
 	default:
 		return NULL;
 	}
