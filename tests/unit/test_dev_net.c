@@ -56,7 +56,9 @@
 struct net_fx {
 	struct bh_vdriver *d;
 	unsigned int pairs;
-	int peer[7]; /* the test's end of each pair's socketpair */
+	int peer[7];   /* the test's end of each pair's socketpair */
+	int theirs[7]; /* the worker's end, kept for a respawn */
+	Bh__NetSetup ns;
 	uint64_t features;
 	uint64_t rxbuf; /* 2 MiB of guest RAM for receive chains */
 	uint64_t txbuf; /* 128 KiB for transmit chains */
@@ -70,10 +72,11 @@ static const uint8_t test_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
 static void start(struct net_fx *fx, unsigned int pairs,
 		  const char *selftest_open)
 {
-	Bh__NetSetup ns = BH__NET_SETUP__INIT;
+	Bh__NetSetup *ns = &fx->ns;
 	struct bh_vdriver_cfg cfg = { 0 };
-	int theirs[7];
+	int *theirs = fx->theirs;
 
+	bh__net_setup__init(ns);
 	fx->pairs = pairs;
 	for (unsigned int p = 0; p < pairs; p++) {
 		int sv[2];
@@ -86,27 +89,26 @@ static void start(struct net_fx *fx, unsigned int pairs,
 		fx->peer[p] = sv[0];
 		theirs[p] = sv[1];
 	}
-	ns.mac.data = (uint8_t *)test_mac;
-	ns.mac.len = 6;
-	ns.mtu = 1500;
-	ns.queue_pairs = pairs;
-	ns.queue_size = 256;
+	ns->mac.data = (uint8_t *)test_mac;
+	ns->mac.len = 6;
+	ns->mtu = 1500;
+	ns->queue_pairs = pairs;
+	ns->queue_size = 256;
 	cfg.binary = BH_WORKER_DIR "/bulkhead-dev-net";
 	cfg.type = BH__WORKER_SETUP__BACKEND_NET;
-	cfg.backend = &ns;
+	cfg.backend = ns;
 	cfg.backend_fds = theirs;
 	cfg.n_backend_fds = pairs;
 	cfg.ram_size = 64ULL << 20;
 	cfg.id = "net0";
 	cfg.selftest_open = selftest_open;
+	cfg.inflight = true;
 	if (selftest_open) {
 		assert_int_equal(bh_vdriver_spawn(&cfg, &fx->d), 0);
 		(void)bh_vdriver_setup(fx->d, BH_VDRIVER_TIMEOUT_MS);
 	} else {
 		assert_int_equal(bh_vdriver_start(&cfg, &fx->d), 0);
 	}
-	for (unsigned int p = 0; p < pairs; p++)
-		close(theirs[p]);
 }
 
 static int setup_n(void **state, unsigned int pairs)
@@ -144,8 +146,10 @@ static int teardown(void **state)
 	if (r != 0)
 		fprintf(stderr, "net worker: %s\n",
 			bh_describe_status(status, why, sizeof(why)));
-	for (unsigned int p = 0; p < fx->pairs; p++)
+	for (unsigned int p = 0; p < fx->pairs; p++) {
 		close(fx->peer[p]);
+		close(fx->theirs[p]);
+	}
 	free(fx);
 	assert_int_equal(r, 0);
 	return 0;
@@ -907,12 +911,13 @@ static void test_flood_no_refill(void **state)
 {
 	struct net_fx *fx = *state;
 	long before, after;
-	unsigned long sent = 0;
+	unsigned long sent = 0, t0, t1;
 	double end;
 
 	activate(fx, F_V1 | F_MRG);
 	post_rx(fx, 0, 0, 8, 2048);
 	before = vm_rss_kib(bh_vdriver_pid(fx->d));
+	t0 = cpu_ticks(bh_vdriver_pid(fx->d));
 	make_frame(fx, NULL, 1400, 1);
 	end = now_s() + 1.5;
 	while (now_s() < end) {
@@ -933,6 +938,11 @@ static void test_flood_no_refill(void **state)
 	}
 	/* Eight frames reached the guest, the rest wait in the socket. */
 	assert_true(sent > 8);
+	/* Not polled without buffers: no spinning on a readable TAP. */
+	t1 = cpu_ticks(bh_vdriver_pid(fx->d));
+	fprintf(stderr, "[ outcome ] %lu ticks of CPU during the flood\n",
+		t1 - t0);
+	assert_true(t1 - t0 < 40);
 	assert_int_equal(counter(fx, "rx0_packets"), 8);
 	make_frame(fx, NULL, 100, 2);
 	guest_tx(fx, 1, HDR + 100, 4096);
@@ -944,6 +954,34 @@ static void test_flood_no_refill(void **state)
 		before, after, sent);
 	assert_true(after < before + 4096);
 	assert_null(bh_vdriver_needs_reset(fx->d));
+}
+
+/* A replacement worker for a failed device: transmit chains come back
+ * empty and reach no TAP, receive chains stay with the driver. */
+static void test_failed_device(void **state)
+{
+	struct net_fx *fx = *state;
+	struct bh_vdriver_used u;
+
+	activate(fx, F_V1);
+	post_rx(fx, 0, 0, 2, 2048);
+	assert_int_equal(bh_vdriver_respawn(fx->d, true, BH_VDRIVER_TIMEOUT_MS),
+			 0);
+	make_frame(fx, NULL, 100, 1);
+	peer_send(fx, 0, HDR + 100);
+	memcpy(gpa(fx, fx->txbuf, HDR + 100), fx->frame, HDR + 100);
+	{
+		struct bh_vdriver_buf b = { fx->txbuf, HDR + 100, false };
+
+		assert_int_equal(bh_vdriver_submit(fx->d, 1, &b, 1, 0, NULL),
+				 0);
+	}
+	assert_int_equal(
+	    bh_vdriver_wait_used(fx->d, 1, BH_VDRIVER_TIMEOUT_MS, &u), 1);
+	assert_int_equal(u.len, 0);
+	peer_quiet(fx, 0);
+	expect_no_used(fx, 0);
+	assert_true(bh_vdriver_alive(fx->d));
 }
 
 /* ---- sandbox ------------------------------------------------------------- */
@@ -963,6 +1001,7 @@ static void test_selftest_open(void **state)
 	assert_int_equal(WTERMSIG(status), SIGSYS);
 	bh_vdriver_stop(fx.d, 1000, NULL);
 	close(fx.peer[0]);
+	close(fx.theirs[0]);
 }
 
 static void test_seccomp_status(void **state)
@@ -1014,6 +1053,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hostile_loop, setup1,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_flood_no_refill, setup1,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_failed_device, setup1,
 						teardown),
 		cmocka_unit_test(test_selftest_open),
 		cmocka_unit_test_setup_teardown(test_seccomp_status, setup1,
