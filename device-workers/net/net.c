@@ -108,7 +108,6 @@ struct net {
 	unsigned int pairs;  /* offered */
 	unsigned int active; /* served: 1 until VQ_PAIRS_SET */
 	unsigned int ctrlq;  /* control queue index, or NET_NO_QUEUE */
-	unsigned int max_queue;
 	bool offload_warned;
 	uint8_t *ctrl_buf;
 	struct bh_vq_req *ctrl_req;
