@@ -956,6 +956,26 @@ static void test_flood_no_refill(void **state)
 	assert_null(bh_vdriver_needs_reset(fx->d));
 }
 
+/* A worker that dies holding a receive chain: its replacement takes the
+ * chain up again and fills it. */
+static void test_restart(void **state)
+{
+	struct net_fx *fx = *state;
+
+	activate(fx, F_V1 | F_MRG);
+	post_rx(fx, 0, 0, 2, 2048);
+	assert_int_equal(bh_vdriver_sync(fx->d, BH_VDRIVER_TIMEOUT_MS), 0);
+	assert_int_equal(
+	    bh_vdriver_respawn(fx->d, false, BH_VDRIVER_TIMEOUT_MS), 0);
+	make_frame(fx, NULL, 300, 1);
+	peer_send(fx, 0, HDR + 300);
+	expect_rx(fx, 0, 0, 2048, HDR + 300);
+	make_frame(fx, NULL, 100, 2);
+	guest_tx(fx, 1, HDR + 100, 4096);
+	assert_int_equal(peer_recv(fx, 0), HDR + 100);
+	assert_null(bh_vdriver_needs_reset(fx->d));
+}
+
 /* A replacement worker for a failed device: transmit chains come back
  * empty and reach no TAP, receive chains stay with the driver. */
 static void test_failed_device(void **state)
@@ -1054,6 +1074,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_flood_no_refill, setup1,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_restart, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_device, setup1,
 						teardown),
 		cmocka_unit_test(test_selftest_open),
