@@ -28,8 +28,9 @@
 
 #include "worker.h"
 
-/* Extra fds a device may have polled (console input, ...). */
-#define WORKER_MAX_POLL_FDS 8
+/* Extra fds a device may have polled (console input, a TAP fd per queue
+ * pair both ways, ...). */
+#define WORKER_MAX_POLL_FDS 16
 
 enum worker_state {
 	WS_SETUP,  /* waiting for WORKER_SETUP */
@@ -268,6 +269,8 @@ static void fail_queue(struct bh_worker *w, unsigned int q)
 	struct bh_vq *vq = &w->vq[q];
 	unsigned int n = 0;
 
+	if (w->ops->fail_keep && w->ops->fail_keep(w, q))
+		return;
 	if (!w->fail_req) {
 		w->fail_req = malloc(sizeof(*w->fail_req));
 		if (!w->fail_req)
@@ -697,6 +700,29 @@ static unsigned int count_names(const char *const *names)
 	return n;
 }
 
+static unsigned int count_ioctls(const unsigned long *reqs)
+{
+	unsigned int n = 0;
+
+	while (reqs && reqs[n])
+		n++;
+	return n;
+}
+
+/* ioctl only with the device's requests: the kernel reads the request as
+ * an unsigned int, so the comparison looks at those 32 bits. */
+static int seccomp_ioctls(scmp_filter_ctx ctx, const unsigned long *reqs)
+{
+	for (unsigned int i = 0; reqs && reqs[i]; i++) {
+		int r = bh_seccomp_allow_masked(ctx, SCMP_SYS(ioctl), 1,
+						0xffffffffULL, reqs[i]);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int seccomp_install(const struct bh_device_ops *ops)
 {
 	scmp_filter_ctx ctx;
@@ -716,8 +742,12 @@ static int seccomp_install(const struct bh_device_ops *ops)
 		if (r < 0)
 			goto out;
 	}
+	r = seccomp_ioctls(ctx, ops->ioctls);
+	if (r < 0)
+		goto out;
 	/* Counted before loading: nothing may log after a failed load. */
-	n = count_names(worker_syscalls) + count_names(ops->extra_syscalls) + 2;
+	n = count_names(worker_syscalls) + count_names(ops->extra_syscalls) +
+	    2 + (count_ioctls(ops->ioctls) ? 1 : 0);
 	r = seccomp_load(ctx);
 	if (r == 0)
 		bh_debug("seccomp: %u system calls allowed (%u of them for "
@@ -936,9 +966,20 @@ static int parse_args(struct worker_ctx *c, int argc, char **argv)
 			const char *const *lists[] = { worker_syscalls,
 						       ops->extra_syscalls };
 
+			char ioctl_line[256] = "";
+			const char *extra[] = { ioctl_line, NULL };
+
+			for (const char *const *p = ops->ioctl_names; p && *p;
+			     p++)
+				snprintf(
+				    ioctl_line + strlen(ioctl_line),
+				    sizeof(ioctl_line) - strlen(ioctl_line),
+				    "%s%s",
+				    ioctl_line[0] ? ", " : "ioctl, only ", *p);
 			printf("bulkhead-dev-%s: seccomp allow-list\n",
 			       ops->name);
-			bh_policy_print(stdout, lists, 2, NULL);
+			bh_policy_print(stdout, lists, 2,
+					ioctl_line[0] ? extra : NULL);
 			exit(0);
 		}
 		default:

@@ -14,9 +14,10 @@
 #include "virtqueue.h"
 #include "proto/internal.pb-c.h"
 
-#define BH_WORKER_MAX_QUEUES   16
-#define BH_VIRTIO_CONFIG_MAX   256
-#define BH_WORKER_MAX_COUNTERS 16
+#define BH_WORKER_MAX_QUEUES 16
+#define BH_VIRTIO_CONFIG_MAX 256
+/* Six per queue pair for virtio-net's seven pairs, and the library's own. */
+#define BH_WORKER_MAX_COUNTERS 48
 
 struct bh_worker;
 
@@ -55,8 +56,18 @@ struct bh_device_ops {
 	 * bytes written. The backend must not be touched. NULL: 0 bytes. */
 	uint32_t (*fail_request)(struct bh_worker *w, unsigned int q,
 				 struct bh_vq_req *req);
+	/* The device has failed: true leaves queue q's chains with the
+	 * driver instead (a receive queue, which nothing will fill). May be
+	 * NULL: every queue's chains are failed. */
+	bool (*fail_keep)(struct bh_worker *w, unsigned int q);
 	/* Extra seccomp syscalls the device needs, NULL-terminated, or NULL. */
 	const char *const *extra_syscalls;
+	/* ioctl requests the device may make, 0-terminated, or NULL: ioctl is
+	 * then allowed only with these (its second argument), and
+	 * ioctl_names (NULL-terminated, same order) names them for
+	 * --print-policy. */
+	const unsigned long *ioctls;
+	const char *const *ioctl_names;
 };
 
 struct bh_worker {

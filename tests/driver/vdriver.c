@@ -117,6 +117,8 @@ static const char *role_of(Bh__WorkerSetup__BackendCase type)
 		return "dev-console";
 	case BH__WORKER_SETUP__BACKEND_RNG:
 		return "dev-rng";
+	case BH__WORKER_SETUP__BACKEND_NET:
+		return "dev-net";
 	default:
 		return NULL;
 	}
@@ -549,6 +551,7 @@ int bh_vdriver_setup(struct bh_vdriver *d, int timeout_ms)
 	Bh__BlkSetup blk = BH__BLK_SETUP__INIT;
 	Bh__ConsoleSetup con = BH__CONSOLE_SETUP__INIT;
 	Bh__RngSetup rng = BH__RNG_SETUP__INIT;
+	Bh__NetSetup net = BH__NET_SETUP__INIT;
 	Bh__WorkerReady *rdy;
 	int fds[BH_FRAME_MAX_FDS];
 	struct bh_frame f;
@@ -575,6 +578,9 @@ int bh_vdriver_setup(struct bh_vdriver *d, int timeout_ms)
 	case BH__WORKER_SETUP__BACKEND_CONSOLE:
 		ws.console =
 		    d->cfg.backend ? (Bh__ConsoleSetup *)d->cfg.backend : &con;
+		break;
+	case BH__WORKER_SETUP__BACKEND_NET:
+		ws.net = d->cfg.backend ? (Bh__NetSetup *)d->cfg.backend : &net;
 		break;
 	default:
 		ws.rng = d->cfg.backend ? (Bh__RngSetup *)d->cfg.backend : &rng;

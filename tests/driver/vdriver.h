@@ -21,7 +21,7 @@
 
 #define BH_VDRIVER_MAX_QUEUES	16
 #define BH_VDRIVER_CONFIG_MAX	256
-#define BH_VDRIVER_MAX_COUNTERS 32
+#define BH_VDRIVER_MAX_COUNTERS 64
 /* Indirect table entries per head that bh_vdriver_add can build. */
 #define BH_VDRIVER_MAX_INDIRECT 64
 /* Guest RAM below this is the test's own; the allocator starts here. */
@@ -41,8 +41,8 @@ struct bh_vdriver;
 struct bh_vdriver_cfg {
 	const char *binary; /* path of bulkhead-dev-<type> */
 	Bh__WorkerSetup__BackendCase type;
-	/* Bh__BlkSetup, Bh__ConsoleSetup or Bh__RngSetup as type says;
-	 * NULL sends the defaults. Borrowed. */
+	/* Bh__BlkSetup, Bh__ConsoleSetup, Bh__NetSetup or Bh__RngSetup as
+	 * type says; NULL sends the defaults. Borrowed. */
 	const void *backend;
 	/* Sent after the memfd in WORKER_SETUP; borrowed. */
 	const int *backend_fds;
