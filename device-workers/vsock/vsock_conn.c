@@ -412,9 +412,9 @@ void vsk_conn_flushed(struct vsk_conn *c, uint32_t n)
 	c->buf_head = (c->buf_head + n) % VSK_BUF_ALLOC;
 	c->buf_len -= n;
 	c->fwd_cnt += n;
-	/* Emptied: tell the guest at once if it may be waiting. */
-	if (c->buf_len == 0 && c->fwd_cnt != c->fwd_sent &&
-	    c->tx_cnt - c->fwd_sent > VSK_BUF_ALLOC - VSK_MAX_PKT)
+	/* Emptied after the host made us wait: the guest may be waiting in
+	 * turn, so it hears of all of it at once. */
+	if (c->buf_len == 0 && c->fwd_cnt != c->fwd_sent)
 		c->pend |= VSK_PEND_CREDIT;
 	maybe_credit(c);
 }
