@@ -29,8 +29,8 @@
 #include "worker.h"
 
 /* Extra fds a device may have polled (console input, a TAP fd per queue
- * pair both ways, ...). */
-#define WORKER_MAX_POLL_FDS 16
+ * pair, host connections, ...), both directions together. */
+#define WORKER_MAX_POLL_FDS 2080
 
 enum worker_state {
 	WS_SETUP,  /* waiting for WORKER_SETUP */
@@ -45,6 +45,9 @@ struct worker_ctx {
 	enum worker_state state;
 	bool quit;
 	const char *selftest_open;
+	/* The loop's poll set: too big for the stack with many device fds. */
+	struct pollfd pfd[1 + BH_WORKER_MAX_QUEUES + WORKER_MAX_POLL_FDS];
+	int extra[WORKER_MAX_POLL_FDS];
 };
 
 /* What every device needs inside the sandbox: the control socket, its
@@ -95,27 +98,49 @@ static int worker_send(struct bh_worker *w, uint16_t type,
 	return r;
 }
 
+int bh_worker_send(struct bh_worker *w, uint16_t type,
+		   const ProtobufCMessage *m)
+{
+	return worker_send(w, type, m);
+}
+
 /* ---- counters and reports ------------------------------------------------ */
 
-void bh_worker_count(struct bh_worker *w, const char *name, uint64_t n)
+/* The counter called name, made on first use; NULL when the table is full. */
+static uint64_t *counter_slot(struct bh_worker *w, const char *name)
 {
 	unsigned int i;
 
 	for (i = 0; i < w->ncounters; i++) {
 		if (w->counters[i].name == name ||
-		    strcmp(w->counters[i].name, name) == 0) {
-			w->counters[i].value += n;
-			return;
-		}
+		    strcmp(w->counters[i].name, name) == 0)
+			return &w->counters[i].value;
 	}
 	if (w->ncounters == BH_WORKER_MAX_COUNTERS) {
 		bh_log_ratelimited(BH_LOG_ERR, "counter table full: %s dropped",
 				   name);
-		return;
+		return NULL;
 	}
 	w->counters[w->ncounters].name = name;
-	w->counters[w->ncounters].value = n;
-	w->ncounters++;
+	w->counters[w->ncounters].value = 0;
+	return &w->counters[w->ncounters++].value;
+}
+
+void bh_worker_count(struct bh_worker *w, const char *name, uint64_t n)
+{
+	uint64_t *v = counter_slot(w, name);
+
+	if (v)
+		*v += n;
+}
+
+void bh_worker_set_counter(struct bh_worker *w, const char *name,
+			   uint64_t value)
+{
+	uint64_t *v = counter_slot(w, name);
+
+	if (v)
+		*v = value;
 }
 
 void bh_worker_needs_reset(struct bh_worker *w, const char *fmt, ...)
@@ -774,7 +799,7 @@ static int enter_sandbox(struct bh_worker *w)
 	if (r == 0)
 		r = bh_sandbox_no_new_privs();
 	if (r == 0)
-		r = bh_sandbox_limits(WORKER_MORE_FDS);
+		r = bh_sandbox_limits(WORKER_MORE_FDS + w->more_fds);
 	if (r < 0) {
 		bh_err("cannot enter the sandbox: %s", strerror(-r));
 		return r;
@@ -820,10 +845,41 @@ static void on_kick(struct bh_worker *w, unsigned int q)
 	check_broken(w);
 }
 
+/* True if the library has a handler for frames of this type. */
+static bool lib_knows(uint16_t type)
+{
+	for (size_t i = 0; i < BH_ARRAY_SIZE(worker_handlers); i++)
+		if (worker_handlers[i].type == type)
+			return true;
+	return false;
+}
+
+/*
+ * A frame for the device type's own hook. Only once the device is set up
+ * and serving; anything else is the controller's mistake and ends the
+ * worker, as an unknown type always did. Releases the frame.
+ */
+static int device_message(struct worker_ctx *c, struct bh_frame *f)
+{
+	struct bh_worker *w = &c->w;
+	int r;
+
+	if (!w->ops->ctl_message)
+		r = -ENOMSG;
+	else if (!(SERVING & BH_STATE(c->state)))
+		r = -EPERM;
+	else
+		r = w->ops->ctl_message(w, f);
+	if (r < 0)
+		bh_err("message type %u failed: %s", f->type, strerror(-r));
+	bh_frame_release(f);
+	return r;
+}
+
 static int serve(struct worker_ctx *c)
 {
 	struct bh_worker *w = &c->w;
-	struct pollfd pfd[1 + BH_WORKER_MAX_QUEUES + WORKER_MAX_POLL_FDS];
+	struct pollfd *pfd = c->pfd;
 	unsigned int pq[BH_WORKER_MAX_QUEUES];
 	struct bh_frame_reader reader;
 	struct bh_frame frame;
@@ -832,10 +888,13 @@ static int serve(struct worker_ctx *c)
 	bh_frame_reader_init(&reader, BH_FRAME_MAX_BODY);
 	while (!c->quit) {
 		unsigned int n = 1, nkick = 0, nextra = 0;
-		int extra[WORKER_MAX_POLL_FDS];
+		int *extra = c->extra;
 		const char *name = NULL;
+		int timeout = -1;
 		uint16_t type;
 
+		if (c->state != WS_SETUP && !w->failed && w->ops->timer)
+			timeout = w->ops->timer(w);
 		pfd[0] = (struct pollfd){ .fd = w->ctl, .events = POLLIN };
 		/* A device in NEEDS_RESET is left alone until the reset. */
 		if (c->state == WS_ACTIVE && !w->needs_reset) {
@@ -870,7 +929,7 @@ static int serve(struct worker_ctx *c)
 			nextra += nout;
 		}
 
-		if (poll(pfd, n, -1) < 0) {
+		if (poll(pfd, n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			r = -errno;
@@ -898,6 +957,13 @@ static int serve(struct worker_ctx *c)
 			break;
 		}
 		type = frame.type;
+		if (!lib_knows(type)) {
+			r = device_message(c, &frame);
+			if (r < 0)
+				break;
+			check_broken(w);
+			continue;
+		}
 		r = bh_dispatch(worker_handlers, BH_ARRAY_SIZE(worker_handlers),
 				c->state, &frame, c, &name);
 		if (r < 0) {
