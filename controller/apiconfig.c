@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+
 #include <bulkhead/platform.h>
 #include <bulkhead/util.h>
 
@@ -334,29 +336,199 @@ static int set_disk(const Bulkhead__Api__V1__DiskConfig *d, unsigned int i,
 	return 0;
 }
 
+/* An id given in the API: the command line's length and characters. */
+static int check_api_id(const char *field, const char *id, char *err,
+			size_t errlen)
+{
+	if (strlen(id) > BH_CONFIG_ID_MAX)
+		return bh_errf(err, errlen,
+			       "%s: '%s' is longer than %d characters", field,
+			       id, BH_CONFIG_ID_MAX);
+	return check_chars(field, id, err, errlen);
+}
+
+static int set_net(const Bulkhead__Api__V1__NetConfig *n, unsigned int i,
+		   struct bh_net_config *out, char *err, size_t errlen)
+{
+	char field[32], defid[32];
+	const char *why;
+	int r;
+
+	snprintf(field, sizeof(field), "net[%u]", i);
+	if (!n)
+		return bh_errf(err, errlen, "%s: empty", field);
+	/* A TAP opened for us would come as fds, which the API cannot
+	 * carry: the command line's fd= has no counterpart here. */
+	if (!n->tap || n->tap[0] == '\0')
+		return bh_errf(err, errlen,
+			       "%s.tap: required (the API cannot pass file "
+			       "descriptors: fd= is for the command line "
+			       "only)",
+			       field);
+	if (bh_config_check_ifname(n->tap, &why) < 0)
+		return bh_errf(err, errlen, "%s.tap: %s: %s", field, n->tap,
+			       why);
+	if (n->mac && n->mac[0]) {
+		if (bh_config_parse_mac(n->mac, out->mac, &why) < 0)
+			return bh_errf(err, errlen, "%s.mac: %s: %s", field,
+				       n->mac, why);
+		out->mac_set = true;
+	}
+	if (n->mask && n->mask[0] && !(n->ip && n->ip[0]))
+		return bh_errf(err, errlen, "%s.mask: needs ip", field);
+	if (n->ip && n->ip[0]) {
+		if (bh_config_parse_ipv4(n->ip, false, &out->ip, &why) < 0)
+			return bh_errf(err, errlen, "%s.ip: %s: %s", field,
+				       n->ip, why);
+		if (bh_config_parse_ipv4(n->mask && n->mask[0]
+					     ? n->mask
+					     : BH_CONFIG_NET_DEFAULT_MASK,
+					 true, &out->mask, &why) < 0)
+			return bh_errf(err, errlen, "%s.mask: %s: %s", field,
+				       n->mask, why);
+	}
+	if (n->num_queues != 0 &&
+	    (n->num_queues < 2 || n->num_queues > 2 * BH_CONFIG_MAX_NET_PAIRS))
+		return bh_errf(
+		    err, errlen,
+		    "%s.num_queues: %" PRIu32 " is out of range 2..%d", field,
+		    n->num_queues, 2 * BH_CONFIG_MAX_NET_PAIRS);
+	if (n->num_queues % 2)
+		return bh_errf(err, errlen,
+			       "%s.num_queues: %" PRIu32
+			       " is odd (a receive and a transmit queue per "
+			       "pair)",
+			       field, n->num_queues);
+	if (n->queue_size != 0 &&
+	    (n->queue_size < BH_CONFIG_NET_MIN_QUEUE_SIZE ||
+	     n->queue_size > BH_CONFIG_NET_MAX_QUEUE_SIZE))
+		return bh_errf(
+		    err, errlen,
+		    "%s.queue_size: %" PRIu32 " is out of range %d..%d", field,
+		    n->queue_size, BH_CONFIG_NET_MIN_QUEUE_SIZE,
+		    BH_CONFIG_NET_MAX_QUEUE_SIZE);
+	/* The split ring's index arithmetic needs a power of two. */
+	if (n->queue_size & (n->queue_size - 1))
+		return bh_errf(err, errlen,
+			       "%s.queue_size: %" PRIu32
+			       " is not a power of two",
+			       field, n->queue_size);
+	if (n->mtu != 0 &&
+	    (n->mtu < BH_CONFIG_NET_MIN_MTU || n->mtu > BH_CONFIG_NET_MAX_MTU))
+		return bh_errf(err, errlen,
+			       "%s.mtu: %" PRIu32 " is out of range %d..%d",
+			       field, n->mtu, BH_CONFIG_NET_MIN_MTU,
+			       BH_CONFIG_NET_MAX_MTU);
+	if (n->id && n->id[0]) {
+		snprintf(field, sizeof(field), "net[%u].id", i);
+		r = check_api_id(field, n->id, err, errlen);
+		if (r < 0)
+			return r;
+	}
+	snprintf(defid, sizeof(defid), "net%u", i);
+	out->tap = bh_xstrdup(n->tap);
+	out->id = bh_xstrdup(n->id && n->id[0] ? n->id : defid);
+	out->num_queues = n->num_queues ? n->num_queues : 2;
+	out->queue_size =
+	    n->queue_size ? n->queue_size : BH_CONFIG_NET_QUEUE_SIZE;
+	out->mtu = n->mtu ? n->mtu : BH_CONFIG_NET_MTU;
+	return 0;
+}
+
+static int set_vsock(const VmConfig *vc, struct bh_config *cfg, char *err,
+		     size_t errlen)
+{
+	const Bulkhead__Api__V1__VsockConfig *v = vc->vsock;
+	struct bh_vsock_config *out;
+	int r;
+
+	if (!v)
+		return 0;
+	if (v->cid < BH_CONFIG_VSOCK_MIN_CID ||
+	    v->cid > BH_CONFIG_VSOCK_MAX_CID)
+		return bh_errf(err, errlen,
+			       "vsock.cid: %" PRIu64 " is out of range %d..%u",
+			       v->cid, BH_CONFIG_VSOCK_MIN_CID,
+			       BH_CONFIG_VSOCK_MAX_CID);
+	if (!v->socket || v->socket[0] == '\0')
+		return bh_errf(err, errlen, "vsock.socket: required");
+	if (strlen(v->socket) > BH_CONFIG_VSOCK_SOCKET_MAX)
+		return bh_errf(err, errlen,
+			       "vsock.socket: '%s' is longer than %d bytes (a "
+			       "unix socket's sun_path)",
+			       v->socket, BH_CONFIG_VSOCK_SOCKET_MAX);
+	if (v->id && v->id[0]) {
+		r = check_api_id("vsock.id", v->id, err, errlen);
+		if (r < 0)
+			return r;
+	}
+	out = xcalloc(1, sizeof(*out));
+	out->cid = v->cid;
+	out->socket = bh_xstrdup(v->socket);
+	out->id = bh_xstrdup(v->id && v->id[0] ? v->id : BH_CONFIG_VSOCK_ID);
+	cfg->vsock = out;
+	return 0;
+}
+
+/* One device's id, named by its field ("net[1]"). */
+struct id_entry {
+	char field[24];
+	const char *id;
+	bool defaulted; /* the id was not given: blame the other one */
+};
+
+static void add_id(struct id_entry *e, unsigned int *n, const char *list,
+		   unsigned int i, const char *id, const char *prefix)
+{
+	char def[32];
+
+	if (i == UINT32_MAX)
+		snprintf(e[*n].field, sizeof(e[*n].field), "%s", list);
+	else
+		snprintf(e[*n].field, sizeof(e[*n].field), "%s[%u]", list, i);
+	if (i == UINT32_MAX)
+		snprintf(def, sizeof(def), "%s", prefix);
+	else
+		snprintf(def, sizeof(def), "%s%u", prefix, i);
+	e[*n].id = id;
+	e[*n].defaulted = strcmp(id, def) == 0;
+	(*n)++;
+}
+
 /* Ids are how logs and the API tell devices apart: they must differ. */
 static int check_ids(const struct bh_config *cfg, char *err, size_t errlen)
 {
-	unsigned int i, j;
+	struct id_entry e[BH_CONFIG_MAX_DEVICES];
+	const struct id_entry *a, *b;
+	unsigned int n = 0, i, j;
 
-	for (i = 0; i < cfg->ndisks; i++) {
-		const char *id = cfg->disks[i].id;
-
-		for (j = 0; j < i; j++)
-			if (strcmp(cfg->disks[j].id, id) == 0)
-				return bh_errf(err, errlen,
-					       "disks[%u].id: '%s' is used by "
-					       "disks[%u] already",
-					       i, id, j);
-		if (cfg->rng_source && strcmp(id, BH_CONFIG_RNG_ID) == 0)
+	/* The device count was checked first: the table holds them all. */
+	for (i = 0; i < cfg->ndisks; i++)
+		add_id(e, &n, "disks", i, cfg->disks[i].id, "disk");
+	for (i = 0; i < cfg->nnets; i++)
+		add_id(e, &n, "net", i, cfg->nets[i].id, "net");
+	if (cfg->vsock)
+		add_id(e, &n, "vsock", UINT32_MAX, cfg->vsock->id,
+		       BH_CONFIG_VSOCK_ID);
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < i; j++) {
+			if (strcmp(e[j].id, e[i].id) != 0)
+				continue;
+			a = e[i].defaulted && !e[j].defaulted ? &e[j] : &e[i];
+			b = a == &e[i] ? &e[j] : &e[i];
 			return bh_errf(err, errlen,
-				       "disks[%u].id: '%s' is the rng's id", i,
-				       id);
+				       "%s.id: '%s' is used by %s already",
+				       a->field, a->id, b->field);
+		}
+		if (cfg->rng_source && strcmp(e[i].id, BH_CONFIG_RNG_ID) == 0)
+			return bh_errf(err, errlen,
+				       "%s.id: '%s' is the rng's id",
+				       e[i].field, e[i].id);
 		if (cfg->console != BH_CONSOLE_OFF &&
-		    strcmp(id, BH_CONFIG_CONSOLE_ID) == 0)
+		    strcmp(e[i].id, BH_CONFIG_CONSOLE_ID) == 0)
 			return bh_errf(err, errlen,
-				       "disks[%u].id: '%s' is the console's id",
-				       i, id);
+				       "%s.id: '%s' is the console's id",
+				       e[i].field, e[i].id);
 	}
 	return 0;
 }
@@ -437,13 +609,20 @@ int bh_apiconfig_from_proto(const VmConfig *vc, struct bh_config *cfg,
 				   ? vc->rng->src
 				   : BH_CONFIG_DEFAULT_RNG_SOURCE);
 
+	r = set_vsock(vc, cfg, err, errlen);
+	if (r < 0)
+		goto err;
+
+	/* Every virtio device takes one of the PCI slots. */
 	ndev = (cfg->rng_source ? 1 : 0) +
-	       (cfg->console != BH_CONSOLE_OFF ? 1 : 0);
-	if (vc->n_disks > BH_CONFIG_MAX_DEVICES - ndev) {
+	       (cfg->console != BH_CONSOLE_OFF ? 1 : 0) + (cfg->vsock ? 1 : 0);
+	if (vc->n_disks > BH_CONFIG_MAX_DEVICES - ndev ||
+	    vc->n_net > BH_CONFIG_MAX_DEVICES - ndev - vc->n_disks) {
 		r = bh_errf(err, errlen,
-			    "disks: %zu disks and %u other virtio devices are "
-			    "more than %d in all",
-			    vc->n_disks, ndev, BH_CONFIG_MAX_DEVICES);
+			    "%s: %zu disks, %zu nets and %u other virtio "
+			    "devices are more than %d in all",
+			    vc->n_net ? "net" : "disks", vc->n_disks, vc->n_net,
+			    ndev, BH_CONFIG_MAX_DEVICES);
 		goto err;
 	}
 	for (i = 0; i < vc->n_disks; i++) {
@@ -451,6 +630,12 @@ int bh_apiconfig_from_proto(const VmConfig *vc, struct bh_config *cfg,
 		if (r < 0)
 			goto err;
 		cfg->ndisks++;
+	}
+	for (i = 0; i < vc->n_net; i++) {
+		r = set_net(vc->net[i], i, &cfg->nets[i], err, errlen);
+		if (r < 0)
+			goto err;
+		cfg->nnets++;
 	}
 	r = check_ids(cfg, err, errlen);
 	if (r < 0)
@@ -499,6 +684,40 @@ static Bulkhead__Api__V1__ConsoleMode console_mode(enum bh_console_mode m)
 static Bulkhead__Api__V1__OutputFull full_proto(enum bh_out_full f)
 {
 	return f == BH_OUT_FULL_STOP ? FULL(STOP) : FULL(TRUNCATE);
+}
+
+/* An address in network byte order as a.b.c.d, or "" for 0 (not set). */
+static char *ipv4_string(uint32_t addr)
+{
+	char s[INET_ADDRSTRLEN] = "";
+	struct in_addr a = { .s_addr = addr };
+
+	if (addr && !inet_ntop(AF_INET, &a, s, sizeof(s)))
+		s[0] = '\0';
+	return bh_xstrdup(s);
+}
+
+/* A net whose TAP came as fds has no tap name to report (the API carries
+ * no fds), nor an address (with fd= we leave the interface alone). */
+static Bulkhead__Api__V1__NetConfig *net_proto(const struct bh_net_config *n)
+{
+	Bulkhead__Api__V1__NetConfig *p = xcalloc(1, sizeof(*p));
+	char mac[18] = "";
+
+	bulkhead__api__v1__net_config__init(p);
+	if (n->mac_set)
+		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x",
+			 n->mac[0], n->mac[1], n->mac[2], n->mac[3], n->mac[4],
+			 n->mac[5]);
+	p->tap = bh_xstrdup(n->tap);
+	p->ip = ipv4_string(n->ip);
+	p->mask = ipv4_string(n->ip ? n->mask : 0);
+	p->mac = bh_xstrdup(mac);
+	p->num_queues = n->num_queues;
+	p->queue_size = n->queue_size;
+	p->id = bh_xstrdup(n->id);
+	p->mtu = n->mtu;
+	return p;
 }
 
 /*
@@ -561,6 +780,18 @@ int bh_apiconfig_to_proto(const struct bh_config *cfg, VmConfig **out)
 		p->id = bh_xstrdup(d->id);
 		p->serial = bh_xstrdup(d->serial);
 		vc->disks[i] = p;
+	}
+	vc->n_net = cfg->nnets;
+	if (cfg->nnets > 0)
+		vc->net = xcalloc(cfg->nnets, sizeof(*vc->net));
+	for (i = 0; i < cfg->nnets; i++)
+		vc->net[i] = net_proto(&cfg->nets[i]);
+	if (cfg->vsock) {
+		vc->vsock = xcalloc(1, sizeof(*vc->vsock));
+		bulkhead__api__v1__vsock_config__init(vc->vsock);
+		vc->vsock->cid = cfg->vsock->cid;
+		vc->vsock->socket = bh_xstrdup(cfg->vsock->socket);
+		vc->vsock->id = bh_xstrdup(cfg->vsock->id);
 	}
 	vc->restart_devices = xcalloc(1, sizeof(*vc->restart_devices));
 	bulkhead__api__v1__restart_config__init(vc->restart_devices);

@@ -22,8 +22,10 @@ int bh_apiconfig_from_proto(const Bulkhead__Api__V1__VmConfig *vc,
 
 /*
  * Builds a VmConfig from cfg with every default spelled out (modes never
- * CONSOLE_MODE_DEFAULT, disk queues never 0). 0 with *out set (free it with
- * bh_apiconfig_free_proto), or -ENOMEM.
+ * CONSOLE_MODE_DEFAULT, disk and net queues and mtu never 0). What the
+ * configuration leaves to the devices stays empty: a net's unset mac, and
+ * the tap of a net given as fd= (the API carries no fds). 0 with *out set
+ * (free it with bh_apiconfig_free_proto), or -ENOMEM.
  */
 int bh_apiconfig_to_proto(const struct bh_config *cfg,
 			  Bulkhead__Api__V1__VmConfig **out);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,8 @@ enum {
 	OPT_LOG_LEVEL,
 	OPT_EXIT_STATS,
 	OPT_DISK,
+	OPT_NET,
+	OPT_VSOCK,
 	OPT_RNG,
 	OPT_CONSOLE,
 	OPT_RESTART_DEVICES,
@@ -57,6 +60,8 @@ static const struct option long_options[] = {
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "exit-stats", no_argument, NULL, OPT_EXIT_STATS },
 	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "net", required_argument, NULL, OPT_NET },
+	{ "vsock", required_argument, NULL, OPT_VSOCK },
 	{ "rng", required_argument, NULL, OPT_RNG },
 	{ "console", required_argument, NULL, OPT_CONSOLE },
 	{ "restart-devices", required_argument, NULL, OPT_RESTART_DEVICES },
@@ -99,7 +104,9 @@ static const char *long_name(int val)
  * A key=value list such as "boot=2,max=2" or, later, "path=/x,readonly=on".
  * The caller lists the keys it accepts; kv_parse fills in each value (NULL
  * when absent) with pointers into a copy of the argument that it returns in
- * *bufp for the caller to free. Values cannot contain ','.
+ * *bufp for the caller to free. Values cannot contain ',', except a list in
+ * brackets ("fd=[5,6]", Cloud Hypervisor's syntax), which is kept whole,
+ * brackets included; a '[' without its ']' is an ordinary character.
  */
 struct kv_param {
 	const char *key;
@@ -142,7 +149,12 @@ static int kv_parse(const char *opt, const char *arg, struct kv_param *params,
 
 	buf = bh_xstrdup(arg);
 	for (item = buf; item; item = next) {
-		next = strchr(item, ',');
+		size_t keylen = strcspn(item, ",=");
+		const char *close = NULL;
+
+		if (item[keylen] == '=' && item[keylen + 1] == '[')
+			close = strchr(item + keylen + 1, ']');
+		next = strchr(close ? close : item, ',');
 		if (next)
 			*next++ = '\0';
 		if (item[0] == '\0') {
@@ -526,9 +538,11 @@ static int kv_bool(const char *opt, const struct kv_param *p, bool *out,
 		       p->value);
 }
 
+/* Every virtio device takes a PCI slot of the BH_CONFIG_MAX_DEVICES. */
 static unsigned int device_count(const struct bh_config *cfg)
 {
-	return cfg->ndisks + (cfg->rng_source ? 1 : 0) +
+	return cfg->ndisks + cfg->nnets + (cfg->vsock ? 1 : 0) +
+	       (cfg->rng_source ? 1 : 0) +
 	       (cfg->console != BH_CONSOLE_OFF ? 1 : 0);
 }
 
@@ -620,6 +634,393 @@ static int parse_disk(const char *arg, struct bh_config *cfg, char *err,
 	d.serial =
 	    bh_xstrdup(params[D_SERIAL].value ? params[D_SERIAL].value : "");
 	cfg->disks[cfg->ndisks++] = d;
+out:
+	free(buf);
+	return ret;
+}
+
+int bh_config_check_ifname(const char *name, const char **why)
+{
+	size_t len = strlen(name), i;
+	unsigned char c;
+
+	if (len == 0) {
+		*why = "an empty interface name";
+		return -EINVAL;
+	}
+	if (len > BH_CONFIG_IFNAME_MAX) {
+		*why = "longer than 15 bytes (IFNAMSIZ - 1)";
+		return -EINVAL;
+	}
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+		*why = "not an interface name ('.' and '..' are refused)";
+		return -EINVAL;
+	}
+	/* The kernel's dev_valid_name() refuses '/', ':' and blanks; control
+	 * bytes would also garble the logs the name goes into. */
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)name[i];
+		if (c == '/' || c == ':' || isspace(c) || c < 0x20 ||
+		    c == 0x7f) {
+			*why = "not an interface name (no '/', ':', blank or "
+			       "control byte)";
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int bh_config_parse_mac(const char *s, uint8_t mac[6], const char **why)
+{
+	static const uint8_t zero[6];
+	uint8_t m[6];
+	int i, hi, lo;
+
+	*why = "not a MAC address (xx:xx:xx:xx:xx:xx)";
+	if (strlen(s) != 17)
+		return -EINVAL;
+	for (i = 0; i < 6; i++) {
+		const char *p = s + 3 * i;
+
+		if (!isxdigit((unsigned char)p[0]) ||
+		    !isxdigit((unsigned char)p[1]) || (i < 5 && p[2] != ':'))
+			return -EINVAL;
+		hi = isdigit((unsigned char)p[0])
+			 ? p[0] - '0'
+			 : tolower((unsigned char)p[0]) - 'a' + 10;
+		lo = isdigit((unsigned char)p[1])
+			 ? p[1] - '0'
+			 : tolower((unsigned char)p[1]) - 'a' + 10;
+		m[i] = (uint8_t)(hi << 4 | lo);
+	}
+	/* A guest NIC with a group address would receive, and send from, what
+	 * every member of that group gets. */
+	if (m[0] & 1) {
+		*why = "a multicast address (the first byte's low bit is set)";
+		return -EINVAL;
+	}
+	if (memcmp(m, zero, sizeof(m)) == 0) {
+		*why = "the all-zero address";
+		return -EINVAL;
+	}
+	memcpy(mac, m, sizeof(m));
+	*why = NULL;
+	return 0;
+}
+
+int bh_config_parse_ipv4(const char *s, bool netmask, uint32_t *out,
+			 const char **why)
+{
+	struct in_addr a;
+	uint32_t h, inv;
+
+	if (inet_pton(AF_INET, s, &a) != 1) {
+		*why = netmask ? "not a netmask (a.b.c.d)"
+			       : "not an IPv4 address (a.b.c.d)";
+		return -EINVAL;
+	}
+	h = ntohl(a.s_addr);
+	if (netmask) {
+		/* Contiguous: the host part, inverted, is 2^n - 1. */
+		inv = ~h;
+		if (h == 0 || (inv & (inv + 1)) != 0) {
+			*why = "not a contiguous netmask";
+			return -EINVAL;
+		}
+	} else if (h == 0) {
+		*why = "not a host address";
+		return -EINVAL;
+	}
+	*out = a.s_addr;
+	*why = NULL;
+	return 0;
+}
+
+/*
+ * fd=N or fd=[N,M,...]: TAP queues that our caller opened, one per queue
+ * pair. Each fd may be handed to one queue only: the same fd twice would
+ * make two queues read one packet stream.
+ */
+static int parse_net_fds(const char *value, const struct bh_config *cfg,
+			 struct bh_net_config *n, char *err, size_t errlen)
+{
+	size_t len = strlen(value);
+	char *buf, *item, *next;
+	uint64_t fd;
+	unsigned int i, j;
+	int ret = 0;
+
+	if (value[0] == '[') {
+		if (len < 3 || value[len - 1] != ']')
+			return bh_errf(err, errlen,
+				       "--net: fd=%s: not a list of fds "
+				       "([N,M,...])",
+				       value);
+		buf = bh_xstrdup(value + 1);
+		buf[len - 2] = '\0';
+	} else {
+		buf = bh_xstrdup(value);
+	}
+	n->nfds = 0;
+	for (item = buf; item; item = next) {
+		next = strchr(item, ',');
+		if (next)
+			*next++ = '\0';
+		if (bh_parse_uint(item, 0, INT32_MAX, &fd) < 0) {
+			ret = bh_errf(err, errlen,
+				      "--net: fd=%s: '%s' is not a file "
+				      "descriptor number",
+				      value, item);
+			goto out;
+		}
+		if (fd < 3) {
+			ret = bh_errf(err, errlen,
+				      "--net: fd=%s: fd %" PRIu64
+				      " is a standard stream, not a TAP (3 "
+				      "or more)",
+				      value, fd);
+			goto out;
+		}
+		if (n->nfds == BH_CONFIG_MAX_NET_PAIRS) {
+			ret = bh_errf(err, errlen,
+				      "--net: fd=%s: more than %d fds (one "
+				      "per queue pair)",
+				      value, BH_CONFIG_MAX_NET_PAIRS);
+			goto out;
+		}
+		for (i = 0; i < n->nfds; i++)
+			if (n->fds[i] == (int)fd) {
+				ret = bh_errf(err, errlen,
+					      "--net: fd=%s: fd %" PRIu64
+					      " is given twice",
+					      value, fd);
+				goto out;
+			}
+		for (i = 0; i < cfg->nnets; i++)
+			for (j = 0; j < cfg->nets[i].nfds; j++)
+				if (cfg->nets[i].fds[j] == (int)fd) {
+					ret =
+					    bh_errf(err, errlen,
+						    "--net: fd=%s: fd %" PRIu64
+						    " is %s's already",
+						    value, fd, cfg->nets[i].id);
+					goto out;
+				}
+		n->fds[n->nfds++] = (int)fd;
+	}
+out:
+	free(buf);
+	return ret;
+}
+
+static int parse_net(const char *arg, struct bh_config *cfg, char *err,
+		     size_t errlen)
+{
+	enum { N_TAP, N_FD, N_MAC, N_IP, N_MASK, N_NQ, N_QS, N_MTU, N_ID };
+	struct kv_param params[] = {
+		[N_TAP] = { .key = "tap" },
+		[N_FD] = { .key = "fd" },
+		[N_MAC] = { .key = "mac" },
+		[N_IP] = { .key = "ip" },
+		[N_MASK] = { .key = "mask" },
+		[N_NQ] = { .key = "num_queues" },
+		[N_QS] = { .key = "queue_size" },
+		[N_MTU] = { .key = "mtu" },
+		[N_ID] = { .key = "id" },
+	};
+	struct bh_net_config n = {
+		.num_queues = 2,
+		.queue_size = BH_CONFIG_NET_QUEUE_SIZE,
+		.mtu = BH_CONFIG_NET_MTU,
+	};
+	const char *why;
+	char defid[32];
+	uint64_t v = 0;
+	char *buf;
+	int ret;
+
+	ret = kv_parse("--net", arg, params, BH_ARRAY_SIZE(params), &buf, err,
+		       errlen);
+	if (ret < 0)
+		return ret;
+	if (device_count(cfg) >= BH_CONFIG_MAX_DEVICES) {
+		ret = bh_errf(err, errlen,
+			      "--net: more than %d virtio devices in all",
+			      BH_CONFIG_MAX_DEVICES);
+		goto out;
+	}
+	if (!params[N_TAP].value == !params[N_FD].value) {
+		ret = bh_errf(err, errlen, "--net: %s",
+			      params[N_TAP].value
+				  ? "tap= and fd= exclude each other (a TAP "
+				    "we open, or one opened for us)"
+				  : "tap= or fd= is required");
+		goto out;
+	}
+	if (params[N_TAP].value &&
+	    bh_config_check_ifname(params[N_TAP].value, &why) < 0) {
+		ret = bh_errf(err, errlen, "--net: tap=%s: %s",
+			      params[N_TAP].value, why);
+		goto out;
+	}
+	if (params[N_FD].value) {
+		ret = parse_net_fds(params[N_FD].value, cfg, &n, err, errlen);
+		if (ret < 0)
+			goto out;
+		/* Unless told otherwise, every fd handed in is used. */
+		n.num_queues = 2 * n.nfds;
+	}
+	if (params[N_MAC].value) {
+		if (bh_config_parse_mac(params[N_MAC].value, n.mac, &why) < 0) {
+			ret = bh_errf(err, errlen, "--net: mac=%s: %s",
+				      params[N_MAC].value, why);
+			goto out;
+		}
+		n.mac_set = true;
+	}
+	/* An interface someone else opened is theirs to configure. */
+	if (params[N_FD].value &&
+	    (params[N_IP].value || params[N_MASK].value)) {
+		ret = bh_errf(err, errlen,
+			      "--net: %s= goes with tap= only: with fd= the "
+			      "interface belongs to whoever opened it",
+			      params[N_IP].value ? "ip" : "mask");
+		goto out;
+	}
+	if (params[N_MASK].value && !params[N_IP].value) {
+		ret = bh_errf(err, errlen, "--net: mask= needs ip=");
+		goto out;
+	}
+	if (params[N_IP].value) {
+		if (bh_config_parse_ipv4(params[N_IP].value, false, &n.ip,
+					 &why) < 0) {
+			ret = bh_errf(err, errlen, "--net: ip=%s: %s",
+				      params[N_IP].value, why);
+			goto out;
+		}
+		if (bh_config_parse_ipv4(params[N_MASK].value
+					     ? params[N_MASK].value
+					     : BH_CONFIG_NET_DEFAULT_MASK,
+					 true, &n.mask, &why) < 0) {
+			ret = bh_errf(err, errlen, "--net: mask=%s: %s",
+				      params[N_MASK].value, why);
+			goto out;
+		}
+	}
+	if (params[N_NQ].value) {
+		ret = kv_uint("--net", &params[N_NQ], 2,
+			      2 * BH_CONFIG_MAX_NET_PAIRS, &v, err, errlen);
+		if (ret < 0)
+			goto out;
+		if (v % 2) {
+			ret = bh_errf(err, errlen,
+				      "--net: num_queues=%s is odd (a receive "
+				      "and a transmit queue per pair)",
+				      params[N_NQ].value);
+			goto out;
+		}
+		if (params[N_FD].value && v != 2 * n.nfds) {
+			ret = bh_errf(err, errlen,
+				      "--net: num_queues=%s needs %u fds (one "
+				      "per queue pair), fd= gives %u",
+				      params[N_NQ].value, (unsigned int)v / 2,
+				      n.nfds);
+			goto out;
+		}
+		n.num_queues = (unsigned int)v;
+	}
+	if (params[N_QS].value) {
+		ret = kv_uint("--net", &params[N_QS],
+			      BH_CONFIG_NET_MIN_QUEUE_SIZE,
+			      BH_CONFIG_NET_MAX_QUEUE_SIZE, &v, err, errlen);
+		if (ret < 0)
+			goto out;
+		/* The split ring's index arithmetic needs a power of two. */
+		if (v & (v - 1)) {
+			ret = bh_errf(
+			    err, errlen,
+			    "--net: queue_size=%s is not a power of two",
+			    params[N_QS].value);
+			goto out;
+		}
+		n.queue_size = (unsigned int)v;
+	}
+	if (params[N_MTU].value) {
+		ret = kv_uint("--net", &params[N_MTU], BH_CONFIG_NET_MIN_MTU,
+			      BH_CONFIG_NET_MAX_MTU, &v, err, errlen);
+		if (ret < 0)
+			goto out;
+		n.mtu = (unsigned int)v;
+	}
+	if (params[N_ID].value) {
+		ret = check_id("--net", params[N_ID].value, err, errlen);
+		if (ret < 0)
+			goto out;
+	}
+	snprintf(defid, sizeof(defid), "net%u", cfg->nnets);
+	n.tap = params[N_TAP].value ? bh_xstrdup(params[N_TAP].value) : NULL;
+	n.id = bh_xstrdup(params[N_ID].value ? params[N_ID].value : defid);
+	cfg->nets[cfg->nnets++] = n;
+out:
+	free(buf);
+	return ret;
+}
+
+/* Cloud Hypervisor's --vsock cid=N,socket=PATH[,id=ID]. */
+static int parse_vsock(const char *arg, struct bh_config *cfg, char *err,
+		       size_t errlen)
+{
+	enum { V_CID, V_SOCKET, V_ID };
+	struct kv_param params[] = {
+		[V_CID] = { .key = "cid" },
+		[V_SOCKET] = { .key = "socket" },
+		[V_ID] = { .key = "id" },
+	};
+	struct bh_vsock_config *vs;
+	uint64_t cid = 0;
+	char *buf;
+	int ret;
+
+	ret = kv_parse("--vsock", arg, params, BH_ARRAY_SIZE(params), &buf, err,
+		       errlen);
+	if (ret < 0)
+		return ret;
+	if (device_count(cfg) >= BH_CONFIG_MAX_DEVICES) {
+		ret = bh_errf(err, errlen,
+			      "--vsock: more than %d virtio devices in all",
+			      BH_CONFIG_MAX_DEVICES);
+		goto out;
+	}
+	if (!params[V_CID].value || !params[V_SOCKET].value) {
+		ret = bh_errf(err, errlen, "--vsock: %s= is required",
+			      params[V_CID].value ? "socket" : "cid");
+		goto out;
+	}
+	ret = kv_uint("--vsock", &params[V_CID], BH_CONFIG_VSOCK_MIN_CID,
+		      BH_CONFIG_VSOCK_MAX_CID, &cid, err, errlen);
+	if (ret < 0)
+		goto out;
+	if (strlen(params[V_SOCKET].value) > BH_CONFIG_VSOCK_SOCKET_MAX) {
+		ret =
+		    bh_errf(err, errlen,
+			    "--vsock: socket=%s is longer than %d bytes (a "
+			    "unix socket's sun_path)",
+			    params[V_SOCKET].value, BH_CONFIG_VSOCK_SOCKET_MAX);
+		goto out;
+	}
+	if (params[V_ID].value) {
+		ret = check_id("--vsock", params[V_ID].value, err, errlen);
+		if (ret < 0)
+			goto out;
+	}
+	vs = calloc(1, sizeof(*vs));
+	if (!vs)
+		abort();
+	vs->cid = cid;
+	vs->socket = bh_xstrdup(params[V_SOCKET].value);
+	vs->id = bh_xstrdup(params[V_ID].value ? params[V_ID].value
+					       : BH_CONFIG_VSOCK_ID);
+	cfg->vsock = vs;
 out:
 	free(buf);
 	return ret;
@@ -723,25 +1124,74 @@ static int parse_restart(const char *arg, struct bh_config *cfg, char *err,
 	return ret;
 }
 
+struct dev_id {
+	const char *id;
+	const char *opt;
+	bool fixed; /* not chosen with id=: blame the other one */
+};
+
+static bool is_default_id(const char *id, const char *prefix, unsigned int i)
+{
+	char def[32];
+
+	snprintf(def, sizeof(def), "%s%u", prefix, i);
+	return strcmp(id, def) == 0;
+}
+
 /* Ids are how logs and the API tell devices apart: they must differ. */
 static int check_device_ids(const struct bh_config *cfg, char *err,
 			    size_t errlen)
 {
-	const char *ids[BH_CONFIG_MAX_DEVICES + 2];
-	unsigned int n = 0, i, j;
+	struct dev_id ids[BH_CONFIG_MAX_DEVICES];
+	unsigned int n = 0, i, j, k;
+	const char *other;
 
+	/* The parsers keep device_count() within the table. */
 	for (i = 0; i < cfg->ndisks; i++)
-		ids[n++] = cfg->disks[i].id;
+		ids[n++] = (struct dev_id){ cfg->disks[i].id, "--disk",
+					    is_default_id(cfg->disks[i].id,
+							  "disk", i) };
+	for (i = 0; i < cfg->nnets; i++)
+		ids[n++] =
+		    (struct dev_id){ cfg->nets[i].id, "--net",
+				     is_default_id(cfg->nets[i].id, "net", i) };
+	if (cfg->vsock)
+		ids[n++] = (struct dev_id){ cfg->vsock->id, "--vsock",
+					    strcmp(cfg->vsock->id,
+						   BH_CONFIG_VSOCK_ID) == 0 };
 	if (cfg->rng_source)
-		ids[n++] = BH_CONFIG_RNG_ID;
+		ids[n++] = (struct dev_id){ BH_CONFIG_RNG_ID, "--rng", true };
 	if (cfg->console != BH_CONSOLE_OFF)
-		ids[n++] = BH_CONFIG_CONSOLE_ID;
+		ids[n++] =
+		    (struct dev_id){ BH_CONFIG_CONSOLE_ID, "--console", true };
 	for (i = 0; i < n; i++)
-		for (j = i + 1; j < n; j++)
-			if (strcmp(ids[i], ids[j]) == 0)
+		for (j = i + 1; j < n; j++) {
+			if (strcmp(ids[i].id, ids[j].id) != 0)
+				continue;
+			k = ids[j].fixed ? i : j;
+			other = ids[k == i ? j : i].opt;
+			if (strcmp(other, ids[k].opt) == 0)
 				return bh_errf(err, errlen,
-					       "--disk: id=%s is used twice",
-					       ids[i]);
+					       "%s: id=%s is used twice",
+					       ids[k].opt, ids[k].id);
+			return bh_errf(err, errlen,
+				       "%s: id=%s is used twice (also by %s)",
+				       ids[k].opt, ids[k].id, other);
+		}
+	return 0;
+}
+
+/* An inherited fd serves one purpose: the API's listening socket is no
+ * TAP queue. (--net checks its fds against each other as it parses.) */
+static int check_net_fds(const struct bh_config *cfg, char *err, size_t errlen)
+{
+	for (unsigned int i = 0; i < cfg->nnets; i++)
+		for (unsigned int j = 0; j < cfg->nets[i].nfds; j++)
+			if (cfg->nets[i].fds[j] == cfg->api_socket_fd)
+				return bh_errf(err, errlen,
+					       "--net: fd %d is the "
+					       "--api-socket's already",
+					       cfg->api_socket_fd);
 	return 0;
 }
 
@@ -924,6 +1374,10 @@ static int parse_option(int c, const char *arg, struct bh_config *cfg,
 		return 0;
 	case OPT_DISK:
 		return parse_disk(arg, cfg, err, errlen);
+	case OPT_NET:
+		return parse_net(arg, cfg, err, errlen);
+	case OPT_VSOCK:
+		return parse_vsock(arg, cfg, err, errlen);
 	case OPT_RNG:
 		return parse_rng(arg, cfg, err, errlen);
 	case OPT_CONSOLE:
@@ -1104,7 +1558,7 @@ int bh_config_parse_args(int argc, char *const argv[], struct bh_config *cfg,
 			 * mistake in a generated command line than a wish to
 			 * override, so refuse rather than guess. */
 			if (seen[c - OPT_FIRST] && c != OPT_EXIT_STATS &&
-			    c != OPT_DISK) {
+			    c != OPT_DISK && c != OPT_NET) {
 				ret = bh_errf(err, errlen, "--%s given twice",
 					      long_name(c));
 				goto err;
@@ -1147,6 +1601,9 @@ int bh_config_parse_args(int argc, char *const argv[], struct bh_config *cfg,
 	ret = check_device_ids(cfg, err, errlen);
 	if (ret < 0)
 		goto err;
+	ret = check_net_fds(cfg, err, errlen);
+	if (ret < 0)
+		goto err;
 	return BH_CONFIG_OK;
 
 err:
@@ -1168,6 +1625,15 @@ void bh_config_free(struct bh_config *cfg)
 		free(cfg->disks[i].id);
 		free(cfg->disks[i].serial);
 	}
+	for (unsigned int i = 0; i < cfg->nnets; i++) {
+		free(cfg->nets[i].id);
+		free(cfg->nets[i].tap);
+	}
+	if (cfg->vsock) {
+		free(cfg->vsock->id);
+		free(cfg->vsock->socket);
+		free(cfg->vsock);
+	}
 	free(cfg->rng_source);
 	free(cfg->console_path);
 	free(cfg->api_socket_path);
@@ -1187,7 +1653,8 @@ void bh_config_usage(FILE *out)
 	bh_format_size(BH_CONFIG_MAX_MEMORY, max_mem, sizeof(max_mem));
 	bh_format_size(BH_OUT_DEFAULT_MAX_SIZE, def_out, sizeof(def_out));
 
-	/* One literal per output line, each short enough to stay whole. */
+	/* One literal per output line, each short enough to stay whole; one
+	 * call per section keeps the arguments next to their lines. */
 	fprintf(out,
 		"Usage: bulkhead --kernel PATH [OPTION]...\n"
 		"Run one KVM virtual machine, each part in its own\n"
@@ -1230,7 +1697,42 @@ void bh_config_usage(FILE *out)
 		"                      repeatable (defaults: readonly=off,\n"
 		"                      direct=off, num_queues=1 (1..%d),\n"
 		"                      queue_size=%d (a power of two,\n"
-		"                      2..%d), id=diskN, serial empty)\n"
+		"                      2..%d), id=diskN, serial empty)\n",
+		BH_MAX_VCPUS, BH_CONFIG_DEFAULT_VCPUS, min_mem, max_mem,
+		def_mem, def_out, (unsigned int)(BH_OUT_BUF_SIZE / 1024),
+		BH_CONFIG_MAX_DEVICES, BH_CONFIG_MAX_DISK_QUEUES,
+		BH_CONFIG_DISK_QUEUE_SIZE, BH_CONFIG_MAX_QUEUE_SIZE);
+	fprintf(out,
+		"  --net tap=NAME|fd=N|fd=[N,M,...][,mac=MAC][,ip=IP]\n"
+		"        [,mask=MASK][,num_queues=N][,queue_size=N]\n"
+		"        [,mtu=N][,id=ID]\n"
+		"                      virtio-net on a TAP interface;\n"
+		"                      repeatable. tap=NAME (1..%d bytes)\n"
+		"                      is opened by bulkhead, fd= are TAP\n"
+		"                      queues opened by the caller, one\n"
+		"                      per queue pair. ip=, mask= (tap=\n"
+		"                      only): the host side's IPv4 address\n"
+		"                      (mask default %s).\n"
+		"                      Defaults: mac random (locally\n"
+		"                      administered), num_queues=2 (even,\n"
+		"                      2..%d; with fd=, 2 per fd),\n"
+		"                      queue_size=%d (a power of two,\n"
+		"                      %d..%d), mtu=%d (%d..%d),\n"
+		"                      id=netN\n"
+		"  --vsock cid=CID,socket=PATH[,id=ID]\n"
+		"                      virtio-vsock: the guest's context id\n"
+		"                      CID (%d..%u); the host connects\n"
+		"                      through the unix socket PATH (at most\n"
+		"                      %d bytes), the guest's connections\n"
+		"                      to port P reach PATH_P\n"
+		"                      (default: id=%s)\n",
+		BH_CONFIG_IFNAME_MAX, BH_CONFIG_NET_DEFAULT_MASK,
+		2 * BH_CONFIG_MAX_NET_PAIRS, BH_CONFIG_NET_QUEUE_SIZE,
+		BH_CONFIG_NET_MIN_QUEUE_SIZE, BH_CONFIG_NET_MAX_QUEUE_SIZE,
+		BH_CONFIG_NET_MTU, BH_CONFIG_NET_MIN_MTU, BH_CONFIG_NET_MAX_MTU,
+		BH_CONFIG_VSOCK_MIN_CID, BH_CONFIG_VSOCK_MAX_CID,
+		BH_CONFIG_VSOCK_SOCKET_MAX, BH_CONFIG_VSOCK_ID);
+	fprintf(out,
 		"  --rng src=PATH      virtio-rng fed from PATH\n"
 		"                      (an empty value: src=%s)\n"
 		"  --console MODE      virtio-console, guest hvc0\n"
@@ -1320,10 +1822,6 @@ void bh_config_usage(FILE *out)
 		"     a stock guest at hardware speed; nothing of the\n"
 		"     guest ran\n"
 		"With --check-host: 0 a VM can run here, 1 it cannot.\n",
-		BH_MAX_VCPUS, BH_CONFIG_DEFAULT_VCPUS, min_mem, max_mem,
-		def_mem, def_out, (unsigned int)(BH_OUT_BUF_SIZE / 1024),
-		BH_CONFIG_MAX_DEVICES, BH_CONFIG_MAX_DISK_QUEUES,
-		BH_CONFIG_DISK_QUEUE_SIZE, BH_CONFIG_MAX_QUEUE_SIZE,
 		BH_CONFIG_DEFAULT_RNG_SOURCE, BH_CONFIG_MAX_RESTARTS,
 		BH_CONFIG_DEFAULT_RESTARTS, NAME_MAX_LEN);
 }

@@ -75,13 +75,22 @@ struct bh_disk_config {
 };
 
 /* virtio-net (--net): rx/tx queue pairs, plus one control queue. */
-#define BH_CONFIG_MAX_NET_PAIRS	     7
-#define BH_CONFIG_NET_QUEUE_SIZE     256
-#define BH_CONFIG_NET_MTU	     1500
-#define BH_CONFIG_NET_MIN_MTU	     68
-#define BH_CONFIG_NET_MAX_MTU	     65535
-#define BH_CONFIG_VSOCK_ID	     "vsock0"
-#define BH_CONFIG_VSOCK_MAX_CONNS    1024 /* per VM, both directions */
+#define BH_CONFIG_MAX_NET_PAIRS	  7
+#define BH_CONFIG_NET_QUEUE_SIZE  256
+#define BH_CONFIG_NET_MTU	  1500
+#define BH_CONFIG_NET_MIN_MTU	  68
+#define BH_CONFIG_NET_MAX_MTU	  65535
+#define BH_CONFIG_VSOCK_ID	  "vsock0"
+#define BH_CONFIG_VSOCK_MAX_CONNS 1024 /* per VM, both directions */
+/* The limits of --net and --vsock that the command line and the API check
+ * alike. Net rings stay small enough for the worker's buffers. */
+#define BH_CONFIG_NET_MIN_QUEUE_SIZE 64
+#define BH_CONFIG_NET_MAX_QUEUE_SIZE 4096
+#define BH_CONFIG_NET_DEFAULT_MASK   "255.255.255.0" /* ip= without mask= */
+#define BH_CONFIG_IFNAME_MAX	     15		     /* IFNAMSIZ - 1 */
+#define BH_CONFIG_VSOCK_MIN_CID	     3 /* 0-2: hypervisor, local, host */
+#define BH_CONFIG_VSOCK_MAX_CID	     0xFFFFFFFEu /* -1U is VMADDR_CID_ANY */
+#define BH_CONFIG_VSOCK_SOCKET_MAX   107	 /* sun_path less its NUL */
 
 struct bh_net_config {
 	char *id;  /* "netN" by default */
@@ -128,7 +137,7 @@ struct bh_config {
 	unsigned int nnets;
 	struct bh_vsock_config *vsock; /* --vsock, or NULL */
 	enum bh_console_mode console;
-	char *console_path; /* BH_CONSOLE_FILE */
+	char *console_path;	   /* BH_CONSOLE_FILE */
 	uint64_t console_max_size; /* as serial_max_size, for BH_CONSOLE_FILE */
 	enum bh_out_full console_on_full;
 	/* --restart-devices: a dead worker is replaced by a fresh one that
@@ -178,6 +187,20 @@ void bh_config_free(struct bh_config *cfg);
  * Reports nothing: the full parse does. Not thread-safe (getopt).
  */
 const char *bh_config_file_arg(int argc, char *const argv[]);
+/*
+ * The checks of --net's values, shared with the API (apiconfig.c): 0, or
+ * -EINVAL with *why set to the problem, a constant string that each caller
+ * puts in a message naming its own option or field.
+ */
+/* A TAP name the kernel takes (dev_valid_name): 1..15 bytes, not "." or
+ * "..", no '/', ':', blank or control byte. */
+int bh_config_check_ifname(const char *name, const char **why);
+/* "xx:xx:xx:xx:xx:xx", a unicast address other than all zeros. */
+int bh_config_parse_mac(const char *s, uint8_t mac[6], const char **why);
+/* A dotted IPv4 address, or with netmask a contiguous netmask (not
+ * 0.0.0.0); *out in network byte order, never 0. */
+int bh_config_parse_ipv4(const char *s, bool netmask, uint32_t *out,
+			 const char **why);
 /* The --help text. */
 void bh_config_usage(FILE *out);
 

@@ -46,6 +46,10 @@ static const char *const controller_syscalls[] = {
 	"poll",
 	"ppoll",
 	"accept4",
+	/* the vsock device's connections from the guest to host listeners
+	 * (<socket>_<port>), made here so that the worker needs no socket
+	 * call; socket itself is limited to AF_UNIX below */
+	"connect",
 	"recvmsg",
 	"sendmsg",
 	"sendto",
@@ -198,6 +202,8 @@ static const char *const launcher_syscalls[] = {
 	"pwritev",
 	"fdatasync",
 	"fallocate",
+	/* the vsock worker: a guest's SHUTDOWN passed on to a host socket */
+	"shutdown",
 	NULL,
 };
 

@@ -109,6 +109,21 @@ static void op_create(void *ctx, struct bh_api_call *call, const Request *req)
 		bh_api_reply_error(call, E_ARG, "%s", err);
 		return;
 	}
+	/* The host side's address needs CAP_NET_ADMIN, which the controller
+	 * gave up once start-up was done. */
+	for (unsigned int i = 0; i < cfg.nnets; i++) {
+		if (!cfg.nets[i].ip)
+			continue;
+		bh_api_reply_error(
+		    call, E_ARG,
+		    "create: net[%u].ip: the TAP's address can only be set "
+		    "at start-up (bulkhead --net ...,ip=), before privileges "
+		    "drop; set it on the TAP beforehand and leave ip and mask "
+		    "out",
+		    i);
+		bh_config_free(&cfg);
+		return;
+	}
 	/* Files that cannot be used are the request's fault too. */
 	r = bh_vm_define(a->vm, &cfg, err, sizeof(err));
 	if (r < 0)

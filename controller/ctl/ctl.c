@@ -328,6 +328,16 @@ static int run_create(const struct ctl *ctl, const struct subcmd *sc, int argc,
 				   "--exit-stats are options of the bulkhead "
 				   "process, not of the VM");
 	}
+	/* The API carries no file descriptors: a TAP opened here could not
+	 * reach the VMM. */
+	for (unsigned int n = 0; n < cfg.nnets; n++) {
+		if (cfg.nets[n].nfds) {
+			bh_config_free(&cfg);
+			return usage_error("create: --net fd= cannot go "
+					   "through the API (it carries no "
+					   "file descriptors): use tap=NAME");
+		}
+	}
 	bh_apiconfig_to_proto(&cfg, &vc);
 	bh_config_free(&cfg);
 	cr.config = vc;
@@ -468,6 +478,7 @@ static int run_add_net(const struct ctl *ctl, const struct subcmd *sc, int argc,
 		{ "num_queues", KV_U32, &d.num_queues, false, false },
 		{ "queue_size", KV_U32, &d.queue_size, false, false },
 		{ "id", KV_STRING, &d.id, false, false },
+		{ "mtu", KV_U32, &d.mtu, false, false },
 	};
 	int r = one_kv_arg(sc, argc, argv, keys, BH_ARRAY_SIZE(keys));
 
@@ -739,7 +750,7 @@ static const struct subcmd subcmds[] = {
 	  "hot-plug a virtio-pmem device" },
 	{ "add-net", OP(ADD_NET), run_add_net,
 	  "[tap=IF][,ip=IP][,mask=MASK][,mac=MAC]\n"
-	  "          [,num_queues=N][,queue_size=N][,id=ID]",
+	  "          [,num_queues=N][,queue_size=N][,mtu=N][,id=ID]",
 	  "hot-plug a virtio-net device" },
 	{ "add-vsock", OP(ADD_VSOCK), run_add_vsock,
 	  "cid=CID,socket=PATH[,id=ID]", "hot-plug a virtio-vsock device" },

@@ -28,8 +28,9 @@
 
 #include "worker.h"
 
-/* Extra fds a device may have polled (console input, ...). */
-#define WORKER_MAX_POLL_FDS 8
+/* Extra fds a device may have polled (console input, a TAP fd per queue
+ * pair, host connections, ...), both directions together. */
+#define WORKER_MAX_POLL_FDS 2080
 
 enum worker_state {
 	WS_SETUP,  /* waiting for WORKER_SETUP */
@@ -44,6 +45,9 @@ struct worker_ctx {
 	enum worker_state state;
 	bool quit;
 	const char *selftest_open;
+	/* The loop's poll set: too big for the stack with many device fds. */
+	struct pollfd pfd[1 + BH_WORKER_MAX_QUEUES + WORKER_MAX_POLL_FDS];
+	int extra[WORKER_MAX_POLL_FDS];
 };
 
 /* What every device needs inside the sandbox: the control socket, its
@@ -94,27 +98,49 @@ static int worker_send(struct bh_worker *w, uint16_t type,
 	return r;
 }
 
+int bh_worker_send(struct bh_worker *w, uint16_t type,
+		   const ProtobufCMessage *m)
+{
+	return worker_send(w, type, m);
+}
+
 /* ---- counters and reports ------------------------------------------------ */
 
-void bh_worker_count(struct bh_worker *w, const char *name, uint64_t n)
+/* The counter called name, made on first use; NULL when the table is full. */
+static uint64_t *counter_slot(struct bh_worker *w, const char *name)
 {
 	unsigned int i;
 
 	for (i = 0; i < w->ncounters; i++) {
 		if (w->counters[i].name == name ||
-		    strcmp(w->counters[i].name, name) == 0) {
-			w->counters[i].value += n;
-			return;
-		}
+		    strcmp(w->counters[i].name, name) == 0)
+			return &w->counters[i].value;
 	}
 	if (w->ncounters == BH_WORKER_MAX_COUNTERS) {
 		bh_log_ratelimited(BH_LOG_ERR, "counter table full: %s dropped",
 				   name);
-		return;
+		return NULL;
 	}
 	w->counters[w->ncounters].name = name;
-	w->counters[w->ncounters].value = n;
-	w->ncounters++;
+	w->counters[w->ncounters].value = 0;
+	return &w->counters[w->ncounters++].value;
+}
+
+void bh_worker_count(struct bh_worker *w, const char *name, uint64_t n)
+{
+	uint64_t *v = counter_slot(w, name);
+
+	if (v)
+		*v += n;
+}
+
+void bh_worker_set_counter(struct bh_worker *w, const char *name,
+			   uint64_t value)
+{
+	uint64_t *v = counter_slot(w, name);
+
+	if (v)
+		*v = value;
 }
 
 void bh_worker_needs_reset(struct bh_worker *w, const char *fmt, ...)
@@ -268,6 +294,8 @@ static void fail_queue(struct bh_worker *w, unsigned int q)
 	struct bh_vq *vq = &w->vq[q];
 	unsigned int n = 0;
 
+	if (w->ops->fail_keep && w->ops->fail_keep(w, q))
+		return;
 	if (!w->fail_req) {
 		w->fail_req = malloc(sizeof(*w->fail_req));
 		if (!w->fail_req)
@@ -697,6 +725,29 @@ static unsigned int count_names(const char *const *names)
 	return n;
 }
 
+static unsigned int count_ioctls(const unsigned long *reqs)
+{
+	unsigned int n = 0;
+
+	while (reqs && reqs[n])
+		n++;
+	return n;
+}
+
+/* ioctl only with the device's requests: the kernel reads the request as
+ * an unsigned int, so the comparison looks at those 32 bits. */
+static int seccomp_ioctls(scmp_filter_ctx ctx, const unsigned long *reqs)
+{
+	for (unsigned int i = 0; reqs && reqs[i]; i++) {
+		int r = bh_seccomp_allow_masked(ctx, SCMP_SYS(ioctl), 1,
+						0xffffffffULL, reqs[i]);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int seccomp_install(const struct bh_device_ops *ops)
 {
 	scmp_filter_ctx ctx;
@@ -716,8 +767,12 @@ static int seccomp_install(const struct bh_device_ops *ops)
 		if (r < 0)
 			goto out;
 	}
+	r = seccomp_ioctls(ctx, ops->ioctls);
+	if (r < 0)
+		goto out;
 	/* Counted before loading: nothing may log after a failed load. */
-	n = count_names(worker_syscalls) + count_names(ops->extra_syscalls) + 2;
+	n = count_names(worker_syscalls) + count_names(ops->extra_syscalls) +
+	    2 + (count_ioctls(ops->ioctls) ? 1 : 0);
 	r = seccomp_load(ctx);
 	if (r == 0)
 		bh_debug("seccomp: %u system calls allowed (%u of them for "
@@ -744,7 +799,7 @@ static int enter_sandbox(struct bh_worker *w)
 	if (r == 0)
 		r = bh_sandbox_no_new_privs();
 	if (r == 0)
-		r = bh_sandbox_limits(WORKER_MORE_FDS);
+		r = bh_sandbox_limits(WORKER_MORE_FDS + w->more_fds);
 	if (r < 0) {
 		bh_err("cannot enter the sandbox: %s", strerror(-r));
 		return r;
@@ -790,10 +845,41 @@ static void on_kick(struct bh_worker *w, unsigned int q)
 	check_broken(w);
 }
 
+/* True if the library has a handler for frames of this type. */
+static bool lib_knows(uint16_t type)
+{
+	for (size_t i = 0; i < BH_ARRAY_SIZE(worker_handlers); i++)
+		if (worker_handlers[i].type == type)
+			return true;
+	return false;
+}
+
+/*
+ * A frame for the device type's own hook. Only once the device is set up
+ * and serving; anything else is the controller's mistake and ends the
+ * worker, as an unknown type always did. Releases the frame.
+ */
+static int device_message(struct worker_ctx *c, struct bh_frame *f)
+{
+	struct bh_worker *w = &c->w;
+	int r;
+
+	if (!w->ops->ctl_message)
+		r = -ENOMSG;
+	else if (!(SERVING & BH_STATE(c->state)))
+		r = -EPERM;
+	else
+		r = w->ops->ctl_message(w, f);
+	if (r < 0)
+		bh_err("message type %u failed: %s", f->type, strerror(-r));
+	bh_frame_release(f);
+	return r;
+}
+
 static int serve(struct worker_ctx *c)
 {
 	struct bh_worker *w = &c->w;
-	struct pollfd pfd[1 + BH_WORKER_MAX_QUEUES + WORKER_MAX_POLL_FDS];
+	struct pollfd *pfd = c->pfd;
 	unsigned int pq[BH_WORKER_MAX_QUEUES];
 	struct bh_frame_reader reader;
 	struct bh_frame frame;
@@ -802,10 +888,13 @@ static int serve(struct worker_ctx *c)
 	bh_frame_reader_init(&reader, BH_FRAME_MAX_BODY);
 	while (!c->quit) {
 		unsigned int n = 1, nkick = 0, nextra = 0;
-		int extra[WORKER_MAX_POLL_FDS];
+		int *extra = c->extra;
 		const char *name = NULL;
+		int timeout = -1;
 		uint16_t type;
 
+		if (c->state != WS_SETUP && !w->failed && w->ops->timer)
+			timeout = w->ops->timer(w);
 		pfd[0] = (struct pollfd){ .fd = w->ctl, .events = POLLIN };
 		/* A device in NEEDS_RESET is left alone until the reset. */
 		if (c->state == WS_ACTIVE && !w->needs_reset) {
@@ -840,7 +929,7 @@ static int serve(struct worker_ctx *c)
 			nextra += nout;
 		}
 
-		if (poll(pfd, n, -1) < 0) {
+		if (poll(pfd, n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			r = -errno;
@@ -868,6 +957,13 @@ static int serve(struct worker_ctx *c)
 			break;
 		}
 		type = frame.type;
+		if (!lib_knows(type)) {
+			r = device_message(c, &frame);
+			if (r < 0)
+				break;
+			check_broken(w);
+			continue;
+		}
 		r = bh_dispatch(worker_handlers, BH_ARRAY_SIZE(worker_handlers),
 				c->state, &frame, c, &name);
 		if (r < 0) {
@@ -936,9 +1032,20 @@ static int parse_args(struct worker_ctx *c, int argc, char **argv)
 			const char *const *lists[] = { worker_syscalls,
 						       ops->extra_syscalls };
 
+			char ioctl_line[256] = "";
+			const char *extra[] = { ioctl_line, NULL };
+
+			for (const char *const *p = ops->ioctl_names; p && *p;
+			     p++)
+				snprintf(
+				    ioctl_line + strlen(ioctl_line),
+				    sizeof(ioctl_line) - strlen(ioctl_line),
+				    "%s%s",
+				    ioctl_line[0] ? ", " : "ioctl, only ", *p);
 			printf("bulkhead-dev-%s: seccomp allow-list\n",
 			       ops->name);
-			bh_policy_print(stdout, lists, 2, NULL);
+			bh_policy_print(stdout, lists, 2,
+					ioctl_line[0] ? extra : NULL);
 			exit(0);
 		}
 		default:

@@ -14,9 +14,10 @@
 #include "virtqueue.h"
 #include "proto/internal.pb-c.h"
 
-#define BH_WORKER_MAX_QUEUES   16
-#define BH_VIRTIO_CONFIG_MAX   256
-#define BH_WORKER_MAX_COUNTERS 16
+#define BH_WORKER_MAX_QUEUES 16
+#define BH_VIRTIO_CONFIG_MAX 256
+/* Six per queue pair for virtio-net's seven pairs, and the library's own. */
+#define BH_WORKER_MAX_COUNTERS 48
 
 struct bh_worker;
 
@@ -55,8 +56,29 @@ struct bh_device_ops {
 	 * bytes written. The backend must not be touched. NULL: 0 bytes. */
 	uint32_t (*fail_request)(struct bh_worker *w, unsigned int q,
 				 struct bh_vq_req *req);
+	/* The device has failed: true leaves queue q's chains with the
+	 * driver instead (a receive queue, which nothing will fill). May be
+	 * NULL: every queue's chains are failed. */
+	bool (*fail_keep)(struct bh_worker *w, unsigned int q);
+	/* Called before each wait of the loop once set up: handles what has
+	 * expired and returns the milliseconds until it wants to be called
+	 * again, or -1 for never. May be NULL. */
+	int (*timer)(struct bh_worker *w);
+	/* A control frame of a type the library does not know, received in
+	 * the serving state (after WORKER_READY). The hook checks the body
+	 * itself (unpack with its descriptor, check f->nfds) and takes the
+	 * fds it keeps with bh_frame_take_fd; the library releases the rest.
+	 * 0, or -errno: the controller sent something wrong and the worker
+	 * ends. NULL: such a frame ends the worker. */
+	int (*ctl_message)(struct bh_worker *w, struct bh_frame *f);
 	/* Extra seccomp syscalls the device needs, NULL-terminated, or NULL. */
 	const char *const *extra_syscalls;
+	/* ioctl requests the device may make, 0-terminated, or NULL: ioctl is
+	 * then allowed only with these (its second argument), and
+	 * ioctl_names (NULL-terminated, same order) names them for
+	 * --print-policy. */
+	const unsigned long *ioctls;
+	const char *const *ioctl_names;
 };
 
 struct bh_worker {
@@ -90,6 +112,11 @@ struct bh_worker {
 	} counters[BH_WORKER_MAX_COUNTERS];
 	unsigned int ncounters;
 
+	/* Descriptors the device may hold at once beyond its set-up fds
+	 * (host connections, ...): setup sets it, the sandbox's
+	 * RLIMIT_NOFILE makes room for them. */
+	unsigned int more_fds;
+
 	void *dev; /* the device type's state */
 };
 
@@ -111,5 +138,15 @@ int bh_worker_config_update(struct bh_worker *w, bool notify);
 /* Adds to a named counter reported by MSG_COUNTERS ("read_bytes", ...);
  * name must be a static string. */
 void bh_worker_count(struct bh_worker *w, const char *name, uint64_t n);
+
+/* Sets a named counter to value (a level such as open connections rather
+ * than a total); name must be a static string. */
+void bh_worker_set_counter(struct bh_worker *w, const char *name,
+			   uint64_t value);
+
+/* Sends a device-specific message (no fds) to the controller. 0 or -errno
+ * (-EPIPE: the controller is gone, the loop ends on its own). */
+int bh_worker_send(struct bh_worker *w, uint16_t type,
+		   const ProtobufCMessage *m);
 
 #endif

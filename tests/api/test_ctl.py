@@ -129,6 +129,26 @@ class Ctl(unittest.TestCase):
         self.assertNotIn("\x1b", text)
         self.assertIn("esc\\x1b", text)
 
+    def test_create_net_vsock(self):
+        self.ok("create", "--kernel", "/k", "--net",
+                "tap=bh0,mac=52:54:00:12:34:56,ip=192.168.249.1,mtu=9000",
+                "--vsock", "cid=3,socket=/run/web1.vsock")
+        c = json.loads(self.ok("--json", "info"))["config"]
+        self.assertEqual(c["net"], [{
+            "tap": "bh0", "ip": "192.168.249.1", "mask": "255.255.255.0",
+            "mac": "52:54:00:12:34:56", "num_queues": 2, "queue_size": 256,
+            "id": "net0", "mtu": 9000}])
+        self.assertEqual(c["vsock"], {"cid": 3, "socket": "/run/web1.vsock",
+                                      "id": "vsock0"})
+        text = self.ok("info")
+        self.assertIn("    - tap: bh0\n", text)
+        self.assertIn("socket: /run/web1.vsock", text)
+        # fds cannot travel over the API.
+        self.ok("delete")
+        rc, out, err = self.ctl("create", "--kernel", "/k", "--net", "fd=5")
+        self.assertEqual(rc, 2, err)
+        self.assertIn("create: --net fd= cannot go through the API", err)
+
     def test_refused_operation(self):
         self.ok("create", "--kernel", "/k")
         rc, out, err = self.ctl("pause")

@@ -233,6 +233,83 @@ class ApiInterop(unittest.TestCase):
         self.assertFalse(cfg.restart_devices.enabled)
         self.assertEqual(cfg.restart_devices.max, 3)
 
+    def test_create_net_vsock(self):
+        c = make_config()
+        n = c.net.add()
+        n.tap = "bh0"
+        n.ip = "192.168.249.1"
+        n.mac = "52:54:00:12:34:56"
+        n.mtu = 9000
+        n = c.net.add()
+        n.tap = "bh1"
+        n.num_queues = 4
+        n.id = "lan"
+        c.vsock.cid = 3
+        c.vsock.socket = "/run/bulkhead/web1.vsock"
+        resp = self.c.call("create", pb.CreateRequest(config=c))
+        self.assertEqual(resp.error.code, pb.ERROR_NONE, resp)
+        info = self.c.call("info").info.info
+        got = info.config
+        self.assertEqual(len(got.net), 2)
+        # The defaults are spelled out; an unset mac stays empty.
+        self.assertEqual(got.net[0], pb.NetConfig(
+            tap="bh0", ip="192.168.249.1", mask="255.255.255.0",
+            mac="52:54:00:12:34:56", num_queues=2, queue_size=256,
+            id="net0", mtu=9000))
+        self.assertEqual(got.net[1], pb.NetConfig(
+            tap="bh1", num_queues=4, queue_size=256, id="lan", mtu=1500))
+        self.assertEqual(got.vsock, pb.VsockConfig(
+            cid=3, socket="/run/bulkhead/web1.vsock", id="vsock0"))
+        self.assertEqual([(d.id, d.type) for d in info.devices],
+                         [("root", "virtio-blk"), ("disk1", "virtio-blk"),
+                          ("net0", "virtio-net"), ("lan", "virtio-net"),
+                          ("vsock0", "virtio-vsock"),
+                          ("rng0", "virtio-rng")])
+
+    def test_create_refused_net_vsock(self):
+        def net(**kw):
+            def change(c):
+                n = c.net.add()
+                n.tap = "bh0"
+                for k, v in kw.items():
+                    setattr(n, k, v)
+            return change
+
+        def vsock(**kw):
+            def change(c):
+                c.vsock.cid = 3
+                c.vsock.socket = "/run/v.sock"
+                for k, v in kw.items():
+                    setattr(c.vsock, k, v)
+            return change
+
+        cases = [
+            (net(tap=""), "net[0].tap: required (the API cannot pass file "
+             "descriptors: fd= is for the command line only)"),
+            (net(tap="a/b"), "net[0].tap: a/b: not an interface name"),
+            (net(mac="52:54:00:zz:34:56"),
+             "net[0].mac: 52:54:00:zz:34:56: not a MAC address"),
+            (net(mac="01:00:5e:00:00:01"), "a multicast address"),
+            (net(ip="10.0.0.1", mask="255.0.255.0"),
+             "net[0].mask: 255.0.255.0: not a contiguous netmask"),
+            (net(mask="255.255.255.0"), "net[0].mask: needs ip"),
+            (net(num_queues=3), "net[0].num_queues: 3 is odd"),
+            (net(queue_size=32), "net[0].queue_size: 32 is out of range"),
+            (net(mtu=67), "net[0].mtu: 67 is out of range 68..65535"),
+            (net(id="root"), "net[0].id: 'root' is used by disks[0]"),
+            (vsock(cid=2), "vsock.cid: 2 is out of range 3..4294967294"),
+            (vsock(socket=""), "vsock.socket: required"),
+            (vsock(socket="/" + "s" * 107), "vsock.socket:"),
+            (vsock(id="rng0"), "vsock.id: 'rng0' is the rng's id"),
+        ]
+        for change, msg in cases:
+            c = make_config()
+            change(c)
+            resp = self.c.call("create", pb.CreateRequest(config=c))
+            self.assertError(resp, pb.INVALID_ARGUMENT, msg)
+        self.assertError(self.c.call("info"), pb.INVALID_STATE,
+                         "info: no VM has been created")
+
     def test_create_refused_fields(self):
         cases = [
             (lambda c: c.ClearField("payload"), "payload.kernel"),

@@ -135,8 +135,8 @@ static void fake_resume(void *ctx, struct bh_api_call *call,
 	fake_to(ctx, call, BH_API_RUNNING);
 }
 
-/* Devices in slot order as the controller lays them out: disks, then the
- * rng, then the console, from PCI slot 1. */
+/* Devices in slot order as the controller lays them out: disks, nets, the
+ * vsock, then the rng, then the console, from PCI slot 1. */
 struct fake_dev {
 	char id[40];
 	const char *type;
@@ -150,6 +150,16 @@ static unsigned int fake_devices(const struct fakevm *vm, struct fake_dev *devs)
 		snprintf(devs[n].id, sizeof(devs[n].id), "%s",
 			 vm->cfg.disks[i].id);
 		devs[n++].type = "virtio-blk";
+	}
+	for (i = 0; i < vm->cfg.nnets; i++) {
+		snprintf(devs[n].id, sizeof(devs[n].id), "%s",
+			 vm->cfg.nets[i].id);
+		devs[n++].type = "virtio-net";
+	}
+	if (vm->cfg.vsock) {
+		snprintf(devs[n].id, sizeof(devs[n].id), "%s",
+			 vm->cfg.vsock->id);
+		devs[n++].type = "virtio-vsock";
 	}
 	if (vm->cfg.rng_source) {
 		snprintf(devs[n].id, sizeof(devs[n].id), "%s",

@@ -106,6 +106,11 @@ struct bh_vdriver {
 	uint64_t inflight_size;
 	struct bh_vdriver_vq_addr act_q[BH_VDRIVER_MAX_QUEUES];
 	unsigned int act_n;
+
+	/* Device-specific frames from the worker, oldest first, until
+	 * bh_vdriver_recv_ctl takes them. */
+	struct bh_frame ctlq[BH_VDRIVER_MAX_CTL];
+	unsigned int ctlq_head, ctlq_len;
 };
 
 static const char *role_of(Bh__WorkerSetup__BackendCase type)
@@ -117,6 +122,10 @@ static const char *role_of(Bh__WorkerSetup__BackendCase type)
 		return "dev-console";
 	case BH__WORKER_SETUP__BACKEND_RNG:
 		return "dev-rng";
+	case BH__WORKER_SETUP__BACKEND_NET:
+		return "dev-net";
+	case BH__WORKER_SETUP__BACKEND_VSOCK:
+		return "dev-vsock";
 	default:
 		return NULL;
 	}
@@ -308,6 +317,47 @@ static void handle_async(struct bh_vdriver *d, struct bh_frame *f)
 	}
 }
 
+/* Frames of the library's own protocol; anything else is the device's. */
+static bool lib_frame(uint16_t type)
+{
+	switch (type) {
+	case BH__MSG_TYPE__MSG_DEVICE_NEEDS_RESET:
+	case BH__MSG_TYPE__MSG_ERROR:
+	case BH__MSG_TYPE__MSG_DEVICE_CONFIG_UPDATE:
+	case BH__MSG_TYPE__MSG_COUNTERS:
+	case BH__MSG_TYPE__MSG_WORKER_READY:
+	case BH__MSG_TYPE__MSG_DEVICE_RESET_DONE:
+	case BH__MSG_TYPE__MSG_HELLO:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Keeps a device-specific frame (taken) for bh_vdriver_recv_ctl. */
+static void ctlq_push(struct bh_vdriver *d, struct bh_frame *f)
+{
+	if (d->ctlq_len == BH_VDRIVER_MAX_CTL) {
+		fprintf(stderr,
+			"vdriver: %s: device frame type %u dropped, "
+			"queue full\n",
+			d->id, f->type);
+		bh_frame_release(f);
+		return;
+	}
+	d->ctlq[(d->ctlq_head + d->ctlq_len) % BH_VDRIVER_MAX_CTL] = *f;
+	d->ctlq_len++;
+}
+
+static void ctlq_clear(struct bh_vdriver *d)
+{
+	while (d->ctlq_len) {
+		bh_frame_release(&d->ctlq[d->ctlq_head]);
+		d->ctlq_head = (d->ctlq_head + 1) % BH_VDRIVER_MAX_CTL;
+		d->ctlq_len--;
+	}
+}
+
 /* The peer is gone: later sends fail with -EPIPE instead of SIGPIPE. */
 static void ctl_lost(struct bh_vdriver *d)
 {
@@ -341,6 +391,10 @@ static int wait_frame(struct bh_vdriver *d, uint16_t want, int64_t deadline,
 				*out = f;
 				return 1;
 			}
+			if (!lib_frame(f.type)) {
+				ctlq_push(d, &f);
+				continue;
+			}
 			handle_async(d, &f);
 			bh_frame_release(&f);
 			continue;
@@ -361,6 +415,56 @@ int bh_vdriver_poll(struct bh_vdriver *d, int timeout_ms)
 	int r = wait_frame(d, 0, deadline_after(timeout_ms), NULL);
 
 	return r < 0 ? r : 0;
+}
+
+int bh_vdriver_send_ctl(struct bh_vdriver *d, uint16_t type,
+			const ProtobufCMessage *msg, const int *fds,
+			unsigned int nfds)
+{
+	return send_msg(d, (Bh__MsgType)type, msg, fds, nfds);
+}
+
+int bh_vdriver_recv_ctl(struct bh_vdriver *d, struct bh_frame *out,
+			int timeout_ms)
+{
+	int64_t deadline = deadline_after(timeout_ms);
+
+	for (;;) {
+		struct pollfd p;
+		struct bh_frame f;
+		int r;
+
+		if (d->ctlq_len) {
+			*out = d->ctlq[d->ctlq_head];
+			d->ctlq_head = (d->ctlq_head + 1) % BH_VDRIVER_MAX_CTL;
+			d->ctlq_len--;
+			return 1;
+		}
+		if (d->ctl < 0)
+			return -EPIPE;
+		r = bh_frame_read(d->ctl, &d->rd, &f);
+		if (r < 0) {
+			ctl_lost(d);
+			return -EPIPE;
+		}
+		if (r == 1) {
+			if (lib_frame(f.type)) {
+				handle_async(d, &f);
+				bh_frame_release(&f);
+			} else {
+				ctlq_push(d, &f);
+			}
+			continue;
+		}
+		p.fd = d->ctl;
+		p.events = POLLIN;
+		p.revents = 0;
+		r = poll(&p, 1, ms_left(deadline));
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (r == 0)
+			return -ETIMEDOUT;
+	}
 }
 
 static int hello(struct bh_vdriver *d, int timeout_ms)
@@ -440,6 +544,7 @@ static void vd_free(struct bh_vdriver *d)
 	for (i = 0; i < BH_VDRIVER_MAX_QUEUES; i++)
 		queue_free(&d->q[i]);
 	bh_frame_reader_reset(&d->rd);
+	ctlq_clear(d);
 	bh_closep(&d->ctl);
 	inflight_free(d);
 	if (d->ram)
@@ -549,6 +654,8 @@ int bh_vdriver_setup(struct bh_vdriver *d, int timeout_ms)
 	Bh__BlkSetup blk = BH__BLK_SETUP__INIT;
 	Bh__ConsoleSetup con = BH__CONSOLE_SETUP__INIT;
 	Bh__RngSetup rng = BH__RNG_SETUP__INIT;
+	Bh__NetSetup net = BH__NET_SETUP__INIT;
+	Bh__VsockSetup vsock = BH__VSOCK_SETUP__INIT;
 	Bh__WorkerReady *rdy;
 	int fds[BH_FRAME_MAX_FDS];
 	struct bh_frame f;
@@ -575,6 +682,14 @@ int bh_vdriver_setup(struct bh_vdriver *d, int timeout_ms)
 	case BH__WORKER_SETUP__BACKEND_CONSOLE:
 		ws.console =
 		    d->cfg.backend ? (Bh__ConsoleSetup *)d->cfg.backend : &con;
+		break;
+	case BH__WORKER_SETUP__BACKEND_NET:
+		ws.net = d->cfg.backend ? (Bh__NetSetup *)d->cfg.backend : &net;
+		break;
+	case BH__WORKER_SETUP__BACKEND_VSOCK:
+		vsock.cid = 3;
+		ws.vsock =
+		    d->cfg.backend ? (Bh__VsockSetup *)d->cfg.backend : &vsock;
 		break;
 	default:
 		ws.rng = d->cfg.backend ? (Bh__RngSetup *)d->cfg.backend : &rng;

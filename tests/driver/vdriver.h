@@ -17,17 +17,21 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <bulkhead/frame.h>
+
 #include "proto/internal.pb-c.h"
 
 #define BH_VDRIVER_MAX_QUEUES	16
 #define BH_VDRIVER_CONFIG_MAX	256
-#define BH_VDRIVER_MAX_COUNTERS 32
+#define BH_VDRIVER_MAX_COUNTERS 64
 /* Indirect table entries per head that bh_vdriver_add can build. */
 #define BH_VDRIVER_MAX_INDIRECT 64
 /* Guest RAM below this is the test's own; the allocator starts here. */
 #define BH_VDRIVER_ALLOC_BASE 0x100000ULL
 /* Where high RAM starts when cfg->high_ram_size is set. */
 #define BH_VDRIVER_HIGH_BASE 0x100000000ULL
+/* Device-specific frames kept until bh_vdriver_recv_ctl takes them. */
+#define BH_VDRIVER_MAX_CTL 64
 /* A reasonable default for waits in tests. */
 #define BH_VDRIVER_TIMEOUT_MS 5000
 
@@ -41,8 +45,9 @@ struct bh_vdriver;
 struct bh_vdriver_cfg {
 	const char *binary; /* path of bulkhead-dev-<type> */
 	Bh__WorkerSetup__BackendCase type;
-	/* Bh__BlkSetup, Bh__ConsoleSetup or Bh__RngSetup as type says;
-	 * NULL sends the defaults. Borrowed. */
+	/* Bh__BlkSetup, Bh__ConsoleSetup, Bh__NetSetup, Bh__RngSetup or
+	 * Bh__VsockSetup as type says; NULL sends the defaults (vsock: cid
+	 * 3). Borrowed. */
 	const void *backend;
 	/* Sent after the memfd in WORKER_SETUP; borrowed. */
 	const int *backend_fds;
@@ -246,6 +251,21 @@ int bh_vdriver_counter(const struct bh_vdriver *d, const char *name,
 /* Reads and handles control frames for up to timeout_ms (0: only what is
  * there). 0, or -EPIPE if the worker is gone. */
 int bh_vdriver_poll(struct bh_vdriver *d, int timeout_ms);
+
+/* Sends a device-specific control frame (MSG_VSOCK_HOST_CONN, ...) with
+ * nfds fds (borrowed: the caller still closes them). */
+int bh_vdriver_send_ctl(struct bh_vdriver *d, uint16_t type,
+			const ProtobufCMessage *msg, const int *fds,
+			unsigned int nfds);
+/*
+ * Takes the oldest device-specific frame the worker sent (a type the
+ * library's protocol does not have, e.g. MSG_VSOCK_CONNECT), waiting up to
+ * timeout_ms. Frames of that kind that arrive while other calls wait are
+ * kept for it (up to BH_VDRIVER_MAX_CTL). 1 with *out (the caller
+ * bh_frame_release()s it), -ETIMEDOUT, or -EPIPE.
+ */
+int bh_vdriver_recv_ctl(struct bh_vdriver *d, struct bh_frame *out,
+			int timeout_ms);
 
 /* The reason of the last NEEDS_RESET since start or reset, or NULL. */
 const char *bh_vdriver_needs_reset(const struct bh_vdriver *d);

@@ -80,6 +80,28 @@ static void assert_cfg_equal(const struct bh_config *a,
 		assert_int_equal(a->disks[i].queue_size,
 				 b->disks[i].queue_size);
 	}
+	assert_int_equal(a->nnets, b->nnets);
+	for (i = 0; i < a->nnets; i++) {
+		const struct bh_net_config *x = &a->nets[i], *y = &b->nets[i];
+
+		assert_string_equal(x->id, y->id);
+		assert_str_or_null_equal(x->tap, y->tap);
+		assert_int_equal(x->nfds, y->nfds);
+		assert_int_equal(x->mac_set, y->mac_set);
+		assert_memory_equal(x->mac, y->mac, sizeof(x->mac));
+		assert_int_equal(x->ip, y->ip);
+		assert_int_equal(x->mask, y->mask);
+		assert_int_equal(x->num_queues, y->num_queues);
+		assert_int_equal(x->queue_size, y->queue_size);
+		assert_int_equal(x->mtu, y->mtu);
+	}
+	if (!a->vsock || !b->vsock) {
+		assert_ptr_equal(a->vsock, b->vsock);
+	} else {
+		assert_int_equal(a->vsock->cid, b->vsock->cid);
+		assert_string_equal(a->vsock->socket, b->vsock->socket);
+		assert_string_equal(a->vsock->id, b->vsock->id);
+	}
 	assert_str_or_null_equal(a->rng_source, b->rng_source);
 	assert_int_equal(a->console, b->console);
 	assert_str_or_null_equal(a->console_path, b->console_path);
@@ -163,6 +185,61 @@ static void test_round_trips(void **state)
 	      "--restart-devices", "off");
 	round_trip(&cfg);
 	bh_config_free(&cfg);
+
+	/* Nets with every key and with none, a vsock; ids chosen freely. */
+	PARSE(&cfg, "--kernel", "/k", "--disk", "path=/d", "--net",
+	      "tap=bh0,mac=52:54:00:12:34:56,ip=192.168.249.1,"
+	      "mask=255.255.255.128,num_queues=4,queue_size=1024,mtu=9000,"
+	      "id=lan",
+	      "--net", "tap=bh1", "--net", "tap=bh2,ip=10.0.0.1", "--vsock",
+	      "cid=4294967294,socket=/run/bulkhead/web1.vsock,id=vs");
+	assert_int_equal(cfg.nnets, 3);
+	round_trip(&cfg);
+	bh_config_free(&cfg);
+	PARSE(&cfg, "--kernel", "/k", "--vsock", "cid=3,socket=v.sock");
+	round_trip(&cfg);
+	bh_config_free(&cfg);
+}
+
+/* info shows every net and the vsock; a net handed in as fds has no tap to
+ * show, and an unset mac or address stays empty. */
+static void test_net_vsock_to_proto(void **state)
+{
+	struct bh_config cfg;
+	VmConfig *vc;
+
+	PARSE(&cfg, "--kernel", "/k", "--net",
+	      "tap=bh0,mac=52:54:00:AB:cd:ef,ip=192.168.249.1,id=lan", "--net",
+	      "fd=[5,6]", "--vsock", "cid=3,socket=/run/v.sock");
+	assert_int_equal(bh_apiconfig_to_proto(&cfg, &vc), 0);
+	assert_int_equal(vc->n_net, 2);
+	assert_string_equal(vc->net[0]->tap, "bh0");
+	assert_string_equal(vc->net[0]->mac, "52:54:00:ab:cd:ef");
+	assert_string_equal(vc->net[0]->ip, "192.168.249.1");
+	assert_string_equal(vc->net[0]->mask, "255.255.255.0");
+	assert_string_equal(vc->net[0]->id, "lan");
+	assert_int_equal(vc->net[0]->num_queues, 2);
+	assert_int_equal(vc->net[0]->queue_size, BH_CONFIG_NET_QUEUE_SIZE);
+	assert_int_equal(vc->net[0]->mtu, BH_CONFIG_NET_MTU);
+	assert_string_equal(vc->net[1]->tap, "");
+	assert_string_equal(vc->net[1]->mac, "");
+	assert_string_equal(vc->net[1]->ip, "");
+	assert_string_equal(vc->net[1]->mask, "");
+	assert_string_equal(vc->net[1]->id, "net1");
+	assert_int_equal(vc->net[1]->num_queues, 4);
+	assert_non_null(vc->vsock);
+	assert_int_equal(vc->vsock->cid, 3);
+	assert_string_equal(vc->vsock->socket, "/run/v.sock");
+	assert_string_equal(vc->vsock->id, "vsock0");
+	bh_apiconfig_free_proto(vc);
+	bh_config_free(&cfg);
+
+	PARSE(&cfg, "--kernel", "/k");
+	assert_int_equal(bh_apiconfig_to_proto(&cfg, &vc), 0);
+	assert_int_equal(vc->n_net, 0);
+	assert_null(vc->vsock);
+	bh_apiconfig_free_proto(vc);
+	bh_config_free(&cfg);
 }
 
 /* A VmConfig with only the kernel gets exactly the command line's
@@ -177,6 +254,10 @@ static void test_defaults(void **state)
 	Bulkhead__Api__V1__RngConfig rng = BULKHEAD__API__V1__RNG_CONFIG__INIT;
 	Bulkhead__Api__V1__RestartConfig rc =
 	    BULKHEAD__API__V1__RESTART_CONFIG__INIT;
+	Bulkhead__Api__V1__NetConfig n = BULKHEAD__API__V1__NET_CONFIG__INIT;
+	Bulkhead__Api__V1__NetConfig *np = &n;
+	Bulkhead__Api__V1__VsockConfig vs =
+	    BULKHEAD__API__V1__VSOCK_CONFIG__INIT;
 	struct bh_config want, got;
 	char err[256];
 
@@ -204,6 +285,26 @@ static void test_defaults(void **state)
 	assert_int_equal(bh_apiconfig_from_proto(&vc, &got, err, sizeof(err)),
 			 0);
 	assert_cfg_equal(&want, &got);
+	bh_config_free(&want);
+	bh_config_free(&got);
+
+	/* A net with only a tap, ip without mask; a vsock without id. */
+	n.tap = "bh0";
+	n.ip = "10.0.0.1";
+	vc.n_net = 1;
+	vc.net = &np;
+	vs.cid = 7;
+	vs.socket = "/run/v";
+	vc.vsock = &vs;
+	PARSE(&want, "--kernel", "/k", "--disk", "path=/d.img", "--rng", "",
+	      "--restart-devices", "on", "--net", "tap=bh0,ip=10.0.0.1",
+	      "--vsock", "cid=7,socket=/run/v");
+	assert_int_equal(bh_apiconfig_from_proto(&vc, &got, err, sizeof(err)),
+			 0);
+	assert_cfg_equal(&want, &got);
+	assert_int_equal(got.nets[0].num_queues, 2);
+	assert_int_equal(got.nets[0].mtu, 1500);
+	assert_string_equal(got.vsock->id, "vsock0");
 	bh_config_free(&want);
 	bh_config_free(&got);
 }
@@ -411,8 +512,8 @@ static void test_refused(void **state)
 		snprintf(id, sizeof(id), "x%u", i);
 		add_disk(vc, "/x.img", id);
 	}
-	expect_refused(vc, "disks: 16 disks and 1 other virtio devices are "
-			   "more than 16 in all");
+	expect_refused(vc, "disks: 16 disks, 0 nets and 1 other virtio "
+			   "devices are more than 16 in all");
 	/* One less fits. */
 	vc = good();
 	for (i = 0; i < 13; i++) {
@@ -432,6 +533,172 @@ static void test_refused(void **state)
 	expect_refused(vc, "restart_devices.max: 101 is out of range 1..100");
 }
 
+/* A good configuration with two nets and a vsock, to spoil. */
+static VmConfig *good_net(void)
+{
+	struct bh_config cfg;
+	VmConfig *vc;
+
+	PARSE(&cfg, "--kernel", "/k", "--disk", "path=/a.img", "--net",
+	      "tap=bh0,ip=10.0.0.1", "--net", "tap=bh1", "--vsock",
+	      "cid=3,socket=/v", "--rng", "");
+	assert_int_equal(bh_apiconfig_to_proto(&cfg, &vc), 0);
+	bh_config_free(&cfg);
+	return vc;
+}
+
+static void test_net_vsock_refused(void **state)
+{
+	struct bh_config cfg;
+	char err[256], sock[120];
+	VmConfig *vc;
+	unsigned int i;
+
+	/* The spoiled copy is good before it is spoiled. */
+	vc = good_net();
+	assert_int_equal(bh_apiconfig_from_proto(vc, &cfg, err, sizeof(err)),
+			 0);
+	assert_int_equal(cfg.nnets, 2);
+	bh_config_free(&cfg);
+	bh_apiconfig_free_proto(vc);
+
+	vc = good_net();
+	set_str(&vc->net[1]->tap, "");
+	expect_refused(vc, "net[1].tap: required (the API cannot pass file "
+			   "descriptors: fd= is for the command line only)");
+	vc = good_net();
+	bulkhead__api__v1__net_config__free_unpacked(vc->net[1], NULL);
+	vc->net[1] = NULL;
+	expect_refused(vc, "net[1]: empty");
+	vc = good_net();
+	set_str(&vc->net[0]->tap, "0123456789abcdef");
+	expect_refused(vc, "net[0].tap: 0123456789abcdef: longer than 15 "
+			   "bytes (IFNAMSIZ - 1)");
+	vc = good_net();
+	set_str(&vc->net[0]->tap, "a/b");
+	expect_refused(vc, "net[0].tap: a/b: not an interface name");
+	vc = good_net();
+	set_str(&vc->net[0]->tap, "..");
+	expect_refused(vc, "net[0].tap: ..: not an interface name");
+	vc = good_net();
+	set_str(&vc->net[0]->mac, "52:54:00:zz:34:56");
+	expect_refused(vc, "net[0].mac: 52:54:00:zz:34:56: not a MAC address "
+			   "(xx:xx:xx:xx:xx:xx)");
+	vc = good_net();
+	set_str(&vc->net[0]->mac, "03:54:00:12:34:56");
+	expect_refused(vc, "net[0].mac: 03:54:00:12:34:56: a multicast "
+			   "address");
+	vc = good_net();
+	set_str(&vc->net[0]->mac, "00:00:00:00:00:00");
+	expect_refused(vc, "net[0].mac: 00:00:00:00:00:00: the all-zero "
+			   "address");
+	vc = good_net();
+	set_str(&vc->net[0]->ip, "10.0.0");
+	expect_refused(vc, "net[0].ip: 10.0.0: not an IPv4 address (a.b.c.d)");
+	vc = good_net();
+	set_str(&vc->net[0]->ip, "0.0.0.0");
+	expect_refused(vc, "net[0].ip: 0.0.0.0: not a host address");
+	vc = good_net();
+	set_str(&vc->net[0]->mask, "255.255.0.255");
+	expect_refused(vc, "net[0].mask: 255.255.0.255: not a contiguous "
+			   "netmask");
+	vc = good_net();
+	set_str(&vc->net[1]->mask, "255.255.255.0");
+	expect_refused(vc, "net[1].mask: needs ip");
+	vc = good_net();
+	vc->net[0]->num_queues = 3;
+	expect_refused(vc, "net[0].num_queues: 3 is odd");
+	vc = good_net();
+	vc->net[0]->num_queues = 16;
+	expect_refused(vc, "net[0].num_queues: 16 is out of range 2..14");
+	vc = good_net();
+	vc->net[0]->queue_size = 32;
+	expect_refused(vc, "net[0].queue_size: 32 is out of range 64..4096");
+	vc = good_net();
+	vc->net[0]->queue_size = 8192;
+	expect_refused(vc, "net[0].queue_size: 8192 is out of range 64..4096");
+	vc = good_net();
+	vc->net[0]->queue_size = 96;
+	expect_refused(vc, "net[0].queue_size: 96 is not a power of two");
+	vc = good_net();
+	vc->net[0]->mtu = 67;
+	expect_refused(vc, "net[0].mtu: 67 is out of range 68..65535");
+	vc = good_net();
+	vc->net[0]->mtu = 65536;
+	expect_refused(vc, "net[0].mtu: 65536 is out of range 68..65535");
+	vc = good_net();
+	set_str(&vc->net[0]->id, "a b");
+	expect_refused(vc, "net[0].id: 'a b' contains byte 0x20");
+	vc = good_net();
+	set_str(&vc->net[0]->id, "012345678901234567890123456789012");
+	expect_refused(vc, "net[0].id: '012345678901234567890123456789012' is "
+			   "longer than 32 characters");
+	vc = good_net();
+	set_str(&vc->net[1]->id, "net0");
+	expect_refused(vc, "net[1].id: 'net0' is used by net[0] already");
+	/* The id that was given is the one to blame. */
+	vc = good_net();
+	set_str(&vc->disks[0]->id, "net1");
+	expect_refused(vc, "disks[0].id: 'net1' is used by net[1] already");
+	vc = good_net();
+	set_str(&vc->net[0]->id, "disk0");
+	expect_refused(vc, "net[0].id: 'disk0' is used by disks[0] already");
+	vc = good_net();
+	set_str(&vc->net[0]->id, "vsock0");
+	expect_refused(vc, "net[0].id: 'vsock0' is used by vsock already");
+	vc = good_net();
+	set_str(&vc->net[0]->id, "rng0");
+	expect_refused(vc, "net[0].id: 'rng0' is the rng's id");
+	vc = good_net();
+	set_str(&vc->vsock->id, "rng0");
+	expect_refused(vc, "vsock.id: 'rng0' is the rng's id");
+	vc = good_net();
+	set_str(&vc->vsock->id, "a/b");
+	expect_refused(vc, "vsock.id: 'a/b' contains byte 0x2f");
+
+	vc = good_net();
+	vc->vsock->cid = 2;
+	expect_refused(vc, "vsock.cid: 2 is out of range 3..4294967294");
+	vc = good_net();
+	vc->vsock->cid = 0xffffffff;
+	expect_refused(vc, "vsock.cid: 4294967295 is out of range");
+	vc = good_net();
+	vc->vsock->cid = 1ULL << 32;
+	expect_refused(vc, "vsock.cid: 4294967296 is out of range");
+	vc = good_net();
+	set_str(&vc->vsock->socket, "");
+	expect_refused(vc, "vsock.socket: required");
+	memset(sock, 's', 108);
+	sock[108] = '\0';
+	vc = good_net();
+	set_str(&vc->vsock->socket, sock);
+	expect_refused(vc, "is longer than 107 bytes");
+	sock[107] = '\0';
+	vc = good_net();
+	set_str(&vc->vsock->socket, sock);
+	assert_int_equal(bh_apiconfig_from_proto(vc, &cfg, err, sizeof(err)),
+			 0);
+	bh_config_free(&cfg);
+	bh_apiconfig_free_proto(vc);
+
+	/* A disk, two nets, the vsock and the rng, then 12 more nets. */
+	vc = good_net();
+	for (i = 0; i < 12; i++) {
+		Bulkhead__Api__V1__NetConfig *n = calloc(1, sizeof(*n));
+		char tap[16];
+
+		assert_non_null(n);
+		bulkhead__api__v1__net_config__init(n);
+		snprintf(tap, sizeof(tap), "t%u", i);
+		n->tap = strdup(tap);
+		vc->net = realloc(vc->net, (vc->n_net + 1) * sizeof(*vc->net));
+		assert_non_null(vc->net);
+		vc->net[vc->n_net++] = n;
+	}
+	expect_refused(vc, "net: 1 disks, 14 nets and 2 other virtio devices "
+			   "are more than 16 in all");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -439,6 +706,8 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_to_proto_spells_out),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_net_vsock_to_proto),
+		cmocka_unit_test(test_net_vsock_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
 #include <cmocka.h>
 
 #include "conffile.h"
@@ -70,6 +72,9 @@ static const char good_file[] =
     "console file=/var/log/web1,hvc0.log,max_size=8M,on_full=stop\n"
     "name web1\n"
     "rng src=/dev/urandom\n"
+    "net tap=bh0,mac=52:54:00:12:34:56,ip=192.168.249.1,num_queues=4\n"
+    "net=fd=[5,6],id=uplink\n"
+    "vsock cid=3,socket=/run/bulkhead/web1.vsock\n"
     "exit-stats\n"
     "api-socket path=/run/bulkhead/web1.sock,allow-uid=1000:1001,"
     "allow-gid=990\n"
@@ -103,6 +108,21 @@ static void test_good_file(void **state)
 	assert_int_equal(cfg.console_on_full, BH_OUT_FULL_STOP);
 	assert_string_equal(cfg.name, "web1");
 	assert_string_equal(cfg.rng_source, "/dev/urandom");
+	assert_int_equal(cfg.nnets, 2);
+	assert_string_equal(cfg.nets[0].tap, "bh0");
+	assert_string_equal(cfg.nets[0].id, "net0");
+	assert_true(cfg.nets[0].mac_set);
+	assert_int_equal(cfg.nets[0].mac[5], 0x56);
+	assert_int_equal(cfg.nets[0].ip, htonl(0xc0a8f901));
+	assert_int_equal(cfg.nets[0].mask, htonl(0xffffff00));
+	assert_int_equal(cfg.nets[0].num_queues, 4);
+	assert_null(cfg.nets[1].tap);
+	assert_int_equal(cfg.nets[1].nfds, 2);
+	assert_int_equal(cfg.nets[1].fds[1], 6);
+	assert_string_equal(cfg.nets[1].id, "uplink");
+	assert_non_null(cfg.vsock);
+	assert_int_equal(cfg.vsock->cid, 3);
+	assert_string_equal(cfg.vsock->socket, "/run/bulkhead/web1.vsock");
 	assert_true(cfg.print_exit_stats);
 	assert_string_equal(cfg.api_socket_path, "/run/bulkhead/web1.sock");
 	assert_int_equal(cfg.api_access.nuids, 2);
@@ -207,6 +227,19 @@ static void test_parser_errors_name_the_line(void **state)
 	expect_error("kernel /k\ndisk path=/a,id=x\nrng src=/r\n"
 		     "disk path=/b,id=x\n",
 		     "/etc/bulkhead/web1.conf:4: --disk: id=x is used twice");
+	expect_error("kernel /k\nnet tap=bh0\ndisk path=/a\n"
+		     "net tap=bh1,mac=52:54:00:zz:34:56\n",
+		     "/etc/bulkhead/web1.conf:4: --net: mac=52:54:00:zz:34:56: "
+		     "not a MAC address (xx:xx:xx:xx:xx:xx)");
+	expect_error("kernel /k\nnet tap=bh0,id=x\ndisk path=/a,id=x\n",
+		     "/etc/bulkhead/web1.conf:3: --net: id=x is used twice "
+		     "(also by --disk)");
+	expect_error("kernel /k\nvsock cid=3,socket=/a\n\nvsock "
+		     "cid=4,socket=/b\n",
+		     "/etc/bulkhead/web1.conf:4: --vsock given twice");
+	expect_error("kernel /k\nvsock cid=1,socket=/a\n",
+		     "/etc/bulkhead/web1.conf:2: --vsock: cid=1 is out of "
+		     "range 3..4294967294");
 	expect_error("kernel /k\nconsole tty\n",
 		     "/etc/bulkhead/web1.conf:2: --console tty and --serial "
 		     "tty cannot share the terminal (the default is --serial "

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
 #include <cmocka.h>
 
 #include <bulkhead/platform.h>
@@ -322,6 +324,145 @@ static const struct bad_case bad_cases[] = {
 	  { "--console tty and --serial tty cannot share the terminal" } },
 	{ { "--kernel", "k", "--console", "off", "--console", "off" },
 	  { "--console given twice" } },
+	{ { "--kernel", "k", "--net", "mac=52:54:00:12:34:56" },
+	  { "--net: tap= or fd= is required" } },
+	{ { "--kernel", "k", "--net", "tap=t0,fd=5" },
+	  { "--net: tap= and fd= exclude each other" } },
+	{ { "--kernel", "k", "--net", "tap=" },
+	  { "--net: tap= needs a value" } },
+	{ { "--kernel", "k", "--net", "tap=0123456789abcdef" },
+	  { "--net: tap=0123456789abcdef: longer than 15 bytes (IFNAMSIZ - "
+	    "1)" } },
+	{ { "--kernel", "k", "--net", "tap=a/b" },
+	  { "--net: tap=a/b: not an interface name" } },
+	{ { "--kernel", "k", "--net", "tap=a b" },
+	  { "--net: tap=a b: not an interface name" } },
+	{ { "--kernel", "k", "--net", "tap=a:1" },
+	  { "--net: tap=a:1: not an interface name" } },
+	{ { "--kernel", "k", "--net", "tap=.." },
+	  { "--net: tap=..: not an interface name" } },
+	{ { "--kernel", "k", "--net", "tap=." },
+	  { "--net: tap=.: not an interface name" } },
+	{ { "--kernel", "k", "--net", "tap=t0,mac=52:54:00:zz:34:56" },
+	  { "--net: mac=52:54:00:zz:34:56: not a MAC address "
+	    "(xx:xx:xx:xx:xx:xx)" } },
+	{ { "--kernel", "k", "--net", "tap=t0,mac=52:54:00:12:34" },
+	  { "--net: mac=52:54:00:12:34: not a MAC address" } },
+	{ { "--kernel", "k", "--net", "tap=t0,mac=52-54-00-12-34-56" },
+	  { "--net: mac=52-54-00-12-34-56: not a MAC address" } },
+	{ { "--kernel", "k", "--net", "tap=t0,mac=52:54:00:12:34:567" },
+	  { "--net: mac=52:54:00:12:34:567: not a MAC address" } },
+	{ { "--kernel", "k", "--net", "tap=t0,mac=01:00:5e:00:00:01" },
+	  { "--net: mac=01:00:5e:00:00:01: a multicast address" } },
+	{ { "--kernel", "k", "--net", "tap=t0,mac=ff:ff:ff:ff:ff:ff" },
+	  { "--net: mac=ff:ff:ff:ff:ff:ff: a multicast address" } },
+	{ { "--kernel", "k", "--net", "tap=t0,mac=00:00:00:00:00:00" },
+	  { "--net: mac=00:00:00:00:00:00: the all-zero address" } },
+	{ { "--kernel", "k", "--net", "tap=t0,ip=192.168.1" },
+	  { "--net: ip=192.168.1: not an IPv4 address (a.b.c.d)" } },
+	{ { "--kernel", "k", "--net", "tap=t0,ip=300.1.1.1" },
+	  { "--net: ip=300.1.1.1: not an IPv4 address" } },
+	{ { "--kernel", "k", "--net", "tap=t0,ip=0.0.0.0" },
+	  { "--net: ip=0.0.0.0: not a host address" } },
+	{ { "--kernel", "k", "--net", "tap=t0,ip=10.0.0.1,mask=255.0.255.0" },
+	  { "--net: mask=255.0.255.0: not a contiguous netmask" } },
+	{ { "--kernel", "k", "--net", "tap=t0,ip=10.0.0.1,mask=0.0.0.0" },
+	  { "--net: mask=0.0.0.0: not a contiguous netmask" } },
+	{ { "--kernel", "k", "--net", "tap=t0,ip=10.0.0.1,mask=24" },
+	  { "--net: mask=24: not a netmask (a.b.c.d)" } },
+	{ { "--kernel", "k", "--net", "tap=t0,mask=255.255.255.0" },
+	  { "--net: mask= needs ip=" } },
+	{ { "--kernel", "k", "--net", "fd=5,ip=10.0.0.1" },
+	  { "--net: ip= goes with tap= only: with fd= the interface belongs to "
+	    "whoever opened it" } },
+	{ { "--kernel", "k", "--net", "fd=5,mask=255.0.0.0" },
+	  { "--net: mask= goes with tap= only" } },
+	{ { "--kernel", "k", "--net", "fd=2" },
+	  { "--net: fd=2: fd 2 is a standard stream, not a TAP (3 or more)" } },
+	{ { "--kernel", "k", "--net", "fd=x" },
+	  { "--net: fd=x: 'x' is not a file descriptor number" } },
+	{ { "--kernel", "k", "--net", "fd=-3" },
+	  { "--net: fd=-3: '-3' is not a file descriptor number" } },
+	{ { "--kernel", "k", "--net", "fd=[5,]" },
+	  { "--net: fd=[5,]: '' is not a file descriptor number" } },
+	{ { "--kernel", "k", "--net", "fd=[]" },
+	  { "--net: fd=[]: not a list of fds ([N,M,...])" } },
+	{ { "--kernel", "k", "--net", "fd=[5,6" },
+	  { "--net: '6' is not key=value" } },
+	{ { "--kernel", "k", "--net", "fd=[5,5]" },
+	  { "--net: fd=[5,5]: fd 5 is given twice" } },
+	{ { "--kernel", "k", "--net", "fd=[5,6]", "--net", "fd=[7,6]" },
+	  { "--net: fd=[7,6]: fd 6 is net0's already" } },
+	{ { "--kernel", "k", "--net", "fd=[3,4,5,6,7,8,9,10]" },
+	  { "--net: fd=[3,4,5,6,7,8,9,10]: more than 7 fds (one per queue "
+	    "pair)" } },
+	{ { "--kernel", "k", "--net", "fd=[5,6],num_queues=2" },
+	  { "--net: num_queues=2 needs 1 fds (one per queue pair), fd= gives "
+	    "2" } },
+	{ { "--kernel", "k", "--net", "tap=t0,num_queues=3" },
+	  { "--net: num_queues=3 is odd" } },
+	{ { "--kernel", "k", "--net", "tap=t0,num_queues=0" },
+	  { "--net: num_queues=0 is out of range 2..14" } },
+	{ { "--kernel", "k", "--net", "tap=t0,num_queues=16" },
+	  { "--net: num_queues=16 is out of range 2..14" } },
+	{ { "--kernel", "k", "--net", "tap=t0,queue_size=32" },
+	  { "--net: queue_size=32 is out of range 64..4096" } },
+	{ { "--kernel", "k", "--net", "tap=t0,queue_size=8192" },
+	  { "--net: queue_size=8192 is out of range 64..4096" } },
+	{ { "--kernel", "k", "--net", "tap=t0,queue_size=100" },
+	  { "--net: queue_size=100 is not a power of two" } },
+	{ { "--kernel", "k", "--net", "tap=t0,mtu=67" },
+	  { "--net: mtu=67 is out of range 68..65535" } },
+	{ { "--kernel", "k", "--net", "tap=t0,mtu=65536" },
+	  { "--net: mtu=65536 is out of range 68..65535" } },
+	{ { "--kernel", "k", "--net", "tap=t0,mtu=x" },
+	  { "--net: mtu=x is not a number" } },
+	{ { "--kernel", "k", "--net", "tap=t0,id=a/b" },
+	  { "--net", "id=a/b", "0x2f" } },
+	{ { "--kernel", "k", "--net",
+	    "tap=t0,id=0123456789012345678901234567890123" },
+	  { "--net: id=0123456789012345678901234567890123 is longer than "
+	    "32" } },
+	{ { "--kernel", "k", "--net", "tap=t0,speed=10" },
+	  { "--net: unknown parameter 'speed'" } },
+	{ { "--kernel", "k", "--net", "tap=t0,id=x", "--net", "tap=t1,id=x" },
+	  { "--net: id=x is used twice" } },
+	{ { "--kernel", "k", "--net", "tap=t0,id=disk0", "--disk", "path=a" },
+	  { "--net: id=disk0 is used twice (also by --disk)" } },
+	{ { "--kernel", "k", "--net", "tap=t0", "--disk", "path=a,id=net0" },
+	  { "--disk: id=net0 is used twice (also by --net)" } },
+	{ { "--kernel", "k", "--net", "tap=t0,id=console0", "--console",
+	    "file=c" },
+	  { "--net: id=console0 is used twice (also by --console)" } },
+	{ { "--kernel", "k", "--net", "tap=t0,id=vsock0", "--vsock",
+	    "cid=3,socket=s" },
+	  { "--net: id=vsock0 is used twice (also by --vsock)" } },
+	{ { "--kernel", "k", "--vsock", "cid=3,socket=s,id=rng0", "--rng", "" },
+	  { "--vsock: id=rng0 is used twice (also by --rng)" } },
+	{ { "--kernel", "k", "--vsock", "socket=s" },
+	  { "--vsock: cid= is required" } },
+	{ { "--kernel", "k", "--vsock", "cid=3" },
+	  { "--vsock: socket= is required" } },
+	{ { "--kernel", "k", "--vsock", "cid=2,socket=s" },
+	  { "--vsock: cid=2 is out of range 3..4294967294" } },
+	{ { "--kernel", "k", "--vsock", "cid=4294967295,socket=s" },
+	  { "--vsock: cid=4294967295 is out of range 3..4294967294" } },
+	{ { "--kernel", "k", "--vsock", "cid=0x10,socket=s,cid=4" },
+	  { "--vsock: cid given twice" } },
+	{ { "--kernel", "k", "--vsock", "cid=three,socket=s" },
+	  { "--vsock: cid=three is not a number" } },
+	{ { "--kernel", "k", "--vsock",
+	    "cid=3,socket=/"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" },
+	  { "--vsock: socket=/", "is longer than 107 bytes" } },
+	{ { "--kernel", "k", "--vsock", "cid=3,socket=s,id=a b" },
+	  { "--vsock", "id=a b", "0x20" } },
+	{ { "--kernel", "k", "--vsock", "cid=3,socket=s", "--vsock",
+	    "cid=4,socket=t" },
+	  { "--vsock given twice" } },
+	{ { "--kernel", "k", "--vsock", "cid=3,socket=s,port=5" },
+	  { "--vsock: unknown parameter 'port'" } },
 	{ { "--kernel", "k", "--restart-devices", "yes" },
 	  { "--restart-devices: 'yes' is not on, off or on,max=N" } },
 	{ { "--kernel", "k", "--restart-devices", "onx" },
@@ -366,6 +507,8 @@ static void test_bad(void **state)
 		assert_null(cfg.name);
 		assert_null(cfg.serial_path);
 		assert_int_equal(cfg.ndisks, 0);
+		assert_int_equal(cfg.nnets, 0);
+		assert_null(cfg.vsock);
 		assert_null(cfg.rng_source);
 		assert_null(cfg.console_path);
 		bh_config_free(&cfg);
@@ -510,6 +653,21 @@ static void test_usage_text(void **state)
 		"allow-uid=U[:U...]",
 		"allow-gid=G[:G...]",
 		"PERMISSION_DENIED",
+		"--net tap=NAME|fd=N|fd=[N,M,...]",
+		"[,mac=MAC]",
+		"[,ip=IP]",
+		"[,mask=MASK]",
+		"[,mtu=N]",
+		"mask default 255.255.255.0",
+		"num_queues=2",
+		"2..14",
+		"64..4096",
+		"mtu=1500 (68..65535)",
+		"id=netN",
+		"--vsock cid=CID,socket=PATH[,id=ID]",
+		"3..4294967294",
+		"107",
+		"id=vsock0",
 	};
 	char *text = NULL;
 	size_t len = 0, i;
@@ -582,6 +740,151 @@ static void test_devices(void **state)
 	assert_int_equal(cfg.disks[0].queue_size, 2);
 	assert_int_equal(cfg.disks[1].queue_size, 32768);
 	bh_config_free(&cfg);
+}
+
+/* --net and --vsock: every key, the defaults, and the list syntax of fd=. */
+static void test_net_vsock(void **state)
+{
+	static const uint8_t mac[6] = { 0x52, 0x54, 0x00, 0xab, 0xcd, 0xef };
+	struct bh_config cfg;
+	char err[256];
+
+	assert_int_equal(
+	    PARSE(&cfg, err, "--kernel", "k", "--net",
+		  "tap=bh0,mac=52:54:00:AB:cd:ef,ip=192.168.249.1,"
+		  "mask=255.255.0.0,num_queues=14,queue_size=4096,mtu=9000,"
+		  "id=lan",
+		  "--net", "fd=[5,6,7]", "--net", "fd=8,mtu=68,queue_size=64",
+		  "--net", "tap=tap%d,ip=10.0.0.1,mtu=65535", "--vsock",
+		  "cid=4294967294,socket=/run/bulkhead/web1.vsock,id=vs"),
+	    BH_CONFIG_OK);
+	assert_int_equal(cfg.nnets, 4);
+	assert_string_equal(cfg.nets[0].id, "lan");
+	assert_string_equal(cfg.nets[0].tap, "bh0");
+	assert_int_equal(cfg.nets[0].nfds, 0);
+	assert_true(cfg.nets[0].mac_set);
+	assert_memory_equal(cfg.nets[0].mac, mac, 6);
+	assert_int_equal(ntohl(cfg.nets[0].ip), 0xc0a8f901);
+	assert_int_equal(ntohl(cfg.nets[0].mask), 0xffff0000);
+	assert_int_equal(cfg.nets[0].num_queues, 14);
+	assert_int_equal(cfg.nets[0].queue_size, 4096);
+	assert_int_equal(cfg.nets[0].mtu, 9000);
+	/* fd=: one queue pair per fd unless num_queues says otherwise. */
+	assert_string_equal(cfg.nets[1].id, "net1");
+	assert_null(cfg.nets[1].tap);
+	assert_int_equal(cfg.nets[1].nfds, 3);
+	assert_int_equal(cfg.nets[1].fds[0], 5);
+	assert_int_equal(cfg.nets[1].fds[1], 6);
+	assert_int_equal(cfg.nets[1].fds[2], 7);
+	assert_int_equal(cfg.nets[1].num_queues, 6);
+	assert_false(cfg.nets[1].mac_set);
+	assert_int_equal(cfg.nets[1].ip, 0);
+	assert_int_equal(cfg.nets[1].mask, 0);
+	assert_int_equal(cfg.nets[1].queue_size, BH_CONFIG_NET_QUEUE_SIZE);
+	assert_int_equal(cfg.nets[1].mtu, BH_CONFIG_NET_MTU);
+	assert_int_equal(cfg.nets[2].nfds, 1);
+	assert_int_equal(cfg.nets[2].fds[0], 8);
+	assert_int_equal(cfg.nets[2].num_queues, 2);
+	assert_int_equal(cfg.nets[2].queue_size, 64);
+	assert_int_equal(cfg.nets[2].mtu, 68);
+	/* ip= alone gets a /24. */
+	assert_string_equal(cfg.nets[3].tap, "tap%d");
+	assert_string_equal(cfg.nets[3].id, "net3");
+	assert_int_equal(ntohl(cfg.nets[3].ip), 0x0a000001);
+	assert_int_equal(ntohl(cfg.nets[3].mask), 0xffffff00);
+	assert_int_equal(cfg.nets[3].mtu, 65535);
+	assert_non_null(cfg.vsock);
+	assert_int_equal(cfg.vsock->cid, 0xfffffffeULL);
+	assert_string_equal(cfg.vsock->socket, "/run/bulkhead/web1.vsock");
+	assert_string_equal(cfg.vsock->id, "vs");
+	bh_config_free(&cfg);
+	assert_int_equal(cfg.nnets, 0);
+	assert_null(cfg.vsock);
+
+	/* Defaults; fd= with a matching num_queues; a relative socket path
+	 * of exactly 107 bytes; /32 and /1 masks. */
+	assert_int_equal(
+	    PARSE(&cfg, err, "--kernel", "k", "--net", "tap=t0", "--net",
+		  "fd=[3,4],num_queues=4", "--net",
+		  "tap=0123456789abcde,ip=10.1.2.3,mask=255.255.255.255",
+		  "--net", "tap=t1,ip=10.1.2.3,mask=128.0.0.0", "--vsock",
+		  "socket=r/"
+		  "012345678901234567890123456789012345678901234567890123456789"
+		  "012345678901234567890123456789012345678901234,cid=3"),
+	    BH_CONFIG_OK);
+	assert_string_equal(cfg.nets[0].id, "net0");
+	assert_int_equal(cfg.nets[0].num_queues, 2);
+	assert_int_equal(cfg.nets[0].queue_size, 256);
+	assert_int_equal(cfg.nets[0].mtu, 1500);
+	assert_false(cfg.nets[0].mac_set);
+	assert_int_equal(cfg.nets[0].ip, 0);
+	assert_int_equal(cfg.nets[1].num_queues, 4);
+	assert_int_equal(cfg.nets[1].nfds, 2);
+	assert_int_equal(ntohl(cfg.nets[2].mask), 0xffffffff);
+	assert_int_equal(ntohl(cfg.nets[3].mask), 0x80000000);
+	assert_int_equal(cfg.vsock->cid, 3);
+	assert_int_equal(strlen(cfg.vsock->socket), 107);
+	assert_string_equal(cfg.vsock->id, "vsock0");
+	bh_config_free(&cfg);
+
+	/* An inherited fd is either the API's socket or a TAP queue. */
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k", "--net", "fd=[4,5]",
+			       "--api-socket", "fd=5"),
+			 -EINVAL);
+	assert_string_equal(err, "--net: fd 5 is the --api-socket's already");
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k", "--net", "fd=[4,5]",
+			       "--api-socket", "fd=3"),
+			 BH_CONFIG_OK);
+	assert_int_equal(cfg.api_socket_fd, 3);
+	bh_config_free(&cfg);
+
+	/* Both need a VM. */
+	assert_int_equal(
+	    PARSE(&cfg, err, "--api-socket", "path=/a", "--net", "tap=t0"),
+	    -EINVAL);
+	assert_string_equal(err, "--net needs --kernel: without one, the VM "
+				 "comes from the API (create)");
+	assert_int_equal(PARSE(&cfg, err, "--api-socket", "path=/a", "--vsock",
+			       "cid=3,socket=s"),
+			 -EINVAL);
+	assert_non_null(strstr(err, "--vsock needs --kernel"));
+}
+
+/* Nets and vsock take PCI slots like any device. */
+static void test_net_vsock_count(void **state)
+{
+	char paths[BH_CONFIG_MAX_DEVICES][16];
+	char *argv[2 * BH_CONFIG_MAX_DEVICES + 8];
+	struct bh_config cfg;
+	char err[256];
+	int argc = 0, i;
+
+	argv[argc++] = (char *)"bulkhead";
+	argv[argc++] = (char *)"--kernel";
+	argv[argc++] = (char *)"k";
+	for (i = 0; i < BH_CONFIG_MAX_DEVICES - 2; i++) {
+		snprintf(paths[i], sizeof(paths[i]), "tap=t%d", i);
+		argv[argc++] = (char *)"--net";
+		argv[argc++] = paths[i];
+	}
+	argv[argc++] = (char *)"--vsock";
+	argv[argc++] = (char *)"cid=3,socket=s";
+	argv[argc++] = (char *)"--rng";
+	argv[argc++] = (char *)"";
+	argv[argc] = NULL;
+	assert_int_equal(
+	    bh_config_parse_args(argc, argv, &cfg, err, sizeof(err)),
+	    BH_CONFIG_OK);
+	assert_int_equal(cfg.nnets, BH_CONFIG_MAX_DEVICES - 2);
+	assert_string_equal(cfg.nets[13].id, "net13");
+	bh_config_free(&cfg);
+
+	argv[argc++] = (char *)"--disk";
+	argv[argc++] = (char *)"path=d";
+	argv[argc] = NULL;
+	assert_int_equal(
+	    bh_config_parse_args(argc, argv, &cfg, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "--disk: more than 16 virtio devices in all");
 }
 
 static void test_user(void **state)
@@ -817,8 +1120,8 @@ static void test_api_socket(void **state)
 static void test_too_many_devices(void **state)
 {
 	static const char *const extra[][2] = {
-		{ "--disk", "path=last" },
-		{ "--rng", "" },
+		{ "--disk", "path=last" },	 { "--net", "tap=t0" },
+		{ "--vsock", "cid=3,socket=s" }, { "--rng", "" },
 		{ "--console", "file=c" },
 	};
 	char paths[BH_CONFIG_MAX_DEVICES][16];
@@ -876,6 +1179,8 @@ int main(void)
 		cmocka_unit_test(test_restart_devices),
 		cmocka_unit_test(test_sandbox),
 		cmocka_unit_test(test_too_many_devices),
+		cmocka_unit_test(test_net_vsock),
+		cmocka_unit_test(test_net_vsock_count),
 		cmocka_unit_test(test_api_socket),
 		cmocka_unit_test(test_no_vm),
 		cmocka_unit_test(test_user),
