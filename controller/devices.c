@@ -12,6 +12,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -29,6 +30,8 @@
 #include "devices.h"
 #include "kmsg.h"
 #include "launcher.h"
+#include "tap.h"
+#include "vsock.h"
 
 /* The tests build this file with shorter timeouts. */
 #ifndef WORKER_SETUP_TIMEOUT
@@ -60,6 +63,8 @@ enum dev_kind {
 	DEV_BLK = 0,
 	DEV_CONSOLE,
 	DEV_RNG,
+	DEV_NET,
+	DEV_VSOCK,
 };
 
 static const struct {
@@ -72,7 +77,13 @@ static const struct {
 	[DEV_CONSOLE] = { "console", 3, BH__WORKER_SETUP__BACKEND_CONSOLE,
 			  BH_LAUNCH_CONSOLE },
 	[DEV_RNG] = { "rng", 4, BH__WORKER_SETUP__BACKEND_RNG, BH_LAUNCH_RNG },
+	[DEV_NET] = { "net", 1, BH__WORKER_SETUP__BACKEND_NET, BH_LAUNCH_NET },
+	[DEV_VSOCK] = { "vsock", 19, BH__WORKER_SETUP__BACKEND_VSOCK,
+			BH_LAUNCH_VSOCK },
 };
+
+/* Backend fds of one device at most: a TAP queue per net queue pair. */
+#define DEV_MAX_BACKEND BH_CONFIG_MAX_NET_PAIRS
 
 enum worker_state {
 	WK_NONE = 0, /* no worker (not started, or stopped) */
@@ -88,7 +99,13 @@ struct dev {
 	char id[BH_CONFIG_ID_MAX + 1];
 	const struct bh_disk_config *disk; /* DEV_BLK */
 	uint64_t disk_size;
-	int backend[2]; /* owned, opened at create, kept across boots */
+	const struct bh_net_config *net;     /* DEV_NET */
+	uint8_t mac[6];			     /* DEV_NET: given or made up */
+	const struct bh_vsock_config *vsock; /* DEV_VSOCK */
+	/* DEV_VSOCK: listens on socket=, connects to socket=_PORT (owned) */
+	struct bh_vsock_broker *broker;
+	/* owned, opened at create, kept across boots */
+	int backend[DEV_MAX_BACKEND];
 	/* the console's stdout flags to give back on close, when its open
 	 * file description is shared with others (bh_backend_stdout); or -1 */
 	int out_shared_flags;
@@ -299,6 +316,29 @@ static int open_console(struct dev *v, const struct bh_config *cfg, char *err,
 	return 0;
 }
 
+/* The TAP queues; the MAC the guest sees, made up (locally administered,
+ * unicast) when none was given, and kept for the VM's life. */
+static int open_net(struct dev *v, char *err, size_t errlen)
+{
+	int fds[BH_CONFIG_MAX_NET_PAIRS], r;
+	unsigned int pairs = bh_tap_pairs(v->net);
+
+	if (v->net->mac_set) {
+		memcpy(v->mac, v->net->mac, sizeof(v->mac));
+	} else {
+		if (getrandom(v->mac, sizeof(v->mac), 0) != sizeof(v->mac))
+			return bh_errf(err, errlen,
+				       "--net: no random bytes for a MAC");
+		v->mac[0] = (uint8_t)((v->mac[0] & 0xfe) | 0x02);
+	}
+	r = bh_tap_open(v->net, fds, err, errlen);
+	if (r < 0)
+		return r;
+	for (unsigned int i = 0; i < pairs; i++)
+		v->backend[v->nbackend++] = fds[i];
+	return 0;
+}
+
 static void dev_init(struct bh_devices *d, enum dev_kind kind, const char *id)
 {
 	struct dev *v = &d->dev[d->n];
@@ -308,7 +348,8 @@ static void dev_init(struct bh_devices *d, enum dev_kind kind, const char *id)
 	v->index = d->n++;
 	v->kind = kind;
 	snprintf(v->id, sizeof(v->id), "%s", id);
-	v->backend[0] = v->backend[1] = -1;
+	for (unsigned int b = 0; b < DEV_MAX_BACKEND; b++)
+		v->backend[b] = -1;
 	v->out_shared_flags = -1;
 	v->pid = -1;
 	v->sock = -1;
@@ -329,7 +370,8 @@ int bh_devices_open(const struct bh_config *cfg, const char *child_dir,
 		abort();
 	d->cfg = cfg;
 	d->child_dir = child_dir;
-	/* PCI slot order: disks as given, then rng, then console. */
+	/* PCI slot order: disks as given, then rng, console, the net devices
+	 * as given and vsock. */
 	for (unsigned int i = 0; i < cfg->ndisks && r == 0; i++) {
 		dev_init(d, DEV_BLK, cfg->disks[i].id);
 		d->dev[i].disk = &cfg->disks[i];
@@ -342,6 +384,28 @@ int bh_devices_open(const struct bh_config *cfg, const char *child_dir,
 	if (r == 0 && cfg->console != BH_CONSOLE_OFF) {
 		dev_init(d, DEV_CONSOLE, BH_CONFIG_CONSOLE_ID);
 		r = open_console(&d->dev[d->n - 1], cfg, err, errlen);
+	}
+	for (unsigned int i = 0; i < cfg->nnets && r == 0; i++) {
+		if (d->n == BH_CONFIG_MAX_DEVICES) {
+			r = bh_errf(err, errlen, "more than %u devices",
+				    BH_CONFIG_MAX_DEVICES);
+			break;
+		}
+		dev_init(d, DEV_NET, cfg->nets[i].id);
+		d->dev[d->n - 1].net = &cfg->nets[i];
+		r = open_net(&d->dev[d->n - 1], err, errlen);
+	}
+	if (r == 0 && cfg->vsock) {
+		if (d->n == BH_CONFIG_MAX_DEVICES) {
+			r = bh_errf(err, errlen, "more than %u devices",
+				    BH_CONFIG_MAX_DEVICES);
+		} else {
+			dev_init(d, DEV_VSOCK, cfg->vsock->id);
+			v = &d->dev[d->n - 1];
+			v->vsock = cfg->vsock;
+			r = bh_vsock_broker_open(cfg->vsock->socket, &v->broker,
+						 err, errlen);
+		}
 	}
 	for (unsigned int i = 0; i < d->n && r == 0; i++) {
 		v = &d->dev[i];
@@ -380,9 +444,9 @@ int bh_devices_describe(const struct bh_devices *d, unsigned int i,
 			const char **id, const char **type, unsigned int *slot)
 {
 	static const char *const types[] = {
-		[DEV_BLK] = "virtio-blk",
-		[DEV_CONSOLE] = "virtio-console",
-		[DEV_RNG] = "virtio-rng",
+		[DEV_BLK] = "virtio-blk",     [DEV_CONSOLE] = "virtio-console",
+		[DEV_RNG] = "virtio-rng",     [DEV_NET] = "virtio-net",
+		[DEV_VSOCK] = "virtio-vsock",
 	};
 
 	if (!d || i >= d->n)
@@ -405,6 +469,8 @@ void bh_devices_close(struct bh_devices *d)
 			fcntl(v->backend[0], F_SETFL, v->out_shared_flags);
 		for (unsigned int b = 0; b < v->nbackend; b++)
 			bh_closep(&v->backend[b]);
+		bh_vsock_broker_close(v->broker);
+		v->broker = NULL;
 	}
 	free(d);
 }
@@ -640,6 +706,8 @@ static int h_w_ready(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	if (!dev || dev->device_type != kinds[v->kind].virtio_id ||
 	    dev->num_queues < 1 || dev->num_queues > DEV_MAX_QUEUES ||
 	    (v->disk && dev->num_queues != v->disk->num_queues) ||
+	    /* rx and tx per pair, and the control queue */
+	    (v->net && dev->num_queues != 2 * bh_tap_pairs(v->net) + 1) ||
 	    dev->max_queue_size < 2 ||
 	    dev->max_queue_size > DEV_MAX_QUEUE_SIZE ||
 	    (dev->max_queue_size & (dev->max_queue_size - 1)) ||
@@ -844,7 +912,34 @@ static int h_w_error(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	return 0;
 }
 
+/* The vsock worker asks for a connection to <socket>_<port>: the controller
+ * connects for it (the worker has no socket call) and hands the fd over, or
+ * says why not. The port is the guest's choice; the path is ours. */
+static int h_w_vsock_connect(void *ctx, const ProtobufCMessage *m,
+			     struct bh_frame *f)
+{
+	const Bh__VsockConnect *c = (const Bh__VsockConnect *)m;
+	Bh__VsockConnected out = BH__VSOCK_CONNECTED__INIT;
+	struct dev *v = ctx;
+	int fd = -1, r;
+
+	if (v->kind != DEV_VSOCK || !v->broker)
+		return -EPROTO;
+	r = bh_vsock_broker_connect(v->broker, c->port, &fd);
+	out.token = c->token;
+	out.error = r < 0 ? -r : 0;
+	r = bh_frame_send_timeout(v->sock, BH__MSG_TYPE__MSG_VSOCK_CONNECTED,
+				  &out.base, fd >= 0 ? &fd : NULL,
+				  fd >= 0 ? 1 : 0, WORKER_SEND_TIMEOUT);
+	bh_closep(&fd);
+	if (r < 0)
+		worker_send_failed(v, r);
+	return 0;
+}
+
 static const struct bh_handler worker_msgs[] = {
+	{ BH__MSG_TYPE__MSG_VSOCK_CONNECT, BH_STATE(WK_READY), 0,
+	  &bh__vsock_connect__descriptor, h_w_vsock_connect, "vsock-connect" },
 	{ BH__MSG_TYPE__MSG_WORKER_READY, BH_STATE(WK_SETUP), 0,
 	  &bh__worker_ready__descriptor, h_w_ready, "worker-ready" },
 	{ BH__MSG_TYPE__MSG_DEVICE_RESET_DONE, BH_STATE(WK_READY), 0,
@@ -947,9 +1042,11 @@ static int worker_setup(struct dev *v, const struct bh_guest_mem *mem)
 	Bh__BlkSetup blk = BH__BLK_SETUP__INIT;
 	Bh__ConsoleSetup con = BH__CONSOLE_SETUP__INIT;
 	Bh__RngSetup rng = BH__RNG_SETUP__INIT;
+	Bh__NetSetup net = BH__NET_SETUP__INIT;
+	Bh__VsockSetup vsock = BH__VSOCK_SETUP__INIT;
 	Bh__MemRegion regs[BH_MAX_RAM_REGIONS];
 	Bh__MemRegion *ptrs[BH_MAX_RAM_REGIONS];
-	int fds[3];
+	int fds[1 + DEV_MAX_BACKEND];
 
 	for (unsigned int i = 0; i < l->nregions; i++) {
 		bh__mem_region__init(&regs[i]);
@@ -985,6 +1082,19 @@ static int worker_setup(struct dev *v, const struct bh_guest_mem *mem)
 		break;
 	case DEV_RNG:
 		s.rng = &rng;
+		break;
+	case DEV_NET:
+		net.mac.data = v->mac;
+		net.mac.len = sizeof(v->mac);
+		net.mtu = v->net->mtu;
+		net.queue_pairs = bh_tap_pairs(v->net);
+		net.queue_size = v->net->queue_size;
+		s.net = &net;
+		break;
+	case DEV_VSOCK:
+		vsock.cid = v->vsock->cid;
+		vsock.max_connections = BH_CONFIG_VSOCK_MAX_CONNS;
+		s.vsock = &vsock;
 		break;
 	}
 	fds[0] = mem->memfd;
@@ -1053,6 +1163,25 @@ static int worker_start(struct dev *v, const struct bh_config *cfg,
 		 v->id, (int)v->pid, v->nq, v->qsize,
 		 (unsigned long long)v->features, v->config_len);
 	return 0;
+}
+
+/* A host process connected to the vsock device's socket: the connection
+ * goes to the worker, which reads its CONNECT line. Without a worker to take
+ * it, it is closed (the peer sees EOF). */
+static void on_vsock_conn(void *arg, int fd)
+{
+	struct dev *v = arg;
+	Bh__VsockHostConn msg = BH__VSOCK_HOST_CONN__INIT;
+	int r;
+
+	if (v->ws == WK_READY && v->sock >= 0) {
+		r = bh_frame_send_timeout(
+		    v->sock, BH__MSG_TYPE__MSG_VSOCK_HOST_CONN, &msg.base, &fd,
+		    1, WORKER_SEND_TIMEOUT);
+		if (r < 0)
+			worker_send_failed(v, r);
+	}
+	close(fd);
 }
 
 /* From READY on, the worker's socket is watched in the event loop. */
@@ -1223,6 +1352,16 @@ int bh_devices_start(struct bh_devices *d, const struct bh_guest_mem *mem,
 		r = worker_watch(v);
 		if (r < 0)
 			goto fail;
+		if (v->broker) {
+			r = bh_vsock_broker_start(v->broker, base,
+						  on_vsock_conn, v);
+			if (r < 0) {
+				bh_err("device %s: cannot accept on its "
+				       "socket: %s",
+				       v->id, strerror(-r));
+				goto fail;
+			}
+		}
 	}
 	return 0;
 fail:
@@ -1316,6 +1455,8 @@ void bh_devices_stop(struct bh_devices *d)
 			worker_reap(v, 0);
 		}
 		worker_close(v);
+		if (v->broker)
+			bh_vsock_broker_stop(v->broker);
 		for (unsigned int q = 0; q < DEV_MAX_QUEUES; q++) {
 			bh_closep(&v->kick[q]);
 			bh_closep(&v->call[q]);

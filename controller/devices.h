@@ -45,7 +45,7 @@ int bh_devices_describe(const struct bh_devices *d, unsigned int i,
 			const char **id, const char **type, unsigned int *slot);
 
 /* The counters of one device from its last report. */
-#define BH_DEVICES_MAX_COUNTERS	    32
+#define BH_DEVICES_MAX_COUNTERS	    48
 #define BH_DEVICES_COUNTER_NAME_MAX 32
 struct bh_device_counters {
 	const char *id;

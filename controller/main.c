@@ -124,6 +124,8 @@ static int print_policy(const char *which)
 		{ "blk", "bulkhead-dev-blk" },
 		{ "console", "bulkhead-dev-console" },
 		{ "rng", "bulkhead-dev-rng" },
+		{ "net", "bulkhead-dev-net" },
+		{ "vsock", "bulkhead-dev-vsock" },
 	};
 	bool all = strcmp(which, "all") == 0, found = false;
 	char dir[4096];
@@ -174,7 +176,9 @@ static int print_policy(const char *which)
 	if (!found) {
 		fprintf(stderr,
 			"bulkhead: --print-policy: '%s' is not one of "
-			"controller, launcher, vcpu, blk, console, rng, all\n",
+			"controller, launcher, vcpu, blk, console, rng, net, "
+			"vsock, "
+			"all\n",
 			which);
 		return BH_EXIT_USAGE;
 	}

@@ -32,10 +32,11 @@ SANITIZER_ONLY = {"sched_getaffinity (sanitizer builds only)",
                   "readlink, fails with EACCES (sanitizer builds only)"}
 SANITIZER_MARK = " (sanitizer builds only)"
 PROCS = {"vcpu": "bulkhead-vcpu", "blk": "bulkhead-dev-blk",
-         "console": "bulkhead-dev-console", "rng": "bulkhead-dev-rng"}
-# Children bulkhead --print-policy does not list yet: their own
-# --print-policy, found beside bulkhead, is checked the same way.
-DIRECT = {"vsock": "bulkhead-dev-vsock"}
+         "console": "bulkhead-dev-console", "rng": "bulkhead-dev-rng",
+         "net": "bulkhead-dev-net", "vsock": "bulkhead-dev-vsock"}
+# Children bulkhead --print-policy does not list: their own --print-policy,
+# found beside bulkhead, is checked the same way.
+DIRECT = {}
 
 
 def fail(msg):
@@ -100,6 +101,10 @@ def main():
             reqs = ioctl[0][len("ioctl, only "):].split(", ")
             if not all(r.startswith("KVM_") for r in reqs) or len(reqs) != 7:
                 fail(f"vcpu: ioctl requests {reqs}")
+        elif key == "net":
+            # The TAP's offloads, and nothing else.
+            if ioctl != ["ioctl, only TUNSETOFFLOAD"]:
+                fail(f"net: ioctl not limited to TUNSETOFFLOAD: {ioctl}")
         elif ioctl:
             fail(f"{key}: allows ioctl")
         # The table row of this process in docs/SECURITY.md.
