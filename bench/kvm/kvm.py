@@ -2,7 +2,9 @@
 """The KVM benchmark section: Bulkhead side by side with QEMU (-M microvm and
 -M pc) and, when LKVM names it, kvmtool, all booting the same kernel and the
 same initramfs in one run: boot time, VM exits, memory of the VMM's
-processes, guest disk I/O, and Bulkhead's start-up cost.
+processes, guest disk I/O, and Bulkhead's start-up cost; and with --only net,
+TCP throughput and round trips through Bulkhead's virtio-net beside QEMU's
+(vhost off and on).
 
 Run by bench/run. Without a /dev/kvm that runs a stock guest at hardware
 speed (bulkhead --check-host=kvm decides) it runs itself again inside
@@ -612,7 +614,7 @@ class NetPeer(threading.Thread):
         super().__init__(daemon=True)
         self.kind, self.nbytes = kind, nbytes
         self.bytes = 0
-        self.t_start = self.t_end = None
+        self.t_start = self.t_end = self.t_last = None
         self.error = None
         self.srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -628,6 +630,7 @@ class NetPeer(threading.Thread):
                 if n == 0:
                     break
                 self.bytes += n
+                self.t_last = time.monotonic()
             self.t_end = time.monotonic()
         elif self.kind == "source":
             chunk = memoryview(self.CHUNK)
@@ -635,6 +638,7 @@ class NetPeer(threading.Thread):
                 n = min(self.nbytes - self.bytes, len(chunk))
                 c.sendall(chunk[:n])
                 self.bytes += n
+                self.t_last = time.monotonic()
             c.shutdown(socket.SHUT_WR)
             while c.recv(65536):
                 pass
@@ -734,7 +738,16 @@ def net_bulk(vm, kind, nbytes, step):
     else:
         cmd = NET_H2G_CMD % (NET_HOST_IP, port)
         done = re.compile(r"^NETRX=(\d+)$", re.M)
-    m = vm.command(cmd, done, step, net_xfer_s(mb))
+    try:
+        m = vm.command(cmd, done, step, net_xfer_s(mb))
+    except boot_test.Fail as e:
+        # How far it got: a stall, or a slow transfer?
+        now = time.monotonic()
+        raise boot_test.Fail(
+            f"{e}; the host's end had moved {peer.bytes} of {nbytes} bytes"
+            + (f", the last {now - peer.t_last:.0f} s ago, "
+               f"{peer.t_last - peer.t_start:.0f} s after the accept"
+               if peer.t_last else ""))
     peer.join(60)
     if peer.error or peer.t_end is None or peer.bytes != nbytes:
         raise boot_test.Fail(f"{step}: the host's end moved {peer.bytes} "
