@@ -855,11 +855,12 @@ def net_run(vmm, a, trace, logdir, out, part):
         vm.wait_exit(POWEROFF_S, "the VMM to exit after poweroff")
     finally:
         stop(vm)
-        if vmm.name != "bulkhead":
+        if vmm.name == "bulkhead":
+            # Printed at its end, whatever ended it.
+            res["exit_stats_whole_run"] = parse_exit_stats(vm.err)
+        else:
             subprocess.run(["ip", "link", "del", NET_TAP_QEMU],
                            capture_output=True)
-    if vmm.name == "bulkhead":
-        res["exit_stats_whole_run"] = parse_exit_stats(vm.err)
     return res
 
 
