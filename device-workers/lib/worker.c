@@ -433,6 +433,7 @@ static int h_activate(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	c->state = WS_ACTIVE;
 	w->active = true;
 	w->failed = a->failed;
+	w->resumed = a->resume;
 	w->nq = w->num_queues;
 	if (!activation_valid(w, a, why, sizeof(why))) {
 		bh_worker_needs_reset(w, "activation refused: %s", why);

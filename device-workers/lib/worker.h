@@ -96,7 +96,10 @@ struct bh_worker {
 
 	bool active;
 	bool needs_reset;
-	bool failed;	     /* completing every request with an error */
+	bool failed; /* completing every request with an error */
+	/* This activation took up the rings of a worker that died: the
+	 * device's own state (connections, ...) was lost with it. */
+	bool resumed;
 	bool strict_sandbox; /* a refused sandbox step is fatal */
 	unsigned int nq;     /* queues set up by activate */
 	struct bh_vq vq[BH_WORKER_MAX_QUEUES];

@@ -711,10 +711,27 @@ static void test_respawn(void **state)
 	int fd = guest_connect(fx, 45000, 9100, 0);
 	struct hdr h;
 
+	struct bh_vdriver_buf ev;
+	struct bh_vdriver_used used;
+	uint8_t *evp;
+
 	rx(fx, &h, NULL, 0);
 	assert_int_equal(h.op, OP_RESPONSE);
+	/* An event buffer, as the guest's driver keeps posted. */
+	assert_int_equal(bh_vdriver_alloc(fx->d, 64, 8, &ev.gpa), 0);
+	ev.len = 64;
+	ev.writable = true;
+	evp = bh_vdriver_gpa(fx->d, ev.gpa, 64);
+	memset(evp, 0xee, 64);
+	assert_int_equal(bh_vdriver_submit(fx->d, EVQ, &ev, 1, 0, NULL), 0);
 	assert_int_equal(bh_vdriver_respawn(fx->d, false, T), 0);
 	assert_int_equal(host_eof(fd, T), 1);
+	/* The guest is told to drop every connection: TRANSPORT_RESET (id 0)
+	 * in its event buffer. */
+	assert_int_equal(bh_vdriver_wait_used(fx->d, EVQ, T, &used), 1);
+	assert_int_equal(used.len, 4);
+	assert_int_equal(bh_get_le32(evp), 0);
+	assert_int_equal(evp[4], 0xee);
 	close(fd);
 	tx(fx, 45000, 9100, OP_RW, 0, 65536, 0, "after", 5);
 	rx(fx, &h, NULL, 0);
