@@ -444,7 +444,7 @@ def case_net(args, vm_factory):
     if int(vs.get("tx_bytes", 0)) < VSOCK_MB * MIB or \
             int(vs.get("rx_bytes", 0)) < VSOCK_MB * MIB:
         raise Fail(f"counters: vsock0 {vs}")
-    bt.poweroff(vm)
+    finish(args, vm, sock_dir)
     mbs = lambda mb, t: mb / t if t > 0 else 0
     return (f"marker after {t_marker:.1f} s; {sandboxes}; {ping}; TCP "
             f"{TCP_MB} MiB guest to host in {t_out:.1f} s "
@@ -456,6 +456,25 @@ def case_net(args, vm_factory):
             f"connections each way, {VSOCK_MB} MiB host<-guest listener in "
             f"{t_vh:.1f} s, {VSOCK_MB} MiB guest<-host listener in "
             f"{t_vg:.1f} s, checked; refused ports both ways")
+
+
+def finish(args, vm, sock_dir):
+    """poweroff in the guest, then shutdown-vmm (an API socket keeps the
+    VMM up after its guest): exit 0, and the API and vsock sockets gone."""
+    vm.send("poweroff -f\n", "poweroff")
+    deadline = time.monotonic() + bt.POWEROFF_S
+    while "guest powered off" not in vm.err:
+        if vm.exited() or time.monotonic() > deadline:
+            raise Fail("the guest did not power off")
+        vm.pump(0.5)
+    bt.ctl(args, f"{sock_dir}/api.sock", "shutdown-vmm")
+    st = vm.wait_exit(bt.POWEROFF_S, "bulkhead to exit after shutdown-vmm")
+    if st != 0:
+        raise Fail(f"bulkhead exited with status {st}, not 0")
+    left = [p for p in ("api.sock", "vsock.sock")
+            if os.path.exists(os.path.join(sock_dir, p))]
+    if left:
+        raise Fail(f"left behind in {sock_dir}: {left}")
 
 
 def kill_worker(name, step):
@@ -505,7 +524,7 @@ def case_netkill(args, vm_factory):
     per = 1 * MIB
     got = vsock_from_guest(args, vm, vsock_path, per,
                            "vsock after the restart")
-    bt.poweroff(vm)
+    finish(args, vm, sock_dir)
     return (f"marker after {t_marker:.1f} s; net worker {killed['net']} "
             f"killed during 64 MiB of TCP: restarted, the transfer "
             f"completed intact in {t:.1f} s, 16 MiB back after; vsock worker "
