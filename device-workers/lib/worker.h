@@ -108,6 +108,10 @@ struct bh_worker {
 	struct bh_vq_req *fail_req; /* scratch for failing requests */
 	void *inflight; /* the in-flight memfd, mapped; NULL without */
 	size_t inflight_size;
+	/* Inside it, BH_INFLIGHT_DEV_STATE bytes of the device's own state
+	 * that outlive this process (zeroed unless resumed: a dead
+	 * worker's, to be checked as guest input); NULL without. */
+	uint8_t *dev_state;
 
 	struct {
 		const char *name; /* static string */
