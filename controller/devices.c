@@ -1478,7 +1478,7 @@ void bh_devices_stop(struct bh_devices *d)
  * that no worker can shrink it under another's mapping. */
 static int inflight_create(struct dev *v)
 {
-	uint64_t size = (uint64_t)v->nq * BH_INFLIGHT_BYTES(v->qsize);
+	uint64_t size = BH_INFLIGHT_TOTAL(v->nq, v->qsize);
 	int fd;
 
 	bh_closep(&v->inflight);

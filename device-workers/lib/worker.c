@@ -199,6 +199,7 @@ static void queues_teardown(struct bh_worker *w)
 	if (w->inflight)
 		munmap(w->inflight, w->inflight_size);
 	w->inflight = NULL;
+	w->dev_state = NULL;
 	w->inflight_size = 0;
 	w->nq = 0;
 	w->active = false;
@@ -275,6 +276,9 @@ static int inflight_map(struct bh_worker *w, uint64_t size, int fd)
 	}
 	w->inflight = p;
 	w->inflight_size = (size_t)size;
+	w->dev_state = NULL;
+	if (size >= need + BH_INFLIGHT_DEV_STATE)
+		w->dev_state = (uint8_t *)p + need;
 	return 0;
 }
 
@@ -433,6 +437,9 @@ static int h_activate(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	c->state = WS_ACTIVE;
 	w->active = true;
 	w->failed = a->failed;
+	w->resumed = a->resume;
+	if (w->dev_state && !a->resume)
+		memset(w->dev_state, 0, BH_INFLIGHT_DEV_STATE);
 	w->nq = w->num_queues;
 	if (!activation_valid(w, a, why, sizeof(why))) {
 		bh_worker_needs_reset(w, "activation refused: %s", why);

@@ -96,7 +96,10 @@ struct bh_worker {
 
 	bool active;
 	bool needs_reset;
-	bool failed;	     /* completing every request with an error */
+	bool failed; /* completing every request with an error */
+	/* This activation took up the rings of a worker that died: the
+	 * device's own state (connections, ...) was lost with it. */
+	bool resumed;
 	bool strict_sandbox; /* a refused sandbox step is fatal */
 	unsigned int nq;     /* queues set up by activate */
 	struct bh_vq vq[BH_WORKER_MAX_QUEUES];
@@ -105,6 +108,10 @@ struct bh_worker {
 	struct bh_vq_req *fail_req; /* scratch for failing requests */
 	void *inflight; /* the in-flight memfd, mapped; NULL without */
 	size_t inflight_size;
+	/* Inside it, BH_INFLIGHT_DEV_STATE bytes of the device's own state
+	 * that outlive this process (zeroed unless resumed: a dead
+	 * worker's, to be checked as guest input); NULL without. */
+	uint8_t *dev_state;
 
 	struct {
 		const char *name; /* static string */

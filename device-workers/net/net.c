@@ -17,6 +17,7 @@
 #include <linux/if_tun.h>
 #include <linux/virtio_net.h>
 
+#include <bulkhead/le.h>
 #include <bulkhead/log.h>
 #include <bulkhead/util.h>
 
@@ -87,12 +88,16 @@ struct net_used {
 };
 
 struct net_pair {
-	int tap;	 /* owned */
-	bool tap_dead;	 /* end of file or an error: no longer polled */
-	bool rx_held;	 /* rx_req popped, nothing written to it yet */
+	int tap;       /* owned */
+	bool tap_dead; /* end of file or an error: no longer polled */
+	/* Of receive queue 2 * (this pair's index): a chain popped and
+	 * nothing written to it yet, for whichever TAP queue reads next. */
+	bool rx_held;
 	bool rx_starved; /* the receive queue had no buffer: TAP not read */
-	bool tx_held;	 /* tx_req popped, the TAP refused it for now */
-	bool tx_wait;	 /* more to send once the TAP is writable */
+	/* The receive queue this TAP queue's frames go to (rx_target). */
+	unsigned int rx_q;
+	bool tx_held; /* tx_req popped, the TAP refused it for now */
+	bool tx_wait; /* more to send once the TAP is writable */
 	struct bh_vq_req *rx_req;
 	struct bh_vq_req *tx_req;
 	/* A frame read into scratch, and the chains it was copied to so far
@@ -167,9 +172,11 @@ static uint8_t *iov_byte(const struct iovec *iov, unsigned int cnt, size_t off)
 }
 
 /* Points p->num_buffers at the header field of the chain in p->rx_req. */
-static void rx_mark_header(struct net_pair *p)
+/* t: the TAP queue's frame; h: the receive queue's holder of the chain. */
+static void rx_mark_header(struct net_pair *t, const struct net_pair *h)
 {
-	const struct bh_vq_req *r = p->rx_req;
+	const struct bh_vq_req *r = h->rx_req;
+	struct net_pair *p = t;
 
 	/* in_len >= NET_HDR_LEN (rx_take): both bytes exist. */
 	p->num_buffers[0] =
@@ -187,8 +194,8 @@ static void rx_set_num_buffers(struct net_pair *p, uint16_t nbuf)
 
 /* The next receive chain unless one is held: 1, 0 when the queue is empty,
  * -EIO when the queue or the chain is broken. */
-static int rx_take(struct bh_worker *w, struct net_pair *p, unsigned int pi,
-		   struct bh_vq *vq)
+static int rx_take(struct bh_worker *w, struct net_pair *t, struct net_pair *p,
+		   unsigned int pi, struct bh_vq *vq)
 {
 	const struct bh_vq_req *r = p->rx_req;
 	int ret;
@@ -197,7 +204,7 @@ static int rx_take(struct bh_worker *w, struct net_pair *p, unsigned int pi,
 		return 1;
 	ret = bh_vq_pop(vq, p->rx_req);
 	if (ret == 0) {
-		p->rx_starved = true;
+		t->rx_starved = true;
 		return 0;
 	}
 	if (ret < 0)
@@ -230,11 +237,11 @@ static int rx_read_failed(struct net_pair *p, unsigned int pi, ssize_t n)
 /* Copies the pending frame into chains until it is all in, then returns
  * them. 1 when the frame is done (delivered or dropped), 0 when it waits
  * for buffers, -EIO. */
-static int rx_fill(struct bh_worker *w, struct net_pair *p, unsigned int pi,
-		   struct bh_vq *vq, bool mrg)
+static int rx_fill(struct bh_worker *w, struct net_pair *p, struct net_pair *h,
+		   unsigned int pi, struct bh_vq *vq, bool mrg)
 {
 	while (p->pend_off < p->pend_len) {
-		const struct bh_vq_req *r = p->rx_req;
+		const struct bh_vq_req *r = h->rx_req;
 		size_t done;
 		int ret;
 
@@ -248,7 +255,7 @@ static int rx_fill(struct bh_worker *w, struct net_pair *p, unsigned int pi,
 			count(w, pi, C_RX_DROPS, 1);
 			return 1;
 		}
-		ret = rx_take(w, p, pi, vq);
+		ret = rx_take(w, p, h, pi, vq);
 		if (ret <= 0)
 			return ret;
 		if (!mrg && r->in_len < p->pend_len) {
@@ -262,11 +269,11 @@ static int rx_fill(struct bh_worker *w, struct net_pair *p, unsigned int pi,
 				p->scratch + p->pend_off,
 				p->pend_len - p->pend_off);
 		if (p->nused == 0)
-			rx_mark_header(p);
+			rx_mark_header(p, h);
 		p->used[p->nused].head = r->head;
 		p->used[p->nused].len = (uint32_t)done;
 		p->nused++;
-		p->rx_held = false;
+		h->rx_held = false;
 		p->pend_off += (uint32_t)done;
 	}
 	rx_set_num_buffers(p, (uint16_t)p->nused);
@@ -281,15 +288,15 @@ static int rx_fill(struct bh_worker *w, struct net_pair *p, unsigned int pi,
 
 /* Reads one frame, straight into a chain large enough for any frame, else
  * through the scratch buffer. 1 when a frame was handled, 0 to stop. */
-static int rx_read(struct bh_worker *w, struct net_pair *p, unsigned int pi,
-		   struct bh_vq *vq, bool mrg)
+static int rx_read(struct bh_worker *w, struct net_pair *p, struct net_pair *h,
+		   unsigned int pi, struct bh_vq *vq, bool mrg)
 {
-	const struct bh_vq_req *r = p->rx_req;
+	const struct bh_vq_req *r = h->rx_req;
 	ssize_t n;
 	int ret;
 
 	/* No byte is read without a place to put it. */
-	ret = rx_take(w, p, pi, vq);
+	ret = rx_take(w, p, h, pi, vq);
 	if (ret <= 0)
 		return ret;
 	if (r->in_len >= NET_RX_BIG) {
@@ -303,10 +310,10 @@ static int rx_read(struct bh_worker *w, struct net_pair *p, unsigned int pi,
 			count(w, pi, C_RX_DROPS, 1);
 			return 1;
 		}
-		rx_mark_header(p);
+		rx_mark_header(p, h);
 		rx_set_num_buffers(p, 1);
 		bh_vq_push(vq, r->head, (uint32_t)n);
-		p->rx_held = false;
+		h->rx_held = false;
 		count(w, pi, C_RX_PACKETS, 1);
 		count(w, pi, C_RX_BYTES, (uint64_t)n - NET_HDR_LEN);
 		return 1;
@@ -321,21 +328,50 @@ static int rx_read(struct bh_worker *w, struct net_pair *p, unsigned int pi,
 	p->pend_len = (uint32_t)n;
 	p->pend_off = 0;
 	p->nused = 0;
-	return rx_fill(w, p, pi, vq, mrg);
+	return rx_fill(w, p, h, pi, vq, mrg);
 }
 
-static void net_rx(struct bh_worker *w, struct net *n, unsigned int pi)
+/* Where the active pair count outlives the worker (bulkhead/inflight.h). */
+#define NET_STATE_ACTIVE 0
+
+static void net_save_active(struct bh_worker *w, struct net *n)
+{
+	if (w->dev_state)
+		bh_put_le32(w->dev_state + NET_STATE_ACTIVE, n->active);
+}
+
+/*
+ * The receive queue for TAP queue pi's frames. The TAP spreads flows over
+ * all its queues whatever the driver chose, so a TAP queue above the pairs
+ * the driver uses (VQ_PAIRS_SET, or a resumed worker) is folded onto an
+ * active one rather than left unread, which would cut its flows off. A
+ * TAP queue keeps its target while part of a frame is in that queue's
+ * chains. Chains popped and not yet written are the receive queue's, for
+ * whichever TAP queue reads next.
+ */
+static unsigned int rx_target(struct net *n, unsigned int pi)
 {
 	struct net_pair *p = &n->pair[pi];
-	struct bh_vq *vq = &w->vq[2 * pi];
+
+	if (!p->nused && !p->pend_len)
+		p->rx_q = 2 * (pi % n->active);
+	return p->rx_q;
+}
+
+static void net_rx(struct bh_worker *w, struct net *n, unsigned int tq)
+{
+	struct net_pair *p = &n->pair[tq];
+	unsigned int qi = rx_target(n, tq), pi = qi / 2;
+	struct net_pair *h = &n->pair[pi];
+	struct bh_vq *vq = &w->vq[qi];
 	bool mrg = w->driver_features & NET_BIT(NET_F_MRG_RXBUF);
 	uint16_t before = vq->used_idx;
 
 	if (!vq->ready || vq->broken || p->tap_dead)
 		return;
 	for (unsigned int i = 0; i < NET_RX_BUDGET && !w->needs_reset; i++) {
-		int ret = p->pend_len ? rx_fill(w, p, pi, vq, mrg)
-				      : rx_read(w, p, pi, vq, mrg);
+		int ret = p->pend_len ? rx_fill(w, p, h, pi, vq, mrg)
+				      : rx_read(w, p, h, pi, vq, mrg);
 
 		if (ret <= 0)
 			break;
@@ -416,13 +452,14 @@ static void net_ctrl_apply(struct bh_worker *w, struct net *n,
 	case NET_CTRL_SET_PAIRS:
 		/* Queues above the new count are left alone from now on;
 		 * the ones that join are looked at afresh. */
-		for (unsigned int p = n->active; p < c->pairs; p++)
-			n->pair[p].rx_starved = false;
 		n->active = c->pairs;
-		for (unsigned int p = 0; p < n->active; p++) {
+		net_save_active(w, n);
+		for (unsigned int p = 0; p < n->pairs; p++) {
+			n->pair[p].rx_starved = false;
 			net_rx(w, n, p);
-			net_tx(w, n, p);
 		}
+		for (unsigned int p = 0; p < n->active; p++)
+			net_tx(w, n, p);
 		break;
 	case NET_CTRL_SET_MAC:
 		memcpy(w->config + NET_CFG_MAC, c->mac, 6);
@@ -483,18 +520,23 @@ static void net_queue_notify(struct bh_worker *w, unsigned int q)
 	if (pi >= n->active)
 		return;
 	if (q % 2 == 0) {
-		/* New buffers: the TAP may be read again. */
-		n->pair[pi].rx_starved = false;
-		net_rx(w, n, pi);
+		/* New buffers: the TAP queues that fill this queue may be
+		 * read again. */
+		for (unsigned int tq = 0; tq < n->pairs; tq++) {
+			if (rx_target(n, tq) != q)
+				continue;
+			n->pair[tq].rx_starved = false;
+			net_rx(w, n, tq);
+		}
 	} else {
 		net_tx(w, n, pi);
 	}
 }
 
-static bool net_rx_polled(struct bh_worker *w, struct net *n, unsigned int pi)
+static bool net_rx_polled(struct bh_worker *w, struct net *n, unsigned int tq)
 {
-	const struct net_pair *p = &n->pair[pi];
-	const struct bh_vq *vq = &w->vq[2 * pi];
+	const struct net_pair *p = &n->pair[tq];
+	const struct bh_vq *vq = &w->vq[rx_target(n, tq)];
 
 	/* A guest that posts no buffers costs nothing: its frames wait in
 	 * the TAP's own bounded queue. */
@@ -509,7 +551,7 @@ static unsigned int net_poll_fds(struct bh_worker *w, int *fds,
 
 	if (!w->active || w->needs_reset)
 		return 0;
-	for (unsigned int p = 0; p < n->active && k < max; p++)
+	for (unsigned int p = 0; p < n->pairs && k < max; p++)
 		if (net_rx_polled(w, n, p))
 			fds[k++] = n->pair[p].tap;
 	return k;
@@ -535,10 +577,10 @@ static void net_fd_ready(struct bh_worker *w, int fd)
 
 	if (!w->active || w->needs_reset)
 		return;
-	for (unsigned int p = 0; p < n->active; p++) {
+	for (unsigned int p = 0; p < n->pairs; p++) {
 		if (n->pair[p].tap != fd)
 			continue;
-		if (n->pair[p].tx_wait)
+		if (n->pair[p].tx_wait && p < n->active)
 			net_tx(w, n, p);
 		if (net_rx_polled(w, n, p))
 			net_rx(w, n, p);
@@ -569,6 +611,15 @@ static int net_activate(struct bh_worker *w)
 	/* The control queue follows the pairs the driver can use (5.1.2). */
 	if (f & NET_BIT(NET_F_CTRL_VQ))
 		n->ctrlq = 2 * ((f & NET_BIT(NET_F_MQ)) ? n->pairs : 1);
+	/* A dead worker's VQ_PAIRS_SET holds, as a value from a process
+	 * that may have been compromised: only a count the device offers. */
+	if (w->resumed && w->dev_state && (f & NET_BIT(NET_F_MQ))) {
+		uint32_t a = bh_get_le32(w->dev_state + NET_STATE_ACTIVE);
+
+		if (a >= 1 && a <= n->pairs)
+			n->active = a;
+	}
+	net_save_active(w, n);
 	net_set_offloads(w, n, net_tun_offloads(f));
 	return 0;
 }

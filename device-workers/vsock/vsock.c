@@ -20,7 +20,10 @@
 #define VSOCK_RXQ	  0
 #define VSOCK_TXQ	  1
 #define VSOCK_EVQ	  2
-#define VSOCK_QUEUE_SIZE  256
+/* struct virtio_vsock_event's id (virtio 1.2, 5.10.6.7). */
+#define VSOCK_EVENT_TRANSPORT_RESET 0
+#define VSOCK_EVQ		    2
+#define VSOCK_QUEUE_SIZE	    256
 /* Packets read from one host socket per wake-up, so that one busy
  * connection does not starve the others or the control socket. */
 #define VSOCK_READ_BURST 16
@@ -30,8 +33,13 @@ struct vsock {
 	bool rx_held;	 /* rx_req is popped and not yet used */
 	bool rx_starved; /* the guest has no rx buffer for us */
 	bool tx_stalled; /* RSTs owed fill the ring: tx waits for rx */
+	/* A replacement worker knows none of the guest's connections: the
+	 * guest is told to drop them all (TRANSPORT_RESET), so that none of
+	 * them waits for ever for data that will not come. */
+	bool reset_owed;
 	struct bh_vq_req rx_req;
 	struct bh_vq_req tx_req;
+	struct bh_vq_req ev_req;
 	struct iovec iov[BH_VQ_MAX_IOV]; /* a slice of a request */
 };
 
@@ -439,6 +447,35 @@ static void sync_counters(struct bh_worker *w, struct vsock *s)
 	s->v.n_drops = 0;
 }
 
+/* TRANSPORT_RESET on the event queue, once the driver has a buffer there
+ * (guest-controlled: at least the event's 4 bytes, writable). */
+static void send_reset_event(struct bh_worker *w, struct vsock *s)
+{
+	struct bh_vq *vq = &w->vq[VSOCK_EVQ];
+	uint8_t ev[4] = { VSOCK_EVENT_TRANSPORT_RESET, 0, 0, 0 };
+	size_t off = 0;
+	int r;
+
+	if (w->nq <= VSOCK_EVQ || !vq->ready)
+		return;
+	r = bh_vq_pop(vq, &s->ev_req);
+	if (r <= 0)
+		return; /* none yet (or a broken queue, reported by the loop) */
+	s->reset_owed = false;
+	for (unsigned int i = s->ev_req.n_out;
+	     i < s->ev_req.n_out + s->ev_req.n_in && off < sizeof(ev); i++) {
+		size_t n = s->ev_req.iov[i].iov_len;
+
+		if (n > sizeof(ev) - off)
+			n = sizeof(ev) - off;
+		memcpy(s->ev_req.iov[i].iov_base, ev + off, n);
+		off += n;
+	}
+	bh_vq_push(vq, s->ev_req.head, (uint32_t)off);
+	bh_vq_notify(vq);
+	bh_info("told the guest to drop its connections (transport reset)");
+}
+
 /* Moves whatever can move: packets owed to the guest, then the transmit
  * queue if it waited for them. */
 static void pump(struct bh_worker *w, struct vsock *s)
@@ -447,6 +484,8 @@ static void pump(struct bh_worker *w, struct vsock *s)
 
 	if (!w->active || w->needs_reset || w->nq < 2)
 		return;
+	if (s->reset_owed)
+		send_reset_event(w, s);
 	pushed = rx_control(w, s);
 	if (s->tx_stalled && vsk_tx_room(&s->v)) {
 		s->tx_stalled = false;
@@ -468,7 +507,8 @@ static void vsock_queue_notify(struct bh_worker *w, unsigned int q)
 		/* New buffers: host sockets may be read again. */
 		s->rx_starved = false;
 	}
-	/* The event queue only holds buffers for events never sent. */
+	/* The event queue holds buffers for the one event ever sent: the
+	 * transport reset of a replacement worker (pump sends it). */
 	pump(w, s);
 }
 
@@ -677,6 +717,9 @@ static int vsock_activate(struct bh_worker *w)
 		return -EINVAL;
 	}
 	s->rx_held = s->rx_starved = s->tx_stalled = false;
+	s->reset_owed = w->resumed;
+	if (s->reset_owed)
+		send_reset_event(w, s);
 	return 0;
 }
 
@@ -688,6 +731,7 @@ static void vsock_reset(struct bh_worker *w)
 
 	vsk_reset(&s->v, close_fd, NULL);
 	s->rx_held = s->rx_starved = s->tx_stalled = false;
+	s->reset_owed = false;
 	sync_counters(w, s);
 }
 

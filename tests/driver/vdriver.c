@@ -509,8 +509,8 @@ static void inflight_free(struct bh_vdriver *d)
 /* A fresh, zeroed records memfd sized as the controller sizes it. */
 static int inflight_create(struct bh_vdriver *d)
 {
-	uint64_t size = (uint64_t)d->info.num_queues *
-			BH_INFLIGHT_BYTES(d->info.max_queue_size);
+	uint64_t size = BH_INFLIGHT_TOTAL(d->info.num_queues,
+					  d->info.max_queue_size);
 	void *p;
 
 	inflight_free(d);

@@ -54,6 +54,7 @@ enum {
 
 struct fx {
 	struct bh_vdriver *d;
+	Bh__VsockSetup vs;	/* kept for bh_vdriver_respawn */
 	uint64_t rx_gpa[QSIZE]; /* by head */
 	uint64_t rx_area;
 	uint64_t tx_area;
@@ -104,11 +105,13 @@ static int start(void **state, uint32_t max_conns)
 	struct bh_vdriver_cfg cfg = { 0 };
 
 	assert_non_null(fx);
-	vs.cid = GUEST_CID;
-	vs.max_connections = max_conns;
+	fx->vs = vs;
+	fx->vs.cid = GUEST_CID;
+	fx->vs.max_connections = max_conns;
 	cfg.binary = BH_WORKER_DIR "/bulkhead-dev-vsock";
 	cfg.type = BH__WORKER_SETUP__BACKEND_VSOCK;
-	cfg.backend = &vs;
+	cfg.backend = &fx->vs;
+	cfg.inflight = true;
 	cfg.ram_size = 16ULL << 20;
 	cfg.id = "vsock0";
 	assert_int_equal(bh_vdriver_start(&cfg, &fx->d), 0);
@@ -353,6 +356,40 @@ static void test_host_to_guest(void **state)
 	assert_int_equal(counter(fx, "tx_bytes"), 6);
 	assert_int_equal(counter(fx, "open_connections"), 0);
 	assert_true(counter(fx, "resets") >= 1);
+}
+
+/* No listener in the guest: its RST closes the host socket, without OK. */
+static void test_host_to_guest_refused(void **state)
+{
+	struct fx *fx = *state;
+	int fd = host_conn(fx);
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char buf[8];
+	struct hdr h;
+
+	assert_int_equal(write(fd, "CONNECT 5003\n", 13), 13);
+	rx(fx, &h, NULL, 0);
+	assert_int_equal(h.op, OP_REQUEST);
+	tx(fx, 5003, h.src_port, OP_RST, 0, 0, 0, NULL, 0);
+	assert_int_equal(poll(&p, 1, T), 1);
+	assert_int_equal(read(fd, buf, sizeof(buf)), 0);
+	close(fd);
+	assert_int_equal(rx_wait(fx, &h, NULL, 0, 100), 0);
+	assert_int_equal(counter(fx, "open_connections"), 0);
+}
+
+/* Before the driver is ready there is no guest to connect to: a host
+ * connection is closed at once. */
+static void test_host_conn_inactive(void **state)
+{
+	struct fx *fx = *state;
+	int fd;
+
+	assert_int_equal(bh_vdriver_reset(fx->d, T), 0);
+	fd = host_conn(fx);
+	assert_int_equal(host_eof(fd, T), 1);
+	close(fd);
+	assert_true(bh_vdriver_alive(fx->d));
 }
 
 /* The guest connects to host port `port` from gport; the test answers as
@@ -666,6 +703,49 @@ static void test_connection_limit(void **state)
 	close(c);
 }
 
+/* A replacement worker knows no connection: the old ones' host sockets
+ * died with the worker, and the guest gets RST on its next packet. */
+static void test_respawn(void **state)
+{
+	struct fx *fx = *state;
+	int fd = guest_connect(fx, 45000, 9100, 0);
+	struct hdr h;
+
+	struct bh_vdriver_buf ev;
+	struct bh_vdriver_used used;
+	uint8_t *evp;
+
+	rx(fx, &h, NULL, 0);
+	assert_int_equal(h.op, OP_RESPONSE);
+	/* An event buffer, as the guest's driver keeps posted. */
+	assert_int_equal(bh_vdriver_alloc(fx->d, 64, 8, &ev.gpa), 0);
+	ev.len = 64;
+	ev.writable = true;
+	evp = bh_vdriver_gpa(fx->d, ev.gpa, 64);
+	memset(evp, 0xee, 64);
+	assert_int_equal(bh_vdriver_submit(fx->d, EVQ, &ev, 1, 0, NULL), 0);
+	assert_int_equal(bh_vdriver_respawn(fx->d, false, T), 0);
+	assert_int_equal(host_eof(fd, T), 1);
+	/* The guest is told to drop every connection: TRANSPORT_RESET (id 0)
+	 * in its event buffer. */
+	assert_int_equal(bh_vdriver_wait_used(fx->d, EVQ, T, &used), 1);
+	assert_int_equal(used.len, 4);
+	assert_int_equal(bh_get_le32(evp), 0);
+	assert_int_equal(evp[4], 0xee);
+	close(fd);
+	tx(fx, 45000, 9100, OP_RW, 0, 65536, 0, "after", 5);
+	rx(fx, &h, NULL, 0);
+	assert_int_equal(h.op, OP_RST);
+	assert_int_equal(h.src_port, 9100);
+	assert_int_equal(h.dst_port, 45000);
+	assert_int_equal(counter(fx, "open_connections"), 0);
+	/* And it serves new connections. */
+	fd = guest_connect(fx, 45001, 9100, 0);
+	rx(fx, &h, NULL, 0);
+	assert_int_equal(h.op, OP_RESPONSE);
+	close(fd);
+}
+
 /* Driver reset: every host socket is closed. */
 static void test_reset_closes(void **state)
 {
@@ -767,6 +847,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_host_to_guest, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_host_to_guest_refused,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_host_conn_inactive, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_guest_to_host, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_connect_refused, setup,
@@ -783,6 +867,7 @@ int main(void)
 						setup_limit, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_closes, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_respawn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_chains, setup,
 						teardown),
 	};

@@ -113,6 +113,7 @@ static void test_credit(void **state)
 	assert_ptr_equal(c2, c);
 
 	/* Our side: the guest's buf_alloc and fwd_cnt bound what we send. */
+	vsk_reset(&v, NULL, NULL);
 	vsk_init(&v, CID, 0);
 	c = host_established(&v, 51, 10);
 	assert_int_equal(vsk_conn_credit(c), VSK_MAX_PKT);

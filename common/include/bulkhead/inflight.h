@@ -20,6 +20,16 @@
 #define BH_INFLIGHT_HDR	  64
 /* Bytes of one queue's records, for a queue of at most max_size entries. */
 #define BH_INFLIGHT_BYTES(max_size) (BH_INFLIGHT_HDR + 16ULL * (max_size))
+/*
+ * After the queues' records: the device's own state that must outlive a
+ * worker (virtio-net's active queue pairs, set through its control queue),
+ * in a layout of each device type's choosing. Zeroed for every new
+ * activation; a replacement worker reads it like guest input.
+ */
+#define BH_INFLIGHT_DEV_STATE 4096
+/* The whole memfd for nq queues of at most max_size entries. */
+#define BH_INFLIGHT_TOTAL(nq, max_size) \
+	((uint64_t)(nq) * BH_INFLIGHT_BYTES(max_size) + BH_INFLIGHT_DEV_STATE)
 
 struct bh_inflight_desc {
 	uint8_t inflight;
