@@ -43,7 +43,7 @@ from boot_test import Fail
 
 CASES = ("net", "netkill")
 MIB = 1024 * 1024
-TCP_MB = int(os.environ.get("BH_NET_TEST_TCP_MB", "256"))
+TCP_MB = int(os.environ.get("BH_NET_TEST_TCP_MB", "64"))
 VSOCK_MB = int(os.environ.get("BH_NET_TEST_VSOCK_MB", "64"))
 VSOCK_CONNS = 32
 PINGS = 100
@@ -393,6 +393,20 @@ def vsock_refused(vm, vsock_path):
         raise Fail(f"guest vsock connect to no listener: {got!r}")
 
 
+def watch_counters(args, api, vm, every=30):
+    """The devices' counters in ctl.log every `every` seconds while the VM
+    runs: where a transfer stalls, they show which queue stopped."""
+    def run():
+        while vm.status is None:
+            time.sleep(every)
+            if vm.status is None and os.path.exists(api):
+                try:
+                    bt.ctl(args, api, "counters", check=False, limit=10)
+                except Fail:
+                    pass
+    threading.Thread(target=run, daemon=True).start()
+
+
 def start(args, vm_factory, restart=False, pairs=2):
     own_netns()
     sock_dir = bt.socket_dir(args.log)
@@ -402,6 +416,7 @@ def start(args, vm_factory, restart=False, pairs=2):
     a[a.index("--serial") + 1] = f"file={serial_log}"
     a += ["--console", "tty"]
     vm = vm_factory(a)
+    watch_counters(args, f"{sock_dir}/api.sock", vm)
     t_marker = bt.boot_to_prompt(vm)
     guest_net_up(vm)
     wait_link(vm)
