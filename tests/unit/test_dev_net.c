@@ -605,7 +605,8 @@ static uint8_t ctrl(struct net_fx *fx, uint8_t cls, uint8_t cmd,
 
 	p[0] = cls;
 	p[1] = cmd;
-	memcpy(p + 16, data, len);
+	if (len)
+		memcpy(p + 16, data, len);
 	p[1024] = 0xee;
 	b[n++] = (struct bh_vdriver_buf){ fx->ctl, 2, false };
 	if (len)
