@@ -19,6 +19,9 @@
  *                                         each to its end and prints the
  *                                         bytes each gave: "conn I BYTES SUM"
  *                                         (SUM: a 64-bit FNV-1a of the data)
+ *   bh-guest-tool channels IFACE N        asks the NIC's driver for N combined
+ *                                         channels (ethtool -L IFACE combined
+ *                                         N; busybox has no ethtool)
  *   bh-guest-tool tcp-rr HOST PORT N      connects over TCP (IPv4, no Nagle)
  *                                         and makes N round trips of one
  *                                         byte each way, one at a time;
@@ -37,7 +40,11 @@
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 #include <linux/vm_sockets.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
@@ -344,6 +351,24 @@ int main(int argc, char **argv)
 			}
 		}
 		return wait_all(n);
+	}
+	if (!strcmp(cmd, "channels") && argc == 4) {
+		struct ethtool_channels ch = { .cmd = ETHTOOL_GCHANNELS };
+		struct ifreq ifr;
+		int s = socket(AF_INET, SOCK_DGRAM, 0);
+
+		memset(&ifr, 0, sizeof(ifr));
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", argv[2]);
+		ifr.ifr_data = (char *)&ch;
+		if (s < 0 || ioctl(s, SIOCETHTOOL, &ifr) < 0)
+			return die("ETHTOOL_GCHANNELS");
+		ch.cmd = ETHTOOL_SCHANNELS;
+		ch.combined_count = (uint32_t)atoi(argv[3]);
+		if (ioctl(s, SIOCETHTOOL, &ifr) < 0)
+			return die("ETHTOOL_SCHANNELS");
+		printf("channels %u of %u\n", ch.combined_count,
+		       ch.max_combined);
+		return 0;
 	}
 	if (!strcmp(cmd, "tcp-rr") && argc == 5) {
 		long n = atol(argv[4]);

@@ -10,8 +10,8 @@ its address and every host-side socket live there), so it touches none of
 the host's interfaces.
 
 Cases:
-- net: 2 vCPUs (in an emulated host of 2 CPUs, BH_KVM_HOST_SMP=2), --net
-  with 2 queue pairs and ip=, --vsock. 100 pings each
+- net: --net with 2 queue pairs (the guest's driver asked for both:
+  bh-guest-tool channels) and ip=, --vsock. 100 pings each
   way with none lost; TCP_MB MiB over TCP each way, sha256 checked at the
   receiving end; both queue pairs carry traffic (per-queue counters from the
   API); VSOCK_CONNS vsock connections at once in each direction (host to a
@@ -52,7 +52,7 @@ GUEST_IP = "192.168.249.2"
 MAC = "52:54:00:12:34:56"
 CID = 3
 TAP = "bh0"
-XFER_S = int(os.environ.get("BH_NET_TEST_XFER_S", "900"))  # one transfer
+XFER_S = int(os.environ.get("BH_NET_TEST_XFER_S", "600"))  # one transfer
 CLONE_NEWNET = 0x40000000
 
 
@@ -180,8 +180,9 @@ def tcp_listener(port):
 
 
 def net_argv(args, sock_dir, restart=False, pairs=2):
-    # A vCPU per queue pair: Linux uses as many pairs as it has vCPUs.
-    a = bt.argv(args, cpus=pairs)
+    # One vCPU: two stall in the emulated host of one CPU (guest_net_up
+    # asks the driver for every pair instead).
+    a = bt.argv(args, cpus=1)
     a += ["--net", f"tap={TAP},mac={MAC},ip={HOST_IP},mask=255.255.255.0,"
                    f"num_queues={2 * pairs}",
           "--vsock", f"cid={CID},socket={sock_dir}/vsock.sock",
@@ -191,7 +192,14 @@ def net_argv(args, sock_dir, restart=False, pairs=2):
     return a
 
 
-def guest_net_up(vm):
+def guest_net_up(vm, pairs):
+    if pairs > 1:
+        # Linux takes one pair per vCPU by default: ask for all of them
+        # (the driver's VQ_PAIRS_SET on the control queue).
+        got = vm.value("CHANNELS", f"bh-guest-tool channels eth0 {pairs}",
+                       "ethtool -L eth0 combined 2 in the guest")
+        if got != f"channels {pairs} of {pairs}":
+            raise Fail(f"the guest's channels: {got!r}")
     got = vm.value("NETUP", f"ip link set eth0 up && ip addr add "
                    f"{GUEST_IP}/24 dev eth0 && cat /sys/class/net/eth0/"
                    f"address && echo ok", "the guest's eth0 up")
@@ -418,7 +426,7 @@ def start(args, vm_factory, restart=False, pairs=2):
     vm = vm_factory(a)
     watch_counters(args, f"{sock_dir}/api.sock", vm)
     t_marker = bt.boot_to_prompt(vm)
-    guest_net_up(vm)
+    guest_net_up(vm, pairs)
     wait_link(vm)
     return vm, sock_dir, t_marker
 
@@ -432,22 +440,22 @@ def case_net(args, vm_factory):
                                         "bulkhead-dev-vsock": 1,
                                         "bulkhead-dev-console": 1})
     ping = pings(vm)
-    # Both directions on both queue pairs: each vCPU sends on its own
-    # queue (XPS), and the TAP spreads flows over its queues by hash.
+    # Both directions on both queue pairs: the guest spreads its flows
+    # over its transmit queues by hash, and the TAP over its queues.
     t_out = tcp_guest_to_host(args, vm, TCP_MB, 5001, 7, "TCP guest to host")
     t_in = tcp_host_to_guest(args, vm, TCP_MB, 5002, 8, "TCP host to guest")
-    for cpu, port in ((0, 5003), (1, 5004)):
-        nbytes = 4 * MIB
+    for port in range(5020, 5028):
+        nbytes = 1 * MIB
         srv = tcp_listener(port)
         r = Receiver(srv, 1)
         r.start()
-        vm.value(f"CPU{cpu}", f"taskset {1 << cpu} sh -c 'bh-guest-tool gen "
-                 f"{nbytes} {cpu + 1} | nc {HOST_IP} {port}'; echo $?",
-                 f"TCP from vCPU {cpu}", limit=300)
+        vm.value(f"FLOW{port}", f"bh-guest-tool gen {nbytes} {port} | "
+                 f"nc {HOST_IP} {port}; echo $?", f"TCP flow {port} out",
+                 limit=300)
         r.join(60)
         srv.close()
         if not r.results or r.results[0][0] != nbytes:
-            raise Fail(f"TCP from vCPU {cpu}: {r.results} ({r.error})")
+            raise Fail(f"TCP flow {port} out: {r.results} ({r.error})")
     for port in range(5010, 5018):
         tcp_host_to_guest(args, vm, 1, port, port, f"TCP flow {port}")
     v = check_queue_counters(args, api)
