@@ -777,15 +777,18 @@ static void test_sandbox_limits(void **state)
  * kernel without it fails the test rather than skip it. */
 static void test_sandbox_landlock(void **state)
 {
-	pid_t pid = fork();
+	/* Made and removed here: once sandboxed, the child can do neither. */
+	char dir[] = "/tmp/bh-landlock-XXXXXX";
+	int r_status;
+	pid_t pid;
 
+	assert_non_null(mkdtemp(dir));
+	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		char dir[] = "/tmp/bh-landlock-XXXXXX", path[64], c;
+		char path[64], c;
 		int before, r;
 
-		if (!mkdtemp(dir))
-			_exit(1);
 		snprintf(path, sizeof(path), "%s/f", dir);
 		before = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
 		if (before < 0 || bh_sandbox_no_new_privs() != 0)
@@ -805,7 +808,9 @@ static void test_sandbox_landlock(void **state)
 			_exit(6);
 		_exit(0);
 	}
-	assert_int_equal(wait_child(pid), 0);
+	r_status = wait_child(pid);
+	rmdir(dir);
+	assert_int_equal(r_status, 0);
 }
 
 /*
