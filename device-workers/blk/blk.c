@@ -121,24 +121,6 @@ static int iov_read(const struct iovec *iov, unsigned int n, size_t skip,
 	return len ? -EINVAL : 0;
 }
 
-/* Copies buf into the iovecs, as much as they hold; returns bytes copied. */
-static size_t iov_write(const struct iovec *iov, unsigned int n,
-			const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-	size_t done = 0;
-
-	for (unsigned int i = 0; i < n && done < len; i++) {
-		size_t l = iov[i].iov_len;
-
-		if (l > len - done)
-			l = len - done;
-		memcpy(iov[i].iov_base, p + done, l);
-		done += l;
-	}
-	return done;
-}
-
 /* Fills dst with the iovecs of src after the first skip bytes; returns the
  * count. */
 static unsigned int iov_tail(const struct iovec *src, unsigned int n,
@@ -225,7 +207,7 @@ static int blk_bounce(struct blk *b, bool write, struct iovec *iov,
 			got += (size_t)r;
 		}
 		if (!write)
-			iov_write(iov, n, b->bounce, chunk);
+			bh_iov_write(iov, n, b->bounce, chunk);
 		iov_advance(&iov, &n, chunk);
 		off += chunk;
 		len -= chunk;
@@ -591,8 +573,8 @@ static int blk_request(struct bh_worker *w, struct blk *b, struct blk_slot *s)
 			st = VIRTIO_BLK_S_IOERR;
 			break;
 		}
-		written = (uint32_t)iov_write(in, n_in, b->serial,
-					      sizeof(b->serial)) +
+		written = (uint32_t)bh_iov_write(in, n_in, b->serial,
+						 sizeof(b->serial)) +
 			  1;
 		break;
 	case VIRTIO_BLK_T_DISCARD:

@@ -483,3 +483,20 @@ int bh_vq_drain_kick(struct bh_vq *vq)
 		return -EIO;
 	return 0;
 }
+
+size_t bh_iov_write(const struct iovec *iov, unsigned int n, const void *buf,
+		    size_t len)
+{
+	const uint8_t *p = buf;
+	size_t done = 0;
+
+	for (unsigned int i = 0; i < n && done < len; i++) {
+		size_t l = iov[i].iov_len;
+
+		if (l > len - done)
+			l = len - done;
+		memcpy(iov[i].iov_base, p + done, l);
+		done += l;
+	}
+	return done;
+}

@@ -165,4 +165,9 @@ int bh_vq_drain_kick(struct bh_vq *vq);
 void bh_vq_set_broken(struct bh_vq *vq, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Copies up to len bytes of buf into the iovecs in order, as much as they
+ * hold; returns the bytes copied. */
+size_t bh_iov_write(const struct iovec *iov, unsigned int n, const void *buf,
+		    size_t len);
+
 #endif

@@ -143,23 +143,6 @@ static void net_set_offloads(struct bh_worker *w, struct net *n,
 	}
 }
 
-/* Copies len bytes of src into the iovecs, as much as they hold. */
-static size_t iov_fill(const struct iovec *iov, unsigned int cnt,
-		       const uint8_t *src, size_t len)
-{
-	size_t done = 0;
-
-	for (unsigned int i = 0; i < cnt && done < len; i++) {
-		size_t l = iov[i].iov_len;
-
-		if (l > len - done)
-			l = len - done;
-		memcpy(iov[i].iov_base, src + done, l);
-		done += l;
-	}
-	return done;
-}
-
 /* The byte at offset off of the iovecs (which hold more than off). */
 static uint8_t *iov_byte(const struct iovec *iov, unsigned int cnt, size_t off)
 {
@@ -265,9 +248,9 @@ static int rx_fill(struct bh_worker *w, struct net_pair *p, struct net_pair *h,
 			count(w, pi, C_RX_DROPS, 1);
 			return 1;
 		}
-		done = iov_fill(&r->iov[r->n_out], r->n_in,
-				p->scratch + p->pend_off,
-				p->pend_len - p->pend_off);
+		done = bh_iov_write(&r->iov[r->n_out], r->n_in,
+				    p->scratch + p->pend_off,
+				    p->pend_len - p->pend_off);
 		if (p->nused == 0)
 			rx_mark_header(p, h);
 		p->used[p->nused].head = r->head;

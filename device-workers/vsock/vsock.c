@@ -95,20 +95,6 @@ static void iov_read(const struct iovec *iov, unsigned int n, uint64_t off,
 	}
 }
 
-static void iov_write(const struct iovec *iov, unsigned int n, const void *src,
-		      size_t len)
-{
-	const uint8_t *s = src;
-
-	for (unsigned int i = 0; i < n && len; i++) {
-		size_t c = iov[i].iov_len < len ? iov[i].iov_len : len;
-
-		memcpy(iov[i].iov_base, s, c);
-		s += c;
-		len -= c;
-	}
-}
-
 /* ---- host sockets -------------------------------------------------------- */
 
 /* Host sockets are used with MSG_DONTWAIT whatever their flags: the worker
@@ -268,7 +254,7 @@ static void rx_put(struct bh_worker *w, struct vsock *s,
 	uint8_t b[VSK_HDR_LEN];
 
 	vsk_hdr_encode(h, b);
-	iov_write(&r->iov[r->n_out], r->n_in, b, sizeof(b));
+	bh_iov_write(&r->iov[r->n_out], r->n_in, b, sizeof(b));
 	bh_vq_push(&w->vq[VSOCK_RXQ], r->head, VSK_HDR_LEN + h->len);
 	s->rx_held = false;
 }
@@ -462,15 +448,8 @@ static void send_reset_event(struct bh_worker *w, struct vsock *s)
 	if (r <= 0)
 		return; /* none yet (or a broken queue, reported by the loop) */
 	s->reset_owed = false;
-	for (unsigned int i = s->ev_req.n_out;
-	     i < s->ev_req.n_out + s->ev_req.n_in && off < sizeof(ev); i++) {
-		size_t n = s->ev_req.iov[i].iov_len;
-
-		if (n > sizeof(ev) - off)
-			n = sizeof(ev) - off;
-		memcpy(s->ev_req.iov[i].iov_base, ev + off, n);
-		off += n;
-	}
+	off = bh_iov_write(&s->ev_req.iov[s->ev_req.n_out], s->ev_req.n_in, ev,
+			   sizeof(ev));
 	bh_vq_push(vq, s->ev_req.head, (uint32_t)off);
 	bh_vq_notify(vq);
 	bh_info("told the guest to drop its connections (transport reset)");
