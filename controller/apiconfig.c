@@ -298,11 +298,11 @@ static int set_disk(const Bulkhead__Api__V1__DiskConfig *d, unsigned int i,
 			       " is out of range 1..%d",
 			       field, d->num_queues, BH_CONFIG_MAX_DISK_QUEUES);
 	if (d->queue_size != 0 &&
-	    (d->queue_size < 2 || d->queue_size > BH_CONFIG_MAX_QUEUE_SIZE))
+	    (d->queue_size < 2 || d->queue_size > BH_MAX_QUEUE_SIZE))
 		return bh_errf(err, errlen,
 			       "%s.queue_size: %" PRIu32
 			       " is out of range 2..%d",
-			       field, d->queue_size, BH_CONFIG_MAX_QUEUE_SIZE);
+			       field, d->queue_size, BH_MAX_QUEUE_SIZE);
 	/* The split ring's index arithmetic needs a power of two. */
 	if (d->queue_size & (d->queue_size - 1))
 		return bh_errf(err, errlen,
@@ -498,7 +498,7 @@ static void add_id(struct id_entry *e, unsigned int *n, const char *list,
 /* Ids are how logs and the API tell devices apart: they must differ. */
 static int check_ids(const struct bh_config *cfg, char *err, size_t errlen)
 {
-	struct id_entry e[BH_CONFIG_MAX_DEVICES];
+	struct id_entry e[BH_MAX_DEVICES];
 	const struct id_entry *a, *b;
 	unsigned int n = 0, i, j;
 
@@ -616,13 +616,13 @@ int bh_apiconfig_from_proto(const VmConfig *vc, struct bh_config *cfg,
 	/* Every virtio device takes one of the PCI slots. */
 	ndev = (cfg->rng_source ? 1 : 0) +
 	       (cfg->console != BH_CONSOLE_OFF ? 1 : 0) + (cfg->vsock ? 1 : 0);
-	if (vc->n_disks > BH_CONFIG_MAX_DEVICES - ndev ||
-	    vc->n_net > BH_CONFIG_MAX_DEVICES - ndev - vc->n_disks) {
+	if (vc->n_disks > BH_MAX_DEVICES - ndev ||
+	    vc->n_net > BH_MAX_DEVICES - ndev - vc->n_disks) {
 		r = bh_errf(err, errlen,
 			    "%s: %zu disks, %zu nets and %u other virtio "
 			    "devices are more than %d in all",
 			    vc->n_net ? "net" : "disks", vc->n_disks, vc->n_net,
-			    ndev, BH_CONFIG_MAX_DEVICES);
+			    ndev, BH_MAX_DEVICES);
 		goto err;
 	}
 	for (i = 0; i < vc->n_disks; i++) {

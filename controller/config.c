@@ -538,7 +538,7 @@ static int kv_bool(const char *opt, const struct kv_param *p, bool *out,
 		       p->value);
 }
 
-/* Every virtio device takes a PCI slot of the BH_CONFIG_MAX_DEVICES. */
+/* Every virtio device takes a PCI slot of the BH_MAX_DEVICES. */
 static unsigned int device_count(const struct bh_config *cfg)
 {
 	return cfg->ndisks + cfg->nnets + (cfg->vsock ? 1 : 0) +
@@ -572,10 +572,10 @@ static int parse_disk(const char *arg, struct bh_config *cfg, char *err,
 		       errlen);
 	if (ret < 0)
 		return ret;
-	if (device_count(cfg) >= BH_CONFIG_MAX_DEVICES) {
+	if (device_count(cfg) >= BH_MAX_DEVICES) {
 		ret = bh_errf(err, errlen,
 			      "--disk: more than %d virtio devices in all",
-			      BH_CONFIG_MAX_DEVICES);
+			      BH_MAX_DEVICES);
 		goto out;
 	}
 	if (!params[D_PATH].value) {
@@ -602,8 +602,8 @@ static int parse_disk(const char *arg, struct bh_config *cfg, char *err,
 		d.num_queues = (unsigned int)v;
 	}
 	if (params[D_QS].value) {
-		ret = kv_uint("--disk", &params[D_QS], 2,
-			      BH_CONFIG_MAX_QUEUE_SIZE, &v, err, errlen);
+		ret = kv_uint("--disk", &params[D_QS], 2, BH_MAX_QUEUE_SIZE, &v,
+			      err, errlen);
 		if (ret < 0)
 			goto out;
 		/* The split ring's index arithmetic needs a power of two. */
@@ -843,10 +843,10 @@ static int parse_net(const char *arg, struct bh_config *cfg, char *err,
 		       errlen);
 	if (ret < 0)
 		return ret;
-	if (device_count(cfg) >= BH_CONFIG_MAX_DEVICES) {
+	if (device_count(cfg) >= BH_MAX_DEVICES) {
 		ret = bh_errf(err, errlen,
 			      "--net: more than %d virtio devices in all",
-			      BH_CONFIG_MAX_DEVICES);
+			      BH_MAX_DEVICES);
 		goto out;
 	}
 	if (!params[N_TAP].value == !params[N_FD].value) {
@@ -985,10 +985,10 @@ static int parse_vsock(const char *arg, struct bh_config *cfg, char *err,
 		       errlen);
 	if (ret < 0)
 		return ret;
-	if (device_count(cfg) >= BH_CONFIG_MAX_DEVICES) {
+	if (device_count(cfg) >= BH_MAX_DEVICES) {
 		ret = bh_errf(err, errlen,
 			      "--vsock: more than %d virtio devices in all",
-			      BH_CONFIG_MAX_DEVICES);
+			      BH_MAX_DEVICES);
 		goto out;
 	}
 	if (!params[V_CID].value || !params[V_SOCKET].value) {
@@ -1037,10 +1037,10 @@ static int parse_rng(const char *arg, struct bh_config *cfg, char *err,
 	char *buf = NULL;
 	int ret = 0;
 
-	if (device_count(cfg) >= BH_CONFIG_MAX_DEVICES)
+	if (device_count(cfg) >= BH_MAX_DEVICES)
 		return bh_errf(err, errlen,
 			       "--rng: more than %d virtio devices in all",
-			       BH_CONFIG_MAX_DEVICES);
+			       BH_MAX_DEVICES);
 	if (arg[0] == '\0') {
 		set_string(&cfg->rng_source, BH_CONFIG_DEFAULT_RNG_SOURCE);
 		return 0;
@@ -1072,11 +1072,10 @@ static int parse_console(const char *arg, struct bh_config *cfg, char *err,
 		    err, errlen,
 		    "--console: '%s' is not one of off, tty, file=PATH", arg);
 	}
-	if (mode != BH_CONSOLE_OFF &&
-	    device_count(cfg) >= BH_CONFIG_MAX_DEVICES)
+	if (mode != BH_CONSOLE_OFF && device_count(cfg) >= BH_MAX_DEVICES)
 		return bh_errf(err, errlen,
 			       "--console: more than %d virtio devices in all",
-			       BH_CONFIG_MAX_DEVICES);
+			       BH_MAX_DEVICES);
 	if (mode == BH_CONSOLE_FILE) {
 		ret = parse_file_output(
 		    "--console", arg + 5, &cfg->console_path,
@@ -1142,7 +1141,7 @@ static bool is_default_id(const char *id, const char *prefix, unsigned int i)
 static int check_device_ids(const struct bh_config *cfg, char *err,
 			    size_t errlen)
 {
-	struct dev_id ids[BH_CONFIG_MAX_DEVICES];
+	struct dev_id ids[BH_MAX_DEVICES];
 	unsigned int n = 0, i, j, k;
 	const char *other;
 
@@ -1700,8 +1699,8 @@ void bh_config_usage(FILE *out)
 		"                      2..%d), id=diskN, serial empty)\n",
 		BH_MAX_VCPUS, BH_CONFIG_DEFAULT_VCPUS, min_mem, max_mem,
 		def_mem, def_out, (unsigned int)(BH_OUT_BUF_SIZE / 1024),
-		BH_CONFIG_MAX_DEVICES, BH_CONFIG_MAX_DISK_QUEUES,
-		BH_CONFIG_DISK_QUEUE_SIZE, BH_CONFIG_MAX_QUEUE_SIZE);
+		BH_MAX_DEVICES, BH_CONFIG_MAX_DISK_QUEUES,
+		BH_CONFIG_DISK_QUEUE_SIZE, BH_MAX_QUEUE_SIZE);
 	fprintf(out,
 		"  --net tap=NAME|fd=N|fd=[N,M,...][,mac=MAC][,ip=IP]\n"
 		"        [,mask=MASK][,num_queues=N][,queue_size=N]\n"

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <bulkhead/limits.h>
 #include <bulkhead/log.h>
 #include <bulkhead/outbuf.h>
 
@@ -25,11 +26,9 @@ enum bh_serial_mode {
 #define BH_CONFIG_MIN_MEMORY	 (64ULL * 1024 * 1024)
 #define BH_CONFIG_MAX_MEMORY	 (1024ULL * 1024 * 1024 * 1024) /* 1 TiB */
 
-/* virtio devices: PCI slots 1..16 on bus 0, one worker process each. */
-#define BH_CONFIG_MAX_DEVICES	     16
-#define BH_CONFIG_MAX_DISK_QUEUES    16
+/* virtio devices: BH_MAX_DEVICES, BH_MAX_QUEUES (bulkhead/limits.h). */
+#define BH_CONFIG_MAX_DISK_QUEUES    BH_MAX_QUEUES
 #define BH_CONFIG_DISK_QUEUE_SIZE    256
-#define BH_CONFIG_MAX_QUEUE_SIZE     32768
 #define BH_CONFIG_DISK_SERIAL_MAX    20 /* VIRTIO_BLK_ID_BYTES */
 #define BH_CONFIG_ID_MAX	     32
 #define BH_CONFIG_DEFAULT_RNG_SOURCE "/dev/urandom"
@@ -130,10 +129,10 @@ struct bh_config {
 	enum bh_log_level log_level;
 	char *name;	       /* VM name for log prefixes, default "vm" */
 	bool print_exit_stats; /* --exit-stats: VM-exit counts on exit */
-	struct bh_disk_config disks[BH_CONFIG_MAX_DEVICES];
+	struct bh_disk_config disks[BH_MAX_DEVICES];
 	unsigned int ndisks;
 	char *rng_source; /* --rng: entropy source, or NULL for no rng */
-	struct bh_net_config nets[BH_CONFIG_MAX_DEVICES]; /* --net, in order */
+	struct bh_net_config nets[BH_MAX_DEVICES]; /* --net, in order */
 	unsigned int nnets;
 	struct bh_vsock_config *vsock; /* --vsock, or NULL */
 	enum bh_console_mode console;

@@ -53,11 +53,8 @@
 #ifndef WORKER_SEND_TIMEOUT
 #define WORKER_SEND_TIMEOUT 1000
 #endif
-#define DEV_CONFIG_MAX	   256 /* bytes of device config space */
-#define DEV_MAX_QUEUES	   16
-#define DEV_MAX_QUEUE_SIZE 32768
-#define DISK_SECTOR	   512
-#define RESTART_WINDOW_MS  60000 /* --restart-devices max=N per this */
+#define DISK_SECTOR	  512
+#define RESTART_WINDOW_MS 60000 /* --restart-devices max=N per this */
 
 enum dev_kind {
 	DEV_BLK = 0,
@@ -119,14 +116,14 @@ struct dev {
 	struct bh_frame_reader rd;
 	struct event *ev;
 	bool reset_pending;
-	int kick[DEV_MAX_QUEUES];
-	int call[DEV_MAX_QUEUES];
+	int kick[BH_MAX_QUEUES];
+	int call[BH_MAX_QUEUES];
 
 	/* The driver's last activation, kept to hand to a replacement
 	 * worker, with the in-flight records the workers keep. */
 	bool active;
 	uint64_t driver_features;
-	Bh__VirtQueue queues[DEV_MAX_QUEUES];
+	Bh__VirtQueue queues[BH_MAX_QUEUES];
 	unsigned int nqueues;
 	int inflight;
 	uint64_t inflight_size;
@@ -139,7 +136,7 @@ struct dev {
 	uint64_t features;
 	unsigned int nq;
 	unsigned int qsize;
-	uint8_t config[DEV_CONFIG_MAX];
+	uint8_t config[BH_VIRTIO_CONFIG_MAX];
 	size_t config_len;
 
 	/* The counters collection under way. */
@@ -160,7 +157,7 @@ struct dev {
 struct bh_devices {
 	const struct bh_config *cfg;
 	const char *child_dir; /* borrowed: where the workers are */
-	struct dev dev[BH_CONFIG_MAX_DEVICES];
+	struct dev dev[BH_MAX_DEVICES];
 	unsigned int n;
 	/* To the runner; NULL when no runner listens. */
 	bh_devices_send_fn send;
@@ -354,7 +351,7 @@ static void dev_init(struct bh_devices *d, enum dev_kind kind, const char *id)
 	v->pid = -1;
 	v->sock = -1;
 	v->inflight = -1;
-	for (unsigned int q = 0; q < DEV_MAX_QUEUES; q++)
+	for (unsigned int q = 0; q < BH_MAX_QUEUES; q++)
 		v->kick[q] = v->call[q] = -1;
 }
 
@@ -386,9 +383,9 @@ int bh_devices_open(const struct bh_config *cfg, const char *child_dir,
 		r = open_console(&d->dev[d->n - 1], cfg, err, errlen);
 	}
 	for (unsigned int i = 0; i < cfg->nnets && r == 0; i++) {
-		if (d->n == BH_CONFIG_MAX_DEVICES) {
+		if (d->n == BH_MAX_DEVICES) {
 			r = bh_errf(err, errlen, "more than %u devices",
-				    BH_CONFIG_MAX_DEVICES);
+				    BH_MAX_DEVICES);
 			break;
 		}
 		dev_init(d, DEV_NET, cfg->nets[i].id);
@@ -396,9 +393,9 @@ int bh_devices_open(const struct bh_config *cfg, const char *child_dir,
 		r = open_net(&d->dev[d->n - 1], err, errlen);
 	}
 	if (r == 0 && cfg->vsock) {
-		if (d->n == BH_CONFIG_MAX_DEVICES) {
+		if (d->n == BH_MAX_DEVICES) {
 			r = bh_errf(err, errlen, "more than %u devices",
-				    BH_CONFIG_MAX_DEVICES);
+				    BH_MAX_DEVICES);
 		} else {
 			dev_init(d, DEV_VSOCK, cfg->vsock->id);
 			v = &d->dev[d->n - 1];
@@ -704,14 +701,14 @@ static int h_w_ready(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 
 	/* Everything here reaches the runner's transport: bound it all. */
 	if (!dev || dev->device_type != kinds[v->kind].virtio_id ||
-	    dev->num_queues < 1 || dev->num_queues > DEV_MAX_QUEUES ||
+	    dev->num_queues < 1 || dev->num_queues > BH_MAX_QUEUES ||
 	    (v->disk && dev->num_queues != v->disk->num_queues) ||
 	    /* rx and tx per pair, and the control queue */
 	    (v->net && dev->num_queues != 2 * bh_tap_pairs(v->net) + 1) ||
 	    dev->max_queue_size < 2 ||
-	    dev->max_queue_size > DEV_MAX_QUEUE_SIZE ||
+	    dev->max_queue_size > BH_MAX_QUEUE_SIZE ||
 	    (dev->max_queue_size & (dev->max_queue_size - 1)) ||
-	    dev->config.len > DEV_CONFIG_MAX)
+	    dev->config.len > BH_VIRTIO_CONFIG_MAX)
 		return -EINVAL;
 	v->features = dev->device_features;
 	v->nq = dev->num_queues;
@@ -743,7 +740,7 @@ static int h_w_config_update(void *ctx, const ProtobufCMessage *m,
 	Bh__VirtioConfigUpdate out = BH__VIRTIO_CONFIG_UPDATE__INIT;
 	struct dev *v = ctx;
 
-	if (u->config.len > DEV_CONFIG_MAX)
+	if (u->config.len > BH_VIRTIO_CONFIG_MAX)
 		return -EMSGSIZE;
 	memcpy(v->config, u->config.data, u->config.len);
 	v->config_len = u->config.len;
@@ -777,7 +774,7 @@ static int h_w_needs_reset(void *ctx, const ProtobufCMessage *m,
 /* Ends the collection under way: every waiter gets what has arrived. */
 static void counters_finish(struct bh_devices *d)
 {
-	struct bh_device_counters got[BH_CONFIG_MAX_DEVICES];
+	struct bh_device_counters got[BH_MAX_DEVICES];
 	unsigned int n = 0, nw = d->nwaiters;
 	struct {
 		bh_devices_counters_fn fn;
@@ -1207,8 +1204,8 @@ static int worker_watch(struct dev *v)
 static int worker_activate(struct dev *v, bool resume)
 {
 	Bh__DeviceActivate act = BH__DEVICE_ACTIVATE__INIT;
-	Bh__VirtQueue *qs[DEV_MAX_QUEUES];
-	int fds[2 * DEV_MAX_QUEUES + 1];
+	Bh__VirtQueue *qs[BH_MAX_QUEUES];
+	int fds[2 * BH_MAX_QUEUES + 1];
 	size_t n = 0;
 
 	for (unsigned int i = 0; i < v->nqueues; i++) {
@@ -1375,7 +1372,7 @@ int bh_devices_attach(struct bh_devices *d, bh_devices_send_fn send, void *arg)
 		Bh__RunnerAddDevice add = BH__RUNNER_ADD_DEVICE__INIT;
 		Bh__VirtioDevice dev = BH__VIRTIO_DEVICE__INIT;
 		struct dev *v = &d->dev[i];
-		int fds[2 * DEV_MAX_QUEUES];
+		int fds[2 * BH_MAX_QUEUES];
 		int r;
 
 		dev.index = v->index;
@@ -1457,7 +1454,7 @@ void bh_devices_stop(struct bh_devices *d)
 		worker_close(v);
 		if (v->broker)
 			bh_vsock_broker_stop(v->broker);
-		for (unsigned int q = 0; q < DEV_MAX_QUEUES; q++) {
+		for (unsigned int q = 0; q < BH_MAX_QUEUES; q++) {
 			bh_closep(&v->kick[q]);
 			bh_closep(&v->call[q]);
 		}

@@ -204,9 +204,9 @@ static void op_info(void *ctx, struct bh_api_call *call, const Request *req)
 	Bulkhead__Api__V1__InfoResponse ir =
 	    BULKHEAD__API__V1__INFO_RESPONSE__INIT;
 	Bulkhead__Api__V1__VmInfo info = BULKHEAD__API__V1__VM_INFO__INIT;
-	Bulkhead__Api__V1__DeviceInfo di[BH_CONFIG_MAX_DEVICES];
-	Bulkhead__Api__V1__DeviceInfo *dip[BH_CONFIG_MAX_DEVICES];
-	char addr[BH_CONFIG_MAX_DEVICES][16];
+	Bulkhead__Api__V1__DeviceInfo di[BH_MAX_DEVICES];
+	Bulkhead__Api__V1__DeviceInfo *dip[BH_MAX_DEVICES];
+	char addr[BH_MAX_DEVICES][16];
 	Response resp = BULKHEAD__API__V1__RESPONSE__INIT;
 	const char *id, *type;
 	unsigned int slot, k = 0;
@@ -217,7 +217,7 @@ static void op_info(void *ctx, struct bh_api_call *call, const Request *req)
 	}
 	info.state = (Bulkhead__Api__V1__VmState)op_state(a);
 	info.memory_actual_size = bh_vm_config(a->vm)->memory;
-	for (unsigned int i = 0; i < n && k < BH_CONFIG_MAX_DEVICES; i++) {
+	for (unsigned int i = 0; i < n && k < BH_MAX_DEVICES; i++) {
 		if (bh_devices_describe(devs, i, &id, &type, &slot) < 0)
 			continue;
 		bulkhead__api__v1__device_info__init(&di[k]);
@@ -272,18 +272,18 @@ static void counters_done(void *arg, const struct bh_device_counters *devs,
 	Bulkhead__Api__V1__CountersResponse cr =
 	    BULKHEAD__API__V1__COUNTERS_RESPONSE__INIT;
 	Bulkhead__Api__V1__CountersResponse__DevicesEntry
-	    de[BH_CONFIG_MAX_DEVICES + 1];
+	    de[BH_MAX_DEVICES + 1];
 	Bulkhead__Api__V1__CountersResponse__DevicesEntry
-	    *dep[BH_CONFIG_MAX_DEVICES + 1];
-	Bulkhead__Api__V1__DeviceCounters dc[BH_CONFIG_MAX_DEVICES + 1];
+	    *dep[BH_MAX_DEVICES + 1];
+	Bulkhead__Api__V1__DeviceCounters dc[BH_MAX_DEVICES + 1];
 	Bulkhead__Api__V1__DeviceCounters__ValuesEntry
-	    ve[BH_CONFIG_MAX_DEVICES + 1][BH_DEVICES_MAX_COUNTERS];
+	    ve[BH_MAX_DEVICES + 1][BH_DEVICES_MAX_COUNTERS];
 	Bulkhead__Api__V1__DeviceCounters__ValuesEntry
-	    *vep[BH_CONFIG_MAX_DEVICES + 1][BH_DEVICES_MAX_COUNTERS];
+	    *vep[BH_MAX_DEVICES + 1][BH_DEVICES_MAX_COUNTERS];
 	Response resp = BULKHEAD__API__V1__RESPONSE__INIT;
 
-	if (n > BH_CONFIG_MAX_DEVICES)
-		n = BH_CONFIG_MAX_DEVICES;
+	if (n > BH_MAX_DEVICES)
+		n = BH_MAX_DEVICES;
 	for (unsigned int i = 0; i < n; i++) {
 		for (unsigned int j = 0; j < devs[i].n; j++) {
 			bulkhead__api__v1__device_counters__values_entry__init(

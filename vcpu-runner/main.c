@@ -79,7 +79,7 @@ static int h_setup(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	/* Room for every device's eventfds (RUNNER_ADD_DEVICE comes later)
 	 * and one frame's worth more. */
 	if (r == 0)
-		r = bh_sandbox_limits(BH_MAX_VDEVS * 2 * BH_VPCI_MAX_QUEUES +
+		r = bh_sandbox_limits(BH_MAX_DEVICES * 2 * BH_MAX_QUEUES +
 				      BH_FRAME_MAX_FDS);
 	if (r == 0)
 		r = runner_seccomp_install();
@@ -148,11 +148,11 @@ static int h_add_device(void *ctx, const ProtobufCMessage *m,
 	const Bh__RunnerAddDevice *a = (const Bh__RunnerAddDevice *)m;
 	const Bh__VirtioDevice *dv = a->device;
 	struct runner *rn = ctx;
-	int fds[2 * BH_VPCI_MAX_QUEUES];
+	int fds[2 * BH_MAX_QUEUES];
 	struct bh_vpci *d;
 	int r;
 
-	if (!dv || !dv->num_queues || dv->num_queues > BH_VPCI_MAX_QUEUES ||
+	if (!dv || !dv->num_queues || dv->num_queues > BH_MAX_QUEUES ||
 	    f->nfds != 2 * dv->num_queues || dv->pci_slot == 0 ||
 	    dv->pci_slot >= BH_PCI_SLOTS || dv->index != rn->nvdevs) {
 		bh_err("add-device: bad description (%u fds)", f->nfds);
@@ -208,7 +208,7 @@ static int h_config_update(void *ctx, const ProtobufCMessage *m,
 	const Bh__VirtioConfigUpdate *u = (const Bh__VirtioConfigUpdate *)m;
 	struct bh_vpci *d = vdev(ctx, u->index);
 
-	if (!d || u->config.len > BH_VPCI_CONFIG_MAX)
+	if (!d || u->config.len > BH_VIRTIO_CONFIG_MAX)
 		return -EINVAL;
 	bh_vpci_config_update(d, u->config.data, u->config.len, u->notify);
 	return 0;

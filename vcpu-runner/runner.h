@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include <bulkhead/frame.h>
+#include <bulkhead/limits.h>
 
 #include "cmos.h"
 #include "exitstats.h"
@@ -16,8 +17,6 @@
 #include "uart.h"
 #include "virtio_pci.h"
 #include "proto/internal.pb-c.h"
-
-#define BH_MAX_VDEVS 16
 
 enum runner_state {
 	RS_CONFIG = 0, /* waiting for RUNNER_SETUP */
@@ -63,7 +62,7 @@ struct runner {
 	struct bh_uart uart;
 	struct bh_cmos cmos;
 	struct bh_pci pci;
-	struct bh_vpci *vdevs[BH_MAX_VDEVS];
+	struct bh_vpci *vdevs[BH_MAX_DEVICES];
 	unsigned int nvdevs;
 	pthread_mutex_t route_lock; /* KVM_SET_GSI_ROUTING */
 

@@ -10,6 +10,7 @@
 
 #include <bulkhead/log.h>
 #include <bulkhead/platform.h>
+#include <bulkhead/virtio.h>
 
 #include "runner.h"
 #include "virtio_pci.h"
@@ -42,8 +43,7 @@
 #define S_FEATURES_OK 8
 #define S_NEEDS_RESET 0x40
 
-#define VIRTIO_F_VERSION_1 (1ULL << 32)
-#define GSI_BASE	   24
+#define GSI_BASE 24
 
 static uint32_t getn(const uint8_t *p, unsigned int len)
 {
@@ -96,10 +96,11 @@ static void vpci_build_cfg(struct bh_vpci *d)
 	c[0x34] = CAP_COMMON;
 	vpci_cap(c, CAP_COMMON, CAP_NOTIFY, 1, R_COMMON, COMMON_LEN, 16);
 	vpci_cap(c, CAP_NOTIFY, CAP_ISR, 2, R_NOTIFY,
-		 NOTIFY_MULT * BH_VPCI_MAX_QUEUES, 20);
+		 NOTIFY_MULT * BH_MAX_QUEUES, 20);
 	bh_put_le32(&c[CAP_NOTIFY + 16], NOTIFY_MULT);
 	vpci_cap(c, CAP_ISR, CAP_DEVCFG, 3, R_ISR, 4, 16);
-	vpci_cap(c, CAP_DEVCFG, CAP_MSIX, 4, R_DEVCFG, BH_VPCI_CONFIG_MAX, 16);
+	vpci_cap(c, CAP_DEVCFG, CAP_MSIX, 4, R_DEVCFG, BH_VIRTIO_CONFIG_MAX,
+		 16);
 	c[CAP_MSIX] = 0x11;
 	c[CAP_MSIX + 1] = 0;
 	bh_put_le32(&c[CAP_MSIX + 4], R_MSIX);
@@ -189,7 +190,8 @@ static void queue_irqfd_on(struct bh_vpci *d, unsigned int q)
 int bh_vpci_update_routing(struct runner *rn)
 {
 	struct kvm_irq_routing *rt;
-	unsigned int n = 0, max = 24 + 16 + BH_MAX_VDEVS * BH_VPCI_MAX_VECTORS;
+	unsigned int n = 0,
+		     max = 24 + 16 + BH_MAX_DEVICES * BH_VPCI_MAX_VECTORS;
 	int r = 0;
 
 	rt = calloc(1, sizeof(*rt) + max * sizeof(rt->entries[0]));
@@ -359,8 +361,8 @@ struct vpci_msg {
 	uint16_t type; /* 0: nothing to send */
 	Bh__VirtioDeviceRef ref;
 	Bh__VirtioActivate act;
-	Bh__VirtQueue qs[BH_VPCI_MAX_QUEUES];
-	Bh__VirtQueue *qp[BH_VPCI_MAX_QUEUES];
+	Bh__VirtQueue qs[BH_MAX_QUEUES];
+	Bh__VirtQueue *qp[BH_MAX_QUEUES];
 	Bh__VirtioConfigWrite cw;
 	uint8_t data[8];
 };
@@ -496,7 +498,7 @@ static void status_write(struct bh_vpci *d, uint8_t v, struct vpci_msg *m)
 		return; /* the driver must wait for 0 first */
 	if ((v & S_FEATURES_OK) && !(d->status & S_FEATURES_OK) &&
 	    ((d->drv_features & ~d->dev_features) ||
-	     !(d->drv_features & VIRTIO_F_VERSION_1)))
+	     !(d->drv_features & (1ULL << BH_VIRTIO_F_VERSION_1))))
 		v &= (uint8_t)~S_FEATURES_OK; /* refused: the driver checks */
 	if ((v & S_DRIVER_OK) && !(d->status & S_DRIVER_OK) &&
 	    (v & S_FEATURES_OK)) {
@@ -679,8 +681,8 @@ void bh_vpci_config_update(struct bh_vpci *d, const uint8_t *config, size_t len,
 			   int notify)
 {
 	pthread_mutex_lock(&d->lock);
-	if (len > BH_VPCI_CONFIG_MAX)
-		len = BH_VPCI_CONFIG_MAX;
+	if (len > BH_VIRTIO_CONFIG_MAX)
+		len = BH_VIRTIO_CONFIG_MAX;
 	if (len) /* config may be NULL when len is 0 */
 		memcpy(d->config, config, len);
 	d->config_len = (uint32_t)len;
@@ -709,10 +711,11 @@ int bh_vpci_create(struct runner *rn, uint32_t index, uint32_t type,
 	struct bh_vpci *d;
 	int r;
 
-	if (!nq || nq > BH_VPCI_MAX_QUEUES || config_len > BH_VPCI_CONFIG_MAX ||
-	    !max_qsize || max_qsize > 32768 || rn->nvdevs >= BH_MAX_VDEVS) {
-		for (unsigned int i = 0;
-		     i < 2 * nq && i < 2 * BH_VPCI_MAX_QUEUES; i++)
+	if (!nq || nq > BH_MAX_QUEUES || config_len > BH_VIRTIO_CONFIG_MAX ||
+	    !max_qsize || max_qsize > BH_MAX_QUEUE_SIZE ||
+	    rn->nvdevs >= BH_MAX_DEVICES) {
+		for (unsigned int i = 0; i < 2 * nq && i < 2 * BH_MAX_QUEUES;
+		     i++)
 			close(fds[i]);
 		return -EINVAL;
 	}
@@ -728,7 +731,8 @@ int bh_vpci_create(struct runner *rn, uint32_t index, uint32_t type,
 	snprintf(d->id, sizeof(d->id), "%s", id && id[0] ? id : "virtio");
 	d->dev_features = features;
 	d->nq = (uint16_t)nq;
-	d->max_qsize = (uint16_t)(max_qsize > 32768 ? 32768 : max_qsize);
+	d->max_qsize =
+	    (uint16_t)(max_qsize > BH_MAX_QUEUE_SIZE ? 32768 : max_qsize);
 	if (config_len) /* NULL for a device without config space */
 		memcpy(d->config, config, config_len);
 	d->config_len = (uint32_t)config_len;

@@ -8,10 +8,10 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#define BH_VPCI_MAX_QUEUES  16
-#define BH_VPCI_MAX_VECTORS (BH_VPCI_MAX_QUEUES + 1)
+#include <bulkhead/limits.h>
+
+#define BH_VPCI_MAX_VECTORS (BH_MAX_QUEUES + 1)
 #define BH_VPCI_BAR_SIZE    0x8000
-#define BH_VPCI_CONFIG_MAX  256
 #define BH_VPCI_NO_VECTOR   0xffff
 
 struct runner;
@@ -47,8 +47,8 @@ struct bh_vpci {
 	uint16_t nq, max_qsize, qsel, msix_config;
 	uint8_t status, cfg_gen, isr;
 	int activated, reset_pending, needs_reset;
-	struct bh_vpci_queue q[BH_VPCI_MAX_QUEUES];
-	uint8_t config[BH_VPCI_CONFIG_MAX];
+	struct bh_vpci_queue q[BH_MAX_QUEUES];
+	uint8_t config[BH_VIRTIO_CONFIG_MAX];
 	uint32_t config_len;
 
 	uint8_t pcicfg[256];

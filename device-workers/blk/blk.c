@@ -23,10 +23,10 @@
 
 #include <bulkhead/log.h>
 #include <bulkhead/util.h>
+#include <bulkhead/virtio.h>
 
 #include "worker.h"
 
-#define BLK_DEVICE_TYPE	 2
 #define BLK_SECTOR_SHIFT 9
 #define BLK_SECTOR_SIZE	 (1u << BLK_SECTOR_SHIFT)
 #define BLK_HDR_SIZE	 16u
@@ -869,8 +869,8 @@ static int blk_setup(struct bh_worker *w, const Bh__WorkerSetup *s,
 		bh_err("blk setup needs [memfd, disk] fds, got %u", f->nfds);
 		return -EINVAL;
 	}
-	if (bs->num_queues < 1 || bs->num_queues > BH_WORKER_MAX_QUEUES ||
-	    bs->queue_size < 2 || bs->queue_size > BH_VQ_MAX_SIZE ||
+	if (bs->num_queues < 1 || bs->num_queues > BH_MAX_QUEUES ||
+	    bs->queue_size < 2 || bs->queue_size > BH_MAX_QUEUE_SIZE ||
 	    (bs->queue_size & (bs->queue_size - 1))) {
 		bh_err("blk setup: %u queues of %u", bs->num_queues,
 		       bs->queue_size);
@@ -991,7 +991,7 @@ static uint32_t blk_fail_request(struct bh_worker *w, unsigned int q,
 
 static const struct bh_device_ops blk_ops = {
 	.name = "blk",
-	.device_type = BLK_DEVICE_TYPE,
+	.device_type = BH_VIRTIO_ID_BLK,
 	.backend = BH__WORKER_SETUP__BACKEND_BLK,
 	.setup = blk_setup,
 	.activate = blk_activate,

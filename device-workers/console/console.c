@@ -17,13 +17,13 @@
 #include <bulkhead/log.h>
 #include <bulkhead/outbuf.h>
 #include <bulkhead/util.h>
+#include <bulkhead/virtio.h>
 
 #include "worker.h"
 
-#define CON_DEVICE_TYPE 3
-#define CON_RXQ		0
-#define CON_TXQ		1
-#define CON_QUEUE_SIZE	256
+#define CON_RXQ	       0
+#define CON_TXQ	       1
+#define CON_QUEUE_SIZE 256
 /* Receive buffers filled per fd_ready, so that control messages are not
  * starved by a fast input; the fd stays readable and is polled again. */
 #define CON_RX_BURST 64
@@ -319,7 +319,7 @@ err_free:
 
 static const struct bh_device_ops con_ops = {
 	.name = "console",
-	.device_type = CON_DEVICE_TYPE,
+	.device_type = BH_VIRTIO_ID_CONSOLE,
 	.backend = BH__WORKER_SETUP__BACKEND_CONSOLE,
 	.setup = con_setup,
 	.activate = con_activate,

@@ -63,10 +63,10 @@ int bh_vq_init(struct bh_vq *vq, const struct bh_gmem *mem, uint16_t size,
 	vq->mem = mem;
 	vq->kick_fd = kick_fd;
 	vq->call_fd = call_fd;
-	vq->event_idx = features & (1ULL << VIRTIO_F_EVENT_IDX);
-	vq->indirect = features & (1ULL << VIRTIO_F_INDIRECT_DESC);
+	vq->event_idx = features & (1ULL << BH_VIRTIO_F_EVENT_IDX);
+	vq->indirect = features & (1ULL << BH_VIRTIO_F_INDIRECT_DESC);
 
-	if (!is_pow2(size) || size > BH_VQ_MAX_SIZE) {
+	if (!is_pow2(size) || size > BH_MAX_QUEUE_SIZE) {
 		bh_vq_set_broken(vq, "queue size %u is not a power of two",
 				 size);
 		return -EINVAL;

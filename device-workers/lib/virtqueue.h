@@ -10,16 +10,13 @@
 #include <sys/uio.h>
 
 #include <bulkhead/inflight.h>
+#include <bulkhead/limits.h>
+#include <bulkhead/virtio.h>
 
 #include "gmem.h"
 
-#define BH_VQ_MAX_SIZE 32768
 /* Buffers per request: a chain longer than this is a violation. */
 #define BH_VQ_MAX_IOV 1024
-
-#define VIRTIO_F_INDIRECT_DESC 28
-#define VIRTIO_F_EVENT_IDX     29
-#define VIRTIO_F_VERSION_1     32
 
 /* Ring layouts (virtio 1.x, 2.7.5-2.7.8), little-endian in guest RAM. */
 #define VRING_DESC_F_NEXT	   1
@@ -74,9 +71,9 @@ static inline bool bh_vring_need_event(uint16_t event_idx, uint16_t new_idx,
 
 struct bh_vq {
 	const struct bh_gmem *mem;
-	uint16_t size;	/* power of two, <= BH_VQ_MAX_SIZE */
-	bool event_idx; /* VIRTIO_F_EVENT_IDX negotiated */
-	bool indirect;	/* VIRTIO_F_INDIRECT_DESC negotiated */
+	uint16_t size;	/* power of two, <= BH_MAX_QUEUE_SIZE */
+	bool event_idx; /* BH_VIRTIO_F_EVENT_IDX negotiated */
+	bool indirect;	/* BH_VIRTIO_F_INDIRECT_DESC negotiated */
 	bool broken;
 	bool ready;   /* set up by a successful bh_vq_init */
 	char why[96]; /* first violation, for the report */
@@ -112,7 +109,7 @@ struct bh_vq_req {
 
 /*
  * Sets the queue up from the addresses the driver wrote: size a power of two
- * <= BH_VQ_MAX_SIZE, rings aligned as the spec requires and wholly inside
+ * <= BH_MAX_QUEUE_SIZE, rings aligned as the spec requires and wholly inside
  * guest RAM. features are the negotiated ones. 0 or -EINVAL (the reason in
  * vq->why).
  */

@@ -46,7 +46,7 @@ struct worker_ctx {
 	bool quit;
 	const char *selftest_open;
 	/* The loop's poll set: too big for the stack with many device fds. */
-	struct pollfd pfd[1 + BH_WORKER_MAX_QUEUES + WORKER_MAX_POLL_FDS];
+	struct pollfd pfd[1 + BH_MAX_QUEUES + WORKER_MAX_POLL_FDS];
 	int extra[WORKER_MAX_POLL_FDS];
 };
 
@@ -188,7 +188,7 @@ static void check_broken(struct bh_worker *w)
 
 static void queues_teardown(struct bh_worker *w)
 {
-	for (unsigned int q = 0; q < BH_WORKER_MAX_QUEUES; q++) {
+	for (unsigned int q = 0; q < BH_MAX_QUEUES; q++) {
 		bh_closep(&w->kick_fd[q]);
 		bh_closep(&w->call_fd[q]);
 		bh_vq_release(&w->vq[q]);
@@ -369,16 +369,17 @@ static int h_setup(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 		return r;
 	}
 	/* The device's own answers; a mistake here is a bug, not input. */
-	if (w->num_queues < 1 || w->num_queues > BH_WORKER_MAX_QUEUES ||
-	    !is_pow2(w->max_queue_size) || w->max_queue_size > BH_VQ_MAX_SIZE ||
+	if (w->num_queues < 1 || w->num_queues > BH_MAX_QUEUES ||
+	    !is_pow2(w->max_queue_size) ||
+	    w->max_queue_size > BH_MAX_QUEUE_SIZE ||
 	    w->config_len > BH_VIRTIO_CONFIG_MAX) {
 		bh_err("setup: device reports %u queues of %u, config %zu",
 		       w->num_queues, w->max_queue_size, w->config_len);
 		return -EINVAL;
 	}
-	w->device_features |= 1ULL << VIRTIO_F_VERSION_1 |
-			      1ULL << VIRTIO_F_INDIRECT_DESC |
-			      1ULL << VIRTIO_F_EVENT_IDX;
+	w->device_features |= 1ULL << BH_VIRTIO_F_VERSION_1 |
+			      1ULL << BH_VIRTIO_F_INDIRECT_DESC |
+			      1ULL << BH_VIRTIO_F_EVENT_IDX;
 
 	w->strict_sandbox = s->strict_sandbox;
 	r = enter_sandbox(w);
@@ -794,7 +795,7 @@ out:
 
 /* Descriptors a worker may receive after the sandbox: an activation's
  * eventfds and in-flight memfd, with room for one frame more. */
-#define WORKER_MORE_FDS (2 * BH_WORKER_MAX_QUEUES + 1 + BH_FRAME_MAX_FDS)
+#define WORKER_MORE_FDS (2 * BH_MAX_QUEUES + 1 + BH_FRAME_MAX_FDS)
 
 /* In the order DESIGN.md gives: capabilities, no_new_privs, limits,
  * namespaces, Landlock, seccomp. */
@@ -887,7 +888,7 @@ static int serve(struct worker_ctx *c)
 {
 	struct bh_worker *w = &c->w;
 	struct pollfd *pfd = c->pfd;
-	unsigned int pq[BH_WORKER_MAX_QUEUES];
+	unsigned int pq[BH_MAX_QUEUES];
 	struct bh_frame_reader reader;
 	struct bh_frame frame;
 	int r = 0;
@@ -1081,7 +1082,7 @@ int bh_worker_main(int argc, char **argv, const struct bh_device_ops *ops)
 	c->w.ops = ops;
 	c->w.ctl = BH_CHILD_FD_CONTROL;
 	c->state = WS_SETUP;
-	for (unsigned int q = 0; q < BH_WORKER_MAX_QUEUES; q++) {
+	for (unsigned int q = 0; q < BH_MAX_QUEUES; q++) {
 		c->w.kick_fd[q] = c->w.call_fd[q] = -1;
 		c->w.vq[q].kick_fd = c->w.vq[q].call_fd = -1;
 	}

@@ -9,13 +9,12 @@
 #include <stdint.h>
 
 #include <bulkhead/frame.h>
+#include <bulkhead/limits.h>
 
 #include "gmem.h"
 #include "virtqueue.h"
 #include "proto/internal.pb-c.h"
 
-#define BH_WORKER_MAX_QUEUES 16
-#define BH_VIRTIO_CONFIG_MAX 256
 /* Six per queue pair for virtio-net's seven pairs, and the library's own. */
 #define BH_WORKER_MAX_COUNTERS 48
 
@@ -102,9 +101,9 @@ struct bh_worker {
 	bool resumed;
 	bool strict_sandbox; /* a refused sandbox step is fatal */
 	unsigned int nq;     /* queues set up by activate */
-	struct bh_vq vq[BH_WORKER_MAX_QUEUES];
-	int kick_fd[BH_WORKER_MAX_QUEUES];
-	int call_fd[BH_WORKER_MAX_QUEUES];
+	struct bh_vq vq[BH_MAX_QUEUES];
+	int kick_fd[BH_MAX_QUEUES];
+	int call_fd[BH_MAX_QUEUES];
 	struct bh_vq_req *fail_req; /* scratch for failing requests */
 	void *inflight; /* the in-flight memfd, mapped; NULL without */
 	size_t inflight_size;

@@ -20,11 +20,11 @@
 #include <bulkhead/le.h>
 #include <bulkhead/log.h>
 #include <bulkhead/util.h>
+#include <bulkhead/virtio.h>
 
 #include "net_ctrl.h"
 #include "worker.h"
 
-#define NET_DEVICE_TYPE	       1
 #define NET_QUEUE_SIZE_DEFAULT 256
 /* Frames moved per queue per wake-up: the poll loop visits every queue and
  * the control socket between two bursts, so one busy TAP queue cannot
@@ -690,7 +690,7 @@ static int net_setup(struct bh_worker *w, const Bh__WorkerSetup *s,
 		return -EINVAL;
 	}
 	qsize = ns->queue_size ? ns->queue_size : NET_QUEUE_SIZE_DEFAULT;
-	if ((qsize & (qsize - 1)) != 0 || qsize > BH_VQ_MAX_SIZE ||
+	if ((qsize & (qsize - 1)) != 0 || qsize > BH_MAX_QUEUE_SIZE ||
 	    (ns->mtu != 0 && (ns->mtu < 68 || ns->mtu > 65535))) {
 		bh_err("net setup: queue size %u, MTU %u", qsize, ns->mtu);
 		return -EINVAL;
@@ -740,7 +740,7 @@ err:
 
 static const struct bh_device_ops net_ops = {
 	.name = "net",
-	.device_type = NET_DEVICE_TYPE,
+	.device_type = BH_VIRTIO_ID_NET,
 	.backend = BH__WORKER_SETUP__BACKEND_NET,
 	.setup = net_setup,
 	.activate = net_activate,

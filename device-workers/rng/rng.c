@@ -7,10 +7,10 @@
 
 #include <bulkhead/log.h>
 #include <bulkhead/util.h>
+#include <bulkhead/virtio.h>
 
 #include "worker.h"
 
-#define VIRTIO_ID_RNG  4
 #define RNG_QUEUE_SIZE 256
 /* Bytes per request at most: a guest asking for gigabytes gets a short
  * answer, which virtio-rng allows, and the worker stays responsive. */
@@ -97,7 +97,7 @@ static void rng_queue_notify(struct bh_worker *w, unsigned int q)
 
 static const struct bh_device_ops rng_ops = {
 	.name = "rng",
-	.device_type = VIRTIO_ID_RNG,
+	.device_type = BH_VIRTIO_ID_RNG,
 	.backend = BH__WORKER_SETUP__BACKEND_RNG,
 	.setup = rng_setup,
 	.queue_notify = rng_queue_notify,

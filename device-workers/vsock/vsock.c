@@ -12,14 +12,14 @@
 #include <bulkhead/le.h>
 #include <bulkhead/log.h>
 #include <bulkhead/util.h>
+#include <bulkhead/virtio.h>
 
 #include "vsock_conn.h"
 #include "worker.h"
 
-#define VSOCK_DEVICE_TYPE 19
-#define VSOCK_RXQ	  0
-#define VSOCK_TXQ	  1
-#define VSOCK_EVQ	  2
+#define VSOCK_RXQ 0
+#define VSOCK_TXQ 1
+#define VSOCK_EVQ 2
 /* struct virtio_vsock_event's id (virtio 1.2, 5.10.6.7). */
 #define VSOCK_EVENT_TRANSPORT_RESET 0
 #define VSOCK_EVQ		    2
@@ -751,7 +751,7 @@ static int vsock_setup(struct bh_worker *w, const Bh__WorkerSetup *ws,
 
 static const struct bh_device_ops vsock_ops = {
 	.name = "vsock",
-	.device_type = VSOCK_DEVICE_TYPE,
+	.device_type = BH_VIRTIO_ID_VSOCK,
 	.backend = BH__WORKER_SETUP__BACKEND_VSOCK,
 	.setup = vsock_setup,
 	.activate = vsock_activate,

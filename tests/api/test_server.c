@@ -178,10 +178,10 @@ static void fake_info(void *ctx, struct bh_api_call *call,
 		      const Bulkhead__Api__V1__Request *req)
 {
 	struct fakevm *vm = ctx;
-	struct fake_dev devs[BH_CONFIG_MAX_DEVICES];
-	Bulkhead__Api__V1__DeviceInfo di[BH_CONFIG_MAX_DEVICES];
-	Bulkhead__Api__V1__DeviceInfo *dip[BH_CONFIG_MAX_DEVICES];
-	char addr[BH_CONFIG_MAX_DEVICES][20];
+	struct fake_dev devs[BH_MAX_DEVICES];
+	Bulkhead__Api__V1__DeviceInfo di[BH_MAX_DEVICES];
+	Bulkhead__Api__V1__DeviceInfo *dip[BH_MAX_DEVICES];
+	char addr[BH_MAX_DEVICES][20];
 	Bulkhead__Api__V1__VmInfo info = BULKHEAD__API__V1__VM_INFO__INIT;
 	Bulkhead__Api__V1__InfoResponse ir =
 	    BULKHEAD__API__V1__INFO_RESPONSE__INIT;
@@ -214,14 +214,12 @@ static void fake_counters(void *ctx, struct bh_api_call *call,
 			  const Bulkhead__Api__V1__Request *req)
 {
 	struct fakevm *vm = ctx;
-	struct fake_dev devs[BH_CONFIG_MAX_DEVICES];
+	struct fake_dev devs[BH_MAX_DEVICES];
 	Bulkhead__Api__V1__CountersResponse cr =
 	    BULKHEAD__API__V1__COUNTERS_RESPONSE__INIT;
-	Bulkhead__Api__V1__CountersResponse__DevicesEntry
-	    de[BH_CONFIG_MAX_DEVICES];
-	Bulkhead__Api__V1__CountersResponse__DevicesEntry
-	    *dep[BH_CONFIG_MAX_DEVICES];
-	Bulkhead__Api__V1__DeviceCounters dc[BH_CONFIG_MAX_DEVICES];
+	Bulkhead__Api__V1__CountersResponse__DevicesEntry de[BH_MAX_DEVICES];
+	Bulkhead__Api__V1__CountersResponse__DevicesEntry *dep[BH_MAX_DEVICES];
+	Bulkhead__Api__V1__DeviceCounters dc[BH_MAX_DEVICES];
 	Bulkhead__Api__V1__DeviceCounters__ValuesEntry ve[2];
 	Bulkhead__Api__V1__DeviceCounters__ValuesEntry *vep[2] = { &ve[0],
 								   &ve[1] };

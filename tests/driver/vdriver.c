@@ -89,7 +89,7 @@ struct bh_vdriver {
 	uint64_t alloc_next;
 
 	uint64_t features;
-	struct vd_queue q[BH_VDRIVER_MAX_QUEUES];
+	struct vd_queue q[BH_MAX_QUEUES];
 	struct bh_vdriver_info info;
 
 	bool needs_reset;
@@ -104,7 +104,7 @@ struct bh_vdriver {
 	int inflight_fd;
 	uint8_t *inflight;
 	uint64_t inflight_size;
-	struct bh_vdriver_vq_addr act_q[BH_VDRIVER_MAX_QUEUES];
+	struct bh_vdriver_vq_addr act_q[BH_MAX_QUEUES];
 	unsigned int act_n;
 
 	/* Device-specific frames from the worker, oldest first, until
@@ -509,8 +509,8 @@ static void inflight_free(struct bh_vdriver *d)
 /* A fresh, zeroed records memfd sized as the controller sizes it. */
 static int inflight_create(struct bh_vdriver *d)
 {
-	uint64_t size = BH_INFLIGHT_TOTAL(d->info.num_queues,
-					  d->info.max_queue_size);
+	uint64_t size =
+	    BH_INFLIGHT_TOTAL(d->info.num_queues, d->info.max_queue_size);
 	void *p;
 
 	inflight_free(d);
@@ -541,7 +541,7 @@ static void vd_free(struct bh_vdriver *d)
 {
 	unsigned int i;
 
-	for (i = 0; i < BH_VDRIVER_MAX_QUEUES; i++)
+	for (i = 0; i < BH_MAX_QUEUES; i++)
 		queue_free(&d->q[i]);
 	bh_frame_reader_reset(&d->rd);
 	ctlq_clear(d);
@@ -572,7 +572,7 @@ int bh_vdriver_spawn(const struct bh_vdriver_cfg *cfg, struct bh_vdriver **out)
 	d->memfd = -1;
 	d->inflight_fd = -1;
 	d->pid = -1;
-	for (i = 0; i < BH_VDRIVER_MAX_QUEUES; i++) {
+	for (i = 0; i < BH_MAX_QUEUES; i++) {
 		d->q[i].kick_fd = -1;
 		d->q[i].call_fd = -1;
 	}
@@ -838,7 +838,7 @@ int bh_vdriver_stop(struct bh_vdriver *d, int timeout_ms, int *status)
 
 static struct vd_queue *queue_get(struct bh_vdriver *d, unsigned int q)
 {
-	if (q >= BH_VDRIVER_MAX_QUEUES || !d->q[q].set)
+	if (q >= BH_MAX_QUEUES || !d->q[q].set)
 		return NULL;
 	return &d->q[q];
 }
@@ -871,7 +871,7 @@ int bh_vdriver_queue_setup(struct bh_vdriver *d, unsigned int q, uint16_t size,
 	uint64_t ind;
 	int r;
 
-	if (q >= BH_VDRIVER_MAX_QUEUES || size == 0 || (size & (size - 1)))
+	if (q >= BH_MAX_QUEUES || size == 0 || (size & (size - 1)))
 		return -EINVAL;
 	vq = &d->q[q];
 	queue_free(vq);
@@ -924,7 +924,7 @@ int bh_vdriver_queue_alloc(struct bh_vdriver *d, unsigned int q, uint16_t size)
 
 unsigned int bh_vdriver_num_free(const struct bh_vdriver *d, unsigned int q)
 {
-	if (q >= BH_VDRIVER_MAX_QUEUES || !d->q[q].set)
+	if (q >= BH_MAX_QUEUES || !d->q[q].set)
 		return 0;
 	return d->q[q].num_free;
 }
@@ -947,13 +947,13 @@ int bh_vdriver_activate_raw(struct bh_vdriver *d, uint64_t driver_features,
 			    const struct bh_vdriver_vq_addr *qs, unsigned int n)
 {
 	Bh__DeviceActivate act = BH__DEVICE_ACTIVATE__INIT;
-	Bh__VirtQueue vqs[BH_VDRIVER_MAX_QUEUES];
-	Bh__VirtQueue *vqp[BH_VDRIVER_MAX_QUEUES];
-	int fds[2 * BH_VDRIVER_MAX_QUEUES + 1];
+	Bh__VirtQueue vqs[BH_MAX_QUEUES];
+	Bh__VirtQueue *vqp[BH_MAX_QUEUES];
+	int fds[2 * BH_MAX_QUEUES + 1];
 	unsigned int i;
 	int r;
 
-	if (n > BH_VDRIVER_MAX_QUEUES)
+	if (n > BH_MAX_QUEUES)
 		return -EINVAL;
 	for (i = 0; i < n; i++) {
 		struct vd_queue *vq = &d->q[i];
@@ -992,9 +992,9 @@ int bh_vdriver_activate_raw(struct bh_vdriver *d, uint64_t driver_features,
 int bh_vdriver_respawn(struct bh_vdriver *d, bool failed, int timeout_ms)
 {
 	Bh__DeviceActivate act = BH__DEVICE_ACTIVATE__INIT;
-	Bh__VirtQueue vqs[BH_VDRIVER_MAX_QUEUES];
-	Bh__VirtQueue *vqp[BH_VDRIVER_MAX_QUEUES];
-	int fds[2 * BH_VDRIVER_MAX_QUEUES + 1];
+	Bh__VirtQueue vqs[BH_MAX_QUEUES];
+	Bh__VirtQueue *vqp[BH_MAX_QUEUES];
+	int fds[2 * BH_MAX_QUEUES + 1];
 	unsigned int i, n = d->act_n;
 	int status, r;
 
@@ -1045,10 +1045,10 @@ int bh_vdriver_respawn(struct bh_vdriver *d, bool failed, int timeout_ms)
 
 int bh_vdriver_activate(struct bh_vdriver *d, uint64_t driver_features)
 {
-	struct bh_vdriver_vq_addr qs[BH_VDRIVER_MAX_QUEUES];
+	struct bh_vdriver_vq_addr qs[BH_MAX_QUEUES];
 	unsigned int i, n = 0;
 
-	for (i = 0; i < BH_VDRIVER_MAX_QUEUES && d->q[i].set; i++) {
+	for (i = 0; i < BH_MAX_QUEUES && d->q[i].set; i++) {
 		qs[n].index = i;
 		qs[n].size = d->q[i].size;
 		qs[n].desc = d->q[i].desc_gpa;
@@ -1372,7 +1372,7 @@ int bh_vdriver_reset(struct bh_vdriver *d, int timeout_ms)
 	if (r < 0)
 		return r;
 	bh_frame_release(&f);
-	for (i = 0; i < BH_VDRIVER_MAX_QUEUES; i++) {
+	for (i = 0; i < BH_MAX_QUEUES; i++) {
 		struct vd_queue *vq = &d->q[i];
 
 		bh_closep(&vq->kick_fd);

@@ -18,11 +18,10 @@
 #include <sys/types.h>
 
 #include <bulkhead/frame.h>
+#include <bulkhead/limits.h>
 
 #include "proto/internal.pb-c.h"
 
-#define BH_VDRIVER_MAX_QUEUES	16
-#define BH_VDRIVER_CONFIG_MAX	256
 #define BH_VDRIVER_MAX_COUNTERS 64
 /* Indirect table entries per head that bh_vdriver_add can build. */
 #define BH_VDRIVER_MAX_INDIRECT 64
@@ -74,7 +73,7 @@ struct bh_vdriver_info {
 	uint64_t device_features;
 	uint32_t num_queues;
 	uint32_t max_queue_size;
-	uint8_t config[BH_VDRIVER_CONFIG_MAX];
+	uint8_t config[BH_VIRTIO_CONFIG_MAX];
 	size_t config_len;
 };
 

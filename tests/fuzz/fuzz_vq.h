@@ -38,7 +38,7 @@ static inline int fuzz_vq_setup(struct fuzz_vq *f, struct bh_vq *vq,
 				const uint8_t *data, size_t size)
 {
 	uint16_t qsize;
-	uint64_t features = 1ULL << VIRTIO_F_VERSION_1;
+	uint64_t features = 1ULL << BH_VIRTIO_F_VERSION_1;
 	size_t inf = 0;
 
 	memset(vq, 0, sizeof(*vq));
@@ -48,9 +48,9 @@ static inline int fuzz_vq_setup(struct fuzz_vq *f, struct bh_vq *vq,
 	qsize = (uint16_t)(1u << (data[0] % 9u));
 	f->flags = data[1];
 	if (f->flags & 1)
-		features |= 1ULL << VIRTIO_F_INDIRECT_DESC;
+		features |= 1ULL << BH_VIRTIO_F_INDIRECT_DESC;
 	if (f->flags & 2)
-		features |= 1ULL << VIRTIO_F_EVENT_IDX;
+		features |= 1ULL << BH_VIRTIO_F_EVENT_IDX;
 	data += 2;
 	size -= 2;
 	memset(f->inflight, 0, sizeof(f->inflight));

@@ -853,8 +853,8 @@ static void test_net_vsock(void **state)
 /* Nets and vsock take PCI slots like any device. */
 static void test_net_vsock_count(void **state)
 {
-	char paths[BH_CONFIG_MAX_DEVICES][16];
-	char *argv[2 * BH_CONFIG_MAX_DEVICES + 8];
+	char paths[BH_MAX_DEVICES][16];
+	char *argv[2 * BH_MAX_DEVICES + 8];
 	struct bh_config cfg;
 	char err[256];
 	int argc = 0, i;
@@ -862,7 +862,7 @@ static void test_net_vsock_count(void **state)
 	argv[argc++] = (char *)"bulkhead";
 	argv[argc++] = (char *)"--kernel";
 	argv[argc++] = (char *)"k";
-	for (i = 0; i < BH_CONFIG_MAX_DEVICES - 2; i++) {
+	for (i = 0; i < BH_MAX_DEVICES - 2; i++) {
 		snprintf(paths[i], sizeof(paths[i]), "tap=t%d", i);
 		argv[argc++] = (char *)"--net";
 		argv[argc++] = paths[i];
@@ -875,7 +875,7 @@ static void test_net_vsock_count(void **state)
 	assert_int_equal(
 	    bh_config_parse_args(argc, argv, &cfg, err, sizeof(err)),
 	    BH_CONFIG_OK);
-	assert_int_equal(cfg.nnets, BH_CONFIG_MAX_DEVICES - 2);
+	assert_int_equal(cfg.nnets, BH_MAX_DEVICES - 2);
 	assert_string_equal(cfg.nets[13].id, "net13");
 	bh_config_free(&cfg);
 
@@ -1124,8 +1124,8 @@ static void test_too_many_devices(void **state)
 		{ "--vsock", "cid=3,socket=s" }, { "--rng", "" },
 		{ "--console", "file=c" },
 	};
-	char paths[BH_CONFIG_MAX_DEVICES][16];
-	char *argv[2 * BH_CONFIG_MAX_DEVICES + 8];
+	char paths[BH_MAX_DEVICES][16];
+	char *argv[2 * BH_MAX_DEVICES + 8];
 	struct bh_config cfg;
 	char err[256];
 	int argc, i;
@@ -1136,7 +1136,7 @@ static void test_too_many_devices(void **state)
 		argv[argc++] = (char *)"bulkhead";
 		argv[argc++] = (char *)"--kernel";
 		argv[argc++] = (char *)"k";
-		for (i = 0; i < BH_CONFIG_MAX_DEVICES; i++) {
+		for (i = 0; i < BH_MAX_DEVICES; i++) {
 			snprintf(paths[i], sizeof(paths[i]), "path=d%d", i);
 			argv[argc++] = (char *)"--disk";
 			argv[argc++] = paths[i];
@@ -1150,7 +1150,7 @@ static void test_too_many_devices(void **state)
 			assert_int_equal(bh_config_parse_args(argc, argv, &cfg,
 							      err, sizeof(err)),
 					 BH_CONFIG_OK);
-			assert_int_equal(cfg.ndisks, BH_CONFIG_MAX_DEVICES);
+			assert_int_equal(cfg.ndisks, BH_MAX_DEVICES);
 			assert_string_equal(cfg.disks[15].id, "disk15");
 			bh_config_free(&cfg);
 			continue;

@@ -14,14 +14,14 @@
 #include <cmocka.h>
 
 #include <bulkhead/spawn.h>
+#include <bulkhead/virtio.h>
 
 #include "vdriver.h"
 
-#define VIRTIO_ID_RNG 4
-#define F_VERSION_1   (1ULL << 32)
-#define F_INDIRECT    (1ULL << 28)
-#define F_EVENT_IDX   (1ULL << 29)
-#define QSIZE	      64
+#define F_VERSION_1 (1ULL << 32)
+#define F_INDIRECT  (1ULL << 28)
+#define F_EVENT_IDX (1ULL << 29)
+#define QSIZE	    64
 
 struct rng_fixture {
 	struct bh_vdriver *d;
@@ -112,7 +112,7 @@ static void test_ready(void **state)
 	struct rng_fixture *fx = *state;
 	const struct bh_vdriver_info *in = bh_vdriver_info(fx->d);
 
-	assert_int_equal(in->device_type, VIRTIO_ID_RNG);
+	assert_int_equal(in->device_type, BH_VIRTIO_ID_RNG);
 	assert_int_equal(in->num_queues, 1);
 	assert_true(in->max_queue_size >= QSIZE);
 	assert_true(in->device_features & F_VERSION_1);

@@ -28,8 +28,8 @@
 #define BUF_GPA	  0x10000ULL
 #define TABLE_GPA 0x20000ULL
 
-#define F_INDIRECT (1ULL << VIRTIO_F_INDIRECT_DESC)
-#define F_EVENT	   (1ULL << VIRTIO_F_EVENT_IDX)
+#define F_INDIRECT (1ULL << BH_VIRTIO_F_INDIRECT_DESC)
+#define F_EVENT	   (1ULL << BH_VIRTIO_F_EVENT_IDX)
 
 struct fx {
 	int memfd;
@@ -689,9 +689,9 @@ static void test_init_checks(void **state)
 	expect_init_fails(f, QSIZE, DESC_GPA, AVAIL_GPA, UINT64_MAX - 3,
 			  "outside guest RAM");
 	/* The largest queue in the high region is fine. */
-	assert_int_equal(bh_vq_init(&f->vq, &f->mem, BH_VQ_MAX_SIZE, HIGH_GPA,
-				    HIGH_GPA + 0x80000, HIGH_GPA + 0x90000, 0,
-				    -1, -1),
+	assert_int_equal(bh_vq_init(&f->vq, &f->mem, BH_MAX_QUEUE_SIZE,
+				    HIGH_GPA, HIGH_GPA + 0x80000,
+				    HIGH_GPA + 0x90000, 0, -1, -1),
 			 0);
 	assert_true(f->vq.ready);
 }
