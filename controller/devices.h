@@ -38,9 +38,10 @@ struct bh_launcher;
 void bh_devices_set_launcher(struct bh_devices *d, struct bh_launcher *l);
 unsigned int bh_devices_count(const struct bh_devices *d);
 
-/* Device i (0 <= i < bh_devices_count) as the API shows it: its id, its
- * type ("virtio-blk", "virtio-rng", "virtio-console") and its PCI slot on
- * bus 0 (i + 1). 0 or -ENOENT. */
+/* The device in slot index i (0 <= i < BH_MAX_DEVICES) as the API shows
+ * it: its id, its type ("virtio-blk", "virtio-rng", ...: bh_dev_type's
+ * api_type) and its PCI slot on bus 0 (i + 1). 0, or -ENOENT for an empty
+ * slot. */
 int bh_devices_describe(const struct bh_devices *d, unsigned int i,
 			const char **id, const char **type, unsigned int *slot);
 

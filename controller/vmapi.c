@@ -217,7 +217,8 @@ static void op_info(void *ctx, struct bh_api_call *call, const Request *req)
 	}
 	info.state = (Bulkhead__Api__V1__VmState)op_state(a);
 	info.memory_actual_size = bh_vm_config(a->vm)->memory;
-	for (unsigned int i = 0; i < n && k < BH_MAX_DEVICES; i++) {
+	/* By slot: an empty one is skipped. */
+	for (unsigned int i = 0; i < BH_MAX_DEVICES && k < n; i++) {
 		if (bh_devices_describe(devs, i, &id, &type, &slot) < 0)
 			continue;
 		bulkhead__api__v1__device_info__init(&di[k]);
