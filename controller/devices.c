@@ -100,8 +100,8 @@ int bh_devices_check_binaries(const char *dir, char *err, size_t errlen)
 	return 0;
 }
 
-/* A device with nothing open, in the first free slot (*out), or -ENOSPC
- * with the message in err. */
+/* A device with nothing open, in the first free slot (*out), or -EINVAL
+ * with the message in err when every slot is taken. */
 static int dev_new(struct bh_devices *d, const struct bh_dev_type *t,
 		   const char *id, struct bh_dev **out, char *err,
 		   size_t errlen)
@@ -111,10 +111,9 @@ static int dev_new(struct bh_devices *d, const struct bh_dev_type *t,
 
 	while (s < BH_MAX_DEVICES && d->slot[s])
 		s++;
-	if (s == BH_MAX_DEVICES) {
-		bh_errf(err, errlen, "more than %u devices", BH_MAX_DEVICES);
-		return -ENOSPC;
-	}
+	if (s == BH_MAX_DEVICES)
+		return bh_errf(err, errlen, "more than %u devices",
+			       BH_MAX_DEVICES);
 	v = calloc(1, sizeof(*v));
 	if (!v)
 		abort();
@@ -160,7 +159,7 @@ int bh_devices_open(const struct bh_config *cfg, const char *child_dir,
 		    struct bh_devices **out, char *err, size_t errlen)
 {
 	struct bh_devices *d;
-	struct bh_dev *v;
+	struct bh_dev *v = NULL;
 	int r = 0;
 
 	d = calloc(1, sizeof(*d));

@@ -61,7 +61,8 @@ static int h_walk(void *ctx, const ProtobufCMessage *msg, struct bh_frame *f)
 	}
 
 /* Copies of the receivers' tables (vcpu-runner/main.c, device-workers/lib/
- * worker.c, controller/vm.c and devices.c): types, fds and body types. */
+ * worker.c, controller/vm.c, devices.c and dev_vsock.c): types, fds and
+ * body types. */
 static const struct bh_handler runner_tab[] = {
 	E(HELLO, 0, bh__hello__descriptor),
 	E(RUNNER_SETUP, 1, bh__runner_setup__descriptor),

@@ -1,10 +1,11 @@
-/* The controller's side of the device workers (controller/devices.c, built
- * into this test with shorter timeouts) against a hostile worker
- * (hostile_worker.c) on disk "<mode>" beside a real rng worker: each way a
- * compromised worker can break the protocol ends with that worker killed and
- * reaped, every fd it sent closed, a log line naming the device and why, the
- * runner told that the device needs a reset, and the event loop, the other
- * device and the device's next worker serving on. */
+/* The controller's side of the device workers (controller/devices.c,
+ * supervise.c and the device types, built into this test with shorter
+ * timeouts) against a hostile worker (hostile_worker.c) on disk "<mode>"
+ * beside a real rng worker: each way a compromised worker can break the
+ * protocol ends with that worker killed and reaped, every fd it sent closed,
+ * a log line naming the device and why, the runner told that the device
+ * needs a reset, and the event loop, the other device and the device's next
+ * worker serving on. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
