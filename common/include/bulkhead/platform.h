@@ -46,9 +46,9 @@
  * 32 bits wide; bit n of a slot mask is device n on bus 0.
  */
 #define BH_HOTPLUG_MMIO_ADDR 0xfeb00000ULL
-#define BH_HOTPLUG_MMIO_SIZE 0x1000ULL /* one page; the registers come first */
-#define BH_HOTPLUG_PCIU	     0x00 /* slots added; reading clears */
-#define BH_HOTPLUG_PCID	     0x04 /* slots to eject; reading clears */
+#define BH_HOTPLUG_MMIO_SIZE 0x1000ULL /* one page, registers first */
+#define BH_HOTPLUG_PCIU	     0x00      /* slots added; reading clears */
+#define BH_HOTPLUG_PCID	     0x04      /* slots to eject; reading clears */
 #define BH_HOTPLUG_B0EJ	     0x08 /* the guest writes the slots it ejected */
 #define BH_HOTPLUG_PSEG	     0x0c /* PCI segment of the above, only 0 */
 #define BH_HOTPLUG_GDAT	     0x10 /* what the event was; reading clears */
