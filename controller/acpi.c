@@ -158,6 +158,158 @@ static void build_fadt(uint8_t *t, uint64_t dsdt_gpa)
 	seal(t, FADT_LEN);
 }
 
+/* Hotplug slots: every device number of bus 0 but the host bridge's. */
+#define SLOT_FIRST 1
+#define SLOT_LAST  31
+/* Notify values (ACPI 6.x 5.6.6): a device appeared, or is to go. */
+#define NOTIFY_DEVICE_CHECK  1
+#define NOTIFY_EJECT_REQUEST 3
+#define ACQUIRE_FOREVER	     0xffff
+
+static void slot_name(char out[5], unsigned int slot)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	out[0] = 'S';
+	out[1] = hex[slot >> 4];
+	out[2] = hex[slot & 15];
+	out[3] = '\0';
+}
+
+/*
+ * Device(Snn) for each slot: _ADR and _SUN say which, and _EJ0 tells the
+ * runner through PHPR.PCEJ that the guest has let the function go. Then
+ * DVNT(mask, value) notifies each slot whose bit is set in mask: PSCN
+ * calls it with the added (device check) and the removed (eject request)
+ * slots, which the guest's ACPI PCI hotplug driver acts on.
+ */
+static int dsdt_pci0_slots(struct aml_buf *b)
+{
+	aml_mark dev, m, cond;
+	char name[5];
+
+	for (unsigned int s = SLOT_FIRST; s <= SLOT_LAST; s++) {
+		slot_name(name, s);
+		aml_device(b, name, &dev);
+		aml_name(b, "_ADR");
+		aml_integer(b, (uint64_t)s << 16); /* device s, function 0 */
+		aml_name(b, "_SUN");
+		aml_integer(b, s);
+		aml_method(b, "_EJ0", 1, &m);
+		aml_call(b, "\\_SB.PHPR.PCEJ");
+		aml_namestring(b, "_SUN");
+		aml_namestring(b, "_SEG");
+		aml_end(b, m);
+		aml_end(b, dev);
+	}
+	aml_method(b, "DVNT", 2, &m);
+	for (unsigned int s = SLOT_FIRST; s <= SLOT_LAST; s++) {
+		slot_name(name, s);
+		aml_if(b, &cond);
+		aml_op(b, AML_OP_AND);
+		aml_arg(b, 0);
+		aml_integer(b, 1ULL << s);
+		aml_no_target(b);
+		aml_op(b, AML_OP_NOTIFY);
+		aml_namestring(b, name);
+		aml_arg(b, 1);
+		aml_end(b, cond);
+	}
+	return aml_end(b, m);
+}
+
+/*
+ * The PCI hotplug controller: the runner's register block (platform.h) as
+ * fields, a mutex so that one scan or eject at a time uses PSEG, PCEJ for
+ * the slots' _EJ0 and PSCN for the generic event device below.
+ */
+static int dsdt_phpr(struct aml_buf *b)
+{
+	static const struct aml_field_unit regs[] = {
+		{ "PCIU", 32 }, { "PCID", 32 }, { "B0EJ", 32 },
+		{ "PSEG", 32 }, { "GDAT", 32 },
+	};
+	aml_mark dev, crs, m;
+
+	aml_device(b, "PHPR", &dev);
+	aml_name(b, "_HID");
+	aml_eisaid(b, "PNP0A06"); /* generic container */
+	aml_name(b, "_UID");
+	aml_string(b, "PCI Hotplug Controller");
+	aml_name(b, "_CRS");
+	aml_restemplate(b, &crs);
+	aml_memory32_fixed(b, true, (uint32_t)BH_HOTPLUG_MMIO_ADDR,
+			   (uint32_t)BH_HOTPLUG_MMIO_SIZE);
+	aml_restemplate_end(b, crs);
+	aml_mutex(b, "BLCK", 0);
+	aml_opregion_memory(b, "PCST", BH_HOTPLUG_MMIO_ADDR,
+			    BH_HOTPLUG_REGS_LEN);
+	aml_field(b, "PCST", AML_FIELD_DWORD_ACC | AML_FIELD_WRITE_AS_ZEROS,
+		  regs, sizeof(regs) / sizeof(regs[0]));
+
+	/* PCEJ(slot, segment): B0EJ = 1 << slot */
+	aml_method(b, "PCEJ", 2, &m);
+	aml_acquire(b, "BLCK", ACQUIRE_FOREVER);
+	aml_op(b, AML_OP_STORE);
+	aml_arg(b, 1);
+	aml_namestring(b, "PSEG");
+	aml_op(b, AML_OP_SHIFT_LEFT);
+	aml_integer(b, 1);
+	aml_arg(b, 0);
+	aml_namestring(b, "B0EJ");
+	aml_release(b, "BLCK");
+	aml_end(b, m);
+
+	/* PSCN(): each register is read once, which clears it. */
+	aml_method(b, "PSCN", 0, &m);
+	aml_acquire(b, "BLCK", ACQUIRE_FOREVER);
+	aml_op(b, AML_OP_STORE);
+	aml_integer(b, 0);
+	aml_namestring(b, "PSEG");
+	aml_call(b, "\\_SB.PCI0.DVNT");
+	aml_namestring(b, "PCIU");
+	aml_integer(b, NOTIFY_DEVICE_CHECK);
+	aml_call(b, "\\_SB.PCI0.DVNT");
+	aml_namestring(b, "PCID");
+	aml_integer(b, NOTIFY_EJECT_REQUEST);
+	aml_release(b, "BLCK");
+	aml_end(b, m);
+	return aml_end(b, dev);
+}
+
+/*
+ * The hotplug event: a second generic event device, on its own interrupt
+ * so that the power button's stays as simple as it is. _EVT reads (and so
+ * clears) GDAT and scans the slots if the runner asked for it.
+ */
+static int dsdt_ged_hotplug(struct aml_buf *b)
+{
+	aml_mark dev, crs, evt, cond;
+
+	aml_device(b, "GED1", &dev);
+	aml_name(b, "_HID");
+	aml_string(b, "ACPI0013");
+	aml_name(b, "_UID");
+	aml_integer(b, 1);
+	aml_name(b, "_CRS");
+	aml_restemplate(b, &crs);
+	aml_interrupt(b, true, false, BH_IRQ_GED_HOTPLUG);
+	aml_restemplate_end(b, crs);
+	aml_method(b, "_EVT", 1, &evt);
+	aml_op(b, AML_OP_STORE);
+	aml_namestring(b, "\\_SB.PHPR.GDAT");
+	aml_local(b, 0);
+	aml_if(b, &cond);
+	aml_op(b, AML_OP_AND);
+	aml_local(b, 0);
+	aml_integer(b, BH_GED_PCI_HOTPLUG);
+	aml_no_target(b);
+	aml_call(b, "\\_SB.PHPR.PSCN");
+	aml_end(b, cond);
+	aml_end(b, evt);
+	return aml_end(b, dev);
+}
+
 static int dsdt_pci0(struct aml_buf *b)
 {
 	aml_mark dev, crs;
@@ -191,6 +343,7 @@ static int dsdt_pci0(struct aml_buf *b)
 	    b, AML_MEM_NONCACHEABLE, true, (uint32_t)BH_PCI_MMIO32_START,
 	    (uint32_t)(BH_PCI_MMIO32_START + BH_PCI_MMIO32_SIZE - 1));
 	aml_restemplate_end(b, crs);
+	dsdt_pci0_slots(b);
 	return aml_end(b, dev);
 }
 
@@ -278,10 +431,13 @@ static int dsdt_aml(struct aml_buf *b)
 	aml_end(b, pkg);
 
 	aml_scope(b, "\\_SB", &sb);
+	/* Before PCI0, whose slots' _EJ0 call into it. */
+	dsdt_phpr(b);
 	dsdt_pci0(b);
 	dsdt_com1(b);
 	dsdt_rtc(b);
 	dsdt_power_button(b);
+	dsdt_ged_hotplug(b);
 	return aml_end(b, sb);
 }
 

@@ -22,6 +22,16 @@
 #define AML_MULTI_NAME	     0x2f
 #define AML_EXT_OP_PREFIX    0x5b
 #define AML_DEVICE_OP	     0x82 /* after AML_EXT_OP_PREFIX */
+#define AML_MUTEX_OP	     0x01 /* after AML_EXT_OP_PREFIX */
+#define AML_ACQUIRE_OP	     0x23 /* after AML_EXT_OP_PREFIX */
+#define AML_RELEASE_OP	     0x27 /* after AML_EXT_OP_PREFIX */
+#define AML_OPREGION_OP	     0x80 /* after AML_EXT_OP_PREFIX */
+#define AML_FIELD_OP	     0x81 /* after AML_EXT_OP_PREFIX */
+#define AML_IF_OP	     0xa0
+#define AML_LOCAL0_OP	     0x60
+#define AML_ARG0_OP	     0x68
+#define AML_REGION_MEMORY    0x00
+#define AML_SYNC_LEVEL_MAX   15
 #define AML_ROOT_CHAR	     '\\'
 #define AML_PARENT_PREFIX    '^'
 #define AML_NULL_NAME	     0x00
@@ -34,6 +44,7 @@
 #define RES_WORD_ADDR	   0x88
 #define RES_QWORD_ADDR	   0x8a
 #define RES_EXT_IRQ	   0x89 /* large item 0x09 */
+#define RES_MEM32_FIXED	   0x86 /* large item 0x06 */
 #define RES_IRQ_CONSUMER   (1u << 0)
 #define RES_IRQ_EDGE	   (1u << 1)
 #define RES_IRQ_ACTIVE_LOW (1u << 2)
@@ -344,6 +355,138 @@ int aml_notify(struct aml_buf *b, const char *path, uint64_t value)
 	return aml_integer(b, value);
 }
 
+int aml_op(struct aml_buf *b, enum aml_op op)
+{
+	return byte(b, (uint8_t)op);
+}
+
+int aml_no_target(struct aml_buf *b)
+{
+	return byte(b, AML_NULL_NAME);
+}
+
+int aml_arg(struct aml_buf *b, unsigned int n)
+{
+	if (n > 6)
+		return fail(b, -EINVAL);
+	return byte(b, (uint8_t)(AML_ARG0_OP + n));
+}
+
+int aml_local(struct aml_buf *b, unsigned int n)
+{
+	if (n > 7)
+		return fail(b, -EINVAL);
+	return byte(b, (uint8_t)(AML_LOCAL0_OP + n));
+}
+
+int aml_if(struct aml_buf *b, aml_mark *m)
+{
+	byte(b, AML_IF_OP);
+	*m = b->len;
+	return b->err;
+}
+
+int aml_call(struct aml_buf *b, const char *path)
+{
+	return aml_namestring(b, path);
+}
+
+int aml_opregion_memory(struct aml_buf *b, const char *name, uint64_t base,
+			uint64_t len)
+{
+	byte(b, AML_EXT_OP_PREFIX);
+	byte(b, AML_OPREGION_OP);
+	aml_namestring(b, name);
+	byte(b, AML_REGION_MEMORY);
+	aml_integer(b, base);
+	return aml_integer(b, len);
+}
+
+/*
+ * The width of a field unit: a PkgLength-style number of bits that, unlike
+ * a PkgLength, does not count its own bytes.
+ */
+static int field_bits(struct aml_buf *b, unsigned int bits)
+{
+	uint8_t out[4];
+
+	if (bits == 0 || bits > AML_PKGLEN_MAX)
+		return fail(b, -EINVAL);
+	if (bits <= 0x3f)
+		return byte(b, (uint8_t)bits);
+	out[0] = (uint8_t)(bits & 0x0f);
+	if (bits <= 0xfff) {
+		out[0] |= 1u << 6;
+		out[1] = (uint8_t)(bits >> 4);
+		return aml_bytes(b, out, 2);
+	}
+	if (bits <= 0xfffff) {
+		out[0] |= 2u << 6;
+		out[1] = (uint8_t)(bits >> 4);
+		out[2] = (uint8_t)(bits >> 12);
+		return aml_bytes(b, out, 3);
+	}
+	out[0] |= 3u << 6;
+	out[1] = (uint8_t)(bits >> 4);
+	out[2] = (uint8_t)(bits >> 12);
+	out[3] = (uint8_t)(bits >> 20);
+	return aml_bytes(b, out, 4);
+}
+
+int aml_field(struct aml_buf *b, const char *region, uint8_t flags,
+	      const struct aml_field_unit *units, size_t n)
+{
+	aml_mark m;
+
+	byte(b, AML_EXT_OP_PREFIX);
+	byte(b, AML_FIELD_OP);
+	m = b->len;
+	aml_namestring(b, region);
+	byte(b, flags);
+	for (size_t i = 0; i < n; i++) {
+		const char *p = units[i].name;
+
+		if (!p) {
+			byte(b, AML_NULL_NAME); /* ReservedField */
+		} else {
+			/* A NameSeg, never a path. */
+			if (count_segments(p) != 1)
+				return fail(b, -EINVAL);
+			nameseg(b, &p);
+		}
+		field_bits(b, units[i].bits);
+	}
+	return aml_end(b, m);
+}
+
+int aml_mutex(struct aml_buf *b, const char *name, unsigned int sync_level)
+{
+	byte(b, AML_EXT_OP_PREFIX);
+	byte(b, AML_MUTEX_OP);
+	aml_namestring(b, name);
+	if (sync_level > AML_SYNC_LEVEL_MAX)
+		return fail(b, -EINVAL);
+	return byte(b, (uint8_t)sync_level);
+}
+
+int aml_acquire(struct aml_buf *b, const char *name, uint16_t timeout_ms)
+{
+	uint8_t t[2];
+
+	byte(b, AML_EXT_OP_PREFIX);
+	byte(b, AML_ACQUIRE_OP);
+	aml_namestring(b, name);
+	le(t, timeout_ms, 2);
+	return aml_bytes(b, t, 2);
+}
+
+int aml_release(struct aml_buf *b, const char *name)
+{
+	byte(b, AML_EXT_OP_PREFIX);
+	byte(b, AML_RELEASE_OP);
+	return aml_namestring(b, name);
+}
+
 int aml_package(struct aml_buf *b, unsigned int nelem, aml_mark *m)
 {
 	byte(b, AML_PACKAGE_OP);
@@ -446,6 +589,17 @@ int aml_interrupt(struct aml_buf *b, bool edge, bool active_low, uint32_t gsi)
 	       (active_low ? RES_IRQ_ACTIVE_LOW : 0);
 	d[4] = 1;
 	le(d + 5, gsi, 4);
+	return aml_bytes(b, d, sizeof(d));
+}
+
+int aml_memory32_fixed(struct aml_buf *b, bool rw, uint32_t base, uint32_t len)
+{
+	uint8_t d[12] = { RES_MEM32_FIXED };
+
+	le(d + 1, 9, 2);
+	d[3] = rw ? 1 : 0;
+	le(d + 4, base, 4);
+	le(d + 8, len, 4);
 	return aml_bytes(b, d, sizeof(d));
 }
 

@@ -76,6 +76,50 @@ int aml_method(struct aml_buf *b, const char *path, unsigned int nargs,
 	       aml_mark *m);
 /* Notify(path, value) */
 int aml_notify(struct aml_buf *b, const char *path, uint64_t value);
+/*
+ * Operators whose operands the caller appends after them, in the order of
+ * ACPI 6.x 20.2.5: Store(source, destination), And(a, b, target),
+ * ShiftLeft(value, count, target), LEqual(a, b), Notify(object, value).
+ * An operator's result needs a target: aml_no_target() when it is unused.
+ */
+enum aml_op {
+	AML_OP_STORE = 0x70,
+	AML_OP_SHIFT_LEFT = 0x79,
+	AML_OP_AND = 0x7b,
+	AML_OP_NOTIFY = 0x86,
+	AML_OP_LEQUAL = 0x93,
+};
+int aml_op(struct aml_buf *b, enum aml_op op);
+int aml_no_target(struct aml_buf *b);
+/* Arg0-Arg6 and Local0-Local7 as operands; -EINVAL beyond. */
+int aml_arg(struct aml_buf *b, unsigned int n);
+int aml_local(struct aml_buf *b, unsigned int n);
+/* If(predicate) { ... }: the caller appends the predicate, then the body;
+ * close with aml_end. */
+int aml_if(struct aml_buf *b, aml_mark *m);
+/* A method call: the path; the caller appends as many arguments as the
+ * method takes. */
+int aml_call(struct aml_buf *b, const char *path);
+
+/* OperationRegion(name, SystemMemory, base, len) */
+int aml_opregion_memory(struct aml_buf *b, const char *name, uint64_t base,
+			uint64_t len);
+/* Field access types and update rules (FieldFlags, 19.6.48). */
+#define AML_FIELD_DWORD_ACC	 0x03
+#define AML_FIELD_WRITE_AS_ZEROS 0x40
+/* One unit of a Field: name NULL for bits skipped (Offset()). */
+struct aml_field_unit {
+	const char *name; /* a single NameSeg */
+	unsigned int bits;
+};
+/* Field(region, flags) { units }, NoLock. */
+int aml_field(struct aml_buf *b, const char *region, uint8_t flags,
+	      const struct aml_field_unit *units, size_t n);
+/* Mutex(name, sync_level), Acquire(name, timeout_ms), Release(name). */
+int aml_mutex(struct aml_buf *b, const char *name, unsigned int sync_level);
+int aml_acquire(struct aml_buf *b, const char *name, uint16_t timeout_ms);
+int aml_release(struct aml_buf *b, const char *name);
+
 /* Package(nelem) { ... }; the caller appends nelem objects. */
 int aml_package(struct aml_buf *b, unsigned int nelem, aml_mark *m);
 int aml_end(struct aml_buf *b, aml_mark m);
@@ -100,6 +144,8 @@ int aml_irq_noflags(struct aml_buf *b, unsigned int irq);
 /* Interrupt(ResourceConsumer, Edge|Level, ActiveHigh|ActiveLow, Exclusive)
  * { gsi } */
 int aml_interrupt(struct aml_buf *b, bool edge, bool active_low, uint32_t gsi);
+/* Memory32Fixed(ReadWrite or ReadOnly, base, len): a range consumed. */
+int aml_memory32_fixed(struct aml_buf *b, bool rw, uint32_t base, uint32_t len);
 /*
  * Address space descriptors of a producer (a bridge), fixed minimum and
  * maximum, positive decode, granularity and translation 0, length

@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,6 +143,31 @@ out:
 	return r;
 }
 
+/* A request the runner refuses without ending: the controller hears why. */
+static int refuse(struct runner *rn, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int refuse(struct runner *rn, int err, const char *fmt, ...)
+{
+	Bh__Error e = BH__ERROR__INIT;
+	char msg[160];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	bh_warn("%s", msg);
+	e.code = -err;
+	e.message = msg;
+	return runner_send(rn, BH__MSG_TYPE__MSG_ERROR, &e.base);
+}
+
+/*
+ * Before RUNNER_START the devices of the configuration; after it a hotplug:
+ * the device is published, then the guest is told. A hotplug the runner
+ * cannot do (slot or index in use, KVM refusing) is refused with MSG_ERROR
+ * and the VM runs on; a malformed description ends the runner as always.
+ */
 static int h_add_device(void *ctx, const ProtobufCMessage *m,
 			struct bh_frame *f)
 {
@@ -149,12 +175,13 @@ static int h_add_device(void *ctx, const ProtobufCMessage *m,
 	const Bh__VirtioDevice *dv = a->device;
 	struct runner *rn = ctx;
 	int fds[2 * BH_MAX_QUEUES];
+	int hot = rn->state != RS_READY;
 	struct bh_vpci *d;
 	int r;
 
 	if (!dv || !dv->num_queues || dv->num_queues > BH_MAX_QUEUES ||
 	    f->nfds != 2 * dv->num_queues || dv->pci_slot == 0 ||
-	    dv->pci_slot >= BH_PCI_SLOTS || dv->index != rn->nvdevs) {
+	    dv->pci_slot >= BH_PCI_SLOTS || dv->index >= BH_MAX_DEVICES) {
 		bh_err("add-device: bad description (%u fds)", f->nfds);
 		return -EINVAL;
 	}
@@ -164,28 +191,73 @@ static int h_add_device(void *ctx, const ProtobufCMessage *m,
 			   dv->device_features, dv->num_queues,
 			   dv->max_queue_size, dv->config.data, dv->config.len,
 			   dv->id, fds, &d);
+	if (r < 0 && hot)
+		return refuse(rn, r, "add-device %s (index %u, slot %u): %s",
+			      dv->id, dv->index, dv->pci_slot, strerror(-r));
 	if (r < 0) {
 		bh_err("add-device %s: %s", dv->id, strerror(-r));
 		return r;
 	}
+	rn->removed &= ~(1u << dv->index);
 	bh_debug("virtio device %s (type %u) at 00:%02x.0", dv->id,
 		 dv->device_type, dv->pci_slot);
+	if (hot) {
+		bh_info("hotplug: %s at 00:%02x.0", dv->id, dv->pci_slot);
+		bh_hotplug_add(&rn->hotplug, dv->pci_slot);
+	}
 	return 0;
 }
 
-static struct bh_vpci *vdev(struct runner *rn, uint32_t index)
+/*
+ * Before RUNNER_START no guest knows the device: it goes at once. After
+ * it, the guest is asked, and the device goes when the guest ejects it
+ * (runner_hotplug_reap); asking again asks the guest again.
+ */
+static int h_remove_device(void *ctx, const ProtobufCMessage *m,
+			   struct bh_frame *f)
 {
-	return index < rn->nvdevs ? rn->vdevs[index] : NULL;
+	const Bh__RunnerRemoveDevice *q = (const Bh__RunnerRemoveDevice *)m;
+	struct runner *rn = ctx;
+	struct bh_vpci *d;
+
+	(void)f;
+	d = q->index < BH_MAX_DEVICES ? rn->vdevs[q->index] : NULL;
+	if (!d)
+		return refuse(rn, -ENOENT, "remove-device: no device %u",
+			      q->index);
+	if (rn->state == RS_READY)
+		return runner_device_remove(rn, q->index);
+	bh_info("hotplug: asking the guest to eject %s at 00:%02x.0", d->id,
+		d->slot);
+	return bh_hotplug_remove(&rn->hotplug, d->slot);
+}
+
+/*
+ * The device a message names, or NULL. A message may cross the device's
+ * removal on the socket; one for a device removed is dropped (ret 0), one
+ * for an index never used is the controller's error (-EINVAL).
+ */
+static struct bh_vpci *vdev(struct runner *rn, uint32_t index, int *ret)
+{
+	struct bh_vpci *d = index < BH_MAX_DEVICES ? rn->vdevs[index] : NULL;
+
+	*ret = 0;
+	if (!d && !(index < BH_MAX_DEVICES && (rn->removed & (1u << index))))
+		*ret = -EINVAL;
+	else if (!d)
+		bh_debug("message for removed device %u dropped", index);
+	return d;
 }
 
 static int h_reset_done(void *ctx, const ProtobufCMessage *m,
 			struct bh_frame *f)
 {
 	const Bh__VirtioDeviceRef *ref = (const Bh__VirtioDeviceRef *)m;
-	struct bh_vpci *d = vdev(ctx, ref->index);
+	int r;
+	struct bh_vpci *d = vdev(ctx, ref->index, &r);
 
 	if (!d)
-		return -EINVAL;
+		return r;
 	bh_vpci_reset_done(d);
 	return 0;
 }
@@ -194,10 +266,11 @@ static int h_needs_reset(void *ctx, const ProtobufCMessage *m,
 			 struct bh_frame *f)
 {
 	const Bh__VirtioDeviceRef *ref = (const Bh__VirtioDeviceRef *)m;
-	struct bh_vpci *d = vdev(ctx, ref->index);
+	int r;
+	struct bh_vpci *d = vdev(ctx, ref->index, &r);
 
 	if (!d)
-		return -EINVAL;
+		return r;
 	bh_vpci_needs_reset(d, ref->reason);
 	return 0;
 }
@@ -206,10 +279,13 @@ static int h_config_update(void *ctx, const ProtobufCMessage *m,
 			   struct bh_frame *f)
 {
 	const Bh__VirtioConfigUpdate *u = (const Bh__VirtioConfigUpdate *)m;
-	struct bh_vpci *d = vdev(ctx, u->index);
+	int r;
+	struct bh_vpci *d = vdev(ctx, u->index, &r);
 
-	if (!d || u->config.len > BH_VIRTIO_CONFIG_MAX)
+	if (u->config.len > BH_VIRTIO_CONFIG_MAX)
 		return -EINVAL;
+	if (!d)
+		return r;
 	bh_vpci_config_update(d, u->config.data, u->config.len, u->notify);
 	return 0;
 }
@@ -378,9 +454,14 @@ static const struct bh_handler runner_handlers[] = {
 	  &bh__runner_setup__descriptor, h_setup, "runner-setup" },
 	{ BH__MSG_TYPE__MSG_RUNNER_PROBE, BH_STATE(RS_CONFIG), 0,
 	  &bh__runner_probe__descriptor, h_probe, "runner-probe" },
-	{ BH__MSG_TYPE__MSG_RUNNER_ADD_DEVICE, BH_STATE(RS_READY),
+	{ BH__MSG_TYPE__MSG_RUNNER_ADD_DEVICE,
+	  BH_STATE(RS_READY) | BH_STATE(RS_RUNNING) | BH_STATE(RS_PAUSED),
 	  BH_NFDS_VARIABLE, &bh__runner_add_device__descriptor, h_add_device,
 	  "runner-add-device" },
+	{ BH__MSG_TYPE__MSG_RUNNER_REMOVE_DEVICE,
+	  BH_STATE(RS_READY) | BH_STATE(RS_RUNNING) | BH_STATE(RS_PAUSED), 0,
+	  &bh__runner_remove_device__descriptor, h_remove_device,
+	  "runner-remove-device" },
 	{ BH__MSG_TYPE__MSG_VIRTIO_RESET_DONE, VM_LIVE, 0,
 	  &bh__virtio_device_ref__descriptor, h_reset_done,
 	  "virtio-reset-done" },
@@ -527,6 +608,8 @@ static int serve(struct runner *rn)
 			if (read(rn->wake_fd, &wakes, sizeof(wakes)) < 0 &&
 			    errno != EAGAIN)
 				bh_warn("wake-up eventfd: %s", strerror(errno));
+			/* Or a vCPU saw the guest eject a device. */
+			runner_hotplug_reap(rn);
 			if (!flush_at)
 				flush_at =
 				    bh_now_ns() + SERIAL_FLUSH_MS * 1000000ULL;
@@ -582,6 +665,7 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&rn.route_lock, NULL);
 	pthread_mutex_init(&rn.pause_lock, NULL);
 	pthread_cond_init(&rn.pause_cond, NULL);
+	bh_hotplug_init(&rn.hotplug, &runner_hotplug_ops, &rn);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (parse_args(argc, argv, &self_test) < 0)

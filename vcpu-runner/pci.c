@@ -36,6 +36,16 @@ int bh_pci_register(struct bh_pci *p, unsigned int slot,
 	return 0;
 }
 
+void bh_pci_unregister(struct bh_pci *p, unsigned int slot)
+{
+	if (slot == 0 || slot >= BH_PCI_SLOTS)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->fn_ops[slot] = NULL;
+	p->fn_opaque[slot] = NULL;
+	pthread_mutex_unlock(&p->lock);
+}
+
 /* Decodes the address register: 0 and the slot and register of an enabled
  * bus-0 function-0 access, else -1. */
 static int pci_selected(const struct bh_pci *p, unsigned int *slot,

@@ -28,6 +28,10 @@ void bh_pci_init(struct bh_pci *p);
  * -EBUSY. */
 int bh_pci_register(struct bh_pci *p, unsigned int slot,
 		    const struct bh_pci_fn_ops *ops, void *opaque);
+/* Takes the function at 00:slot.0 off the bus. Once it returns no vCPU is
+ * inside the function's callbacks (they run under the bus lock) or will
+ * enter them. */
+void bh_pci_unregister(struct bh_pci *p, unsigned int slot);
 /* Port offsets relative to 0xcf8: 0-3 address, 4-7 data; size 1, 2 or 4. */
 uint32_t bh_pci_read(struct bh_pci *p, unsigned int off, unsigned int size);
 void bh_pci_write(struct bh_pci *p, unsigned int off, unsigned int size,

@@ -12,6 +12,7 @@
 
 #include "cmos.h"
 #include "exitstats.h"
+#include "hotplug.h"
 #include "iobus.h"
 #include "pci.h"
 #include "uart.h"
@@ -35,6 +36,9 @@ struct bh_vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	int thread_started;
+	/* Odd while the thread handles an exit (atomic): see
+	 * runner_vcpus_quiesce. */
+	unsigned long exit_seq;
 	struct bh_exitstats stats;
 };
 
@@ -62,9 +66,20 @@ struct runner {
 	struct bh_uart uart;
 	struct bh_cmos cmos;
 	struct bh_pci pci;
+	/*
+	 * Devices by the controller's index; NULL where there is none. Only
+	 * the main thread adds and removes, while vCPU threads look devices
+	 * up on their MMIO exits. A device is published with a release
+	 * store once it is complete and read with acquire loads; to retire
+	 * one, the main thread unpublishes it, waits until no vCPU thread can
+	 * still be inside one of its handlers (runner_vcpus_quiesce), and
+	 * only then frees it. No lock on the exit path: a vCPU never waits
+	 * for an add or a remove.
+	 */
 	struct bh_vpci *vdevs[BH_MAX_DEVICES];
-	unsigned int nvdevs;
+	uint32_t removed;	    /* indices removed and not added again */
 	pthread_mutex_t route_lock; /* KVM_SET_GSI_ROUTING */
+	struct bh_hotplug hotplug;
 
 	pthread_barrier_t start;
 	/* Every vCPU thread has begun to run: glibc has set it up (rseq,
@@ -100,6 +115,10 @@ void runner_vcpus_stop(struct runner *rn);
  * -ETIMEDOUT after timeout_ms (the pause then stays requested). */
 int runner_vcpus_pause(struct runner *rn, int timeout_ms);
 void runner_vcpus_resume(struct runner *rn);
+/* Returns once every vCPU thread that was handling an exit when it was
+ * called has finished that exit: what it unpublished before is then out of
+ * every vCPU thread's reach. Main thread only. */
+void runner_vcpus_quiesce(struct runner *rn);
 /* Logs where each vCPU stands (debug level), e.g. when a guest hangs. */
 void runner_vcpus_log_state(struct runner *rn);
 void runner_guest_event(struct runner *rn, Bh__GuestEvent__Kind kind,
@@ -108,6 +127,14 @@ void runner_guest_event(struct runner *rn, Bh__GuestEvent__Kind kind,
 
 /* platform.c */
 int runner_platform_init(struct runner *rn, int serial);
+
+/* devices.c: hotplug on the main thread. */
+extern const struct bh_hotplug_ops runner_hotplug_ops;
+/* Removes the device at index: unpublished, vCPUs quiesced, torn down and
+ * freed, then RUNNER_DEVICE_REMOVED sent. */
+int runner_device_remove(struct runner *rn, uint32_t index);
+/* Removes what the guest ejected (after a wake-up). */
+void runner_hotplug_reap(struct runner *rn);
 
 /* seccomp.c */
 int runner_seccomp_install(void);

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include <bulkhead/log.h>
+#include <bulkhead/platform.h>
 #include <bulkhead/sandbox.h>
 #include <bulkhead/util.h>
 
@@ -85,10 +86,22 @@ static void handle_mmio(struct bh_vcpu *v)
 			   run->mmio.is_write ? BH_EXIT_MMIO_WRITE
 					      : BH_EXIT_MMIO_READ,
 			   run->mmio.phys_addr);
-	for (unsigned int i = 0; i < rn->nvdevs; i++) {
-		if (bh_vpci_claims(rn->vdevs[i], run->mmio.phys_addr, &off)) {
-			bh_vpci_mmio(rn->vdevs[i], off, run->mmio.data,
-				     run->mmio.len, run->mmio.is_write);
+	if (run->mmio.phys_addr >= BH_HOTPLUG_MMIO_ADDR &&
+	    run->mmio.phys_addr - BH_HOTPLUG_MMIO_ADDR < BH_HOTPLUG_MMIO_SIZE) {
+		bh_hotplug_mmio(
+		    &rn->hotplug, run->mmio.phys_addr - BH_HOTPLUG_MMIO_ADDR,
+		    run->mmio.data, run->mmio.len, run->mmio.is_write);
+		return;
+	}
+	for (unsigned int i = 0; i < BH_MAX_DEVICES; i++) {
+		/* Safe to use until this exit ends: see runner_vcpus_quiesce.
+		 */
+		struct bh_vpci *d =
+		    __atomic_load_n(&rn->vdevs[i], __ATOMIC_SEQ_CST);
+
+		if (d && bh_vpci_claims(d, run->mmio.phys_addr, &off)) {
+			bh_vpci_mmio(d, off, run->mmio.data, run->mmio.len,
+				     run->mmio.is_write);
 			return;
 		}
 	}
@@ -235,6 +248,7 @@ static void *vcpu_thread(void *arg)
 	struct bh_vcpu *v = arg;
 	struct runner *rn = v->rn;
 	sigset_t set;
+	int r;
 
 	pthread_barrier_wait(&rn->ready);
 	sigemptyset(&set);
@@ -260,7 +274,12 @@ static void *vcpu_thread(void *arg)
 					   v->id, strerror(errno));
 			break;
 		}
-		if (handle_exit(v))
+		/* Odd while the exit is handled: the main thread waits for
+		 * it to turn even before it frees a device it unpublished. */
+		__atomic_fetch_add(&v->exit_seq, 1, __ATOMIC_SEQ_CST);
+		r = handle_exit(v);
+		__atomic_fetch_add(&v->exit_seq, 1, __ATOMIC_SEQ_CST);
+		if (r)
 			break;
 	}
 	return NULL;
@@ -376,6 +395,35 @@ void runner_vcpus_resume(struct runner *rn)
 	__atomic_store_n(&rn->pause_req, 0, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&rn->pause_cond);
 	pthread_mutex_unlock(&rn->pause_lock);
+}
+
+/*
+ * The retire half of the device table (runner.h). A vCPU thread uses a
+ * device only while it handles one exit, and its exit_seq is odd all that
+ * time. The main thread has already unpublished the device (a sequentially
+ * consistent store) when it reads the counters (sequentially consistent
+ * loads): a thread whose counter is even then either ended its exit or had
+ * not begun it, and then finds the table without the device. A thread whose
+ * counter is odd may hold it: wait until its counter moves on. A vCPU in
+ * KVM_RUN or parked by a pause holds nothing, so none is kicked out.
+ */
+void runner_vcpus_quiesce(struct runner *rn)
+{
+	for (unsigned int i = 0; i < rn->nvcpus; i++) {
+		struct bh_vcpu *v = &rn->vcpus[i];
+		unsigned long seq;
+		struct timespec ts = { 0, 50000 };
+
+		if (!v->thread_started)
+			continue;
+		seq = __atomic_load_n(&v->exit_seq, __ATOMIC_SEQ_CST);
+		if (!(seq & 1))
+			continue;
+		/* An exit is short unless it waits for the controller; a
+		 * short sleep keeps the main thread off the vCPU's core. */
+		while (__atomic_load_n(&v->exit_seq, __ATOMIC_SEQ_CST) == seq)
+			nanosleep(&ts, NULL);
+	}
 }
 
 void runner_vcpus_log_state(struct runner *rn)

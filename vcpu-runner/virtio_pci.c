@@ -215,9 +215,12 @@ int bh_vpci_update_routing(struct runner *rn)
 			n++;
 		}
 	}
-	for (unsigned int i = 0; i < rn->nvdevs; i++) {
-		const struct bh_vpci *d = rn->vdevs[i];
+	for (unsigned int i = 0; i < BH_MAX_DEVICES; i++) {
+		const struct bh_vpci *d =
+		    __atomic_load_n(&rn->vdevs[i], __ATOMIC_ACQUIRE);
 
+		if (!d)
+			continue;
 		/* Read without the device's lock: a torn entry is rewritten
 		 * by the guest's next table write, which routes again. */
 		if (!(d->msix_ctrl & MSIX_ENABLE))
@@ -713,7 +716,7 @@ int bh_vpci_create(struct runner *rn, uint32_t index, uint32_t type,
 
 	if (!nq || nq > BH_MAX_QUEUES || config_len > BH_VIRTIO_CONFIG_MAX ||
 	    !max_qsize || max_qsize > BH_MAX_QUEUE_SIZE ||
-	    rn->nvdevs >= BH_MAX_DEVICES) {
+	    index >= BH_MAX_DEVICES || rn->vdevs[index]) {
 		for (unsigned int i = 0; i < 2 * nq && i < 2 * BH_MAX_QUEUES;
 		     i++)
 			close(fds[i]);
@@ -732,12 +735,15 @@ int bh_vpci_create(struct runner *rn, uint32_t index, uint32_t type,
 	d->dev_features = features;
 	d->nq = (uint16_t)nq;
 	d->max_qsize =
-	    (uint16_t)(max_qsize > BH_MAX_QUEUE_SIZE ? 32768 : max_qsize);
+	    (uint16_t)(max_qsize > BH_MAX_QUEUE_SIZE ? BH_MAX_QUEUE_SIZE
+						     : max_qsize);
 	if (config_len) /* NULL for a device without config space */
 		memcpy(d->config, config, config_len);
 	d->config_len = (uint32_t)config_len;
 	d->nvec = nq + 1;
-	d->gsi_base = GSI_BASE + rn->nvdevs * BH_VPCI_MAX_VECTORS;
+	/* GSIs by index and the BAR by slot: each a fixed window, so what a
+	 * removed device held is free again without any bookkeeping. */
+	d->gsi_base = GSI_BASE + index * BH_VPCI_MAX_VECTORS;
 	for (unsigned int q = 0; q < nq; q++) {
 		d->q[q].kick_fd = fds[q];
 		d->q[q].call_fd = fds[nq + q];
@@ -759,7 +765,38 @@ int bh_vpci_create(struct runner *rn, uint32_t index, uint32_t type,
 		free(d);
 		return r;
 	}
-	rn->vdevs[rn->nvdevs++] = d;
+	/* Published last, complete: vCPU threads may find it from here on. */
+	__atomic_store_n(&rn->vdevs[index], d, __ATOMIC_RELEASE);
 	*out = d;
 	return 0;
+}
+
+void bh_vpci_unpublish(struct bh_vpci *d)
+{
+	struct runner *rn = d->rn;
+
+	bh_pci_unregister(&rn->pci, d->slot);
+	__atomic_store_n(&rn->vdevs[d->index], NULL, __ATOMIC_SEQ_CST);
+}
+
+void bh_vpci_destroy(struct bh_vpci *d)
+{
+	pthread_mutex_lock(&d->lock);
+	for (unsigned int q = 0; q < d->nq; q++) {
+		queue_irqfd_off(d, q);
+		/* KVM holds its own reference to an ioeventfd's eventfd until
+		 * it is deassigned: closing the fd alone would leave the
+		 * notify address signalling a file nobody reads. */
+		if (d->notify_base && ioeventfd(d, d->notify_base, q, 1) < 0)
+			bh_warn("%s: cannot remove queue %u's notification: %s",
+				d->id, q, strerror(errno));
+		close(d->q[q].kick_fd);
+		close(d->q[q].call_fd);
+		d->q[q].kick_fd = d->q[q].call_fd = -1;
+	}
+	d->notify_base = 0;
+	pthread_mutex_unlock(&d->lock);
+	pthread_mutex_destroy(&d->lock);
+	pthread_mutex_destroy(&d->out_lock);
+	free(d);
 }

@@ -72,6 +72,17 @@ int bh_vpci_create(struct runner *rn, uint32_t index, uint32_t type,
 		   size_t config_len, const char *id, const int *fds,
 		   struct bh_vpci **out);
 
+/*
+ * Hot removal, on the main thread, in this order: bh_vpci_unpublish takes
+ * the device off the PCI bus and out of the device table; once no vCPU
+ * thread can be inside its handlers any more (runner_vcpus_quiesce),
+ * bh_vpci_destroy unregisters its ioeventfds and irqfds, closes its
+ * eventfds and frees it. Its MSI routes go with the next
+ * bh_vpci_update_routing, which no longer finds it.
+ */
+void bh_vpci_unpublish(struct bh_vpci *d);
+void bh_vpci_destroy(struct bh_vpci *d);
+
 /* A guest access to BAR0 at off (0 <= off < BH_VPCI_BAR_SIZE). */
 void bh_vpci_mmio(struct bh_vpci *d, uint64_t off, uint8_t *data,
 		  unsigned int len, int is_write);

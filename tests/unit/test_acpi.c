@@ -153,6 +153,27 @@ static void test_dsdt(void **state)
 				      0x04, 0x0a, 0x05, 0x00, 0x00, 0x00 };
 	/* Scope(\_SB_) */
 	static const uint8_t sb[] = { '\\', '_', 'S', 'B', '_' };
+	/* OperationRegion(PCST, SystemMemory, BH_HOTPLUG_MMIO_ADDR, 0x14) */
+	static const uint8_t region[] = {
+		0x5b,
+		0x80,
+		'P',
+		'C',
+		'S',
+		'T',
+		0x00,
+		0x0c,
+		(uint8_t)BH_HOTPLUG_MMIO_ADDR,
+		(uint8_t)(BH_HOTPLUG_MMIO_ADDR >> 8),
+		(uint8_t)(BH_HOTPLUG_MMIO_ADDR >> 16),
+		(uint8_t)(BH_HOTPLUG_MMIO_ADDR >> 24),
+		0x0a,
+		BH_HOTPLUG_REGS_LEN,
+	};
+	/* Interrupt(ResourceConsumer, Edge, ActiveHigh, Exclusive) {16} */
+	static const uint8_t ged_irq[] = { 0x89, 0x06, 0x00,
+					   0x03, 0x01, BH_IRQ_GED_HOTPLUG,
+					   0,	 0,    0 };
 	struct tables t;
 	const uint8_t *d;
 	size_t len;
@@ -173,6 +194,18 @@ static void test_dsdt(void **state)
 	assert_non_null(memmem(d, len, pnp0a03, sizeof(pnp0a03)));
 	assert_non_null(memmem(d, len, pnp0501, sizeof(pnp0501)));
 	assert_non_null(memmem(d, len, "_CRS", 4));
+	/* PCI hotplug: the register block, its event device, the slots. */
+	assert_non_null(memmem(d, len, "PHPR", 4));
+	assert_non_null(memmem(d, len, "GED1", 4));
+	assert_non_null(memmem(d, len, "PCEJ", 4));
+	assert_non_null(memmem(d, len, "PSCN", 4));
+	assert_non_null(memmem(d, len, "DVNT", 4));
+	assert_non_null(memmem(d, len, "S01_", 4));
+	assert_non_null(memmem(d, len, "S1F_", 4));
+	assert_null(memmem(d, len, "S00_", 4));
+	assert_null(memmem(d, len, "S20_", 4));
+	assert_non_null(memmem(d, len, region, sizeof(region)));
+	assert_non_null(memmem(d, len, ged_irq, sizeof(ged_irq)));
 	/* The body starts right after the header with the Name of _S5_. */
 	assert_memory_equal(d + 36, s5, sizeof(s5));
 	free_tables(&t);
@@ -392,6 +425,102 @@ static void test_restemplate_com1(void **state)
 	assert_int_equal(sum8(mem + 4, sizeof(want) - 4), 0);
 }
 
+/*
+ * Method(PCEJ, 2) {
+ *     Acquire(BLCK, 0xFFFF)
+ *     If (Arg0 & 0x02) { Notify(S01, Arg1) }
+ *     B0EJ = One << Arg0
+ *     Local7 = Arg6
+ *     Release(BLCK)
+ * }
+ * Field(PCST, DWordAcc, NoLock, WriteAsZeros) { PCIU, 32, , 64, BIG, 300 }
+ * Mutex(BLCK, 15)
+ */
+static void test_methods_fields(void **state)
+{
+	static const uint8_t want[] = {
+		0x14, 0x2b, 'P',  'C',	'E',  'J',  0x02, /* Method */
+		0x5b, 0x23, 'B',  'L',	'C',  'K',  0xff,
+		0xff,					  /* Acquire */
+		0xa0, 0x0c, 0x7b, 0x68, 0x0a, 0x02, 0x00, /* If (And) */
+		0x86, 'S',  '0',  '1',	'_',  0x69,	  /* Notify */
+		0x79, 0x01, 0x68, 'B',	'0',  'E',  'J',  /* ShiftLeft */
+		0x70, 0x6e, 0x67,			  /* Store */
+		0x5b, 0x27, 'B',  'L',	'C',  'K',	  /* Release */
+		0x5b, 0x81, 0x14, 'P',	'C',  'S',  'T',
+		0x43, /* Field */
+		'P',  'C',  'I',  'U',	0x20, 0x00, 0x40,
+		0x04,				    /* 64: two bytes */
+		'B',  'I',  'G',  '_',	0x4c, 0x12, /* 300 bits: two bytes */
+		0x5b, 0x01, 'B',  'L',	'C',  'K',  0x0f, /* Mutex */
+	};
+	static const struct aml_field_unit units[] = {
+		{ "PCIU", 32 },
+		{ NULL, 64 },
+		{ "BIG", 300 },
+	};
+	uint8_t mem[128];
+	struct aml_buf b;
+	aml_mark m, c;
+
+	(void)state;
+	aml_buf_init(&b, mem, sizeof(mem));
+	aml_method(&b, "PCEJ", 2, &m);
+	aml_acquire(&b, "BLCK", 0xffff);
+	aml_if(&b, &c);
+	aml_op(&b, AML_OP_AND);
+	aml_arg(&b, 0);
+	aml_integer(&b, 2);
+	aml_no_target(&b);
+	aml_op(&b, AML_OP_NOTIFY);
+	aml_namestring(&b, "S01");
+	aml_arg(&b, 1);
+	aml_end(&b, c);
+	aml_op(&b, AML_OP_SHIFT_LEFT);
+	aml_integer(&b, 1);
+	aml_arg(&b, 0);
+	aml_namestring(&b, "B0EJ");
+	aml_op(&b, AML_OP_STORE);
+	aml_arg(&b, 6);
+	aml_local(&b, 7);
+	aml_release(&b, "BLCK");
+	aml_end(&b, m);
+	aml_field(&b, "PCST", AML_FIELD_DWORD_ACC | AML_FIELD_WRITE_AS_ZEROS,
+		  units, 3);
+	aml_mutex(&b, "BLCK", 15);
+	check_aml(&b, want, sizeof(want));
+
+	/* Out of range operands stick as errors. */
+	aml_buf_init(&b, mem, sizeof(mem));
+	assert_int_equal(aml_arg(&b, 7), -EINVAL);
+	aml_buf_init(&b, mem, sizeof(mem));
+	assert_int_equal(aml_local(&b, 8), -EINVAL);
+	aml_buf_init(&b, mem, sizeof(mem));
+	assert_int_equal(aml_mutex(&b, "BLCK", 16), -EINVAL);
+	aml_buf_init(&b, mem, sizeof(mem));
+	assert_int_equal(
+	    aml_field(&b, "PCST", 0, &(struct aml_field_unit){ "A.B", 8 }, 1),
+	    -EINVAL);
+	aml_buf_init(&b, mem, sizeof(mem));
+	assert_int_equal(
+	    aml_field(&b, "PCST", 0, &(struct aml_field_unit){ "AB", 0 }, 1),
+	    -EINVAL);
+}
+
+/* Memory32Fixed(ReadWrite, 0xFEB00000, 0x1000) */
+static void test_memory32_fixed(void **state)
+{
+	static const uint8_t want[] = { 0x86, 0x09, 0x00, 0x01, 0x00, 0x00,
+					0xb0, 0xfe, 0x00, 0x10, 0x00, 0x00 };
+	uint8_t mem[16];
+	struct aml_buf b;
+
+	(void)state;
+	aml_buf_init(&b, mem, sizeof(mem));
+	assert_int_equal(aml_memory32_fixed(&b, true, 0xfeb00000u, 0x1000), 0);
+	check_aml(&b, want, sizeof(want));
+}
+
 /* The PCI root bridge's windows, field by field. */
 static void test_address_descriptors(void **state)
 {
@@ -588,6 +717,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_nested_pkglen),
 		cmocka_unit_test(test_restemplate_com1),
 		cmocka_unit_test(test_address_descriptors),
+		cmocka_unit_test(test_methods_fields),
+		cmocka_unit_test(test_memory32_fixed),
 		cmocka_unit_test(test_namestring),
 		cmocka_unit_test(test_integer_string),
 		cmocka_unit_test(test_sticky_error),

@@ -1,7 +1,9 @@
 /* Unit tests of the runner's virtio-pci transport, driven the way Linux's
- * virtio_pci_modern driver drives it, without KVM (ioctls fail harmlessly
- * on a closed VM fd). */
+ * virtio_pci_modern driver drives it, and of hot add and removal, without
+ * KVM (ioctls fail harmlessly on a closed VM fd). */
 #include <errno.h>
+#include <fcntl.h>
+#include <bulkhead/platform.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +23,15 @@ static uint16_t sent_types[16];
 static unsigned int nsent;
 static Bh__VirtioActivate *last_activate;
 static struct bh_vpci *sending_dev; /* the fixture's device */
+static Bh__RunnerDeviceRemoved *last_removed;
+static unsigned int nquiesce;
+
+/* The vCPU side of a removal: no vCPU threads here, only the count. */
+void runner_vcpus_quiesce(struct runner *rn)
+{
+	(void)rn;
+	nquiesce++;
+}
 
 int runner_send(struct runner *rn, uint16_t type, const ProtobufCMessage *msg)
 {
@@ -43,6 +54,14 @@ int runner_send(struct runner *rn, uint16_t type, const ProtobufCMessage *msg)
 			bh__virtio_activate__free_unpacked(last_activate, NULL);
 		last_activate = bh__virtio_activate__unpack(NULL, len, buf);
 	}
+	if (type == BH__MSG_TYPE__MSG_RUNNER_DEVICE_REMOVED) {
+		len = protobuf_c_message_pack(msg, buf);
+		if (last_removed)
+			bh__runner_device_removed__free_unpacked(last_removed,
+								 NULL);
+		last_removed =
+		    bh__runner_device_removed__unpack(NULL, len, buf);
+	}
 	return 0;
 }
 
@@ -59,6 +78,9 @@ static int setup(void **state)
 
 	memset(&fx, 0, sizeof(fx));
 	fx.rn.vm = -1;
+	fx.rn.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	assert_true(fx.rn.wake_fd >= 0);
+	bh_hotplug_init(&fx.rn.hotplug, &runner_hotplug_ops, &fx.rn);
 	pthread_mutex_init(&fx.rn.route_lock, NULL);
 	bh_pci_init(&fx.rn.pci);
 	for (int i = 0; i < 4; i++) {
@@ -80,6 +102,10 @@ static int teardown(void **state)
 {
 	struct fixture *fx = *state;
 
+	close(fx->rn.wake_fd);
+	bh_hotplug_destroy(&fx->rn.hotplug);
+	if (!fx->d) /* the test removed it */
+		return 0;
 	for (unsigned int q = 0; q < fx->d->nq; q++) {
 		if (fx->d->q[q].kick_fd >= 0)
 			close(fx->d->q[q].kick_fd);
@@ -310,6 +336,9 @@ static void test_no_config_space(void **state)
 	(void)state;
 	memset(&fx, 0, sizeof(fx));
 	fx.rn.vm = -1;
+	fx.rn.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	assert_true(fx.rn.wake_fd >= 0);
+	bh_hotplug_init(&fx.rn.hotplug, &runner_hotplug_ops, &fx.rn);
 	pthread_mutex_init(&fx.rn.route_lock, NULL);
 	bh_pci_init(&fx.rn.pci);
 	for (int i = 0; i < 2; i++) {
@@ -324,6 +353,132 @@ static void test_no_config_space(void **state)
 	st = &fx;
 	teardown(&st);
 	pthread_mutex_destroy(&fx.rn.route_lock);
+}
+
+static int fd_open(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0;
+}
+
+static uint64_t wakes(struct fixture *fx)
+{
+	uint64_t n = 0;
+
+	if (read(fx->rn.wake_fd, &n, sizeof(n)) < 0)
+		return 0;
+	return n;
+}
+
+static void guest_eject(struct fixture *fx, uint32_t mask)
+{
+	uint8_t b[4];
+
+	memcpy(b, &mask, 4);
+	bh_hotplug_mmio(&fx->rn.hotplug, BH_HOTPLUG_B0EJ, b, 4, 1);
+}
+
+/*
+ * A hot removal as the runner does it: the guest is asked, an eject of
+ * another slot changes nothing, the eject of the device's slot wakes the
+ * main thread, which removes it: off the bus, out of the table, every
+ * eventfd closed, reported to the controller. Then the slot and index take
+ * a new device, with the same BAR and GSI windows.
+ */
+static void test_remove_and_reuse(void **state)
+{
+	struct fixture *fx = *state;
+	int old[4], fds[4];
+	uint64_t bar = fx->d->bar_lo;
+	unsigned int gsi = fx->d->gsi_base;
+	struct bh_vpci *d2;
+
+	for (unsigned int q = 0; q < 2; q++) {
+		old[q] = fx->d->q[q].kick_fd;
+		old[2 + q] = fx->d->q[q].call_fd;
+	}
+	/* Memory decoding on: the kicks sit at the BAR (as far as KVM
+	 * lets them here) and must be taken away again. */
+	cfg_write(fx, 0x04, 2, 0x0006);
+	assert_int_not_equal(fx->d->notify_base, 0);
+
+	assert_int_equal(bh_hotplug_remove(&fx->rn.hotplug, 1), 0);
+	guest_eject(fx, 1u << 2); /* not asked: ignored */
+	assert_int_equal(wakes(fx), 0);
+	runner_hotplug_reap(&fx->rn);
+	assert_ptr_equal(fx->rn.vdevs[0], fx->d);
+	assert_int_equal(fx->rn.hotplug.bad_ejects, 1);
+
+	sending_dev = NULL; /* about to be freed */
+	guest_eject(fx, 1u << 1);
+	assert_int_equal(wakes(fx), 1);
+	nsent = 0;
+	nquiesce = 0;
+	runner_hotplug_reap(&fx->rn);
+	fx->d = NULL;
+	assert_null(fx->rn.vdevs[0]);
+	assert_int_equal(nquiesce, 1);
+	assert_int_equal(nsent, 1);
+	assert_int_equal(sent_types[0],
+			 BH__MSG_TYPE__MSG_RUNNER_DEVICE_REMOVED);
+	assert_non_null(last_removed);
+	assert_int_equal(last_removed->index, 0);
+	assert_int_equal(last_removed->pci_slot, 1);
+	assert_true(fx->rn.removed & 1u);
+	for (unsigned int i = 0; i < 4; i++)
+		assert_false(fd_open(old[i]));
+	/* Nothing answers at 00:01.0 any more. */
+	assert_int_equal(cfg_read(fx, 0x00, 4), 0xffffffffu);
+	/* A second reap finds nothing. */
+	runner_hotplug_reap(&fx->rn);
+	assert_int_equal(nsent, 1);
+
+	/* The slot and the index are free again. */
+	for (int i = 0; i < 4; i++)
+		fds[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	assert_int_equal(bh_vpci_create(&fx->rn, 0, 4, 1, 1ULL << 32, 2, 64,
+					NULL, 0, "rng1", fds, &d2),
+			 0);
+	fx->d = d2;
+	assert_ptr_equal(fx->rn.vdevs[0], d2);
+	assert_int_equal(d2->bar_lo, bar);
+	assert_int_equal(d2->gsi_base, gsi);
+	assert_int_equal(cfg_read(fx, 0x00, 4), 0x10441af4u);
+}
+
+/* A busy slot or index refuses the device and closes what it was given. */
+static void test_add_busy(void **state)
+{
+	struct fixture *fx = *state;
+	struct bh_vpci *d2 = NULL;
+	int fds[4];
+
+	for (int i = 0; i < 4; i++)
+		fds[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	assert_int_equal(bh_vpci_create(&fx->rn, 1, 4, 1, 1ULL << 32, 2, 64,
+					NULL, 0, "rng1", fds, &d2),
+			 -EBUSY);
+	for (int i = 0; i < 4; i++)
+		assert_false(fd_open(fds[i]));
+	for (int i = 0; i < 4; i++)
+		fds[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	assert_int_equal(bh_vpci_create(&fx->rn, 0, 4, 2, 1ULL << 32, 2, 64,
+					NULL, 0, "rng1", fds, &d2),
+			 -EINVAL);
+	for (int i = 0; i < 4; i++)
+		assert_false(fd_open(fds[i]));
+	for (int i = 0; i < 4; i++)
+		fds[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	assert_int_equal(bh_vpci_create(&fx->rn, BH_MAX_DEVICES, 4, 2,
+					1ULL << 32, 2, 64, NULL, 0, "rng1", fds,
+					&d2),
+			 -EINVAL);
+	for (int i = 0; i < 4; i++)
+		assert_false(fd_open(fds[i]));
+	assert_null(d2);
+	assert_null(fx->rn.vdevs[1]);
+	/* A removal of a device that is not there changes nothing. */
+	assert_int_equal(runner_device_remove(&fx->rn, 3), -ENOENT);
+	assert_int_equal(nsent, 0);
 }
 
 int main(void)
@@ -341,6 +496,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_msix_table, setup,
 						teardown),
 		cmocka_unit_test(test_no_config_space),
+		cmocka_unit_test_setup_teardown(test_remove_and_reuse, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_add_busy, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

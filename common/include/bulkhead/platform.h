@@ -39,6 +39,24 @@
 #define BH_KVM_IDENTITY_MAP    0xfeffc000ULL /* one page, for KVM (VMX) */
 #define BH_KVM_TSS_ADDR	       0xfeffd000ULL /* three pages, for KVM */
 
+/*
+ * PCI hotplug (vcpu-runner/hotplug.c; the DSDT's PHPR and GED1 devices): a
+ * register block below the IOAPIC, in no BAR window, and the interrupt of
+ * the generic event device that tells the guest to read it. Registers are
+ * 32 bits wide; bit n of a slot mask is device n on bus 0.
+ */
+#define BH_HOTPLUG_MMIO_ADDR 0xfeb00000ULL
+#define BH_HOTPLUG_MMIO_SIZE 0x1000ULL /* one page, registers first */
+#define BH_HOTPLUG_PCIU	     0x00      /* slots added; reading clears */
+#define BH_HOTPLUG_PCID	     0x04      /* slots to eject; reading clears */
+#define BH_HOTPLUG_B0EJ	     0x08 /* the guest writes the slots it ejected */
+#define BH_HOTPLUG_PSEG	     0x0c /* PCI segment of the above, only 0 */
+#define BH_HOTPLUG_GDAT	     0x10 /* what the event was; reading clears */
+#define BH_HOTPLUG_REGS_LEN  0x14
+#define BH_GED_PCI_HOTPLUG   (1u << 0) /* GDAT: scan the slots */
+/* An IOAPIC pin above the ISA range: no legacy device can claim it. */
+#define BH_IRQ_GED_HOTPLUG 16
+
 /* I/O ports emulated by the runner. */
 #define BH_PORT_COM1	   0x3f8 /* 16550 UART, 8 ports */
 #define BH_IRQ_COM1	   4
