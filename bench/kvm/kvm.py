@@ -90,7 +90,7 @@ GIB = 1 << 30
 # nothing is typed while it runs: from /dev/null it would shut its sending
 # half at once, and the host, which takes the guest's end of stream for the
 # end of the transfer, would stop the clock early.
-NET_G2H_CMD = "bh-guest-tool gen %d 1 | nc %s %d; echo NETTX=$?"
+NET_G2H_CMD = "bh-guest-tool tcp-send %s %d %d 1; echo NETTX=$?"
 NET_H2G_CMD = "nc %s %d >/dev/null; echo NETRX=$?"
 NET_RR_CMD = "bh-guest-tool tcp-rr %s %d %d; echo NETRR=$?"
 NET_RR_RE = re.compile(r"^rr (\d+) (\d+)$", re.M)
@@ -733,7 +733,7 @@ def net_bulk(vm, kind, nbytes, step):
     peer.start()
     mb = nbytes >> 20
     if kind == "g2h":
-        cmd = NET_G2H_CMD % (nbytes, NET_HOST_IP, port)
+        cmd = NET_G2H_CMD % (NET_HOST_IP, port, nbytes)
         done = re.compile(r"^NETTX=(\d+)$", re.M)
     else:
         cmd = NET_H2G_CMD % (NET_HOST_IP, port)

@@ -22,6 +22,11 @@
  *   bh-guest-tool channels IFACE N        asks the NIC's driver for N combined
  *                                         channels (ethtool -L IFACE combined
  *                                         N; busybox has no ethtool)
+ *   bh-guest-tool tcp-send HOST PORT BYTES SEED
+ *                                         connects over TCP (IPv4) and sends
+ *                                         BYTES of the pattern, 64 KiB per
+ *                                         write (what gen | nc does, without
+ *                                         the pipe and nc's small writes)
  *   bh-guest-tool tcp-rr HOST PORT N      connects over TCP (IPv4, no Nagle)
  *                                         and makes N round trips of one
  *                                         byte each way, one at a time;
@@ -163,25 +168,53 @@ static int vsock_connect(unsigned int cid, unsigned int port)
 	return s;
 }
 
-/* Request/response latency: each round trip waits for the last, so their
- * rate is 1 / (one round trip), the figure the network benchmark wants. */
-static int tcp_rr(const char *host, unsigned int port, long n)
+static int tcp_connect(const char *host, unsigned int port)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET,
 				 .sin_port = htons((uint16_t)port) };
-	struct timespec t0, t1;
-	long long ns;
-	uint8_t b = 0;
-	int one = 1;
 	int s;
 
 	if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
 		fprintf(stderr, "bh-guest-tool: %s: not an IPv4 address\n",
 			host);
-		return 1;
+		errno = EINVAL;
+		return -1;
 	}
 	s = socket(AF_INET, SOCK_STREAM, 0);
-	if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof(a)) < 0)
+	if (s < 0)
+		return -1;
+	if (connect(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		close(s);
+		return -1;
+	}
+	return s;
+}
+
+static int tcp_send(const char *host, unsigned int port, uint64_t bytes,
+		    uint64_t seed)
+{
+	int s = tcp_connect(host, port);
+
+	if (s < 0)
+		return die("connect");
+	if (gen(bytes, seed, s) < 0)
+		return die("send");
+	if (close(s) < 0)
+		return die("close");
+	return 0;
+}
+
+/* Request/response latency: each round trip waits for the last, so their
+ * rate is 1 / (one round trip), the figure the network benchmark wants. */
+static int tcp_rr(const char *host, unsigned int port, long n)
+{
+	struct timespec t0, t1;
+	long long ns;
+	uint8_t b = 0;
+	int one = 1;
+	int s = tcp_connect(host, port);
+
+	if (s < 0)
 		return die("connect");
 	/* Without it, each 1-byte send after the first waits for an ACK. */
 	if (setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
@@ -239,6 +272,10 @@ int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
 
+	if (!strcmp(cmd, "tcp-send") && argc == 6)
+		return tcp_send(
+		    argv[2], (unsigned int)strtoul(argv[3], NULL, 0),
+		    strtoull(argv[4], NULL, 0), strtoull(argv[5], NULL, 0));
 	if (!strcmp(cmd, "gen") && argc == 4)
 		return gen(strtoull(argv[2], NULL, 0),
 			   strtoull(argv[3], NULL, 0), 1)
@@ -382,7 +419,7 @@ int main(int argc, char **argv)
 	}
 	fprintf(stderr, "usage: bh-guest-tool gen BYTES SEED | vsock-listen "
 			"PORT [N] | vsock-connect CID PORT | vsock-serve PORT "
-			"N BYTES | vsock-sink CID PORT N | tcp-rr HOST PORT "
-			"N\n");
+			"N BYTES | vsock-sink CID PORT N | tcp-send HOST PORT "
+			"BYTES SEED | tcp-rr HOST PORT N\n");
 	return 2;
 }

@@ -12,14 +12,14 @@ the host's interfaces.
 Cases:
 - net: --net with 2 queue pairs (the guest's driver asked for both:
   bh-guest-tool channels) and ip=, --vsock. 100 pings each
-  way with none lost; TCP_MB MiB over TCP each way, sha256 checked at the
-  receiving end; both queue pairs carry traffic (per-queue counters from the
+  way with none lost; TCP_MB MiB (BH_NET_TEST_TCP_MB, default 256) over
+  TCP each way, sha256 checked at the receiving end; both queue pairs carry traffic (per-queue counters from the
   API); VSOCK_CONNS vsock connections at once in each direction (host to a
   guest listener through CONNECT, guest to <socket>_PORT), VSOCK_MB MiB
-  each way in all, checked at the receiving end; a connection to a port
+  (BH_NET_TEST_VSOCK_MB, default 64) each way in all, checked at the receiving end; a connection to a port
   with no listener is refused both ways; the counters of both devices.
-- netkill: 1 vCPU, one queue pair, --restart-devices on. kill -9 of the net worker during a TCP
-  transfer: a new worker takes the TAP over and the transfer completes
+- netkill: 1 vCPU, one queue pair, --restart-devices on. kill -9 of the
+  net worker during a TCP transfer (64 MiB, or TCP_MB if less): a new worker takes the TAP over and the transfer completes
   intact. kill -9 of the vsock worker during transfers: the guest's
   connections end (reset or end of stream, never a hang) and new ones work.
 
@@ -43,7 +43,8 @@ from boot_test import Fail
 
 CASES = ("net", "netkill")
 MIB = 1024 * 1024
-TCP_MB = int(os.environ.get("BH_NET_TEST_TCP_MB", "64"))
+TCP_MB = int(os.environ.get("BH_NET_TEST_TCP_MB", "256"))
+KILL_MB = min(64, TCP_MB)  # the transfer a net worker is killed in
 VSOCK_MB = int(os.environ.get("BH_NET_TEST_VSOCK_MB", "64"))
 VSOCK_CONNS = 32
 PINGS = 100
@@ -240,7 +241,7 @@ def tcp_guest_to_host(args, vm, mb, port, seed, step, during=None):
     r.start()
     t = time.monotonic()
     start = len(vm.out)
-    vm.send(f"bh-guest-tool gen {nbytes} {seed} | nc {HOST_IP} {port}; "
+    vm.send(f"bh-guest-tool tcp-send {HOST_IP} {port} {nbytes} {seed}; "
             f"echo TXDONE=$?\n", step)
     if during:
         during()
@@ -449,8 +450,8 @@ def case_net(args, vm_factory):
         srv = tcp_listener(port)
         r = Receiver(srv, 1)
         r.start()
-        vm.value(f"FLOW{port}", f"bh-guest-tool gen {nbytes} {port} | "
-                 f"nc {HOST_IP} {port}; echo $?", f"TCP flow {port} out",
+        vm.value(f"FLOW{port}", f"bh-guest-tool tcp-send {HOST_IP} {port} "
+                 f"{nbytes} {port}; echo $?", f"TCP flow {port} out",
                  limit=300)
         r.join(60)
         srv.close()
@@ -527,13 +528,14 @@ def case_netkill(args, vm_factory):
             time.sleep(10)
             bt.ctl(args, api, "counters", check=False)
 
-    t = tcp_guest_to_host(args, vm, 64, 5101, 11,
+    t = tcp_guest_to_host(args, vm, KILL_MB, 5101, 11,
                           "TCP through a net worker killed mid-way",
                           during=kill_net)
     if "device net0: restarted its worker" not in vm.err:
         raise Fail("no restart of the net worker in bulkhead's log")
     wait_link(vm)
-    t2 = tcp_host_to_guest(args, vm, 16, 5102, 12, "TCP after the restart")
+    t2 = tcp_host_to_guest(args, vm, min(16, TCP_MB), 5102, 12,
+                           "TCP after the restart")
 
     # vsock: the guest sinks 4 long connections; the worker dies mid-way.
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -559,8 +561,9 @@ def case_netkill(args, vm_factory):
                            "vsock after the restart")
     finish(args, vm, sock_dir)
     return (f"marker after {t_marker:.1f} s; net worker {killed['net']} "
-            f"killed during 64 MiB of TCP: restarted, the transfer "
-            f"completed intact in {t:.1f} s, 16 MiB back after; vsock worker "
+            f"killed during {KILL_MB} MiB of TCP: restarted, the transfer "
+            f"completed intact in {t:.1f} s, {min(16, TCP_MB)} MiB back "
+            f"after; vsock worker "
             f"{killed['vsock']} killed during 4 transfers: the guest's "
             f"connections ended, {VSOCK_CONNS} new ones carried "
             f"{VSOCK_CONNS} MiB in {got:.1f} s")
