@@ -493,7 +493,22 @@ static void op_add_net(void *ctx, struct bh_api_call *call, const Request *req)
 static void op_add_vsock(void *ctx, struct bh_api_call *call,
 			 const Request *req)
 {
-	add_one(ctx, call, req, NULL, NULL, req->add_vsock->vsock);
+	struct bh_config one;
+	char err[512];
+
+	if (bh_apiconfig_device_from_proto(NULL, NULL, req->add_vsock->vsock,
+					   &one, err, sizeof(err)) < 0) {
+		bh_api_reply_error(call, E_ARG, "%s", err);
+		return;
+	}
+	bh_config_free(&one);
+	/* The broker's listening socket needs bind and listen, which the
+	 * controller's filter no longer has once start-up is done (see
+	 * docs/SECURITY.md). */
+	bh_api_reply_error(call, E_NOTYET,
+			   "a vsock device's host socket can only be made at "
+			   "start-up, before the controller's sandbox closes: "
+			   "give it with bulkhead --vsock");
 }
 
 static void on_remove_timeout(evutil_socket_t fd, short what, void *arg)
