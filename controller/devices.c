@@ -1059,3 +1059,42 @@ int bh_devices_removed(struct bh_devices *d, const Bh__RunnerDeviceRemoved *m,
 	dev_drop(v);
 	return 0;
 }
+
+void bh_devices_config(const struct bh_devices *d, const struct bh_config *cfg,
+		       struct bh_config *out)
+{
+	bool rng = false, console = false;
+
+	*out = *cfg;
+	if (!d)
+		return;
+	out->ndisks = out->nnets = 0;
+	out->vsock = NULL;
+	for (unsigned int i = 0; i < BH_MAX_DEVICES; i++) {
+		const struct bh_dev *v = d->slot[i];
+		const struct bh_config *c;
+
+		if (!v)
+			continue;
+		c = v->own_cfg ? v->own_cfg : cfg;
+		if (v->type == &bh_dev_rng)
+			rng = true;
+		else if (v->type == &bh_dev_console)
+			console = true;
+		else if (v->type == &bh_dev_vsock)
+			out->vsock = c->vsock;
+		for (unsigned int k = 0;
+		     v->type == &bh_dev_blk && k < c->ndisks; k++)
+			if (strcmp(c->disks[k].id, v->id) == 0)
+				out->disks[out->ndisks++] = c->disks[k];
+		for (unsigned int k = 0; v->type == &bh_dev_net && k < c->nnets;
+		     k++)
+			if (strcmp(c->nets[k].id, v->id) == 0)
+				out->nets[out->nnets++] = c->nets[k];
+	}
+	/* Removed while the VM ran: gone from the configuration too. */
+	if (!rng)
+		out->rng_source = NULL;
+	if (!console)
+		out->console = BH_CONSOLE_OFF;
+}

@@ -140,4 +140,14 @@ int bh_devices_remove(struct bh_devices *d, const char *id, char *err,
 int bh_devices_removed(struct bh_devices *d, const Bh__RunnerDeviceRemoved *m,
 		       char *id, size_t idlen);
 
+/*
+ * The VM's configuration as its devices stand: cfg with its disks, nets,
+ * vsock, rng and console replaced by those in the device list, the ones
+ * added while the VM ran included and the removed ones left out, in PCI
+ * slot order. A shallow copy: out borrows from cfg and d, read it only
+ * while both stay unchanged, and never free it. d NULL: cfg as it is.
+ */
+void bh_devices_config(const struct bh_devices *d, const struct bh_config *cfg,
+		       struct bh_config *out);
+
 #endif

@@ -227,8 +227,11 @@ static void op_info(void *ctx, struct bh_api_call *call, const Request *req)
 	Response resp = BULKHEAD__API__V1__RESPONSE__INIT;
 	const char *id, *type;
 	unsigned int slot, k = 0;
+	struct bh_config now;
 
-	if (bh_apiconfig_to_proto(bh_vm_config(a->vm), &info.config) < 0) {
+	/* With the devices added and removed while it ran. */
+	bh_devices_config(devs, bh_vm_config(a->vm), &now);
+	if (bh_apiconfig_to_proto(&now, &info.config) < 0) {
 		bh_api_reply_error(call, E_INTERNAL, "out of memory");
 		return;
 	}

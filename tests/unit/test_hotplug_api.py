@@ -135,6 +135,10 @@ class Hotplug(unittest.TestCase):
         self.assertEqual(out["type"], "virtio-blk")
         self.assertEqual(out["pci_address"], first)
         self.assertEqual(self.devices(), dict(base, disk0=first))
+        # Part of the VM's configuration now.
+        disks = self.ok("info")["config"]["disks"]
+        self.assertEqual([(d["id"], d["path"]) for d in disks],
+                         [("disk0", a)])
         fds1 = self.nfds()
         self.assertGreater(fds1, fds0)
 
@@ -160,6 +164,7 @@ class Hotplug(unittest.TestCase):
         # taken again by the next one.
         self.ok("remove-device", "disk0")
         self.assertEqual(self.devices(), base)
+        self.assertEqual(self.ok("info")["config"]["disks"], [])
         self.assertEqual(self.settled_nfds(fds0), fds0)
         out = self.ok("add-disk", f"path={a},id=again,readonly=on")
         self.assertEqual(out["pci_address"], first)
