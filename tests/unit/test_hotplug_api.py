@@ -14,7 +14,7 @@ device; a reboot keeps the added devices and drops the removed ones; a
 guest that never ejects holds remove-device for a bounded time only.
 
 Usage: test_hotplug_api.py --bulkhead PATH --standin PATH --rng PATH
-                           --ctl PATH --kernel BZIMAGE
+                           --ctl PATH --client PATH --kernel BZIMAGE
 """
 import argparse
 import json
@@ -201,6 +201,24 @@ class Hotplug(unittest.TestCase):
         self.wait_log("now hotplug", count=2)
         self.assertEqual(self.devices(), before)
 
+    def test_client_library(self):
+        a = self.image("a.img")
+        base = self.devices()
+        p = subprocess.run([ARGS.client, self.sock, "add-disk", a, "lib0"],
+                           capture_output=True, text=True, timeout=BOUND_S)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout.split(),
+                         ["lib0", "virtio-blk",
+                          "0000:00:%02x.0" % (len(base) + 1)])
+        p = subprocess.run([ARGS.client, self.sock, "add-disk", a, "lib0"],
+                           capture_output=True, text=True, timeout=BOUND_S)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn("ALREADY_EXISTS: add-disk: id 'lib0'", p.stderr)
+        p = subprocess.run([ARGS.client, self.sock, "remove", "lib0"],
+                           capture_output=True, text=True, timeout=BOUND_S)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.devices(), base)
+
     def test_guest_never_ejects(self):
         a = self.image("a.img")
         base = self.devices()
@@ -236,7 +254,7 @@ class Hotplug(unittest.TestCase):
 def main():
     global ARGS
     p = argparse.ArgumentParser()
-    for a in ("bulkhead", "standin", "rng", "ctl", "kernel"):
+    for a in ("bulkhead", "standin", "rng", "ctl", "client", "kernel"):
         p.add_argument("--" + a, required=True)
     ARGS, rest = p.parse_known_args()
     unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
