@@ -907,6 +907,7 @@ static void default_id(const struct bh_devices *d, const char *prefix,
  * go: its worker stops first. */
 static void dev_drop(struct bh_dev *v)
 {
+	struct bh_devices *d = v->devs;
 	/* bh_devices_stop has stopped it already at the end of a boot. */
 	bool started = v->ws != WK_NONE;
 
@@ -919,6 +920,8 @@ static void dev_drop(struct bh_dev *v)
 	}
 	bh_closep(&v->inflight);
 	dev_free(v);
+	/* A counters collection may have waited for this one alone. */
+	bh_dev_counters_check(d);
 }
 
 int bh_devices_add(struct bh_devices *d, struct bh_config *one,
