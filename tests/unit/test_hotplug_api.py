@@ -8,10 +8,11 @@ plays a guest that ejects at once, except a device whose id begins with
 Checked: the answer names the device and its PCI address; info lists it;
 the errors (duplicate id, a path that does not open, a refused device,
 unknown id, a full bus, ip= over the API, vsock, pmem and fs not
-supported, a second remove while one waits); the controller's fds are back
-where they were after a removal and the slot is reused; a paused VM takes a
-device; a reboot keeps the added devices and drops the removed ones; a
-guest that never ejects holds remove-device for a bounded time only.
+supported, a second remove while one waits, a VM that does not run); the
+controller's fds are back where they were after a removal and the slot is
+reused; a paused VM takes a device; a reboot, or a shutdown and boot, keeps
+the added devices and drops the removed ones; a guest that never ejects
+holds remove-device for a bounded time only; libbulkhead-client's calls.
 
 Usage: test_hotplug_api.py --bulkhead PATH --standin PATH --rng PATH
                            --ctl PATH --client PATH --kernel BZIMAGE
@@ -220,6 +221,22 @@ class Hotplug(unittest.TestCase):
                            capture_output=True, text=True, timeout=BOUND_S)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(self.devices(), base)
+
+    def test_not_running(self):
+        a = self.image("a.img")
+        self.ok("add-disk", f"path={a},id=kept")
+        before = self.devices()
+        self.ok("shutdown")
+        self.refused("INVALID_STATE", "the VM is not running", "add-disk",
+                     f"path={a}")
+        self.refused("INVALID_STATE", "the VM is not running",
+                     "remove-device", "kept")
+        self.assertEqual(self.devices(), before)
+        # The next boot has it.
+        self.ok("boot")
+        self.wait_log("now hotplug", count=2)
+        self.assertEqual(self.devices(), before)
+        self.ok("remove-device", "kept")
 
     def test_guest_never_ejects(self):
         a = self.image("a.img")
