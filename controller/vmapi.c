@@ -141,6 +141,18 @@ static void op_create(void *ctx, struct bh_api_call *call, const Request *req)
 		bh_config_free(&cfg);
 		return;
 	}
+	/* As add-vsock: the broker's socket needs bind and listen, which
+	 * the controller's filter dropped after start-up (the call would
+	 * kill the controller). */
+	if (cfg.vsock) {
+		bh_api_reply_error(call, E_ARG,
+				   "vsock: a vsock device's host socket "
+				   "can only be made at start-up, before the "
+				   "controller's sandbox closes: give it with "
+				   "bulkhead --vsock");
+		bh_config_free(&cfg);
+		return;
+	}
 	/* Files that cannot be used are the request's fault too. */
 	r = bh_vm_define(a->vm, &cfg, err, sizeof(err));
 	if (r < 0)
