@@ -281,13 +281,16 @@ static int set_console(const VmConfig *vc, struct bh_config *cfg, char *err,
 	return 0;
 }
 
-static int set_disk(const Bulkhead__Api__V1__DiskConfig *d, unsigned int i,
-		    struct bh_disk_config *out, char *err, size_t errlen)
+/* One disk, named in messages by its field (base: "disks[1]"); without an
+ * id it gets defid, or none when defid is NULL. */
+static int set_disk(const Bulkhead__Api__V1__DiskConfig *d, const char *base,
+		    const char *defid, struct bh_disk_config *out, char *err,
+		    size_t errlen)
 {
-	char field[32], defid[32];
+	char field[32];
 	int r;
 
-	snprintf(field, sizeof(field), "disks[%u]", i);
+	snprintf(field, sizeof(field), "%s", base);
 	if (!d)
 		return bh_errf(err, errlen, "%s: empty", field);
 	if (!d->path || d->path[0] == '\0')
@@ -319,14 +322,15 @@ static int set_disk(const Bulkhead__Api__V1__DiskConfig *d, unsigned int i,
 			    err, errlen,
 			    "%s.id: '%s' is longer than %d characters", field,
 			    d->id, BH_CONFIG_ID_MAX);
-		snprintf(field, sizeof(field), "disks[%u].id", i);
+		snprintf(field, sizeof(field), "%s.id", base);
 		r = check_chars(field, d->id, err, errlen);
 		if (r < 0)
 			return r;
 	}
-	snprintf(defid, sizeof(defid), "disk%u", i);
 	out->path = bh_xstrdup(d->path);
-	out->id = bh_xstrdup(d->id && d->id[0] ? d->id : defid);
+	out->id = d->id && d->id[0] ? bh_xstrdup(d->id)
+		  : defid	    ? bh_xstrdup(defid)
+				    : NULL;
 	out->serial = bh_xstrdup(d->serial);
 	out->readonly = d->readonly;
 	out->direct = d->direct;
@@ -347,14 +351,16 @@ static int check_api_id(const char *field, const char *id, char *err,
 	return check_chars(field, id, err, errlen);
 }
 
-static int set_net(const Bulkhead__Api__V1__NetConfig *n, unsigned int i,
-		   struct bh_net_config *out, char *err, size_t errlen)
+/* As set_disk, for a net (base: "net[1]"). */
+static int set_net(const Bulkhead__Api__V1__NetConfig *n, const char *base,
+		   const char *defid, struct bh_net_config *out, char *err,
+		   size_t errlen)
 {
-	char field[32], defid[32];
+	char field[32];
 	const char *why;
 	int r;
 
-	snprintf(field, sizeof(field), "net[%u]", i);
+	snprintf(field, sizeof(field), "%s", base);
 	if (!n)
 		return bh_errf(err, errlen, "%s: empty", field);
 	/* A TAP opened for us would come as fds, which the API cannot
@@ -420,14 +426,15 @@ static int set_net(const Bulkhead__Api__V1__NetConfig *n, unsigned int i,
 			       field, n->mtu, BH_CONFIG_NET_MIN_MTU,
 			       BH_CONFIG_NET_MAX_MTU);
 	if (n->id && n->id[0]) {
-		snprintf(field, sizeof(field), "net[%u].id", i);
+		snprintf(field, sizeof(field), "%s.id", base);
 		r = check_api_id(field, n->id, err, errlen);
 		if (r < 0)
 			return r;
 	}
-	snprintf(defid, sizeof(defid), "net%u", i);
 	out->tap = bh_xstrdup(n->tap);
-	out->id = bh_xstrdup(n->id && n->id[0] ? n->id : defid);
+	out->id = n->id && n->id[0] ? bh_xstrdup(n->id)
+		  : defid	    ? bh_xstrdup(defid)
+				    : NULL;
 	out->num_queues = n->num_queues ? n->num_queues : 2;
 	out->queue_size =
 	    n->queue_size ? n->queue_size : BH_CONFIG_NET_QUEUE_SIZE;
@@ -435,10 +442,10 @@ static int set_net(const Bulkhead__Api__V1__NetConfig *n, unsigned int i,
 	return 0;
 }
 
-static int set_vsock(const VmConfig *vc, struct bh_config *cfg, char *err,
-		     size_t errlen)
+/* Without an id the vsock gets defid, or none when defid is NULL. */
+static int set_vsock(const Bulkhead__Api__V1__VsockConfig *v, const char *defid,
+		     struct bh_config *cfg, char *err, size_t errlen)
 {
-	const Bulkhead__Api__V1__VsockConfig *v = vc->vsock;
 	struct bh_vsock_config *out;
 	int r;
 
@@ -465,7 +472,9 @@ static int set_vsock(const VmConfig *vc, struct bh_config *cfg, char *err,
 	out = xcalloc(1, sizeof(*out));
 	out->cid = v->cid;
 	out->socket = bh_xstrdup(v->socket);
-	out->id = bh_xstrdup(v->id && v->id[0] ? v->id : BH_CONFIG_VSOCK_ID);
+	out->id = v->id && v->id[0] ? bh_xstrdup(v->id)
+		  : defid	    ? bh_xstrdup(defid)
+				    : NULL;
 	cfg->vsock = out;
 	return 0;
 }
@@ -609,7 +618,7 @@ int bh_apiconfig_from_proto(const VmConfig *vc, struct bh_config *cfg,
 				   ? vc->rng->src
 				   : BH_CONFIG_DEFAULT_RNG_SOURCE);
 
-	r = set_vsock(vc, cfg, err, errlen);
+	r = set_vsock(vc->vsock, BH_CONFIG_VSOCK_ID, cfg, err, errlen);
 	if (r < 0)
 		goto err;
 
@@ -626,13 +635,23 @@ int bh_apiconfig_from_proto(const VmConfig *vc, struct bh_config *cfg,
 		goto err;
 	}
 	for (i = 0; i < vc->n_disks; i++) {
-		r = set_disk(vc->disks[i], i, &cfg->disks[i], err, errlen);
+		char base[24], defid[24];
+
+		snprintf(base, sizeof(base), "disks[%u]", i);
+		snprintf(defid, sizeof(defid), "disk%u", i);
+		r = set_disk(vc->disks[i], base, defid, &cfg->disks[i], err,
+			     errlen);
 		if (r < 0)
 			goto err;
 		cfg->ndisks++;
 	}
 	for (i = 0; i < vc->n_net; i++) {
-		r = set_net(vc->net[i], i, &cfg->nets[i], err, errlen);
+		char base[24], defid[24];
+
+		snprintf(base, sizeof(base), "net[%u]", i);
+		snprintf(defid, sizeof(defid), "net%u", i);
+		r = set_net(vc->net[i], base, defid, &cfg->nets[i], err,
+			    errlen);
 		if (r < 0)
 			goto err;
 		cfg->nnets++;
@@ -652,6 +671,41 @@ int bh_apiconfig_from_proto(const VmConfig *vc, struct bh_config *cfg,
 
 err:
 	bh_config_free(cfg);
+	return r;
+}
+
+int bh_apiconfig_device_from_proto(const Bulkhead__Api__V1__DiskConfig *disk,
+				   const Bulkhead__Api__V1__NetConfig *net,
+				   const Bulkhead__Api__V1__VsockConfig *vsock,
+				   struct bh_config *cfg, char *err,
+				   size_t errlen)
+{
+	int r;
+
+	if (err && errlen > 0)
+		err[0] = '\0';
+	if (!!disk + !!net + !!vsock != 1)
+		return bh_errf(err, errlen, "%s",
+			       !disk && !net && !vsock
+				   ? "the device's configuration: required"
+				   : "one device at a time");
+	r = set_defaults(cfg, err, errlen);
+	if (r < 0)
+		return r;
+	/* Without an id the VMM names the device once it knows the VM's. */
+	if (disk) {
+		r = set_disk(disk, "disk", NULL, &cfg->disks[0], err, errlen);
+		if (r == 0)
+			cfg->ndisks = 1;
+	} else if (net) {
+		r = set_net(net, "net", NULL, &cfg->nets[0], err, errlen);
+		if (r == 0)
+			cfg->nnets = 1;
+	} else {
+		r = set_vsock(vsock, NULL, cfg, err, errlen);
+	}
+	if (r < 0)
+		bh_config_free(cfg);
 	return r;
 }
 

@@ -21,6 +21,19 @@ int bh_apiconfig_from_proto(const Bulkhead__Api__V1__VmConfig *vc,
 			    struct bh_config *cfg, char *err, size_t errlen);
 
 /*
+ * For add-disk, add-net and add-vsock: fills cfg with the defaults and the
+ * one device given (the other two NULL), checked as in a VmConfig, with
+ * fields named "disk.path", "net.tap", "vsock.cid". An id left empty stays
+ * NULL (the VMM picks one). -EINVAL with the message in err; cfg is freed
+ * then.
+ */
+int bh_apiconfig_device_from_proto(const Bulkhead__Api__V1__DiskConfig *disk,
+				   const Bulkhead__Api__V1__NetConfig *net,
+				   const Bulkhead__Api__V1__VsockConfig *vsock,
+				   struct bh_config *cfg, char *err,
+				   size_t errlen);
+
+/*
  * Builds a VmConfig from cfg with every default spelled out (modes never
  * CONSOLE_MODE_DEFAULT, disk and net queues and mtu never 0). What the
  * configuration leaves to the devices stays empty: a net's unset mac, and

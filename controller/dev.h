@@ -49,6 +49,12 @@ struct bh_dev {
 	unsigned int index;
 	char id[BH_CONFIG_ID_MAX + 1];
 	void *priv; /* the type's state, type->priv_size bytes (owned) */
+	/* A device added while the VM ran: its own configuration, with the
+	 * one device (owned); NULL for the VM's own devices. */
+	struct bh_config *own_cfg;
+	/* The runner was asked to remove it (RUNNER_REMOVE_DEVICE); it goes
+	 * when the guest has ejected it, or at the end of the boot. */
+	bool removing;
 	/* owned, opened at create, kept across boots */
 	int backend[BH_DEV_MAX_BACKEND];
 	unsigned int nbackend;
@@ -162,5 +168,7 @@ void bh_sup_watchdog_arm(struct bh_dev *v);
 /* Sends QUIT to every worker of d and reaps them all (SIGKILL after one
  * grace period), then forgets their sockets and watchdogs. */
 void bh_sup_stop(struct bh_devices *d);
+/* The same for one worker (a device that leaves while the VM runs). */
+void bh_sup_stop_one(struct bh_dev *v);
 
 #endif

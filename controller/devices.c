@@ -149,6 +149,10 @@ static void dev_free(struct bh_dev *v)
 		v->type->close(v);
 	for (unsigned int b = 0; b < v->nbackend; b++)
 		bh_closep(&v->backend[b]);
+	if (v->own_cfg) {
+		bh_config_free(v->own_cfg);
+		free(v->own_cfg);
+	}
 	d->slot[v->index] = NULL;
 	d->n--;
 	free(v->priv);
@@ -640,33 +644,40 @@ fail:
 	return r;
 }
 
+/* RUNNER_ADD_DEVICE for one device whose worker is ready. */
+static int dev_send_add(struct bh_dev *v, bh_devices_send_fn send, void *arg)
+{
+	Bh__RunnerAddDevice add = BH__RUNNER_ADD_DEVICE__INIT;
+	Bh__VirtioDevice dev = BH__VIRTIO_DEVICE__INIT;
+	int fds[2 * BH_MAX_QUEUES];
+
+	dev.index = v->index;
+	dev.device_type = v->type->virtio_id;
+	dev.pci_slot = v->index + 1;
+	dev.device_features = v->features;
+	dev.num_queues = v->nq;
+	dev.max_queue_size = v->qsize;
+	dev.config.data = v->config;
+	dev.config.len = v->config_len;
+	dev.id = v->id;
+	add.device = &dev;
+	for (unsigned int q = 0; q < v->nq; q++) {
+		fds[q] = v->kick[q];
+		fds[v->nq + q] = v->call[q];
+	}
+	return send(arg, BH__MSG_TYPE__MSG_RUNNER_ADD_DEVICE, &add.base, fds,
+		    2 * v->nq);
+}
+
 int bh_devices_attach(struct bh_devices *d, bh_devices_send_fn send, void *arg)
 {
 	for (unsigned int i = 0; i < BH_MAX_DEVICES; i++) {
-		Bh__RunnerAddDevice add = BH__RUNNER_ADD_DEVICE__INIT;
-		Bh__VirtioDevice dev = BH__VIRTIO_DEVICE__INIT;
 		struct bh_dev *v = d->slot[i];
-		int fds[2 * BH_MAX_QUEUES];
 		int r;
 
 		if (!v)
 			continue;
-		dev.index = v->index;
-		dev.device_type = v->type->virtio_id;
-		dev.pci_slot = v->index + 1;
-		dev.device_features = v->features;
-		dev.num_queues = v->nq;
-		dev.max_queue_size = v->qsize;
-		dev.config.data = v->config;
-		dev.config.len = v->config_len;
-		dev.id = v->id;
-		add.device = &dev;
-		for (unsigned int q = 0; q < v->nq; q++) {
-			fds[q] = v->kick[q];
-			fds[v->nq + q] = v->call[q];
-		}
-		r = send(arg, BH__MSG_TYPE__MSG_RUNNER_ADD_DEVICE, &add.base,
-			 fds, 2 * v->nq);
+		r = dev_send_add(v, send, arg);
 		if (r < 0) {
 			bh_err("device %s: cannot add it to the VM: %s", v->id,
 			       strerror(-r));
@@ -710,6 +721,13 @@ void bh_devices_stop(struct bh_devices *d)
 		v->active = false;
 		v->ws = WK_NONE;
 		v->reset_pending = false;
+		/* The guest was asked to let it go: the next boot comes
+		 * without it, as if it had ejected it. */
+		if (v->removing) {
+			bh_info("device %s: removed with the end of the boot",
+				v->id);
+			dev_free(v);
+		}
 	}
 }
 
@@ -833,4 +851,253 @@ int bh_devices_config_write(struct bh_devices *d,
 	if (r < 0)
 		bh_sup_send_failed(v, r);
 	return 0;
+}
+
+/* ---- devices that come and go while the VM runs ------------------------- */
+
+static struct bh_dev *dev_by_id(const struct bh_devices *d, const char *id)
+{
+	for (unsigned int i = 0; i < BH_MAX_DEVICES; i++)
+		if (d->slot[i] && strcmp(d->slot[i]->id, id) == 0)
+			return d->slot[i];
+	return NULL;
+}
+
+int bh_devices_find(const struct bh_devices *d, const char *id)
+{
+	const struct bh_dev *v = d ? dev_by_id(d, id) : NULL;
+
+	return v ? (int)v->index : -ENOENT;
+}
+
+/* The one device one describes, and where its id is kept. */
+static const struct bh_dev_type *one_type(struct bh_config *one, char ***id,
+					  const char **prefix)
+{
+	if (one->ndisks == 1 && one->nnets == 0 && !one->vsock) {
+		*id = &one->disks[0].id;
+		*prefix = "disk";
+		return &bh_dev_blk;
+	}
+	if (one->ndisks == 0 && one->nnets == 1 && !one->vsock) {
+		*id = &one->nets[0].id;
+		*prefix = "net";
+		return &bh_dev_net;
+	}
+	if (one->ndisks == 0 && one->nnets == 0 && one->vsock) {
+		*id = &one->vsock->id;
+		*prefix = "vsock";
+		return &bh_dev_vsock;
+	}
+	return NULL;
+}
+
+/* "disk0", "disk1", ...: the first such id no device has. */
+static void default_id(const struct bh_devices *d, const char *prefix,
+		       char *out, size_t outlen)
+{
+	for (unsigned int n = 0;; n++) {
+		snprintf(out, outlen, "%s%u", prefix, n);
+		if (!dev_by_id(d, out))
+			return;
+	}
+}
+
+/* Frees a device that never reached the runner, or that the runner has let
+ * go: its worker stops first. */
+static void dev_drop(struct bh_dev *v)
+{
+	struct bh_devices *d = v->devs;
+	/* bh_devices_stop has stopped it already at the end of a boot. */
+	bool started = v->ws != WK_NONE;
+
+	bh_sup_stop_one(v);
+	if (started && v->type->stop)
+		v->type->stop(v);
+	for (unsigned int q = 0; q < BH_MAX_QUEUES; q++) {
+		bh_closep(&v->kick[q]);
+		bh_closep(&v->call[q]);
+	}
+	bh_closep(&v->inflight);
+	dev_free(v);
+	/* A counters collection may have waited for this one alone. */
+	bh_dev_counters_check(d);
+}
+
+int bh_devices_add(struct bh_devices *d, struct bh_config *one,
+		   unsigned int *index, char *err, size_t errlen)
+{
+	const struct bh_dev_type *ty;
+	const char *prefix;
+	struct bh_dev *v = NULL;
+	char idbuf[BH_CONFIG_ID_MAX + 1];
+	char **id;
+	int r;
+
+	ty = one_type(one, &id, &prefix);
+	if (!ty) {
+		r = bh_errf(err, errlen, "one disk, net or vsock device");
+		goto fail_cfg;
+	}
+	if (!d || !d->send || !d->base || !d->mem) {
+		r = -ENOTCONN;
+		snprintf(err, errlen, "the VM is not running");
+		goto fail_cfg;
+	}
+	if (!*id || !(*id)[0]) {
+		default_id(d, prefix, idbuf, sizeof(idbuf));
+		free(*id);
+		*id = bh_xstrdup(idbuf);
+	}
+	if (dev_by_id(d, *id)) {
+		r = -EEXIST;
+		snprintf(err, errlen, "id '%s': a device has it already", *id);
+		goto fail_cfg;
+	}
+	/* The vsock broker is one per VM, as --vsock is. */
+	for (unsigned int i = 0; ty == &bh_dev_vsock && i < BH_MAX_DEVICES;
+	     i++) {
+		if (d->slot[i] && d->slot[i]->type == ty) {
+			r = -EEXIST;
+			snprintf(err, errlen,
+				 "the VM has a vsock device already (%s): "
+				 "one at most",
+				 d->slot[i]->id);
+			goto fail_cfg;
+		}
+	}
+	if (d->n >= BH_MAX_DEVICES) {
+		r = -ENOSPC;
+		snprintf(err, errlen,
+			 "the VM has %u devices: %u devices at most", d->n,
+			 BH_MAX_DEVICES);
+		goto fail_cfg;
+	}
+	r = dev_new(d, ty, *id, &v, err, errlen);
+	if (r < 0)
+		goto fail_cfg;
+	v->own_cfg = one;
+	r = ty->open(v, one, 0, err, errlen);
+	if (r < 0)
+		goto fail_dev;
+	r = find_binary(d, v);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot find bulkhead-dev-%s in %s",
+			 ty->name, d->child_dir);
+		goto fail_dev;
+	}
+	/* Up to READY: the loop waits for the worker's set-up, as it does
+	 * for a replacement, at most WORKER_SETUP_TIMEOUT per step. */
+	r = dev_start(v, d->base);
+	if (r < 0) {
+		snprintf(err, errlen,
+			 "device %s: its worker did not start (see bulkhead's "
+			 "log)",
+			 v->id);
+		goto fail_dev;
+	}
+	r = dev_send_add(v, d->send, d->send_arg);
+	if (r < 0) {
+		snprintf(err, errlen, "device %s: cannot reach the vCPU runner",
+			 v->id);
+		goto fail_dev;
+	}
+	bh_info("device %s: hot-added on PCI slot %u", v->id, v->index + 1);
+	*index = v->index;
+	return 0;
+fail_dev:
+	dev_drop(v); /* frees one with it */
+	return r;
+fail_cfg:
+	bh_config_free(one);
+	free(one);
+	return r;
+}
+
+void bh_devices_add_failed(struct bh_devices *d, unsigned int index)
+{
+	if (d && index < BH_MAX_DEVICES && d->slot[index])
+		dev_drop(d->slot[index]);
+}
+
+int bh_devices_remove(struct bh_devices *d, const char *id, char *err,
+		      size_t errlen)
+{
+	Bh__RunnerRemoveDevice rm = BH__RUNNER_REMOVE_DEVICE__INIT;
+	struct bh_dev *v = d ? dev_by_id(d, id) : NULL;
+	int r;
+
+	if (!v) {
+		snprintf(err, errlen, "no device has the id '%s'", id);
+		return -ENOENT;
+	}
+	if (!d->send) {
+		snprintf(err, errlen, "the VM is not running");
+		return -ENOTCONN;
+	}
+	rm.index = v->index;
+	r = d->send(d->send_arg, BH__MSG_TYPE__MSG_RUNNER_REMOVE_DEVICE,
+		    &rm.base, NULL, 0);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot reach the vCPU runner: %s",
+			 strerror(-r));
+		return r;
+	}
+	if (!v->removing)
+		bh_info("device %s: removal asked of the guest", v->id);
+	v->removing = true;
+	return 0;
+}
+
+int bh_devices_removed(struct bh_devices *d, const Bh__RunnerDeviceRemoved *m,
+		       char *id, size_t idlen)
+{
+	struct bh_dev *v = dev_at(d, m->index);
+
+	/* Only what was asked: anything else is the runner's fault. */
+	if (!v || !v->removing || m->pci_slot != v->index + 1)
+		return -EINVAL;
+	snprintf(id, idlen, "%s", v->id);
+	bh_info("device %s: the guest ejected it; removed", v->id);
+	dev_drop(v);
+	return 0;
+}
+
+void bh_devices_config(const struct bh_devices *d, const struct bh_config *cfg,
+		       struct bh_config *out)
+{
+	bool rng = false, console = false;
+
+	*out = *cfg;
+	if (!d)
+		return;
+	out->ndisks = out->nnets = 0;
+	out->vsock = NULL;
+	for (unsigned int i = 0; i < BH_MAX_DEVICES; i++) {
+		const struct bh_dev *v = d->slot[i];
+		const struct bh_config *c;
+
+		if (!v)
+			continue;
+		c = v->own_cfg ? v->own_cfg : cfg;
+		if (v->type == &bh_dev_rng)
+			rng = true;
+		else if (v->type == &bh_dev_console)
+			console = true;
+		else if (v->type == &bh_dev_vsock)
+			out->vsock = c->vsock;
+		for (unsigned int k = 0;
+		     v->type == &bh_dev_blk && k < c->ndisks; k++)
+			if (strcmp(c->disks[k].id, v->id) == 0)
+				out->disks[out->ndisks++] = c->disks[k];
+		for (unsigned int k = 0; v->type == &bh_dev_net && k < c->nnets;
+		     k++)
+			if (strcmp(c->nets[k].id, v->id) == 0)
+				out->nets[out->nnets++] = c->nets[k];
+	}
+	/* Removed while the VM ran: gone from the configuration too. */
+	if (!rng)
+		out->rng_source = NULL;
+	if (!console)
+		out->console = BH_CONSOLE_OFF;
 }

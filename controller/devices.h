@@ -100,4 +100,54 @@ int bh_devices_reset(struct bh_devices *d, const Bh__VirtioDeviceRef *ref);
 int bh_devices_config_write(struct bh_devices *d,
 			    const Bh__VirtioConfigWrite *w);
 
+/*
+ * Devices added and removed while the VM runs (PCI hotplug; see
+ * docs/ARCHITECTURE.md). Between bh_devices_attach and bh_devices_stop
+ * only.
+ */
+/* The slot index of the device named id, or -ENOENT. */
+int bh_devices_find(const struct bh_devices *d, const char *id);
+/*
+ * Adds the one disk, net or vsock device that one describes (a heap
+ * configuration with that device alone, taken in every case: it becomes
+ * the device's own and stays for the VM's life, reboots included). An
+ * empty id becomes the first free of "disk0", "disk1", ... Opens the
+ * backend as at start-up, starts the worker and waits for its READY (the
+ * loop stands still meanwhile, as for a replacement worker), then sends
+ * RUNNER_ADD_DEVICE. 0 with *index its slot index, or -errno with a
+ * message in err: -ENOTCONN (no boot runs), -EEXIST (the id is taken, or
+ * a second vsock), -ENOSPC (BH_MAX_DEVICES devices already), -EINVAL, or
+ * the backend's or the worker's error; nothing is left of the device then.
+ */
+int bh_devices_add(struct bh_devices *d, struct bh_config *one,
+		   unsigned int *index, char *err, size_t errlen);
+/* The runner refused the device at index that bh_devices_add sent it: its
+ * worker stops and the device goes. */
+void bh_devices_add_failed(struct bh_devices *d, unsigned int index);
+/*
+ * Asks the runner to have the guest eject the device named id (again, if
+ * asked before). 0, or -ENOENT (no such device), -ENOTCONN (no boot runs)
+ * or the send's error, with a message in err. The device goes at
+ * bh_devices_removed, or at bh_devices_stop when the boot ends first.
+ */
+int bh_devices_remove(struct bh_devices *d, const char *id, char *err,
+		      size_t errlen);
+/*
+ * RUNNER_DEVICE_REMOVED: stops the device's worker and frees the device
+ * and every fd held for it; its id is copied to id. -EINVAL for a device
+ * whose removal was not asked for (the runner's fault).
+ */
+int bh_devices_removed(struct bh_devices *d, const Bh__RunnerDeviceRemoved *m,
+		       char *id, size_t idlen);
+
+/*
+ * The VM's configuration as its devices stand: cfg with its disks, nets,
+ * vsock, rng and console replaced by those in the device list, the ones
+ * added while the VM ran included and the removed ones left out, in PCI
+ * slot order. A shallow copy: out borrows from cfg and d, read it only
+ * while both stay unchanged, and never free it. d NULL: cfg as it is.
+ */
+void bh_devices_config(const struct bh_devices *d, const struct bh_config *cfg,
+		       struct bh_config *out);
+
 #endif

@@ -442,6 +442,24 @@ static void worker_replace(struct bh_dev *v)
 	}
 }
 
+void bh_sup_stop_one(struct bh_dev *v)
+{
+	Bh__Quit quit = BH__QUIT__INIT;
+
+	if (v->sock >= 0 && v->pid > 0 &&
+	    bh_frame_send_timeout(v->sock, BH__MSG_TYPE__MSG_QUIT, &quit.base,
+				  NULL, 0, 0) < 0)
+		kill(v->pid, SIGKILL);
+	/* SIGKILL after the grace period: one device going must not hold
+	 * the loop longer than that. */
+	worker_reap(v, WORKER_EXIT_TIMEOUT);
+	worker_close(v);
+	if (v->watchdog) {
+		event_free(v->watchdog);
+		v->watchdog = NULL;
+	}
+}
+
 void bh_sup_stop(struct bh_devices *d)
 {
 	Bh__Quit quit = BH__QUIT__INIT;

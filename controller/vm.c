@@ -123,6 +123,13 @@ struct bh_vm {
 	enum after_stop after;
 	bool paused;	    /* the runner parked the vCPUs */
 	bool pause_pending; /* RUNNER_PAUSE sent, no answer yet */
+	/* A device added while the VM runs (bh_vm_add_device): the runner
+	 * answers RUNNER_ADD_DEVICE only when it refuses it, so a
+	 * STATS_REQUEST follows it and its EXIT_STATS, which comes after
+	 * any refusal, says the device is in. */
+	bool add_pending;
+	unsigned int add_index;
+	unsigned int stats_barriers; /* EXIT_STATS owed to such requests */
 
 	struct bh_vmapi *api; /* NULL without --api-socket */
 
@@ -566,6 +573,14 @@ static void runner_teardown(struct bh_vm *vm)
 		bh_vmapi_event(vm->api, BH_VMAPI_PAUSE_FAILED,
 			       "the VM stopped");
 	}
+	/* A device the runner never took is not part of the VM. */
+	vm->stats_barriers = 0;
+	if (vm->add_pending) {
+		vm->add_pending = false;
+		bh_devices_add_failed(vm->devs, vm->add_index);
+		bh_vmapi_event(vm->api, BH_VMAPI_DEVICE_ADD_FAILED,
+			       "the VM stopped");
+	}
 }
 
 static void runner_kill(struct bh_vm *vm)
@@ -807,6 +822,14 @@ static int h_exit_stats(void *ctx, const ProtobufCMessage *m,
 	const Bh__ExitStats *s = (const Bh__ExitStats *)m;
 	struct bh_vm *vm = ctx;
 
+	if (vm->stats_barriers > 0) {
+		vm->stats_barriers--;
+		if (vm->add_pending) {
+			vm->add_pending = false;
+			bh_vmapi_event(vm->api, BH_VMAPI_DEVICE_ADDED, NULL);
+		}
+		return 0;
+	}
 	if (!vm->cfg->print_exit_stats)
 		return 0;
 	/* stderr is ours to lose: a failed write is no fault of the runner. */
@@ -860,12 +883,35 @@ static int h_error(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 
 	bh_err("vCPU runner reported: %s (%s)", e->message,
 	       strerror(e->code > 0 ? e->code : EIO));
+	/* A refused hot add: the VM runs on without the device. */
+	if (vm->add_pending && e->message &&
+	    strncmp(e->message, "add-device", 10) == 0) {
+		vm->add_pending = false;
+		bh_devices_add_failed(vm->devs, vm->add_index);
+		bh_vmapi_event(vm->api, BH_VMAPI_DEVICE_ADD_FAILED, e->message);
+		return 0;
+	}
 	/* The runner answers a pause it could not carry out with an error,
 	 * and runs on. */
 	if (vm->pause_pending) {
 		vm->pause_pending = false;
 		bh_vmapi_event(vm->api, BH_VMAPI_PAUSE_FAILED, e->message);
 	}
+	return 0;
+}
+
+static int h_device_removed(void *ctx, const ProtobufCMessage *m,
+			    struct bh_frame *f)
+{
+	struct bh_vm *vm = ctx;
+	char id[BH_CONFIG_ID_MAX + 1];
+	int r;
+
+	r = bh_devices_removed(vm->devs, (const Bh__RunnerDeviceRemoved *)m, id,
+			       sizeof(id));
+	if (r < 0)
+		return r;
+	bh_vmapi_event(vm->api, BH_VMAPI_DEVICE_REMOVED, id);
 	return 0;
 }
 
@@ -899,6 +945,10 @@ static const struct bh_handler runner_msgs[] = {
 	{ BH__MSG_TYPE__MSG_RUNNER_PAUSED,
 	  BH_STATE(CS_RUNNING) | BH_STATE(CS_STOPPING), 0,
 	  &bh__empty__descriptor, h_paused, "runner-paused" },
+	{ BH__MSG_TYPE__MSG_RUNNER_DEVICE_REMOVED,
+	  BH_STATE(CS_RUNNING) | BH_STATE(CS_STOPPING), 0,
+	  &bh__runner_device_removed__descriptor, h_device_removed,
+	  "runner-device-removed" },
 	{ BH__MSG_TYPE__MSG_ERROR, RUNNER_ALIVE, 0, &bh__error__descriptor,
 	  h_error, "error" },
 };
@@ -1625,6 +1675,52 @@ int bh_vm_resume(struct bh_vm *vm)
 		bh_info("VM resumed");
 	}
 	return r;
+}
+
+int bh_vm_add_device(struct bh_vm *vm, struct bh_config *one,
+		     unsigned int *index, char *err, size_t errlen)
+{
+	Bh__StatsRequest sr = BH__STATS_REQUEST__INIT;
+	int r;
+
+	if (vm->cs != CS_RUNNING || vm->add_pending) {
+		bh_config_free(one);
+		free(one);
+		snprintf(err, errlen, "%s",
+			 vm->add_pending ? "another device is being added"
+					 : "the VM is not running");
+		return vm->add_pending ? -EBUSY : -ENOTCONN;
+	}
+	r = bh_devices_add(vm->devs, one, index, err, errlen);
+	if (r < 0)
+		return r;
+	r = runner_send(vm, BH__MSG_TYPE__MSG_STATS_REQUEST, &sr.base, NULL, 0);
+	if (r < 0) {
+		/* The runner is on its way out: runner_gone follows. */
+		bh_devices_add_failed(vm->devs, *index);
+		snprintf(err, errlen, "cannot reach the vCPU runner: %s",
+			 strerror(-r));
+		return r;
+	}
+	vm->stats_barriers++;
+	vm->add_pending = true;
+	vm->add_index = *index;
+	return 0;
+}
+
+int bh_vm_remove_device(struct bh_vm *vm, const char *id, char *err,
+			size_t errlen)
+{
+	if (vm->cs != CS_RUNNING) {
+		snprintf(err, errlen, "the VM is not running");
+		return -ENOTCONN;
+	}
+	if (vm->add_pending &&
+	    bh_devices_find(vm->devs, id) == (int)vm->add_index) {
+		snprintf(err, errlen, "device %s is still being added", id);
+		return -EBUSY;
+	}
+	return bh_devices_remove(vm->devs, id, err, errlen);
 }
 
 int bh_vm_power_button(struct bh_vm *vm)

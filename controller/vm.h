@@ -94,6 +94,21 @@ int bh_vm_serial_counters(struct bh_vm *vm, uint64_t *written,
 int bh_vm_pause(struct bh_vm *vm);
 int bh_vm_resume(struct bh_vm *vm);
 int bh_vm_power_button(struct bh_vm *vm);
+/*
+ * add-disk, add-net, add-vsock: adds the one device one describes (taken;
+ * see bh_devices_add) to the running or paused VM. 0 with *index its slot
+ * index: BH_VMAPI_DEVICE_ADDED follows once the runner has it, or
+ * BH_VMAPI_DEVICE_ADD_FAILED (then the device is gone again). -errno with
+ * a message in err: -ENOTCONN (no runner), -EBUSY (an addition is under
+ * way), or bh_devices_add's.
+ */
+int bh_vm_add_device(struct bh_vm *vm, struct bh_config *one,
+		     unsigned int *index, char *err, size_t errlen);
+/* remove-device: asks the guest to eject it (bh_devices_remove);
+ * BH_VMAPI_DEVICE_REMOVED follows once it has. -EBUSY for a device still
+ * being added. */
+int bh_vm_remove_device(struct bh_vm *vm, const char *id, char *err,
+			size_t errlen);
 /* Boots a stopped VM again. 0 or -errno (logged). */
 int bh_vm_boot(struct bh_vm *vm);
 /* Asks the runner to quit; BH_VMAPI_STOPPED (then BH_VMAPI_BOOTED or

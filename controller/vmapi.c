@@ -17,6 +17,13 @@
 #include "vmapi.h"
 
 #define COUNTERS_TIMEOUT 2000 /* ms for every worker to answer */
+/* ms remove-device waits for the guest to eject the device. A guest that
+ * never does must not hold the client, nor the other operations that
+ * change the VM, for ever; the removal stays asked for, and the device
+ * goes when the guest ejects it or with the end of the boot. */
+#ifndef REMOVE_TIMEOUT
+#define REMOVE_TIMEOUT 10000
+#endif
 
 typedef Bulkhead__Api__V1__Request Request;
 typedef Bulkhead__Api__V1__Response Response;
@@ -33,6 +40,16 @@ struct bh_vmapi {
 	struct bh_api_call *pause_call;
 	struct bh_api_call *stop_call; /* shutdown */
 	struct bh_api_call *reboot_call;
+	/* add-disk, add-net, add-vsock: the operation, and the device's
+	 * slot index. */
+	struct bh_api_call *add_call;
+	Bulkhead__Api__V1__Request__OpCase add_op;
+	unsigned int add_index;
+	/* remove-device, the device's id, and its deadline. */
+	struct bh_api_call *remove_call;
+	char remove_id[BH_CONFIG_ID_MAX + 1];
+	struct event *remove_timer;
+	struct event_base *base;
 };
 
 static enum bh_api_vm_state op_state(void *ctx)
@@ -124,6 +141,18 @@ static void op_create(void *ctx, struct bh_api_call *call, const Request *req)
 		bh_config_free(&cfg);
 		return;
 	}
+	/* As add-vsock: the broker's socket needs bind and listen, which
+	 * the controller's filter dropped after start-up (the call would
+	 * kill the controller). */
+	if (cfg.vsock) {
+		bh_api_reply_error(call, E_ARG,
+				   "vsock: a vsock device's host socket "
+				   "can only be made at start-up, before the "
+				   "controller's sandbox closes: give it with "
+				   "bulkhead --vsock");
+		bh_config_free(&cfg);
+		return;
+	}
 	/* Files that cannot be used are the request's fault too. */
 	r = bh_vm_define(a->vm, &cfg, err, sizeof(err));
 	if (r < 0)
@@ -210,8 +239,11 @@ static void op_info(void *ctx, struct bh_api_call *call, const Request *req)
 	Response resp = BULKHEAD__API__V1__RESPONSE__INIT;
 	const char *id, *type;
 	unsigned int slot, k = 0;
+	struct bh_config now;
 
-	if (bh_apiconfig_to_proto(bh_vm_config(a->vm), &info.config) < 0) {
+	/* With the devices added and removed while it ran. */
+	bh_devices_config(devs, bh_vm_config(a->vm), &now);
+	if (bh_apiconfig_to_proto(&now, &info.config) < 0) {
 		bh_api_reply_error(call, E_INTERNAL, "out of memory");
 		return;
 	}
@@ -349,21 +381,6 @@ static void op_counters(void *ctx, struct bh_api_call *call, const Request *req)
 	}
 }
 
-static const struct bh_api_ops vm_ops = {
-	.state = op_state,
-	.create = op_create,
-	.delete = op_delete,
-	.boot = op_boot,
-	.shutdown = op_shutdown,
-	.reboot = op_reboot,
-	.power_button = op_power_button,
-	.pause = op_pause,
-	.resume = op_resume,
-	.info = op_info,
-	.counters = op_counters,
-	.shutdown_vmm = op_shutdown_vmm,
-};
-
 static void answer(struct bh_api_call **callp, int code, const char *why)
 {
 	struct bh_api_call *call = *callp;
@@ -376,6 +393,225 @@ static void answer(struct bh_api_call **callp, int code, const char *why)
 	else
 		bh_api_reply_error(call, code, "%s", why ? why : "failed");
 }
+
+/* ---- devices added and removed while the VM runs ------------------------ */
+
+#define E_EXISTS   BULKHEAD__API__V1__ERROR_CODE__ALREADY_EXISTS
+#define E_NOTFOUND BULKHEAD__API__V1__ERROR_CODE__NOT_FOUND
+#define E_BUSY	   BULKHEAD__API__V1__ERROR_CODE__BUSY
+#define E_NOTYET   BULKHEAD__API__V1__ERROR_CODE__NOT_SUPPORTED_YET
+
+/* The added device's place, as Cloud Hypervisor's PciDeviceInfo. */
+static void reply_added(struct bh_vmapi *a)
+{
+	struct bh_api_call *call = a->add_call;
+	Response resp = BULKHEAD__API__V1__RESPONSE__INIT;
+	Bulkhead__Api__V1__AddDiskResponse disk =
+	    BULKHEAD__API__V1__ADD_DISK_RESPONSE__INIT;
+	Bulkhead__Api__V1__AddNetResponse net =
+	    BULKHEAD__API__V1__ADD_NET_RESPONSE__INIT;
+	Bulkhead__Api__V1__AddVsockResponse vsock =
+	    BULKHEAD__API__V1__ADD_VSOCK_RESPONSE__INIT;
+	Bulkhead__Api__V1__DeviceInfo di = BULKHEAD__API__V1__DEVICE_INFO__INIT;
+	const char *id, *type;
+	unsigned int slot;
+	char addr[16];
+
+	a->add_call = NULL;
+	if (bh_devices_describe(bh_vm_devices(a->vm), a->add_index, &id, &type,
+				&slot) < 0) {
+		bh_api_reply_error(call, E_STATE, "the device is gone again");
+		return;
+	}
+	snprintf(addr, sizeof(addr), "0000:00:%02x.0", slot);
+	di.id = (char *)id;
+	di.type = (char *)type;
+	di.pci_address = addr;
+	disk.device = net.device = vsock.device = &di;
+	/* The request's and the response's oneofs share their numbers. */
+	resp.result_case = (Bulkhead__Api__V1__Response__ResultCase)a->add_op;
+	switch (a->add_op) {
+	case BULKHEAD__API__V1__REQUEST__OP_ADD_DISK:
+		resp.add_disk = &disk;
+		break;
+	case BULKHEAD__API__V1__REQUEST__OP_ADD_NET:
+		resp.add_net = &net;
+		break;
+	default:
+		resp.add_vsock = &vsock;
+		break;
+	}
+	bh_api_reply(call, &resp);
+}
+
+static void add_one(struct bh_vmapi *a, struct bh_api_call *call,
+		    const Request *req,
+		    const Bulkhead__Api__V1__DiskConfig *disk,
+		    const Bulkhead__Api__V1__NetConfig *net,
+		    const Bulkhead__Api__V1__VsockConfig *vsock)
+{
+	struct bh_config *one = calloc(1, sizeof(*one));
+	unsigned int index;
+	char err[512];
+	int r;
+
+	if (!one)
+		abort();
+	r = bh_apiconfig_device_from_proto(disk, net, vsock, one, err,
+					   sizeof(err));
+	if (r < 0) {
+		free(one);
+		bh_api_reply_error(call, E_ARG, "%s", err);
+		return;
+	}
+	/* As create: the host side's address needs CAP_NET_ADMIN, which
+	 * the controller gave up once start-up was done. */
+	if (one->nnets && one->nets[0].ip) {
+		bh_config_free(one);
+		free(one);
+		bh_api_reply_error(
+		    call, E_ARG,
+		    "net.ip: the TAP's address can only be set at start-up "
+		    "(bulkhead --net ...,ip=), before privileges drop; set it "
+		    "on the TAP beforehand and leave ip and mask out");
+		return;
+	}
+	/* The call is the one addition under way: the API runs one
+	 * operation that changes the VM at a time. */
+	r = bh_vm_add_device(a->vm, one, &index, err, sizeof(err));
+	if (r < 0) {
+		bh_api_reply_error(call,
+				   r == -ENOTCONN ? E_STATE
+				   : r == -EBUSY  ? E_BUSY
+				   : r == -EEXIST ? E_EXISTS
+				   : r == -ENOSPC ? E_STATE
+				   : r == -EINVAL ? E_ARG
+						  : E_HOST,
+				   "%s", err);
+		return;
+	}
+	a->add_call = call;
+	a->add_op = req->op_case;
+	a->add_index = index;
+}
+
+static void op_add_disk(void *ctx, struct bh_api_call *call, const Request *req)
+{
+	add_one(ctx, call, req, req->add_disk->disk, NULL, NULL);
+}
+
+static void op_add_net(void *ctx, struct bh_api_call *call, const Request *req)
+{
+	add_one(ctx, call, req, NULL, req->add_net->net, NULL);
+}
+
+static void op_add_vsock(void *ctx, struct bh_api_call *call,
+			 const Request *req)
+{
+	struct bh_config one;
+	char err[512];
+
+	if (bh_apiconfig_device_from_proto(NULL, NULL, req->add_vsock->vsock,
+					   &one, err, sizeof(err)) < 0) {
+		bh_api_reply_error(call, E_ARG, "%s", err);
+		return;
+	}
+	bh_config_free(&one);
+	/* The broker's listening socket needs bind and listen, which the
+	 * controller's filter no longer has once start-up is done (see
+	 * docs/SECURITY.md). */
+	bh_api_reply_error(call, E_NOTYET,
+			   "a vsock device's host socket can only be made at "
+			   "start-up, before the controller's sandbox closes: "
+			   "give it with bulkhead --vsock");
+}
+
+static void on_remove_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct bh_vmapi *a = arg;
+	struct bh_api_call *call = a->remove_call;
+
+	if (!call)
+		return;
+	a->remove_call = NULL;
+	bh_api_reply_error(call, E_STATE,
+			   "the guest did not eject %s within %d ms; the "
+			   "removal stays asked for (the device goes when "
+			   "the guest ejects it, or at the next reboot); "
+			   "remove-device again asks again",
+			   a->remove_id, REMOVE_TIMEOUT);
+}
+
+static void op_remove_device(void *ctx, struct bh_api_call *call,
+			     const Request *req)
+{
+	struct bh_vmapi *a = ctx;
+	const char *id = req->remove_device->id;
+	struct timeval tv = { REMOVE_TIMEOUT / 1000,
+			      (REMOVE_TIMEOUT % 1000) * 1000 };
+	char err[256];
+	int r;
+
+	if (!id || !id[0]) {
+		bh_api_reply_error(call, E_ARG, "id: required");
+		return;
+	}
+	if (strlen(id) > BH_CONFIG_ID_MAX ||
+	    bh_devices_find(bh_vm_devices(a->vm), id) < 0) {
+		bh_api_reply_error(call, E_NOTFOUND,
+				   "no device has the id '%.*s'",
+				   BH_CONFIG_ID_MAX, id);
+		return;
+	}
+	if (!a->remove_timer)
+		a->remove_timer = evtimer_new(a->base, on_remove_timeout, a);
+	if (!a->remove_timer) {
+		bh_api_reply_error(call, E_INTERNAL, "out of memory");
+		return;
+	}
+	r = bh_vm_remove_device(a->vm, id, err, sizeof(err));
+	if (r < 0) {
+		bh_api_reply_error(call,
+				   r == -ENOENT	    ? E_NOTFOUND
+				   : r == -EBUSY    ? E_BUSY
+				   : r == -ENOTCONN ? E_STATE
+						    : E_INTERNAL,
+				   "%s", err);
+		return;
+	}
+	snprintf(a->remove_id, sizeof(a->remove_id), "%s", id);
+	a->remove_call = call;
+	evtimer_add(a->remove_timer, &tv);
+}
+
+/* A remove-device waiting while the device left: answered. */
+static void remove_done(struct bh_vmapi *a)
+{
+	if (!a->remove_call)
+		return;
+	if (a->remove_timer)
+		evtimer_del(a->remove_timer);
+	answer(&a->remove_call, 0, NULL);
+}
+
+static const struct bh_api_ops vm_ops = {
+	.state = op_state,
+	.create = op_create,
+	.delete = op_delete,
+	.boot = op_boot,
+	.shutdown = op_shutdown,
+	.reboot = op_reboot,
+	.power_button = op_power_button,
+	.pause = op_pause,
+	.resume = op_resume,
+	.info = op_info,
+	.counters = op_counters,
+	.add_disk = op_add_disk,
+	.add_net = op_add_net,
+	.add_vsock = op_add_vsock,
+	.remove_device = op_remove_device,
+	.shutdown_vmm = op_shutdown_vmm,
+};
 
 void bh_vmapi_event(struct bh_vmapi *a, enum bh_vmapi_event ev, const char *why)
 {
@@ -404,7 +640,23 @@ void bh_vmapi_event(struct bh_vmapi *a, enum bh_vmapi_event ev, const char *why)
 	case BH_VMAPI_BOOT_FAILED:
 		answer(&a->reboot_call, E_HOST, why);
 		break;
+	case BH_VMAPI_DEVICE_ADDED:
+		if (a->add_call)
+			reply_added(a);
+		break;
+	case BH_VMAPI_DEVICE_ADD_FAILED:
+		answer(&a->add_call, E_HOST, why);
+		break;
+	case BH_VMAPI_DEVICE_REMOVED:
+		if (why && strcmp(why, a->remove_id) == 0)
+			remove_done(a);
+		break;
 	}
+	/* With the boot's end, a device whose removal was asked for is
+	 * gone. */
+	if (ev == BH_VMAPI_STOPPED && a->remove_call &&
+	    bh_devices_find(bh_vm_devices(a->vm), a->remove_id) < 0)
+		remove_done(a);
 }
 
 int bh_vmapi_new(struct bh_vm *vm, struct event_base *base,
@@ -418,6 +670,7 @@ int bh_vmapi_new(struct bh_vm *vm, struct event_base *base,
 	if (!a)
 		abort();
 	a->vm = vm;
+	a->base = base;
 	r = bh_api_server_new(base, &vm_ops, a, NULL, &a->srv);
 	if (r < 0) {
 		bh_err("cannot create the API server: %s", strerror(-r));
@@ -463,6 +716,10 @@ void bh_vmapi_free(struct bh_vmapi *a)
 	answer(&a->pause_call, E_STATE, "bulkhead is exiting");
 	answer(&a->stop_call, E_STATE, "bulkhead is exiting");
 	answer(&a->reboot_call, E_STATE, "bulkhead is exiting");
+	answer(&a->add_call, E_STATE, "bulkhead is exiting");
+	answer(&a->remove_call, E_STATE, "bulkhead is exiting");
+	if (a->remove_timer)
+		event_free(a->remove_timer);
 	if (a->srv)
 		bh_api_server_free(a->srv);
 	free(a);

@@ -15,6 +15,10 @@ enum bh_vmapi_event {
 	BH_VMAPI_STOPPED,      /* the runner is gone (shutdown, poweroff) */
 	BH_VMAPI_BOOTED,       /* a reboot's new boot runs */
 	BH_VMAPI_BOOT_FAILED,  /* it did not start */
+	/* The device being added is in the VM, or not (why says why). */
+	BH_VMAPI_DEVICE_ADDED,
+	BH_VMAPI_DEVICE_ADD_FAILED,
+	BH_VMAPI_DEVICE_REMOVED, /* the guest ejected the device why names */
 };
 
 /*

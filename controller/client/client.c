@@ -386,6 +386,85 @@ int bh_client_call(struct bh_client *c, Bulkhead__Api__V1__Request *req,
 	return wait_reply(c, req->id, deadline, resp);
 }
 
+int bh_client_add_disk(struct bh_client *c,
+		       const Bulkhead__Api__V1__DiskConfig *disk,
+		       int timeout_ms, Bulkhead__Api__V1__Response **resp)
+{
+	Bulkhead__Api__V1__Request req = BULKHEAD__API__V1__REQUEST__INIT;
+	Bulkhead__Api__V1__AddDiskRequest a =
+	    BULKHEAD__API__V1__ADD_DISK_REQUEST__INIT;
+
+	a.disk = (Bulkhead__Api__V1__DiskConfig *)disk;
+	req.op_case = BULKHEAD__API__V1__REQUEST__OP_ADD_DISK;
+	req.add_disk = &a;
+	return bh_client_call(c, &req, timeout_ms, resp);
+}
+
+int bh_client_add_net(struct bh_client *c,
+		      const Bulkhead__Api__V1__NetConfig *net, int timeout_ms,
+		      Bulkhead__Api__V1__Response **resp)
+{
+	Bulkhead__Api__V1__Request req = BULKHEAD__API__V1__REQUEST__INIT;
+	Bulkhead__Api__V1__AddNetRequest a =
+	    BULKHEAD__API__V1__ADD_NET_REQUEST__INIT;
+
+	a.net = (Bulkhead__Api__V1__NetConfig *)net;
+	req.op_case = BULKHEAD__API__V1__REQUEST__OP_ADD_NET;
+	req.add_net = &a;
+	return bh_client_call(c, &req, timeout_ms, resp);
+}
+
+int bh_client_add_vsock(struct bh_client *c,
+			const Bulkhead__Api__V1__VsockConfig *vsock,
+			int timeout_ms, Bulkhead__Api__V1__Response **resp)
+{
+	Bulkhead__Api__V1__Request req = BULKHEAD__API__V1__REQUEST__INIT;
+	Bulkhead__Api__V1__AddVsockRequest a =
+	    BULKHEAD__API__V1__ADD_VSOCK_REQUEST__INIT;
+
+	a.vsock = (Bulkhead__Api__V1__VsockConfig *)vsock;
+	req.op_case = BULKHEAD__API__V1__REQUEST__OP_ADD_VSOCK;
+	req.add_vsock = &a;
+	return bh_client_call(c, &req, timeout_ms, resp);
+}
+
+int bh_client_remove_device(struct bh_client *c, const char *id, int timeout_ms,
+			    Bulkhead__Api__V1__Response **resp)
+{
+	Bulkhead__Api__V1__Request req = BULKHEAD__API__V1__REQUEST__INIT;
+	Bulkhead__Api__V1__RemoveDeviceRequest a =
+	    BULKHEAD__API__V1__REMOVE_DEVICE_REQUEST__INIT;
+
+	a.id = (char *)id;
+	req.op_case = BULKHEAD__API__V1__REQUEST__OP_REMOVE_DEVICE;
+	req.remove_device = &a;
+	return bh_client_call(c, &req, timeout_ms, resp);
+}
+
+const Bulkhead__Api__V1__DeviceInfo *
+bh_client_device_info(const Bulkhead__Api__V1__Response *resp)
+{
+	if (!resp || bh_client_error_code(resp) !=
+			 BULKHEAD__API__V1__ERROR_CODE__ERROR_NONE)
+		return NULL;
+	switch (resp->result_case) {
+	case BULKHEAD__API__V1__RESPONSE__RESULT_ADD_DISK:
+		return resp->add_disk ? resp->add_disk->device : NULL;
+	case BULKHEAD__API__V1__RESPONSE__RESULT_ADD_NET:
+		return resp->add_net ? resp->add_net->device : NULL;
+	case BULKHEAD__API__V1__RESPONSE__RESULT_ADD_VSOCK:
+		return resp->add_vsock ? resp->add_vsock->device : NULL;
+	case BULKHEAD__API__V1__RESPONSE__RESULT_ADD_PMEM:
+		return resp->add_pmem ? resp->add_pmem->device : NULL;
+	case BULKHEAD__API__V1__RESPONSE__RESULT_ADD_FS:
+		return resp->add_fs ? resp->add_fs->device : NULL;
+	case BULKHEAD__API__V1__RESPONSE__RESULT_ADD_DEVICE:
+		return resp->add_device ? resp->add_device->device : NULL;
+	default:
+		return NULL;
+	}
+}
+
 void bh_client_response_free(Bulkhead__Api__V1__Response *resp)
 {
 	if (resp)

@@ -463,52 +463,82 @@ static int run_add_pmem(const struct ctl *ctl, const struct subcmd *sc,
 	return call(ctl, sc->name, &req);
 }
 
+/* add-net takes --net's syntax, read by bulkhead's own parser. */
 static int run_add_net(const struct ctl *ctl, const struct subcmd *sc, int argc,
 		       char **argv)
 {
 	Request req = BULKHEAD__API__V1__REQUEST__INIT;
 	Bulkhead__Api__V1__AddNetRequest a =
 	    BULKHEAD__API__V1__ADD_NET_REQUEST__INIT;
-	Bulkhead__Api__V1__NetConfig d = BULKHEAD__API__V1__NET_CONFIG__INIT;
-	struct kv keys[] = {
-		{ "tap", KV_STRING, &d.tap, false, false },
-		{ "ip", KV_STRING, &d.ip, false, false },
-		{ "mask", KV_STRING, &d.mask, false, false },
-		{ "mac", KV_STRING, &d.mac, false, false },
-		{ "num_queues", KV_U32, &d.num_queues, false, false },
-		{ "queue_size", KV_U32, &d.queue_size, false, false },
-		{ "id", KV_STRING, &d.id, false, false },
-		{ "mtu", KV_U32, &d.mtu, false, false },
-	};
-	int r = one_kv_arg(sc, argc, argv, keys, BH_ARRAY_SIZE(keys));
+	Bulkhead__Api__V1__VmConfig *vc = NULL;
+	struct bh_config cfg;
+	char *pargv[] = { argv[0], "--kernel=/", "--net", NULL, NULL };
+	char err[512];
+	int r;
 
-	if (r)
-		return r;
-	a.net = &d;
+	if (argc != 2)
+		return usage_error("add-net takes one argument: %s", sc->args);
+	pargv[3] = argv[1];
+	r = bh_config_parse_args(4, pargv, &cfg, err, sizeof(err));
+	if (r != BH_CONFIG_OK)
+		return usage_error("add-net: %s", err);
+	/* The API carries no file descriptors: a TAP opened here could not
+	 * reach the VMM. */
+	if (cfg.nets[0].nfds) {
+		bh_config_free(&cfg);
+		return usage_error("add-net: fd= cannot go through the API (it "
+				   "carries no file descriptors): use "
+				   "tap=NAME");
+	}
+	bh_apiconfig_to_proto(&cfg, &vc);
+	bh_config_free(&cfg);
+	a.net = vc->net[0];
+	/* Without id=, the VMM names the device after the VM's. */
+	if (!has_key(argv[1], "id")) {
+		free(a.net->id);
+		a.net->id = strdup("");
+		if (!a.net->id)
+			abort();
+	}
 	set_op(&req, sc->op, &a.base);
-	return call(ctl, sc->name, &req);
+	r = call(ctl, sc->name, &req);
+	bh_apiconfig_free_proto(vc);
+	return r;
 }
 
+/* add-vsock takes --vsock's syntax, read by bulkhead's own parser. */
 static int run_add_vsock(const struct ctl *ctl, const struct subcmd *sc,
 			 int argc, char **argv)
 {
 	Request req = BULKHEAD__API__V1__REQUEST__INIT;
 	Bulkhead__Api__V1__AddVsockRequest a =
 	    BULKHEAD__API__V1__ADD_VSOCK_REQUEST__INIT;
-	Bulkhead__Api__V1__VsockConfig d =
-	    BULKHEAD__API__V1__VSOCK_CONFIG__INIT;
-	struct kv keys[] = {
-		{ "cid", KV_U64, &d.cid, true, false },
-		{ "socket", KV_STRING, &d.socket, true, false },
-		{ "id", KV_STRING, &d.id, false, false },
-	};
-	int r = one_kv_arg(sc, argc, argv, keys, BH_ARRAY_SIZE(keys));
+	Bulkhead__Api__V1__VmConfig *vc = NULL;
+	struct bh_config cfg;
+	char *pargv[] = { argv[0], "--kernel=/", "--vsock", NULL, NULL };
+	char err[512];
+	int r;
 
-	if (r)
-		return r;
-	a.vsock = &d;
+	if (argc != 2)
+		return usage_error("add-vsock takes one argument: %s",
+				   sc->args);
+	pargv[3] = argv[1];
+	r = bh_config_parse_args(4, pargv, &cfg, err, sizeof(err));
+	if (r != BH_CONFIG_OK)
+		return usage_error("add-vsock: %s", err);
+	bh_apiconfig_to_proto(&cfg, &vc);
+	bh_config_free(&cfg);
+	a.vsock = vc->vsock;
+	if (!has_key(argv[1], "id")) {
+		free(a.vsock->id);
+		a.vsock->id = strdup("");
+		if (!a.vsock->id)
+			abort();
+	}
 	set_op(&req, sc->op, &a.base);
-	return call(ctl, sc->name, &req);
+	r = call(ctl, sc->name, &req);
+	bh_apiconfig_free_proto(vc);
+	return r;
 }
 
 static int run_remove_device(const struct ctl *ctl, const struct subcmd *sc,
@@ -738,7 +768,8 @@ static const struct subcmd subcmds[] = {
 	  "path=SYSFS_PATH[,iommu=on|off][,id=ID]",
 	  "hot-plug a host device (VFIO)" },
 	{ "remove-device", OP(REMOVE_DEVICE), run_remove_device, "ID",
-	  "hot-unplug a device" },
+	  "hot-unplug a device: the answer comes once the guest has\n"
+	  "      ejected it, or after 10 s (the removal stays asked for)" },
 	{ "add-disk", OP(ADD_DISK), run_add_disk,
 	  "path=PATH[,readonly=on|off][,...]",
 	  "hot-plug a disk (--disk's syntax)" },
@@ -749,11 +780,13 @@ static const struct subcmd subcmds[] = {
 	  "file=PATH[,size=SIZE][,discard_writes=on|off][,id=ID]",
 	  "hot-plug a virtio-pmem device" },
 	{ "add-net", OP(ADD_NET), run_add_net,
-	  "[tap=IF][,ip=IP][,mask=MASK][,mac=MAC]\n"
-	  "          [,num_queues=N][,queue_size=N][,mtu=N][,id=ID]",
-	  "hot-plug a virtio-net device" },
+	  "tap=IF[,mac=MAC][,num_queues=N][,queue_size=N]\n"
+	  "          [,mtu=N][,id=ID]",
+	  "hot-plug a virtio-net device (--net's syntax; no ip= or fd=)" },
 	{ "add-vsock", OP(ADD_VSOCK), run_add_vsock,
-	  "cid=CID,socket=PATH[,id=ID]", "hot-plug a virtio-vsock device" },
+	  "cid=CID,socket=PATH[,id=ID]",
+	  "hot-plug a virtio-vsock device (--vsock's syntax; bulkhead gives\n"
+	  "      a vsock device at start-up only, and refuses this)" },
 	{ "send-migration", OP(SEND_MIGRATION), run_send_migration,
 	  "DESTINATION_URL [--local]", "migrate the VM to another bulkhead" },
 	{ "receive-migration", OP(RECEIVE_MIGRATION), run_receive_migration,

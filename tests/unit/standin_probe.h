@@ -10,23 +10,19 @@
 
 #include "proto/internal.pb-c.h"
 
-/* Reads MSG_RUNNER_PROBE from sock within timeout_ms and answers it. 0, or
- * -1 for anything else. */
-static inline int standin_answer_probe(int sock, struct bh_frame_reader *rd,
-				       int timeout_ms)
+/* Answers f, which must be MSG_RUNNER_PROBE (f is released). 0, or -1 for
+ * anything else. */
+static inline int standin_answer_probe_frame(int sock, struct bh_frame *f)
 {
 	Bh__RunnerProbeResult res = BH__RUNNER_PROBE_RESULT__INIT;
 	Bh__RunnerProbe *q;
 	int32_t caps[64];
-	struct bh_frame f;
 	int r;
 
-	if (bh_frame_read_timeout(sock, rd, &f, timeout_ms) < 0)
-		return -1;
-	q = f.type == BH__MSG_TYPE__MSG_RUNNER_PROBE
-		? bh__runner_probe__unpack(NULL, f.len, f.body)
+	q = f->type == BH__MSG_TYPE__MSG_RUNNER_PROBE
+		? bh__runner_probe__unpack(NULL, f->len, f->body)
 		: NULL;
-	bh_frame_release(&f);
+	bh_frame_release(f);
 	if (!q || q->n_capabilities > 64) {
 		if (q)
 			bh__runner_probe__free_unpacked(q, NULL);
@@ -48,6 +44,18 @@ static inline int standin_answer_probe(int sock, struct bh_frame_reader *rd,
 			  &res.base, NULL, 0);
 	bh__runner_probe__free_unpacked(q, NULL);
 	return r < 0 ? -1 : 0;
+}
+
+/* Reads MSG_RUNNER_PROBE from sock within timeout_ms and answers it. 0, or
+ * -1 for anything else. */
+static inline int standin_answer_probe(int sock, struct bh_frame_reader *rd,
+				       int timeout_ms)
+{
+	struct bh_frame f;
+
+	if (bh_frame_read_timeout(sock, rd, &f, timeout_ms) < 0)
+		return -1;
+	return standin_answer_probe_frame(sock, &f);
 }
 
 #endif

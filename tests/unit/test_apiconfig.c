@@ -699,6 +699,94 @@ static void test_net_vsock_refused(void **state)
 			   "are more than 16 in all");
 }
 
+/* add-disk, add-net, add-vsock: one device, checked as in a VmConfig,
+ * its fields named without an index, and no id made up. */
+static void test_one_device(void **state)
+{
+	Bulkhead__Api__V1__DiskConfig disk =
+	    BULKHEAD__API__V1__DISK_CONFIG__INIT;
+	Bulkhead__Api__V1__NetConfig net = BULKHEAD__API__V1__NET_CONFIG__INIT;
+	Bulkhead__Api__V1__VsockConfig vsock =
+	    BULKHEAD__API__V1__VSOCK_CONFIG__INIT;
+	struct bh_config cfg;
+	char err[512];
+
+	(void)state;
+	disk.path = (char *)"/d.img";
+	disk.readonly = 1;
+	assert_int_equal(bh_apiconfig_device_from_proto(&disk, NULL, NULL, &cfg,
+							err, sizeof(err)),
+			 0);
+	assert_int_equal(cfg.ndisks, 1);
+	assert_int_equal(cfg.nnets, 0);
+	assert_null(cfg.vsock);
+	assert_string_equal(cfg.disks[0].path, "/d.img");
+	assert_null(cfg.disks[0].id);
+	assert_true(cfg.disks[0].readonly);
+	assert_int_equal(cfg.disks[0].num_queues, 1);
+	assert_int_equal(cfg.disks[0].queue_size, BH_CONFIG_DISK_QUEUE_SIZE);
+	bh_config_free(&cfg);
+
+	disk.id = (char *)"data";
+	assert_int_equal(bh_apiconfig_device_from_proto(&disk, NULL, NULL, &cfg,
+							err, sizeof(err)),
+			 0);
+	assert_string_equal(cfg.disks[0].id, "data");
+	bh_config_free(&cfg);
+
+	disk.queue_size = 100;
+	assert_int_equal(bh_apiconfig_device_from_proto(&disk, NULL, NULL, &cfg,
+							err, sizeof(err)),
+			 -EINVAL);
+	assert_string_equal(err, "disk.queue_size: 100 is not a power of two");
+	disk.queue_size = 0;
+	disk.path = (char *)"";
+	assert_int_equal(bh_apiconfig_device_from_proto(&disk, NULL, NULL, &cfg,
+							err, sizeof(err)),
+			 -EINVAL);
+	assert_string_equal(err, "disk.path: required");
+
+	net.tap = (char *)"tap7";
+	net.mac = (char *)"52:54:00:12:34:56";
+	assert_int_equal(bh_apiconfig_device_from_proto(NULL, &net, NULL, &cfg,
+							err, sizeof(err)),
+			 0);
+	assert_int_equal(cfg.nnets, 1);
+	assert_string_equal(cfg.nets[0].tap, "tap7");
+	assert_true(cfg.nets[0].mac_set);
+	assert_null(cfg.nets[0].id);
+	bh_config_free(&cfg);
+	net.tap = (char *)"";
+	assert_int_equal(bh_apiconfig_device_from_proto(NULL, &net, NULL, &cfg,
+							err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "net.tap: required"));
+
+	vsock.cid = 2;
+	vsock.socket = (char *)"/run/v.sock";
+	assert_int_equal(bh_apiconfig_device_from_proto(NULL, NULL, &vsock,
+							&cfg, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "vsock.cid: 2 is out of range"));
+	vsock.cid = 3;
+	assert_int_equal(bh_apiconfig_device_from_proto(NULL, NULL, &vsock,
+							&cfg, err, sizeof(err)),
+			 0);
+	assert_non_null(cfg.vsock);
+	assert_null(cfg.vsock->id);
+	bh_config_free(&cfg);
+
+	assert_int_equal(bh_apiconfig_device_from_proto(NULL, NULL, NULL, &cfg,
+							err, sizeof(err)),
+			 -EINVAL);
+	assert_string_equal(err, "the device's configuration: required");
+	disk.path = (char *)"/d.img";
+	assert_int_equal(bh_apiconfig_device_from_proto(&disk, NULL, &vsock,
+							&cfg, err, sizeof(err)),
+			 -EINVAL);
+	assert_string_equal(err, "one device at a time");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -708,6 +796,7 @@ int main(void)
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_net_vsock_to_proto),
 		cmocka_unit_test(test_net_vsock_refused),
+		cmocka_unit_test(test_one_device),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -82,6 +82,37 @@ bh_client_error_message(const Bulkhead__Api__V1__Response *resp);
 BH_CLIENT_EXPORT const char *
 bh_client_error_code_name(Bulkhead__Api__V1__ErrorCode code);
 
+/*
+ * Devices added to and removed from a running or paused VM, each one
+ * bh_client_call with the operation's request (the configuration is
+ * borrowed; its fields as in api.proto, an empty id letting the VMM pick
+ * "disk0", "net1", ...). Returns as bh_client_call. The VMM answers once
+ * the device is in the VM, or once the guest has ejected it for
+ * remove-device (INVALID_STATE if the guest did not within the VMM's
+ * limit: the removal stays asked for). add-vsock is refused while the VM
+ * runs (NOT_SUPPORTED_YET): a vsock device is given at start-up.
+ */
+BH_CLIENT_EXPORT int
+bh_client_add_disk(struct bh_client *c,
+		   const Bulkhead__Api__V1__DiskConfig *disk, int timeout_ms,
+		   Bulkhead__Api__V1__Response **resp);
+BH_CLIENT_EXPORT int bh_client_add_net(struct bh_client *c,
+				       const Bulkhead__Api__V1__NetConfig *net,
+				       int timeout_ms,
+				       Bulkhead__Api__V1__Response **resp);
+BH_CLIENT_EXPORT int
+bh_client_add_vsock(struct bh_client *c,
+		    const Bulkhead__Api__V1__VsockConfig *vsock, int timeout_ms,
+		    Bulkhead__Api__V1__Response **resp);
+BH_CLIENT_EXPORT int
+bh_client_remove_device(struct bh_client *c, const char *id, int timeout_ms,
+			Bulkhead__Api__V1__Response **resp);
+/* The device an add-* call placed (id, type, PCI address
+ * "0000:00:SS.0"), or NULL for any other response or an error. Borrowed
+ * from resp. */
+BH_CLIENT_EXPORT const Bulkhead__Api__V1__DeviceInfo *
+bh_client_device_info(const Bulkhead__Api__V1__Response *resp);
+
 /* What went wrong in the last failed bh_client_call; "" if nothing. */
 BH_CLIENT_EXPORT const char *bh_client_last_error(const struct bh_client *c);
 
