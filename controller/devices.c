@@ -645,9 +645,11 @@ int bh_devices_attach(struct bh_devices *d, bh_devices_send_fn send, void *arg)
 	for (unsigned int i = 0; i < BH_MAX_DEVICES; i++) {
 		Bh__RunnerAddDevice add = BH__RUNNER_ADD_DEVICE__INIT;
 		Bh__VirtioDevice dev = BH__VIRTIO_DEVICE__INIT;
+		Bh__SharedRegion shm = BH__SHARED_REGION__INIT;
 		struct bh_dev *v = d->slot[i];
-		int fds[2 * BH_MAX_QUEUES];
-		int r;
+		int fds[2 * BH_MAX_QUEUES + 1];
+		unsigned int nfds;
+		int r, shm_fd;
 
 		if (!v)
 			continue;
@@ -665,8 +667,14 @@ int bh_devices_attach(struct bh_devices *d, bh_devices_send_fn send, void *arg)
 			fds[q] = v->kick[q];
 			fds[v->nq + q] = v->call[q];
 		}
+		nfds = 2 * v->nq;
+		shm_fd = v->type->shm ? v->type->shm(v, &shm) : -1;
+		if (shm_fd >= 0) {
+			dev.shm = &shm;
+			fds[nfds++] = shm_fd;
+		}
 		r = send(arg, BH__MSG_TYPE__MSG_RUNNER_ADD_DEVICE, &add.base,
-			 fds, 2 * v->nq);
+			 fds, nfds);
 		if (r < 0) {
 			bh_err("device %s: cannot add it to the VM: %s", v->id,
 			       strerror(-r));

@@ -459,7 +459,8 @@ def case_smp2(args, vm_factory):
 
 
 CHILDREN = ("bulkhead-vcpu", "bulkhead-dev-blk", "bulkhead-dev-rng",
-            "bulkhead-dev-console", "bulkhead-dev-net", "bulkhead-dev-vsock")
+            "bulkhead-dev-console", "bulkhead-dev-net", "bulkhead-dev-vsock",
+            "bulkhead-dev-pmem")
 
 
 def wait_no_children(step, limit=10):
