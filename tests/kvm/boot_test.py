@@ -25,7 +25,9 @@ images are made in DIR (kept there when the case fails): rw.img, 64 MiB of
 zeros, to which the guest writes 32 MiB and reads them back; ro.img, 16 MiB
 of a known pattern (sha256 in ro.img.sha256), attached read-only.
 
-The case "pmem" attaches two virtio-pmem devices, files made in DIR:
+The case "pmem" attaches two virtio-pmem devices, files made in a fresh
+directory under /tmp (the results share, 9p without a page cache, cannot be
+mapped shared and writable):
 pmem-rw.img, 1 MiB that bulkhead grows to 32 MiB, to which the guest writes
 a 4 MiB pattern with direct I/O and a flush; pmem-ro.img, 16 MiB of a known
 pattern, with discard_writes=on, to which the guest writes zeros that must
@@ -65,6 +67,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 MARKER = "BULKHEAD-INIT-MARKER"
@@ -828,11 +831,13 @@ PMEM_RO_SIZE = 16 * MIB     # pmem-ro.img, discard_writes=on
 PMEM_WRITE = 4 * MIB        # the pattern the guest writes
 
 
-def pmem_images(logdir):
+def pmem_images():
     """pmem-rw.img (1 MiB of zeros: bulkhead grows it) and pmem-ro.img (a
-    pattern); their paths and the sha256 of pmem-ro.img."""
-    rw = os.path.join(logdir, "pmem-rw.img")
-    ro = os.path.join(logdir, "pmem-ro.img")
+    pattern) in a new directory under /tmp; their paths and the sha256 of
+    pmem-ro.img."""
+    d = tempfile.mkdtemp(prefix="bh-pmem-")
+    rw = os.path.join(d, "pmem-rw.img")
+    ro = os.path.join(d, "pmem-ro.img")
     for p in (rw, ro):
         if "," in p:
             raise Fail(f"{p}: a comma in the path cannot go into --pmem")
@@ -847,12 +852,12 @@ def pmem_images(logdir):
                 h.update(block)
                 f.write(block)
     except OSError as e:
-        raise Fail(f"cannot make the pmem files in {logdir}: {e}")
+        raise Fail(f"cannot make the pmem files in {d}: {e}")
     return rw, ro, h.hexdigest()
 
 
 def case_pmem(args, vm_factory):
-    rw, ro, ro_sha = pmem_images(args.log)
+    rw, ro, ro_sha = pmem_images()
     line = (WRITE_LINE + "\n").encode()
     want_sha = hashlib.sha256(
         (line * (PMEM_WRITE // len(line) + 1))[:PMEM_WRITE]).hexdigest()
@@ -921,6 +926,7 @@ def case_pmem(args, vm_factory):
                    f"not {ro_sha}")
     for p in (rw, ro):
         os.unlink(p)
+    os.rmdir(os.path.dirname(rw))
     return (f"/dev/{dev_rw} 32 MiB (dax {dax}) written and found in the "
             f"file, /dev/{dev_ro} 16 MiB discard_writes left unchanged; "
             f"marker after {t_marker:.1f} s, exit after "
