@@ -479,6 +479,35 @@ static int set_vsock(const Bulkhead__Api__V1__VsockConfig *v, const char *defid,
 	return 0;
 }
 
+static int set_pmem(const Bulkhead__Api__V1__PmemConfig *pm, unsigned int i,
+		    struct bh_pmem_config *out, char *err, size_t errlen)
+{
+	char field[32], defid[32];
+	const char *why;
+	int r;
+
+	snprintf(field, sizeof(field), "pmem[%u]", i);
+	if (!pm)
+		return bh_errf(err, errlen, "%s: empty", field);
+	if (!pm->file || pm->file[0] == '\0')
+		return bh_errf(err, errlen, "%s.file: required", field);
+	if (bh_config_check_pmem_size(pm->size, &why) < 0)
+		return bh_errf(err, errlen, "%s.size: %" PRIu64 " %s", field,
+			       pm->size, why);
+	if (pm->id && pm->id[0]) {
+		snprintf(field, sizeof(field), "pmem[%u].id", i);
+		r = check_api_id(field, pm->id, err, errlen);
+		if (r < 0)
+			return r;
+	}
+	snprintf(defid, sizeof(defid), "pmem%u", i);
+	out->file = bh_xstrdup(pm->file);
+	out->id = bh_xstrdup(pm->id && pm->id[0] ? pm->id : defid);
+	out->size = pm->size;
+	out->discard_writes = pm->discard_writes;
+	return 0;
+}
+
 /* One device's id, named by its field ("net[1]"). */
 struct id_entry {
 	char field[24];
@@ -516,6 +545,8 @@ static int check_ids(const struct bh_config *cfg, char *err, size_t errlen)
 		add_id(e, &n, "disks", i, cfg->disks[i].id, "disk");
 	for (i = 0; i < cfg->nnets; i++)
 		add_id(e, &n, "net", i, cfg->nets[i].id, "net");
+	for (i = 0; i < cfg->npmems; i++)
+		add_id(e, &n, "pmem", i, cfg->pmems[i].id, "pmem");
 	if (cfg->vsock)
 		add_id(e, &n, "vsock", UINT32_MAX, cfg->vsock->id,
 		       BH_CONFIG_VSOCK_ID);
@@ -583,6 +614,7 @@ int bh_apiconfig_from_proto(const VmConfig *vc, struct bh_config *cfg,
 			    char *err, size_t errlen)
 {
 	unsigned int ndev, i;
+	const char *list;
 	int r;
 
 	if (err && errlen > 0)
@@ -625,13 +657,15 @@ int bh_apiconfig_from_proto(const VmConfig *vc, struct bh_config *cfg,
 	/* Every virtio device takes one of the PCI slots. */
 	ndev = (cfg->rng_source ? 1 : 0) +
 	       (cfg->console != BH_CONSOLE_OFF ? 1 : 0) + (cfg->vsock ? 1 : 0);
+	list = vc->n_net ? "net" : "disks";
 	if (vc->n_disks > BH_MAX_DEVICES - ndev ||
-	    vc->n_net > BH_MAX_DEVICES - ndev - vc->n_disks) {
+	    vc->n_net > BH_MAX_DEVICES - ndev - vc->n_disks ||
+	    vc->n_pmem > BH_MAX_DEVICES - ndev - vc->n_disks - vc->n_net) {
 		r = bh_errf(err, errlen,
-			    "%s: %zu disks, %zu nets and %u other virtio "
-			    "devices are more than %d in all",
-			    vc->n_net ? "net" : "disks", vc->n_disks, vc->n_net,
-			    ndev, BH_MAX_DEVICES);
+			    "%s: %zu disks, %zu nets, %zu pmems and %u other "
+			    "virtio devices are more than %d in all",
+			    vc->n_pmem ? "pmem" : list, vc->n_disks, vc->n_net,
+			    vc->n_pmem, ndev, BH_MAX_DEVICES);
 		goto err;
 	}
 	for (i = 0; i < vc->n_disks; i++) {
@@ -655,6 +689,12 @@ int bh_apiconfig_from_proto(const VmConfig *vc, struct bh_config *cfg,
 		if (r < 0)
 			goto err;
 		cfg->nnets++;
+	}
+	for (i = 0; i < vc->n_pmem; i++) {
+		r = set_pmem(vc->pmem[i], i, &cfg->pmems[i], err, errlen);
+		if (r < 0)
+			goto err;
+		cfg->npmems++;
 	}
 	r = check_ids(cfg, err, errlen);
 	if (r < 0)
@@ -840,6 +880,20 @@ int bh_apiconfig_to_proto(const struct bh_config *cfg, VmConfig **out)
 		vc->net = xcalloc(cfg->nnets, sizeof(*vc->net));
 	for (i = 0; i < cfg->nnets; i++)
 		vc->net[i] = net_proto(&cfg->nets[i]);
+	vc->n_pmem = cfg->npmems;
+	if (cfg->npmems > 0)
+		vc->pmem = xcalloc(cfg->npmems, sizeof(*vc->pmem));
+	for (i = 0; i < cfg->npmems; i++) {
+		const struct bh_pmem_config *pm = &cfg->pmems[i];
+		Bulkhead__Api__V1__PmemConfig *p = xcalloc(1, sizeof(*p));
+
+		bulkhead__api__v1__pmem_config__init(p);
+		p->file = bh_xstrdup(pm->file);
+		p->size = pm->size;
+		p->discard_writes = pm->discard_writes;
+		p->id = bh_xstrdup(pm->id);
+		vc->pmem[i] = p;
+	}
 	if (cfg->vsock) {
 		vc->vsock = xcalloc(1, sizeof(*vc->vsock));
 		bulkhead__api__v1__vsock_config__init(vc->vsock);

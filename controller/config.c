@@ -37,6 +37,7 @@ enum {
 	OPT_DISK,
 	OPT_NET,
 	OPT_VSOCK,
+	OPT_PMEM,
 	OPT_RNG,
 	OPT_CONSOLE,
 	OPT_RESTART_DEVICES,
@@ -62,6 +63,7 @@ static const struct option long_options[] = {
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "net", required_argument, NULL, OPT_NET },
 	{ "vsock", required_argument, NULL, OPT_VSOCK },
+	{ "pmem", required_argument, NULL, OPT_PMEM },
 	{ "rng", required_argument, NULL, OPT_RNG },
 	{ "console", required_argument, NULL, OPT_CONSOLE },
 	{ "restart-devices", required_argument, NULL, OPT_RESTART_DEVICES },
@@ -541,7 +543,7 @@ static int kv_bool(const char *opt, const struct kv_param *p, bool *out,
 /* Every virtio device takes a PCI slot of the BH_MAX_DEVICES. */
 static unsigned int device_count(const struct bh_config *cfg)
 {
-	return cfg->ndisks + cfg->nnets + (cfg->vsock ? 1 : 0) +
+	return cfg->ndisks + cfg->nnets + cfg->npmems + (cfg->vsock ? 1 : 0) +
 	       (cfg->rng_source ? 1 : 0) +
 	       (cfg->console != BH_CONSOLE_OFF ? 1 : 0);
 }
@@ -1026,6 +1028,85 @@ out:
 	return ret;
 }
 
+/*
+ * Cloud Hypervisor's --pmem file=PATH,size=SIZE[,discard_writes=on|off]
+ * [,id=ID]. The size is what the guest sees, so it is required here: the
+ * guest-physical layout follows from the configuration alone.
+ */
+static int parse_pmem(const char *arg, struct bh_config *cfg, char *err,
+		      size_t errlen)
+{
+	enum { P_FILE, P_SIZE, P_DISCARD, P_ID };
+	struct kv_param params[] = {
+		[P_FILE] = { .key = "file" },
+		[P_SIZE] = { .key = "size" },
+		[P_DISCARD] = { .key = "discard_writes" },
+		[P_ID] = { .key = "id" },
+	};
+	struct bh_pmem_config pm = { 0 };
+	const char *why;
+	char defid[32];
+	char *buf;
+	int ret;
+
+	ret = kv_parse("--pmem", arg, params, BH_ARRAY_SIZE(params), &buf, err,
+		       errlen);
+	if (ret < 0)
+		return ret;
+	if (device_count(cfg) >= BH_MAX_DEVICES) {
+		ret = bh_errf(err, errlen,
+			      "--pmem: more than %d virtio devices in all",
+			      BH_MAX_DEVICES);
+		goto out;
+	}
+	if (!params[P_FILE].value || !params[P_SIZE].value) {
+		ret = bh_errf(err, errlen, "--pmem: %s= is required",
+			      params[P_SIZE].value ? "file" : "size");
+		goto out;
+	}
+	ret = kv_size("--pmem", &params[P_SIZE], &pm.size, err, errlen);
+	if (ret < 0)
+		goto out;
+	ret = bh_config_check_pmem_size(pm.size, &why);
+	if (ret < 0) {
+		ret = bh_errf(err, errlen, "--pmem: size=%s %s",
+			      params[P_SIZE].value, why);
+		goto out;
+	}
+	if (params[P_DISCARD].value) {
+		ret = kv_bool("--pmem", &params[P_DISCARD], &pm.discard_writes,
+			      err, errlen);
+		if (ret < 0)
+			goto out;
+	}
+	if (params[P_ID].value) {
+		ret = check_id("--pmem", params[P_ID].value, err, errlen);
+		if (ret < 0)
+			goto out;
+	}
+	snprintf(defid, sizeof(defid), "pmem%u", cfg->npmems);
+	pm.file = bh_xstrdup(params[P_FILE].value);
+	pm.id = bh_xstrdup(params[P_ID].value ? params[P_ID].value : defid);
+	cfg->pmems[cfg->npmems++] = pm;
+out:
+	free(buf);
+	return ret;
+}
+
+int bh_config_check_pmem_size(uint64_t size, const char **why)
+{
+	const char *w = NULL;
+
+	if (size == 0 || size % BH_CONFIG_PMEM_ALIGN)
+		w = "is not a non-zero multiple of 2 MiB (the guest maps "
+		    "the region in 2 MiB sections)";
+	else if (size > BH_CONFIG_MAX_PMEM_SIZE)
+		w = "is larger than 1T";
+	if (why)
+		*why = w;
+	return w ? -EINVAL : 0;
+}
+
 /* Cloud Hypervisor's --rng src=PATH; an empty value asks for the default. */
 static int parse_rng(const char *arg, struct bh_config *cfg, char *err,
 		     size_t errlen)
@@ -1154,6 +1235,10 @@ static int check_device_ids(const struct bh_config *cfg, char *err,
 		ids[n++] =
 		    (struct dev_id){ cfg->nets[i].id, "--net",
 				     is_default_id(cfg->nets[i].id, "net", i) };
+	for (i = 0; i < cfg->npmems; i++)
+		ids[n++] = (struct dev_id){ cfg->pmems[i].id, "--pmem",
+					    is_default_id(cfg->pmems[i].id,
+							  "pmem", i) };
 	if (cfg->vsock)
 		ids[n++] = (struct dev_id){ cfg->vsock->id, "--vsock",
 					    strcmp(cfg->vsock->id,
@@ -1377,6 +1462,8 @@ static int parse_option(int c, const char *arg, struct bh_config *cfg,
 		return parse_net(arg, cfg, err, errlen);
 	case OPT_VSOCK:
 		return parse_vsock(arg, cfg, err, errlen);
+	case OPT_PMEM:
+		return parse_pmem(arg, cfg, err, errlen);
 	case OPT_RNG:
 		return parse_rng(arg, cfg, err, errlen);
 	case OPT_CONSOLE:
@@ -1557,7 +1644,7 @@ int bh_config_parse_args(int argc, char *const argv[], struct bh_config *cfg,
 			 * mistake in a generated command line than a wish to
 			 * override, so refuse rather than guess. */
 			if (seen[c - OPT_FIRST] && c != OPT_EXIT_STATS &&
-			    c != OPT_DISK && c != OPT_NET) {
+			    c != OPT_DISK && c != OPT_NET && c != OPT_PMEM) {
 				ret = bh_errf(err, errlen, "--%s given twice",
 					      long_name(c));
 				goto err;
@@ -1627,6 +1714,10 @@ void bh_config_free(struct bh_config *cfg)
 	for (unsigned int i = 0; i < cfg->nnets; i++) {
 		free(cfg->nets[i].id);
 		free(cfg->nets[i].tap);
+	}
+	for (unsigned int i = 0; i < cfg->npmems; i++) {
+		free(cfg->pmems[i].file);
+		free(cfg->pmems[i].id);
 	}
 	if (cfg->vsock) {
 		free(cfg->vsock->id);
@@ -1731,6 +1822,19 @@ void bh_config_usage(FILE *out)
 		BH_CONFIG_NET_MTU, BH_CONFIG_NET_MIN_MTU, BH_CONFIG_NET_MAX_MTU,
 		BH_CONFIG_VSOCK_MIN_CID, BH_CONFIG_VSOCK_MAX_CID,
 		BH_CONFIG_VSOCK_SOCKET_MAX, BH_CONFIG_VSOCK_ID);
+	fprintf(out,
+		"  --pmem file=PATH,size=SIZE[,discard_writes=on|off]\n"
+		"        [,id=ID]\n"
+		"                      virtio-pmem: PATH (a regular file or\n"
+		"                      block device) mapped into the guest\n"
+		"                      as /dev/pmemN of SIZE (a multiple of\n"
+		"                      2M, at most 1T); a smaller regular\n"
+		"                      file is grown to SIZE, a larger one\n"
+		"                      shows its first SIZE bytes;\n"
+		"                      discard_writes=on opens it read-only\n"
+		"                      and the guest's writes are dropped;\n"
+		"                      repeatable (defaults: discard_writes=\n"
+		"                      off, id=pmemN)\n");
 	fprintf(out,
 		"  --rng src=PATH      virtio-rng fed from PATH\n"
 		"                      (an empty value: src=%s)\n"

@@ -114,6 +114,18 @@ struct bh_vsock_config {
 	char *socket; /* host unix socket path; guest->host: <socket>_<port> */
 };
 
+/* virtio-pmem (--pmem): the region's size must be whole 2 MiB pieces, since
+ * the guest's nvdimm driver maps it in memory subsections of that size. */
+#define BH_CONFIG_PMEM_ALIGN	(2ULL * 1024 * 1024)
+#define BH_CONFIG_MAX_PMEM_SIZE (1024ULL * 1024 * 1024 * 1024) /* 1 TiB */
+
+struct bh_pmem_config {
+	char *file;	     /* a regular file or a block device */
+	char *id;	     /* "pmemN" by default */
+	uint64_t size;	     /* bytes, a multiple of BH_CONFIG_PMEM_ALIGN */
+	bool discard_writes; /* the guest's writes never reach the file */
+};
+
 struct bh_config {
 	char *kernel;	 /* path, required */
 	char *initramfs; /* path or NULL */
@@ -134,7 +146,9 @@ struct bh_config {
 	char *rng_source; /* --rng: entropy source, or NULL for no rng */
 	struct bh_net_config nets[BH_MAX_DEVICES]; /* --net, in order */
 	unsigned int nnets;
-	struct bh_vsock_config *vsock; /* --vsock, or NULL */
+	struct bh_vsock_config *vsock;		     /* --vsock, or NULL */
+	struct bh_pmem_config pmems[BH_MAX_DEVICES]; /* --pmem, in order */
+	unsigned int npmems;
 	enum bh_console_mode console;
 	char *console_path;	   /* BH_CONSOLE_FILE */
 	uint64_t console_max_size; /* as serial_max_size, for BH_CONSOLE_FILE */
@@ -200,6 +214,9 @@ int bh_config_parse_mac(const char *s, uint8_t mac[6], const char **why);
  * 0.0.0.0); *out in network byte order, never 0. */
 int bh_config_parse_ipv4(const char *s, bool netmask, uint32_t *out,
 			 const char **why);
+/* A --pmem size: a non-zero multiple of BH_CONFIG_PMEM_ALIGN up to
+ * BH_CONFIG_MAX_PMEM_SIZE; else -EINVAL, *why (if why) as above. */
+int bh_config_check_pmem_size(uint64_t size, const char **why);
 /* The --help text. */
 void bh_config_usage(FILE *out);
 

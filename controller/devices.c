@@ -649,7 +649,10 @@ static int dev_send_add(struct bh_dev *v, bh_devices_send_fn send, void *arg)
 {
 	Bh__RunnerAddDevice add = BH__RUNNER_ADD_DEVICE__INIT;
 	Bh__VirtioDevice dev = BH__VIRTIO_DEVICE__INIT;
-	int fds[2 * BH_MAX_QUEUES];
+	Bh__SharedRegion shm = BH__SHARED_REGION__INIT;
+	int fds[2 * BH_MAX_QUEUES + 1];
+	unsigned int nfds;
+	int shm_fd;
 
 	dev.index = v->index;
 	dev.device_type = v->type->virtio_id;
@@ -665,8 +668,15 @@ static int dev_send_add(struct bh_dev *v, bh_devices_send_fn send, void *arg)
 		fds[q] = v->kick[q];
 		fds[v->nq + q] = v->call[q];
 	}
+	nfds = 2 * v->nq;
+	/* A device that brings memory (pmem): the runner maps this fd. */
+	shm_fd = v->type->shm ? v->type->shm(v, &shm) : -1;
+	if (shm_fd >= 0) {
+		dev.shm = &shm;
+		fds[nfds++] = shm_fd;
+	}
 	return send(arg, BH__MSG_TYPE__MSG_RUNNER_ADD_DEVICE, &add.base, fds,
-		    2 * v->nq);
+		    nfds);
 }
 
 int bh_devices_attach(struct bh_devices *d, bh_devices_send_fn send, void *arg)

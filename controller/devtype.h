@@ -56,6 +56,10 @@ struct bh_dev_type {
 	 * outlasts the call. */
 	void (*setup)(struct bh_dev *v, const struct bh_config *cfg,
 		      Bh__WorkerSetup *s);
+	/* Guest-physical memory the device brings (virtio-pmem's region):
+	 * fills r and returns the fd the runner maps it from (borrowed), or
+	 * -1 for none. May be NULL: none. */
+	int (*shm)(const struct bh_dev *v, Bh__SharedRegion *r);
 	/* Per boot, after the worker is ready and watched, and after it is
 	 * gone. 0 or -errno (logged). May be NULL. */
 	int (*start)(struct bh_dev *v, struct event_base *base);
@@ -78,6 +82,7 @@ extern const struct bh_dev_type bh_dev_rng;
 extern const struct bh_dev_type bh_dev_console;
 extern const struct bh_dev_type bh_dev_net;
 extern const struct bh_dev_type bh_dev_vsock;
+extern const struct bh_dev_type bh_dev_pmem;
 
 /* What a type may ask of its device. */
 const char *bh_dev_id(const struct bh_dev *v);

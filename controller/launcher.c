@@ -46,6 +46,7 @@ static const char *const binaries[] = {
 	[BH_LAUNCH_RNG] = "bulkhead-dev-rng",
 	[BH_LAUNCH_NET] = "bulkhead-dev-net",
 	[BH_LAUNCH_VSOCK] = "bulkhead-dev-vsock",
+	[BH_LAUNCH_PMEM] = "bulkhead-dev-pmem",
 };
 #define NKINDS BH_ARRAY_SIZE(binaries)
 
@@ -104,7 +105,7 @@ static int h_launch(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	int r = 0;
 
 	if (req->kind <= BH__LAUNCH__KIND__KIND_NONE ||
-	    req->kind > BH__LAUNCH__KIND__KIND_VSOCK)
+	    req->kind > BH__LAUNCH__KIND__KIND_PMEM)
 		return -EINVAL;
 	kind = (unsigned int)req->kind - 1;
 	if (kind == BH_LAUNCH_RUNNER ? req->id[0] != '\0' : !id_ok(req->id))

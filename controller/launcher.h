@@ -30,6 +30,7 @@ enum bh_launch_kind {
 	BH_LAUNCH_RNG,	      /* bulkhead-dev-rng */
 	BH_LAUNCH_NET,	      /* bulkhead-dev-net */
 	BH_LAUNCH_VSOCK,      /* bulkhead-dev-vsock */
+	BH_LAUNCH_PMEM,	      /* bulkhead-dev-pmem */
 };
 
 /*

@@ -45,6 +45,32 @@ uint64_t bh_layout_low_ram_end(const struct bh_mem_layout *l)
 	return 0;
 }
 
+int bh_layout_devmem(const struct bh_mem_layout *l, const uint64_t *sizes,
+		     unsigned int n, uint64_t *gpa)
+{
+	uint64_t next = BH_MEM_4G;
+
+	for (unsigned int i = 0; i < l->nregions; i++) {
+		uint64_t end = l->regions[i].guest_phys + l->regions[i].size;
+
+		if (end > next)
+			next = end;
+	}
+	for (unsigned int i = 0; i < n; i++) {
+		/* next stays below the limit, so neither sum can wrap. */
+		next = (next + BH_LAYOUT_DEVMEM_ALIGN - 1) &
+		       ~(BH_LAYOUT_DEVMEM_ALIGN - 1);
+		if (sizes[i] == 0)
+			return -EINVAL;
+		if (next > BH_LAYOUT_DEVMEM_LIMIT ||
+		    sizes[i] > BH_LAYOUT_DEVMEM_LIMIT - next)
+			return -ENOSPC;
+		gpa[i] = next;
+		next += sizes[i];
+	}
+	return 0;
+}
+
 static int e820_add(struct bh_e820_entry *tbl, size_t max, size_t *n,
 		    uint64_t addr, uint64_t size, uint32_t type)
 {

@@ -27,6 +27,25 @@ int bh_layout_compute(uint64_t ram_size, struct bh_mem_layout *out);
 /* Highest guest-physical address + 1 of RAM below 4 GiB. */
 uint64_t bh_layout_low_ram_end(const struct bh_mem_layout *l);
 
+/*
+ * Device memory (virtio-pmem regions) goes above RAM and above 4 GiB, so
+ * that it meets neither RAM, nor the 32-bit hole (PCI BARs, ECAM, the APICs,
+ * the hotplug registers), each region starting at a 128 MiB boundary (a
+ * Linux memory section: the guest's nvdimm code maps whole ones best) and
+ * ending below BH_LAYOUT_DEVMEM_LIMIT: 40 bits of physical address, what a
+ * nested QEMU's default CPU offers its guest.
+ */
+#define BH_LAYOUT_DEVMEM_ALIGN (128ULL << 20)
+#define BH_LAYOUT_DEVMEM_LIMIT (1ULL << 40)
+
+/*
+ * The guest-physical address of each of n regions of the given sizes
+ * (non-zero), in that order, after the RAM of l: gpa[i]. 0, or -ENOSPC when
+ * they do not all end below BH_LAYOUT_DEVMEM_LIMIT, -EINVAL for a size 0.
+ */
+int bh_layout_devmem(const struct bh_mem_layout *l, const uint64_t *sizes,
+		     unsigned int n, uint64_t *gpa);
+
 #define BH_E820_RAM	 1
 #define BH_E820_RESERVED 2
 #define BH_E820_MAX	 128 /* entries in struct boot_params */

@@ -126,6 +126,7 @@ static int print_policy(const char *which)
 		{ "rng", "bulkhead-dev-rng" },
 		{ "net", "bulkhead-dev-net" },
 		{ "vsock", "bulkhead-dev-vsock" },
+		{ "pmem", "bulkhead-dev-pmem" },
 	};
 	bool all = strcmp(which, "all") == 0, found = false;
 	char dir[4096];
@@ -177,8 +178,7 @@ static int print_policy(const char *which)
 		fprintf(stderr,
 			"bulkhead: --print-policy: '%s' is not one of "
 			"controller, launcher, vcpu, blk, console, rng, net, "
-			"vsock, "
-			"all\n",
+			"vsock, pmem, all\n",
 			which);
 		return BH_EXIT_USAGE;
 	}

@@ -202,6 +202,9 @@ static const char *const launcher_syscalls[] = {
 	"pwritev",
 	"fdatasync",
 	"fallocate",
+	/* the pmem worker: a guest's flush written back to the region's
+	 * file */
+	"fsync",
 	/* the vsock worker: a guest's SHUTDOWN passed on to a host socket */
 	"shutdown",
 	NULL,

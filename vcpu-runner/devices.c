@@ -56,6 +56,8 @@ int runner_device_remove(struct runner *rn, uint32_t index)
 	bh_vpci_unpublish(d);
 	runner_vcpus_quiesce(rn);
 	bh_vpci_destroy(d);
+	/* Its memory, once no vCPU can be inside its BAR handlers either. */
+	runner_devmem_remove(rn, index);
 	/* Its MSI routes: the table is rebuilt without it. */
 	bh_vpci_update_routing(rn);
 	bh_hotplug_forget(&rn->hotplug, slot);

@@ -209,6 +209,9 @@ int runner_kvm_map_memory(struct runner *rn, int memfd, uint64_t memfd_size,
 			       strerror(errno));
 			return r;
 		}
+		rn->ram_gpa[i] = regions[i]->guest_phys;
+		rn->ram_len[i] = regions[i]->size;
+		rn->nram = (unsigned int)i + 1;
 	}
 	return 0;
 }

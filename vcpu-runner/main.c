@@ -180,17 +180,31 @@ static int h_add_device(void *ctx, const ProtobufCMessage *m,
 	int r;
 
 	if (!dv || !dv->num_queues || dv->num_queues > BH_MAX_QUEUES ||
-	    f->nfds != 2 * dv->num_queues || dv->pci_slot == 0 ||
-	    dv->pci_slot >= BH_PCI_SLOTS || dv->index >= BH_MAX_DEVICES) {
+	    f->nfds != 2 * dv->num_queues + (dv->shm ? 1 : 0) ||
+	    dv->pci_slot == 0 || dv->pci_slot >= BH_PCI_SLOTS ||
+	    dv->index >= BH_MAX_DEVICES) {
 		bh_err("add-device: bad description (%u fds)", f->nfds);
 		return -EINVAL;
 	}
-	for (unsigned int i = 0; i < f->nfds; i++)
+	/* The memory first: the device must not be published without it.
+	 * (An index in use is refused by bh_vpci_create below.) */
+	if (dv->shm && !rn->vdevs[dv->index]) {
+		r = runner_devmem_add(rn, dv->index, dv->shm,
+				      bh_frame_take_fd(f, 2 * dv->num_queues));
+		if (r < 0 && hot)
+			return refuse(rn, r, "add-device %s: its memory: %s",
+				      dv->id, strerror(-r));
+		if (r < 0)
+			return r;
+	}
+	for (unsigned int i = 0; i < 2 * dv->num_queues; i++)
 		fds[i] = bh_frame_take_fd(f, i);
 	r = bh_vpci_create(rn, dv->index, dv->device_type, dv->pci_slot,
 			   dv->device_features, dv->num_queues,
 			   dv->max_queue_size, dv->config.data, dv->config.len,
 			   dv->id, fds, &d);
+	if (r < 0 && dv->shm && !rn->vdevs[dv->index])
+		runner_devmem_remove(rn, dv->index);
 	if (r < 0 && hot)
 		return refuse(rn, r, "add-device %s (index %u, slot %u): %s",
 			      dv->id, dv->index, dv->pci_slot, strerror(-r));

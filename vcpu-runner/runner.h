@@ -42,6 +42,16 @@ struct bh_vcpu {
 	struct bh_exitstats stats;
 };
 
+/* A device's memory (virtio-pmem's region) in its own KVM slot. */
+struct runner_devmem {
+	uint8_t *addr; /* NULL: none */
+	uint64_t gpa;
+	uint64_t size;
+};
+
+/* RAM takes KVM slots 0 and 1; device index i's memory takes this + i. */
+#define RUNNER_DEVMEM_SLOT0 2
+
 struct runner {
 	int ctl;     /* socketpair to the controller (fd 3) */
 	int wake_fd; /* eventfd: vCPU threads wake the main loop */
@@ -56,6 +66,12 @@ struct runner {
 	size_t run_size;
 	uint8_t *ram;
 	size_t ram_size;
+	/* Where RAM is in guest-physical space, for the device memory's
+	 * checks. */
+	uint64_t ram_gpa[2];
+	uint64_t ram_len[2];
+	unsigned int nram;
+	struct runner_devmem devmem[BH_MAX_DEVICES];
 	unsigned int nvcpus;
 	struct bh_vcpu *vcpus;
 	struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID */
@@ -135,6 +151,19 @@ extern const struct bh_hotplug_ops runner_hotplug_ops;
 int runner_device_remove(struct runner *rn, uint32_t index);
 /* Removes what the guest ejected (after a wake-up). */
 void runner_hotplug_reap(struct runner *rn);
+
+/* devmem.c */
+/* Whether index may map size bytes at gpa: 2 MiB aligned, above 4 GiB,
+ * clear of RAM and of the other devices' memory. 0, -EBUSY when index has
+ * memory already, else -EINVAL. */
+int runner_devmem_check(const struct runner *rn, uint32_t index, uint64_t gpa,
+			uint64_t size);
+/* Maps r from fd (taken: closed in every case) and gives it a KVM slot.
+ * 0 or -errno (logged). */
+int runner_devmem_add(struct runner *rn, uint32_t index,
+		      const Bh__SharedRegion *r, int fd);
+/* Deletes index's slot and unmaps its memory; nothing if it has none. */
+void runner_devmem_remove(struct runner *rn, uint32_t index);
 
 /* seccomp.c */
 int runner_seccomp_install(void);

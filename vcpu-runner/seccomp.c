@@ -65,6 +65,9 @@ static const struct {
 	IOCTL(KVM_IRQFD),
 	IOCTL(KVM_SET_GSI_ROUTING),
 	IOCTL(KVM_SIGNAL_MSI),
+	/* device memory (virtio-pmem): a slot for a region the controller
+	 * handed over, and its deletion when the device goes */
+	IOCTL(KVM_SET_USER_MEMORY_REGION),
 };
 
 /*

@@ -12,6 +12,7 @@ for f in bin/bulkhead bin/bulkhead-ctl \
 	libexec/bulkhead/bulkhead-vcpu libexec/bulkhead/bulkhead-dev-blk \
 	libexec/bulkhead/bulkhead-dev-rng libexec/bulkhead/bulkhead-dev-console \
 	libexec/bulkhead/bulkhead-dev-net libexec/bulkhead/bulkhead-dev-vsock \
+	libexec/bulkhead/bulkhead-dev-pmem \
 	lib/systemd/system/bulkhead@.service lib/sysusers.d/bulkhead.conf \
 	lib/tmpfiles.d/bulkhead.conf share/doc/bulkhead/example.conf \
 	share/man/man1/bulkhead.1 share/man/man1/bulkhead-ctl.1; do

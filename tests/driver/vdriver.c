@@ -126,6 +126,8 @@ static const char *role_of(Bh__WorkerSetup__BackendCase type)
 		return "dev-net";
 	case BH__WORKER_SETUP__BACKEND_VSOCK:
 		return "dev-vsock";
+	case BH__WORKER_SETUP__BACKEND_PMEM:
+		return "dev-pmem";
 	default:
 		return NULL;
 	}
@@ -656,6 +658,7 @@ int bh_vdriver_setup(struct bh_vdriver *d, int timeout_ms)
 	Bh__RngSetup rng = BH__RNG_SETUP__INIT;
 	Bh__NetSetup net = BH__NET_SETUP__INIT;
 	Bh__VsockSetup vsock = BH__VSOCK_SETUP__INIT;
+	Bh__PmemSetup pmem = BH__PMEM_SETUP__INIT;
 	Bh__WorkerReady *rdy;
 	int fds[BH_FRAME_MAX_FDS];
 	struct bh_frame f;
@@ -690,6 +693,12 @@ int bh_vdriver_setup(struct bh_vdriver *d, int timeout_ms)
 		vsock.cid = 3;
 		ws.vsock =
 		    d->cfg.backend ? (Bh__VsockSetup *)d->cfg.backend : &vsock;
+		break;
+	case BH__WORKER_SETUP__BACKEND_PMEM:
+		pmem.guest_phys = 1ULL << 32;
+		pmem.size = 2ULL << 20;
+		ws.pmem =
+		    d->cfg.backend ? (Bh__PmemSetup *)d->cfg.backend : &pmem;
 		break;
 	default:
 		ws.rng = d->cfg.backend ? (Bh__RngSetup *)d->cfg.backend : &rng;

@@ -45,8 +45,8 @@ struct bh_vdriver_cfg {
 	const char *binary; /* path of bulkhead-dev-<type> */
 	Bh__WorkerSetup__BackendCase type;
 	/* Bh__BlkSetup, Bh__ConsoleSetup, Bh__NetSetup, Bh__RngSetup or
-	 * Bh__VsockSetup as type says; NULL sends the defaults (vsock: cid
-	 * 3). Borrowed. */
+	 * Bh__VsockSetup or Bh__PmemSetup as type says; NULL sends the
+	 * defaults (vsock: cid 3; pmem: 2 MiB at 4 GiB). Borrowed. */
 	const void *backend;
 	/* Sent after the memfd in WORKER_SETUP; borrowed. */
 	const int *backend_fds;

@@ -25,6 +25,14 @@ images are made in DIR (kept there when the case fails): rw.img, 64 MiB of
 zeros, to which the guest writes 32 MiB and reads them back; ro.img, 16 MiB
 of a known pattern (sha256 in ro.img.sha256), attached read-only.
 
+The case "pmem" attaches two virtio-pmem devices, files made in a fresh
+directory under /tmp (the results share, 9p without a page cache, cannot be
+mapped shared and writable):
+pmem-rw.img, 1 MiB that bulkhead grows to 32 MiB, to which the guest writes
+a 4 MiB pattern with direct I/O and a flush; pmem-ro.img, 16 MiB of a known
+pattern, with discard_writes=on, to which the guest writes zeros that must
+never reach the file.
+
 bulkhead runs with --serial tty; the test reads the guest's console from its
 stdout, types on its stdin, and keeps everything under DIR: console.log
 (bulkhead's stdout, raw), stderr.log, sent.log (what was typed), argv.txt and
@@ -59,6 +67,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 MARKER = "BULKHEAD-INIT-MARKER"
@@ -75,7 +84,7 @@ LINGER_S = 3      # exit to the end of its output
 IO_S = 150        # one 32 MiB dd in the guest, typed to its answer
 
 CASES = ("poweroff", "reboot", "smp2", "mem4g", "crash", "badkernel",
-         "devices", "workerkill", "api")
+         "devices", "pmem", "workerkill", "api")
 CTL_S = 30        # one bulkhead-ctl call
 PAUSE_QUIET_S = 3 # how long a paused guest must stay silent
 
@@ -459,7 +468,8 @@ def case_smp2(args, vm_factory):
 
 
 CHILDREN = ("bulkhead-vcpu", "bulkhead-dev-blk", "bulkhead-dev-rng",
-            "bulkhead-dev-console", "bulkhead-dev-net", "bulkhead-dev-vsock")
+            "bulkhead-dev-console", "bulkhead-dev-net", "bulkhead-dev-vsock",
+            "bulkhead-dev-pmem")
 
 
 def wait_no_children(step, limit=10):
@@ -814,6 +824,113 @@ def case_devices(args, vm_factory):
             f"({WRITE_SIZE / MIB / t_write:.1f} MiB/s), read back in "
             f"{t_read:.1f} s ({WRITE_SIZE / MIB / t_read:.1f} MiB/s), "
             f"exit after {vm.exit_time:.1f} s")
+
+
+PMEM_RW_SIZE = 32 * MIB     # what the guest sees of pmem-rw.img
+PMEM_RO_SIZE = 16 * MIB     # pmem-ro.img, discard_writes=on
+PMEM_WRITE = 4 * MIB        # the pattern the guest writes
+
+
+def pmem_images():
+    """pmem-rw.img (1 MiB of zeros: bulkhead grows it) and pmem-ro.img (a
+    pattern) in a new directory under /tmp; their paths and the sha256 of
+    pmem-ro.img."""
+    d = tempfile.mkdtemp(prefix="bh-pmem-")
+    rw = os.path.join(d, "pmem-rw.img")
+    ro = os.path.join(d, "pmem-ro.img")
+    for p in (rw, ro):
+        if "," in p:
+            raise Fail(f"{p}: a comma in the path cannot go into --pmem")
+    try:
+        with open(rw, "wb") as f:
+            f.truncate(MIB)
+        h = hashlib.sha256()
+        with open(ro, "wb") as f:
+            for i in range(PMEM_RO_SIZE // 64):
+                block = f"bulkhead pmem-ro block {i:010d} ".encode()
+                block += b"." * (63 - len(block)) + b"\n"
+                h.update(block)
+                f.write(block)
+    except OSError as e:
+        raise Fail(f"cannot make the pmem files in {d}: {e}")
+    return rw, ro, h.hexdigest()
+
+
+def case_pmem(args, vm_factory):
+    rw, ro, ro_sha = pmem_images()
+    line = (WRITE_LINE + "\n").encode()
+    want_sha = hashlib.sha256(
+        (line * (PMEM_WRITE // len(line) + 1))[:PMEM_WRITE]).hexdigest()
+    vm = vm_factory(argv(args) + [
+        "--pmem", f"file={rw},size={PMEM_RW_SIZE // MIB}M",
+        "--pmem", f"file={ro},size={PMEM_RO_SIZE // MIB}M,"
+                  f"discard_writes=on,id=base"])
+    t_marker = boot_to_prompt(vm)
+    check_sandboxes(vm, {"bulkhead-vcpu": 1, "bulkhead-dev-pmem": 2})
+    if os.path.getsize(rw) != PMEM_RW_SIZE:
+        raise Fail(f"pmem-rw.img is {os.path.getsize(rw)} bytes, not grown "
+                   f"to {PMEM_RW_SIZE}")
+
+    # Which /dev/pmemN is which, by size (in 512-byte sectors).
+    sizes = vm.value("PMEM_SIZES", "for d in /sys/block/pmem*; do "
+                     "echo -n \"${d##*/}:$(cat $d/size) \"; done",
+                     "the pmem block devices (/sys/block/pmem*)")
+    devs = dict(reversed(e.split(":")) for e in sizes.split())
+    dev_rw = devs.get(str(PMEM_RW_SIZE // 512))
+    dev_ro = devs.get(str(PMEM_RO_SIZE // 512))
+    if len(devs) != 2 or not dev_rw or not dev_ro:
+        raise Fail(f"the guest's pmem devices are {sizes!r}, not one of "
+                   f"{PMEM_RW_SIZE} and one of {PMEM_RO_SIZE} bytes")
+    dax = vm.value("PMEM_DAX", f"cat /sys/block/{dev_rw}/queue/dax",
+                   f"whether /dev/{dev_rw} is DAX-capable")
+
+    # The pattern with direct I/O, then fsync: the driver's flush request.
+    rc = vm.value("PMEM_WRITE_RC",
+                  f"yes {WRITE_LINE} | head -c {PMEM_WRITE} | "
+                  f"dd of=/dev/{dev_rw} bs=1M oflag=direct conv=fsync "
+                  "2>/dev/null; echo $?",
+                  f"the {PMEM_WRITE // MIB} MiB write to /dev/{dev_rw}", IO_S)
+    if rc != "0":
+        raise Fail(f"the write to /dev/{dev_rw}: dd exited with {rc!r}")
+    got = vm.value("PMEM_READ_SHA",
+                   f"dd if=/dev/{dev_rw} bs=1M count={PMEM_WRITE // MIB} "
+                   "iflag=direct 2>/dev/null | sha256sum",
+                   f"reading /dev/{dev_rw} back", IO_S).split()
+    if not got or got[0] != want_sha:
+        raise Fail(f"reading /dev/{dev_rw} back: sha256 {got}, not "
+                   f"{want_sha}")
+    # Zeros over the discard_writes device: the guest sees them...
+    rc = vm.value("PMEM_RO_WRITE_RC",
+                  f"dd if=/dev/zero of=/dev/{dev_ro} bs=1M count=4 "
+                  "oflag=direct conv=fsync 2>/dev/null; echo $?",
+                  f"a write to /dev/{dev_ro} (discard_writes=on)", IO_S)
+    if rc != "0":
+        raise Fail(f"the write to /dev/{dev_ro}: dd exited with {rc!r}")
+    zero_sha = hashlib.sha256(bytes(MIB)).hexdigest()
+    got = vm.value("PMEM_RO_SHA", f"dd if=/dev/{dev_ro} bs=1M count=1 "
+                   "iflag=direct 2>/dev/null | sha256sum",
+                   f"reading /dev/{dev_ro} back").split()
+    if not got or got[0] != zero_sha:
+        raise Fail(f"/dev/{dev_ro} does not read back the zeros the guest "
+                   f"wrote: {got}")
+    poweroff(vm)
+
+    # ...and the file never does.
+    got = sha256_file(rw, PMEM_WRITE)
+    if got != want_sha:
+        raise Fail(f"the first {PMEM_WRITE // MIB} MiB of pmem-rw.img: "
+                   f"sha256 {got}, not {want_sha} as the guest wrote")
+    got = sha256_file(ro)
+    if got != ro_sha:
+        raise Fail(f"pmem-ro.img changed (discard_writes=on): sha256 {got}, "
+                   f"not {ro_sha}")
+    for p in (rw, ro):
+        os.unlink(p)
+    os.rmdir(os.path.dirname(rw))
+    return (f"/dev/{dev_rw} 32 MiB (dax {dax}) written and found in the "
+            f"file, /dev/{dev_ro} 16 MiB discard_writes left unchanged; "
+            f"marker after {t_marker:.1f} s, exit after "
+            f"{vm.exit_time:.1f} s")
 
 
 KILL_WAIT_S = 60   # for the guest's writes to reach the image

@@ -95,6 +95,14 @@ static void assert_cfg_equal(const struct bh_config *a,
 		assert_int_equal(x->queue_size, y->queue_size);
 		assert_int_equal(x->mtu, y->mtu);
 	}
+	assert_int_equal(a->npmems, b->npmems);
+	for (i = 0; i < a->npmems; i++) {
+		assert_string_equal(a->pmems[i].file, b->pmems[i].file);
+		assert_string_equal(a->pmems[i].id, b->pmems[i].id);
+		assert_int_equal(a->pmems[i].size, b->pmems[i].size);
+		assert_int_equal(a->pmems[i].discard_writes,
+				 b->pmems[i].discard_writes);
+	}
 	if (!a->vsock || !b->vsock) {
 		assert_ptr_equal(a->vsock, b->vsock);
 	} else {
@@ -512,8 +520,8 @@ static void test_refused(void **state)
 		snprintf(id, sizeof(id), "x%u", i);
 		add_disk(vc, "/x.img", id);
 	}
-	expect_refused(vc, "disks: 16 disks, 0 nets and 1 other virtio "
-			   "devices are more than 16 in all");
+	expect_refused(vc, "disks: 16 disks, 0 nets, 0 pmems and 1 other "
+			   "virtio devices are more than 16 in all");
 	/* One less fits. */
 	vc = good();
 	for (i = 0; i < 13; i++) {
@@ -695,8 +703,75 @@ static void test_net_vsock_refused(void **state)
 		assert_non_null(vc->net);
 		vc->net[vc->n_net++] = n;
 	}
-	expect_refused(vc, "net: 1 disks, 14 nets and 2 other virtio devices "
-			   "are more than 16 in all");
+	expect_refused(vc, "net: 1 disks, 14 nets, 0 pmems and 2 other "
+			   "virtio devices are more than 16 in all");
+}
+
+static void add_pmem(VmConfig *vc, const char *file, uint64_t size,
+		     const char *id)
+{
+	Bulkhead__Api__V1__PmemConfig *p = calloc(1, sizeof(*p));
+
+	assert_non_null(p);
+	bulkhead__api__v1__pmem_config__init(p);
+	p->file = strdup(file);
+	p->size = size;
+	p->id = strdup(id);
+	vc->pmem = realloc(vc->pmem, (vc->n_pmem + 1) * sizeof(*vc->pmem));
+	assert_non_null(vc->pmem);
+	vc->pmem[vc->n_pmem++] = p;
+}
+
+/* virtio-pmem in the API: the command line's limits and ids. */
+static void test_pmem(void **state)
+{
+	struct bh_config cfg;
+	VmConfig *vc;
+
+	(void)state;
+	PARSE(&cfg, "--kernel", "/k", "--pmem", "file=/p0,size=2M", "--pmem",
+	      "file=/p1,size=1G,discard_writes=on,id=ro");
+	assert_int_equal(bh_apiconfig_to_proto(&cfg, &vc), 0);
+	assert_int_equal(vc->n_pmem, 2);
+	assert_string_equal(vc->pmem[0]->file, "/p0");
+	assert_int_equal(vc->pmem[0]->size, 2ULL << 20);
+	assert_false(vc->pmem[0]->discard_writes);
+	assert_string_equal(vc->pmem[0]->id, "pmem0");
+	assert_true(vc->pmem[1]->discard_writes);
+	assert_string_equal(vc->pmem[1]->id, "ro");
+	bh_apiconfig_free_proto(vc);
+	round_trip(&cfg);
+	bh_config_free(&cfg);
+
+	vc = good();
+	add_pmem(vc, "", 2ULL << 20, "");
+	expect_refused(vc, "pmem[0].file: required");
+	vc = good();
+	add_pmem(vc, "/p", 0, "");
+	expect_refused(vc, "pmem[0].size: 0 is not a non-zero multiple of "
+			   "2 MiB");
+	vc = good();
+	add_pmem(vc, "/p", (2ULL << 20) + 4096, "");
+	expect_refused(vc, "pmem[0].size: 2101248 is not a non-zero multiple");
+	vc = good();
+	add_pmem(vc, "/p", 2ULL << 40, "");
+	expect_refused(vc, "pmem[0].size: 2199023255552 is larger than 1T");
+	vc = good();
+	add_pmem(vc, "/p", 2ULL << 20, "disk1");
+	expect_refused(vc, "pmem[0].id: 'disk1' is used by disks[1] already");
+	vc = good();
+	add_pmem(vc, "/p", 2ULL << 20, "");
+	add_pmem(vc, "/q", 2ULL << 20, "pmem0");
+	expect_refused(vc, "pmem[1].id: 'pmem0' is used by pmem[0] already");
+	vc = good();
+	add_pmem(vc, "/p", 2ULL << 20, "a b");
+	expect_refused(vc, "pmem[0].id: 'a b' contains byte 0x20");
+	/* Two disks and the rng: 13 more are too many. */
+	vc = good();
+	for (unsigned int i = 0; i < 14; i++)
+		add_pmem(vc, "/p", 2ULL << 20, "");
+	expect_refused(vc, "pmem: 2 disks, 0 nets, 14 pmems and 1 other "
+			   "virtio devices are more than 16 in all");
 }
 
 /* add-disk, add-net, add-vsock: one device, checked as in a VmConfig,
@@ -797,6 +872,7 @@ int main(void)
 		cmocka_unit_test(test_net_vsock_to_proto),
 		cmocka_unit_test(test_net_vsock_refused),
 		cmocka_unit_test(test_one_device),
+		cmocka_unit_test(test_pmem),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

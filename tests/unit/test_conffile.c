@@ -75,6 +75,8 @@ static const char good_file[] =
     "net tap=bh0,mac=52:54:00:12:34:56,ip=192.168.249.1,num_queues=4\n"
     "net=fd=[5,6],id=uplink\n"
     "vsock cid=3,socket=/run/bulkhead/web1.vsock\n"
+    "pmem file=/var/lib/vm/web1.pmem,size=64M\n"
+    "pmem file=/var/lib/vm/base.pmem,size=1G,discard_writes=on,id=base\n"
     "exit-stats\n"
     "api-socket path=/run/bulkhead/web1.sock,allow-uid=1000:1001,"
     "allow-gid=990\n"
@@ -120,6 +122,13 @@ static void test_good_file(void **state)
 	assert_int_equal(cfg.nets[1].nfds, 2);
 	assert_int_equal(cfg.nets[1].fds[1], 6);
 	assert_string_equal(cfg.nets[1].id, "uplink");
+	assert_int_equal(cfg.npmems, 2);
+	assert_string_equal(cfg.pmems[0].file, "/var/lib/vm/web1.pmem");
+	assert_int_equal(cfg.pmems[0].size, 64ULL << 20);
+	assert_string_equal(cfg.pmems[0].id, "pmem0");
+	assert_false(cfg.pmems[0].discard_writes);
+	assert_true(cfg.pmems[1].discard_writes);
+	assert_string_equal(cfg.pmems[1].id, "base");
 	assert_non_null(cfg.vsock);
 	assert_int_equal(cfg.vsock->cid, 3);
 	assert_string_equal(cfg.vsock->socket, "/run/bulkhead/web1.vsock");
@@ -237,6 +246,10 @@ static void test_parser_errors_name_the_line(void **state)
 	expect_error("kernel /k\nvsock cid=3,socket=/a\n\nvsock "
 		     "cid=4,socket=/b\n",
 		     "/etc/bulkhead/web1.conf:4: --vsock given twice");
+	expect_error("kernel /k\n\npmem file=/p,size=1M\n",
+		     "/etc/bulkhead/web1.conf:3: --pmem: size=1M is not a "
+		     "non-zero multiple of 2 MiB (the guest maps the region "
+		     "in 2 MiB sections)");
 	expect_error("kernel /k\nvsock cid=1,socket=/a\n",
 		     "/etc/bulkhead/web1.conf:2: --vsock: cid=1 is out of "
 		     "range 3..4294967294");

@@ -463,6 +463,31 @@ static const struct bad_case bad_cases[] = {
 	  { "--vsock given twice" } },
 	{ { "--kernel", "k", "--vsock", "cid=3,socket=s,port=5" },
 	  { "--vsock: unknown parameter 'port'" } },
+	{ { "--kernel", "k", "--pmem", "size=2M" },
+	  { "--pmem: file= is required" } },
+	{ { "--kernel", "k", "--pmem", "file=,size=2M" },
+	  { "--pmem: file= needs a value" } },
+	{ { "--kernel", "k", "--pmem", "file=p" },
+	  { "--pmem: size= is required" } },
+	{ { "--kernel", "k", "--pmem", "file=p,size=3M" },
+	  { "--pmem: size=3M is not a non-zero multiple of 2 MiB",
+	    "2 MiB sections" } },
+	{ { "--kernel", "k", "--pmem", "file=p,size=0" },
+	  { "--pmem: size=0 is not a non-zero multiple of 2 MiB" } },
+	{ { "--kernel", "k", "--pmem", "file=p,size=2T" },
+	  { "--pmem: size=2T is larger than 1T" } },
+	{ { "--kernel", "k", "--pmem", "file=p,size=2Q" },
+	  { "--pmem: size=2Q: unknown size suffix 'Q'" } },
+	{ { "--kernel", "k", "--pmem", "file=p,size=2M,discard_writes=maybe" },
+	  { "--pmem: discard_writes=maybe is not on or off" } },
+	{ { "--kernel", "k", "--pmem", "file=p,size=2M,readonly=on" },
+	  { "--pmem: unknown parameter 'readonly'" } },
+	{ { "--kernel", "k", "--pmem", "file=p,size=2M,id=disk0", "--disk",
+	    "path=d" },
+	  { "id=disk0 is used twice" } },
+	{ { "--kernel", "k", "--pmem", "file=p,size=2M", "--pmem",
+	    "file=q,size=2M,id=pmem0" },
+	  { "--pmem: id=pmem0 is used twice" } },
 	{ { "--kernel", "k", "--restart-devices", "yes" },
 	  { "--restart-devices: 'yes' is not on, off or on,max=N" } },
 	{ { "--kernel", "k", "--restart-devices", "onx" },
@@ -887,6 +912,37 @@ static void test_net_vsock_count(void **state)
 	assert_string_equal(err, "--disk: more than 16 virtio devices in all");
 }
 
+/* --pmem: repeatable, defaults, sizes with suffixes. */
+static void test_pmem(void **state)
+{
+	struct bh_config cfg;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k", "--pmem",
+			       "file=/a,size=2M", "--pmem",
+			       "file=/dev/pmem9,size=1G,discard_writes=on,"
+			       "id=ro"),
+			 BH_CONFIG_OK);
+	assert_int_equal(cfg.npmems, 2);
+	assert_string_equal(cfg.pmems[0].file, "/a");
+	assert_int_equal(cfg.pmems[0].size, 2ULL << 20);
+	assert_false(cfg.pmems[0].discard_writes);
+	assert_string_equal(cfg.pmems[0].id, "pmem0");
+	assert_string_equal(cfg.pmems[1].file, "/dev/pmem9");
+	assert_int_equal(cfg.pmems[1].size, 1ULL << 30);
+	assert_true(cfg.pmems[1].discard_writes);
+	assert_string_equal(cfg.pmems[1].id, "ro");
+	bh_config_free(&cfg);
+	assert_int_equal(cfg.npmems, 0);
+
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "k", "--pmem",
+			       "file=/a,size=1T,discard_writes=off"),
+			 BH_CONFIG_OK);
+	assert_int_equal(cfg.pmems[0].size, 1ULL << 40);
+	bh_config_free(&cfg);
+}
+
 static void test_user(void **state)
 {
 	struct bh_config cfg;
@@ -1122,7 +1178,7 @@ static void test_too_many_devices(void **state)
 	static const char *const extra[][2] = {
 		{ "--disk", "path=last" },	 { "--net", "tap=t0" },
 		{ "--vsock", "cid=3,socket=s" }, { "--rng", "" },
-		{ "--console", "file=c" },
+		{ "--console", "file=c" },	 { "--pmem", "file=p,size=2M" },
 	};
 	char paths[BH_MAX_DEVICES][16];
 	char *argv[2 * BH_MAX_DEVICES + 8];
@@ -1181,6 +1237,7 @@ int main(void)
 		cmocka_unit_test(test_too_many_devices),
 		cmocka_unit_test(test_net_vsock),
 		cmocka_unit_test(test_net_vsock_count),
+		cmocka_unit_test(test_pmem),
 		cmocka_unit_test(test_api_socket),
 		cmocka_unit_test(test_no_vm),
 		cmocka_unit_test(test_user),

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -170,6 +171,13 @@ static pid_t worker_pid(const char *id)
 	}
 	closedir(dir);
 	return found;
+}
+
+/* The same for a test of its own: arg is the socketpair. */
+static int runner_send_sp(void *arg, uint16_t type, const ProtobufCMessage *m,
+			  const int *fds, unsigned int nfds)
+{
+	return bh_frame_send(((int *)arg)[0], type, m, fds, nfds);
 }
 
 /* The controller's side of the fake runner's socketpair, for devices.c. */
@@ -634,9 +642,138 @@ static void test_setup_garbage(void **state)
 	hx_close(&h);
 }
 
+/* bh_devices_open with one --pmem ARG: 0 or the error, its message in
+ * err. */
+static int pmem_open(const char *arg, struct bh_config *cfg,
+		     struct bh_devices **d, char *err, size_t errlen)
+{
+	char *argv[] = { "bulkhead", "--kernel",  "/dev/null",
+			 "--pmem",   (char *)arg, NULL };
+	int r;
+
+	assert_int_equal(bh_config_parse_args(BH_ARRAY_SIZE(argv) - 1, argv,
+					      cfg, err, errlen),
+			 0);
+	r = bh_devices_open(cfg, BULKHEAD_LIBEXECDIR, d, err, errlen);
+	if (r < 0)
+		bh_config_free(cfg);
+	return r;
+}
+
+/* The controller's side of virtio-pmem: the file checked, sized and
+ * grown at open, and the region handed to the runner with its fd. */
+static void test_pmem(void **state)
+{
+	char path[64], arg[160], err[256];
+	struct bh_devices *d = NULL;
+	struct bh_mem_layout l;
+	struct bh_guest_mem mem;
+	struct bh_frame_reader rd;
+	struct event_base *base;
+	Bh__RunnerAddDevice *add;
+	struct bh_config cfg;
+	struct bh_frame f;
+	int fd, sp[2];
+	struct stat st;
+
+	(void)state;
+	snprintf(path, sizeof(path), "/tmp/bh-test-pmem-XXXXXX");
+	fd = mkostemp(path, O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 1 << 20), 0);
+
+	snprintf(arg, sizeof(arg), "file=%s.none,size=2M", path);
+	assert_int_equal(pmem_open(arg, &cfg, &d, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "--pmem"));
+	assert_non_null(strstr(err, ".none"));
+	/* Nothing may grow a discard_writes file. */
+	snprintf(arg, sizeof(arg), "file=%s,size=2M,discard_writes=on", path);
+	assert_int_equal(pmem_open(arg, &cfg, &d, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "less than size=2097152"));
+	assert_non_null(strstr(err, "discard_writes=on does not grow it"));
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_size, 1 << 20);
+	assert_int_equal(
+	    pmem_open("file=/tmp,size=2M", &cfg, &d, err, sizeof(err)),
+	    -EISDIR);
+	assert_non_null(strstr(err, "--pmem"));
+	/* A region past the guest's physical addresses. */
+	snprintf(arg, sizeof(arg), "file=%s,size=1T", path);
+	{
+		char *argv[] = { "bulkhead", "--kernel", "/dev/null",
+				 "--memory", "size=1T",	 "--pmem",
+				 arg,	     NULL };
+
+		assert_int_equal(bh_config_parse_args(BH_ARRAY_SIZE(argv) - 1,
+						      argv, &cfg, err,
+						      sizeof(err)),
+				 0);
+		assert_int_equal(bh_devices_open(&cfg, BULKHEAD_LIBEXECDIR, &d,
+						 err, sizeof(err)),
+				 -ENOSPC);
+		assert_non_null(strstr(err, "do not fit"));
+		bh_config_free(&cfg);
+	}
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_size, 1 << 20);
+
+	/* Writable: grown to size; then started, and attached. */
+	snprintf(arg, sizeof(arg), "file=%s,size=4M,id=pm", path);
+	assert_int_equal(pmem_open(arg, &cfg, &d, err, sizeof(err)), 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_size, 4 << 20);
+	assert_int_equal(bh_layout_compute(RAM_SIZE, &l), 0);
+	assert_int_equal(bh_guest_mem_create(&mem, &l), 0);
+	base = event_base_new();
+	assert_non_null(base);
+	assert_int_equal(bh_devices_start(d, &mem, base), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp),
+			 0);
+	assert_int_equal(bh_devices_attach(d, runner_send_sp, sp), 0);
+	bh_frame_reader_init(&rd, BH_FRAME_MAX_BODY);
+	assert_int_equal(bh_frame_read_timeout(sp[1], &rd, &f, 5000), 0);
+	assert_int_equal(f.type, BH__MSG_TYPE__MSG_RUNNER_ADD_DEVICE);
+	add = bh__runner_add_device__unpack(NULL, f.len, f.body);
+	assert_non_null(add);
+	assert_int_equal(add->device->device_type, 27);
+	assert_string_equal(add->device->id, "pm");
+	assert_int_equal(add->device->num_queues, 1);
+	assert_non_null(add->device->shm);
+	/* The default 512 MiB of RAM: the region at 4 GiB. */
+	assert_int_equal(add->device->shm->guest_phys, 1ULL << 32);
+	assert_int_equal(add->device->shm->size, 4 << 20);
+	assert_false(add->device->shm->private_);
+	/* The config space says the same. */
+	assert_int_equal(add->device->config.len, 16);
+	assert_int_equal(((uint64_t *)add->device->config.data)[0], 1ULL << 32);
+	assert_int_equal(((uint64_t *)add->device->config.data)[1], 4 << 20);
+	/* Kick, call, and the file last. */
+	assert_int_equal(f.nfds, 3);
+	assert_int_equal(fstat(f.fds[2], &st), 0);
+	{
+		struct stat st2;
+
+		assert_int_equal(fstat(fd, &st2), 0);
+		assert_int_equal(st.st_ino, st2.st_ino);
+		assert_int_equal(st.st_dev, st2.st_dev);
+	}
+	bh__runner_add_device__free_unpacked(add, NULL);
+	bh_frame_release(&f);
+	bh_devices_stop(d);
+	bh_devices_close(d);
+	bh_guest_mem_destroy(&mem);
+	event_base_free(base);
+	close(sp[0]);
+	close(sp[1]);
+	bh_config_free(&cfg);
+	close(fd);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pmem),
 		cmocka_unit_test_teardown(test_good, teardown),
 		cmocka_unit_test_teardown(test_garbage, teardown),
 		cmocka_unit_test_teardown(test_badflags, teardown),

@@ -389,12 +389,62 @@ static void test_reset_vector(void **state)
 	bh_guest_mem_destroy(&gm);
 }
 
+/* Device memory: above RAM and above 4 GiB, aligned, in order, never
+ * overlapping RAM, the 32-bit hole or each other, and bounded. */
+static void test_layout_devmem(void **state)
+{
+	uint64_t sizes[3] = { 2 * MIB, 130 * MIB, 1 * GIB };
+	uint64_t gpa[3];
+	struct bh_mem_layout l;
+
+	(void)state;
+	/* Small RAM: the regions start at 4 GiB, past the hole. */
+	assert_int_equal(bh_layout_compute(512 * MIB, &l), 0);
+	assert_int_equal(bh_layout_devmem(&l, sizes, 3, gpa), 0);
+	assert_int_equal(gpa[0], BH_MEM_4G);
+	assert_int_equal(gpa[1], BH_MEM_4G + BH_LAYOUT_DEVMEM_ALIGN);
+	/* 130 MiB spill into a second section: the next starts after. */
+	assert_int_equal(gpa[2], BH_MEM_4G + 3 * BH_LAYOUT_DEVMEM_ALIGN);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(gpa[i] % BH_LAYOUT_DEVMEM_ALIGN, 0);
+		assert_true(gpa[i] >= BH_PCI_MMIO32_START + 1 * GIB);
+		if (i > 0)
+			assert_true(gpa[i - 1] + sizes[i - 1] <= gpa[i]);
+	}
+
+	/* RAM above 4 GiB: the first region starts at its aligned end. */
+	assert_int_equal(bh_layout_compute(4 * GIB + 4 * KIB, &l), 0);
+	assert_int_equal(bh_layout_devmem(&l, sizes, 1, gpa), 0);
+	assert_int_equal(gpa[0], 5 * GIB + BH_LAYOUT_DEVMEM_ALIGN);
+	assert_int_equal(bh_layout_compute(5 * GIB, &l), 0);
+	assert_int_equal(bh_layout_devmem(&l, sizes, 1, gpa), 0);
+	assert_int_equal(gpa[0], 6 * GIB);
+
+	/* Nothing: nothing placed. */
+	assert_int_equal(bh_layout_devmem(&l, sizes, 0, gpa), 0);
+	/* A size 0 is a caller's error. */
+	sizes[1] = 0;
+	assert_int_equal(bh_layout_devmem(&l, sizes, 2, gpa), -EINVAL);
+	/* Up to the limit exactly, and not a byte past it, nor a size
+	 * that would wrap. */
+	sizes[0] = BH_LAYOUT_DEVMEM_LIMIT - 6 * GIB;
+	assert_int_equal(bh_layout_devmem(&l, sizes, 1, gpa), 0);
+	sizes[0] += 2 * MIB;
+	assert_int_equal(bh_layout_devmem(&l, sizes, 1, gpa), -ENOSPC);
+	sizes[0] = UINT64_MAX - 2 * MIB + 1;
+	assert_int_equal(bh_layout_devmem(&l, sizes, 1, gpa), -ENOSPC);
+	sizes[0] = 2 * MIB;
+	sizes[1] = UINT64_MAX - 2 * MIB + 1;
+	assert_int_equal(bh_layout_devmem(&l, sizes, 2, gpa), -ENOSPC);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_layout_sizes),
 		cmocka_unit_test(test_layout_invalid),
 		cmocka_unit_test(test_e820_nospc),
+		cmocka_unit_test(test_layout_devmem),
 		cmocka_unit_test(test_guestmem_sealed),
 		cmocka_unit_test(test_guestmem_ptr_low),
 		cmocka_unit_test(test_guestmem_ptr_hole),

@@ -33,7 +33,8 @@ SANITIZER_ONLY = {"sched_getaffinity (sanitizer builds only)",
 SANITIZER_MARK = " (sanitizer builds only)"
 PROCS = {"vcpu": "bulkhead-vcpu", "blk": "bulkhead-dev-blk",
          "console": "bulkhead-dev-console", "rng": "bulkhead-dev-rng",
-         "net": "bulkhead-dev-net", "vsock": "bulkhead-dev-vsock"}
+         "net": "bulkhead-dev-net", "vsock": "bulkhead-dev-vsock",
+         "pmem": "bulkhead-dev-pmem"}
 # Children bulkhead --print-policy does not list: their own --print-policy,
 # found beside bulkhead, is checked the same way.
 DIRECT = {}
@@ -99,7 +100,7 @@ def main():
             if len(ioctl) != 1 or not ioctl[0].startswith("ioctl, only "):
                 fail(f"vcpu: ioctl not limited by request: {ioctl}")
             reqs = ioctl[0][len("ioctl, only "):].split(", ")
-            if not all(r.startswith("KVM_") for r in reqs) or len(reqs) != 7:
+            if not all(r.startswith("KVM_") for r in reqs) or len(reqs) != 8:
                 fail(f"vcpu: ioctl requests {reqs}")
         elif key == "net":
             # The TAP's offloads, and nothing else.

@@ -39,7 +39,7 @@ class RunnerStuck(unittest.TestCase):
         os.symlink(ARGS.standin, os.path.join(d, "bulkhead-vcpu"))
         # A bulkhead that is not installed takes every child from beside
         # itself, and wants them all there at start-up.
-        for kind in ("blk", "console", "net", "rng", "vsock"):
+        for kind in ("blk", "console", "net", "rng", "vsock", "pmem"):
             os.symlink(os.path.join(os.path.dirname(ARGS.rng),
                                     f"bulkhead-dev-{kind}"),
                        os.path.join(d, f"bulkhead-dev-{kind}"))

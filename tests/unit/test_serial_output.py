@@ -37,7 +37,7 @@ class SerialOutput(unittest.TestCase):
         shutil.copy(ARGS.runner, os.path.join(d, "bulkhead-vcpu"))
         # A bulkhead that is not installed takes every child from beside
         # itself, and wants them all there at start-up.
-        for kind in ("blk", "console", "net", "rng", "vsock"):
+        for kind in ("blk", "console", "net", "rng", "vsock", "pmem"):
             os.symlink(os.path.join(os.path.dirname(ARGS.bulkhead),
                                     f"bulkhead-dev-{kind}"),
                        os.path.join(d, f"bulkhead-dev-{kind}"))

@@ -8,9 +8,12 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -481,6 +484,121 @@ static void test_add_busy(void **state)
 	assert_int_equal(nsent, 0);
 }
 
+/* Device memory (virtio-pmem's region): where the runner lets it go, and
+ * that it holds nothing of a region it could not add. */
+static void test_devmem(void **state)
+{
+	const uint64_t M2 = 2ULL << 20, G4 = 1ULL << 32;
+	Bh__SharedRegion r = BH__SHARED_REGION__INIT;
+	struct runner rn;
+	int fd, kvm;
+
+	(void)state;
+	memset(&rn, 0, sizeof(rn));
+	rn.vm = -1;
+	rn.nram = 2;
+	rn.ram_gpa[0] = 0;
+	rn.ram_len[0] = 3ULL << 30;
+	rn.ram_gpa[1] = G4;
+	rn.ram_len[1] = 1ULL << 30;
+
+	assert_int_equal(runner_devmem_check(&rn, 0, 5 * (1ULL << 30), M2), 0);
+	assert_int_equal(runner_devmem_check(&rn, 15, 8 * G4, 64 * M2), 0);
+	/* Below 4 GiB: RAM or the hole. */
+	assert_int_equal(runner_devmem_check(&rn, 0, 1ULL << 30, M2), -EINVAL);
+	assert_int_equal(runner_devmem_check(&rn, 0, 0xe0000000ULL, M2),
+			 -EINVAL);
+	/* Over high RAM, or reaching into it. */
+	assert_int_equal(runner_devmem_check(&rn, 0, G4, M2), -EINVAL);
+	assert_int_equal(
+	    runner_devmem_check(&rn, 0, G4 + (1ULL << 30) - M2, 2 * M2),
+	    -EINVAL);
+	/* Unaligned, empty, wrapping, a bad index. */
+	assert_int_equal(runner_devmem_check(&rn, 0, 8 * G4 + 4096, M2),
+			 -EINVAL);
+	assert_int_equal(runner_devmem_check(&rn, 0, 8 * G4, M2 + 4096),
+			 -EINVAL);
+	assert_int_equal(runner_devmem_check(&rn, 0, 8 * G4, 0), -EINVAL);
+	assert_int_equal(
+	    runner_devmem_check(&rn, 0, UINT64_MAX - M2 + 1, 2 * M2), -EINVAL);
+	assert_int_equal(runner_devmem_check(&rn, BH_MAX_DEVICES, 8 * G4, M2),
+			 -EINVAL);
+
+	/* Another device's region: no overlap, and one per device. */
+	rn.devmem[3] = (struct runner_devmem){ (uint8_t *)&rn, 8 * G4, 4 * M2 };
+	assert_int_equal(runner_devmem_check(&rn, 0, 8 * G4 + 2 * M2, M2),
+			 -EINVAL);
+	assert_int_equal(runner_devmem_check(&rn, 0, 8 * G4 - M2, 2 * M2),
+			 -EINVAL);
+	assert_int_equal(runner_devmem_check(&rn, 0, 8 * G4 + 4 * M2, M2), 0);
+	assert_int_equal(runner_devmem_check(&rn, 3, 9 * G4, M2), -EBUSY);
+	rn.devmem[3] = (struct runner_devmem){ 0 };
+
+	/* KVM refuses the slot (no VM here): the fd is closed, nothing is
+	 * kept, and removal has nothing to do. */
+	fd = memfd_create("pmem", MFD_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)M2), 0);
+	r.guest_phys = 8 * G4;
+	r.size = M2;
+	assert_int_equal(runner_devmem_add(&rn, 2, &r, fd), -EBADF);
+	assert_int_equal(fcntl(fd, F_GETFD), -1);
+	assert_null(rn.devmem[2].addr);
+	runner_devmem_remove(&rn, 2);
+	/* A bad region: refused before anything is mapped. */
+	fd = memfd_create("pmem", MFD_CLOEXEC);
+	assert_true(fd >= 0);
+	r.guest_phys = G4;
+	assert_int_equal(runner_devmem_add(&rn, 2, &r, fd), -EINVAL);
+	assert_int_equal(fcntl(fd, F_GETFD), -1);
+
+	/* With a VM, where /dev/kvm opens (no vCPU runs): the slot is
+	 * added, the guest's writes through a shared mapping reach the
+	 * file, and removal deletes the slot and unmaps. */
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm < 0) {
+		fprintf(stderr,
+			"test_devmem: no /dev/kvm, KVM part left out\n");
+		return;
+	}
+	rn.vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	close(kvm);
+	assert_true(rn.vm >= 0);
+	fd = memfd_create("pmem", MFD_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)M2), 0);
+	r.guest_phys = 8 * G4;
+	r.private_ = 0;
+	assert_int_equal(runner_devmem_add(&rn, 2, &r, dup(fd)), 0);
+	assert_non_null(rn.devmem[2].addr);
+	rn.devmem[2].addr[100] = 0x5a;
+	{
+		uint8_t b = 0;
+
+		assert_int_equal(pread(fd, &b, 1, 100), 1);
+		assert_int_equal(b, 0x5a);
+	}
+	/* The same slot again: refused, the first kept. */
+	assert_int_equal(runner_devmem_add(&rn, 2, &r, dup(fd)), -EBUSY);
+	assert_non_null(rn.devmem[2].addr);
+	runner_devmem_remove(&rn, 2);
+	assert_null(rn.devmem[2].addr);
+	/* Private: the file stays as it was. */
+	r.private_ = 1;
+	assert_int_equal(runner_devmem_add(&rn, 2, &r, dup(fd)), 0);
+	rn.devmem[2].addr[100] = 0x11;
+	{
+		uint8_t b = 0;
+
+		assert_int_equal(pread(fd, &b, 1, 100), 1);
+		assert_int_equal(b, 0x5a);
+	}
+	runner_devmem_remove(&rn, 2);
+	assert_null(rn.devmem[2].addr);
+	close(fd);
+	close(rn.vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -499,6 +617,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_remove_and_reuse, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_add_busy, setup, teardown),
+		cmocka_unit_test(test_devmem),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
