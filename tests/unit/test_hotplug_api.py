@@ -38,7 +38,7 @@ class Hotplug(unittest.TestCase):
         d = self.tmp.name
         shutil.copy2(ARGS.bulkhead, os.path.join(d, "bulkhead"))
         os.symlink(ARGS.standin, os.path.join(d, "bulkhead-vcpu"))
-        for kind in ("blk", "console", "net", "rng", "vsock"):
+        for kind in ("blk", "console", "net", "pmem", "rng", "vsock"):
             os.symlink(os.path.join(os.path.dirname(ARGS.rng),
                                     f"bulkhead-dev-{kind}"),
                        os.path.join(d, f"bulkhead-dev-{kind}"))
