@@ -123,13 +123,10 @@ struct bh_vm {
 	enum after_stop after;
 	bool paused;	    /* the runner parked the vCPUs */
 	bool pause_pending; /* RUNNER_PAUSE sent, no answer yet */
-	/* A device added while the VM runs (bh_vm_add_device): the runner
-	 * answers RUNNER_ADD_DEVICE only when it refuses it, so a
-	 * STATS_REQUEST follows it and its EXIT_STATS, which comes after
-	 * any refusal, says the device is in. */
+	/* A device added while the VM runs (bh_vm_add_device), until the
+	 * runner's RUNNER_DEVICE_ADDED answers. */
 	bool add_pending;
 	unsigned int add_index;
-	unsigned int stats_barriers; /* EXIT_STATS owed to such requests */
 
 	struct bh_vmapi *api; /* NULL without --api-socket */
 
@@ -574,7 +571,6 @@ static void runner_teardown(struct bh_vm *vm)
 			       "the VM stopped");
 	}
 	/* A device the runner never took is not part of the VM. */
-	vm->stats_barriers = 0;
 	if (vm->add_pending) {
 		vm->add_pending = false;
 		bh_devices_add_failed(vm->devs, vm->add_index);
@@ -822,14 +818,6 @@ static int h_exit_stats(void *ctx, const ProtobufCMessage *m,
 	const Bh__ExitStats *s = (const Bh__ExitStats *)m;
 	struct bh_vm *vm = ctx;
 
-	if (vm->stats_barriers > 0) {
-		vm->stats_barriers--;
-		if (vm->add_pending) {
-			vm->add_pending = false;
-			bh_vmapi_event(vm->api, BH_VMAPI_DEVICE_ADDED, NULL);
-		}
-		return 0;
-	}
 	if (!vm->cfg->print_exit_stats)
 		return 0;
 	/* stderr is ours to lose: a failed write is no fault of the runner. */
@@ -883,20 +871,40 @@ static int h_error(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 
 	bh_err("vCPU runner reported: %s (%s)", e->message,
 	       strerror(e->code > 0 ? e->code : EIO));
-	/* A refused hot add: the VM runs on without the device. */
-	if (vm->add_pending && e->message &&
-	    strncmp(e->message, "add-device", 10) == 0) {
-		vm->add_pending = false;
-		bh_devices_add_failed(vm->devs, vm->add_index);
-		bh_vmapi_event(vm->api, BH_VMAPI_DEVICE_ADD_FAILED, e->message);
-		return 0;
-	}
 	/* The runner answers a pause it could not carry out with an error,
 	 * and runs on. */
 	if (vm->pause_pending) {
 		vm->pause_pending = false;
 		bh_vmapi_event(vm->api, BH_VMAPI_PAUSE_FAILED, e->message);
 	}
+	return 0;
+}
+
+/* The runner's answer to a hot add: in, or refused (the VM runs on without
+ * the device). An answer for no add in flight is the runner's fault. */
+static int h_device_added(void *ctx, const ProtobufCMessage *m,
+			  struct bh_frame *f)
+{
+	const Bh__RunnerDeviceAdded *a = (const Bh__RunnerDeviceAdded *)m;
+	struct bh_vm *vm = ctx;
+
+	(void)f;
+	if (!vm->add_pending || a->index != vm->add_index) {
+		bh_err("vCPU runner: an add answered for device %u, which is "
+		       "not being added",
+		       a->index);
+		return -EPROTO;
+	}
+	vm->add_pending = false;
+	if (a->error) {
+		bh_err("vCPU runner refused the device: %s", a->message);
+		bh_devices_add_failed(vm->devs, vm->add_index);
+		bh_vmapi_event(vm->api, BH_VMAPI_DEVICE_ADD_FAILED,
+			       a->message && *a->message ? a->message
+							 : "refused");
+		return 0;
+	}
+	bh_vmapi_event(vm->api, BH_VMAPI_DEVICE_ADDED, NULL);
 	return 0;
 }
 
@@ -945,6 +953,10 @@ static const struct bh_handler runner_msgs[] = {
 	{ BH__MSG_TYPE__MSG_RUNNER_PAUSED,
 	  BH_STATE(CS_RUNNING) | BH_STATE(CS_STOPPING), 0,
 	  &bh__empty__descriptor, h_paused, "runner-paused" },
+	{ BH__MSG_TYPE__MSG_RUNNER_DEVICE_ADDED,
+	  BH_STATE(CS_RUNNING) | BH_STATE(CS_STOPPING), 0,
+	  &bh__runner_device_added__descriptor, h_device_added,
+	  "runner-device-added" },
 	{ BH__MSG_TYPE__MSG_RUNNER_DEVICE_REMOVED,
 	  BH_STATE(CS_RUNNING) | BH_STATE(CS_STOPPING), 0,
 	  &bh__runner_device_removed__descriptor, h_device_removed,
@@ -1680,7 +1692,6 @@ int bh_vm_resume(struct bh_vm *vm)
 int bh_vm_add_device(struct bh_vm *vm, struct bh_config *one,
 		     unsigned int *index, char *err, size_t errlen)
 {
-	Bh__StatsRequest sr = BH__STATS_REQUEST__INIT;
 	int r;
 
 	if (vm->cs != CS_RUNNING || vm->add_pending) {
@@ -1691,18 +1702,10 @@ int bh_vm_add_device(struct bh_vm *vm, struct bh_config *one,
 					 : "the VM is not running");
 		return vm->add_pending ? -EBUSY : -ENOTCONN;
 	}
+	/* Sends RUNNER_ADD_DEVICE; RUNNER_DEVICE_ADDED answers it. */
 	r = bh_devices_add(vm->devs, one, index, err, errlen);
 	if (r < 0)
 		return r;
-	r = runner_send(vm, BH__MSG_TYPE__MSG_STATS_REQUEST, &sr.base, NULL, 0);
-	if (r < 0) {
-		/* The runner is on its way out: runner_gone follows. */
-		bh_devices_add_failed(vm->devs, *index);
-		snprintf(err, errlen, "cannot reach the vCPU runner: %s",
-			 strerror(-r));
-		return r;
-	}
-	vm->stats_barriers++;
 	vm->add_pending = true;
 	vm->add_index = *index;
 	return 0;

@@ -162,11 +162,37 @@ static int refuse(struct runner *rn, int err, const char *fmt, ...)
 	return runner_send(rn, BH__MSG_TYPE__MSG_ERROR, &e.base);
 }
 
+/* The answer to a hot add: err 0 (in, the guest told) or -errno with why. */
+static int hot_added(struct runner *rn, const Bh__VirtioDevice *dv, int err,
+		     const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int hot_added(struct runner *rn, const Bh__VirtioDevice *dv, int err,
+		     const char *fmt, ...)
+{
+	Bh__RunnerDeviceAdded a = BH__RUNNER_DEVICE_ADDED__INIT;
+	char msg[160] = "";
+	va_list ap;
+
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		va_end(ap);
+		bh_warn("%s", msg);
+	}
+	a.index = dv->index;
+	a.pci_slot = dv->pci_slot;
+	a.error = -err;
+	a.message = msg;
+	return runner_send(rn, BH__MSG_TYPE__MSG_RUNNER_DEVICE_ADDED, &a.base);
+}
+
 /*
  * Before RUNNER_START the devices of the configuration; after it a hotplug:
- * the device is published, then the guest is told. A hotplug the runner
- * cannot do (slot or index in use, KVM refusing) is refused with MSG_ERROR
- * and the VM runs on; a malformed description ends the runner as always.
+ * the device is published, then the guest is told, and RUNNER_DEVICE_ADDED
+ * answers. A hotplug the runner cannot do (slot or index in use, KVM
+ * refusing) is answered with the error and the VM runs on; a malformed
+ * description ends the runner as always.
  */
 static int h_add_device(void *ctx, const ProtobufCMessage *m,
 			struct bh_frame *f)
@@ -192,8 +218,9 @@ static int h_add_device(void *ctx, const ProtobufCMessage *m,
 		r = runner_devmem_add(rn, dv->index, dv->shm,
 				      bh_frame_take_fd(f, 2 * dv->num_queues));
 		if (r < 0 && hot)
-			return refuse(rn, r, "add-device %s: its memory: %s",
-				      dv->id, strerror(-r));
+			return hot_added(rn, dv, r,
+					 "add-device %s: its memory: %s",
+					 dv->id, strerror(-r));
 		if (r < 0)
 			return r;
 	}
@@ -206,8 +233,9 @@ static int h_add_device(void *ctx, const ProtobufCMessage *m,
 	if (r < 0 && dv->shm && !rn->vdevs[dv->index])
 		runner_devmem_remove(rn, dv->index);
 	if (r < 0 && hot)
-		return refuse(rn, r, "add-device %s (index %u, slot %u): %s",
-			      dv->id, dv->index, dv->pci_slot, strerror(-r));
+		return hot_added(rn, dv, r,
+				 "add-device %s (index %u, slot %u): %s",
+				 dv->id, dv->index, dv->pci_slot, strerror(-r));
 	if (r < 0) {
 		bh_err("add-device %s: %s", dv->id, strerror(-r));
 		return r;
@@ -218,6 +246,7 @@ static int h_add_device(void *ctx, const ProtobufCMessage *m,
 	if (hot) {
 		bh_info("hotplug: %s at 00:%02x.0", dv->id, dv->pci_slot);
 		bh_hotplug_add(&rn->hotplug, dv->pci_slot);
+		return hot_added(rn, dv, 0, NULL);
 	}
 	return 0;
 }

@@ -48,9 +48,12 @@ static struct {
 	char id[64];
 } devs[STANDIN_MAX_DEVICES];
 
-/* RUNNER_ADD_DEVICE: 0, or -1 after an ERROR that refuses it. */
+/* RUNNER_ADD_DEVICE: 0, or -1 when it refuses it. After start, answered
+ * with RUNNER_DEVICE_ADDED as the runner does; before it, a refusal is an
+ * ERROR. */
 static int add_device(int sock, const struct bh_frame *f, bool running)
 {
+	Bh__RunnerDeviceAdded ack = BH__RUNNER_DEVICE_ADDED__INIT;
 	Bh__Error e = BH__ERROR__INIT;
 	Bh__RunnerAddDevice *a;
 	const Bh__VirtioDevice *d;
@@ -78,10 +81,20 @@ static int add_device(int sock, const struct bh_frame *f, bool running)
 		snprintf(devs[d->index].id, sizeof(devs[d->index].id), "%s",
 			 d->id);
 	}
+	ack.index = d->index;
+	ack.pci_slot = d->pci_slot;
 	bh__runner_add_device__free_unpacked(a, NULL);
+	if (r < 0)
+		strncat(msg, strerror(-r), sizeof(msg) - strlen(msg) - 1);
+	if (running) {
+		ack.error = -r;
+		ack.message = r < 0 ? msg : (char *)"";
+		bh_frame_send(sock, BH__MSG_TYPE__MSG_RUNNER_DEVICE_ADDED,
+			      &ack.base, NULL, 0);
+		return r < 0 ? -1 : 0;
+	}
 	if (r == 0)
 		return 0;
-	strncat(msg, strerror(-r), sizeof(msg) - strlen(msg) - 1);
 	e.code = -r;
 	e.message = msg;
 	bh_frame_send(sock, BH__MSG_TYPE__MSG_ERROR, &e.base, NULL, 0);
