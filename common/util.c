@@ -289,3 +289,47 @@ size_t bh_fmt_stored(int ret, size_t size)
 		return 0;
 	return (size_t)ret < size ? (size_t)ret : size - 1;
 }
+
+static void sort_swap(unsigned char *a, unsigned char *b, size_t size)
+{
+	for (size_t i = 0; i < size; i++) {
+		unsigned char t = a[i];
+
+		a[i] = b[i];
+		b[i] = t;
+	}
+}
+
+/* Moves element i down the heap of the first n elements until neither
+ * child is larger. */
+static void sort_sift(unsigned char *b, size_t i, size_t n, size_t size,
+		      int (*cmp)(const void *, const void *, void *), void *arg)
+{
+	for (;;) {
+		size_t big = i, l = 2 * i + 1, r = 2 * i + 2;
+
+		if (l < n && cmp(b + l * size, b + big * size, arg) > 0)
+			big = l;
+		if (r < n && cmp(b + r * size, b + big * size, arg) > 0)
+			big = r;
+		if (big == i)
+			return;
+		sort_swap(b + i * size, b + big * size, size);
+		i = big;
+	}
+}
+
+void bh_sort_r(void *base, size_t n, size_t size,
+	       int (*cmp)(const void *, const void *, void *), void *arg)
+{
+	unsigned char *b = base;
+
+	if (n < 2 || size == 0)
+		return;
+	for (size_t i = n / 2; i-- > 0;)
+		sort_sift(b, i, n, size, cmp, arg);
+	for (size_t end = n - 1; end > 0; end--) {
+		sort_swap(b, b + end * size, size);
+		sort_sift(b, 0, end, size, cmp, arg);
+	}
+}

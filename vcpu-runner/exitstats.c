@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <bulkhead/util.h>
+
 #include "exitstats.h"
 
 #define KEY(kind, addr) \
@@ -97,6 +99,6 @@ size_t bh_exitstats_sorted(const struct bh_exitstats *s, unsigned int *idx,
 	for (unsigned int i = 0; i < BH_EXITSTATS_SLOTS && n < max; i++)
 		if (s->slots[i].key && s->slots[i].count)
 			idx[n++] = i;
-	qsort_r(idx, n, sizeof(*idx), by_count_desc, (void *)s);
+	bh_sort_r(idx, n, sizeof(*idx), by_count_desc, (void *)s);
 	return n;
 }

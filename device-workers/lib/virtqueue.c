@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <bulkhead/util.h>
+
 #include "virtqueue.h"
 
 _Static_assert(sizeof(struct bh_vring_desc) == 16, "descriptor layout");
@@ -314,7 +316,7 @@ int bh_vq_inflight_attach(struct bh_vq *vq, void *region, bool resume)
 			vq->replay[n++] = (uint16_t)i;
 		}
 	}
-	qsort_r(vq->replay, n, sizeof(*vq->replay), cmp_counter, inf);
+	bh_sort_r(vq->replay, n, sizeof(*vq->replay), cmp_counter, inf);
 	vq->nreplay = n;
 	vq->replay_pos = 0;
 	vq->used_idx = inf->used_idx;

@@ -287,6 +287,65 @@ static void test_fmt_stored(void **state)
 	assert_int_equal(bh_fmt_stored(5, 1), 0);
 }
 
+static int cmp_big(const void *a, const void *b, void *arg)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	(void)arg;
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_u32_by(const void *a, const void *b, void *arg)
+{
+	const uint32_t *key = arg;
+	uint32_t x = key[*(const uint16_t *)a], y = key[*(const uint16_t *)b];
+
+	return x < y ? -1 : x > y;
+}
+
+/* bh_sort_r: sorted through the comparison's argument, for sizes from 0 to
+ * well past glibc's 1 KiB threshold, with repeats, and n 0 and 1 left as
+ * they are. */
+static void test_sort_r(void **state)
+{
+	static uint32_t key[5000];
+	static uint16_t v[5000];
+	size_t sizes[] = { 0, 1, 2, 3, 7, 512, 513, 4999 };
+
+	(void)state;
+	for (size_t i = 0; i < 5000; i++)
+		key[i] = (uint32_t)((i * 2654435761u) % 1000);
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		size_t n = sizes[k];
+		uint64_t sum = 0, sum2 = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			v[i] = (uint16_t)(n - 1 - i);
+			sum += v[i];
+		}
+		bh_sort_r(v, n, sizeof(v[0]), cmp_u32_by, key);
+		for (size_t i = 0; i < n; i++) {
+			sum2 += v[i];
+			if (i > 0)
+				assert_true(key[v[i - 1]] <= key[v[i]]);
+		}
+		/* The same elements, only moved. */
+		assert_int_equal(sum, sum2);
+	}
+	/* A larger element than any swap buffer would hold. */
+	{
+		struct big {
+			uint32_t k;
+			char pad[200];
+		} b[3] = { { 3, "c" }, { 1, "a" }, { 2, "b" } };
+		bh_sort_r(b, 3, sizeof(b[0]), cmp_big, NULL);
+		assert_int_equal(b[0].k, 1);
+		assert_string_equal(b[0].pad, "a");
+		assert_int_equal(b[2].k, 3);
+		assert_string_equal(b[2].pad, "c");
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -302,6 +361,7 @@ int main(void)
 		cmocka_unit_test(test_closep),
 		cmocka_unit_test(test_now_ns),
 		cmocka_unit_test(test_fmt_stored),
+		cmocka_unit_test(test_sort_r),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -64,5 +64,14 @@ void bh_format_size(uint64_t v, char *out, size_t outlen);
  * used as a length. 0 for an error or an empty buffer.
  */
 size_t bh_fmt_stored(int ret, size_t size);
+/*
+ * Sorts n elements of size bytes in place, as qsort_r does
+ * but without its system calls: glibc's qsort_r asks the kernel for the
+ * machine's memory (sysinfo) before it sorts more than 1 KiB, which no
+ * sandboxed process's filter allows. A heapsort: no allocation, O(n log n)
+ * whatever the input, not stable.
+ */
+void bh_sort_r(void *base, size_t n, size_t size,
+	       int (*cmp)(const void *, const void *, void *), void *arg);
 
 #endif
