@@ -77,7 +77,8 @@ def wait_disk(vm, dev, present, step):
     """Has the guest wait (bounded) until /sys/block/DEV exists or not;
     returns its size in sectors (present) or ''. The device node is made
     if the guest's /dev lacks it."""
-    test = "-e" if present else "! -e"
+    # Loop while the device is not yet as wanted.
+    test = "! -e" if present else "-e"
     tries = DEVICE_WAIT_S * 10
     got = vm.value(
         f"WAIT_{dev.upper()}",
