@@ -113,7 +113,18 @@ class Hotplug(unittest.TestCase):
                 info.get("devices", [])}
 
     def nfds(self):
-        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+        """The controller's fd count once it holds still for 0.2 s: the
+        connection of the bulkhead-ctl that just returned may not be
+        closed yet on the controller's side."""
+        deadline = time.monotonic() + 5
+        n = len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            m = len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+            if m == n:
+                break
+            n = m
+        return n
 
     def settled_nfds(self, want):
         """The controller's fd count, waiting a little for it to reach
