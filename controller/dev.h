@@ -90,6 +90,13 @@ struct bh_dev {
 	uint8_t config[BH_VIRTIO_CONFIG_MAX];
 	size_t config_len;
 
+	/* Pause: when DEVICE_PAUSE went to this worker (ms; 0: it owes no
+	 * confirmation), and a worker that died while the VM was paused,
+	 * whose replacement waits for the resume (it would take up the rings
+	 * at once). */
+	uint64_t pause_sent;
+	bool replace_on_resume;
+
 	/* The counters collection under way. */
 	bool counters_pending;
 	unsigned int counters_asked; /* requests this worker has not answered */
@@ -126,6 +133,11 @@ struct bh_devices {
 	} waiters[COUNTERS_MAX_WAITERS];
 	unsigned int nwaiters;
 	struct event *counters_timer;
+	/* The VM is paused, or pausing: workers are asked to be quiet, and
+	 * pause_done is called once every one has confirmed. */
+	bool paused;
+	bh_devices_paused_fn pause_done;
+	void *pause_arg;
 	struct bh_kmsg *kmsg; /* borrowed, may be NULL */
 	/* Starts the workers (borrowed). NULL only in the tests that build
 	 * this file in: then the worker is spawned from here. */
@@ -153,6 +165,14 @@ void bh_dev_reset_done(struct bh_dev *v);
 /* A worker stopped owing counters: the collection may be complete. */
 void bh_dev_counters_check(struct bh_devices *d);
 
+/* quiesce.c, for devices.c and supervise.c. */
+/* DEVICE_PAUSED from v: -EPROTO when it owed none. */
+int bh_dev_paused(struct bh_dev *v);
+/* A worker stopped owing a confirmation: the pause may be complete. */
+void bh_dev_pause_check(struct bh_devices *d);
+/* A worker that got ready while the VM is paused is paused too. */
+void bh_dev_pause_new(struct bh_dev *v);
+
 /* supervise.c, for devices.c. */
 /* Starts one worker and takes it to READY. 0 or -errno (logged). */
 int bh_sup_start(struct bh_dev *v, const struct bh_guest_mem *mem);
@@ -170,5 +190,7 @@ void bh_sup_watchdog_arm(struct bh_dev *v);
 void bh_sup_stop(struct bh_devices *d);
 /* The same for one worker (a device that leaves while the VM runs). */
 void bh_sup_stop_one(struct bh_dev *v);
+/* Starts the replacement of a worker that died while the VM was paused. */
+void bh_sup_replace(struct bh_dev *v);
 
 #endif

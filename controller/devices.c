@@ -485,6 +485,11 @@ static int h_w_counters(void *ctx, const ProtobufCMessage *m,
 	return 0;
 }
 
+static int h_w_paused(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	return bh_dev_paused(ctx);
+}
+
 static int h_w_error(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 {
 	const Bh__Error *e = (const Bh__Error *)m;
@@ -509,6 +514,8 @@ static const struct bh_handler worker_msgs[] = {
 	  "device-needs-reset" },
 	{ BH__MSG_TYPE__MSG_COUNTERS, BH_STATE(WK_READY), 0,
 	  &bh__counters__descriptor, h_w_counters, "counters" },
+	{ BH__MSG_TYPE__MSG_DEVICE_PAUSED, BH_STATE(WK_READY), 0,
+	  &bh__empty__descriptor, h_w_paused, "device-paused" },
 	{ BH__MSG_TYPE__MSG_ERROR, BH_STATE(WK_SETUP) | BH_STATE(WK_READY), 0,
 	  &bh__error__descriptor, h_w_error, "error" },
 };
@@ -715,6 +722,9 @@ void bh_devices_stop(struct bh_devices *d)
 	d->send_arg = NULL;
 	d->mem = NULL;
 	d->base = NULL;
+	/* A pause belongs to one boot; the vCPU side answers its caller. */
+	d->paused = false;
+	d->pause_done = NULL;
 	bh_sup_stop(d);
 	for (unsigned int i = 0; i < BH_MAX_DEVICES; i++) {
 		struct bh_dev *v = d->slot[i];
@@ -729,6 +739,8 @@ void bh_devices_stop(struct bh_devices *d)
 		}
 		bh_closep(&v->inflight);
 		v->active = false;
+		v->pause_sent = 0;
+		v->replace_on_resume = false;
 		v->ws = WK_NONE;
 		v->reset_pending = false;
 		/* The guest was asked to let it go: the next boot comes
@@ -930,8 +942,10 @@ static void dev_drop(struct bh_dev *v)
 	}
 	bh_closep(&v->inflight);
 	dev_free(v);
-	/* A counters collection may have waited for this one alone. */
+	/* A counters collection or a pause may have waited for this one
+	 * alone. */
 	bh_dev_counters_check(d);
+	bh_dev_pause_check(d);
 }
 
 int bh_devices_add(struct bh_devices *d, struct bh_config *one,
@@ -1012,6 +1026,8 @@ int bh_devices_add(struct bh_devices *d, struct bh_config *one,
 			 v->id);
 		goto fail_dev;
 	}
+	/* Added to a paused VM: quiet until it resumes, as the others. */
+	bh_dev_pause_new(v);
 	bh_info("device %s: hot-added on PCI slot %u", v->id, v->index + 1);
 	*index = v->index;
 	return 0;

@@ -4,6 +4,7 @@
 #ifndef BH_CONTROLLER_DEVICES_H
 #define BH_CONTROLLER_DEVICES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,6 +73,25 @@ typedef void (*bh_devices_counters_fn)(void *arg,
  */
 int bh_devices_counters(struct bh_devices *d, int timeout_ms,
 			bh_devices_counters_fn done, void *arg);
+
+/*
+ * Pause (see docs/ARCHITECTURE.md): asks every worker to finish what is in
+ * flight and go quiet (no chain taken, no backend input read, no guest RAM
+ * written), after the runner has stopped the vCPUs. 1 when no worker had
+ * to be asked (done is not called), 0 when done will be called from the
+ * event loop once every worker has confirmed or died (a worker that does
+ * not answer within WORKER_ANSWER_TIMEOUT is killed; the replacement of a
+ * worker that dies while paused waits for the resume), -EALREADY when
+ * paused already. Workers that get ready while paused are paused too.
+ */
+typedef void (*bh_devices_paused_fn)(void *arg);
+int bh_devices_pause(struct bh_devices *d, bh_devices_paused_fn done,
+		     void *arg);
+/* Wakes every worker (and starts the replacements that waited), before the
+ * runner runs the vCPUs again. A pause still collecting confirmations is
+ * abandoned: its done is not called. */
+void bh_devices_resume(struct bh_devices *d);
+bool bh_devices_paused(const struct bh_devices *d);
 
 /*
  * For one boot: starts each worker, hands it guest RAM (mem is borrowed)

@@ -92,6 +92,11 @@ void bh_sup_fail(struct bh_dev *v, const char *why, bool kill_it)
 		v->counters_pending = false;
 		bh_dev_counters_check(v->devs);
 	}
+	/* A dead worker is as quiet as a paused one. */
+	if (v->pause_sent) {
+		v->pause_sent = 0;
+		bh_dev_pause_check(v->devs);
+	}
 	if (v->reset_pending) {
 		v->active = false;
 		bh_dev_reset_done(v);
@@ -128,6 +133,7 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 		{ v->counters_asked ? v->counters_sent : 0,
 		  "did not answer a counters request" },
 		{ v->frame_since, "left a frame unfinished" },
+		{ v->pause_sent, "did not confirm a pause" },
 	};
 	uint64_t now = bh_dev_now_ms(), next = 0;
 	struct timeval tv;
@@ -391,6 +397,15 @@ static void worker_replace(struct bh_dev *v)
 
 	if (!d->mem || !d->base)
 		return; /* not during a boot */
+	/* A replacement takes up the rings at once, and a paused VM's
+	 * devices write no guest RAM: it waits for the resume. */
+	if (d->paused) {
+		v->replace_on_resume = true;
+		bh_warn("device %s: the VM is paused: its worker is replaced "
+			"when the VM resumes",
+			v->id);
+		return;
+	}
 	if (v->failed) {
 		bh_err("device %s: the worker that failed its requests died "
 		       "too: the device is dead until the VM reboots",
@@ -440,6 +455,11 @@ static void worker_replace(struct bh_dev *v)
 			v->id, (int)v->pid);
 		bh_dev_needs_reset(v, "device worker failed");
 	}
+}
+
+void bh_sup_replace(struct bh_dev *v)
+{
+	worker_replace(v);
 }
 
 void bh_sup_stop_one(struct bh_dev *v)

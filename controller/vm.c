@@ -122,7 +122,8 @@ struct bh_vm {
 	char out_why[96];
 	enum after_stop after;
 	bool paused;	    /* the runner parked the vCPUs */
-	bool pause_pending; /* RUNNER_PAUSE sent, no answer yet */
+	bool pause_pending; /* RUNNER_PAUSE sent, the pause not complete */
+	bool runner_paused; /* RUNNER_PAUSED came: the workers are asked */
 	/* A device added while the VM runs (bh_vm_add_device), until the
 	 * runner's RUNNER_DEVICE_ADDED answers. */
 	bool add_pending;
@@ -133,6 +134,7 @@ struct bh_vm {
 	struct event_base *base;
 	struct event *ctl_ev;
 	struct event *stdin_ev;
+	bool stdin_eof; /* no more input: the event stays off */
 	struct event *sig_ev[3];
 	int signal_code; /* 128 + signal, with AFTER_SIGNAL */
 	/* SIGTERM pressed the power button: the process ends with the VM,
@@ -156,6 +158,8 @@ struct bh_vm {
 	struct bh_launcher *launcher; /* starts the children; borrowed */
 	struct event *launcher_ev;
 };
+
+static void stdin_hold(struct bh_vm *vm, bool hold);
 
 /* ---- images and guest RAM ---------------------------------------------- */
 
@@ -564,7 +568,10 @@ static void runner_teardown(struct bh_vm *vm)
 	bh_closep(&vm->ctl);
 	bh_guest_mem_destroy(&vm->mem);
 	vm->cs = CS_NONE;
+	if (vm->paused || vm->pause_pending)
+		stdin_hold(vm, false);
 	vm->paused = false;
+	vm->runner_paused = false;
 	if (vm->pause_pending) {
 		vm->pause_pending = false;
 		bh_vmapi_event(vm->api, BH_VMAPI_PAUSE_FAILED,
@@ -851,16 +858,32 @@ static int h_virtio_config_write(void *ctx, const ProtobufCMessage *m,
 				       (const Bh__VirtioConfigWrite *)m);
 }
 
-static int h_paused(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+/* Every worker is quiet (or gone): the VM is paused. */
+static void devices_paused(void *arg)
 {
-	struct bh_vm *vm = ctx;
+	struct bh_vm *vm = arg;
 
 	if (!vm->pause_pending)
-		return -EPROTO;
+		return;
 	vm->pause_pending = false;
 	vm->paused = true;
 	bh_info("VM paused");
 	bh_vmapi_event(vm->api, BH_VMAPI_PAUSED, NULL);
+}
+
+/* The vCPUs are stopped: nothing kicks a queue any more, and the workers
+ * are asked to finish what is in flight. */
+static int h_paused(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	struct bh_vm *vm = ctx;
+	int r;
+
+	if (!vm->pause_pending || vm->runner_paused)
+		return -EPROTO;
+	vm->runner_paused = true;
+	r = bh_devices_pause(vm->devs, devices_paused, vm);
+	if (r != 0)
+		devices_paused(vm);
 	return 0;
 }
 
@@ -873,8 +896,9 @@ static int h_error(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	       strerror(e->code > 0 ? e->code : EIO));
 	/* The runner answers a pause it could not carry out with an error,
 	 * and runs on. */
-	if (vm->pause_pending) {
+	if (vm->pause_pending && !vm->runner_paused) {
 		vm->pause_pending = false;
+		stdin_hold(vm, false);
 		bh_vmapi_event(vm->api, BH_VMAPI_PAUSE_FAILED, e->message);
 	}
 	return 0;
@@ -1329,6 +1353,17 @@ fail:
 
 /* ---- console input and signals ----------------------------------------- */
 
+/* A paused VM takes no input: it waits in the terminal's buffer. */
+static void stdin_hold(struct bh_vm *vm, bool hold)
+{
+	if (!vm->stdin_ev || vm->stdin_eof)
+		return;
+	if (hold)
+		event_del(vm->stdin_ev);
+	else
+		event_add(vm->stdin_ev, NULL);
+}
+
 static void on_stdin(evutil_socket_t fd, short what, void *arg)
 {
 	Bh__SerialData d = BH__SERIAL_DATA__INIT;
@@ -1341,6 +1376,7 @@ static void on_stdin(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (n <= 0) {
 		/* No more input; the guest keeps running. */
+		vm->stdin_eof = true;
 		event_del(vm->stdin_ev);
 		return;
 	}
@@ -1663,6 +1699,11 @@ static int runner_send_empty(struct bh_vm *vm, Bh__MsgType type)
 	return runner_send(vm, type, &e.base, NULL, 0);
 }
 
+/*
+ * Pause, in this order: the vCPUs (RUNNER_PAUSE, answered by RUNNER_PAUSED),
+ * then every device worker (bh_devices_pause), and the VM is Paused once
+ * all have confirmed. Terminal input waits meanwhile.
+ */
 int bh_vm_pause(struct bh_vm *vm)
 {
 	int r;
@@ -1670,20 +1711,28 @@ int bh_vm_pause(struct bh_vm *vm)
 	if (vm->paused || vm->pause_pending)
 		return -EALREADY;
 	r = runner_send_empty(vm, BH__MSG_TYPE__MSG_RUNNER_PAUSE);
-	if (r == 0)
+	if (r == 0) {
 		vm->pause_pending = true;
+		vm->runner_paused = false;
+		stdin_hold(vm, true);
+	}
 	return r;
 }
 
+/* Resume, the other way round: the workers first, so that the first kick
+ * of a vCPU finds its worker serving. */
 int bh_vm_resume(struct bh_vm *vm)
 {
 	int r;
 
 	if (!vm->paused)
 		return -EALREADY;
+	bh_devices_resume(vm->devs);
 	r = runner_send_empty(vm, BH__MSG_TYPE__MSG_RUNNER_RESUME);
 	if (r == 0) {
 		vm->paused = false;
+		vm->runner_paused = false;
+		stdin_hold(vm, false);
 		bh_info("VM resumed");
 	}
 	return r;

@@ -723,6 +723,32 @@ static void blk_reset(struct bh_worker *w)
 	b->touched = 0;
 }
 
+/* The VM pauses: every request in flight completes to the driver now (a
+ * short read or write resubmitted goes on until it is whole). What waits
+ * for a free slot stays in the ring until resume. */
+static void blk_quiesce(struct bh_worker *w)
+{
+	struct blk *b = w->dev;
+
+	if (b->uring && io_uring_sq_ready(&b->ring))
+		io_uring_submit(&b->ring);
+	while (b->uring && b->inflight > 0) {
+		struct io_uring_cqe *cqe;
+		int ret = io_uring_wait_cqe(&b->ring, &cqe);
+
+		if (ret == -EINTR)
+			continue;
+		if (ret < 0) {
+			bh_err("io_uring wait: %s", strerror(-ret));
+			abort();
+		}
+		blk_uring_reap(w, b);
+		if (io_uring_sq_ready(&b->ring))
+			io_uring_submit(&b->ring);
+	}
+	blk_notify_touched(w, b);
+}
+
 /* The logical block size O_DIRECT needs, 512 when buffered. */
 static uint32_t blk_probe_block_size(int fd)
 {
@@ -997,6 +1023,7 @@ static const struct bh_device_ops blk_ops = {
 	.activate = blk_activate,
 	.queue_notify = blk_queue_notify,
 	.reset = blk_reset,
+	.quiesce = blk_quiesce,
 	.poll_fds = blk_poll_fds,
 	.fd_ready = blk_fd_ready,
 	.fail_request = blk_fail_request,

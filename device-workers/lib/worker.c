@@ -410,6 +410,21 @@ static int h_setup(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	return r;
 }
 
+/* Processes what the driver has put in every live queue, as if each had
+ * been kicked. */
+static void look_at_queues(struct bh_worker *w)
+{
+	for (unsigned int q = 0; q < w->nq && !w->needs_reset; q++) {
+		if (!w->vq[q].ready || w->vq[q].broken)
+			continue;
+		if (w->failed)
+			fail_queue(w, q);
+		else
+			w->ops->queue_notify(w, q);
+		check_broken(w);
+	}
+}
+
 static int h_activate(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 {
 	const Bh__DeviceActivate *a = (const Bh__DeviceActivate *)m;
@@ -503,13 +518,9 @@ static int h_activate(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	}
 	/* Buffers the driver added before the device was live were kicked
 	 * into the eventfd already, but look once anyway: a kick is only a
-	 * hint. */
-	for (unsigned int q = 0; q < w->nq && !w->needs_reset; q++) {
-		if (w->vq[q].ready) {
-			w->ops->queue_notify(w, q);
-			check_broken(w);
-		}
-	}
+	 * hint. A paused device looks when it resumes. */
+	if (!w->paused)
+		look_at_queues(w);
 	return 0;
 }
 
@@ -567,6 +578,44 @@ static int h_counters(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	return worker_send(w, BH__MSG_TYPE__MSG_COUNTERS, &msg.base);
 }
 
+/*
+ * The VM pauses: what is in flight completes now (the device's quiesce),
+ * then nothing is taken or written until resume. A device not activated,
+ * or failed, or waiting for its reset, has nothing in flight. Confirmed
+ * every time, so that the controller can count on one answer per request.
+ */
+static int h_pause(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	Bh__Empty paused = BH__EMPTY__INIT;
+	struct worker_ctx *c = ctx;
+	struct bh_worker *w = &c->w;
+
+	if (!w->paused) {
+		w->paused = true;
+		if (c->state == WS_ACTIVE && !w->failed && !w->needs_reset &&
+		    w->ops->quiesce)
+			w->ops->quiesce(w);
+		bh_debug("paused");
+	}
+	return worker_send(w, BH__MSG_TYPE__MSG_DEVICE_PAUSED, &paused.base);
+}
+
+/* Kicks that came meanwhile wait in their eventfds; look at every queue
+ * anyway, as after an activation, for what the device held back. */
+static int h_resume(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	struct worker_ctx *c = ctx;
+	struct bh_worker *w = &c->w;
+
+	if (!w->paused)
+		return 0;
+	w->paused = false;
+	bh_debug("resumed");
+	if (c->state == WS_ACTIVE)
+		look_at_queues(w);
+	return 0;
+}
+
 static int h_quit(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 {
 	struct worker_ctx *c = ctx;
@@ -590,6 +639,10 @@ static const struct bh_handler worker_handlers[] = {
 	  "device-config-write" },
 	{ BH__MSG_TYPE__MSG_COUNTERS_REQUEST, SERVING, 0,
 	  &bh__virtio_device_ref__descriptor, h_counters, "counters-request" },
+	{ BH__MSG_TYPE__MSG_DEVICE_PAUSE, SERVING, 0, &bh__empty__descriptor,
+	  h_pause, "device-pause" },
+	{ BH__MSG_TYPE__MSG_DEVICE_RESUME, SERVING, 0, &bh__empty__descriptor,
+	  h_resume, "device-resume" },
 	{ BH__MSG_TYPE__MSG_QUIT, SERVING | BH_STATE(WS_SETUP), 0,
 	  &bh__quit__descriptor, h_quit, "quit" },
 };
@@ -901,11 +954,14 @@ static int serve(struct worker_ctx *c)
 		int timeout = -1;
 		uint16_t type;
 
-		if (c->state != WS_SETUP && !w->failed && w->ops->timer)
+		/* A paused device waits for the controller alone. */
+		bool live = c->state != WS_SETUP && !w->paused;
+
+		if (live && !w->failed && w->ops->timer)
 			timeout = w->ops->timer(w);
 		pfd[0] = (struct pollfd){ .fd = w->ctl, .events = POLLIN };
 		/* A device in NEEDS_RESET is left alone until the reset. */
-		if (c->state == WS_ACTIVE && !w->needs_reset) {
+		if (live && c->state == WS_ACTIVE && !w->needs_reset) {
 			for (unsigned int q = 0; q < w->nq; q++) {
 				if (!w->vq[q].ready || w->vq[q].broken)
 					continue;
@@ -914,7 +970,7 @@ static int serve(struct worker_ctx *c)
 							    .events = POLLIN };
 			}
 		}
-		if (c->state != WS_SETUP && !w->failed && w->ops->poll_fds) {
+		if (live && !w->failed && w->ops->poll_fds) {
 			nextra =
 			    w->ops->poll_fds(w, extra, WORKER_MAX_POLL_FDS);
 			if (nextra > WORKER_MAX_POLL_FDS)
@@ -923,8 +979,7 @@ static int serve(struct worker_ctx *c)
 				pfd[n++] = (struct pollfd){ .fd = extra[i],
 							    .events = POLLIN };
 		}
-		if (c->state != WS_SETUP && !w->failed &&
-		    w->ops->poll_out_fds) {
+		if (live && !w->failed && w->ops->poll_out_fds) {
 			unsigned int nout = w->ops->poll_out_fds(
 			    w, extra + nextra, WORKER_MAX_POLL_FDS - nextra);
 

@@ -39,6 +39,13 @@ struct bh_device_ops {
 	void (*queue_notify)(struct bh_worker *w, unsigned int q);
 	/* Stop using the queues; called before they are torn down. */
 	void (*reset)(struct bh_worker *w);
+	/* The VM pauses: finish every request in flight (complete it to the
+	 * driver) before returning; from then on the library delivers no
+	 * kick, polls none of the device's fds and calls no timer until the
+	 * VM resumes, and the device must write no guest RAM from its
+	 * control-message hook either (w->paused tells). May be NULL:
+	 * nothing outlives a call. */
+	void (*quiesce)(struct bh_worker *w);
 	/* Driver wrote config space; may be NULL (writes ignored). */
 	void (*config_write)(struct bh_worker *w, uint32_t off,
 			     const uint8_t *data, size_t len);
@@ -100,7 +107,10 @@ struct bh_worker {
 	 * device's own state (connections, ...) was lost with it. */
 	bool resumed;
 	bool strict_sandbox; /* a refused sandbox step is fatal */
-	unsigned int nq;     /* queues set up by activate */
+	/* The VM is paused (MSG_DEVICE_PAUSE): the device is quiet until
+	 * MSG_DEVICE_RESUME, when the library looks at every queue again. */
+	bool paused;
+	unsigned int nq; /* queues set up by activate */
 	struct bh_vq vq[BH_MAX_QUEUES];
 	int kick_fd[BH_MAX_QUEUES];
 	int call_fd[BH_MAX_QUEUES];

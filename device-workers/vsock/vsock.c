@@ -461,7 +461,8 @@ static void pump(struct bh_worker *w, struct vsock *s)
 {
 	bool pushed;
 
-	if (!w->active || w->needs_reset || w->nq < 2)
+	/* Paused: what is owed to the guest waits for resume. */
+	if (!w->active || w->needs_reset || w->paused || w->nq < 2)
 		return;
 	if (s->reset_owed)
 		send_reset_event(w, s);

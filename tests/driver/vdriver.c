@@ -1394,6 +1394,36 @@ int bh_vdriver_reset(struct bh_vdriver *d, int timeout_ms)
 	return 0;
 }
 
+int bh_vdriver_pause_send(struct bh_vdriver *d)
+{
+	return send_msg(d, BH__MSG_TYPE__MSG_DEVICE_PAUSE, NULL, NULL, 0);
+}
+
+int bh_vdriver_pause_wait(struct bh_vdriver *d, int timeout_ms)
+{
+	struct bh_frame f;
+	int r;
+
+	r = wait_frame(d, BH__MSG_TYPE__MSG_DEVICE_PAUSED,
+		       deadline_after(timeout_ms), &f);
+	if (r < 0)
+		return r;
+	bh_frame_release(&f);
+	return 0;
+}
+
+int bh_vdriver_pause(struct bh_vdriver *d, int timeout_ms)
+{
+	int r = bh_vdriver_pause_send(d);
+
+	return r < 0 ? r : bh_vdriver_pause_wait(d, timeout_ms);
+}
+
+int bh_vdriver_resume(struct bh_vdriver *d)
+{
+	return send_msg(d, BH__MSG_TYPE__MSG_DEVICE_RESUME, NULL, NULL, 0);
+}
+
 int bh_vdriver_sync(struct bh_vdriver *d, int timeout_ms)
 {
 	struct bh_frame f;

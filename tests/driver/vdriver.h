@@ -240,6 +240,14 @@ int bh_vdriver_config_write(struct bh_vdriver *d, uint32_t offset,
 /* Sends DEVICE_RESET, waits for DEVICE_RESET_DONE, and clears the driver's
  * queues (rings zeroed, eventfds closed, NEEDS_RESET forgotten). */
 int bh_vdriver_reset(struct bh_vdriver *d, int timeout_ms);
+/* Sends DEVICE_PAUSE and waits for DEVICE_PAUSED: the worker has finished
+ * what was in flight (its used entries are in the rings) and is quiet. */
+int bh_vdriver_pause(struct bh_vdriver *d, int timeout_ms);
+/* The same in two halves. */
+int bh_vdriver_pause_send(struct bh_vdriver *d);
+int bh_vdriver_pause_wait(struct bh_vdriver *d, int timeout_ms);
+/* Sends DEVICE_RESUME (no answer). */
+int bh_vdriver_resume(struct bh_vdriver *d);
 /* Sends COUNTERS_REQUEST and waits for COUNTERS. Since the worker answers in
  * order, anything it sent about earlier messages (NEEDS_RESET, ERROR) has
  * been seen when this returns. */

@@ -10,7 +10,8 @@ workerkill api.
 
 The case "api" runs bulkhead with --api-socket DIR/api.sock and a 16 MiB
 disk (DIR/api.img) and drives it with bulkhead-ctl (--bulkhead-ctl PATH):
-ping, info, pause (no guest output while paused) and resume, counters, ten
+ping, info, pause (no guest output, no disk read, typed input held while
+paused) and resume, counters, ten
 clients at once, reboot, shutdown and shutdown-vmm. It starts bulkhead as
 root with --user nobody:kvm, as a host without systemd would, and checks
 that the controller, the runner and the worker run as nobody behind their
@@ -1250,9 +1251,18 @@ def case_api(args, vm_factory):
             d0.get("type") != "virtio-blk":
         raise Fail(f"info: devices {info.get('devices')}")
 
-    # Pause: the guest's ticking stops, and starts again on resume.
+    # Pause: the guest's ticking stops, and starts again on resume; its
+    # disk reads stop too (the worker is quiet: read_bytes holds still),
+    # and what is typed meanwhile waits, none of it lost.
+    def read_bytes():
+        c = ctl(args, sock, "counters")[1]
+        return int(c.get("devices", {}).get("disk0", {}).get("values", {})
+                   .get("read_bytes", 0))
+
     vm.command("while true; do echo TICK; sleep 0.2; done &",
                re.compile(r"^TICK$", re.M), "the first TICK")
+    vm.send("while true; do dd if=/dev/vda of=/dev/null bs=64k count=16 "
+            "iflag=direct 2>/dev/null; done &\n", "a disk reader")
     vm.expect(re.compile(r"(^TICK\n.*){3}", re.M | re.S), len(vm.out) - 5,
               COMMAND_S, "TICKs")
     ctl(args, sock, "pause")
@@ -1262,21 +1272,34 @@ def case_api(args, vm_factory):
     while time.monotonic() < end:
         vm.pump(0.1)
     start = len(vm.out)
+    r0 = read_bytes()
+    held = "HELD-" + "x" * 100
+    vm.send(f"echo {held}\n", "typing while paused")
     end = time.monotonic() + PAUSE_QUIET_S
     while time.monotonic() < end:
         vm.pump(0.2)
     ticks = vm.out[start:].count("TICK")
     if ticks:
         raise Fail(f"{ticks} TICKs arrived in {PAUSE_QUIET_S} s of pause")
+    r1 = read_bytes()
+    if r1 != r0:
+        raise Fail(f"disk0 read {r1 - r0} bytes while the VM was paused")
     rc, _ = ctl(args, sock, "pause", check=False)
     if rc != 1:
         raise Fail(f"a second pause: status {rc}, not 1 (invalid state)")
     ctl(args, sock, "resume")
     vm.expect(re.compile(r"^TICK$", re.M), start, COMMAND_S,
               "TICKs after resume")
+    vm.expect(re.compile("^" + held + "$", re.M), start, COMMAND_S,
+              "the line typed while paused, whole, after resume")
     if api_state(args, sock) != "RUNNING":
         raise Fail("info after resume: not RUNNING")
-    vm.send("kill %1\n", "stopping the TICKs")
+    deadline = time.monotonic() + COMMAND_S
+    while read_bytes() <= r1:
+        if time.monotonic() > deadline:
+            raise Fail("disk0 read nothing after resume")
+        vm.pump(0.5)
+    vm.send("kill %1 %2\n", "stopping the TICKs and the reader")
     time.sleep(1)
     vm.pump(0.5)
 
@@ -1356,7 +1379,7 @@ def case_api(args, vm_factory):
     if os.path.exists(sock):
         raise Fail(f"{sock} is still there after bulkhead exited")
     os.unlink(img)
-    return (f"ping, info, pause ({PAUSE_QUIET_S} s silent) and resume, "
+    return (f"ping, info, pause ({PAUSE_QUIET_S} s silent, disk quiet, input held) and resume, "
             f"counters (read_bytes {rb}), 10 clients at once, reboot, "
             f"shutdown, delete, create + boot of a second VM, power button "
             f"answered by the guest's poweroff, shutdown-vmm (exit 0 after "

@@ -119,7 +119,7 @@ static void flood(void)
 
 /* What a well-behaved worker answers; quiet_* leave requests unanswered. */
 static void __attribute__((noreturn))
-serve(bool quiet_counters, bool quiet_reset)
+serve(bool quiet_counters, bool quiet_reset, bool quiet_pause)
 {
 	uint64_t asked = 0;
 
@@ -149,6 +149,14 @@ serve(bool quiet_counters, bool quiet_reset)
 				send_msg(BH__MSG_TYPE__MSG_DEVICE_RESET_DONE,
 					 &ref.base);
 			break;
+		case BH__MSG_TYPE__MSG_DEVICE_PAUSE: {
+			Bh__Empty e = BH__EMPTY__INIT;
+
+			if (!quiet_pause)
+				send_msg(BH__MSG_TYPE__MSG_DEVICE_PAUSED,
+					 &e.base);
+			break;
+		}
 		default:
 			break;
 		}
@@ -274,11 +282,15 @@ int main(int argc, char **argv)
 	} else if (strcmp(mode, "flood") == 0) {
 		flood();
 	} else if (strcmp(mode, "nocounters") == 0) {
-		serve(true, false);
+		serve(true, false, false);
 	} else if (strcmp(mode, "noreset") == 0) {
-		serve(false, true);
+		serve(false, true, false);
+	} else if (strcmp(mode, "nopause") == 0) {
+		serve(false, false, true);
+	} else if (strcmp(mode, "paused") == 0) {
+		send_msg(BH__MSG_TYPE__MSG_DEVICE_PAUSED, &empty.base);
 	}
 	if (strcmp(mode, "good") != 0 && strcmp(mode, "flood") != 0)
 		idle(); /* whatever it did, it stays until it is killed */
-	serve(false, false);
+	serve(false, false, false);
 }

@@ -397,10 +397,43 @@ static void test_rx_late_buffers(void **state)
 	assert_true(bh_vdriver_alive(fx->d));
 }
 
+/* Paused, the worker reads no input and takes no output; resumed, both
+ * flow again, nothing lost. */
+static void test_pause(void **state)
+{
+	struct con_fx *fx = *state;
+	static const char msg[] = "said while paused\n";
+	struct bh_vdriver_buf b;
+	struct bh_vdriver_used u;
+	char got[32];
+
+	activate(fx);
+	post_rx(fx, 2, 64);
+	assert_int_equal(bh_vdriver_pause(fx->d, BH_VDRIVER_TIMEOUT_MS), 0);
+	assert_int_equal(write(fx->in_wr, "held", 4), 4);
+	memcpy(bh_vdriver_gpa(fx->d, fx->buf + 32768, sizeof(msg)), msg,
+	       sizeof(msg) - 1);
+	b = (struct bh_vdriver_buf){ fx->buf + 32768, sizeof(msg) - 1, false };
+	assert_int_equal(bh_vdriver_submit(fx->d, TXQ, &b, 1, 0, NULL), 0);
+	assert_int_equal(bh_vdriver_wait_used(fx->d, RXQ, 300, &u), -ETIMEDOUT);
+	assert_int_equal(bh_vdriver_get_used(fx->d, TXQ, &u), 0);
+	expect_quiet(fx->out_rd);
+
+	assert_int_equal(bh_vdriver_resume(fx->d), 0);
+	collect_rx(fx, got, 4);
+	assert_memory_equal(got, "held", 4);
+	assert_int_equal(
+	    bh_vdriver_wait_used(fx->d, TXQ, BH_VDRIVER_TIMEOUT_MS, &u), 1);
+	read_exact(fx->out_rd, got, sizeof(msg) - 1);
+	assert_memory_equal(got, msg, sizeof(msg) - 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_tx, con_setup,
+						con_teardown),
+		cmocka_unit_test_setup_teardown(test_pause, con_setup,
 						con_teardown),
 		cmocka_unit_test_setup_teardown(test_rx, con_setup,
 						con_teardown),

@@ -225,6 +225,34 @@ static void test_event_idx(void **state)
 	assert_int_equal(bh_vdriver_num_free(d, 0), QSIZE);
 }
 
+/* A device not yet activated confirms a pause too, and one paused before
+ * its activation serves nothing until resumed. */
+static void test_pause_before_activate(void **state)
+{
+	struct rng_fixture *fx = *state;
+	struct bh_vdriver_buf b = { .gpa = fx->buf,
+				    .len = 64,
+				    .writable = true };
+	struct bh_vdriver_used u;
+	uint16_t head;
+
+	assert_int_equal(bh_vdriver_pause(fx->d, BH_VDRIVER_TIMEOUT_MS), 0);
+	activate(fx->d);
+	memset(bh_vdriver_gpa(fx->d, fx->buf, 64), 0, 64);
+	assert_int_equal(bh_vdriver_submit(fx->d, 0, &b, 1, 0, &head), 0);
+	assert_int_equal(bh_vdriver_wait_used(fx->d, 0, 300, &u), -ETIMEDOUT);
+	assert_true(all_zero(bh_vdriver_gpa(fx->d, fx->buf, 64), 64));
+	assert_int_equal(bh_vdriver_resume(fx->d), 0);
+	assert_int_equal(
+	    bh_vdriver_wait_used(fx->d, 0, BH_VDRIVER_TIMEOUT_MS, &u), 1);
+	assert_int_equal(u.id, head);
+	assert_int_equal(u.len, 64);
+	assert_false(all_zero(bh_vdriver_gpa(fx->d, fx->buf, 64), 64));
+	/* A resume that pauses nothing is harmless. */
+	assert_int_equal(bh_vdriver_resume(fx->d), 0);
+	assert_int_equal(read_random(fx->d, fx->buf, 32, 0), 32);
+}
+
 static void test_counters(void **state)
 {
 	struct rng_fixture *fx = *state;
@@ -253,6 +281,8 @@ int main(void)
 						rng_teardown),
 		cmocka_unit_test_setup_teardown(test_event_idx, rng_setup,
 						rng_teardown),
+		cmocka_unit_test_setup_teardown(test_pause_before_activate,
+						rng_setup, rng_teardown),
 		cmocka_unit_test_setup_teardown(test_counters, rng_setup,
 						rng_teardown),
 	};

@@ -630,6 +630,83 @@ static void test_nocounters(void **state)
 	hx_close(&h);
 }
 
+static int paused_calls;
+
+static void on_paused(void *arg)
+{
+	(void)arg;
+	paused_calls++;
+}
+
+static bool paused(struct hx *h)
+{
+	(void)h;
+	return paused_calls > 0;
+}
+
+/* A DEVICE_PAUSED nobody asked for is a protocol error. */
+static void test_paused_unasked(void **state)
+{
+	run_case("paused", "sent a bad message (device-paused, type 78): "
+			   "Protocol error; killed it");
+}
+
+/* The pause is complete once both workers (the rng and the one under
+ * test) have confirmed; a second pause is refused; resume wakes them. */
+static void test_pause_good(void **state)
+{
+	static struct hx h;
+	struct cres c;
+
+	hx_open(&h, "good");
+	paused_calls = 0;
+	assert_int_equal(bh_devices_pause(h.d, on_paused, NULL), 0);
+	assert_false(bh_devices_pause(h.d, on_paused, NULL) >= 0);
+	assert_true(run_until(&h, paused, 2000));
+	assert_int_equal(paused_calls, 1);
+	assert_true(bh_devices_paused(h.d));
+	bh_devices_resume(h.d);
+	assert_false(bh_devices_paused(h.d));
+	c = counters(&h, 2000);
+	assert_true(c.rng && c.dev);
+	assert_false(log_has(&h, ": worker "));
+	hx_close(&h);
+}
+
+/*
+ * A worker that never confirms a pause is killed after the answer timeout,
+ * and the pause completes without it; its replacement waits for the resume
+ * (a paused VM's devices take up no ring).
+ */
+static void test_nopause(void **state)
+{
+	static struct hx h;
+	char line[160];
+	struct cres c;
+
+	hx_open(&h, "nopause");
+	paused_calls = 0;
+	assert_int_equal(bh_devices_pause(h.d, on_paused, NULL), 0);
+	assert_true(run_until(&h, paused, 5000));
+	assert_true(run_until(&h, hostile_gone, 2000));
+	snprintf(line, sizeof(line),
+		 "device %s: worker did not confirm a pause for 1000 ms; "
+		 "killed it",
+		 h.id);
+	if (!log_has(&h, line))
+		fail_msg("no log line '%s'", line);
+	assert_true(log_has(&h, "is replaced when the VM resumes"));
+	assert_true(worker_pid(h.id) < 0);
+	bh_devices_resume(h.d);
+	snprintf(line, sizeof(line), "device %s: replaced its worker", h.id);
+	if (!log_has(&h, line))
+		fail_msg("no log line '%s'", line);
+	assert_true(worker_pid(h.id) > 0);
+	c = counters(&h, 2000);
+	assert_true(c.rng && c.dev);
+	hx_close(&h);
+}
+
 /* Before it is watched: bh_devices_start fails, nothing is left. */
 static void test_setup_garbage(void **state)
 {
@@ -800,6 +877,9 @@ int main(void)
 		cmocka_unit_test_teardown(test_trunc_body, teardown),
 		cmocka_unit_test_teardown(test_noreset, teardown),
 		cmocka_unit_test_teardown(test_nocounters, teardown),
+		cmocka_unit_test_teardown(test_paused_unasked, teardown),
+		cmocka_unit_test_teardown(test_pause_good, teardown),
+		cmocka_unit_test_teardown(test_nopause, teardown),
 	};
 
 	/* A controller that blocks for good fails the test, not ctest. */
