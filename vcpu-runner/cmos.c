@@ -1,5 +1,6 @@
 /* CMOS RTC: the time in BCD or binary as register B asks, never "update in
  * progress", so guests that poll it finish at once. */
+#include <errno.h>
 #include <string.h>
 
 #include "cmos.h"
@@ -201,4 +202,31 @@ void bh_cmos_write(struct bh_cmos *c, unsigned int off, uint8_t val)
 		}
 	}
 	pthread_mutex_unlock(&c->lock);
+}
+
+void bh_cmos_save(struct bh_cmos *c, Bh__CmosState *s)
+{
+	bh__cmos_state__init(s);
+	pthread_mutex_lock(&c->lock);
+	s->index = c->index;
+	s->nvram.data = c->nvram;
+	s->nvram.len = sizeof(c->nvram);
+	s->offset = c->offset;
+	pthread_mutex_unlock(&c->lock);
+}
+
+int bh_cmos_restore(struct bh_cmos *c, const Bh__CmosState *s)
+{
+	/* An offset beyond a few centuries is no clock a guest set. */
+	const int64_t max_offset = 1000LL * 366 * 24 * 3600;
+
+	if (s->index > 0x7f || s->nvram.len != sizeof(c->nvram) ||
+	    !s->nvram.data || s->offset > max_offset || s->offset < -max_offset)
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	c->index = (uint8_t)s->index;
+	memcpy(c->nvram, s->nvram.data, sizeof(c->nvram));
+	c->offset = s->offset;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
 }

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "proto/state.pb-c.h"
+
 struct bh_cmos {
 	pthread_mutex_t lock;
 	uint8_t index;
@@ -21,5 +23,10 @@ void bh_cmos_init(struct bh_cmos *c, uint64_t ram_below_4g,
 /* Port offset 0 = index (0x70), 1 = data (0x71). */
 uint8_t bh_cmos_read(struct bh_cmos *c, unsigned int off);
 void bh_cmos_write(struct bh_cmos *c, unsigned int off, uint8_t val);
+
+/* Saved state (proto/state.proto): s's nvram points into c, read it before
+ * c changes. bh_cmos_restore checks s (-EINVAL, c unchanged). */
+void bh_cmos_save(struct bh_cmos *c, Bh__CmosState *s);
+int bh_cmos_restore(struct bh_cmos *c, const Bh__CmosState *s);
 
 #endif

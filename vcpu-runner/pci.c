@@ -115,3 +115,19 @@ void bh_pci_write(struct bh_pci *p, unsigned int off, unsigned int size,
 	}
 	pthread_mutex_unlock(&p->lock);
 }
+
+void bh_pci_save(struct bh_pci *p, Bh__PciHostState *s)
+{
+	bh__pci_host_state__init(s);
+	pthread_mutex_lock(&p->lock);
+	s->config_address = p->config_address;
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Any value is one the guest may write. */
+void bh_pci_restore(struct bh_pci *p, const Bh__PciHostState *s)
+{
+	pthread_mutex_lock(&p->lock);
+	p->config_address = s->config_address;
+	pthread_mutex_unlock(&p->lock);
+}

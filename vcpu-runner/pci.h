@@ -5,6 +5,8 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "proto/state.pb-c.h"
+
 #define BH_PCI_SLOTS 32
 
 /* A PCI function behind the host bridge: its configuration space. reg is
@@ -36,5 +38,9 @@ void bh_pci_unregister(struct bh_pci *p, unsigned int slot);
 uint32_t bh_pci_read(struct bh_pci *p, unsigned int off, unsigned int size);
 void bh_pci_write(struct bh_pci *p, unsigned int off, unsigned int size,
 		  uint32_t val);
+
+/* Saved state (proto/state.proto): the address register. */
+void bh_pci_save(struct bh_pci *p, Bh__PciHostState *s);
+void bh_pci_restore(struct bh_pci *p, const Bh__PciHostState *s);
 
 #endif

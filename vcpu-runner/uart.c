@@ -1,4 +1,5 @@
 /* 16550A UART model for ttyS0: what Linux's 8250 driver probes and drives. */
+#include <errno.h>
 #include <string.h>
 
 #include "uart.h"
@@ -300,4 +301,60 @@ void bh_uart_flush(struct bh_uart *u)
 int bh_uart_tx_pending(struct bh_uart *u)
 {
 	return __atomic_load_n(&u->tx_len, __ATOMIC_RELAXED) != 0;
+}
+
+void bh_uart_save(struct bh_uart *u, Bh__UartState *s, uint8_t *buf)
+{
+	bh__uart_state__init(s);
+	pthread_mutex_lock(&u->lock);
+	s->ier = u->ier;
+	s->lcr = u->lcr;
+	s->mcr = u->mcr;
+	s->scr = u->scr;
+	s->fcr = u->fcr;
+	s->dll = u->dll;
+	s->dlm = u->dlm;
+	s->thr_ipending = u->thr_ipending != 0;
+	for (size_t i = 0; i < u->rx_len; i++)
+		buf[i] = u->rx[(u->rx_head + i) % BH_UART_RX_BUF];
+	s->rx.data = buf;
+	s->rx.len = u->rx_len;
+	memcpy(buf + BH_UART_RX_BUF, u->tx, u->tx_len);
+	s->tx.data = buf + BH_UART_RX_BUF;
+	s->tx.len = u->tx_len;
+	pthread_mutex_unlock(&u->lock);
+}
+
+int bh_uart_restore(struct bh_uart *u, const Bh__UartState *s)
+{
+	/* Only what the guest could have written: the masks of the writes. */
+	if ((s->ier & ~(uint32_t)IER_MASK) || s->lcr > 0xff ||
+	    (s->mcr & ~(uint32_t)MCR_MASK) || s->scr > 0xff ||
+	    (s->fcr & ~(uint32_t)0xc9) || s->dll > 0xff || s->dlm > 0xff ||
+	    s->rx.len > BH_UART_RX_BUF || s->tx.len > BH_UART_TX_BUF ||
+	    (s->rx.len && !s->rx.data) || (s->tx.len && !s->tx.data))
+		return -EINVAL;
+	pthread_mutex_lock(&u->lock);
+	u->ier = (uint8_t)s->ier;
+	u->lcr = (uint8_t)s->lcr;
+	u->mcr = (uint8_t)s->mcr;
+	u->scr = (uint8_t)s->scr;
+	u->fcr = (uint8_t)s->fcr;
+	u->dll = (uint8_t)s->dll;
+	u->dlm = (uint8_t)s->dlm;
+	u->thr_ipending = s->thr_ipending;
+	if (s->rx.len)
+		memcpy(u->rx, s->rx.data, s->rx.len);
+	u->rx_head = 0;
+	u->rx_len = s->rx.len;
+	if (s->tx.len)
+		memcpy(u->tx, s->tx.data, s->tx.len);
+	__atomic_store_n(&u->tx_len, s->tx.len, __ATOMIC_RELEASE);
+	if (s->tx.len && u->ops && u->ops->tx_pending)
+		u->ops->tx_pending(u->opaque);
+	/* The line as the restored registers say, whatever it was. */
+	u->irq_level = -1;
+	uart_update_irq(u);
+	pthread_mutex_unlock(&u->lock);
+	return 0;
 }

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/state.pb-c.h"
+
 #define BH_UART_RX_BUF	4096
 #define BH_UART_TX_BUF	1024
 #define BH_UART_NR_REGS 8
@@ -58,5 +60,16 @@ size_t bh_uart_receive(struct bh_uart *u, const uint8_t *data, size_t len);
 void bh_uart_flush(struct bh_uart *u);
 /* Whether transmit bytes wait for a flush (unlocked peek). */
 int bh_uart_tx_pending(struct bh_uart *u);
+
+/*
+ * Saved state (proto/state.proto). bh_uart_save fills s, whose rx and tx
+ * point into buf (BH_UART_STATE_BUF bytes, which must outlive s).
+ * bh_uart_restore replaces u's guest-visible state with s after checking
+ * every field (-EINVAL, u unchanged, for one the model cannot hold), then
+ * sets the interrupt line to match.
+ */
+#define BH_UART_STATE_BUF (BH_UART_RX_BUF + BH_UART_TX_BUF)
+void bh_uart_save(struct bh_uart *u, Bh__UartState *s, uint8_t *buf);
+int bh_uart_restore(struct bh_uart *u, const Bh__UartState *s);
 
 #endif

@@ -2,6 +2,7 @@
  * space and BAR0, turned into ioeventfds, irqfds, MSI routes and a few
  * rare messages to the device's worker (through the controller). */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -799,4 +800,135 @@ void bh_vpci_destroy(struct bh_vpci *d)
 	pthread_mutex_destroy(&d->lock);
 	pthread_mutex_destroy(&d->out_lock);
 	free(d);
+}
+
+/* ---- saved state ---------------------------------------------------- */
+
+void bh_vpci_save(struct bh_vpci *d, Bh__VirtioPciState *s,
+		  struct bh_vpci_state_buf *buf)
+{
+	bh__virtio_pci_state__init(s);
+	pthread_mutex_lock(&d->lock);
+	s->slot = d->slot;
+	s->device_type = d->type;
+	s->device_features = d->dev_features;
+	s->driver_features = d->drv_features;
+	s->dfsel = d->dfsel;
+	s->gfsel = d->gfsel;
+	s->qsel = d->qsel;
+	s->msix_config = d->msix_config;
+	/* A reset under way ends in status 0 with the device idle: the
+	 * restored one starts there. */
+	s->status = d->reset_pending ? 0 : d->status;
+	s->activated = d->activated && !d->reset_pending;
+	s->config_generation = d->cfg_gen;
+	s->isr = d->isr;
+	s->needs_reset = d->needs_reset != 0;
+	for (unsigned int q = 0; q < d->nq; q++) {
+		Bh__VirtioPciQueueState *qs = &buf->q[q];
+
+		bh__virtio_pci_queue_state__init(qs);
+		qs->size = d->q[q].size;
+		qs->vector = d->q[q].vector;
+		qs->enable = d->q[q].enable != 0;
+		qs->desc = d->q[q].desc;
+		qs->avail = d->q[q].avail;
+		qs->used = d->q[q].used;
+		buf->qp[q] = qs;
+	}
+	s->n_queues = d->nq;
+	s->queues = buf->qp;
+	s->bar_lo = d->bar_lo;
+	s->bar_hi = d->bar_hi;
+	s->command = d->command;
+	s->msix_control = d->msix_ctrl;
+	for (unsigned int v = 0; v < d->nvec; v++) {
+		Bh__MsixEntryState *m = &buf->m[v];
+
+		bh__msix_entry_state__init(m);
+		m->addr_lo = d->msix[v].addr_lo;
+		m->addr_hi = d->msix[v].addr_hi;
+		m->data = d->msix[v].data;
+		m->ctrl = d->msix[v].ctrl;
+		buf->mp[v] = m;
+	}
+	s->n_msix = d->nvec;
+	s->msix = buf->mp;
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* What the saved state may hold: the device it was saved from, and values
+ * the guest could have written (the writes' masks). */
+static bool vpci_state_fits(const struct bh_vpci *d,
+			    const Bh__VirtioPciState *s)
+{
+	if (s->slot != d->slot || s->device_type != d->type ||
+	    s->device_features != d->dev_features || s->n_queues != d->nq ||
+	    s->n_msix != d->nvec || !s->queues || !s->msix)
+		return false;
+	/* Features the driver acks are a subset of the device's. */
+	if (s->driver_features & ~d->dev_features)
+		return false;
+	if (s->qsel > 0xffff || s->msix_config > 0xffff || s->status > 0xff ||
+	    s->config_generation > 0xff || s->isr > 0xff ||
+	    (s->command & ~(uint32_t)0x0406) ||
+	    (s->msix_control & ~(uint32_t)(MSIX_ENABLE | MSIX_MASKALL)))
+		return false;
+	for (unsigned int q = 0; q < d->nq; q++) {
+		const Bh__VirtioPciQueueState *qs = s->queues[q];
+
+		if (!qs || qs->size > d->max_qsize || qs->vector > 0xffff)
+			return false;
+	}
+	for (unsigned int v = 0; v < d->nvec; v++)
+		if (!s->msix[v])
+			return false;
+	return true;
+}
+
+int bh_vpci_restore(struct bh_vpci *d, const Bh__VirtioPciState *s)
+{
+	if (!vpci_state_fits(d, s))
+		return -EINVAL;
+	pthread_mutex_lock(&d->lock);
+	for (unsigned int q = 0; q < d->nq; q++)
+		queue_irqfd_off(d, q);
+	d->drv_features = s->driver_features;
+	d->dfsel = s->dfsel;
+	d->gfsel = s->gfsel;
+	d->qsel = (uint16_t)s->qsel;
+	d->msix_config = (uint16_t)s->msix_config;
+	d->status = (uint8_t)s->status;
+	d->cfg_gen = (uint8_t)s->config_generation;
+	d->isr = (uint8_t)s->isr;
+	d->activated = s->activated;
+	d->reset_pending = 0;
+	d->needs_reset = s->needs_reset;
+	for (unsigned int q = 0; q < d->nq; q++) {
+		const Bh__VirtioPciQueueState *qs = s->queues[q];
+
+		d->q[q].size = (uint16_t)qs->size;
+		d->q[q].vector = (uint16_t)qs->vector;
+		d->q[q].enable = qs->enable;
+		d->q[q].desc = qs->desc;
+		d->q[q].avail = qs->avail;
+		d->q[q].used = qs->used;
+	}
+	d->bar_lo = s->bar_lo;
+	d->bar_hi = s->bar_hi;
+	d->command = (uint16_t)s->command;
+	d->msix_ctrl = (uint16_t)s->msix_control;
+	for (unsigned int v = 0; v < d->nvec; v++) {
+		d->msix[v].addr_lo = s->msix[v]->addr_lo;
+		d->msix[v].addr_hi = s->msix[v]->addr_hi;
+		d->msix[v].data = s->msix[v]->data;
+		d->msix[v].ctrl = s->msix[v]->ctrl;
+	}
+	vpci_update_notify(d);
+	if (d->activated)
+		for (unsigned int q = 0; q < d->nq; q++)
+			if (d->q[q].enable)
+				queue_irqfd_on(d, q);
+	pthread_mutex_unlock(&d->lock);
+	return 0;
 }

@@ -10,6 +10,8 @@
 
 #include <bulkhead/limits.h>
 
+#include "proto/state.pb-c.h"
+
 #define BH_VPCI_MAX_VECTORS (BH_MAX_QUEUES + 1)
 #define BH_VPCI_BAR_SIZE    0x8000
 #define BH_VPCI_NO_VECTOR   0xffff
@@ -95,6 +97,26 @@ void bh_vpci_reset_done(struct bh_vpci *d);
 void bh_vpci_config_update(struct bh_vpci *d, const uint8_t *config, size_t len,
 			   int notify);
 void bh_vpci_needs_reset(struct bh_vpci *d, const char *reason);
+
+/*
+ * Saved state (proto/state.proto). bh_vpci_save fills s with arrays from
+ * buf, which must outlive s; a reset the worker has not confirmed yet is
+ * saved as done (status 0: the restored device starts reset).
+ * bh_vpci_restore puts s into d, a transport just made for the same device
+ * (slot, type, features and queue count must match: -EINVAL, d unchanged,
+ * for those or any field the model cannot hold), then places its kick
+ * ioeventfds and, for an activated device, its queues' irqfds; the caller
+ * rebuilds the routing once every device is in (bh_vpci_update_routing).
+ */
+struct bh_vpci_state_buf {
+	Bh__VirtioPciQueueState q[BH_MAX_QUEUES];
+	Bh__VirtioPciQueueState *qp[BH_MAX_QUEUES];
+	Bh__MsixEntryState m[BH_VPCI_MAX_VECTORS];
+	Bh__MsixEntryState *mp[BH_VPCI_MAX_VECTORS];
+};
+void bh_vpci_save(struct bh_vpci *d, Bh__VirtioPciState *s,
+		  struct bh_vpci_state_buf *buf);
+int bh_vpci_restore(struct bh_vpci *d, const Bh__VirtioPciState *s);
 
 /* Rebuilds KVM's GSI routing from every device's MSI-X table. */
 int bh_vpci_update_routing(struct runner *rn);

@@ -448,6 +448,140 @@ static void test_remove_and_reuse(void **state)
 	assert_int_equal(cfg_read(fx, 0x00, 4), 0x10441af4u);
 }
 
+static size_t pack_vpci(struct bh_vpci *d, uint8_t *out, size_t max)
+{
+	struct bh_vpci_state_buf buf;
+	Bh__VirtioPciState st;
+	size_t len;
+
+	bh_vpci_save(d, &st, &buf);
+	len = protobuf_c_message_get_packed_size(&st.base);
+	assert_true(len <= max);
+	return protobuf_c_message_pack(&st.base, out);
+}
+
+/*
+ * Saved state: a driven device (features, queues, MSI-X, BAR, decoding)
+ * saved, restored into a fresh transport of the same device in another
+ * runner, and saved again gives the same bytes, and the restored one
+ * answers the guest as the first did; state that does not fit the device
+ * is refused and changes nothing.
+ */
+static void test_state_round_trip(void **state)
+{
+	struct fixture *fx = *state;
+	static struct runner rn2;
+	uint8_t config[8] = { 0x00, 0x40, 0, 0, 0, 0, 0, 0 };
+	uint8_t a[2048], b[2048], c[2048];
+	size_t alen, blen, clen;
+	struct bh_vpci *d2, *d1;
+	struct bh_vpci_state_buf buf;
+	Bh__VirtioPciState st;
+	Bh__VirtioPciState *un;
+	int fds[4];
+
+	negotiate(fx, 1ULL << 32);
+	mmio_write(fx, 0x16, 2, 1);
+	mmio_write(fx, 0x18, 2, 128);
+	mmio_write(fx, 0x1a, 2, 2);
+	mmio_write(fx, 0x20, 8, 0x10000);
+	mmio_write(fx, 0x28, 8, 0x20000);
+	mmio_write(fx, 0x30, 8, 0x30000);
+	mmio_write(fx, 0x1c, 2, 1);
+	mmio_write(fx, 0x10, 2, 0); /* config vector */
+	mmio_write(fx, 0x4000 + 32, 4, 0xfee00000u);
+	mmio_write(fx, 0x4000 + 32 + 8, 4, 0x4042);
+	cfg_write(fx, 0x84 + 2, 2, 0x8000);
+	cfg_write(fx, 0x04, 2, 0x0006);
+	mmio_write(fx, 0x14, 1, 1 | 2 | 8 | 4);
+	assert_true(fx->d->activated);
+	alen = pack_vpci(fx->d, a, sizeof(a));
+
+	memset(&rn2, 0, sizeof(rn2));
+	rn2.vm = -1;
+	pthread_mutex_init(&rn2.route_lock, NULL);
+	bh_pci_init(&rn2.pci);
+	for (int i = 0; i < 4; i++)
+		fds[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	assert_int_equal(
+	    bh_vpci_create(&rn2, 0, 2, 1, (1ULL << 32) | (1ULL << 9), 2, 256,
+			   config, sizeof(config), "disk0", fds, &d2),
+	    0);
+	un = bh__virtio_pci_state__unpack(NULL, alen, a);
+	assert_non_null(un);
+	assert_int_equal(bh_vpci_restore(d2, un), 0);
+	blen = pack_vpci(d2, b, sizeof(b));
+	assert_int_equal(blen, alen);
+	assert_memory_equal(a, b, alen);
+	/* The guest sees the same device. */
+	d1 = fx->d;
+	fx->d = d2;
+	assert_int_equal(mmio_read(fx, 0x14, 1), 1 | 2 | 8 | 4);
+	mmio_write(fx, 0x16, 2, 1);
+	assert_int_equal(mmio_read(fx, 0x18, 2), 128);
+	assert_int_equal(mmio_read(fx, 0x1a, 2), 2);
+	assert_int_equal(mmio_read(fx, 0x28, 8), 0x20000);
+	assert_int_equal(mmio_read(fx, 0x4000 + 32 + 8, 4), 0x4042);
+	assert_true(d2->notify_base != 0);
+	fx->d = d1;
+
+	/* Refused, and d2 unchanged: another slot, another device type,
+	 * features the device lacks, a queue too large, bits no write
+	 * makes, a queue missing. */
+	bh_vpci_save(d2, &st, &buf);
+	st.slot = 2;
+	assert_int_equal(bh_vpci_restore(d2, &st), -EINVAL);
+	st.slot = 1;
+	st.device_type = 4;
+	assert_int_equal(bh_vpci_restore(d2, &st), -EINVAL);
+	st.device_type = 2;
+	st.driver_features |= 1u << 3;
+	assert_int_equal(bh_vpci_restore(d2, &st), -EINVAL);
+	st.driver_features &= ~(uint64_t)(1u << 3);
+	buf.q[1].size = 512;
+	assert_int_equal(bh_vpci_restore(d2, &st), -EINVAL);
+	buf.q[1].size = 128;
+	st.command = 0xffff;
+	assert_int_equal(bh_vpci_restore(d2, &st), -EINVAL);
+	st.command = 0x0006;
+	st.status = 0x100;
+	assert_int_equal(bh_vpci_restore(d2, &st), -EINVAL);
+	st.status = 0x0f;
+	st.n_queues = 1;
+	assert_int_equal(bh_vpci_restore(d2, &st), -EINVAL);
+	st.n_queues = 2;
+	st.n_msix = 2;
+	assert_int_equal(bh_vpci_restore(d2, &st), -EINVAL);
+	clen = pack_vpci(d2, c, sizeof(c));
+	assert_int_equal(clen, alen);
+	assert_memory_equal(a, c, alen);
+	bh__virtio_pci_state__free_unpacked(un, NULL);
+
+	for (unsigned int q = 0; q < 2; q++) {
+		close(d2->q[q].kick_fd);
+		close(d2->q[q].call_fd);
+	}
+	pthread_mutex_destroy(&d2->lock);
+	pthread_mutex_destroy(&d2->out_lock);
+	free(d2);
+}
+
+/* A reset the worker has not confirmed is saved as done. */
+static void test_state_reset_pending(void **state)
+{
+	struct fixture *fx = *state;
+	struct bh_vpci_state_buf buf;
+	Bh__VirtioPciState st;
+
+	negotiate(fx, 1ULL << 32);
+	mmio_write(fx, 0x14, 1, 1 | 2 | 8 | 4);
+	mmio_write(fx, 0x14, 1, 0);
+	assert_true(fx->d->reset_pending);
+	bh_vpci_save(fx->d, &st, &buf);
+	assert_int_equal(st.status, 0);
+	assert_false(st.activated);
+}
+
 /* A busy slot or index refuses the device and closes what it was given. */
 static void test_add_busy(void **state)
 {
@@ -617,6 +751,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_remove_and_reuse, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_add_busy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_round_trip, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_state_reset_pending, setup,
+						teardown),
 		cmocka_unit_test(test_devmem),
 	};
 
