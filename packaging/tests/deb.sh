@@ -18,7 +18,7 @@ cat "$out/files"
 fail=0
 depends=$(dpkg-deb -f "$deb" Depends)
 for lib in libc6 libseccomp2 libcap-ng0 libprotobuf-c1 libevent-core-2.1-7 \
-	liburing2; do
+	liburing2 libxxhash0; do
 	echo "$depends" | grep -q "\\b$lib\\b" || {
 		echo "Depends lacks $lib"
 		fail=1
