@@ -26,6 +26,7 @@
 
 #include "probe.h"
 #include "runner.h"
+#include "snapshot.h"
 
 /* Partial serial lines (a shell prompt) go out after this long. */
 #define SERIAL_FLUSH_MS 20
@@ -59,6 +60,8 @@ static int h_setup(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 					  s->n_regions);
 	/* The mapping keeps guest RAM; the fd itself is no longer needed. */
 	bh_closep(&memfd);
+	if (r == 0)
+		r = runner_msr_list(rn);
 	if (r == 0)
 		r = runner_platform_init(rn, s->serial);
 	if (r == 0)
@@ -337,9 +340,182 @@ static int h_start(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 {
 	struct runner *rn = ctx;
 
-	rn->state = RS_RUNNING;
+	if (rn->restored) {
+		/* A restored VM starts paused: its vCPUs park at once, and
+		 * RUNNER_RESUME runs them. */
+		if (rn->cpus_restored != rn->nvcpus)
+			return -EPROTO;
+		pthread_mutex_lock(&rn->pause_lock);
+		__atomic_store_n(&rn->pause_req, 1, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&rn->pause_lock);
+		rn->state = RS_PAUSED;
+	} else {
+		rn->state = RS_RUNNING;
+	}
 	runner_vcpus_release(rn);
 	return 0;
+}
+
+/* ---- snapshots ------------------------------------------------------ */
+
+/* MSG_RUNNER_SAVE, paused: every vCPU's state in a frame of its own, then
+ * the rest. A failure is answered with an error; the VM stays paused. */
+static int h_save(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	struct runner *rn = ctx;
+	Bh__RunnerSavedState st = BH__RUNNER_SAVED_STATE__INIT;
+	Bh__UartState uart;
+	Bh__CmosState cmos;
+	Bh__PciHostState pci;
+	Bh__KvmVmState kvm;
+	Bh__DeviceTransportState dts[BH_MAX_DEVICES];
+	Bh__DeviceTransportState *dtp[BH_MAX_DEVICES];
+	Bh__VirtioPciState vps[BH_MAX_DEVICES];
+	struct runner_cpu_buf *cb = malloc(sizeof(*cb));
+	struct bh_vpci_state_buf *vb = malloc(BH_MAX_DEVICES * sizeof(*vb));
+	struct runner_vm_buf *kb = malloc(sizeof(*kb));
+	uint8_t *ub = malloc(BH_UART_STATE_BUF);
+	unsigned int n = 0;
+	int r = 0;
+
+	if (!cb || !vb || !kb || !ub) {
+		r = refuse(rn, -ENOMEM, "save: out of memory");
+		goto out;
+	}
+	for (unsigned int i = 0; i < rn->nvcpus; i++) {
+		Bh__CpuState cs;
+
+		if (runner_cpu_save(&rn->vcpus[i], &cs, cb) < 0) {
+			r = refuse(rn, -EIO,
+				   "save: vCPU %u's state (see the "
+				   "runner's log)",
+				   i);
+			goto out;
+		}
+		r = runner_send(rn, BH__MSG_TYPE__MSG_RUNNER_SAVED_CPU,
+				&cs.base);
+		if (r < 0)
+			goto out;
+	}
+	if (runner_vm_save(rn, &kvm, kb) < 0) {
+		r = refuse(rn, -EIO,
+			   "save: the VM's interrupt controllers "
+			   "and clock (see the runner's log)");
+		goto out;
+	}
+	st.vcpus = rn->nvcpus;
+	st.kvm = &kvm;
+	if (rn->have_uart) {
+		/* What the guest wrote goes out first, not into the
+		 * snapshot. */
+		bh_uart_flush(&rn->uart);
+		bh_uart_save(&rn->uart, &uart, ub);
+		st.uart = &uart;
+	}
+	bh_cmos_save(&rn->cmos, &cmos);
+	st.cmos = &cmos;
+	bh_pci_save(&rn->pci, &pci);
+	st.pci = &pci;
+	for (unsigned int i = 0; i < BH_MAX_DEVICES; i++) {
+		struct bh_vpci *d = rn->vdevs[i];
+
+		if (!d)
+			continue;
+		bh__device_transport_state__init(&dts[n]);
+		dts[n].index = i;
+		bh_vpci_save(d, &vps[n], &vb[n]);
+		dts[n].transport = &vps[n];
+		dtp[n] = &dts[n];
+		n++;
+	}
+	st.n_devices = n;
+	st.devices = dtp;
+	r = runner_send(rn, BH__MSG_TYPE__MSG_RUNNER_SAVED, &st.base);
+	if (r == 0)
+		bh_info("state saved: %u vCPUs, %u devices", rn->nvcpus, n);
+out:
+	free(cb);
+	free(vb);
+	free(kb);
+	free(ub);
+	return r;
+}
+
+/* MSG_RUNNER_RESTORE, before start, once every device is added: the VM's
+ * state, then the vCPUs' one by one (h_restore_cpu). */
+static int h_restore(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	const Bh__RunnerSavedState *st = (const Bh__RunnerSavedState *)m;
+	struct runner *rn = ctx;
+	bool seen[BH_MAX_DEVICES] = { false };
+
+	if (rn->restored)
+		return -EPROTO;
+	if (st->vcpus != rn->nvcpus || !st->kvm || !st->cmos || !st->pci ||
+	    !st->uart != !rn->have_uart)
+		return refuse(rn, -EINVAL,
+			      "restore: the state is for %u vCPUs%s, this VM "
+			      "has %u%s",
+			      st->vcpus, st->uart ? " with a UART" : "",
+			      rn->nvcpus, rn->have_uart ? " with a UART" : "");
+	if (runner_vm_restore(rn, st->kvm) < 0)
+		return refuse(rn, -EINVAL,
+			      "restore: the VM's interrupt controllers and "
+			      "clock were refused (see the runner's log)");
+	if ((st->uart && bh_uart_restore(&rn->uart, st->uart) < 0) ||
+	    bh_cmos_restore(&rn->cmos, st->cmos) < 0)
+		return refuse(rn, -EINVAL,
+			      "restore: the UART's or the CMOS's state does "
+			      "not fit");
+	bh_pci_restore(&rn->pci, st->pci);
+	for (size_t i = 0; i < st->n_devices; i++) {
+		const Bh__DeviceTransportState *dt = st->devices[i];
+		struct bh_vpci *d =
+		    dt->index < BH_MAX_DEVICES ? rn->vdevs[dt->index] : NULL;
+
+		if (!d || seen[dt->index] || !dt->transport ||
+		    bh_vpci_restore(d, dt->transport) < 0)
+			return refuse(rn, -EINVAL,
+				      "restore: device %u's transport does not "
+				      "fit the device added",
+				      dt->index);
+		seen[dt->index] = true;
+	}
+	for (unsigned int i = 0; i < BH_MAX_DEVICES; i++)
+		if (rn->vdevs[i] && !seen[i])
+			return refuse(rn, -EINVAL,
+				      "restore: no saved state for device %u",
+				      i);
+	bh_vpci_update_routing(rn);
+	rn->restored = 1;
+	rn->cpus_restored = 0;
+	return 0;
+}
+
+static int h_restore_cpu(void *ctx, const ProtobufCMessage *m,
+			 struct bh_frame *f)
+{
+	const Bh__CpuState *cs = (const Bh__CpuState *)m;
+	Bh__Empty done = BH__EMPTY__INIT;
+	struct runner *rn = ctx;
+
+	/* In order, after the VM's state, each once. */
+	if (!rn->restored || rn->cpus_restored >= rn->nvcpus ||
+	    cs->id != rn->cpus_restored)
+		return -EPROTO;
+	if (runner_cpu_restore(&rn->vcpus[cs->id], cs) < 0)
+		return refuse(rn, -EINVAL,
+			      "restore: vCPU %u's state was refused (see the "
+			      "runner's log)",
+			      cs->id);
+	if (++rn->cpus_restored < rn->nvcpus)
+		return 0;
+	/* The workers take up the rings the driver had activated. */
+	for (unsigned int i = 0; i < BH_MAX_DEVICES; i++)
+		if (rn->vdevs[i])
+			bh_vpci_announce(rn->vdevs[i]);
+	bh_info("state restored: %u vCPUs", rn->nvcpus);
+	return runner_send(rn, BH__MSG_TYPE__MSG_RUNNER_RESTORED, &done.base);
 }
 
 /* vCPUs are parked within this long, or the pause is undone and refused. */
@@ -516,6 +692,12 @@ static const struct bh_handler runner_handlers[] = {
 	  "virtio-config-update" },
 	{ BH__MSG_TYPE__MSG_RUNNER_START, BH_STATE(RS_READY), 0,
 	  &bh__runner_start__descriptor, h_start, "runner-start" },
+	{ BH__MSG_TYPE__MSG_RUNNER_SAVE, BH_STATE(RS_PAUSED), 0,
+	  &bh__empty__descriptor, h_save, "runner-save" },
+	{ BH__MSG_TYPE__MSG_RUNNER_RESTORE, BH_STATE(RS_READY), 0,
+	  &bh__runner_saved_state__descriptor, h_restore, "runner-restore" },
+	{ BH__MSG_TYPE__MSG_RUNNER_RESTORE_CPU, BH_STATE(RS_READY), 0,
+	  &bh__cpu_state__descriptor, h_restore_cpu, "runner-restore-cpu" },
 	{ BH__MSG_TYPE__MSG_SERIAL_IN,
 	  BH_STATE(RS_RUNNING) | BH_STATE(RS_PAUSED) | BH_STATE(RS_STOPPED), 0,
 	  &bh__serial_data__descriptor, h_serial_in, "serial-in" },

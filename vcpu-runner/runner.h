@@ -49,6 +49,9 @@ struct runner_devmem {
 	uint64_t size;
 };
 
+/* MSRs a vCPU's saved state may hold, at most. */
+#define RUNNER_MAX_MSRS 512
+
 /* RAM takes KVM slots 0 and 1; device index i's memory takes this + i. */
 #define RUNNER_DEVMEM_SLOT0 2
 
@@ -75,6 +78,14 @@ struct runner {
 	unsigned int nvcpus;
 	struct bh_vcpu *vcpus;
 	struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID */
+	/* KVM_GET_MSR_INDEX_LIST, less those no vCPU can read: what a saved
+	 * vCPU holds. */
+	uint32_t msrs[RUNNER_MAX_MSRS];
+	unsigned int nmsrs;
+	/* A restore set the state (RUNNER_RESTORE): the vCPUs start
+	 * parked, and the vCPU states still to come. */
+	int restored;
+	unsigned int cpus_restored;
 	char vendor[13];
 
 	struct bh_iobus iobus;

@@ -68,6 +68,31 @@ static const struct {
 	/* device memory (virtio-pmem): a slot for a region the controller
 	 * handed over, and its deletion when the device goes */
 	IOCTL(KVM_SET_USER_MEMORY_REGION),
+	/* snapshots: a paused vCPU's and the VM's state saved, and set in a
+	 * new VM before its vCPUs start */
+	IOCTL(KVM_GET_SREGS),
+	IOCTL(KVM_SET_REGS),
+	IOCTL(KVM_SET_SREGS),
+	IOCTL(KVM_GET_XSAVE),
+	IOCTL(KVM_SET_XSAVE),
+	IOCTL(KVM_GET_XCRS),
+	IOCTL(KVM_SET_XCRS),
+	IOCTL(KVM_GET_MSRS),
+	IOCTL(KVM_SET_MSRS),
+	IOCTL(KVM_GET_LAPIC),
+	IOCTL(KVM_SET_LAPIC),
+	IOCTL(KVM_GET_VCPU_EVENTS),
+	IOCTL(KVM_SET_VCPU_EVENTS),
+	IOCTL(KVM_GET_MP_STATE),
+	IOCTL(KVM_SET_MP_STATE),
+	IOCTL(KVM_GET_DEBUGREGS),
+	IOCTL(KVM_SET_DEBUGREGS),
+	IOCTL(KVM_GET_IRQCHIP),
+	IOCTL(KVM_SET_IRQCHIP),
+	IOCTL(KVM_GET_PIT2),
+	IOCTL(KVM_SET_PIT2),
+	IOCTL(KVM_GET_CLOCK),
+	IOCTL(KVM_SET_CLOCK),
 };
 
 /*

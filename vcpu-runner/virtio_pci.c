@@ -932,3 +932,16 @@ int bh_vpci_restore(struct bh_vpci *d, const Bh__VirtioPciState *s)
 	pthread_mutex_unlock(&d->lock);
 	return 0;
 }
+
+void bh_vpci_announce(struct bh_vpci *d)
+{
+	struct vpci_msg m = { .type = 0 };
+
+	pthread_mutex_lock(&d->out_lock);
+	pthread_mutex_lock(&d->lock);
+	if (d->activated)
+		vpci_activate(d, &m);
+	pthread_mutex_unlock(&d->lock);
+	vpci_msg_send(d, &m);
+	pthread_mutex_unlock(&d->out_lock);
+}

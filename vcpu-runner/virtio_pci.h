@@ -118,6 +118,10 @@ void bh_vpci_save(struct bh_vpci *d, Bh__VirtioPciState *s,
 		  struct bh_vpci_state_buf *buf);
 int bh_vpci_restore(struct bh_vpci *d, const Bh__VirtioPciState *s);
 
+/* After a restore: a device the driver had activated is announced to the
+ * controller (VIRTIO_ACTIVATE), whose worker then takes up its rings. */
+void bh_vpci_announce(struct bh_vpci *d);
+
 /* Rebuilds KVM's GSI routing from every device's MSI-X table. */
 int bh_vpci_update_routing(struct runner *rn);
 
