@@ -351,6 +351,24 @@ class Hotplug(unittest.TestCase):
                            capture_output=True, text=True, timeout=BOUND_S)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(self.devices(), base)
+        pm = self.image("p.pmem", 2 * MIB)
+        p = subprocess.run([ARGS.client, self.sock, "add-pmem", pm,
+                            "libpm"],
+                           capture_output=True, text=True, timeout=BOUND_S)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout.split(),
+                         ["libpm", "virtio-pmem",
+                          "0000:00:%02x.0" % (len(base) + 1)])
+        self.assertEqual(self.region("libpm"), (4 * GIB, 2 * MIB))
+        p = subprocess.run([ARGS.client, self.sock, "add-pmem",
+                            pm + ".missing"],
+                           capture_output=True, text=True, timeout=BOUND_S)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn("HOST_ERROR: add-pmem: --pmem: cannot open", p.stderr)
+        p = subprocess.run([ARGS.client, self.sock, "remove", "libpm"],
+                           capture_output=True, text=True, timeout=BOUND_S)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.devices(), base)
 
     def test_not_running(self):
         a = self.image("a.img")
