@@ -86,14 +86,20 @@ static int pmem_place_added(const struct bh_dev *v,
 	}
 	n = bh_dev_other_regions(v, ugpa, usize, BH_MAX_DEVICES);
 	r = bh_layout_devmem_fit(&l, ugpa, usize, n, pm->size, gpa);
-	if (r < 0)
+	if (r < 0) {
+		char size[32], ram[32];
+
+		bh_format_size(pm->size, size, sizeof(size));
+		bh_format_size(l.ram_size, ram, sizeof(ram));
 		snprintf(err, errlen,
-			 "--pmem: no room for the %llu MiB of '%s' in the "
-			 "guest's first %llu GiB of physical addresses (the "
-			 "limit), beside its RAM and %u other pmem region%s",
-			 (unsigned long long)(pm->size >> 20), pm->file,
-			 (unsigned long long)(BH_LAYOUT_DEVMEM_LIMIT >> 30), n,
-			 n == 1 ? "" : "s");
+			 "--pmem: no room for the %s region of '%s' below "
+			 "%llu GiB of guest-physical addresses (the limit), "
+			 "beside the VM's %s of RAM and %u other pmem "
+			 "region%s",
+			 size, pm->file,
+			 (unsigned long long)(BH_LAYOUT_DEVMEM_LIMIT >> 30),
+			 ram, n, n == 1 ? "" : "s");
+	}
 	return r;
 }
 

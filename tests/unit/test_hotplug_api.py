@@ -291,7 +291,7 @@ class Hotplug(unittest.TestCase):
         self.refused("ALREADY_EXISTS", "'big'", "add-pmem",
                      f"file={a},id=big")
         small = self.image("small.pmem", 1 * MIB)
-        msg = self.refused("INVALID_STATE", "first 1024 GiB", "add-pmem",
+        msg = self.refused("INVALID_STATE", "below 1024 GiB", "add-pmem",
                            f"file={small},size=1T")
         self.assertIn(small, msg)
         self.assertEqual(os.path.getsize(small), 1 * MIB)
