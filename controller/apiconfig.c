@@ -479,30 +479,37 @@ static int set_vsock(const Bulkhead__Api__V1__VsockConfig *v, const char *defid,
 	return 0;
 }
 
-static int set_pmem(const Bulkhead__Api__V1__PmemConfig *pm, unsigned int i,
+/*
+ * The fields are named base.file, ...; without an id the device gets defid,
+ * or none when defid is NULL. A size of 0 is refused unless size_optional
+ * (add-pmem: then the file's size, read when it opens).
+ */
+static int set_pmem(const Bulkhead__Api__V1__PmemConfig *pm, const char *base,
+		    const char *defid, bool size_optional,
 		    struct bh_pmem_config *out, char *err, size_t errlen)
 {
-	char field[32], defid[32];
+	char field[32];
 	const char *why;
 	int r;
 
-	snprintf(field, sizeof(field), "pmem[%u]", i);
 	if (!pm)
-		return bh_errf(err, errlen, "%s: empty", field);
+		return bh_errf(err, errlen, "%s: empty", base);
 	if (!pm->file || pm->file[0] == '\0')
-		return bh_errf(err, errlen, "%s.file: required", field);
-	if (bh_config_check_pmem_size(pm->size, &why) < 0)
-		return bh_errf(err, errlen, "%s.size: %" PRIu64 " %s", field,
+		return bh_errf(err, errlen, "%s.file: required", base);
+	if ((pm->size || !size_optional) &&
+	    bh_config_check_pmem_size(pm->size, &why) < 0)
+		return bh_errf(err, errlen, "%s.size: %" PRIu64 " %s", base,
 			       pm->size, why);
 	if (pm->id && pm->id[0]) {
-		snprintf(field, sizeof(field), "pmem[%u].id", i);
+		snprintf(field, sizeof(field), "%s.id", base);
 		r = check_api_id(field, pm->id, err, errlen);
 		if (r < 0)
 			return r;
 	}
-	snprintf(defid, sizeof(defid), "pmem%u", i);
 	out->file = bh_xstrdup(pm->file);
-	out->id = bh_xstrdup(pm->id && pm->id[0] ? pm->id : defid);
+	out->id = pm->id && pm->id[0] ? bh_xstrdup(pm->id)
+		  : defid	      ? bh_xstrdup(defid)
+				      : NULL;
 	out->size = pm->size;
 	out->discard_writes = pm->discard_writes;
 	return 0;
@@ -691,7 +698,12 @@ int bh_apiconfig_from_proto(const VmConfig *vc, struct bh_config *cfg,
 		cfg->nnets++;
 	}
 	for (i = 0; i < vc->n_pmem; i++) {
-		r = set_pmem(vc->pmem[i], i, &cfg->pmems[i], err, errlen);
+		char base[24], defid[24];
+
+		snprintf(base, sizeof(base), "pmem[%u]", i);
+		snprintf(defid, sizeof(defid), "pmem%u", i);
+		r = set_pmem(vc->pmem[i], base, defid, false, &cfg->pmems[i],
+			     err, errlen);
 		if (r < 0)
 			goto err;
 		cfg->npmems++;
@@ -717,18 +729,19 @@ err:
 int bh_apiconfig_device_from_proto(const Bulkhead__Api__V1__DiskConfig *disk,
 				   const Bulkhead__Api__V1__NetConfig *net,
 				   const Bulkhead__Api__V1__VsockConfig *vsock,
+				   const Bulkhead__Api__V1__PmemConfig *pmem,
 				   struct bh_config *cfg, char *err,
 				   size_t errlen)
 {
+	int n = !!disk + !!net + !!vsock + !!pmem;
 	int r;
 
 	if (err && errlen > 0)
 		err[0] = '\0';
-	if (!!disk + !!net + !!vsock != 1)
+	if (n != 1)
 		return bh_errf(err, errlen, "%s",
-			       !disk && !net && !vsock
-				   ? "the device's configuration: required"
-				   : "one device at a time");
+			       n == 0 ? "the device's configuration: required"
+				      : "one device at a time");
 	r = set_defaults(cfg, err, errlen);
 	if (r < 0)
 		return r;
@@ -741,6 +754,11 @@ int bh_apiconfig_device_from_proto(const Bulkhead__Api__V1__DiskConfig *disk,
 		r = set_net(net, "net", NULL, &cfg->nets[0], err, errlen);
 		if (r == 0)
 			cfg->nnets = 1;
+	} else if (pmem) {
+		r = set_pmem(pmem, "pmem", NULL, true, &cfg->pmems[0], err,
+			     errlen);
+		if (r == 0)
+			cfg->npmems = 1;
 	} else {
 		r = set_vsock(vsock, NULL, cfg, err, errlen);
 	}

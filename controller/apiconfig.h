@@ -21,15 +21,18 @@ int bh_apiconfig_from_proto(const Bulkhead__Api__V1__VmConfig *vc,
 			    struct bh_config *cfg, char *err, size_t errlen);
 
 /*
- * For add-disk, add-net and add-vsock: fills cfg with the defaults and the
- * one device given (the other two NULL), checked as in a VmConfig, with
- * fields named "disk.path", "net.tap", "vsock.cid". An id left empty stays
- * NULL (the VMM picks one). -EINVAL with the message in err; cfg is freed
+ * For add-disk, add-net, add-vsock and add-pmem: fills cfg with the
+ * defaults and the one device given (the others NULL), checked as in a
+ * VmConfig, with fields named "disk.path", "net.tap", "vsock.cid",
+ * "pmem.size". An id left empty stays NULL (the VMM picks one). A pmem's
+ * size may be 0 here: the file's own size, which the VMM reads and checks
+ * when it opens the file. -EINVAL with the message in err; cfg is freed
  * then.
  */
 int bh_apiconfig_device_from_proto(const Bulkhead__Api__V1__DiskConfig *disk,
 				   const Bulkhead__Api__V1__NetConfig *net,
 				   const Bulkhead__Api__V1__VsockConfig *vsock,
+				   const Bulkhead__Api__V1__PmemConfig *pmem,
 				   struct bh_config *cfg, char *err,
 				   size_t errlen);
 

@@ -1,6 +1,6 @@
-/* virtio-pmem in the controller: each --pmem file opened and sized before
- * anything starts, its place in guest-physical memory, the runner's mapping
- * of it and the worker's WORKER_SETUP. */
+/* virtio-pmem in the controller: each --pmem file (or add-pmem's, while the
+ * VM runs) opened and sized, its place in guest-physical memory, the
+ * runner's mapping of it and the worker's WORKER_SETUP. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -18,9 +18,10 @@
 #include "layout.h"
 
 struct pmem {
-	const struct bh_pmem_config *pm; /* borrowed from the config */
-	uint64_t gpa;
-	int fd; /* the runner's (owned); the worker has a duplicate */
+	/* borrowed from the VM's configuration or the device's own */
+	const struct bh_pmem_config *pm;
+	uint64_t gpa; /* decided at open, kept across boots */
+	int fd;	      /* the runner's (owned); the worker has a duplicate */
 	Bh__PmemSetup setup;
 };
 
@@ -34,10 +35,11 @@ static const char *pmem_id(const struct bh_config *cfg, unsigned int i)
 	return cfg->pmems[i].id;
 }
 
-/* Where the i-th region of cfg goes: decided by layout.c from the
- * configuration alone, so that every device gets the same answer. */
-static int pmem_place(const struct bh_config *cfg, unsigned int i,
-		      uint64_t *gpa, char *err, size_t errlen)
+/* Where the i-th region of the VM's configuration cfg goes: decided by
+ * layout.c from the configuration alone, so that every device gets the same
+ * answer. */
+static int pmem_place_boot(const struct bh_config *cfg, unsigned int i,
+			   uint64_t *gpa, char *err, size_t errlen)
 {
 	uint64_t sizes[BH_MAX_DEVICES], gpas[BH_MAX_DEVICES];
 	struct bh_mem_layout l;
@@ -63,6 +65,60 @@ static int pmem_place(const struct bh_config *cfg, unsigned int i,
 }
 
 /*
+ * Where the region of a device added while the VM runs goes: the lowest
+ * free place above RAM among the regions of every device there now, the
+ * VM's own, those added before and those still being removed. Decided once,
+ * when the device opens, and kept with it for the VM's life.
+ */
+static int pmem_place_added(const struct bh_dev *v,
+			    const struct bh_pmem_config *pm, uint64_t *gpa,
+			    char *err, size_t errlen)
+{
+	uint64_t ugpa[BH_MAX_DEVICES], usize[BH_MAX_DEVICES];
+	struct bh_mem_layout l;
+	unsigned int n;
+	int r;
+
+	r = bh_layout_compute(bh_dev_vm_config(v)->memory, &l);
+	if (r < 0) {
+		snprintf(err, errlen, "--pmem: no memory layout for the VM");
+		return r;
+	}
+	n = bh_dev_other_regions(v, ugpa, usize, BH_MAX_DEVICES);
+	r = bh_layout_devmem_fit(&l, ugpa, usize, n, pm->size, gpa);
+	if (r < 0) {
+		char size[32], ram[32];
+
+		bh_format_size(pm->size, size, sizeof(size));
+		bh_format_size(l.ram_size, ram, sizeof(ram));
+		snprintf(err, errlen,
+			 "--pmem: no room for the %s region of '%s' below "
+			 "%llu GiB of guest-physical addresses (the limit), "
+			 "beside the VM's %s of RAM and %u other pmem "
+			 "region%s",
+			 size, pm->file,
+			 (unsigned long long)(BH_LAYOUT_DEVMEM_LIMIT >> 30),
+			 ram, n, n == 1 ? "" : "s");
+	}
+	return r;
+}
+
+/* The bytes the backend holds: a regular file's size, a block device's. */
+static int pmem_backend_size(const struct bh_pmem_config *pm, int fd,
+			     const struct stat *st, uint64_t *have, char *err,
+			     size_t errlen)
+{
+	*have = 0;
+	if (S_ISREG(st->st_mode))
+		*have = (uint64_t)st->st_size;
+	else if (ioctl(fd, BLKGETSIZE64, have) < 0)
+		return bh_errf(err, errlen,
+			       "--pmem: cannot get the size of '%s': %s",
+			       pm->file, strerror(errno));
+	return 0;
+}
+
+/*
  * As Cloud Hypervisor: the guest sees size bytes from the start of the
  * file. A smaller regular file is grown (sparse) to size, unless
  * discard_writes=on keeps it read-only; a larger file or block device shows
@@ -71,14 +127,12 @@ static int pmem_place(const struct bh_config *cfg, unsigned int i,
 static int pmem_size_check(const struct bh_pmem_config *pm, int fd,
 			   const struct stat *st, char *err, size_t errlen)
 {
-	uint64_t have = 0;
+	uint64_t have;
+	int r;
 
-	if (S_ISREG(st->st_mode))
-		have = (uint64_t)st->st_size;
-	else if (ioctl(fd, BLKGETSIZE64, &have) < 0)
-		return bh_errf(err, errlen,
-			       "--pmem: cannot get the size of '%s': %s",
-			       pm->file, strerror(errno));
+	r = pmem_backend_size(pm, fd, st, &have, err, errlen);
+	if (r < 0)
+		return r;
 	if (have >= pm->size)
 		return 0;
 	if (!S_ISREG(st->st_mode) || pm->discard_writes) {
@@ -92,8 +146,7 @@ static int pmem_size_check(const struct bh_pmem_config *pm, int fd,
 		return -EINVAL;
 	}
 	if (ftruncate(fd, (off_t)pm->size) < 0) {
-		int r = -errno;
-
+		r = -errno;
 		snprintf(err, errlen,
 			 "--pmem: cannot grow '%s' to size=%llu: %s", pm->file,
 			 (unsigned long long)pm->size, strerror(-r));
@@ -102,17 +155,53 @@ static int pmem_size_check(const struct bh_pmem_config *pm, int fd,
 	return 0;
 }
 
+/* A device added without size=: the backend's whole size, which must be
+ * one the configuration would take, written into the device's own
+ * configuration (info shows it; a reboot keeps it). */
+static int pmem_size_from_backend(struct bh_pmem_config *pm, int fd,
+				  const struct stat *st, char *err,
+				  size_t errlen)
+{
+	const char *why;
+	uint64_t have;
+	int r;
+
+	r = pmem_backend_size(pm, fd, st, &have, err, errlen);
+	if (r < 0)
+		return r;
+	if (bh_config_check_pmem_size(have, &why) < 0)
+		return bh_errf(err, errlen,
+			       "--pmem: '%s' without size=: its size, %llu "
+			       "bytes, %s",
+			       pm->file, (unsigned long long)have, why);
+	pm->size = have;
+	return 0;
+}
+
 static int pmem_open(struct bh_dev *v, const struct bh_config *cfg,
 		     unsigned int i, char *err, size_t errlen)
 {
 	struct pmem *p = bh_dev_priv(v);
+	struct bh_config *own = bh_dev_own_config(v);
 	const struct bh_pmem_config *pm = &cfg->pmems[i];
 	struct stat st;
 	int fd, wfd, r;
 
 	p->pm = pm;
 	p->fd = -1;
-	r = pmem_place(cfg, i, &p->gpa, err, errlen);
+	/* The configuration's size is required; one added while the VM runs
+	 * may leave it to the file. */
+	if (pm->size == 0 && own != cfg)
+		return bh_errf(err, errlen, "--pmem: '%s': size= is required",
+			       pm->file);
+	/* Placed before the file is touched, so that a refusal leaves it
+	 * as it was (size= may grow it). */
+	if (!own)
+		r = pmem_place_boot(cfg, i, &p->gpa, err, errlen);
+	else if (pm->size)
+		r = pmem_place_added(v, pm, &p->gpa, err, errlen);
+	else
+		r = 0;
 	if (r < 0)
 		return r;
 	/* Read-only for discard_writes=on: the runner's private mapping
@@ -123,7 +212,14 @@ static int pmem_open(struct bh_dev *v, const struct bh_config *cfg,
 	    BH_BACKEND_REG | BH_BACKEND_BLK, false, &st, err, errlen);
 	if (fd < 0)
 		return fd;
-	r = pmem_size_check(pm, fd, &st, err, errlen);
+	if (pm->size == 0) {
+		r = pmem_size_from_backend(&own->pmems[i], fd, &st, err,
+					   errlen);
+		if (r == 0)
+			r = pmem_place_added(v, pm, &p->gpa, err, errlen);
+	} else {
+		r = pmem_size_check(pm, fd, &st, err, errlen);
+	}
 	if (r < 0)
 		goto fail;
 	wfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);

@@ -45,6 +45,34 @@ int bh_dev_add_backend(struct bh_dev *v, int fd)
 	return 0;
 }
 
+struct bh_config *bh_dev_own_config(struct bh_dev *v)
+{
+	return v->own_cfg;
+}
+
+const struct bh_config *bh_dev_vm_config(const struct bh_dev *v)
+{
+	return v->devs->cfg;
+}
+
+unsigned int bh_dev_other_regions(const struct bh_dev *v, uint64_t *gpa,
+				  uint64_t *size, unsigned int max)
+{
+	const struct bh_devices *d = v->devs;
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; i < BH_MAX_DEVICES && n < max; i++) {
+		const struct bh_dev *o = d->slot[i];
+		Bh__SharedRegion r = BH__SHARED_REGION__INIT;
+
+		if (!o || o == v || !o->type->shm || o->type->shm(o, &r) < 0)
+			continue;
+		gpa[n] = r.guest_phys;
+		size[n++] = r.size;
+	}
+	return n;
+}
+
 bool bh_dev_worker_ready(const struct bh_dev *v)
 {
 	return v->ws == WK_READY && v->sock >= 0;
@@ -896,22 +924,29 @@ int bh_devices_find(const struct bh_devices *d, const char *id)
 static const struct bh_dev_type *one_type(struct bh_config *one, char ***id,
 					  const char **prefix)
 {
-	if (one->ndisks == 1 && one->nnets == 0 && !one->vsock) {
+	unsigned int n =
+	    one->ndisks + one->nnets + one->npmems + (one->vsock ? 1 : 0);
+
+	if (n != 1)
+		return NULL;
+	if (one->ndisks) {
 		*id = &one->disks[0].id;
 		*prefix = "disk";
 		return &bh_dev_blk;
 	}
-	if (one->ndisks == 0 && one->nnets == 1 && !one->vsock) {
+	if (one->nnets) {
 		*id = &one->nets[0].id;
 		*prefix = "net";
 		return &bh_dev_net;
 	}
-	if (one->ndisks == 0 && one->nnets == 0 && one->vsock) {
-		*id = &one->vsock->id;
-		*prefix = "vsock";
-		return &bh_dev_vsock;
+	if (one->npmems) {
+		*id = &one->pmems[0].id;
+		*prefix = "pmem";
+		return &bh_dev_pmem;
 	}
-	return NULL;
+	*id = &one->vsock->id;
+	*prefix = "vsock";
+	return &bh_dev_vsock;
 }
 
 /* "disk0", "disk1", ...: the first such id no device has. */
@@ -960,7 +995,7 @@ int bh_devices_add(struct bh_devices *d, struct bh_config *one,
 
 	ty = one_type(one, &id, &prefix);
 	if (!ty) {
-		r = bh_errf(err, errlen, "one disk, net or vsock device");
+		r = bh_errf(err, errlen, "one disk, net, pmem or vsock device");
 		goto fail_cfg;
 	}
 	if (!d || !d->send || !d->base || !d->mem) {
@@ -1097,7 +1132,7 @@ void bh_devices_config(const struct bh_devices *d, const struct bh_config *cfg,
 	*out = *cfg;
 	if (!d)
 		return;
-	out->ndisks = out->nnets = 0;
+	out->ndisks = out->nnets = out->npmems = 0;
 	out->vsock = NULL;
 	for (unsigned int i = 0; i < BH_MAX_DEVICES; i++) {
 		const struct bh_dev *v = d->slot[i];
@@ -1120,6 +1155,10 @@ void bh_devices_config(const struct bh_devices *d, const struct bh_config *cfg,
 		     k++)
 			if (strcmp(c->nets[k].id, v->id) == 0)
 				out->nets[out->nnets++] = c->nets[k];
+		for (unsigned int k = 0;
+		     v->type == &bh_dev_pmem && k < c->npmems; k++)
+			if (strcmp(c->pmems[k].id, v->id) == 0)
+				out->pmems[out->npmems++] = c->pmems[k];
 	}
 	/* Removed while the VM ran: gone from the configuration too. */
 	if (!rng)

@@ -128,16 +128,19 @@ int bh_devices_config_write(struct bh_devices *d,
 /* The slot index of the device named id, or -ENOENT. */
 int bh_devices_find(const struct bh_devices *d, const char *id);
 /*
- * Adds the one disk, net or vsock device that one describes (a heap
+ * Adds the one disk, net, pmem or vsock device that one describes (a heap
  * configuration with that device alone, taken in every case: it becomes
  * the device's own and stays for the VM's life, reboots included). An
  * empty id becomes the first free of "disk0", "disk1", ... Opens the
  * backend as at start-up, starts the worker and waits for its READY (the
  * loop stands still meanwhile, as for a replacement worker), then sends
- * RUNNER_ADD_DEVICE. 0 with *index its slot index, or -errno with a
- * message in err: -ENOTCONN (no boot runs), -EEXIST (the id is taken, or
- * a second vsock), -ENOSPC (BH_MAX_DEVICES devices already), -EINVAL, or
- * the backend's or the worker's error; nothing is left of the device then.
+ * RUNNER_ADD_DEVICE. A pmem region is placed at the lowest free place
+ * among the regions of the devices there now (bh_layout_devmem_fit), and
+ * keeps it. 0 with *index its slot index, or -errno with a message in err:
+ * -ENOTCONN (no boot runs), -EEXIST (the id is taken, or a second vsock),
+ * -ENOSPC (BH_MAX_DEVICES devices already, or no room for a pmem region
+ * below BH_LAYOUT_DEVMEM_LIMIT), -EINVAL, or the backend's or the worker's
+ * error; nothing is left of the device then.
  */
 int bh_devices_add(struct bh_devices *d, struct bh_config *one,
 		   unsigned int *index, char *err, size_t errlen);
@@ -162,7 +165,7 @@ int bh_devices_removed(struct bh_devices *d, const Bh__RunnerDeviceRemoved *m,
 
 /*
  * The VM's configuration as its devices stand: cfg with its disks, nets,
- * vsock, rng and console replaced by those in the device list, the ones
+ * pmems, vsock, rng and console replaced by those in the device list, the ones
  * added while the VM ran included and the removed ones left out, in PCI
  * slot order. A shallow copy: out borrows from cfg and d, read it only
  * while both stay unchanged, and never free it. d NULL: cfg as it is.

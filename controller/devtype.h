@@ -90,6 +90,19 @@ void *bh_dev_priv(const struct bh_dev *v);
 /* Hands the worker fd as its next backend fd (takes fd; closed with the
  * device). 0, or -EMFILE past BH_DEV_MAX_BACKEND (fd closed). */
 int bh_dev_add_backend(struct bh_dev *v, int fd);
+/* The configuration of a device added while the VM ran: the one device,
+ * owned by the device for its life, which its type may complete at open
+ * (a size read from the backend); NULL for a device of the VM's own
+ * configuration. */
+struct bh_config *bh_dev_own_config(struct bh_dev *v);
+/* The VM's configuration (borrowed), whichever configuration the device
+ * came from: what a device added later must fit in with (its RAM). */
+const struct bh_config *bh_dev_vm_config(const struct bh_dev *v);
+/* The guest-physical regions that the VM's other devices bring now (their
+ * type's shm), those whose removal is under way included, for placing v's
+ * own: at most max of them in gpa[] and size[]; returns how many. */
+unsigned int bh_dev_other_regions(const struct bh_dev *v, uint64_t *gpa,
+				  uint64_t *size, unsigned int max);
 /* Whether the device's worker serves now. */
 bool bh_dev_worker_ready(const struct bh_dev *v);
 /* Sends one frame to the worker (fds borrowed) without waiting long for

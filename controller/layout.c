@@ -1,5 +1,6 @@
 /* Guest-physical RAM layout around the 32-bit hole, and the e820 map. */
 #include <errno.h>
+#include <stdbool.h>
 
 #include "bulkhead/platform.h"
 #include "layout.h"
@@ -45,8 +46,8 @@ uint64_t bh_layout_low_ram_end(const struct bh_mem_layout *l)
 	return 0;
 }
 
-int bh_layout_devmem(const struct bh_mem_layout *l, const uint64_t *sizes,
-		     unsigned int n, uint64_t *gpa)
+/* Where device memory may begin: above 4 GiB and above RAM. */
+static uint64_t devmem_start(const struct bh_mem_layout *l)
 {
 	uint64_t next = BH_MEM_4G;
 
@@ -56,6 +57,14 @@ int bh_layout_devmem(const struct bh_mem_layout *l, const uint64_t *sizes,
 		if (end > next)
 			next = end;
 	}
+	return next;
+}
+
+int bh_layout_devmem(const struct bh_mem_layout *l, const uint64_t *sizes,
+		     unsigned int n, uint64_t *gpa)
+{
+	uint64_t next = devmem_start(l);
+
 	for (unsigned int i = 0; i < n; i++) {
 		/* next stays below the limit, so neither sum can wrap. */
 		next = (next + BH_LAYOUT_DEVMEM_ALIGN - 1) &
@@ -68,6 +77,54 @@ int bh_layout_devmem(const struct bh_mem_layout *l, const uint64_t *sizes,
 		gpa[i] = next;
 		next += sizes[i];
 	}
+	return 0;
+}
+
+int bh_layout_devmem_fit(const struct bh_mem_layout *l,
+			 const uint64_t *used_gpa, const uint64_t *used_size,
+			 unsigned int nused, uint64_t size, uint64_t *gpa)
+{
+	uint64_t cand = devmem_start(l);
+	bool moved = true;
+
+	if (size == 0)
+		return -EINVAL;
+	/*
+	 * First fit: a candidate that meets a used region moves past its
+	 * end. The candidate only grows, so a region once passed is never
+	 * met again: nused + 1 rounds at most. The used regions' ends are
+	 * clamped, so that no sum wraps however they were given.
+	 */
+	for (unsigned int round = 0; moved && round <= nused; round++) {
+		moved = false;
+		if (cand > BH_LAYOUT_DEVMEM_LIMIT)
+			return -ENOSPC;
+		/* cand <= the limit: neither the rounding nor the
+		 * comparisons below wrap. */
+		cand = (cand + BH_LAYOUT_DEVMEM_ALIGN - 1) &
+		       ~(BH_LAYOUT_DEVMEM_ALIGN - 1);
+		if (cand > BH_LAYOUT_DEVMEM_LIMIT ||
+		    size > BH_LAYOUT_DEVMEM_LIMIT - cand)
+			return -ENOSPC;
+		for (unsigned int i = 0; i < nused; i++) {
+			uint64_t end;
+
+			if (used_size[i] == 0)
+				continue;
+			if (__builtin_add_overflow(used_gpa[i], used_size[i],
+						   &end))
+				end = UINT64_MAX;
+			/* [cand, cand + size) meets [gpa, end)? */
+			if (used_gpa[i] < cand + size && cand < end) {
+				cand = end;
+				moved = true;
+				break;
+			}
+		}
+	}
+	if (moved)
+		return -ENOSPC; /* cannot happen: see above */
+	*gpa = cand;
 	return 0;
 }
 

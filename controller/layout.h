@@ -46,6 +46,21 @@ uint64_t bh_layout_low_ram_end(const struct bh_mem_layout *l);
 int bh_layout_devmem(const struct bh_mem_layout *l, const uint64_t *sizes,
 		     unsigned int n, uint64_t *gpa);
 
+/*
+ * A place for one more region of size bytes (non-zero) among the nused
+ * regions already placed ([used_gpa[i], used_gpa[i] + used_size[i]), in any
+ * order; a region of size 0 takes no room): the lowest address at or above
+ * both 4 GiB and the end of l's RAM, on a BH_LAYOUT_DEVMEM_ALIGN boundary,
+ * where [*gpa, *gpa + size) meets none of them and ends at or below
+ * BH_LAYOUT_DEVMEM_LIMIT. For a device added while the VM runs: a gap a
+ * removed one left is taken again. Placing the regions of
+ * bh_layout_devmem one by one, each against those before it, gives its
+ * answer. 0, -ENOSPC when there is no such place, -EINVAL for a size 0.
+ */
+int bh_layout_devmem_fit(const struct bh_mem_layout *l,
+			 const uint64_t *used_gpa, const uint64_t *used_size,
+			 unsigned int nused, uint64_t size, uint64_t *gpa);
+
 #define BH_E820_RAM	 1
 #define BH_E820_RESERVED 2
 #define BH_E820_MAX	 128 /* entries in struct boot_params */

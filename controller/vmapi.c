@@ -40,7 +40,7 @@ struct bh_vmapi {
 	struct bh_api_call *pause_call;
 	struct bh_api_call *stop_call; /* shutdown */
 	struct bh_api_call *reboot_call;
-	/* add-disk, add-net, add-vsock: the operation, and the device's
+	/* add-disk, add-net, add-pmem: the operation, and the device's
 	 * slot index. */
 	struct bh_api_call *add_call;
 	Bulkhead__Api__V1__Request__OpCase add_op;
@@ -412,6 +412,8 @@ static void reply_added(struct bh_vmapi *a)
 	    BULKHEAD__API__V1__ADD_NET_RESPONSE__INIT;
 	Bulkhead__Api__V1__AddVsockResponse vsock =
 	    BULKHEAD__API__V1__ADD_VSOCK_RESPONSE__INIT;
+	Bulkhead__Api__V1__AddPmemResponse pmem =
+	    BULKHEAD__API__V1__ADD_PMEM_RESPONSE__INIT;
 	Bulkhead__Api__V1__DeviceInfo di = BULKHEAD__API__V1__DEVICE_INFO__INIT;
 	const char *id, *type;
 	unsigned int slot;
@@ -427,7 +429,7 @@ static void reply_added(struct bh_vmapi *a)
 	di.id = (char *)id;
 	di.type = (char *)type;
 	di.pci_address = addr;
-	disk.device = net.device = vsock.device = &di;
+	disk.device = net.device = vsock.device = pmem.device = &di;
 	/* The request's and the response's oneofs share their numbers. */
 	resp.result_case = (Bulkhead__Api__V1__Response__ResultCase)a->add_op;
 	switch (a->add_op) {
@@ -436,6 +438,9 @@ static void reply_added(struct bh_vmapi *a)
 		break;
 	case BULKHEAD__API__V1__REQUEST__OP_ADD_NET:
 		resp.add_net = &net;
+		break;
+	case BULKHEAD__API__V1__REQUEST__OP_ADD_PMEM:
+		resp.add_pmem = &pmem;
 		break;
 	default:
 		resp.add_vsock = &vsock;
@@ -448,7 +453,8 @@ static void add_one(struct bh_vmapi *a, struct bh_api_call *call,
 		    const Request *req,
 		    const Bulkhead__Api__V1__DiskConfig *disk,
 		    const Bulkhead__Api__V1__NetConfig *net,
-		    const Bulkhead__Api__V1__VsockConfig *vsock)
+		    const Bulkhead__Api__V1__VsockConfig *vsock,
+		    const Bulkhead__Api__V1__PmemConfig *pmem)
 {
 	struct bh_config *one = calloc(1, sizeof(*one));
 	unsigned int index;
@@ -457,7 +463,7 @@ static void add_one(struct bh_vmapi *a, struct bh_api_call *call,
 
 	if (!one)
 		abort();
-	r = bh_apiconfig_device_from_proto(disk, net, vsock, one, err,
+	r = bh_apiconfig_device_from_proto(disk, net, vsock, pmem, one, err,
 					   sizeof(err));
 	if (r < 0) {
 		free(one);
@@ -497,12 +503,19 @@ static void add_one(struct bh_vmapi *a, struct bh_api_call *call,
 
 static void op_add_disk(void *ctx, struct bh_api_call *call, const Request *req)
 {
-	add_one(ctx, call, req, req->add_disk->disk, NULL, NULL);
+	add_one(ctx, call, req, req->add_disk->disk, NULL, NULL, NULL);
 }
 
 static void op_add_net(void *ctx, struct bh_api_call *call, const Request *req)
 {
-	add_one(ctx, call, req, NULL, req->add_net->net, NULL);
+	add_one(ctx, call, req, NULL, req->add_net->net, NULL, NULL);
+}
+
+/* The region goes at the lowest free place above RAM among the pmem
+ * regions there now (see dev_pmem.c). */
+static void op_add_pmem(void *ctx, struct bh_api_call *call, const Request *req)
+{
+	add_one(ctx, call, req, NULL, NULL, NULL, req->add_pmem->pmem);
 }
 
 static void op_add_vsock(void *ctx, struct bh_api_call *call,
@@ -512,7 +525,7 @@ static void op_add_vsock(void *ctx, struct bh_api_call *call,
 	char err[512];
 
 	if (bh_apiconfig_device_from_proto(NULL, NULL, req->add_vsock->vsock,
-					   &one, err, sizeof(err)) < 0) {
+					   NULL, &one, err, sizeof(err)) < 0) {
 		bh_api_reply_error(call, E_ARG, "%s", err);
 		return;
 	}
@@ -608,6 +621,7 @@ static const struct bh_api_ops vm_ops = {
 	.counters = op_counters,
 	.add_disk = op_add_disk,
 	.add_net = op_add_net,
+	.add_pmem = op_add_pmem,
 	.add_vsock = op_add_vsock,
 	.remove_device = op_remove_device,
 	.shutdown_vmm = op_shutdown_vmm,

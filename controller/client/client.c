@@ -428,6 +428,20 @@ int bh_client_add_vsock(struct bh_client *c,
 	return bh_client_call(c, &req, timeout_ms, resp);
 }
 
+int bh_client_add_pmem(struct bh_client *c,
+		       const Bulkhead__Api__V1__PmemConfig *pmem,
+		       int timeout_ms, Bulkhead__Api__V1__Response **resp)
+{
+	Bulkhead__Api__V1__Request req = BULKHEAD__API__V1__REQUEST__INIT;
+	Bulkhead__Api__V1__AddPmemRequest a =
+	    BULKHEAD__API__V1__ADD_PMEM_REQUEST__INIT;
+
+	a.pmem = (Bulkhead__Api__V1__PmemConfig *)pmem;
+	req.op_case = BULKHEAD__API__V1__REQUEST__OP_ADD_PMEM;
+	req.add_pmem = &a;
+	return bh_client_call(c, &req, timeout_ms, resp);
+}
+
 int bh_client_remove_device(struct bh_client *c, const char *id, int timeout_ms,
 			    Bulkhead__Api__V1__Response **resp)
 {

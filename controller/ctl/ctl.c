@@ -778,7 +778,8 @@ static const struct subcmd subcmds[] = {
 	  "hot-plug a virtio-fs device" },
 	{ "add-pmem", OP(ADD_PMEM), run_add_pmem,
 	  "file=PATH[,size=SIZE][,discard_writes=on|off][,id=ID]",
-	  "hot-plug a virtio-pmem device" },
+	  "hot-plug a virtio-pmem device (--pmem's keys; without size=,\n"
+	  "      the file's own size)" },
 	{ "add-net", OP(ADD_NET), run_add_net,
 	  "tap=IF[,mac=MAC][,num_queues=N][,queue_size=N]\n"
 	  "          [,mtu=N][,id=ID]",

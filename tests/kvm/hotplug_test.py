@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""PCI hotplug of virtio disks through the API, against a real guest, run
-where /dev/kvm works (tests/kvm/kvm-host provides one).
+"""PCI hotplug of virtio disks and a virtio-pmem device through the API,
+against a real guest, run where /dev/kvm works (tests/kvm/kvm-host provides
+one).
 
 usage: hotplug_test.py hotplug --bulkhead B --bulkhead-ctl C --kernel K
                        --initramfs I --crash-kernel X --log DIR
@@ -19,6 +20,10 @@ One guest with --api-socket and no disk at boot (plus its reboot):
 - the next add-disk takes the first disk's PCI slot again;
 - a reboot (through the API) keeps the added disk: the guest finds it at
   boot, with the same data;
+- add-pmem of a 64 MiB file holding a known pattern (no size=: the file's):
+  /dev/pmemN appears, its first MiB has the sha256 the host computed, and a
+  marker the guest writes at an offset and flushes (dd conv=fsync, sync) is
+  in the file once the VM has exited;
 - disks added up to 16 devices; the 17th is refused with the limit named.
 Every wait is bounded.
 """
@@ -36,6 +41,9 @@ from boot_test import Fail
 CASES = ("hotplug",)
 MIB = 1024 * 1024
 PATTERN_SIZE = 8 * MIB
+PMEM_SIZE = 64 * MIB
+PMEM_MARK = "bulkhead-hotplug-pmem-marker-0123456789"
+PMEM_MARK_AT = 40 * MIB + 4321   # past the first MiB, within one 4 KiB page
 WRITE_SIZE = 4 * MIB
 WRITE_LINE = "bulkhead-hotplug-write-0123456789abcdef"
 MAX_DEVICES = 16
@@ -45,11 +53,11 @@ READER_S = 60        # for the guest's reader of a removed disk to end
 FDS_WAIT_S = 10      # for the fd counts to settle after a removal
 
 
-def make_pattern(path):
+def make_pattern(path, size=PATTERN_SIZE, tag="hotplug"):
     h = hashlib.sha256()
     with open(path, "wb") as f:
-        for i in range(PATTERN_SIZE // 64):
-            block = f"bulkhead hotplug block {i:010d} ".encode()
+        for i in range(size // 64):
+            block = f"bulkhead {tag} block {i:010d} ".encode()
             block += b"." * (63 - len(block)) + b"\n"
             h.update(block)
             f.write(block)
@@ -99,6 +107,22 @@ def wait_disk(vm, dev, present, step):
     return got
 
 
+def wait_pmem(vm, step):
+    """Has the guest wait (bounded) for a /sys/block/pmemN; returns its
+    name."""
+    tries = DEVICE_WAIT_S * 10
+    got = vm.value(
+        "WAIT_PMEM",
+        f"i=0; while ! ls /sys/block | grep -q '^pmem' && "
+        f"[ $i -lt {tries} ]; do sleep 0.1; i=$((i+1)); done; "
+        f"ls /sys/block | grep '^pmem' | head -n 1",
+        step, DEVICE_WAIT_S + bt.COMMAND_S)
+    if not re.fullmatch(r"pmem[0-9]+", got):
+        raise Fail(f"{step}: no /sys/block/pmemN after {DEVICE_WAIT_S} s "
+                   f"(got {got!r})")
+    return got
+
+
 def guest_sha(vm, dev, size, step):
     got = vm.value(f"SHA_{dev.upper()}",
                    f"dd if=/dev/{dev} bs=1M count={size // MIB} 2>/dev/null"
@@ -114,16 +138,77 @@ def add_disk(args, sock, spec, step):
     return out
 
 
+def add_pmem(vm, args, sock, path):
+    """add-pmem of PATH (its pattern made beforehand) without size=: the
+    guest finds it, reads the pattern, writes and flushes PMEM_MARK at
+    PMEM_MARK_AT. Returns the guest's device name."""
+    st, out = bt.ctl(args, sock, "add-pmem", f"file={path},id=pm",
+                     check=False, limit=bt.CTL_S)
+    if st != 0:
+        raise Fail(f"add-pmem {path}: status {st}: {out}")
+    if out.get("id") != "pm" or out.get("type") != "virtio-pmem" or \
+            not re.fullmatch(r"0000:00:[0-9a-f]{2}\.0",
+                             out.get("pci_address", "")):
+        raise Fail(f"add-pmem answered {out}, not id pm, virtio-pmem and a "
+                   f"PCI address")
+    dev = wait_pmem(vm, "the hot-added /dev/pmemN")
+    size = wait_disk(vm, dev, True, f"the hot-added /dev/{dev}")
+    if int(size) != PMEM_SIZE // 512:
+        raise Fail(f"/dev/{dev} is {size} sectors, not {PMEM_SIZE // 512} "
+                   f"(the file's size)")
+    want = bt.sha256_file(path, MIB)
+    got = guest_sha(vm, dev, MIB, f"reading the first MiB of /dev/{dev}")
+    if got != want:
+        raise Fail(f"the first MiB of the hot-added /dev/{dev} reads as "
+                   f"sha256 {got or '(none)'}, not {want} as on the host")
+    rc = vm.value("PMEM_MARK_RC",
+                  f"printf %s {PMEM_MARK} | dd of=/dev/{dev} bs=1 "
+                  f"seek={PMEM_MARK_AT} conv=notrunc,fsync 2>/dev/null; "
+                  f"r=$?; sync; echo $r",
+                  f"the marker written to /dev/{dev}", bt.IO_S)
+    if rc != "0":
+        raise Fail(f"the marker written to /dev/{dev}: dd exited with "
+                   f"status {rc!r}")
+    back = vm.value("PMEM_MARK_BACK",
+                    f"dd if=/dev/{dev} bs=1 skip={PMEM_MARK_AT} "
+                    f"count={len(PMEM_MARK)} 2>/dev/null",
+                    f"the marker read back from /dev/{dev}")
+    if back != PMEM_MARK:
+        raise Fail(f"/dev/{dev} reads back {back!r} where the guest wrote "
+                   f"{PMEM_MARK!r}")
+    return dev
+
+
+def check_pmem_file(path, first_sha):
+    """Once the VM has exited: the marker is in the file, the pattern
+    before it as it was."""
+    with open(path, "rb") as f:
+        f.seek(PMEM_MARK_AT)
+        got = f.read(len(PMEM_MARK))
+    if got != PMEM_MARK.encode():
+        raise Fail(f"{path} holds {got!r} at {PMEM_MARK_AT}, not the "
+                   f"marker the guest wrote and flushed")
+    if bt.sha256_file(path, MIB) != first_sha:
+        raise Fail(f"the first MiB of {path} changed")
+    if os.path.getsize(path) != PMEM_SIZE:
+        raise Fail(f"{path} is {os.path.getsize(path)} bytes, not "
+                   f"{PMEM_SIZE}")
+
+
 def case_hotplug(args, vm_factory):
     sock = os.path.join(bt.socket_dir(args.log), "api.sock")
     if os.path.exists(sock):
         os.unlink(sock)
     pat = os.path.join(args.log, "pattern.img")
     wr = os.path.join(args.log, "write.img")
-    for p in (pat, wr):
+    pm = os.path.join(args.log, "pmem.img")
+    for p in (pat, wr, pm):
         if "," in p:
-            raise Fail(f"{p}: a comma in the path cannot go into add-disk")
+            raise Fail(f"{p}: a comma in the path cannot go into add-disk "
+                       f"or add-pmem")
     pat_sha = make_pattern(pat)
+    make_pattern(pm, PMEM_SIZE, "pmem")
+    pm_first_sha = bt.sha256_file(pm, MIB)
     with open(wr, "wb") as f:
         f.truncate(PATTERN_SIZE)
     vm = vm_factory(bt.argv(args) + ["--api-socket", f"path={sock}"])
@@ -237,6 +322,11 @@ def case_hotplug(args, vm_factory):
         raise Fail(f"after the reboot the added disk reads as sha256 "
                    f"{got or '(none)'}, not {pat_sha}")
 
+    # A pmem device, in the same boot: the guest reads it and writes to it.
+    t = time.monotonic()
+    pm_dev = add_pmem(vm, args, sock, pm)
+    t_pmem = time.monotonic() - t
+
     # Up to the limit, and one more.
     n = len(bt.ctl(args, sock, "info")[1].get("devices", []))
     for i in range(n, MAX_DEVICES):
@@ -261,13 +351,16 @@ def case_hotplug(args, vm_factory):
     st = vm.wait_exit(bt.POWEROFF_S, "bulkhead to exit after shutdown-vmm")
     if st != 0:
         raise Fail(f"bulkhead exited with status {st}, not 0")
-    for p in (pat, wr):
+    check_pmem_file(pm, pm_first_sha)
+    for p in (pat, wr, pm):
         os.unlink(p)
     return (f"marker after {t_marker:.1f} s; the first disk seen by the "
             f"guest {t_seen:.1f} s after add-disk, sha256 matched; a second "
             f"written; the first removed during reads in {t_removed:.1f} s, "
             f"the reader ended after {reads} whole reads; fds back to {fds0}; slot {addr} reused; the "
-            f"disk kept over a reboot; {MAX_DEVICES} devices (the guest "
+            f"disk kept over a reboot; a pmem device added as /dev/{pm_dev} "
+            f"({t_pmem:.1f} s with its reads and write), its marker in the "
+            f"file after exit; {MAX_DEVICES} devices (the guest "
             f"shows {seen} disks), the next refused")
 
 

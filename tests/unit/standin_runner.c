@@ -9,13 +9,23 @@
  *            is answered with RUNNER_DEVICE_REMOVED (never for an id that
  *            begins with "stuck": that guest does not eject), pause and
  *            quit work.
+ * In every mode a device that brings memory (pmem) must bring it as the
+ * runner's devmem.c wants it, and more strictly: its fd, a region aligned
+ * to 128 MiB at or above 4 GiB and above RAM, ending by 1 TiB, within what
+ * the fd holds, and meeting no other device's region. Each region is logged
+ * ("stand-in runner: region ID 0xGPA+0xSIZE"); one that breaks a rule is
+ * logged as "BAD REGION" and refused.
  * test_runner_stuck.py and test_hotplug_api.py put it beside a copy of
  * bulkhead as bulkhead-vcpu. */
 #include <errno.h>
+#include <inttypes.h>
+#include <linux/fs.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <bulkhead/frame.h>
@@ -46,7 +56,58 @@ static struct {
 	bool used;
 	unsigned int slot;
 	char id[64];
+	uint64_t gpa, size; /* its memory; size 0: none */
 } devs[STANDIN_MAX_DEVICES];
+
+/* RAM's end, from RUNNER_SETUP. */
+static uint64_t ram_end;
+
+#define GIB	       (1ULL << 30)
+#define REGION_ALIGN   (128ULL << 20) /* controller/layout.h */
+#define REGION_LIMIT   (1ULL << 40)
+#define REGION_GRANULE (2ULL << 20) /* controller/config.h */
+
+/* What is wrong with a device's memory, or NULL. */
+static const char *region_fault(const Bh__VirtioDevice *d,
+				const struct bh_frame *f)
+{
+	static char why[96];
+	const Bh__SharedRegion *r = d->shm;
+	unsigned int fdi = 2 * d->num_queues;
+	uint64_t end, have = 0;
+	struct stat st;
+
+	if (f->nfds != fdi + 1 || f->fds[fdi] < 0 ||
+	    fstat(f->fds[fdi], &st) < 0)
+		return "no fd";
+	if (S_ISREG(st.st_mode))
+		have = (uint64_t)st.st_size;
+	else if (!S_ISBLK(st.st_mode) ||
+		 ioctl(f->fds[fdi], BLKGETSIZE64, &have) < 0)
+		return "the fd is no file";
+	if (r->size == 0 || r->size % REGION_GRANULE ||
+	    __builtin_add_overflow(r->guest_phys, r->size, &end))
+		return "a bad size";
+	if (r->guest_phys % REGION_ALIGN)
+		return "not aligned";
+	if (r->guest_phys < 4 * GIB || r->guest_phys < ram_end)
+		return "below 4 GiB or RAM's end";
+	if (end > REGION_LIMIT)
+		return "past 1 TiB";
+	if (have < r->size) {
+		snprintf(why, sizeof(why), "the file holds %" PRIu64, have);
+		return why;
+	}
+	for (unsigned int i = 0; i < STANDIN_MAX_DEVICES; i++) {
+		if (devs[i].used && devs[i].size &&
+		    r->guest_phys < devs[i].gpa + devs[i].size &&
+		    devs[i].gpa < end) {
+			snprintf(why, sizeof(why), "over %s's", devs[i].id);
+			return why;
+		}
+	}
+	return NULL;
+}
 
 /* RUNNER_ADD_DEVICE: 0, or -1 when it refuses it. After start, answered
  * with RUNNER_DEVICE_ADDED as the runner does; before it, a refusal is an
@@ -57,6 +118,7 @@ static int add_device(int sock, const struct bh_frame *f, bool running)
 	Bh__Error e = BH__ERROR__INIT;
 	Bh__RunnerAddDevice *a;
 	const Bh__VirtioDevice *d;
+	const char *why = NULL;
 	char msg[160];
 	int r = 0;
 
@@ -70,6 +132,14 @@ static int add_device(int sock, const struct bh_frame *f, bool running)
 		r = -EBUSY;
 	} else if (running && strncmp(d->id, "refuse", 6) == 0) {
 		r = -EIO;
+	} else if (d->shm && (why = region_fault(d, f)) != NULL) {
+		fprintf(stderr,
+			"stand-in runner: BAD REGION %s 0x%" PRIx64
+			"+0x%" PRIx64 ": %s\n",
+			d->id, d->shm->guest_phys, d->shm->size, why);
+		r = -EINVAL;
+	} else if (!d->shm && f->nfds != 2 * d->num_queues) {
+		r = -EINVAL;
 	} else {
 		for (unsigned int i = 0; i < STANDIN_MAX_DEVICES; i++)
 			if (devs[i].used && devs[i].slot == d->pci_slot)
@@ -80,12 +150,20 @@ static int add_device(int sock, const struct bh_frame *f, bool running)
 		devs[d->index].slot = d->pci_slot;
 		snprintf(devs[d->index].id, sizeof(devs[d->index].id), "%s",
 			 d->id);
+		devs[d->index].gpa = d->shm ? d->shm->guest_phys : 0;
+		devs[d->index].size = d->shm ? d->shm->size : 0;
+		if (d->shm)
+			fprintf(stderr,
+				"stand-in runner: region %s 0x%" PRIx64
+				"+0x%" PRIx64 "\n",
+				d->id, d->shm->guest_phys, d->shm->size);
 	}
 	ack.index = d->index;
 	ack.pci_slot = d->pci_slot;
 	bh__runner_add_device__free_unpacked(a, NULL);
 	if (r < 0)
-		strncat(msg, strerror(-r), sizeof(msg) - strlen(msg) - 1);
+		snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg), "%s%s%s",
+			 strerror(-r), why ? ": " : "", why ? why : "");
 	if (running) {
 		ack.error = -r;
 		ack.message = r < 0 ? msg : (char *)"";
@@ -104,6 +182,7 @@ static int add_device(int sock, const struct bh_frame *f, bool running)
 static int set_up(int sock, struct bh_frame_reader *rp)
 {
 	Bh__RunnerReady ready = BH__RUNNER_READY__INIT;
+	Bh__RunnerSetup *setup;
 	struct bh_frame_reader r;
 	struct bh_frame f;
 	uint16_t type;
@@ -121,7 +200,19 @@ static int set_up(int sock, struct bh_frame_reader *rp)
 	}
 	if (n < 0 || f.type != BH__MSG_TYPE__MSG_RUNNER_SETUP)
 		return -1;
-	bh_frame_release(&f); /* guest RAM: not needed */
+	/* Guest RAM is not needed, only where it ends. */
+	setup = bh__runner_setup__unpack(NULL, f.len, f.body);
+	if (!setup)
+		return -1;
+	for (size_t i = 0; i < setup->n_regions; i++) {
+		uint64_t end =
+		    setup->regions[i]->guest_phys + setup->regions[i]->size;
+
+		if (end > ram_end)
+			ram_end = end;
+	}
+	bh__runner_setup__free_unpacked(setup, NULL);
+	bh_frame_release(&f);
 	ready.vcpus = 1;
 	ready.kvm_info = "stand-in runner";
 	if (bh_frame_send(sock, BH__MSG_TYPE__MSG_RUNNER_READY, &ready.base,
@@ -176,6 +267,7 @@ static int serve_hotplug(int sock, struct bh_frame_reader *r)
 				done.index = rm->index;
 				done.pci_slot = devs[rm->index].slot;
 				devs[rm->index].used = false;
+				devs[rm->index].size = 0;
 				bh_frame_send(
 				    sock,
 				    BH__MSG_TYPE__MSG_RUNNER_DEVICE_REMOVED,

@@ -774,8 +774,8 @@ static void test_pmem(void **state)
 			   "virtio devices are more than 16 in all");
 }
 
-/* add-disk, add-net, add-vsock: one device, checked as in a VmConfig,
- * its fields named without an index, and no id made up. */
+/* add-disk, add-net, add-vsock, add-pmem: one device, checked as in a
+ * VmConfig, its fields named without an index, and no id made up. */
 static void test_one_device(void **state)
 {
 	Bulkhead__Api__V1__DiskConfig disk =
@@ -783,14 +783,16 @@ static void test_one_device(void **state)
 	Bulkhead__Api__V1__NetConfig net = BULKHEAD__API__V1__NET_CONFIG__INIT;
 	Bulkhead__Api__V1__VsockConfig vsock =
 	    BULKHEAD__API__V1__VSOCK_CONFIG__INIT;
+	Bulkhead__Api__V1__PmemConfig pmem =
+	    BULKHEAD__API__V1__PMEM_CONFIG__INIT;
 	struct bh_config cfg;
 	char err[512];
 
 	(void)state;
 	disk.path = (char *)"/d.img";
 	disk.readonly = 1;
-	assert_int_equal(bh_apiconfig_device_from_proto(&disk, NULL, NULL, &cfg,
-							err, sizeof(err)),
+	assert_int_equal(bh_apiconfig_device_from_proto(&disk, NULL, NULL, NULL,
+							&cfg, err, sizeof(err)),
 			 0);
 	assert_int_equal(cfg.ndisks, 1);
 	assert_int_equal(cfg.nnets, 0);
@@ -803,28 +805,28 @@ static void test_one_device(void **state)
 	bh_config_free(&cfg);
 
 	disk.id = (char *)"data";
-	assert_int_equal(bh_apiconfig_device_from_proto(&disk, NULL, NULL, &cfg,
-							err, sizeof(err)),
+	assert_int_equal(bh_apiconfig_device_from_proto(&disk, NULL, NULL, NULL,
+							&cfg, err, sizeof(err)),
 			 0);
 	assert_string_equal(cfg.disks[0].id, "data");
 	bh_config_free(&cfg);
 
 	disk.queue_size = 100;
-	assert_int_equal(bh_apiconfig_device_from_proto(&disk, NULL, NULL, &cfg,
-							err, sizeof(err)),
+	assert_int_equal(bh_apiconfig_device_from_proto(&disk, NULL, NULL, NULL,
+							&cfg, err, sizeof(err)),
 			 -EINVAL);
 	assert_string_equal(err, "disk.queue_size: 100 is not a power of two");
 	disk.queue_size = 0;
 	disk.path = (char *)"";
-	assert_int_equal(bh_apiconfig_device_from_proto(&disk, NULL, NULL, &cfg,
-							err, sizeof(err)),
+	assert_int_equal(bh_apiconfig_device_from_proto(&disk, NULL, NULL, NULL,
+							&cfg, err, sizeof(err)),
 			 -EINVAL);
 	assert_string_equal(err, "disk.path: required");
 
 	net.tap = (char *)"tap7";
 	net.mac = (char *)"52:54:00:12:34:56";
-	assert_int_equal(bh_apiconfig_device_from_proto(NULL, &net, NULL, &cfg,
-							err, sizeof(err)),
+	assert_int_equal(bh_apiconfig_device_from_proto(NULL, &net, NULL, NULL,
+							&cfg, err, sizeof(err)),
 			 0);
 	assert_int_equal(cfg.nnets, 1);
 	assert_string_equal(cfg.nets[0].tap, "tap7");
@@ -832,34 +834,87 @@ static void test_one_device(void **state)
 	assert_null(cfg.nets[0].id);
 	bh_config_free(&cfg);
 	net.tap = (char *)"";
-	assert_int_equal(bh_apiconfig_device_from_proto(NULL, &net, NULL, &cfg,
-							err, sizeof(err)),
+	assert_int_equal(bh_apiconfig_device_from_proto(NULL, &net, NULL, NULL,
+							&cfg, err, sizeof(err)),
 			 -EINVAL);
 	assert_non_null(strstr(err, "net.tap: required"));
 
 	vsock.cid = 2;
 	vsock.socket = (char *)"/run/v.sock";
-	assert_int_equal(bh_apiconfig_device_from_proto(NULL, NULL, &vsock,
-							&cfg, err, sizeof(err)),
+	assert_int_equal(bh_apiconfig_device_from_proto(
+			     NULL, NULL, &vsock, NULL, &cfg, err, sizeof(err)),
 			 -EINVAL);
 	assert_non_null(strstr(err, "vsock.cid: 2 is out of range"));
 	vsock.cid = 3;
-	assert_int_equal(bh_apiconfig_device_from_proto(NULL, NULL, &vsock,
-							&cfg, err, sizeof(err)),
+	assert_int_equal(bh_apiconfig_device_from_proto(
+			     NULL, NULL, &vsock, NULL, &cfg, err, sizeof(err)),
 			 0);
 	assert_non_null(cfg.vsock);
 	assert_null(cfg.vsock->id);
 	bh_config_free(&cfg);
 
-	assert_int_equal(bh_apiconfig_device_from_proto(NULL, NULL, NULL, &cfg,
-							err, sizeof(err)),
+	assert_int_equal(bh_apiconfig_device_from_proto(NULL, NULL, NULL, NULL,
+							&cfg, err, sizeof(err)),
 			 -EINVAL);
 	assert_string_equal(err, "the device's configuration: required");
 	disk.path = (char *)"/d.img";
-	assert_int_equal(bh_apiconfig_device_from_proto(&disk, NULL, &vsock,
+	assert_int_equal(bh_apiconfig_device_from_proto(
+			     &disk, NULL, &vsock, NULL, &cfg, err, sizeof(err)),
+			 -EINVAL);
+	assert_string_equal(err, "one device at a time");
+	assert_int_equal(bh_apiconfig_device_from_proto(NULL, &net, NULL, &pmem,
 							&cfg, err, sizeof(err)),
 			 -EINVAL);
 	assert_string_equal(err, "one device at a time");
+
+	/* add-pmem: the size may be left to the file (0), or given as in a
+	 * VmConfig. */
+	pmem.file = (char *)"/p.img";
+	assert_int_equal(bh_apiconfig_device_from_proto(NULL, NULL, NULL, &pmem,
+							&cfg, err, sizeof(err)),
+			 0);
+	assert_int_equal(cfg.npmems, 1);
+	assert_int_equal(cfg.ndisks + cfg.nnets, 0);
+	assert_null(cfg.vsock);
+	assert_string_equal(cfg.pmems[0].file, "/p.img");
+	assert_int_equal(cfg.pmems[0].size, 0);
+	assert_false(cfg.pmems[0].discard_writes);
+	assert_null(cfg.pmems[0].id);
+	bh_config_free(&cfg);
+	pmem.size = 64ULL << 20;
+	pmem.discard_writes = 1;
+	pmem.id = (char *)"data";
+	assert_int_equal(bh_apiconfig_device_from_proto(NULL, NULL, NULL, &pmem,
+							&cfg, err, sizeof(err)),
+			 0);
+	assert_int_equal(cfg.pmems[0].size, 64ULL << 20);
+	assert_true(cfg.pmems[0].discard_writes);
+	assert_string_equal(cfg.pmems[0].id, "data");
+	bh_config_free(&cfg);
+	pmem.size = (2ULL << 20) + 4096;
+	assert_int_equal(bh_apiconfig_device_from_proto(NULL, NULL, NULL, &pmem,
+							&cfg, err, sizeof(err)),
+			 -EINVAL);
+	assert_string_equal(err, "pmem.size: 2101248 is not a non-zero "
+				 "multiple of 2 MiB (the guest maps the "
+				 "region in 2 MiB sections)");
+	pmem.size = 2ULL << 40;
+	assert_int_equal(bh_apiconfig_device_from_proto(NULL, NULL, NULL, &pmem,
+							&cfg, err, sizeof(err)),
+			 -EINVAL);
+	assert_string_equal(err, "pmem.size: 2199023255552 is larger than 1T");
+	pmem.size = 0;
+	pmem.id = (char *)"a/b";
+	assert_int_equal(bh_apiconfig_device_from_proto(NULL, NULL, NULL, &pmem,
+							&cfg, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "pmem.id: 'a/b'"));
+	pmem.id = NULL;
+	pmem.file = (char *)"";
+	assert_int_equal(bh_apiconfig_device_from_proto(NULL, NULL, NULL, &pmem,
+							&cfg, err, sizeof(err)),
+			 -EINVAL);
+	assert_string_equal(err, "pmem.file: required");
 }
 
 int main(void)

@@ -1,18 +1,23 @@
 #!/usr/bin/python3
-"""add-disk, add-net, add-vsock and remove-device through the API, against
-bulkhead with real device workers and bh-standin-runner as its vCPU runner
-(no KVM): the stand-in takes hot-added devices like the runner does and
-plays a guest that ejects at once, except a device whose id begins with
-"stuck" (never ejected) or "refuse" (refused by the runner).
+"""add-disk, add-net, add-pmem, add-vsock and remove-device through the
+API, against bulkhead with real device workers and bh-standin-runner as its
+vCPU runner (no KVM): the stand-in takes hot-added devices like the runner
+does and plays a guest that ejects at once, except a device whose id begins
+with "stuck" (never ejected) or "refuse" (refused by the runner). It also
+checks every pmem region it is given (fd, alignment, above 4 GiB and RAM,
+below 1 TiB, no overlap) and logs it.
 
 Checked: the answer names the device and its PCI address; info lists it;
 the errors (duplicate id, a path that does not open, a refused device,
-unknown id, a full bus, ip= over the API, vsock, pmem and fs not
-supported, a second remove while one waits, a VM that does not run); the
-controller's fds are back where they were after a removal and the slot is
-reused; a paused VM takes a device; a reboot, or a shutdown and boot, keeps
-the added devices and drops the removed ones; a guest that never ejects
-holds remove-device for a bounded time only; libbulkhead-client's calls.
+unknown id, a full bus, ip= over the API, vsock and fs not supported, a
+second remove while one waits, a VM that does not run; for pmem a file
+whose size does not fit, no room below 1 TiB); the controller's fds are
+back where they were after a removal and the slot is reused; pmem regions
+are disjoint, the lowest free place, and a removed one's place is taken
+again; a paused VM takes a device; a reboot, or a shutdown and boot, keeps
+the added devices (pmem regions in their places) and drops the removed
+ones; a guest that never ejects holds remove-device for a bounded time
+only; libbulkhead-client's calls.
 
 Usage: test_hotplug_api.py --bulkhead PATH --standin PATH --rng PATH
                            --ctl PATH --client PATH --kernel BZIMAGE
@@ -20,6 +25,7 @@ Usage: test_hotplug_api.py --bulkhead PATH --standin PATH --rng PATH
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +36,9 @@ import unittest
 ARGS = None
 BOUND_S = 30
 REMOVE_TIMEOUT_S = 10  # vmapi.c's REMOVE_TIMEOUT
+MIB = 1 << 20
+GIB = 1 << 30
+REGION_ALIGN = 128 * MIB  # controller/layout.h
 
 
 class Hotplug(unittest.TestCase):
@@ -163,8 +172,6 @@ class Hotplug(unittest.TestCase):
         self.refused("HOST_ERROR", "refuse1", "add-disk",
                      f"path={a},id=refuse1")
         self.refused("NOT_FOUND", "'nosuch'", "remove-device", "nosuch")
-        self.refused("NOT_SUPPORTED_YET", "add-pmem", "add-pmem",
-                     f"file={a}")
         self.refused("NOT_SUPPORTED_YET", "add-fs", "add-fs",
                      "tag=t,socket=/nonexistent")
         self.refused("INVALID_ARGUMENT", "net.ip", "add-net",
@@ -215,6 +222,118 @@ class Hotplug(unittest.TestCase):
         self.wait_log("now hotplug", count=2)
         self.assertEqual(self.devices(), before)
 
+    def regions(self, dev_id):
+        """Every region the stand-in runners took for DEV_ID, in order,
+        as (gpa, size); none was refused as bad."""
+        err = self.stderr()
+        self.assertNotIn("BAD REGION", err)
+        return [(int(g, 16), int(s, 16)) for g, s in re.findall(
+            rf"stand-in runner: region {re.escape(dev_id)} "
+            r"0x([0-9a-f]+)\+0x([0-9a-f]+)\n", err)]
+
+    def region(self, dev_id):
+        r = self.regions(dev_id)
+        self.assertEqual(len(r), 1, f"{dev_id}: {r}")
+        return r[0]
+
+    def pmems(self):
+        return [(p["id"], p["file"], int(p["size"]),
+                 p.get("discard_writes", False))
+                for p in self.ok("info")["config"].get("pmem", [])]
+
+    def test_pmem(self):
+        a = self.image("a.pmem", 4 * MIB)
+        b = self.image("b.pmem", 1 * MIB)
+        base = self.devices()
+        first = "0000:00:%02x.0" % (len(base) + 1)
+        fds0 = self.nfds()
+
+        # No size: the file's. RAM is 256 MiB: the first place is 4 GiB.
+        out = self.ok("add-pmem", f"file={a}")
+        self.assertEqual(out["id"], "pmem0")
+        self.assertEqual(out["type"], "virtio-pmem")
+        self.assertEqual(out["pci_address"], first)
+        self.assertEqual(self.devices(), dict(base, pmem0=first))
+        self.assertEqual(self.pmems(), [("pmem0", a, 4 * MIB, False)])
+        self.assertEqual(self.region("pmem0"), (4 * GIB, 4 * MIB))
+
+        # size= grows a smaller file; the region goes in the next free
+        # section, clear of the first.
+        out = self.ok("add-pmem", f"file={b},size=256M,id=big")
+        self.assertEqual(out["id"], "big")
+        self.assertEqual(os.path.getsize(b), 256 * MIB)
+        self.assertEqual(self.region("big"),
+                         (4 * GIB + REGION_ALIGN, 256 * MIB))
+        c = self.image("c.pmem", 64 * MIB)
+        self.ok("add-pmem", f"file={c},discard_writes=on,id=ro")
+        self.assertEqual(self.region("ro"),
+                         (4 * GIB + 3 * REGION_ALIGN, 64 * MIB))
+        self.assertEqual(self.pmems(),
+                         [("pmem0", a, 4 * MIB, False),
+                          ("big", b, 256 * MIB, False),
+                          ("ro", c, 64 * MIB, True)])
+        fds1 = self.nfds()
+        self.assertGreater(fds1, fds0)
+
+        # Refusals leave the VM, the controller's fds and the files as
+        # they were.
+        missing = os.path.join(self.tmp.name, "missing.pmem")
+        msg = self.refused("HOST_ERROR", missing, "add-pmem",
+                           f"file={missing}")
+        self.assertIn("add-pmem", msg)
+        odd = self.image("odd.pmem", 3 * MIB)
+        self.refused("INVALID_ARGUMENT", "not a non-zero multiple of 2 MiB",
+                     "add-pmem", f"file={odd}")
+        self.refused("INVALID_ARGUMENT", "pmem.size", "add-pmem",
+                     f"file={odd},size=3M")
+        self.refused("INVALID_ARGUMENT", "less than size=", "add-pmem",
+                     f"file={odd},size=4M,discard_writes=on")
+        self.refused("ALREADY_EXISTS", "'big'", "add-pmem",
+                     f"file={a},id=big")
+        small = self.image("small.pmem", 1 * MIB)
+        msg = self.refused("INVALID_STATE", "below 1024 GiB", "add-pmem",
+                           f"file={small},size=1T")
+        self.assertIn(small, msg)
+        self.assertEqual(os.path.getsize(small), 1 * MIB)
+        self.refused("HOST_ERROR", "refuse1", "add-pmem",
+                     f"file={a},id=refuse1")
+        self.assertEqual(len(self.devices()), len(base) + 3)
+        self.assertEqual(self.settled_nfds(fds1), fds1)
+
+        # The first goes, with what the controller held for it; the next
+        # that fits takes its place, one that does not goes past the
+        # others.
+        self.ok("remove-device", "pmem0")
+        self.assertNotIn("pmem0", self.devices())
+        self.assertEqual([p[0] for p in self.pmems()], ["big", "ro"])
+        d = self.image("d.pmem", 64 * MIB)
+        out = self.ok("add-pmem", f"file={d}")
+        self.assertEqual(out["id"], "pmem0")
+        self.assertEqual(out["pci_address"], first)
+        self.assertEqual(self.regions("pmem0")[-1], (4 * GIB, 64 * MIB))
+        e = self.image("e.pmem", 130 * MIB)
+        self.ok("add-pmem", f"file={e},size=130M,id=wide")
+        self.assertEqual(self.region("wide"),
+                         (4 * GIB + 4 * REGION_ALIGN, 130 * MIB))
+
+        # A reboot keeps each device and its place.
+        placed = {i: self.regions(i)[-1]
+                  for i in ("pmem0", "big", "ro", "wide")}
+        before = self.devices()
+        self.ok("reboot")
+        self.wait_log("now hotplug", count=2)
+        self.assertEqual(self.devices(), before)
+        for i, r in placed.items():
+            self.assertEqual(self.regions(i)[-1], r, i)
+            self.assertEqual(len(self.regions(i)), 3 if i == "pmem0" else 2)
+
+        # All gone: the controller holds what it held before the first.
+        for i in ("pmem0", "big", "ro", "wide"):
+            self.ok("remove-device", i)
+        self.assertEqual(self.devices(), base)
+        self.assertEqual(self.pmems(), [])
+        self.assertEqual(self.settled_nfds(fds0), fds0)
+
     def test_client_library(self):
         a = self.image("a.img")
         base = self.devices()
@@ -229,6 +348,24 @@ class Hotplug(unittest.TestCase):
         self.assertEqual(p.returncode, 1, p.stdout)
         self.assertIn("ALREADY_EXISTS: add-disk: id 'lib0'", p.stderr)
         p = subprocess.run([ARGS.client, self.sock, "remove", "lib0"],
+                           capture_output=True, text=True, timeout=BOUND_S)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.devices(), base)
+        pm = self.image("p.pmem", 2 * MIB)
+        p = subprocess.run([ARGS.client, self.sock, "add-pmem", pm,
+                            "libpm"],
+                           capture_output=True, text=True, timeout=BOUND_S)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout.split(),
+                         ["libpm", "virtio-pmem",
+                          "0000:00:%02x.0" % (len(base) + 1)])
+        self.assertEqual(self.region("libpm"), (4 * GIB, 2 * MIB))
+        p = subprocess.run([ARGS.client, self.sock, "add-pmem",
+                            pm + ".missing"],
+                           capture_output=True, text=True, timeout=BOUND_S)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn("HOST_ERROR: add-pmem: --pmem: cannot open", p.stderr)
+        p = subprocess.run([ARGS.client, self.sock, "remove", "libpm"],
                            capture_output=True, text=True, timeout=BOUND_S)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(self.devices(), base)
@@ -274,11 +411,25 @@ class Hotplug(unittest.TestCase):
         rc, _, _ = self.ctl("remove-device", "stuck0")
         self.assertEqual(rc, 1)
         self.wait_log("stand-in runner: remove stuck0", count=2)
-        # The next boot comes without it.
+        # A pmem whose removal waits keeps its region until it goes: the
+        # next one is placed clear of it.
+        pm = self.image("stuck.pmem", 2 * MIB)
+        self.ok("add-pmem", f"file={pm},id=stuckpm")
+        self.assertEqual(self.region("stuckpm"), (4 * GIB, 2 * MIB))
+        rc, _, _ = self.ctl("remove-device", "stuckpm")
+        self.assertEqual(rc, 1)
+        self.assertIn("stuckpm", self.devices())
+        self.ok("add-pmem", f"file={pm},id=pm1")
+        self.assertEqual(self.region("pm1"),
+                         (4 * GIB + REGION_ALIGN, 2 * MIB))
+        # The next boot comes without them, the other pmem in its place.
         self.ok("reboot")
         self.wait_log("now hotplug", count=2)
         self.assertEqual(self.devices(),
-                         dict(base, disk1="0000:00:%02x.0" % (len(base) + 2)))
+                         dict(base, disk1="0000:00:%02x.0" % (len(base) + 2),
+                              pm1="0000:00:%02x.0" % (len(base) + 4)))
+        self.assertEqual(self.regions("pm1"),
+                         [(4 * GIB + REGION_ALIGN, 2 * MIB)] * 2)
 
 
 def main():

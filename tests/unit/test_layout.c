@@ -438,6 +438,183 @@ static void test_layout_devmem(void **state)
 	assert_int_equal(bh_layout_devmem(&l, sizes, 2, gpa), -ENOSPC);
 }
 
+/* Whether [a, a + alen) and [b, b + blen) share a byte. */
+static int meets(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
+/* A place for one more region among those placed: the lowest free aligned
+ * one, gaps of removed regions taken again, never over another region, RAM,
+ * the hole or the limit, and agreeing with bh_layout_devmem. */
+static void test_layout_devmem_fit(void **state)
+{
+	uint64_t sizes[3] = { 2 * MIB, 130 * MIB, 1 * GIB };
+	uint64_t ugpa[8], usize[8], gpa[3], got;
+	struct bh_mem_layout l;
+	uint32_t seed = 12345;
+
+	(void)state;
+	assert_int_equal(bh_layout_compute(512 * MIB, &l), 0);
+	/* Nothing placed: at 4 GiB, as the first of bh_layout_devmem. */
+	assert_int_equal(bh_layout_devmem_fit(&l, NULL, NULL, 0, 2 * MIB, &got),
+			 0);
+	assert_int_equal(got, BH_MEM_4G);
+
+	/* The boot-time regions one by one, each against those before it:
+	 * bh_layout_devmem's places. */
+	assert_int_equal(bh_layout_devmem(&l, sizes, 3, gpa), 0);
+	for (unsigned int i = 0; i < 3; i++) {
+		assert_int_equal(
+		    bh_layout_devmem_fit(&l, gpa, sizes, i, sizes[i], &got), 0);
+		assert_int_equal(got, gpa[i]);
+	}
+	/* The same with sizes of every kind, and with RAM above 4 GiB. */
+	for (unsigned int t = 0; t < 200; t++) {
+		uint64_t sz[8], want[8];
+		unsigned int n = 1 + t % 8;
+
+		assert_int_equal(bh_layout_compute(
+				     t % 2 ? 512 * MIB : 5 * GIB + 4 * KIB, &l),
+				 0);
+		for (unsigned int i = 0; i < n; i++) {
+			seed = seed * 1103515245u + 12345u;
+			sz[i] = (1 + (seed >> 16) % 300) * 2 * MIB;
+		}
+		assert_int_equal(bh_layout_devmem(&l, sz, n, want), 0);
+		for (unsigned int i = 0; i < n; i++) {
+			assert_int_equal(
+			    bh_layout_devmem_fit(&l, want, sz, i, sz[i], &got),
+			    0);
+			assert_int_equal(got, want[i]);
+		}
+	}
+
+	/* A removal's gap is taken again by what fits in it... */
+	assert_int_equal(bh_layout_compute(512 * MIB, &l), 0);
+	assert_int_equal(bh_layout_devmem(&l, sizes, 3, gpa), 0);
+	assert_int_equal(
+	    bh_layout_devmem_fit(&l, gpa + 1, sizes + 1, 2, 64 * MIB, &got), 0);
+	assert_int_equal(got, BH_MEM_4G);
+	/* ...and by what needs more than one section, when it fits. */
+	assert_int_equal(
+	    bh_layout_devmem_fit(&l, gpa + 1, sizes + 1, 2, 200 * MIB, &got),
+	    0);
+	assert_int_equal(got, gpa[2] + sizes[2]);
+	ugpa[0] = gpa[2];
+	usize[0] = sizes[2];
+	ugpa[1] = gpa[0];
+	usize[1] = sizes[0];
+	/* Given in any order. */
+	assert_int_equal(
+	    bh_layout_devmem_fit(&l, ugpa, usize, 2, 200 * MIB, &got), 0);
+	assert_int_equal(got, BH_MEM_4G + BH_LAYOUT_DEVMEM_ALIGN);
+	/* A gap taken to its last byte, and one too small passed over. */
+	assert_int_equal(
+	    bh_layout_devmem_fit(&l, ugpa, usize, 2, 256 * MIB, &got), 0);
+	assert_int_equal(got, BH_MEM_4G + BH_LAYOUT_DEVMEM_ALIGN);
+	assert_int_equal(got + 256 * MIB, gpa[2]);
+	assert_int_equal(
+	    bh_layout_devmem_fit(&l, ugpa, usize, 2, 258 * MIB, &got), 0);
+	assert_int_equal(got, gpa[2] + sizes[2]);
+	/* A region of size 0 takes no room. */
+	usize[1] = 0;
+	assert_int_equal(
+	    bh_layout_devmem_fit(&l, ugpa, usize, 2, 2 * MIB, &got), 0);
+	assert_int_equal(got, BH_MEM_4G);
+
+	/* Never over another region, nor RAM, nor below 4 GiB, always
+	 * aligned: regions placed and removed at random. */
+	for (unsigned int t = 0; t < 500; t++) {
+		unsigned int n = 0;
+
+		assert_int_equal(
+		    bh_layout_compute(t % 3 ? 256 * MIB : 6 * GIB, &l), 0);
+		for (unsigned int i = 0; i < 8; i++) {
+			uint64_t sz;
+
+			seed = seed * 1103515245u + 12345u;
+			sz = (1 + (seed >> 16) % 200) * 2 * MIB;
+			assert_int_equal(
+			    bh_layout_devmem_fit(&l, ugpa, usize, n, sz, &got),
+			    0);
+			assert_int_equal(got % BH_LAYOUT_DEVMEM_ALIGN, 0);
+			assert_true(got >= BH_MEM_4G);
+			for (unsigned int r = 0; r < l.nregions; r++)
+				assert_false(meets(got, sz,
+						   l.regions[r].guest_phys,
+						   l.regions[r].size));
+			for (unsigned int k = 0; k < n; k++)
+				assert_false(meets(got, sz, ugpa[k], usize[k]));
+			ugpa[n] = got;
+			usize[n++] = sz;
+			/* Now and then one goes. */
+			if ((seed >> 8) % 3 == 0 && n > 1) {
+				unsigned int k = (seed >> 4) % n;
+
+				ugpa[k] = ugpa[n - 1];
+				usize[k] = usize[--n];
+			}
+		}
+	}
+
+	/* Up to the limit exactly, not a byte past it. */
+	assert_int_equal(bh_layout_compute(512 * MIB, &l), 0);
+	ugpa[0] = BH_MEM_4G;
+	usize[0] = 2 * MIB;
+	assert_int_equal(bh_layout_devmem_fit(&l, ugpa, usize, 1,
+					      BH_LAYOUT_DEVMEM_LIMIT -
+						  BH_MEM_4G -
+						  BH_LAYOUT_DEVMEM_ALIGN,
+					      &got),
+			 0);
+	assert_int_equal(got, BH_MEM_4G + BH_LAYOUT_DEVMEM_ALIGN);
+	assert_int_equal(
+	    bh_layout_devmem_fit(&l, ugpa, usize, 1,
+				 BH_LAYOUT_DEVMEM_LIMIT - BH_MEM_4G -
+				     BH_LAYOUT_DEVMEM_ALIGN + 2 * MIB,
+				 &got),
+	    -ENOSPC);
+	/* Everything up to the limit taken: no room even for 2 MiB. */
+	ugpa[1] = BH_MEM_4G + BH_LAYOUT_DEVMEM_ALIGN;
+	usize[1] = BH_LAYOUT_DEVMEM_LIMIT - ugpa[1];
+	assert_int_equal(
+	    bh_layout_devmem_fit(&l, ugpa, usize, 2, 2 * MIB, &got), -ENOSPC);
+	/* RAM that reaches the limit leaves none either. */
+	l.regions[1] = (struct bh_ram_region){ .guest_phys = BH_MEM_4G,
+					       .size = BH_LAYOUT_DEVMEM_LIMIT -
+						       BH_MEM_4G - MIB };
+	l.nregions = 2;
+	assert_int_equal(bh_layout_devmem_fit(&l, NULL, NULL, 0, 2 * MIB, &got),
+			 -ENOSPC);
+
+	/* Sizes and regions that would wrap: no sum overflows. */
+	assert_int_equal(bh_layout_compute(512 * MIB, &l), 0);
+	assert_int_equal(bh_layout_devmem_fit(&l, NULL, NULL, 0,
+					      UINT64_MAX - 2 * MIB + 1, &got),
+			 -ENOSPC);
+	assert_int_equal(
+	    bh_layout_devmem_fit(&l, NULL, NULL, 0, UINT64_MAX, &got), -ENOSPC);
+	ugpa[0] = 6 * GIB;
+	usize[0] = UINT64_MAX; /* to the end of the address space */
+	assert_int_equal(
+	    bh_layout_devmem_fit(&l, ugpa, usize, 1, 2 * MIB, &got), 0);
+	assert_int_equal(got, BH_MEM_4G);
+	assert_int_equal(
+	    bh_layout_devmem_fit(&l, ugpa, usize, 1, 4 * GIB, &got), -ENOSPC);
+	ugpa[0] = UINT64_MAX - MIB;
+	usize[0] = 4 * MIB;
+	assert_int_equal(
+	    bh_layout_devmem_fit(&l, ugpa, usize, 1,
+				 BH_LAYOUT_DEVMEM_LIMIT - BH_MEM_4G, &got),
+	    0);
+	assert_int_equal(got, BH_MEM_4G);
+
+	/* A size 0 is the caller's error. */
+	assert_int_equal(bh_layout_devmem_fit(&l, NULL, NULL, 0, 0, &got),
+			 -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -445,6 +622,7 @@ int main(void)
 		cmocka_unit_test(test_layout_invalid),
 		cmocka_unit_test(test_e820_nospc),
 		cmocka_unit_test(test_layout_devmem),
+		cmocka_unit_test(test_layout_devmem_fit),
 		cmocka_unit_test(test_guestmem_sealed),
 		cmocka_unit_test(test_guestmem_ptr_low),
 		cmocka_unit_test(test_guestmem_ptr_hole),

@@ -90,7 +90,8 @@ bh_client_error_code_name(Bulkhead__Api__V1__ErrorCode code);
  * the device is in the VM, or once the guest has ejected it for
  * remove-device (INVALID_STATE if the guest did not within the VMM's
  * limit: the removal stays asked for). add-vsock is refused while the VM
- * runs (NOT_SUPPORTED_YET): a vsock device is given at start-up.
+ * runs (NOT_SUPPORTED_YET): a vsock device is given at start-up. add-pmem
+ * may leave pmem->size 0: the file's size, a non-zero multiple of 2 MiB.
  */
 BH_CLIENT_EXPORT int
 bh_client_add_disk(struct bh_client *c,
@@ -104,6 +105,10 @@ BH_CLIENT_EXPORT int
 bh_client_add_vsock(struct bh_client *c,
 		    const Bulkhead__Api__V1__VsockConfig *vsock, int timeout_ms,
 		    Bulkhead__Api__V1__Response **resp);
+BH_CLIENT_EXPORT int
+bh_client_add_pmem(struct bh_client *c,
+		   const Bulkhead__Api__V1__PmemConfig *pmem, int timeout_ms,
+		   Bulkhead__Api__V1__Response **resp);
 BH_CLIENT_EXPORT int
 bh_client_remove_device(struct bh_client *c, const char *id, int timeout_ms,
 			Bulkhead__Api__V1__Response **resp);
