@@ -47,6 +47,7 @@ enum {
 	OPT_USER,
 	OPT_SELF_TEST_SECCOMP,
 	OPT_CHECK_HOST,
+	OPT_RESTORE,
 	OPT_END,
 };
 
@@ -73,6 +74,7 @@ static const struct option long_options[] = {
 	{ "user", required_argument, NULL, OPT_USER },
 	{ "self-test-seccomp", required_argument, NULL, OPT_SELF_TEST_SECCOMP },
 	{ "check-host", optional_argument, NULL, OPT_CHECK_HOST },
+	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -1168,6 +1170,40 @@ static int parse_console(const char *arg, struct bh_config *cfg, char *err,
 	return 0;
 }
 
+/* source_url=URL[,prefault=on|off]: the VM comes from a snapshot. */
+static int parse_restore(const char *arg, struct bh_config *cfg, char *err,
+			 size_t errlen)
+{
+	enum { R_URL, R_PREFAULT };
+	struct kv_param params[] = {
+		[R_URL] = { .key = "source_url" },
+		[R_PREFAULT] = { .key = "prefault" },
+	};
+	bool prefault = false;
+	char *buf = NULL;
+	int ret;
+
+	ret = kv_parse("--restore", arg, params, BH_ARRAY_SIZE(params), &buf,
+		       err, errlen);
+	if (ret < 0)
+		return ret;
+	if (!params[R_URL].value || !params[R_URL].value[0]) {
+		ret = bh_errf(err, errlen,
+			      "--restore: source_url= is required "
+			      "(source_url=file:///DIRECTORY)");
+		goto out;
+	}
+	/* Accepted as Cloud Hypervisor's; RAM is read in whole anyway. */
+	if (params[R_PREFAULT].value)
+		ret = kv_bool("--restore", &params[R_PREFAULT], &prefault, err,
+			      errlen);
+	if (ret == 0)
+		set_string(&cfg->restore_url, params[R_URL].value);
+out:
+	free(buf);
+	return ret;
+}
+
 /* on[,max=N] or off: what becomes of a device whose worker died. */
 static int parse_restart(const char *arg, struct bh_config *cfg, char *err,
 			 size_t errlen)
@@ -1483,6 +1519,8 @@ static int parse_option(int c, const char *arg, struct bh_config *cfg,
 		return parse_self_test(arg, cfg, err, errlen);
 	case OPT_CHECK_HOST:
 		return parse_check_host(arg, cfg, err, errlen);
+	case OPT_RESTORE:
+		return parse_restore(arg, cfg, err, errlen);
 	case OPT_API_SOCKET:
 		return bh_api_socket_arg_parse(arg, &cfg->api_socket_path,
 					       &cfg->api_socket_fd,
@@ -1511,7 +1549,8 @@ static int check_no_vm(const bool *seen, const struct bh_config *cfg, char *err,
 					OPT_SANDBOX,
 					OPT_USER,
 					OPT_SELF_TEST_SECCOMP,
-					OPT_CHECK_HOST };
+					OPT_CHECK_HOST,
+					OPT_RESTORE };
 
 	if (cfg->check_host) {
 		/* Only what changes how the check runs goes with it. */
@@ -1543,7 +1582,7 @@ static int check_no_vm(const bool *seen, const struct bh_config *cfg, char *err,
 			       "--self-test-seccomp vcpu or worker needs "
 			       "--kernel: the test boots a VM");
 	if (!cfg->api_socket_path && cfg->api_socket_fd < 0 &&
-	    cfg->self_test != BH_SELF_TEST_CONTROLLER &&
+	    !cfg->restore_url && cfg->self_test != BH_SELF_TEST_CONTROLLER &&
 	    cfg->self_test != BH_SELF_TEST_IO_URING)
 		return bh_errf(
 		    err, errlen,
@@ -1670,6 +1709,13 @@ int bh_config_parse_args(int argc, char *const argv[], struct bh_config *cfg,
 	}
 	if (verbose)
 		cfg->log_level = BH_LOG_DEBUG;
+	if (cfg->kernel && cfg->restore_url) {
+		ret = bh_errf(err, errlen,
+			      "--restore takes the VM from the snapshot: it "
+			      "goes without --kernel and the other VM "
+			      "options");
+		goto err;
+	}
 	if (!cfg->kernel || cfg->check_host) {
 		ret = check_no_vm(seen, cfg, err, errlen);
 		if (ret < 0)
@@ -1727,6 +1773,7 @@ void bh_config_free(struct bh_config *cfg)
 	free(cfg->rng_source);
 	free(cfg->console_path);
 	free(cfg->api_socket_path);
+	free(cfg->restore_url);
 	free(cfg->config_path);
 	free(cfg->user);
 	/* Zeroed so that a second free, or a free after a failed parse that
@@ -1874,6 +1921,12 @@ void bh_config_usage(FILE *out)
 		"                      groups, besides root and bulkhead's\n"
 		"                      own user, may use it; others get\n"
 		"                      PERMISSION_DENIED\n"
+		"  --restore source_url=file:///DIR[,prefault=on|off]\n"
+		"                      the VM from the snapshot in DIR\n"
+		"                      (bulkhead-ctl snapshot), instead of\n"
+		"                      --kernel and the other VM options;\n"
+		"                      it starts paused with --api-socket\n"
+		"                      (resume it there), running without\n"
 		"  --config FILE       read options from FILE first: one\n"
 		"                      long option per line without its\n"
 		"                      dashes ('memory size=1G'), '#'\n"

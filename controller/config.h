@@ -164,7 +164,10 @@ struct bh_config {
 	/* --api-socket: where the management API listens; not part of the
 	 * VM's configuration (VmConfig). At most one of the two is set. */
 	char *api_socket_path; /* NULL, or a path to create the socket at */
-	int api_socket_fd;     /* -1, or an inherited listening socket */
+	/* --restore source_url=: the VM comes from this snapshot (and the
+	 * command line has no VM options); NULL otherwise. */
+	char *restore_url;
+	int api_socket_fd; /* -1, or an inherited listening socket */
 	/* allow-uid=, allow-gid=: who besides root and our own uid may use
 	 * the API; both empty, whoever the socket lets connect. */
 	struct bh_api_access api_access;

@@ -95,7 +95,14 @@ struct bh_dev {
 	 * whose replacement waits for the resume (it would take up the rings
 	 * at once). */
 	uint64_t pause_sent;
+	unsigned int pause_owed; /* DEVICE_PAUSED still to come */
 	bool replace_on_resume;
+
+	/* A restored device: the in-flight records its first activation
+	 * takes up (owned), and whether it was failing its requests. */
+	uint8_t *restore_records;
+	size_t restore_len;
+	bool restore_failed;
 
 	/* The counters collection under way. */
 	bool counters_pending;
@@ -172,6 +179,11 @@ int bh_dev_paused(struct bh_dev *v);
 void bh_dev_pause_check(struct bh_devices *d);
 /* A worker that got ready while the VM is paused is paused too. */
 void bh_dev_pause_new(struct bh_dev *v);
+
+/* devsnap.c, for devices.c: writes a restored device's records into its
+ * fresh in-flight memfd. 1 (resume from them), 0 (none: a new activation)
+ * or -errno (they do not fit: logged). */
+int bh_dev_restore_records(struct bh_dev *v);
 
 /* supervise.c, for devices.c. */
 /* Starts one worker and takes it to READY. 0 or -errno (logged). */

@@ -181,6 +181,7 @@ static void dev_free(struct bh_dev *v)
 		bh_config_free(v->own_cfg);
 		free(v->own_cfg);
 	}
+	free(v->restore_records);
 	d->slot[v->index] = NULL;
 	d->n--;
 	free(v->priv);
@@ -768,6 +769,7 @@ void bh_devices_stop(struct bh_devices *d)
 		bh_closep(&v->inflight);
 		v->active = false;
 		v->pause_sent = 0;
+		v->pause_owed = 0;
 		v->replace_on_resume = false;
 		v->ws = WK_NONE;
 		v->reset_pending = false;
@@ -810,7 +812,7 @@ int bh_devices_activate(struct bh_devices *d, const Bh__VirtioActivate *a)
 {
 	uint32_t seen = 0;
 	struct bh_dev *v;
-	int r;
+	int r, resume;
 
 	v = dev_at(d, a->index);
 	if (!v)
@@ -842,12 +844,20 @@ int bh_devices_activate(struct bh_devices *d, const Bh__VirtioActivate *a)
 		       v->id, strerror(-r));
 		return r;
 	}
+	/* A restored device takes up its rings where the snapshot left
+	 * them, as a worker replacing a dead one does. */
+	resume = bh_dev_restore_records(v);
+	if (resume < 0) {
+		v->active = false;
+		bh_dev_needs_reset(v, "the snapshot's records do not fit");
+		return 0;
+	}
 	v->active = true;
 	if (v->ws != WK_READY) {
 		bh_dev_needs_reset(v, "device worker failed");
 		return 0;
 	}
-	r = bh_dev_send_activate(v, false);
+	r = bh_dev_send_activate(v, resume == 1);
 	if (r < 0)
 		bh_sup_send_failed(v, r);
 	else

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "guestmem.h"
 #include "proto/internal.pb-c.h"
+#include "proto/state.pb-c.h"
 
 struct bh_devices;
 
@@ -92,6 +93,22 @@ int bh_devices_pause(struct bh_devices *d, bh_devices_paused_fn done,
  * abandoned: its done is not called. */
 void bh_devices_resume(struct bh_devices *d);
 bool bh_devices_paused(const struct bh_devices *d);
+
+/*
+ * Snapshots (devsnap.c). bh_devices_save describes every device of a paused
+ * VM (*out malloc'd, free with bh_devices_save_free), or refuses with a
+ * message what a snapshot cannot hold (a removal under way, a pmem added
+ * while running or with discard_writes=on). bh_devices_restore, before
+ * the workers start, puts each device of a restored VM in the slot the
+ * state names and keeps its records for its first activation; -EINVAL with
+ * a message when the state does not fit the configuration (another device
+ * set, another type, a backend of another size).
+ */
+int bh_devices_save(struct bh_devices *d, Bh__DeviceSnapshot ***out, size_t *n,
+		    char *err, size_t errlen);
+void bh_devices_save_free(Bh__DeviceSnapshot **devs, size_t n);
+int bh_devices_restore(struct bh_devices *d, Bh__DeviceSnapshot *const *devs,
+		       size_t n, char *err, size_t errlen);
 
 /*
  * For one boot: starts each worker, hands it guest RAM (mem is borrowed)

@@ -340,6 +340,19 @@ int main(int argc, char **argv)
 	}
 	bh_vm_set_kmsg(vm, &kmsg);
 	bh_vm_set_launcher(vm, launcher);
+	/* The VM from a snapshot, before the sandbox closes (a TAP's
+	 * address, a vsock socket). */
+	if (cfg.restore_url) {
+		r = bh_vm_restore(vm, cfg.restore_url, false, err, sizeof(err));
+		if (r < 0) {
+			fprintf(stderr, "bulkhead: --restore: %s\n", err);
+			bh_vm_destroy(vm);
+			bh_launcher_stop(launcher);
+			bh_kmsg_close(&kmsg);
+			bh_config_free(&cfg);
+			return BH_EXIT_USAGE;
+		}
+	}
 	bh_vm_set_lockdown(vm, lockdown, &ld);
 	r = bh_vm_run(vm);
 	bh_vm_destroy(vm);

@@ -12,9 +12,11 @@ static void pause_one(struct bh_dev *v)
 {
 	Bh__Empty e = BH__EMPTY__INIT;
 
-	if (!bh_dev_worker_ready(v) || v->pause_sent)
+	if (!bh_dev_worker_ready(v))
 		return;
-	v->pause_sent = bh_dev_now_ms();
+	if (!v->pause_owed)
+		v->pause_sent = bh_dev_now_ms();
+	v->pause_owed++;
 	/* A send that fails has failed the worker already (the dead count
 	 * as quiet). */
 	if (bh_dev_worker_send(v, BH__MSG_TYPE__MSG_DEVICE_PAUSE, &e.base, NULL,
@@ -66,10 +68,14 @@ void bh_dev_pause_new(struct bh_dev *v)
 
 int bh_dev_paused(struct bh_dev *v)
 {
-	/* One answer per request, never one unasked. */
-	if (!v->pause_sent)
+	/* One answer per request, never one unasked; a pause the VM has
+	 * resumed from meanwhile is answered all the same. */
+	if (!v->pause_owed)
 		return -EPROTO;
-	v->pause_sent = 0;
+	if (--v->pause_owed == 0)
+		v->pause_sent = 0;
+	else
+		v->pause_sent = bh_dev_now_ms();
 	bh_dev_pause_check(v->devs);
 	return 0;
 }
@@ -88,7 +94,6 @@ void bh_devices_resume(struct bh_devices *d)
 
 		if (!v)
 			continue;
-		v->pause_sent = 0;
 		if (v->replace_on_resume) {
 			v->replace_on_resume = false;
 			bh_sup_replace(v);

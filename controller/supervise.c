@@ -93,8 +93,9 @@ void bh_sup_fail(struct bh_dev *v, const char *why, bool kill_it)
 		bh_dev_counters_check(v->devs);
 	}
 	/* A dead worker is as quiet as a paused one. */
-	if (v->pause_sent) {
+	if (v->pause_sent || v->pause_owed) {
 		v->pause_sent = 0;
+		v->pause_owed = 0;
 		bh_dev_pause_check(v->devs);
 	}
 	if (v->reset_pending) {

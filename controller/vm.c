@@ -36,6 +36,7 @@
 #include "kmsg.h"
 #include "vm.h"
 #include "vmapi.h"
+#include "snapshot.h"
 
 #define KERNEL_MAX_SIZE	     (512ULL * BH_MIB)
 #define RUNNER_SETUP_TIMEOUT 30000 /* ms, handshake and VM construction */
@@ -157,9 +158,28 @@ struct bh_vm {
 	char refusal[768];
 	struct bh_launcher *launcher; /* starts the children; borrowed */
 	struct event *launcher_ev;
+
+	/* A snapshot under way (bh_vm_snapshot): the vCPU states the runner
+	 * has sent so far, and the devices' part, until RUNNER_SAVED. */
+	struct {
+		bool pending;
+		char dir[4096];
+		Bh__CpuState **cpus;
+		unsigned int ncpus;
+		Bh__DeviceSnapshot **devs;
+		size_t ndevs;
+	} snap;
+	/* The snapshot the VM's next boot restores (owned), and that boot's
+	 * progress: RUNNER_RESTORED came, or an error did. */
+	struct bh_snapshot_in *restore;
+	bool restore_done;
+	bool restore_failed;
 };
 
 static void stdin_hold(struct bh_vm *vm, bool hold);
+static void snap_fail(struct bh_vm *vm, const char *why);
+static void snap_clear(struct bh_vm *vm);
+static int runner_send_empty(struct bh_vm *vm, Bh__MsgType type);
 
 /* ---- images and guest RAM ---------------------------------------------- */
 
@@ -463,6 +483,12 @@ void bh_vm_destroy(struct bh_vm *vm)
 {
 	if (!vm)
 		return;
+	if (vm->restore) {
+		bh_snapshot_in_free(vm->restore);
+		free(vm->restore);
+		vm->restore = NULL;
+	}
+	snap_clear(vm);
 	if (vm->runner_pid > 0) {
 		kill(vm->runner_pid, SIGKILL);
 		waitpid(vm->runner_pid, NULL, 0);
@@ -568,6 +594,7 @@ static void runner_teardown(struct bh_vm *vm)
 	bh_closep(&vm->ctl);
 	bh_guest_mem_destroy(&vm->mem);
 	vm->cs = CS_NONE;
+	snap_fail(vm, "the VM stopped");
 	if (vm->paused || vm->pause_pending)
 		stdin_hold(vm, false);
 	vm->paused = false;
@@ -887,6 +914,136 @@ static int h_paused(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	return 0;
 }
 
+/* ---- snapshots ------------------------------------------------------- */
+
+static void snap_clear(struct bh_vm *vm)
+{
+	for (unsigned int i = 0; i < vm->snap.ncpus; i++)
+		bh__cpu_state__free_unpacked(vm->snap.cpus[i], NULL);
+	free(vm->snap.cpus);
+	bh_devices_save_free(vm->snap.devs, vm->snap.ndevs);
+	memset(&vm->snap, 0, sizeof(vm->snap));
+}
+
+/* The snapshot under way did not happen: nothing was written (or what was
+ * is gone again), and the VM stays paused. */
+static void snap_fail(struct bh_vm *vm, const char *why)
+{
+	if (!vm->snap.pending)
+		return;
+	snap_clear(vm);
+	bh_err("snapshot failed: %s", why);
+	bh_vmapi_event(vm->api, BH_VMAPI_SNAPSHOT_FAILED, why);
+}
+
+static int h_saved_cpu(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	const Bh__CpuState *c = (const Bh__CpuState *)m;
+	struct bh_vm *vm = ctx;
+	Bh__CpuState *copy;
+
+	/* Asked for, in order, one per vCPU. */
+	if (!vm->snap.pending || vm->snap.ncpus >= vm->cfg->vcpus ||
+	    c->id != vm->snap.ncpus)
+		return -EPROTO;
+	copy = bh__cpu_state__unpack(NULL, f->len, f->body);
+	if (!copy)
+		return -ENOMEM;
+	vm->snap.cpus[vm->snap.ncpus++] = copy;
+	return 0;
+}
+
+/* The runner's part is complete: everything goes to the directory. */
+static int h_saved(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	struct bh_vm *vm = ctx;
+	Bh__SnapshotState st = BH__SNAPSHOT_STATE__INIT;
+	struct bh_config now;
+	struct timespec ts;
+	char err[512];
+	int r;
+
+	if (!vm->snap.pending || vm->snap.ncpus != vm->cfg->vcpus)
+		return -EPROTO;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	st.ram_size = vm->mem.layout.ram_size;
+	st.runner = (Bh__RunnerSavedState *)m;
+	st.n_cpus = vm->snap.ncpus;
+	st.cpus = vm->snap.cpus;
+	st.n_devices = vm->snap.ndevs;
+	st.devices = vm->snap.devs;
+	st.saved_at_ns =
+	    (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	bh_devices_config(vm->devs, vm->cfg, &now);
+	r = bh_snapshot_write(vm->snap.dir, &now, vm->mem.memfd,
+			      vm->mem.layout.ram_size, &st, err, sizeof(err));
+	if (r < 0) {
+		snap_fail(vm, err);
+		return 0;
+	}
+	snap_clear(vm);
+	bh_vmapi_event(vm->api, BH_VMAPI_SNAPSHOT_DONE, NULL);
+	return 0;
+}
+
+static int h_restored(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	struct bh_vm *vm = ctx;
+
+	if (!vm->restore || vm->restore_done)
+		return -EPROTO;
+	vm->restore_done = true;
+	return 0;
+}
+
+int bh_vm_snapshot(struct bh_vm *vm, const char *url, char *err, size_t errlen)
+{
+	struct bh_config now;
+	char dir[sizeof(vm->snap.dir)];
+	int r;
+
+	if (vm->cs != CS_RUNNING || !vm->paused) {
+		snprintf(err, errlen, "the VM is not paused");
+		return -ENOTCONN;
+	}
+	if (vm->snap.pending || vm->add_pending) {
+		snprintf(err, errlen, "%s",
+			 vm->snap.pending ? "a snapshot is under way"
+					  : "a device is being added");
+		return -EBUSY;
+	}
+	r = bh_snapshot_url(url, dir, sizeof(dir), err, errlen);
+	if (r < 0)
+		return r;
+	bh_devices_config(vm->devs, vm->cfg, &now);
+	for (unsigned int i = 0; i < now.nnets; i++)
+		if (!now.nets[i].tap)
+			return bh_errf(err, errlen,
+				       "device %s was given its TAP as fd=: a "
+				       "restore could not open it again",
+				       now.nets[i].id);
+	r = bh_devices_save(vm->devs, &vm->snap.devs, &vm->snap.ndevs, err,
+			    errlen);
+	if (r < 0)
+		return r;
+	vm->snap.cpus = calloc(vm->cfg->vcpus, sizeof(*vm->snap.cpus));
+	if (!vm->snap.cpus) {
+		snap_clear(vm);
+		return bh_errf(err, errlen, "out of memory");
+	}
+	r = runner_send_empty(vm, BH__MSG_TYPE__MSG_RUNNER_SAVE);
+	if (r < 0) {
+		snap_clear(vm);
+		snprintf(err, errlen, "cannot reach the vCPU runner: %s",
+			 strerror(-r));
+		return r;
+	}
+	snprintf(vm->snap.dir, sizeof(vm->snap.dir), "%s", dir);
+	vm->snap.pending = true;
+	bh_info("snapshot to %s: saving the VM's state", dir);
+	return 0;
+}
+
 static int h_error(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 {
 	const Bh__Error *e = (const Bh__Error *)m;
@@ -894,6 +1051,14 @@ static int h_error(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 
 	bh_err("vCPU runner reported: %s (%s)", e->message,
 	       strerror(e->code > 0 ? e->code : EIO));
+	if (vm->snap.pending) {
+		snap_fail(vm, e->message);
+		return 0;
+	}
+	if (vm->restore && !vm->restore_done) {
+		vm->restore_failed = true;
+		return 0;
+	}
 	/* The runner answers a pause it could not carry out with an error,
 	 * and runs on. */
 	if (vm->pause_pending && !vm->runner_paused) {
@@ -974,6 +1139,12 @@ static const struct bh_handler runner_msgs[] = {
 	  BH_STATE(CS_RUNNING) | BH_STATE(CS_STOPPING), 0,
 	  &bh__virtio_config_write__descriptor, h_virtio_config_write,
 	  "virtio-config-write" },
+	{ BH__MSG_TYPE__MSG_RUNNER_SAVED_CPU, BH_STATE(CS_RUNNING), 0,
+	  &bh__cpu_state__descriptor, h_saved_cpu, "runner-saved-cpu" },
+	{ BH__MSG_TYPE__MSG_RUNNER_SAVED, BH_STATE(CS_RUNNING), 0,
+	  &bh__runner_saved_state__descriptor, h_saved, "runner-saved" },
+	{ BH__MSG_TYPE__MSG_RUNNER_RESTORED, BH_STATE(CS_RUNNING), 0,
+	  &bh__empty__descriptor, h_restored, "runner-restored" },
 	{ BH__MSG_TYPE__MSG_RUNNER_PAUSED,
 	  BH_STATE(CS_RUNNING) | BH_STATE(CS_STOPPING), 0,
 	  &bh__empty__descriptor, h_paused, "runner-paused" },
@@ -1236,6 +1407,70 @@ int bh_vm_check_host(const struct bh_vm *vm0, struct bh_kvm_report *rep)
 }
 
 /* One boot: fresh guest RAM, a fresh runner, the set-up exchange. */
+/* Guest RAM from the snapshot, in a memfd of the configuration's size. */
+static int restore_memory(struct bh_vm *vm, char *err, size_t errlen)
+{
+	struct bh_mem_layout layout;
+	int r;
+
+	r = bh_layout_compute(vm->cfg->memory, &layout);
+	if (r < 0)
+		return bh_errf(err, errlen,
+			       "memory: %llu bytes cannot be laid "
+			       "out",
+			       (unsigned long long)vm->cfg->memory);
+	r = bh_guest_mem_create(&vm->mem, &layout);
+	if (r < 0) {
+		snprintf(err, errlen,
+			 "cannot create %llu MiB of guest memory: %s",
+			 (unsigned long long)(vm->cfg->memory / BH_MIB),
+			 strerror(-r));
+		return r;
+	}
+	bh_guest_mem_unmap(&vm->mem);
+	return bh_snapshot_load_memory(vm->restore, vm->mem.memfd, err, errlen);
+}
+
+/*
+ * The runner's state back, once the devices are on its bus: the VM's, then
+ * each vCPU's; the runner answers RUNNER_RESTORED (announcing the devices
+ * the driver had activated on the way, which the workers take up) or an
+ * error. Waits for it here, as for RUNNER_READY.
+ */
+static int restore_runner(struct bh_vm *vm)
+{
+	const Bh__SnapshotState *st = vm->restore->state;
+	uint64_t deadline = bh_now_ns() / 1000000 + RUNNER_SETUP_TIMEOUT;
+	struct bh_frame f;
+	int r;
+
+	vm->restore_done = vm->restore_failed = false;
+	r = runner_send(vm, BH__MSG_TYPE__MSG_RUNNER_RESTORE, &st->runner->base,
+			NULL, 0);
+	for (size_t i = 0; r == 0 && i < st->n_cpus; i++)
+		r = runner_send(vm, BH__MSG_TYPE__MSG_RUNNER_RESTORE_CPU,
+				&st->cpus[i]->base, NULL, 0);
+	while (r == 0 && !vm->restore_done && !vm->restore_failed) {
+		uint64_t now = bh_now_ns() / 1000000;
+
+		if (now >= deadline) {
+			r = -ETIMEDOUT;
+			break;
+		}
+		r = bh_frame_read_timeout(vm->ctl, &vm->reader, &f,
+					  (int)(deadline - now));
+		if (r == 0)
+			r = runner_dispatch(vm, &f);
+	}
+	if (r == 0 && vm->restore_failed)
+		r = -EINVAL;
+	if (r < 0)
+		bh_err("restore: the vCPU runner did not take the saved state: "
+		       "%s",
+		       r == -EINVAL ? "refused (see above)" : strerror(-r));
+	return r;
+}
+
 static int vm_boot(struct bh_vm *vm)
 {
 	Bh__Segment segs[3] = { BH__SEGMENT__INIT, BH__SEGMENT__INIT,
@@ -1256,7 +1491,10 @@ static int vm_boot(struct bh_vm *vm)
 	st.cs = &segs[0];
 	st.ds = &segs[1];
 	st.tr = &segs[2];
-	r = vm_load(vm, &st, err, sizeof(err));
+	/* A restore's guest RAM is the snapshot's; the boot state sent below
+	 * is only a placeholder, which the saved vCPUs replace. */
+	r = vm->restore ? restore_memory(vm, err, sizeof(err))
+			: vm_load(vm, &st, err, sizeof(err));
 	if (r < 0) {
 		bh_err("%s", err);
 		goto fail;
@@ -1265,6 +1503,10 @@ static int vm_boot(struct bh_vm *vm)
 	r = bh_devices_start(vm->devs, &vm->mem, vm->base);
 	if (r < 0)
 		goto fail;
+	/* A restored VM starts paused: its workers are quiet from the
+	 * start, and take up their rings when it resumes. */
+	if (vm->restore)
+		bh_devices_pause(vm->devs, NULL, NULL);
 	r = runner_start(vm);
 	if (vm->ctl < 0)
 		goto fail;
@@ -1323,10 +1565,24 @@ static int vm_boot(struct bh_vm *vm)
 	r = bh_devices_attach(vm->devs, runner_send_relay, vm);
 	if (r < 0)
 		goto fail_runner;
+	if (vm->restore) {
+		r = restore_runner(vm);
+		if (r < 0)
+			goto fail_runner;
+	}
 	r = runner_send(vm, BH__MSG_TYPE__MSG_RUNNER_START, &start.base, NULL,
 			0);
 	if (r < 0)
 		goto fail_runner;
+	if (vm->restore) {
+		/* The runner parks the vCPUs at once. */
+		vm->paused = true;
+		stdin_hold(vm, true);
+		bh_snapshot_in_free(vm->restore);
+		free(vm->restore);
+		vm->restore = NULL;
+		bh_info("VM restored, paused");
+	}
 
 	/* From here on every send to the runner is queued (runner_send). */
 	if (!vm->out_timer)
@@ -1572,9 +1828,18 @@ int bh_vm_run(struct bh_vm *vm)
 		/* A host that cannot run the VM is refused like a bad
 		 * option: nothing of the guest ran. */
 		return vm->host_refused ? BH_EXIT_USAGE : BH_EXIT_FAILURE;
-	} else {
-		/* The vCPUs run: the service is up. */
+	} else if (vm->paused && !vm->api) {
+		/* Restored: nothing could resume it but us. */
+		if (bh_vm_resume(vm) < 0) {
+			bh_err("cannot resume the restored VM");
+			vm_finish(vm, BH_EXIT_FAILURE);
+		}
 		notify("READY=1\nSTATUS=Running");
+	} else {
+		/* The vCPUs run (or a restored VM waits for resume): the
+		 * service is up. */
+		notify(vm->paused ? "READY=1\nSTATUS=Paused (restored)"
+				  : "READY=1\nSTATUS=Running");
 	}
 	event_base_dispatch(vm->base);
 	if (vm->runner_pid > 0)
@@ -1653,10 +1918,72 @@ int bh_vm_define(struct bh_vm *vm, struct bh_config *cfg, char *err,
 	r = vm_prepare(vm, &vm->own_cfg, err, errlen);
 	if (r < 0)
 		return r;
-	console_attach(vm);
+	/* Before the loop runs (a restore from the command line),
+	 * bh_vm_run attaches it. */
+	if (vm->base)
+		console_attach(vm);
 	bh_info("VM created: %u vCPUs, %llu MiB, %u devices", vm->cfg->vcpus,
 		(unsigned long long)(vm->cfg->memory / BH_MIB),
 		bh_devices_count(vm->devs));
+	return 0;
+}
+
+int bh_vm_restore(struct bh_vm *vm, const char *url, bool late, char *err,
+		  size_t errlen)
+{
+	struct bh_snapshot_in *in;
+	char dir[4096];
+	int r;
+
+	if (vm->cfg) {
+		snprintf(err, errlen, "a VM exists already");
+		return -EEXIST;
+	}
+	r = bh_snapshot_url(url, dir, sizeof(dir), err, errlen);
+	if (r < 0)
+		return r;
+	in = calloc(1, sizeof(*in));
+	if (!in)
+		abort();
+	r = bh_snapshot_read(dir, in, err, errlen);
+	if (r < 0) {
+		free(in);
+		return r;
+	}
+	/* Once the sandbox is closed: what only start-up can open (as for
+	 * create). */
+	for (unsigned int i = 0; late && r == 0 && i < in->cfg.nnets; i++)
+		if (in->cfg.nets[i].ip)
+			r = bh_errf(err, errlen,
+				    "the snapshot's %s sets the TAP's address, "
+				    "which only start-up can: restore it with "
+				    "bulkhead --restore",
+				    in->cfg.nets[i].id);
+	if (late && r == 0 && in->cfg.vsock)
+		r = bh_errf(err, errlen,
+			    "the snapshot has a vsock device, whose host "
+			    "socket only start-up can make: restore it with "
+			    "bulkhead --restore");
+	if (r < 0) {
+		bh_snapshot_in_free(in);
+		free(in);
+		return r;
+	}
+	/* The configuration becomes the VM's (bh_vm_define takes it). */
+	in->cfg_set = false;
+	r = bh_vm_define(vm, &in->cfg, err, errlen);
+	if (r == 0)
+		r = bh_devices_restore(vm->devs, in->state->devices,
+				       in->state->n_devices, err, errlen);
+	if (r < 0) {
+		if (vm->cfg)
+			bh_vm_delete(vm);
+		bh_snapshot_in_free(in);
+		free(in);
+		return r;
+	}
+	vm->restore = in;
+	bh_info("VM defined from the snapshot in %s", dir);
 	return 0;
 }
 

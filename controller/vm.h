@@ -89,6 +89,27 @@ struct bh_devices *bh_vm_devices(struct bh_vm *vm);
  * emptied. 0, or -ENOENT without a VM or with no serial output. */
 int bh_vm_serial_counters(struct bh_vm *vm, uint64_t *written,
 			  uint64_t *dropped, uint64_t *truncations);
+/*
+ * Snapshot of the paused VM into the directory url names (file:///DIR):
+ * the runner is asked for its state, and BH_VMAPI_SNAPSHOT_DONE or
+ * BH_VMAPI_SNAPSHOT_FAILED (with why) follows once the files are written
+ * or not. -errno with a message in err when it cannot begin: -ENOTCONN not
+ * paused, -EBUSY another snapshot or an add under way, -EINVAL a URL or a
+ * VM a snapshot cannot hold.
+ */
+int bh_vm_snapshot(struct bh_vm *vm, const char *url, char *err, size_t errlen);
+/*
+ * Defines the VM from the snapshot url names, every file checked, the
+ * devices placed as the state says; its next boot (bh_vm_boot, or
+ * bh_vm_run's) restores the saved state instead of loading the kernel,
+ * and the VM is Paused once it is in. late: the controller's sandbox is
+ * closed, and what only start-up can open is refused. -errno with a
+ * message naming the file and the problem; nothing is left of the VM
+ * then.
+ */
+int bh_vm_restore(struct bh_vm *vm, const char *url, bool late, char *err,
+		  size_t errlen);
+
 /* Asks the runner to park the vCPUs; bh_vmapi_event(BH_VMAPI_PAUSED or
  * BH_VMAPI_PAUSE_FAILED) follows. 0 or -errno. */
 int bh_vm_pause(struct bh_vm *vm);

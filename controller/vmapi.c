@@ -48,6 +48,7 @@ struct bh_vmapi {
 	/* remove-device, the device's id, and its deadline. */
 	struct bh_api_call *remove_call;
 	char remove_id[BH_CONFIG_ID_MAX + 1];
+	struct bh_api_call *snapshot_call;
 	struct event *remove_timer;
 	struct event_base *base;
 };
@@ -111,6 +112,51 @@ static void op_power_button(void *ctx, struct bh_api_call *call,
 		reply_errno(call, r);
 	else
 		bh_api_reply_ok(call);
+}
+
+static void op_snapshot(void *ctx, struct bh_api_call *call, const Request *req)
+{
+	struct bh_vmapi *a = ctx;
+	char err[512];
+	int r;
+
+	r = bh_vm_snapshot(a->vm, req->snapshot->destination_url, err,
+			   sizeof(err));
+	if (r < 0) {
+		bh_api_reply_error(call,
+				   r == -ENOTCONN || r == -EBUSY ? E_STATE
+				   : r == -EINVAL		 ? E_ARG
+								 : E_HOST,
+				   "%s", err);
+		return;
+	}
+	a->snapshot_call = call;
+}
+
+/* Into a VMM without a VM: defined from the snapshot and booted from its
+ * state; Paused once it is in. */
+static void op_restore(void *ctx, struct bh_api_call *call, const Request *req)
+{
+	struct bh_vmapi *a = ctx;
+	char err[512];
+	int r;
+
+	r = bh_vm_restore(a->vm, req->restore->source_url, true, err,
+			  sizeof(err));
+	if (r < 0) {
+		bh_api_reply_error(call, r == -EEXIST ? E_STATE : E_ARG, "%s",
+				   err);
+		return;
+	}
+	r = bh_vm_boot(a->vm);
+	if (r < 0) {
+		bh_vm_delete(a->vm);
+		bh_api_reply_error(call, E_HOST,
+				   "the snapshot's VM did not start (see "
+				   "bulkhead's log)");
+		return;
+	}
+	bh_api_reply_ok(call);
 }
 
 static void op_create(void *ctx, struct bh_api_call *call, const Request *req)
@@ -619,6 +665,8 @@ static const struct bh_api_ops vm_ops = {
 	.resume = op_resume,
 	.info = op_info,
 	.counters = op_counters,
+	.snapshot = op_snapshot,
+	.restore = op_restore,
 	.add_disk = op_add_disk,
 	.add_net = op_add_net,
 	.add_pmem = op_add_pmem,
@@ -664,6 +712,12 @@ void bh_vmapi_event(struct bh_vmapi *a, enum bh_vmapi_event ev, const char *why)
 	case BH_VMAPI_DEVICE_REMOVED:
 		if (why && strcmp(why, a->remove_id) == 0)
 			remove_done(a);
+		break;
+	case BH_VMAPI_SNAPSHOT_DONE:
+		answer(&a->snapshot_call, 0, NULL);
+		break;
+	case BH_VMAPI_SNAPSHOT_FAILED:
+		answer(&a->snapshot_call, E_HOST, why);
 		break;
 	}
 	/* With the boot's end, a device whose removal was asked for is
@@ -732,6 +786,7 @@ void bh_vmapi_free(struct bh_vmapi *a)
 	answer(&a->reboot_call, E_STATE, "bulkhead is exiting");
 	answer(&a->add_call, E_STATE, "bulkhead is exiting");
 	answer(&a->remove_call, E_STATE, "bulkhead is exiting");
+	answer(&a->snapshot_call, E_STATE, "bulkhead is exiting");
 	if (a->remove_timer)
 		event_free(a->remove_timer);
 	if (a->srv)

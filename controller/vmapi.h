@@ -19,6 +19,8 @@ enum bh_vmapi_event {
 	BH_VMAPI_DEVICE_ADDED,
 	BH_VMAPI_DEVICE_ADD_FAILED,
 	BH_VMAPI_DEVICE_REMOVED, /* the guest ejected the device why names */
+	BH_VMAPI_SNAPSHOT_DONE,
+	BH_VMAPI_SNAPSHOT_FAILED, /* why says why */
 };
 
 /*
