@@ -18,6 +18,7 @@
 #include <bulkhead/spawn.h>
 #include <bulkhead/util.h>
 
+#include "binder.h"
 #include "conffile.h"
 #include "config.h"
 #include "ctlseccomp.h"
@@ -32,6 +33,7 @@
 struct lockdown {
 	const struct bh_config *cfg;
 	struct bh_user user;
+	struct bh_binder *binder;
 };
 
 /* Descriptors the controller may open after start-up, beyond those it holds
@@ -147,6 +149,10 @@ static int print_policy(const char *which)
 		found = true;
 		bh_launcher_seccomp_print(stdout);
 	}
+	if (all || strcmp(which, "binder") == 0) {
+		found = true;
+		bh_binder_seccomp_print(stdout);
+	}
 	for (size_t i = 0; i < sizeof(children) / sizeof(children[0]); i++) {
 		char path[4096];
 		char *argv[] = { (char *)children[i][1], "--print-policy",
@@ -177,8 +183,8 @@ static int print_policy(const char *which)
 	if (!found) {
 		fprintf(stderr,
 			"bulkhead: --print-policy: '%s' is not one of "
-			"controller, launcher, vcpu, blk, console, rng, net, "
-			"vsock, pmem, all\n",
+			"controller, launcher, binder, vcpu, blk, console, "
+			"rng, net, vsock, pmem, all\n",
 			which);
 		return BH_EXIT_USAGE;
 	}
@@ -321,6 +327,15 @@ int main(int argc, char **argv)
 		bh_config_free(&cfg);
 		return r;
 	}
+	/* The binder next, still before anything is opened: it alone will
+	 * bind and listen once the controller's filter is loaded, and holds
+	 * nothing of ours but its socket. */
+	r = bh_binder_start(cfg.name, cfg.user ? &ld.user : NULL, &ld.binder);
+	if (r < 0) {
+		bh_launcher_stop(launcher);
+		bh_config_free(&cfg);
+		return BH_EXIT_FAILURE;
+	}
 	/* The kernel log names what a seccomp filter killed a child for. It
 	 * is often root's alone, or hidden (ProtectKernelLogs=): then the
 	 * reports say where to look instead. */
@@ -333,6 +348,7 @@ int main(int argc, char **argv)
 	r = bh_vm_create(&cfg, &vm, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "bulkhead: %s\n", err);
+		bh_binder_stop(ld.binder);
 		bh_launcher_stop(launcher);
 		bh_kmsg_close(&kmsg);
 		bh_config_free(&cfg);
@@ -343,6 +359,7 @@ int main(int argc, char **argv)
 	bh_vm_set_lockdown(vm, lockdown, &ld);
 	r = bh_vm_run(vm);
 	bh_vm_destroy(vm);
+	bh_binder_stop(ld.binder);
 	bh_launcher_stop(launcher);
 	bh_kmsg_close(&kmsg);
 	bh_config_free(&cfg);
