@@ -27,12 +27,15 @@
 #include "launcher.h"
 #include "user.h"
 #include "vm.h"
+#include "vsock.h"
 
 /* What the controller gives up once start-up is done (bh_vm_run calls
  * lockdown before the first child starts). */
 struct lockdown {
 	const struct bh_config *cfg;
 	struct bh_user user;
+	/* makes the listening sockets once the filter has no bind or
+	 * listen */
 	struct bh_binder *binder;
 };
 
@@ -90,6 +93,9 @@ static int lockdown(void *arg)
 	if (bh_ctl_seccomp_install() < 0)
 		return BH_EXIT_FAILURE;
 	bh_debug("seccomp allow-list loaded (--print-policy controller)");
+	/* A vsock device's listener made from now on (through the API) is
+	 * the binder's. */
+	bh_vsock_set_binder(ld->binder);
 	if (ld->cfg->self_test == BH_SELF_TEST_CONTROLLER) {
 		/* Only for tests: the filter must kill us right here. */
 		long r2 = ptrace(PTRACE_TRACEME, 0, NULL, NULL);
@@ -359,6 +365,7 @@ int main(int argc, char **argv)
 	bh_vm_set_lockdown(vm, lockdown, &ld);
 	r = bh_vm_run(vm);
 	bh_vm_destroy(vm);
+	bh_vsock_set_binder(NULL);
 	bh_binder_stop(ld.binder);
 	bh_launcher_stop(launcher);
 	bh_kmsg_close(&kmsg);
