@@ -1,4 +1,4 @@
-/* The seccomp allow-lists of the controller and of its launcher. */
+/* The seccomp allow-lists of the controller, its launcher and its binder. */
 #ifndef BH_CONTROLLER_CTLSECCOMP_H
 #define BH_CONTROLLER_CTLSECCOMP_H
 
@@ -18,5 +18,12 @@ int bh_launcher_seccomp_install(void);
 
 /* --print-policy launcher. */
 unsigned int bh_launcher_seccomp_print(FILE *out);
+
+/* The binder's: its socket, and making unix listeners (socket, bind,
+ * listen). As bh_ctl_seccomp_install. */
+int bh_binder_seccomp_install(void);
+
+/* --print-policy binder. */
+unsigned int bh_binder_seccomp_print(FILE *out);
 
 #endif

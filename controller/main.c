@@ -18,6 +18,7 @@
 #include <bulkhead/spawn.h>
 #include <bulkhead/util.h>
 
+#include "binder.h"
 #include "conffile.h"
 #include "config.h"
 #include "ctlseccomp.h"
@@ -26,12 +27,16 @@
 #include "launcher.h"
 #include "user.h"
 #include "vm.h"
+#include "vsock.h"
 
 /* What the controller gives up once start-up is done (bh_vm_run calls
  * lockdown before the first child starts). */
 struct lockdown {
 	const struct bh_config *cfg;
 	struct bh_user user;
+	/* makes the listening sockets once the filter has no bind or
+	 * listen */
+	struct bh_binder *binder;
 };
 
 /* Descriptors the controller may open after start-up, beyond those it holds
@@ -88,6 +93,9 @@ static int lockdown(void *arg)
 	if (bh_ctl_seccomp_install() < 0)
 		return BH_EXIT_FAILURE;
 	bh_debug("seccomp allow-list loaded (--print-policy controller)");
+	/* A vsock device's listener made from now on (through the API) is
+	 * the binder's. */
+	bh_vsock_set_binder(ld->binder);
 	if (ld->cfg->self_test == BH_SELF_TEST_CONTROLLER) {
 		/* Only for tests: the filter must kill us right here. */
 		long r2 = ptrace(PTRACE_TRACEME, 0, NULL, NULL);
@@ -147,6 +155,10 @@ static int print_policy(const char *which)
 		found = true;
 		bh_launcher_seccomp_print(stdout);
 	}
+	if (all || strcmp(which, "binder") == 0) {
+		found = true;
+		bh_binder_seccomp_print(stdout);
+	}
 	for (size_t i = 0; i < sizeof(children) / sizeof(children[0]); i++) {
 		char path[4096];
 		char *argv[] = { (char *)children[i][1], "--print-policy",
@@ -177,8 +189,8 @@ static int print_policy(const char *which)
 	if (!found) {
 		fprintf(stderr,
 			"bulkhead: --print-policy: '%s' is not one of "
-			"controller, launcher, vcpu, blk, console, rng, net, "
-			"vsock, pmem, all\n",
+			"controller, launcher, binder, vcpu, blk, console, "
+			"rng, net, vsock, pmem, all\n",
 			which);
 		return BH_EXIT_USAGE;
 	}
@@ -321,6 +333,15 @@ int main(int argc, char **argv)
 		bh_config_free(&cfg);
 		return r;
 	}
+	/* The binder next, still before anything is opened: it alone will
+	 * bind and listen once the controller's filter is loaded, and holds
+	 * nothing of ours but its socket. */
+	r = bh_binder_start(cfg.name, cfg.user ? &ld.user : NULL, &ld.binder);
+	if (r < 0) {
+		bh_launcher_stop(launcher);
+		bh_config_free(&cfg);
+		return BH_EXIT_FAILURE;
+	}
 	/* The kernel log names what a seccomp filter killed a child for. It
 	 * is often root's alone, or hidden (ProtectKernelLogs=): then the
 	 * reports say where to look instead. */
@@ -333,6 +354,7 @@ int main(int argc, char **argv)
 	r = bh_vm_create(&cfg, &vm, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "bulkhead: %s\n", err);
+		bh_binder_stop(ld.binder);
 		bh_launcher_stop(launcher);
 		bh_kmsg_close(&kmsg);
 		bh_config_free(&cfg);
@@ -356,6 +378,8 @@ int main(int argc, char **argv)
 	bh_vm_set_lockdown(vm, lockdown, &ld);
 	r = bh_vm_run(vm);
 	bh_vm_destroy(vm);
+	bh_vsock_set_binder(NULL);
+	bh_binder_stop(ld.binder);
 	bh_launcher_stop(launcher);
 	bh_kmsg_close(&kmsg);
 	bh_config_free(&cfg);

@@ -1,10 +1,11 @@
-/* The seccomp allow-lists of the controller and of its launcher, each
- * loaded once its start-up is done. The children are the launcher's: they
- * inherit its filter across execve and add their own, narrower one; until
- * they do, the launcher's list is all that holds them, so it also admits
- * what they need on their way there (the dynamic loader, namespaces, KVM
- * set-up, io_uring). The controller starts nothing itself, and its list
- * holds none of that. */
+/* The seccomp allow-lists of the controller, of its launcher and of its
+ * binder, each loaded once its start-up is done. The children are the
+ * launcher's: they inherit its filter across execve and add their own,
+ * narrower one; until they do, the launcher's list is all that holds them,
+ * so it also admits what they need on their way there (the dynamic loader,
+ * namespaces, KVM set-up, io_uring). The controller starts nothing itself,
+ * and its list holds none of that; nor does it bind or listen, which the
+ * binder alone does. */
 #include <errno.h>
 #include <linux/fs.h>
 #include <linux/kvm.h>
@@ -211,10 +212,38 @@ static const char *const launcher_syscalls[] = {
 };
 
 /*
+ * The binder's: its socket to the controller, and the listening sockets it
+ * makes and hands over (socket only as below, bind, listen, close); what
+ * logging and protobuf-c's allocations take; nothing that opens, removes,
+ * connects, starts a process or signals.
+ */
+static const char *const binder_syscalls[] = {
+	/* its socket: frames and the fd they carry; bh_frame_send reads the
+	 * clock (the vDSO's, a system call where the clock source has none) */
+	"recvmsg",
+	"sendmsg",
+	"clock_gettime",
+	/* the listeners */
+	"bind",
+	"listen",
+	"close",
+	/* logging, to stderr */
+	"write",
+	/* memory: the main arena grows and shrinks with brk, a large block
+	 * is a mapping of its own */
+	"brk",
+	"munmap",
+	"rt_sigreturn",
+	"exit",
+	"exit_group",
+	NULL,
+};
+
+/*
  * Sanitizer builds only: what the ASan/UBSan runtime calls in the controller,
- * the launcher and the children before their own filter (the children's runtime
- * also takes down its alternate signal stack later, which their own lists add
- * in these builds). --print-policy marks them.
+ * the launcher, the binder and the children before their own filter (the
+ * children's runtime also takes down its alternate signal stack later, which
+ * their own lists add in these builds). --print-policy marks them.
  */
 static const char *const sanitizer_syscalls[] = {
 #ifdef BULKHEAD_SANITIZER_BUILD
@@ -366,7 +395,7 @@ static const struct named tgkill_signals[] = {
 
 _Static_assert(BH_RUNNER_KICK_SIGNAL == SIGUSR1, "the printed name");
 
-static int signal_rules(scmp_filter_ctx ctx, bool kill_children)
+static int signal_rules(scmp_filter_ctx ctx, bool kill_children, bool tgkill)
 {
 	int r = 0;
 
@@ -395,7 +424,8 @@ static int signal_rules(scmp_filter_ctx ctx, bool kill_children)
 		r = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill),
 					   2, cmp);
 	}
-	for (size_t i = 0; r == 0 && i < BH_ARRAY_SIZE(tgkill_signals); i++) {
+	for (size_t i = 0;
+	     tgkill && r == 0 && i < BH_ARRAY_SIZE(tgkill_signals); i++) {
 		struct scmp_arg_cmp sig = {
 			.arg = 2,
 			.op = SCMP_CMP_MASKED_EQ,
@@ -417,6 +447,33 @@ static const struct arg_rule launcher_rules[] = {
 	  "with flags " },
 };
 
+/*
+ * A rule on several arguments at once: allowed only when each listed
+ * argument (its low 32 bits: these are ints) has its value.
+ */
+struct exact_rule {
+	const char *syscall;
+	unsigned int nargs;
+	struct {
+		unsigned int arg;
+		uint64_t value;
+	} args[3];
+	const char *what; /* printed after "SYSCALL, only " */
+};
+
+/* The binder's one kind of socket (binder.c makes no other). */
+static const struct exact_rule binder_socket = {
+	"socket",
+	3,
+	{
+	    { 0, AF_UNIX },
+	    { 1, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK },
+	    { 2, 0 },
+	},
+	"AF_UNIX, of type SOCK_STREAM|SOCK_CLOEXEC|SOCK_NONBLOCK "
+	"and protocol 0",
+};
+
 struct policy {
 	const char *title; /* --print-policy's first line */
 	const char *const *names;
@@ -425,8 +482,12 @@ struct policy {
 	bool exec_mmap;
 	const struct arg_rule *rules;
 	size_t nrules;
+	const struct exact_rule *exact; /* NULL: none */
 	/* kill(pid, SIGKILL) of one child: the controller's */
 	bool kill_children;
+	/* tgkill with the runner's kick or SIGABRT: the controller's and the
+	 * launcher's, on which the children's filters stack */
+	bool tgkill;
 };
 
 static const struct policy controller_policy = {
@@ -435,6 +496,8 @@ static const struct policy controller_policy = {
 	false,
 	ctl_rules,
 	BH_ARRAY_SIZE(ctl_rules),
+	NULL,
+	true,
 	true,
 };
 
@@ -444,6 +507,21 @@ static const struct policy launcher_policy = {
 	true,
 	launcher_rules,
 	BH_ARRAY_SIZE(launcher_rules),
+	NULL,
+	false,
+	true,
+};
+
+/* Nothing stacks on the binder's filter and it starts nothing: no signal
+ * at all (an abort() there ends it through the filter instead). */
+static const struct policy binder_policy = {
+	"bulkhead (binder): seccomp allow-list",
+	binder_syscalls,
+	false,
+	NULL,
+	0,
+	&binder_socket,
+	false,
 	false,
 };
 
@@ -472,17 +550,40 @@ static unsigned int policy_print(const struct policy *p, FILE *out)
 		fprintf(out, "\n");
 		count++;
 	}
+	if (p->exact) {
+		fprintf(out, "%s, only %s\n", p->exact->syscall,
+			p->exact->what);
+		count++;
+	}
 	if (p->kill_children) {
 		fprintf(out, "kill, only SIGKILL, and only to one process by "
 			     "its pid (never 0 or negative: no process group, "
 			     "not every process)\n");
 		count++;
 	}
-	fprintf(out, "tgkill, only %s or %s\n", tgkill_signals[0].name,
-		tgkill_signals[1].name);
-	count++;
+	if (p->tgkill) {
+		fprintf(out, "tgkill, only %s or %s\n", tgkill_signals[0].name,
+			tgkill_signals[1].name);
+		count++;
+	}
 	fprintf(out, "%u system calls; any other kills the process\n", count);
 	return count;
+}
+
+static int exact_rule_add(scmp_filter_ctx ctx, const struct exact_rule *e)
+{
+	struct scmp_arg_cmp cmp[3];
+
+	for (unsigned int i = 0; i < e->nargs; i++)
+		cmp[i] = (struct scmp_arg_cmp){
+			.arg = e->args[i].arg,
+			.op = SCMP_CMP_MASKED_EQ,
+			.datum_a = 0xffffffffULL,
+			.datum_b = e->args[i].value,
+		};
+	return seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW,
+				      seccomp_syscall_resolve_name(e->syscall),
+				      e->nargs, cmp);
 }
 
 static int policy_install(const struct policy *p)
@@ -512,8 +613,10 @@ static int policy_install(const struct policy *p)
 			r = bh_seccomp_allow_masked(ctx, nr, a->arg, a->mask,
 						    a->values[j].value);
 	}
+	if (r == 0 && p->exact)
+		r = exact_rule_add(ctx, p->exact);
 	if (r == 0)
-		r = signal_rules(ctx, p->kill_children);
+		r = signal_rules(ctx, p->kill_children, p->tgkill);
 	if (r == 0)
 		r = seccomp_load(ctx);
 	if (r == 0)
@@ -542,4 +645,14 @@ unsigned int bh_launcher_seccomp_print(FILE *out)
 int bh_launcher_seccomp_install(void)
 {
 	return policy_install(&launcher_policy);
+}
+
+unsigned int bh_binder_seccomp_print(FILE *out)
+{
+	return policy_print(&binder_policy, out);
+}
+
+int bh_binder_seccomp_install(void)
+{
+	return policy_install(&binder_policy);
 }

@@ -1,5 +1,7 @@
 /* vsock: the virtio-vsock device's host sockets, accepted and connected by
- * the controller and handed to the worker as fds. */
+ * the controller and handed to the worker as fds. The listener is the
+ * binder's once the controller's filter, which has no bind or listen, is
+ * loaded. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 #include <bulkhead/log.h>
 #include <bulkhead/util.h>
 
+#include "binder.h"
 #include "vsock.h"
 
 /* Pending host connections the kernel keeps for us. */
@@ -22,6 +25,14 @@
 /* Out of descriptors: wait this long before accepting again, instead of
  * spinning on a listener that stays readable. */
 #define VSOCK_PAUSE_MS 1000
+
+/*
+ * Who makes the listeners (bh_vsock_set_binder); NULL: the controller binds
+ * and listens itself. A global beside the logger's, since the device code
+ * that opens a broker has no binder to pass: one per controller, set once
+ * its filter is loaded and cleared at its end.
+ */
+static struct bh_binder *vsock_binder;
 
 struct bh_vsock_broker {
 	char *path;
@@ -68,6 +79,60 @@ static int in_use(const struct sockaddr_un *sa)
 	return r;
 }
 
+void bh_vsock_set_binder(struct bh_binder *binder)
+{
+	vsock_binder = binder;
+}
+
+/* Before the filter: socket, bind and listen here. The socket file is
+ * removed again if listen fails. */
+static int listen_here(const struct sockaddr_un *sa, int *lfd, char *err,
+		       size_t errlen)
+{
+	int fd, r;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "vsock socket: %s", strerror(-r));
+		return r;
+	}
+	if (bind(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "vsock socket %s: bind: %s", sa->sun_path,
+			 strerror(-r));
+		close(fd);
+		return r;
+	}
+	if (listen(fd, VSOCK_BACKLOG) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "vsock socket %s: listen: %s",
+			 sa->sun_path, strerror(-r));
+		unlink(sa->sun_path);
+		close(fd);
+		return r;
+	}
+	*lfd = fd;
+	return 0;
+}
+
+/* After it: the binder's socket, bind and listen, answered with the
+ * listener. */
+static int listen_binder(const char *path, int *lfd, char *err, size_t errlen)
+{
+	int r = bh_binder_listen(vsock_binder, path, VSOCK_BACKLOG, lfd);
+
+	if (r == -ECHILD)
+		snprintf(err, errlen,
+			 "vsock socket %s: the binder, which makes listening "
+			 "sockets once bulkhead is sandboxed, is gone",
+			 path);
+	else if (r < 0)
+		snprintf(err, errlen, "vsock socket %s: cannot listen: %s",
+			 path, strerror(-r));
+	return r;
+}
+
 int bh_vsock_broker_open(const char *path, struct bh_vsock_broker **out,
 			 char *err, size_t errlen)
 {
@@ -84,6 +149,16 @@ int bh_vsock_broker_open(const char *path, struct bh_vsock_broker **out,
 			 "(with _<port> after it)",
 			 path ? path : "");
 		return -ENAMETOOLONG;
+	}
+	/* The binder takes absolute paths only: a relative one would be
+	 * resolved in a working directory no caller sees. */
+	if (vsock_binder && path[0] != '/') {
+		snprintf(err, errlen,
+			 "vsock socket %s: not an absolute path (once bulkhead "
+			 "is sandboxed its binder makes the socket, and takes "
+			 "absolute paths only)",
+			 path);
+		return -EINVAL;
 	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
@@ -128,18 +203,12 @@ int bh_vsock_broker_open(const char *path, struct bh_vsock_broker **out,
 		r = -ENOMEM;
 		goto err_free;
 	}
-	b->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (b->lfd < 0) {
-		r = -errno;
-		snprintf(err, errlen, "vsock socket: %s", strerror(-r));
+	if (vsock_binder)
+		r = listen_binder(path, &b->lfd, err, errlen);
+	else
+		r = listen_here(&sa, &b->lfd, err, errlen);
+	if (r < 0)
 		goto err_free;
-	}
-	if (bind(b->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		r = -errno;
-		snprintf(err, errlen, "vsock socket %s: bind: %s", path,
-			 strerror(-r));
-		goto err_close;
-	}
 	if (stat(path, &st) < 0) {
 		r = -errno;
 		snprintf(err, errlen, "vsock socket %s: %s", path,
@@ -148,18 +217,11 @@ int bh_vsock_broker_open(const char *path, struct bh_vsock_broker **out,
 	}
 	b->dev = st.st_dev;
 	b->ino = st.st_ino;
-	if (listen(b->lfd, VSOCK_BACKLOG) < 0) {
-		r = -errno;
-		snprintf(err, errlen, "vsock socket %s: listen: %s", path,
-			 strerror(-r));
-		goto err_unlink;
-	}
 	*out = b;
 	return 0;
 
 err_unlink:
 	unlink(path);
-err_close:
 	bh_closep(&b->lfd);
 err_free:
 	free(b->path);

@@ -14,11 +14,21 @@ struct bh_vsock_broker;
  * must not starve everything else the controller serves. */
 #define BH_VSOCK_ACCEPT_BURST 16
 
+struct bh_binder;
+
+/*
+ * From now on, bh_vsock_broker_open gets its listeners from binder
+ * (borrowed; NULL: makes them itself again). Called once the controller's
+ * filter, which has no bind or listen, is loaded.
+ */
+void bh_vsock_set_binder(struct bh_binder *binder);
+
 /*
  * Creates, binds and listens on path (a stale socket file at path, one
  * nobody listens on, is replaced; any other existing file is refused with a
- * message naming it). Before privileges drop. 0, or -errno with the reason
- * in err.
+ * message naming it): itself, or through the binder once one is set, so
+ * before and after the controller's filter alike. 0, or -errno with the
+ * reason in err (-ECHILD: the binder is gone).
  */
 int bh_vsock_broker_open(const char *path, struct bh_vsock_broker **out,
 			 char *err, size_t errlen);

@@ -2,7 +2,9 @@
 """The controller's own sandbox, from outside: --user (root drops to nobody,
 every capability set empty, no_new_privs, its seccomp filter; the API still
 answers; refusals), root without --user (no capability left, a warning),
-its launcher (sandboxed; its loss ends the controller), and --self-test-seccomp: the controller (ptrace, and
+its launcher (sandboxed; its loss ends the controller), its binder
+(sandboxed as the same user; its loss does not end the controller), and
+--self-test-seccomp: the controller (ptrace, and
 io_uring_setup), the vCPU runner and a device worker each make a call their
 filter refuses and are killed,
 and the controller names the call of a child it started, from the kernel's
@@ -146,6 +148,8 @@ class Sandbox(unittest.TestCase):
             self.assertEqual(int(st[cap][0], 16), 0, cap)
         self.assertEqual(st["NoNewPrivs"], ["1"])
         self.assertEqual(st["Seccomp"], ["2"])
+        # The binder becomes nobody as well, with no capability.
+        self.assert_sandboxed(self.binder_of(p), self.nobody.pw_uid)
         r = self.ctl(sock, "ping")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("running as uid", self.stderr(p))
@@ -183,18 +187,36 @@ class Sandbox(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(p.wait(WAIT_S), 0, self.stderr(p))
 
-    def launcher_of(self, p):
-        """The launcher: the controller's one child while no VM runs."""
-        kids = []
+    def child_of(self, p, comm):
+        """The controller's one child named comm (/proc/PID/comm): while no
+        VM runs its children are the launcher ("bulkhead", a fork of it)
+        and the binder ("bulkhead-binder")."""
+        kids = {}
         for d in os.listdir("/proc"):
             if d.isdigit():
                 try:
                     if status_fields(d).get("PPid") == [str(p.pid)]:
-                        kids.append(int(d))
+                        with open(f"/proc/{d}/comm") as f:
+                            kids[int(d)] = f.read().strip()
                 except OSError:
                     pass
-        self.assertEqual(len(kids), 1, kids)
-        return kids[0]
+        self.assertEqual(sorted(kids.values()),
+                         ["bulkhead", "bulkhead-binder"], kids)
+        return next(pid for pid, c in kids.items() if c == comm)
+
+    def launcher_of(self, p):
+        return self.child_of(p, "bulkhead")
+
+    def binder_of(self, p):
+        return self.child_of(p, "bulkhead-binder")
+
+    def assert_sandboxed(self, pid, uid):
+        st = status_fields(pid)
+        self.assertEqual(st["Uid"], [str(uid)] * 4)
+        for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+            self.assertEqual(int(st[cap][0], 16), 0, cap)
+        self.assertEqual(st["NoNewPrivs"], ["1"])
+        self.assertEqual(st["Seccomp"], ["2"])
 
     def test_root_without_user(self):
         """Root without --user: once started, the controller holds no
@@ -213,6 +235,9 @@ class Sandbox(unittest.TestCase):
         lst = status_fields(self.launcher_of(p))
         self.assertEqual(lst["NoNewPrivs"], ["1"])
         self.assertEqual(lst["Seccomp"], ["2"])
+        # The binder keeps root's uid, as the controller does, and no
+        # capability.
+        self.assert_sandboxed(self.binder_of(p), 0)
         r = self.ctl(sock, "ping")
         self.assertEqual(r.returncode, 0, r.stderr)
         r = self.ctl(sock, "shutdown-vmm")
@@ -232,6 +257,34 @@ class Sandbox(unittest.TestCase):
         self.assertEqual(p.wait(WAIT_S), 1, self.stderr(p))
         self.assertIn("launcher killed by signal 9 (Killed): no process "
                       "can start any more", self.stderr(p))
+
+    def test_binder_lost(self):
+        """A binder that dies costs only the listeners it would make: the
+        controller serves on and ends normally; and a binder never outlives
+        the controller."""
+        sock = os.path.join(self.tmp.name, "binder.sock")
+        sock2 = os.path.join(self.tmp.name, "binder2.sock")
+        p = self.start("--api-socket", f"path={sock}", "--user", "nobody")
+        self.wait_socket(p, sock)
+        binder = self.binder_of(p)
+        os.kill(binder, signal.SIGKILL)
+        r = self.ctl(sock, "ping")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.ctl(sock, "shutdown-vmm")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(p.wait(WAIT_S), 0, self.stderr(p))
+
+        p = self.start("--api-socket", f"path={sock2}", "--user", "nobody")
+        self.wait_socket(p, sock2)
+        binder = self.binder_of(p)
+        p.kill()
+        p.wait(WAIT_S)
+        deadline = time.monotonic() + WAIT_S
+        while os.path.exists(f"/proc/{binder}") and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertFalse(os.path.exists(f"/proc/{binder}"),
+                         "the binder outlived the controller")
 
     def test_user_refused(self):
         rc, err = self.run_to_end("--api-socket", "path=/nonexistent/s",

@@ -3,7 +3,8 @@
 opening files, executing, forking or sockets; mmap and mprotect never with
 PROT_EXEC; the runner's ioctl only with its KVM requests; the controller
 starts no process and has no io_uring; the launcher, which starts them,
-allows every call of every child's list; and the counts are the ones
+allows every call of every child's list; the binder has exactly its few
+calls, and it alone may bind and listen; and the counts are the ones
 docs/SECURITY.md gives.
 
 In a sanitizer build (SANITIZE not empty) each list also has the rules the
@@ -21,7 +22,8 @@ import sys
 
 FORBIDDEN = {"open", "openat", "openat2", "creat", "execve", "execveat",
              "fork", "vfork", "clone", "clone3", "socket", "ptrace",
-             "connect", "bind", "mount", "unshare", "setns", "kill", "tkill",
+             "connect", "bind", "listen", "mount", "unshare", "setns",
+             "kill", "tkill",
              "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_send_signal"}
 # The only signals a child may send: the runner's, to its own threads.
 RUNNER_TGKILL = "tgkill, only to its own process "
@@ -189,6 +191,22 @@ LAUNCHER_LIMITED = {"ioctl": "ioctl, only ", "prctl": "prctl, only PR_",
                     "mprotect": "mprotect (never with PROT_EXEC)"}
 LAUNCHER_IOCTLS = {"BLKSSZGET", "TUNSETOFFLOAD"}
 
+# The binder's list (bulkhead --print-policy binder): exactly these, with
+# socket limited to the one kind of listener it makes. The only list with
+# bind and listen (the others forbid both, above).
+BINDER_CALLS = {"bind", "brk", "clock_gettime", "close", "exit",
+                "exit_group", "listen", "mmap", "mprotect", "munmap",
+                "recvmsg", "rt_sigreturn", "sendmsg", "socket", "write"}
+BINDER_FORBIDDEN = (CTL_FORBIDDEN - {"bind", "listen"}) | {
+    "openat", "openat2", "creat", "unlink", "unlinkat", "rename",
+    "renameat2", "connect", "accept", "accept4", "socketpair", "read",
+    "kill", "tgkill", "wait4", "waitid", "memfd_create", "ioctl"}
+BINDER_LIMITED = {"socket": "socket, only AF_UNIX, of type "
+                            "SOCK_STREAM|SOCK_CLOEXEC|SOCK_NONBLOCK and "
+                            "protocol 0",
+                  "mmap": "mmap (never with PROT_EXEC)",
+                  "mprotect": "mprotect (never with PROT_EXEC)"}
+
 
 def print_policy(bulkhead, key):
     p = subprocess.run([bulkhead, "--print-policy", key],
@@ -224,8 +242,10 @@ def check_list(bulkhead, doc, key, title, row_name, forbidden, limited,
         mine = [r for r in rules if r.split()[0].rstrip(",") == call]
         if len(mine) != 1 or not mine[0].startswith(start):
             fail(f"{key}: {call} is not limited as expected: {mine}")
-    ioctl = next(r for r in rules if r.startswith("ioctl"))
-    odd = [r for r in ioctl[len("ioctl, only "):].split(", ")
+    ioctl = [r for r in rules if r.startswith("ioctl")]
+    if ioctls and len(ioctl) != 1:
+        fail(f"{key}: ioctl rules {ioctl}")
+    odd = [r for line in ioctl for r in line[len("ioctl, only "):].split(", ")
            if r not in ioctls and not (children and r.startswith("KVM_"))]
     if odd:
         fail(f"{key}: ioctl requests {odd}")
@@ -254,6 +274,21 @@ def check_controller(bulkhead, doc):
     check_list(bulkhead, doc, "launcher", "bulkhead (launcher)", "launcher",
                LAUNCHER_FORBIDDEN, LAUNCHER_LIMITED, LAUNCHER_IOCTLS,
                children)
+    names = check_list(bulkhead, doc, "binder", "bulkhead (binder)",
+                       "binder", BINDER_FORBIDDEN, BINDER_LIMITED, set(),
+                       set())
+    # In sanitizer builds the runtime's calls come on top (marked, and
+    # checked by check_list).
+    if len(sys.argv) > 3 and sys.argv[3] != "":
+        names -= {"open", "sigaltstack", "sched_getaffinity"}
+    if names != BINDER_CALLS:
+        fail(f"binder: allows {sorted(names - BINDER_CALLS)} beyond its "
+             f"calls, lacks {sorted(BINDER_CALLS - names)}")
+    # --print-policy all: every list once, the binder's among them.
+    all_lines = print_policy(bulkhead, "all")
+    for title in ("bulkhead", "bulkhead (launcher)", "bulkhead (binder)"):
+        if all_lines.count(f"{title}: seccomp allow-list") != 1:
+            fail(f"--print-policy all: {title}'s list is not there once")
 
 
 if __name__ == "__main__":

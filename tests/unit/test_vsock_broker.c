@@ -1,6 +1,8 @@
 /* Unit tests for the controller's vsock broker (controller/vsock.c): the
  * listening socket and its stale file, accepting in bursts in a libevent
- * loop, stopping, and connecting to <socket>_<port>. */
+ * loop, stopping, and connecting to <socket>_<port>; and opening, accepting,
+ * closing and the refusals again under the controller's own filter, with
+ * the listener made by the binder. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -13,11 +15,14 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include <event2/event.h>
 
+#include "binder.h"
+#include "ctlseccomp.h"
 #include "vsock.h"
 
 #define MAX_FDS 256
@@ -252,6 +257,101 @@ static void test_connect(void **state)
 	bh_vsock_broker_close(b);
 }
 
+/*
+ * In a child that is the controller once its filter is loaded: no bind or
+ * listen any more. Returns 0, or the step that failed (as its exit
+ * status); a bind or listen of its own would end it with SIGSYS.
+ */
+static int sandboxed_controller(struct fx *fx, const char *regular)
+{
+	struct event_base *base;
+	struct bh_vsock_broker *b = NULL;
+	struct bh_binder *binder = NULL;
+	char err[512] = "";
+	struct stat st;
+	int c, r;
+
+	base = event_base_new();
+	if (!base || bh_binder_start("test", NULL, &binder) < 0)
+		return 10;
+	bh_vsock_set_binder(binder);
+	if (bh_ctl_seccomp_install() < 0)
+		return 11;
+	/* A stale socket file is replaced, through the binder. */
+	r = bh_vsock_broker_open(fx->path, &b, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "broker_open: %s\n", err);
+		return 12;
+	}
+	if (lstat(fx->path, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return 13;
+	if (bh_vsock_broker_start(b, base, on_conn, fx) < 0)
+		return 14;
+	c = client(fx->path);
+	if (c < 0 || event_base_loop(base, EVLOOP_ONCE) != 0 || fx->nfds != 1)
+		return 15;
+	close(c);
+	bh_vsock_broker_close(b);
+	if (lstat(fx->path, &st) == 0 || errno != ENOENT)
+		return 16;
+	/* Refusals that name the path and the reason, as before. */
+	b = NULL;
+	r = bh_vsock_broker_open(regular, &b, err, sizeof(err));
+	if (r != -EEXIST || b || !strstr(err, regular))
+		return 17;
+	r = bh_vsock_broker_open("rel.sock", &b, err, sizeof(err));
+	if (r != -EINVAL || b || !strstr(err, "rel.sock") ||
+	    !strstr(err, "not an absolute path"))
+		return 18;
+	/* The binder gone: refused with a reason, at once. */
+	if (kill(bh_binder_pid(binder), SIGKILL) < 0)
+		return 19;
+	r = bh_vsock_broker_open(fx->path, &b, err, sizeof(err));
+	if (r != -ECHILD || b || !strstr(err, fx->path) ||
+	    !strstr(err, "binder") || !strstr(err, "gone")) {
+		fprintf(stderr, "after the binder's kill: %d: %s\n", r, err);
+		return 20;
+	}
+	if (lstat(fx->path, &st) == 0)
+		return 21;
+	bh_vsock_set_binder(NULL);
+	bh_binder_stop(binder);
+	event_base_free(base);
+	return 0;
+}
+
+static void test_after_filter(void **state)
+{
+	struct fx *fx = *state;
+	char regular[320];
+	int l, fd, status;
+	pid_t pid;
+
+	snprintf(regular, sizeof(regular), "%s/regular", fx->dir);
+	fd = open(regular, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	/* A socket file nobody listens on any more. */
+	l = listener(fx->path, 4);
+	close(l);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(sandboxed_controller(fx, regular));
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("the sandboxed controller: status 0x%x (exit %d, "
+			 "signal %d)",
+			 (unsigned int)status,
+			 WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+			 WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	/* The listener is gone with the broker, and only the regular file
+	 * is left. */
+	assert_int_equal(access(fx->path, F_OK), -1);
+	assert_int_equal(access(regular, F_OK), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -261,6 +361,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_existing_files, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_connect, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_after_filter, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
