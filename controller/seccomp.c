@@ -69,6 +69,16 @@ static const char *const controller_syscalls[] = {
 	"readlink",
 	"getdents64",
 	"unlink",
+	/* snapshots: each file written through a .tmp, synced and renamed
+	 * into place, in a directory the controller opened; one found
+	 * already there is not replaced (faccessat), and what a failed
+	 * snapshot wrote goes again (unlinkat) */
+	"fsync",
+	"renameat",
+	"renameat2",
+	"unlinkat",
+	"faccessat",
+	"faccessat2",
 	/* guest RAM and the in-flight records: sealed memfds */
 	"memfd_create",
 	"ftruncate",

@@ -174,6 +174,7 @@ struct bh_vm {
 	struct bh_snapshot_in *restore;
 	bool restore_done;
 	bool restore_failed;
+	bool restore_refused; /* its RAM was damaged: exit BH_EXIT_USAGE */
 };
 
 static void stdin_hold(struct bh_vm *vm, bool hold);
@@ -1497,6 +1498,10 @@ static int vm_boot(struct bh_vm *vm)
 			: vm_load(vm, &st, err, sizeof(err));
 	if (r < 0) {
 		bh_err("%s", err);
+		/* A snapshot found damaged only now is refused like one
+		 * found so before: nothing of the guest ran. */
+		if (vm->restore && (r == -EBADMSG || r == -EINVAL))
+			vm->restore_refused = true;
 		goto fail;
 	}
 	/* Workers first: the runner needs their queue counts and config. */
@@ -1827,7 +1832,9 @@ int bh_vm_run(struct bh_vm *vm)
 		bh_console_restore(&vm->console);
 		/* A host that cannot run the VM is refused like a bad
 		 * option: nothing of the guest ran. */
-		return vm->host_refused ? BH_EXIT_USAGE : BH_EXIT_FAILURE;
+		return vm->host_refused || vm->restore_refused
+			   ? BH_EXIT_USAGE
+			   : BH_EXIT_FAILURE;
 	} else if (vm->paused && !vm->api) {
 		/* Restored: nothing could resume it but us. */
 		if (bh_vm_resume(vm) < 0) {
@@ -1959,11 +1966,6 @@ int bh_vm_restore(struct bh_vm *vm, const char *url, bool late, char *err,
 				    "which only start-up can: restore it with "
 				    "bulkhead --restore",
 				    in->cfg.nets[i].id);
-	if (late && r == 0 && in->cfg.vsock)
-		r = bh_errf(err, errlen,
-			    "the snapshot has a vsock device, whose host "
-			    "socket only start-up can make: restore it with "
-			    "bulkhead --restore");
 	if (r < 0) {
 		bh_snapshot_in_free(in);
 		free(in);

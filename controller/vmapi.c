@@ -187,18 +187,6 @@ static void op_create(void *ctx, struct bh_api_call *call, const Request *req)
 		bh_config_free(&cfg);
 		return;
 	}
-	/* As add-vsock: the broker's socket needs bind and listen, which
-	 * the controller's filter dropped after start-up (the call would
-	 * kill the controller). */
-	if (cfg.vsock) {
-		bh_api_reply_error(call, E_ARG,
-				   "vsock: a vsock device's host socket "
-				   "can only be made at start-up, before the "
-				   "controller's sandbox closes: give it with "
-				   "bulkhead --vsock");
-		bh_config_free(&cfg);
-		return;
-	}
 	/* Files that cannot be used are the request's fault too. */
 	r = bh_vm_define(a->vm, &cfg, err, sizeof(err));
 	if (r < 0)
@@ -445,7 +433,6 @@ static void answer(struct bh_api_call **callp, int code, const char *why)
 #define E_EXISTS   BULKHEAD__API__V1__ERROR_CODE__ALREADY_EXISTS
 #define E_NOTFOUND BULKHEAD__API__V1__ERROR_CODE__NOT_FOUND
 #define E_BUSY	   BULKHEAD__API__V1__ERROR_CODE__BUSY
-#define E_NOTYET   BULKHEAD__API__V1__ERROR_CODE__NOT_SUPPORTED_YET
 
 /* The added device's place, as Cloud Hypervisor's PciDeviceInfo. */
 static void reply_added(struct bh_vmapi *a)
@@ -567,22 +554,9 @@ static void op_add_pmem(void *ctx, struct bh_api_call *call, const Request *req)
 static void op_add_vsock(void *ctx, struct bh_api_call *call,
 			 const Request *req)
 {
-	struct bh_config one;
-	char err[512];
-
-	if (bh_apiconfig_device_from_proto(NULL, NULL, req->add_vsock->vsock,
-					   NULL, &one, err, sizeof(err)) < 0) {
-		bh_api_reply_error(call, E_ARG, "%s", err);
-		return;
-	}
-	bh_config_free(&one);
-	/* The broker's listening socket needs bind and listen, which the
-	 * controller's filter no longer has once start-up is done (see
-	 * docs/SECURITY.md). */
-	bh_api_reply_error(call, E_NOTYET,
-			   "a vsock device's host socket can only be made at "
-			   "start-up, before the controller's sandbox closes: "
-			   "give it with bulkhead --vsock");
+	/* Its listening socket comes from the binder (controller/binder.c),
+	 * as any made after start-up. */
+	add_one(ctx, call, req, NULL, NULL, req->add_vsock->vsock, NULL);
 }
 
 static void on_remove_timeout(evutil_socket_t fd, short what, void *arg)

@@ -179,7 +179,9 @@ int runner_cpu_restore(struct bh_vcpu *v, const Bh__CpuState *s)
 	SET(KVM_SET_REGS, &buf->regs);
 	SET(KVM_SET_SREGS, &buf->sregs);
 	SET(KVM_SET_XSAVE, &buf->xsave);
-	SET(KVM_SET_XCRS, &buf->xcrs);
+	/* A host without XSAVE saves no XCR (and refuses to set one). */
+	if (buf->xcrs.nr_xcrs)
+		SET(KVM_SET_XCRS, &buf->xcrs);
 	SET(KVM_SET_LAPIC, &buf->lapic);
 	step = "KVM_SET_MSRS";
 	r = ioctl(v->fd, KVM_SET_MSRS, m);

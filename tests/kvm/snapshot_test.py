@@ -15,7 +15,7 @@ in a 64-byte record of its own at offset 64 * count, synced.
   PAUSED, resume; the count goes on from where it was (more than before,
   no restart from 1), the shell on the serial console answers, the guest's
   clock did not go back, the disk's records have no gap and no damage,
-  and the guest powers off cleanly (status 0);
+  the guest powers off and shutdown-vmm ends the VMM with status 0;
 - a damaged copy of the snapshot is refused, each with status 2 and the
   file and the problem named, and no bulkhead-vcpu left behind: the state
   truncated, a byte of guest memory changed, another format version; then
@@ -212,7 +212,17 @@ def case_snapshot(args, vm_factory):
     vm2.send("kill %1\n", "stopping the counter")
     time.sleep(1)
     vm2.pump(0.5)
-    bt.poweroff(vm2)
+    # With an API socket the VMM outlives its guest: shutdown-vmm ends it.
+    vm2.send("poweroff -f\n", "poweroff")
+    deadline = time.monotonic() + bt.POWEROFF_S
+    while "guest powered off" not in vm2.err:
+        if vm2.exited() or time.monotonic() > deadline:
+            raise Fail("the restored guest did not power off")
+        vm2.pump(0.5)
+    bt.ctl(args, sock2, "shutdown-vmm")
+    st = vm2.wait_exit(bt.POWEROFF_S, "bulkhead to exit after shutdown-vmm")
+    if st != 0:
+        raise Fail(f"the restored VMM exited with status {st}, not 0")
     del start
     top = check_records(disk, n_snap)
 

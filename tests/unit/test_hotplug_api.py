@@ -9,7 +9,8 @@ below 1 TiB, no overlap) and logs it.
 
 Checked: the answer names the device and its PCI address; info lists it;
 the errors (duplicate id, a path that does not open, a refused device,
-unknown id, a full bus, ip= over the API, vsock and fs not supported, a
+unknown id, a full bus, ip= over the API, fs not supported, a vsock device
+added (its listener from the binder) and removed, a
 second remove while one waits, a VM that does not run; for pmem a file
 whose size does not fit, no room below 1 TiB); the controller's fds are
 back where they were after a removal and the slot is reused; pmem regions
@@ -25,6 +26,8 @@ Usage: test_hotplug_api.py --bulkhead PATH --standin PATH --rng PATH
 import argparse
 import json
 import os
+import socket
+import stat
 import re
 import shutil
 import subprocess
@@ -188,15 +191,26 @@ class Hotplug(unittest.TestCase):
         out = self.ok("add-disk", f"path={a},id=again,readonly=on")
         self.assertEqual(out["pci_address"], first)
 
-        # The vsock listener is bound before the sandbox closes: a vsock
-        # device comes at start-up only. Its fields are checked first.
+        # A vsock device: its listener made by the binder (the
+        # controller's sandbox has no bind), listening at once; one per
+        # VM; gone with its socket file when removed.
         vs = os.path.join(self.tmp.name, "v.sock")
-        self.refused("NOT_SUPPORTED_YET", "bulkhead --vsock", "add-vsock",
-                     f"cid=3,socket={vs}")
         # bulkhead-ctl checks with --vsock's parser before sending.
         rc, _, err = self.ctl("add-vsock", f"cid=2,socket={vs}")
         self.assertEqual(rc, 2, err)
         self.assertIn("--vsock: cid=2 is out of range", err)
+        self.assertFalse(os.path.exists(vs))
+        out = self.ok("add-vsock", f"cid=3,socket={vs}")
+        self.assertEqual((out["id"], out["type"]), ("vsock0", "virtio-vsock"))
+        self.assertTrue(stat.S_ISSOCK(os.lstat(vs).st_mode))
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+            c.settimeout(5)
+            c.connect(vs)
+        self.refused("ALREADY_EXISTS", "one at most", "add-vsock",
+                     f"cid=4,socket={vs}2")
+        self.assertEqual(self.ok("info")["config"]["vsock"]["socket"], vs)
+        self.ok("remove-device", "vsock0")
+        self.assertNotIn("vsock0", self.devices())
         self.assertFalse(os.path.exists(vs))
 
         # Paused: taken now, seen by the guest when it runs again.
