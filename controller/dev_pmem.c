@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -178,6 +179,30 @@ static int pmem_size_from_backend(struct bh_pmem_config *pm, int fd,
 	return 0;
 }
 
+/* The runner maps the file as the guest's memory: a file system that
+ * cannot (a 9p share without its cache, some FUSE mounts) is named here,
+ * not found out by the runner. */
+static int pmem_map_check(const struct bh_pmem_config *pm, int fd, char *err,
+			  size_t errlen)
+{
+	void *p = mmap(NULL, BH_CONFIG_PMEM_ALIGN,
+		       pm->discard_writes ? PROT_READ : PROT_READ | PROT_WRITE,
+		       pm->discard_writes ? MAP_PRIVATE : MAP_SHARED, fd, 0);
+
+	if (p == MAP_FAILED) {
+		int r = -errno;
+
+		snprintf(err, errlen,
+			 "--pmem: '%s' cannot be mapped%s: %s (its file system "
+			 "may not allow it)",
+			 pm->file, pm->discard_writes ? "" : " shared",
+			 strerror(-r));
+		return r;
+	}
+	munmap(p, BH_CONFIG_PMEM_ALIGN);
+	return 0;
+}
+
 static int pmem_open(struct bh_dev *v, const struct bh_config *cfg,
 		     unsigned int i, char *err, size_t errlen)
 {
@@ -220,6 +245,8 @@ static int pmem_open(struct bh_dev *v, const struct bh_config *cfg,
 	} else {
 		r = pmem_size_check(pm, fd, &st, err, errlen);
 	}
+	if (r == 0)
+		r = pmem_map_check(pm, fd, err, errlen);
 	if (r < 0)
 		goto fail;
 	wfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);

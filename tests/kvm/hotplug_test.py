@@ -33,6 +33,7 @@ import hashlib
 import os
 import re
 import sys
+import tempfile
 import time
 
 import boot_test as bt
@@ -201,7 +202,9 @@ def case_hotplug(args, vm_factory):
         os.unlink(sock)
     pat = os.path.join(args.log, "pattern.img")
     wr = os.path.join(args.log, "write.img")
-    pm = os.path.join(args.log, "pmem.img")
+    # Not in the log directory: the emulated host shares it over 9p, whose
+    # files cannot be mapped shared (the VMM refuses such a pmem file).
+    pm = os.path.join(tempfile.mkdtemp(prefix="bh-hotplug-"), "pmem.img")
     for p in (pat, wr, pm):
         if "," in p:
             raise Fail(f"{p}: a comma in the path cannot go into add-disk "
@@ -354,6 +357,7 @@ def case_hotplug(args, vm_factory):
     check_pmem_file(pm, pm_first_sha)
     for p in (pat, wr, pm):
         os.unlink(p)
+    os.rmdir(os.path.dirname(pm))
     return (f"marker after {t_marker:.1f} s; the first disk seen by the "
             f"guest {t_seen:.1f} s after add-disk, sha256 matched; a second "
             f"written; the first removed during reads in {t_removed:.1f} s, "

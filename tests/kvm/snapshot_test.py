@@ -5,9 +5,13 @@
 usage: snapshot_test.py snapshot --bulkhead B --bulkhead-ctl C --kernel K
                         --initramfs I --crash-kernel X --log DIR
 
-One guest with --api-socket and a disk. In the guest a loop counts in RAM
+One guest with --api-socket, two disks and a virtio console to a file. In
+the guest a loop counts in RAM
 (/tmp/count, a tmpfs) and appends its count to the disk every 100 ms, each
 in a 64-byte record of its own at offset 64 * count, synced.
+- a 32 MiB write to the second disk (dd, synced) runs across the pause and
+  the snapshot: it completes after the restore, and the disk holds what
+  the guest wrote;
 - pause (info says PAUSED), snapshot into a fresh directory (its files are
   there, guest memory takes less room than the guest has), a second
   snapshot into the same directory is refused, the VMM is killed (-9);
@@ -15,11 +19,16 @@ in a 64-byte record of its own at offset 64 * count, synced.
   PAUSED, resume; the count goes on from where it was (more than before,
   no restart from 1), the shell on the serial console answers, the guest's
   clock did not go back, the disk's records have no gap and no damage,
+  a line the restored guest writes to /dev/hvc0 reaches the console file,
   the guest powers off and shutdown-vmm ends the VMM with status 0;
 - a damaged copy of the snapshot is refused, each with status 2 and the
   file and the problem named, and no bulkhead-vcpu left behind: the state
   truncated, a byte of guest memory changed, another format version; then
   the disk grown by 1 MiB (the snapshot was taken with the old size).
+A second guest, 2 vCPUs and 4 GiB, writes 64 MiB of a pattern into its RAM
+(tmpfs) and runs a counter on each vCPU: its snapshot's memory file takes
+far less room than 4 GiB, and restored, the pattern reads back the same
+(sha256) and both counters go on.
 Every wait is bounded.
 """
 
@@ -41,6 +50,10 @@ RECORD = 64
 COUNT_BEFORE = 20     # records written before the pause
 RUN_AFTER_S = 3       # the restored guest counts this long
 REFUSE_S = 60         # a refused restore's exit
+BULK_SIZE = 32 * MIB  # written to the second disk across the snapshot
+BULK_LINE = "bulkhead-snapshot-bulk-0123456789abcdef"
+BIG_TOUCH = 64        # MiB the 4 GiB guest writes into its RAM
+HVC_LINE = "BULKHEAD-SNAPSHOT-HVC0"
 
 
 def guest_count(vm, step):
@@ -131,18 +144,26 @@ def case_snapshot(args, vm_factory):
         if os.path.exists(s):
             os.unlink(s)
     disk = os.path.join(args.log, "lines.img")
+    bulk = os.path.join(args.log, "bulk.img")
+    hvc = os.path.join(args.log, "hvc0.txt")
     snapdir = os.path.join(args.log, "snap")
     if "," in disk or "," in snapdir:
         raise Fail("a comma in the log directory's path cannot go into "
                    "--disk or --restore")
     with open(disk, "wb") as f:
         f.truncate(DISK_SIZE)
+    with open(bulk, "wb") as f:
+        f.truncate(BULK_SIZE)
+    if os.path.exists(hvc):
+        os.unlink(hvc)
     if os.path.exists(snapdir):
         shutil.rmtree(snapdir)
     os.makedirs(snapdir)
 
     vm = vm_factory(bt.argv(args) + ["--api-socket", f"path={sock1}",
-                                     "--disk", f"path={disk}"])
+                                     "--disk", f"path={disk}",
+                                     "--disk", f"path={bulk}",
+                                     "--console", f"file={hvc}"])
     t_marker = bt.boot_to_prompt(vm)
     vm.send("(n=0; while true; do n=$((n+1)); echo $n >/tmp/count; "
             "printf '%-63s\\n' \"count $(printf %010d $n)\" | "
@@ -157,6 +178,13 @@ def case_snapshot(args, vm_factory):
         if time.monotonic() > deadline:
             raise Fail(f"the guest counted only to {n} in {bt.IO_S} s")
     date0 = int(vm.value("DATE0", "date +%s", "the guest's clock"))
+    # A long write in flight across the pause and the snapshot; its end
+    # is printed after the prompt, so no ^ in its pattern.
+    vm.send(f"(yes {BULK_LINE} | head -c {BULK_SIZE} | dd of=/dev/vdb "
+            f"bs=64k conv=fsync 2>/dev/null; echo BULK_RC=$?) &\n",
+            "the long write")
+    time.sleep(1)
+    vm.pump(0.5)
 
     bt.ctl(args, sock1, "pause")
     if bt.api_state(args, sock1) != "PAUSED":
@@ -201,6 +229,11 @@ def case_snapshot(args, vm_factory):
     end = time.monotonic() + RUN_AFTER_S
     while time.monotonic() < end:
         vm2.pump(0.2)
+    vm2.expect(re.compile(r"BULK_RC=(\d+)"), 0, bt.IO_S,
+               "the long write to end after the restore")
+    rc = re.search(r"BULK_RC=(\d+)", vm2.out).group(1)
+    if rc != "0":
+        raise Fail(f"the write across the snapshot ended with status {rc}")
     n_after = guest_count(vm2, "the count after the restore")
     if n_after <= n_snap:
         raise Fail(f"the restored guest's count is {n_after}, not past "
@@ -209,6 +242,18 @@ def case_snapshot(args, vm_factory):
     if date1 < date0:
         raise Fail(f"the guest's clock went back: {date0} before the "
                    f"snapshot, {date1} after the restore")
+    rc = vm2.value("HVC_RC", f"echo {HVC_LINE} >/dev/hvc0; echo $?",
+                   "a line written to /dev/hvc0 after the restore")
+    if rc != "0":
+        raise Fail(f"writing to /dev/hvc0 after the restore: status {rc}")
+    deadline = time.monotonic() + bt.COMMAND_S
+    while True:
+        with open(hvc, errors="replace") as f:
+            if HVC_LINE in f.read():
+                break
+        if time.monotonic() > deadline:
+            raise Fail(f"{HVC_LINE} did not reach {hvc} after the restore")
+        vm2.pump(0.5)
     vm2.send("kill %1\n", "stopping the counter")
     time.sleep(1)
     vm2.pump(0.5)
@@ -225,6 +270,12 @@ def case_snapshot(args, vm_factory):
         raise Fail(f"the restored VMM exited with status {st}, not 0")
     del start
     top = check_records(disk, n_snap)
+    line = (BULK_LINE + "\n").encode()
+    want = (line * (BULK_SIZE // len(line) + 1))[:BULK_SIZE]
+    with open(bulk, "rb") as f:
+        if f.read() != want:
+            raise Fail(f"{bulk}: not what the guest wrote across the "
+                       f"snapshot")
 
     # Damaged snapshots, each refused by name.
     bad = os.path.join(args.log, "snap-bad")
@@ -250,11 +301,88 @@ def case_snapshot(args, vm_factory):
     shutil.rmtree(bad)
     shutil.rmtree(snapdir)
     os.unlink(disk)
+    os.unlink(bulk)
+    big = case_big(args, vm_factory, sock1)
     return (f"marker after {t_marker:.1f} s; paused at count {n_snap}, "
             f"snapshot in {t_snap:.1f} s ({used // MIB} MiB of 512 on "
             f"disk); restored and paused in {t_restore:.1f} s; counted on "
             f"to {n_after}, records 1..{top} whole, clock {date0} -> "
-            f"{date1}; refused: " + "; ".join(msgs))
+            f"{date1}; a 32 MiB write across the snapshot whole; hvc0 "
+            f"answers; refused: " + "; ".join(msgs) + "; " + big)
+
+
+def case_big(args, vm_factory, sock):
+    """2 vCPUs, 4 GiB: the snapshot takes about what the guest touched."""
+    snapdir = os.path.join(args.log, "snap-big")
+    if os.path.exists(snapdir):
+        shutil.rmtree(snapdir)
+    os.makedirs(snapdir)
+    if os.path.exists(sock):
+        os.unlink(sock)
+    vm = vm_factory(bt.argv(args, cpus=2, memory="4G") +
+                    ["--api-socket", f"path={sock}"])
+    bt.boot_to_prompt(vm)
+    sha0 = vm.value("SHA0", f"yes snapshot-ram | head -c {BIG_TOUCH}M "
+                    f">/tmp/ram; sha256sum </tmp/ram", "the RAM pattern",
+                    bt.IO_S).split()[0]
+    for cpu in (0, 1):
+        vm.send(f"(n=0; while true; do n=$((n+1)); echo $n >/tmp/c{cpu}; "
+                f"sleep 0.2; done) &\n", f"the counter on vCPU {cpu}")
+        vm.value(f"PIN{cpu}", f"taskset -p {1 << cpu} $! >/dev/null; "
+                 f"echo ok", f"pinning counter {cpu}")
+    time.sleep(2)
+    vm.pump(0.5)
+    c0 = [int(vm.value(f"C{c}", f"cat /tmp/c{c}", "a counter"))
+          for c in (0, 1)]
+    bt.ctl(args, sock, "pause")
+    t = time.monotonic()
+    bt.ctl(args, sock, "snapshot", f"file://{snapdir}", limit=600)
+    t_snap = time.monotonic() - t
+    mem = os.path.join(snapdir, "memory")
+    used = os.stat(mem).st_blocks * 512
+    if os.path.getsize(mem) != 4096 * MIB:
+        raise Fail(f"{mem}: {os.path.getsize(mem)} bytes, not 4 GiB")
+    if used > 1024 * MIB:
+        raise Fail(f"{mem}: {used // MIB} MiB on disk for a guest that "
+                   f"touched little of its 4 GiB")
+    vm.kill()
+    bt.wait_no_children("after the 4 GiB VMM was killed")
+    vm2 = vm_factory(restore_argv(args, sock, snapdir))
+    deadline = time.monotonic() + bt.BOOT_S
+    while not os.path.exists(sock) or \
+            bt.ctl(args, sock, "info", check=False)[0] != 0:
+        vm2.pump(0.5)
+        if vm2.exited() or time.monotonic() > deadline:
+            raise Fail(f"the 4 GiB restore did not come up: "
+                       f"{vm2.err.strip()[-300:]}")
+    bt.ctl(args, sock, "resume")
+    time.sleep(2)
+    vm2.pump(0.5)
+    sha1 = vm2.value("SHA1", "sha256sum </tmp/ram", "the RAM pattern after",
+                     bt.IO_S).split()[0]
+    if sha1 != sha0:
+        raise Fail(f"the 4 GiB guest's RAM pattern reads {sha1} after the "
+                   f"restore, {sha0} before")
+    c1 = [int(vm2.value(f"C{c}", f"cat /tmp/c{c}", "a counter"))
+          for c in (0, 1)]
+    if c1[0] <= c0[0] or c1[1] <= c0[1]:
+        raise Fail(f"the counters did not go on: {c0} -> {c1}")
+    ncpu = vm2.value("NCPU", "nproc", "the vCPU count")
+    if ncpu != "2":
+        raise Fail(f"the restored guest has {ncpu} vCPUs, not 2")
+    vm2.send("poweroff -f\n", "poweroff")
+    deadline = time.monotonic() + bt.POWEROFF_S
+    while "guest powered off" not in vm2.err:
+        if vm2.exited() or time.monotonic() > deadline:
+            raise Fail("the restored 4 GiB guest did not power off")
+        vm2.pump(0.5)
+    bt.ctl(args, sock, "shutdown-vmm")
+    if vm2.wait_exit(bt.POWEROFF_S, "bulkhead to exit") != 0:
+        raise Fail(f"the restored 4 GiB VMM exited with {vm2.status}")
+    shutil.rmtree(snapdir)
+    return (f"2 vCPUs, 4 GiB: snapshot in {t_snap:.1f} s, {used // MIB} "
+            f"MiB on disk, {BIG_TOUCH} MiB RAM pattern the same after the "
+            f"restore, counters {c0} -> {c1}")
 
 
 def main():
