@@ -48,6 +48,7 @@ enum {
 	OPT_SELF_TEST_SECCOMP,
 	OPT_CHECK_HOST,
 	OPT_RESTORE,
+	OPT_RESTORE_DISK,
 	OPT_END,
 };
 
@@ -75,6 +76,7 @@ static const struct option long_options[] = {
 	{ "self-test-seccomp", required_argument, NULL, OPT_SELF_TEST_SECCOMP },
 	{ "check-host", optional_argument, NULL, OPT_CHECK_HOST },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
+	{ "restore-disk", required_argument, NULL, OPT_RESTORE_DISK },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -1204,6 +1206,38 @@ out:
 	return ret;
 }
 
+/* ID=PATH: a restored VM's disk ID comes from PATH. */
+static int parse_restore_disk(const char *arg, struct bh_config *cfg, char *err,
+			      size_t errlen)
+{
+	const char *eq = strchr(arg, '=');
+	size_t idlen = eq ? (size_t)(eq - arg) : 0;
+
+	if (!eq || idlen == 0 || idlen > BH_CONFIG_ID_MAX || !eq[1])
+		return bh_errf(err, errlen,
+			       "--restore-disk: '%s' is not ID=PATH", arg);
+	if (eq[1] != '/')
+		return bh_errf(err, errlen,
+			       "--restore-disk: '%s' must be an absolute path",
+			       eq + 1);
+	for (unsigned int i = 0; i < cfg->nrestore_disks; i++)
+		if (strlen(cfg->restore_disks[i].id) == idlen &&
+		    strncmp(cfg->restore_disks[i].id, arg, idlen) == 0)
+			return bh_errf(err, errlen,
+				       "--restore-disk: %.*s given twice",
+				       (int)idlen, arg);
+	if (cfg->nrestore_disks == BH_MAX_DEVICES)
+		return bh_errf(err, errlen,
+			       "--restore-disk: more than %d disks",
+			       BH_MAX_DEVICES);
+	cfg->restore_disks[cfg->nrestore_disks].id = strndup(arg, idlen);
+	cfg->restore_disks[cfg->nrestore_disks].path = bh_xstrdup(eq + 1);
+	if (!cfg->restore_disks[cfg->nrestore_disks].id)
+		abort();
+	cfg->nrestore_disks++;
+	return 0;
+}
+
 /* on[,max=N] or off: what becomes of a device whose worker died. */
 static int parse_restart(const char *arg, struct bh_config *cfg, char *err,
 			 size_t errlen)
@@ -1521,6 +1555,8 @@ static int parse_option(int c, const char *arg, struct bh_config *cfg,
 		return parse_check_host(arg, cfg, err, errlen);
 	case OPT_RESTORE:
 		return parse_restore(arg, cfg, err, errlen);
+	case OPT_RESTORE_DISK:
+		return parse_restore_disk(arg, cfg, err, errlen);
 	case OPT_API_SOCKET:
 		return bh_api_socket_arg_parse(arg, &cfg->api_socket_path,
 					       &cfg->api_socket_fd,
@@ -1550,7 +1586,8 @@ static int check_no_vm(const bool *seen, const struct bh_config *cfg, char *err,
 					OPT_USER,
 					OPT_SELF_TEST_SECCOMP,
 					OPT_CHECK_HOST,
-					OPT_RESTORE };
+					OPT_RESTORE,
+					OPT_RESTORE_DISK };
 
 	if (cfg->check_host) {
 		/* Only what changes how the check runs goes with it. */
@@ -1683,7 +1720,8 @@ int bh_config_parse_args(int argc, char *const argv[], struct bh_config *cfg,
 			 * mistake in a generated command line than a wish to
 			 * override, so refuse rather than guess. */
 			if (seen[c - OPT_FIRST] && c != OPT_EXIT_STATS &&
-			    c != OPT_DISK && c != OPT_NET && c != OPT_PMEM) {
+			    c != OPT_DISK && c != OPT_NET && c != OPT_PMEM &&
+			    c != OPT_RESTORE_DISK) {
 				ret = bh_errf(err, errlen, "--%s given twice",
 					      long_name(c));
 				goto err;
@@ -1709,6 +1747,11 @@ int bh_config_parse_args(int argc, char *const argv[], struct bh_config *cfg,
 	}
 	if (verbose)
 		cfg->log_level = BH_LOG_DEBUG;
+	if (cfg->nrestore_disks && !cfg->restore_url) {
+		ret =
+		    bh_errf(err, errlen, "--restore-disk goes with --restore");
+		goto err;
+	}
 	if (cfg->kernel && cfg->restore_url) {
 		ret = bh_errf(err, errlen,
 			      "--restore takes the VM from the snapshot: it "
@@ -1774,6 +1817,10 @@ void bh_config_free(struct bh_config *cfg)
 	free(cfg->console_path);
 	free(cfg->api_socket_path);
 	free(cfg->restore_url);
+	for (unsigned int i = 0; i < cfg->nrestore_disks; i++) {
+		free(cfg->restore_disks[i].id);
+		free(cfg->restore_disks[i].path);
+	}
 	free(cfg->config_path);
 	free(cfg->user);
 	/* Zeroed so that a second free, or a free after a failed parse that
@@ -1927,6 +1974,10 @@ void bh_config_usage(FILE *out)
 		"                      --kernel and the other VM options;\n"
 		"                      it starts paused with --api-socket\n"
 		"                      (resume it there), running without\n"
+		"  --restore-disk ID=PATH\n"
+		"                      with --restore: open the snapshot's\n"
+		"                      disk ID at PATH (a copy) instead;\n"
+		"                      repeatable\n"
 		"  --config FILE       read options from FILE first: one\n"
 		"                      long option per line without its\n"
 		"                      dashes ('memory size=1G'), '#'\n"

@@ -167,6 +167,13 @@ struct bh_config {
 	/* --restore source_url=: the VM comes from this snapshot (and the
 	 * command line has no VM options); NULL otherwise. */
 	char *restore_url;
+	/* --restore-disk ID=PATH: the snapshot's disk ID opened at PATH (a
+	 * copy) instead of where it was. */
+	struct {
+		char *id;
+		char *path;
+	} restore_disks[BH_MAX_DEVICES];
+	unsigned int nrestore_disks;
 	int api_socket_fd; /* -1, or an inherited listening socket */
 	/* allow-uid=, allow-gid=: who besides root and our own uid may use
 	 * the API; both empty, whoever the socket lets connect. */

@@ -1971,6 +1971,30 @@ int bh_vm_restore(struct bh_vm *vm, const char *url, bool late, char *err,
 		free(in);
 		return r;
 	}
+	/* Disks from copies, for a second VM from the same snapshot. */
+	for (unsigned int k = 0; r == 0 && k < vm->proc_cfg->nrestore_disks;
+	     k++) {
+		const char *id = vm->proc_cfg->restore_disks[k].id;
+		unsigned int d = 0;
+
+		while (d < in->cfg.ndisks && strcmp(in->cfg.disks[d].id, id))
+			d++;
+		if (d == in->cfg.ndisks) {
+			r = bh_errf(err, errlen,
+				    "--restore-disk: the snapshot has no disk "
+				    "'%s'",
+				    id);
+			break;
+		}
+		free(in->cfg.disks[d].path);
+		in->cfg.disks[d].path =
+		    bh_xstrdup(vm->proc_cfg->restore_disks[k].path);
+	}
+	if (r < 0) {
+		bh_snapshot_in_free(in);
+		free(in);
+		return r;
+	}
 	/* The configuration becomes the VM's (bh_vm_define takes it). */
 	in->cfg_set = false;
 	r = bh_vm_define(vm, &in->cfg, err, errlen);

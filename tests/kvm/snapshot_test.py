@@ -21,6 +21,9 @@ in a 64-byte record of its own at offset 64 * count, synced.
   clock did not go back, the disk's records have no gap and no damage,
   a line the restored guest writes to /dev/hvc0 reaches the console file,
   the guest powers off and shutdown-vmm ends the VMM with status 0;
+- two VMs restored side by side from the same snapshot, each with its own
+  API socket and copies of the disks (--restore-disk ID=PATH), both count
+  on into their own copy, and the original disk is not touched;
 - a damaged copy of the snapshot is refused, each with status 2 and the
   file and the problem named, and no bulkhead-vcpu left behind: the state
   truncated, a byte of guest memory changed, another format version; then
@@ -277,6 +280,56 @@ def case_snapshot(args, vm_factory):
             raise Fail(f"{bulk}: not what the guest wrote across the "
                        f"snapshot")
 
+    # Two VMs from the one snapshot, side by side, each with its own API
+    # socket and copies of the disks: both count on, each into its copy.
+    twins = []
+    for tag in ("a", "b"):
+        copies = {}
+        for did, path in (("disk0", disk), ("disk1", bulk)):
+            cp = os.path.join(args.log, f"{tag}-{os.path.basename(path)}")
+            shutil.copyfile(path, cp)
+            copies[did] = cp
+        tsock = os.path.join(sockdir, f"twin-{tag}.sock")
+        if os.path.exists(tsock):
+            os.unlink(tsock)
+        tvm = vm_factory(restore_argv(args, tsock, snapdir) +
+                         [a for did, cp in copies.items()
+                          for a in ("--restore-disk", f"{did}={cp}")])
+        twins.append((tag, tvm, tsock, copies))
+    for tag, tvm, tsock, _ in twins:
+        deadline = time.monotonic() + bt.BOOT_S
+        while not os.path.exists(tsock) or \
+                bt.ctl(args, tsock, "info", check=False)[0] != 0:
+            tvm.pump(0.5)
+            if tvm.exited() or time.monotonic() > deadline:
+                raise Fail(f"restored twin {tag} did not come up: "
+                           f"{tvm.err.strip()[-300:]}")
+    for tag, tvm, tsock, _ in twins:
+        bt.ctl(args, tsock, "resume")
+    before = records(disk)
+    time.sleep(RUN_AFTER_S)
+    twin_counts = []
+    for tag, tvm, tsock, copies in twins:
+        n = guest_count(tvm, f"twin {tag}'s count")
+        if n <= n_snap:
+            raise Fail(f"twin {tag} counts {n}, not past {n_snap}")
+        twin_counts.append(n)
+        tvm.send("kill %1\n", "stopping the counter")
+        time.sleep(1)
+        tvm.pump(0.5)
+        bt.ctl(args, tsock, "shutdown-vmm")
+        if tvm.wait_exit(bt.POWEROFF_S, f"twin {tag} to exit") != 0:
+            raise Fail(f"twin {tag} exited with {tvm.status}")
+        got = records(copies["disk0"])
+        if max(got) <= n_snap:
+            raise Fail(f"twin {tag} wrote nothing past record {n_snap} "
+                       f"into its copy")
+        for cp in copies.values():
+            os.unlink(cp)
+    if records(disk) != before:
+        raise Fail(f"{disk} changed while only its copies were in use")
+    bt.wait_no_children("after the twins ended")
+
     # Damaged snapshots, each refused by name.
     bad = os.path.join(args.log, "snap-bad")
     copy_snapshot(snapdir, bad)
@@ -308,7 +361,8 @@ def case_snapshot(args, vm_factory):
             f"disk); restored and paused in {t_restore:.1f} s; counted on "
             f"to {n_after}, records 1..{top} whole, clock {date0} -> "
             f"{date1}; a 32 MiB write across the snapshot whole; hvc0 "
-            f"answers; refused: " + "; ".join(msgs) + "; " + big)
+            f"answers; two restored side by side on disk copies counted "
+            f"to {twin_counts}; refused: " + "; ".join(msgs) + "; " + big)
 
 
 def case_big(args, vm_factory, sock):

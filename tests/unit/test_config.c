@@ -1110,6 +1110,63 @@ static void test_no_vm(void **state)
 	assert_non_null(strstr(err, "--disk needs --kernel"));
 }
 
+/* --restore: the VM from a snapshot, with only the process's options. */
+static void test_restore(void **state)
+{
+	struct bh_config cfg;
+	char err[256] = "";
+	int r;
+
+	r = PARSE(&cfg, err, "--restore",
+		  "source_url=file:///srv/snap,prefault=on", "--restore-disk",
+		  "disk0=/srv/copy.img", "--restore-disk",
+		  "data=/srv/data2.img", "--api-socket", "path=/run/a.sock");
+	if (r != BH_CONFIG_OK)
+		fail_msg("%s", err);
+	assert_null(cfg.kernel);
+	assert_string_equal(cfg.restore_url, "file:///srv/snap");
+	assert_int_equal(cfg.nrestore_disks, 2);
+	assert_string_equal(cfg.restore_disks[1].id, "data");
+	assert_string_equal(cfg.restore_disks[1].path, "/srv/data2.img");
+	bh_config_free(&cfg);
+	/* Without an API socket too: the VM then runs at once. */
+	assert_int_equal(PARSE(&cfg, err, "--restore", "source_url=/srv/snap"),
+			 BH_CONFIG_OK);
+	bh_config_free(&cfg);
+
+	assert_int_equal(PARSE(&cfg, err, "--restore", "prefault=on"), -EINVAL);
+	assert_non_null(strstr(err, "source_url= is required"));
+	assert_int_equal(PARSE(&cfg, err, "--restore", "source_url=/s",
+			       "--restore", "source_url=/t", "--restore-disk",
+			       "x"),
+			 -EINVAL);
+	assert_int_equal(PARSE(&cfg, err, "--restore", "source_url=/s",
+			       "--restore-disk", "disk0"),
+			 -EINVAL);
+	assert_non_null(strstr(err, "is not ID=PATH"));
+	assert_int_equal(PARSE(&cfg, err, "--restore", "source_url=/s",
+			       "--restore-disk", "disk0=rel.img"),
+			 -EINVAL);
+	assert_non_null(strstr(err, "must be an absolute path"));
+	assert_int_equal(PARSE(&cfg, err, "--restore", "source_url=/s",
+			       "--restore-disk", "d=/a", "--restore-disk",
+			       "d=/b"),
+			 -EINVAL);
+	assert_non_null(strstr(err, "d given twice"));
+	assert_int_equal(PARSE(&cfg, err, "--restore-disk", "d=/a",
+			       "--api-socket", "path=/s"),
+			 -EINVAL);
+	assert_non_null(strstr(err, "--restore-disk goes with --restore"));
+	assert_int_equal(PARSE(&cfg, err, "--kernel", "/boot/k", "--restore",
+			       "source_url=/s"),
+			 -EINVAL);
+	assert_non_null(
+	    strstr(err, "--restore takes the VM from the snapshot"));
+	assert_int_equal(PARSE(&cfg, err, "--restore", "source_url=/s",
+			       "--memory", "size=1G"),
+			 -EINVAL);
+}
+
 static void test_api_socket(void **state)
 {
 	struct bh_config cfg;
@@ -1238,6 +1295,7 @@ int main(void)
 		cmocka_unit_test(test_net_vsock),
 		cmocka_unit_test(test_net_vsock_count),
 		cmocka_unit_test(test_pmem),
+		cmocka_unit_test(test_restore),
 		cmocka_unit_test(test_api_socket),
 		cmocka_unit_test(test_no_vm),
 		cmocka_unit_test(test_user),
