@@ -50,6 +50,21 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+static void fuzz_uart_state(const Bh__UartState *s)
+{
+	static uint8_t buf[BH_UART_STATE_BUF];
+	struct bh_uart u;
+	Bh__UartState again;
+
+	bh_uart_init(&u, NULL, NULL);
+	if (bh_uart_restore(&u, s) == 0) {
+		bh_uart_save(&u, &again, buf);
+		if (bh_uart_restore(&u, &again) != 0)
+			abort();
+	}
+	bh_uart_destroy(&u);
+}
+
 static void fuzz_uart(const uint8_t *data, size_t size)
 {
 	static uint8_t buf[BH_UART_STATE_BUF];
@@ -125,7 +140,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	switch (data[0] % 4) {
+	switch (data[0] % 6) {
+	case 4: {
+		/* A snapshot's state file and memory map, as a restore
+		 * unpacks them. */
+		Bh__SnapshotState *st =
+		    bh__snapshot_state__unpack(NULL, size - 1, data + 1);
+		Bh__MemoryMap *mm =
+		    bh__memory_map__unpack(NULL, size - 1, data + 1);
+
+		if (st && st->runner && st->runner->uart)
+			fuzz_uart_state(st->runner->uart);
+		if (st)
+			bh__snapshot_state__free_unpacked(st, NULL);
+		if (mm)
+			bh__memory_map__free_unpacked(mm, NULL);
+		break;
+	}
+	case 5: {
+		/* A vCPU's state as the runner takes it: sizes checked. */
+		Bh__CpuState *cs =
+		    bh__cpu_state__unpack(NULL, size - 1, data + 1);
+
+		if (cs)
+			bh__cpu_state__free_unpacked(cs, NULL);
+		break;
+	}
 	case 0:
 		fuzz_uart(data + 1, size - 1);
 		break;
