@@ -22,6 +22,17 @@ Cases:
   net worker during a TCP transfer (64 MiB, or TCP_MB if less): a new worker takes the TAP over and the transfer completes
   intact. kill -9 of the vsock worker during transfers: the guest's
   connections end (reset or end of stream, never a hang) and new ones work.
+- nethotplug: --api-socket and no net or vsock device at boot. add-net of
+  a TAP the test made and addressed beforehand (the VMM cannot create or
+  address one once sandboxed): the answer names net0, virtio-net and a PCI
+  address, the guest finds a new ethN with the MAC given without a rescan,
+  HOT_PINGS pings each way with none lost, HOT_TCP_MB MiB over TCP each way
+  with sha256 checked, net0's counters show them. add-vsock
+  cid=3,socket=DIR/hot.sock: the answer as above, the socket made, the
+  guest's vsock driver bound, HOT_VSOCK_CONNS connections in each direction
+  with their data checked. remove-device of both: the guest's ethN and
+  vsock device go, hot.sock goes, the workers end and the controller's and
+  the runner's fd counts are back where they were before add-net.
 
 bh-guest-tool (tests/kvm/guest-tool.c) makes the data on both sides.
 """
@@ -33,6 +44,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -41,7 +53,7 @@ import time
 import boot_test as bt
 from boot_test import Fail
 
-CASES = ("net", "netkill")
+CASES = ("net", "netkill", "nethotplug")
 MIB = 1024 * 1024
 TCP_MB = int(os.environ.get("BH_NET_TEST_TCP_MB", "256"))
 KILL_MB = min(64, TCP_MB)  # the transfer a net worker is killed in
@@ -55,6 +67,19 @@ CID = 3
 TAP = "bh0"
 XFER_S = int(os.environ.get("BH_NET_TEST_XFER_S", "600"))  # one transfer
 CLONE_NEWNET = 0x40000000
+# nethotplug: small transfers; it is the devices' coming and going that is
+# tested.
+HOT_TAP = "bhhot0"
+HOT_MAC = "52:54:00:12:34:57"
+HOT_PINGS = 20
+HOT_TCP_MB = 4
+HOT_VSOCK_CONNS = 4
+HOT_VSOCK_PER = 256 * 1024  # bytes on each vsock connection
+DEVICE_WAIT_S = 30   # for the guest to see a device come or go
+REMOVE_S = 40        # remove-device: the VMM's 10 s and the guest's eject
+FDS_WAIT_S = 10      # for the fd counts to settle after the removals
+VSOCK_DRIVER = "/sys/bus/virtio/drivers/vmw_vsock_virtio_transport"
+PCI_ADDR_RE = re.compile(r"0000:00:[0-9a-f]{2}\.0")
 
 
 def sh(cmd, step):
@@ -193,19 +218,19 @@ def net_argv(args, sock_dir, restart=False, pairs=2):
     return a
 
 
-def guest_net_up(vm, pairs):
+def guest_net_up(vm, pairs, iface="eth0", mac=MAC):
     if pairs > 1:
         # Linux takes one pair per vCPU by default: ask for all of them
         # (the driver's VQ_PAIRS_SET on the control queue).
-        got = vm.value("CHANNELS", f"bh-guest-tool channels eth0 {pairs}",
-                       "ethtool -L eth0 combined 2 in the guest")
+        got = vm.value("CHANNELS", f"bh-guest-tool channels {iface} {pairs}",
+                       f"ethtool -L {iface} combined {pairs} in the guest")
         if got != f"channels {pairs} of {pairs}":
             raise Fail(f"the guest's channels: {got!r}")
-    got = vm.value("NETUP", f"ip link set eth0 up && ip addr add "
-                   f"{GUEST_IP}/24 dev eth0 && cat /sys/class/net/eth0/"
-                   f"address && echo ok", "the guest's eth0 up")
-    if MAC not in got or "ok" not in got:
-        raise Fail(f"the guest's eth0: {got!r} (wanted MAC {MAC})")
+    got = vm.value("NETUP", f"ip link set {iface} up && ip addr add "
+                   f"{GUEST_IP}/24 dev {iface} && cat /sys/class/net/{iface}/"
+                   f"address && echo ok", f"the guest's {iface} up")
+    if mac not in got or "ok" not in got:
+        raise Fail(f"the guest's {iface}: {got!r} (wanted MAC {mac})")
 
 
 def wait_link(vm):
@@ -216,21 +241,21 @@ def wait_link(vm):
         raise Fail("the guest cannot ping the host at all")
 
 
-def pings(vm):
-    got = vm.value("PING", f"ping -c {PINGS} -i 0.05 -W 5 {HOST_IP} 2>&1 | "
-                   "grep 'packets transmitted'", "100 pings to the host",
+def pings(vm, n=PINGS):
+    got = vm.value("PING", f"ping -c {n} -i 0.05 -W 5 {HOST_IP} 2>&1 | "
+                   "grep 'packets transmitted'", f"{n} pings to the host",
                    limit=120)
     m = re.search(r"(\d+) packets transmitted, (\d+) packets received", got)
-    if not m or m.group(1) != str(PINGS) or m.group(2) != str(PINGS):
+    if not m or m.group(1) != str(n) or m.group(2) != str(n):
         raise Fail(f"guest to host pings: {got!r}")
-    p = subprocess.run(["/bin/busybox", "ping", "-c", str(PINGS), "-i",
+    p = subprocess.run(["/bin/busybox", "ping", "-c", str(n), "-i",
                         "0.05", "-W", "5", GUEST_IP], capture_output=True,
                        text=True, timeout=120)
     m = re.search(r"(\d+) packets transmitted, (\d+) packets received",
                   p.stdout)
-    if not m or m.group(1) != str(PINGS) or m.group(2) != str(PINGS):
+    if not m or m.group(1) != str(n) or m.group(2) != str(n):
         raise Fail(f"host to guest pings: {p.stdout.strip()!r}")
-    return f"{PINGS} pings each way, none lost"
+    return f"{n} pings each way, none lost"
 
 
 def tcp_guest_to_host(args, vm, mb, port, seed, step, during=None):
@@ -304,11 +329,11 @@ def vsock_host_connect(path, port):
     return c, line.decode(errors="replace")
 
 
-def vsock_from_host(args, vm, vsock_path, per, step):
-    """VSOCK_CONNS host connections to a guest listener that sends each the
+def vsock_from_host(args, vm, vsock_path, per, step, conns=VSOCK_CONNS):
+    """`conns` host connections to a guest listener that sends each the
     pattern of its number: the host checks every byte."""
     start = len(vm.out)
-    vm.send(f"bh-guest-tool vsock-serve 5000 {VSOCK_CONNS} {per} & "
+    vm.send(f"bh-guest-tool vsock-serve 5000 {conns} {per} & "
             f"sleep 1\n", step)
     vm.expect(re.compile(r"^listening\n", re.M), start, 60,
               step + ": the guest's listener")
@@ -335,17 +360,17 @@ def vsock_from_host(args, vm, vsock_path, per, step):
 
     t = time.monotonic()
     ths = [threading.Thread(target=one, args=(i,), daemon=True)
-           for i in range(1, VSOCK_CONNS + 1)]
+           for i in range(1, conns + 1)]
     for th in ths:
         th.start()
     for th in ths:
         th.join(XFER_S)
     dt = time.monotonic() - t
-    vm.expect(re.compile(rf"served {VSOCK_CONNS}\n"), start, 120,
+    vm.expect(re.compile(rf"served {conns}\n"), start, 120,
               step + ": the guest's listener done")
     if errors:
         raise Fail(f"{step}: {errors[0]} ({len(errors)} failed)")
-    for i in range(1, VSOCK_CONNS + 1):
+    for i in range(1, conns + 1):
         want, _ = expected(args.guest_tool, per, i)
         if results.get(i) != (per, want):
             raise Fail(f"{step}: connection {i} gave {results.get(i)}, not "
@@ -353,20 +378,20 @@ def vsock_from_host(args, vm, vsock_path, per, step):
     return dt
 
 
-def vsock_from_guest(args, vm, vsock_path, per, step):
-    """VSOCK_CONNS guest connections to <socket>_6000, each sent the pattern
-    of its number by the host: the guest's tool checks every byte."""
+def vsock_from_guest(args, vm, vsock_path, per, step, conns=VSOCK_CONNS):
+    """`conns` guest connections to <socket>_6000, each sent the pattern of
+    its number by the host: the guest's tool checks every byte."""
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     path = f"{vsock_path}_6000"
     if os.path.exists(path):
         os.unlink(path)
     srv.bind(path)
     srv.listen(64)
-    s = Sender(srv, VSOCK_CONNS, args.guest_tool, per)
+    s = Sender(srv, conns, args.guest_tool, per)
     s.start()
     t = time.monotonic()
     start = len(vm.out)
-    vm.send(f"bh-guest-tool vsock-sink 2 6000 {VSOCK_CONNS}; "
+    vm.send(f"bh-guest-tool vsock-sink 2 6000 {conns}; "
             f"echo SINKDONE=$?\n", step)
     m = vm.expect(re.compile(r"^SINKDONE=(\d+)\n", re.M), start, XFER_S,
                   step)
@@ -379,7 +404,7 @@ def vsock_from_guest(args, vm, vsock_path, per, step):
                    f"({s.error})")
     got = dict((int(a), (int(b), c)) for a, b, c in re.findall(
         r"^conn (\d+) (\d+) ([0-9a-f]{16})$", vm.out[start:m.start()], re.M))
-    for i in range(1, VSOCK_CONNS + 1):
+    for i in range(1, conns + 1):
         _, fnv = expected(args.guest_tool, per, i)
         if got.get(i) != (per, fnv):
             raise Fail(f"{step}: connection {i} in the guest: {got.get(i)}, "
@@ -416,14 +441,20 @@ def watch_counters(args, api, vm, every=30):
     threading.Thread(target=run, daemon=True).start()
 
 
-def start(args, vm_factory, restart=False, pairs=2):
-    own_netns()
-    sock_dir = bt.socket_dir(args.log)
-    a = net_argv(args, sock_dir, restart, pairs)
+def shell_on_hvc0(args, a):
+    """The guest's shell on hvc0 (--console tty), its serial console into
+    serial.log, as every case here has them."""
     a[a.index("--cmdline") + 1] += " bulkhead.shell=hvc0"
     serial_log = os.path.join(args.log, "serial.log")
     a[a.index("--serial") + 1] = f"file={serial_log}"
     a += ["--console", "tty"]
+    return a
+
+
+def start(args, vm_factory, restart=False, pairs=2):
+    own_netns()
+    sock_dir = bt.socket_dir(args.log)
+    a = shell_on_hvc0(args, net_argv(args, sock_dir, restart, pairs))
     vm = vm_factory(a)
     watch_counters(args, f"{sock_dir}/api.sock", vm)
     t_marker = bt.boot_to_prompt(vm)
@@ -569,6 +600,216 @@ def case_netkill(args, vm_factory):
             f"{VSOCK_CONNS} MiB in {got:.1f} s")
 
 
+def hot_tap():
+    """The TAP for add-net, made and addressed here beforehand: the VMM,
+    sandboxed by then, may attach to a TAP that has no owner, but neither
+    create one nor set its address."""
+    sh(["ip", "tuntap", "add", "dev", HOT_TAP, "mode", "tap", "vnet_hdr",
+        "multi_queue"], "the TAP for add-net")
+    sh(["ip", "addr", "add", f"{HOST_IP}/24", "dev", HOT_TAP],
+       "the address of the TAP for add-net")
+    sh(["ip", "link", "set", HOT_TAP, "up"], "the TAP for add-net up")
+
+
+def add_device(args, api, op, spec, want_id, want_type):
+    """op (add-net, add-vsock) of spec; the answer must name want_id,
+    want_type and a PCI address, which is returned."""
+    st, out = bt.ctl(args, api, op, spec, check=False, limit=bt.CTL_S)
+    if st != 0:
+        raise Fail(f"{op} {spec}: status {st}: {out}")
+    out = out or {}
+    if out.get("id") != want_id or out.get("type") != want_type or \
+            not PCI_ADDR_RE.fullmatch(out.get("pci_address", "")):
+        raise Fail(f"{op} answered {out}, not id {want_id}, {want_type} "
+                   f"and a PCI address")
+    return out["pci_address"]
+
+
+def remove_device(args, api, dev_id):
+    t = time.monotonic()
+    st, out = bt.ctl(args, api, "remove-device", dev_id, check=False,
+                     limit=REMOVE_S)
+    if st != 0:
+        raise Fail(f"remove-device {dev_id}: status {st}: {out}")
+    return time.monotonic() - t
+
+
+def device_ids(args, api):
+    info = bt.ctl(args, api, "info")[1] or {}
+    return {d.get("id") for d in info.get("devices", [])}
+
+
+def wait_iface(vm, mac, step):
+    """Has the guest wait (bounded) for an interface with this MAC, found
+    by the driver on its own (no rescan); returns its name."""
+    tries = DEVICE_WAIT_S * 10
+    addrs = "/sys/class/net/*/address"
+    got = vm.value(
+        "HOT_IFACE",
+        f"i=0; while ! grep -qx {mac} {addrs} 2>/dev/null && "
+        f"[ $i -lt {tries} ]; do sleep 0.1; i=$((i+1)); done; "
+        f"grep -lx {mac} {addrs} 2>/dev/null | cut -d/ -f5",
+        step, DEVICE_WAIT_S + bt.COMMAND_S)
+    if not re.fullmatch(r"eth[0-9]+", got):
+        raise Fail(f"{step}: no ethN with MAC {mac} after {DEVICE_WAIT_S} s "
+                   f"(got {got!r})")
+    return got
+
+
+def wait_iface_gone(vm, iface, step):
+    tries = DEVICE_WAIT_S * 10
+    got = vm.value(
+        "IFACE_GONE",
+        f"i=0; while [ -e /sys/class/net/{iface} ] && [ $i -lt {tries} ]; "
+        f"do sleep 0.1; i=$((i+1)); done; "
+        f"[ -e /sys/class/net/{iface} ] && echo still || echo gone",
+        step, DEVICE_WAIT_S + bt.COMMAND_S)
+    if got != "gone":
+        raise Fail(f"{step}: /sys/class/net/{iface} still there after "
+                   f"{DEVICE_WAIT_S} s ({got!r})")
+
+
+def wait_vsock(vm, present, step):
+    """Has the guest wait (bounded) until its vsock driver holds a device
+    (present) or none."""
+    tries = DEVICE_WAIT_S * 10
+    count = f"ls {VSOCK_DRIVER} 2>/dev/null | grep -c '^virtio'"
+    test = "-eq 0" if present else "-gt 0"
+    got = vm.value(
+        "VSOCK_DEVS",
+        f"i=0; while [ $({count}) {test} ] && [ $i -lt {tries} ]; "
+        f"do sleep 0.1; i=$((i+1)); done; {count}",
+        step, DEVICE_WAIT_S + bt.COMMAND_S)
+    want = "1" if present else "0"
+    if got != want:
+        raise Fail(f"{step}: {got!r} devices in {VSOCK_DRIVER} after "
+                   f"{DEVICE_WAIT_S} s, not {want}")
+
+
+def nfds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def case_nethotplug(args, vm_factory):
+    own_netns()
+    hot_tap()
+    sock_dir = bt.socket_dir(os.path.abspath(args.log))
+    api = f"{sock_dir}/api.sock"
+    hot_sock = f"{sock_dir}/hot.sock"
+    if "," in hot_sock:
+        raise Fail(f"{hot_sock}: a comma in the path cannot go into "
+                   f"add-vsock")
+    for p in (api, hot_sock):
+        if os.path.lexists(p):
+            os.unlink(p)
+    # No net or vsock device at boot: both come through the API.
+    a = shell_on_hvc0(args, bt.argv(args, cpus=1) +
+                      ["--api-socket", f"path={api}"])
+    vm = vm_factory(a)
+    t_marker = bt.boot_to_prompt(vm)
+    got = vm.value("IFACES", "ls /sys/class/net", "the guest's interfaces")
+    if any(n.startswith("eth") for n in got.split()):
+        raise Fail(f"the guest has the interfaces {got!r} before add-net: "
+                   f"an ethN already")
+    wait_vsock(vm, False, "no vsock device in the guest before add-vsock")
+    pids = bt.pids_named("bulkhead-vcpu")
+    if len(pids) != 1:
+        raise Fail(f"{len(pids)} bulkhead-vcpu processes, not 1")
+    runner = pids[0]
+    # No watch_counters in this case: its API calls, at any moment, would
+    # move the controller's fd count under this comparison.
+    fds0 = (nfds(vm.proc.pid), nfds(runner))
+
+    # A NIC on a TAP the test made: the guest finds it by itself, brings it
+    # up and moves data through it.
+    t = time.monotonic()
+    net_addr = add_device(args, api, "add-net",
+                          f"tap={HOT_TAP},mac={HOT_MAC}", "net0",
+                          "virtio-net")
+    iface = wait_iface(vm, HOT_MAC, "the hot-added NIC in the guest")
+    t_net = time.monotonic() - t
+    guest_net_up(vm, 1, iface, HOT_MAC)
+    wait_link(vm)
+    ping = pings(vm, HOT_PINGS)
+    t_out = tcp_guest_to_host(args, vm, HOT_TCP_MB, 5201, 21,
+                              "TCP guest to host on the hot-added NIC")
+    t_in = tcp_host_to_guest(args, vm, HOT_TCP_MB, 5202, 22,
+                             "TCP host to guest on the hot-added NIC")
+    v = counters(args, api).get("net0", {}).get("values", {})
+    for name in ("rx0_bytes", "tx0_bytes"):
+        if int(v.get(name, 0)) < HOT_TCP_MB * MIB:
+            raise Fail(f"counters: the hot-added net0 {name} is "
+                       f"{v.get(name)}, less than the {HOT_TCP_MB} MiB each "
+                       f"way: {v}")
+
+    # A vsock device: its socket appears, and data goes both ways.
+    t = time.monotonic()
+    vs_addr = add_device(args, api, "add-vsock",
+                         f"cid={CID},socket={hot_sock}", "vsock0",
+                         "virtio-vsock")
+    if vs_addr == net_addr:
+        raise Fail(f"add-vsock answered {vs_addr}, net0's PCI address")
+    try:
+        if not stat.S_ISSOCK(os.lstat(hot_sock).st_mode):
+            raise Fail(f"{hot_sock} after add-vsock is no socket")
+    except FileNotFoundError:
+        raise Fail(f"no {hot_sock} after add-vsock")
+    wait_vsock(vm, True, "the hot-added vsock device in the guest")
+    t_vsock = time.monotonic() - t
+    ids = device_ids(args, api)
+    if not {"net0", "vsock0"} <= ids:
+        raise Fail(f"info lists the devices {sorted(ids)}, not net0 and "
+                   f"vsock0 among them")
+    sandboxes = bt.check_sandboxes(vm, {"bulkhead-vcpu": 1,
+                                        "bulkhead-dev-net": 1,
+                                        "bulkhead-dev-vsock": 1,
+                                        "bulkhead-dev-console": 1})
+    t_vh = vsock_from_host(args, vm, hot_sock, HOT_VSOCK_PER,
+                           "vsock host to guest on the hot-added device",
+                           HOT_VSOCK_CONNS)
+    t_vg = vsock_from_guest(args, vm, hot_sock, HOT_VSOCK_PER,
+                            "vsock guest to host on the hot-added device",
+                            HOT_VSOCK_CONNS)
+
+    # Both go: from the guest, the host and the VMM.
+    t_rm_net = remove_device(args, api, "net0")
+    wait_iface_gone(vm, iface, f"the guest's {iface} to go")
+    t_rm_vs = remove_device(args, api, "vsock0")
+    if os.path.lexists(hot_sock):
+        raise Fail(f"{hot_sock} is still there after remove-device vsock0")
+    wait_vsock(vm, False, "the guest's vsock device to go")
+    if vm.value("ALIVE", "echo yes", "the guest after the removals") != "yes":
+        raise Fail("the guest does not answer after the removals")
+    deadline = time.monotonic() + FDS_WAIT_S
+    while True:
+        fds = (nfds(vm.proc.pid), nfds(runner))
+        if fds == fds0 or time.monotonic() > deadline:
+            break
+        vm.pump(0.5)
+    if fds != fds0:
+        raise Fail(f"fds of the controller and the runner: {fds} after "
+                   f"both removals, not {fds0} as before add-net")
+    for name in ("bulkhead-dev-net", "bulkhead-dev-vsock"):
+        if bt.pids_named(name):
+            raise Fail(f"a {name} is still there after the removals")
+    ids = device_ids(args, api)
+    if ids & {"net0", "vsock0"}:
+        raise Fail(f"info lists {sorted(ids)} after the removals")
+    finish(args, vm, sock_dir)
+    return (f"marker after {t_marker:.1f} s; add-net: net0 at {net_addr}, "
+            f"the guest's {iface} (MAC {HOT_MAC}) {t_net:.1f} s later "
+            f"without a rescan; {ping}; TCP {HOT_TCP_MB} MiB guest to host "
+            f"in {t_out:.1f} s and host to guest in {t_in:.1f} s, sha256 "
+            f"equal; add-vsock: vsock0 at {vs_addr}, its socket made, the "
+            f"guest's driver bound {t_vsock:.1f} s after the call; "
+            f"{sandboxes}; {HOT_VSOCK_CONNS} vsock connections each way, "
+            f"{HOT_VSOCK_PER // 1024} KiB each, host to guest in "
+            f"{t_vh:.1f} s, guest to host in {t_vg:.1f} s, checked; "
+            f"remove-device net0 in {t_rm_net:.1f} s and vsock0 in "
+            f"{t_rm_vs:.1f} s: {iface}, the guest's vsock device, hot.sock "
+            f"and both workers gone, fds back to {fds0}")
+
+
 def main():
     ap = argparse.ArgumentParser(description="bulkhead network tests")
     ap.add_argument("case", choices=CASES)
@@ -582,6 +823,7 @@ def main():
     args = ap.parse_args()
     bt.case_net = case_net
     bt.case_netkill = case_netkill
+    bt.case_nethotplug = case_nethotplug
     return bt.run_case(args, f"net_test {args.case}")
 
 
