@@ -914,6 +914,20 @@ def case_pmem(args, vm_factory):
     if not got or got[0] != zero_sha:
         raise Fail(f"/dev/{dev_ro} does not read back the zeros the guest "
                    f"wrote: {got}")
+    # A file system on it, mounted with DAX (the guest's loads and
+    # stores go to the region itself, no page cache): on the
+    # discard_writes device, so that the files are left alone.
+    mounted = vm.value(
+        "PMEM_DAX_MOUNT",
+        f"mke2fs -q -b 4096 /dev/{dev_ro} >/dev/null 2>&1 && "
+        f"mkdir -p /mnt/pm && mount -t ext4 -o dax /dev/{dev_ro} /mnt/pm "
+        f"&& echo dax-file >/mnt/pm/f && sync && cat /mnt/pm/f && "
+        f"grep ' /mnt/pm ' /proc/mounts; umount /mnt/pm 2>/dev/null",
+        f"an ext4 file system on /dev/{dev_ro} mounted with -o dax", IO_S)
+    if not mounted.startswith("dax-file") or "dax" not in \
+            mounted[len("dax-file"):]:
+        raise Fail(f"mounting /dev/{dev_ro} with -o dax: {mounted!r} (no "
+                   f"file written, or no dax in its mount options)")
     poweroff(vm)
 
     # ...and the file never does.
@@ -929,7 +943,8 @@ def case_pmem(args, vm_factory):
         os.unlink(p)
     os.rmdir(os.path.dirname(rw))
     return (f"/dev/{dev_rw} 32 MiB (dax {dax}) written and found in the "
-            f"file, /dev/{dev_ro} 16 MiB discard_writes left unchanged; "
+            f"file, /dev/{dev_ro} 16 MiB discard_writes left unchanged, an "
+            f"ext4 on it mounted with DAX ({mounted.split()[-3]}); "
             f"marker after {t_marker:.1f} s, exit after "
             f"{vm.exit_time:.1f} s")
 
