@@ -698,7 +698,9 @@ static int vsock_activate(struct bh_worker *w)
 	}
 	s->rx_held = s->rx_starved = s->tx_stalled = false;
 	s->reset_owed = w->resumed;
-	if (s->reset_owed)
+	/* A paused worker (a restored VM's) takes no chain: the reset waits
+	 * for the resume, whose look at the queues sends it (pump). */
+	if (s->reset_owed && !w->paused)
 		send_reset_event(w, s);
 	return 0;
 }

@@ -508,28 +508,40 @@ static void inflight_free(struct bh_vdriver *d)
 	bh_closep(&d->inflight_fd);
 }
 
-/* A fresh, zeroed records memfd sized as the controller sizes it. */
-static int inflight_create(struct bh_vdriver *d)
+/*
+ * A fresh records memfd sized as the controller sizes it, holding len bytes
+ * of records (NULL: zeroed). It replaces the old one only once it is made,
+ * so records may point into the old mapping.
+ */
+static int inflight_create(struct bh_vdriver *d, const void *records,
+			   size_t len)
 {
 	uint64_t size =
 	    BH_INFLIGHT_TOTAL(d->info.num_queues, d->info.max_queue_size);
 	void *p;
+	int fd, r;
 
-	inflight_free(d);
-	if (size == 0)
+	if (size == 0 || (records && len != size))
 		return -EINVAL;
-	d->inflight_fd = memfd_create("vdriver-inflight", MFD_CLOEXEC);
-	if (d->inflight_fd < 0)
+	fd = memfd_create("vdriver-inflight", MFD_CLOEXEC);
+	if (fd < 0)
 		return -errno;
-	if (ftruncate(d->inflight_fd, (off_t)size) < 0)
-		return -errno;
-	p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED,
-		 d->inflight_fd, 0);
+	if (ftruncate(fd, (off_t)size) < 0)
+		goto err;
+	p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED)
-		return -errno;
+		goto err;
+	if (records)
+		memcpy(p, records, len);
+	inflight_free(d);
+	d->inflight_fd = fd;
 	d->inflight = p;
 	d->inflight_size = size;
 	return 0;
+err:
+	r = -errno;
+	close(fd);
+	return r;
 }
 
 void *bh_vdriver_inflight(struct bh_vdriver *d, unsigned int q)
@@ -537,6 +549,12 @@ void *bh_vdriver_inflight(struct bh_vdriver *d, unsigned int q)
 	if (!d->inflight || q >= d->info.num_queues)
 		return NULL;
 	return d->inflight + q * BH_INFLIGHT_BYTES(d->info.max_queue_size);
+}
+
+void *bh_vdriver_inflight_region(struct bh_vdriver *d, size_t *size)
+{
+	*size = d->inflight ? (size_t)d->inflight_size : 0;
+	return d->inflight;
 }
 
 static void vd_free(struct bh_vdriver *d)
@@ -986,7 +1004,7 @@ int bh_vdriver_activate_raw(struct bh_vdriver *d, uint64_t driver_features,
 	act.queues = vqp;
 	d->features = driver_features;
 	if (d->cfg.inflight) {
-		r = inflight_create(d);
+		r = inflight_create(d, NULL, 0);
 		if (r < 0)
 			return r;
 		act.inflight_size = d->inflight_size;
@@ -998,17 +1016,12 @@ int bh_vdriver_activate_raw(struct bh_vdriver *d, uint64_t driver_features,
 			2 * n + (d->cfg.inflight ? 1 : 0));
 }
 
-int bh_vdriver_respawn(struct bh_vdriver *d, bool failed, int timeout_ms)
+/* Kills the worker if it still runs and starts a new one on the same guest
+ * RAM (handshake, setup), as the controller replaces a worker. */
+static int relaunch(struct bh_vdriver *d, int timeout_ms)
 {
-	Bh__DeviceActivate act = BH__DEVICE_ACTIVATE__INIT;
-	Bh__VirtQueue vqs[BH_MAX_QUEUES];
-	Bh__VirtQueue *vqp[BH_MAX_QUEUES];
-	int fds[2 * BH_MAX_QUEUES + 1];
-	unsigned int i, n = d->act_n;
 	int status, r;
 
-	if (!d->cfg.inflight || !d->inflight)
-		return -EINVAL;
 	if (!d->reaped && d->pid > 0) {
 		kill(d->pid, SIGKILL);
 		if (waitpid(d->pid, &status, 0) == d->pid) {
@@ -1024,8 +1037,19 @@ int bh_vdriver_respawn(struct bh_vdriver *d, bool failed, int timeout_ms)
 		r = hello(d, timeout_ms);
 	if (r == 0)
 		r = bh_vdriver_setup(d, timeout_ms);
-	if (r < 0)
-		return r;
+	return r;
+}
+
+/* Hands the worker the last activation with the same eventfds and the
+ * records memfd, resume set (and failed as given). */
+static int activate_resume(struct bh_vdriver *d, bool failed)
+{
+	Bh__DeviceActivate act = BH__DEVICE_ACTIVATE__INIT;
+	Bh__VirtQueue vqs[BH_MAX_QUEUES];
+	Bh__VirtQueue *vqp[BH_MAX_QUEUES];
+	int fds[2 * BH_MAX_QUEUES + 1];
+	unsigned int i, n = d->act_n;
+
 	for (i = 0; i < n; i++) {
 		const struct bh_vdriver_vq_addr *q = &d->act_q[i];
 
@@ -1050,6 +1074,34 @@ int bh_vdriver_respawn(struct bh_vdriver *d, bool failed, int timeout_ms)
 	act.failed = failed;
 	return send_msg(d, BH__MSG_TYPE__MSG_DEVICE_ACTIVATE, &act.base, fds,
 			2 * n + 1);
+}
+
+int bh_vdriver_respawn(struct bh_vdriver *d, bool failed, int timeout_ms)
+{
+	int r;
+
+	if (!d->cfg.inflight || !d->inflight)
+		return -EINVAL;
+	r = relaunch(d, timeout_ms);
+	return r < 0 ? r : activate_resume(d, failed);
+}
+
+int bh_vdriver_restore(struct bh_vdriver *d, const void *records, size_t len,
+		       int timeout_ms)
+{
+	int r;
+
+	if (!d->cfg.inflight || !d->inflight || !records ||
+	    len != d->inflight_size)
+		return -EINVAL;
+	r = relaunch(d, timeout_ms);
+	/* The restored VM starts paused: the worker is paused before it
+	 * sees its queues. */
+	if (r == 0)
+		r = bh_vdriver_pause(d, timeout_ms);
+	if (r == 0)
+		r = inflight_create(d, records, len);
+	return r < 0 ? r : activate_resume(d, false);
 }
 
 int bh_vdriver_activate(struct bh_vdriver *d, uint64_t driver_features)

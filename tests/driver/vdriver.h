@@ -131,6 +131,23 @@ int bh_vdriver_stop(struct bh_vdriver *d, int timeout_ms, int *status);
 int bh_vdriver_respawn(struct bh_vdriver *d, bool failed, int timeout_ms);
 /* Queue q's in-flight records (struct bh_inflight), or NULL. */
 void *bh_vdriver_inflight(struct bh_vdriver *d, unsigned int q);
+/* The whole records memfd as mapped here, what a snapshot saves of a
+ * device: each queue's records (BH_INFLIGHT_BYTES of the largest queue
+ * apiece), then BH_INFLIGHT_DEV_STATE bytes of the device's own state.
+ * *size gets its length; NULL (and 0) before an activation with
+ * cfg.inflight. */
+void *bh_vdriver_inflight_region(struct bh_vdriver *d, size_t *size);
+/*
+ * Plays the controller in a restore: kills the worker if it still runs,
+ * starts a new one on the same guest RAM, pauses it as soon as it is ready
+ * (a restored VM starts paused), puts records (len bytes, a copy of what
+ * bh_vdriver_inflight_region gave) into a new records memfd and hands it
+ * the last activation with the same eventfds, resume set. The worker takes
+ * nothing from the rings until bh_vdriver_resume. -EINVAL if len is not
+ * the region's size; needs cfg.inflight and an activation.
+ */
+int bh_vdriver_restore(struct bh_vdriver *d, const void *records, size_t len,
+		       int timeout_ms);
 
 /* Waits for the worker to exit by itself. 0 with *status, or -ETIMEDOUT. */
 int bh_vdriver_wait_exit(struct bh_vdriver *d, int timeout_ms, int *status);

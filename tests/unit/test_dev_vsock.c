@@ -746,6 +746,42 @@ static void test_respawn(void **state)
 	close(fd);
 }
 
+/* A restored VM's worker is paused before it sees its queues: the
+ * transport reset it owes the guest waits for the resume. */
+static void test_restore_paused(void **state)
+{
+	struct fx *fx = *state;
+	struct bh_vdriver_buf ev;
+	struct bh_vdriver_used used;
+	uint8_t *evp, *rec;
+	size_t len;
+	void *region;
+
+	assert_int_equal(bh_vdriver_alloc(fx->d, 64, 8, &ev.gpa), 0);
+	ev.len = 64;
+	ev.writable = true;
+	evp = bh_vdriver_gpa(fx->d, ev.gpa, 64);
+	memset(evp, 0xee, 64);
+	assert_int_equal(bh_vdriver_submit(fx->d, EVQ, &ev, 1, 0, NULL), 0);
+	assert_int_equal(bh_vdriver_pause(fx->d, T), 0);
+	region = bh_vdriver_inflight_region(fx->d, &len);
+	assert_non_null(region);
+	rec = malloc(len);
+	assert_non_null(rec);
+	memcpy(rec, region, len);
+	assert_int_equal(bh_vdriver_restore(fx->d, rec, len, T), 0);
+	free(rec);
+	/* Answered after the activation. */
+	assert_int_equal(bh_vdriver_pause(fx->d, T), 0);
+	assert_int_equal(bh_vdriver_get_used(fx->d, EVQ, &used), 0);
+	assert_int_equal(evp[0], 0xee);
+	assert_int_equal(bh_vdriver_resume(fx->d), 0);
+	assert_int_equal(bh_vdriver_wait_used(fx->d, EVQ, T, &used), 1);
+	assert_int_equal(used.len, 4);
+	assert_int_equal(bh_get_le32(evp), 0);
+	assert_null(bh_vdriver_needs_reset(fx->d));
+}
+
 /* Driver reset: every host socket is closed. */
 static void test_reset_closes(void **state)
 {
@@ -868,6 +904,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reset_closes, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_respawn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restore_paused, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_chains, setup,
 						teardown),
 	};
