@@ -353,6 +353,10 @@ static void test_sandboxed(void **state)
 	assert_int_equal(held_fds(pid), 0xf);
 	assert_int_equal(bh_binder_listen(fx->b, fx->path, 16, &fd), 0);
 	close(fd);
+	/* Its copy goes right after the answer that carried it: wait (a
+	 * bounded while) for that close, not past it. */
+	for (int i = 0; i < 200 && held_fds(pid) != 0xf; i++)
+		usleep(10000);
 	assert_int_equal(held_fds(pid), 0xf);
 }
 
