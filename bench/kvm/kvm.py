@@ -4,7 +4,9 @@
 same initramfs in one run: boot time, VM exits, memory of the VMM's
 processes, guest disk I/O, and Bulkhead's start-up cost; and with --only net,
 TCP throughput and round trips through Bulkhead's virtio-net beside QEMU's
-(vhost off and on).
+(vhost off and on); and with --only snapshot, the time and size of a 1 GiB
+guest's snapshot and the time of its restore, Bulkhead's beside QEMU's
+(-M pc, migration to a file).
 
 Run by bench/run. Without a /dev/kvm that runs a stock guest at hardware
 speed (bulkhead --check-host=kvm decides) it runs itself again inside
@@ -18,11 +20,13 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -94,6 +98,46 @@ NET_G2H_CMD = "bh-guest-tool tcp-send %s %d %d 1; echo NETTX=$?"
 NET_H2G_CMD = "nc %s %d >/dev/null; echo NETRX=$?"
 NET_RR_CMD = "bh-guest-tool tcp-rr %s %d %d; echo NETRR=$?"
 NET_RR_RE = re.compile(r"^rr (\d+) (\d+)$", re.M)
+# The snapshot part: a 1 GiB guest that has written SNAP_FILL_MB MiB into
+# its tmpfs, paused and written to a file by Bulkhead (bulkhead-ctl
+# snapshot) and by QEMU -M pc (migrate to exec:cat), killed, restored from
+# it and timed until its shell answers again; each round from a fresh boot.
+SNAP_VMMS = ("bulkhead", "pc")
+SNAP_MEMORY_MB = 1024
+SNAP_FILL_MB = 256
+# Lines of 1,023 zeros (the character): `yes x` writes the same with a
+# library call per two bytes, 30 times slower in a TCG guest. The size in
+# bytes: busybox head takes "m" for MiB but refuses "M", and then writes
+# nothing. The status and the file's size come back.
+SNAP_FILL_CMD = ("yes $(printf %%01023d 0) | head -c %d >/tmp/fill; "
+                 "echo FILLED=$?:$(wc -c </tmp/fill)")
+# Whole lines only (\n, not $): the console may have half a line so far.
+SNAP_FILL_RE = re.compile(r"^FILLED=(\d+):\s*(\d+)\n", re.M)
+# What sha256sum says of it: the fill as written, before any snapshot.
+SNAP_FILL_SHA256 = ("52d8353427d2e07a2cdedb79111441a6"
+                    "62b626e72f724deebddbc8bb61f108eb")
+# The first command after the restore: the shell's own arithmetic (no
+# fork), and an answer that the echo of the typed line cannot match.
+SNAP_ANSWER_CMD = "echo SNAPUP=$((6*7))"
+SNAP_ANSWER_RE = re.compile(r"^SNAPUP=42\n", re.M)
+SNAP_IO_S = 180   # the fill or a sha256sum of it in the guest
+SNAP_S = 180      # one snapshot or migration to its end
+SNAP_POLL_S = 0.05
+# QEMU's migration is rate-limited (128 MiB/s by default in QEMU 7.2);
+# a save to a file lifts the limit, as libvirt's `virsh save` does.
+QEMU_MAX_BANDWIDTH = 1 << 40
+# (key, label, decimals): the snapshot table's rows, each a figure of every
+# round, derived by snapshot_merge.
+SNAP_FIGURES = [
+    ("pause_s", "pause (QEMU: stop), s", 3),
+    ("snapshot_s", "snapshot (QEMU: migrate), s", 2),
+    ("size_mib", "snapshot on disk, MiB", 1),
+    ("apparent_mib", "  apparent size, MiB", 1),
+    ("restore_paused_s", "start to restored, paused, s", 2),
+    ("resume_s", "resume (QEMU: cont), s", 3),
+    ("restore_s", "start to shell answer, s", 2),
+    ("fill_s", "guest fill of its tmpfs, s", 2),
+]
 
 
 def net_xfer_s(mb):
@@ -164,19 +208,19 @@ class Vmm:
         self.marker = marker  # how boot done is seen
 
 
-def bulkhead_argv(a, cmdline, disk):
+def bulkhead_argv(a, cmdline, disk, mb=MEMORY_MB):
     argv = [a.bulkhead, "--kernel", a.kernel, "--initramfs", a.initramfs,
             "--cmdline", cmdline, "--cpus", "boot=1",
-            "--memory", f"size={MEMORY_MB}M", "--serial", "tty",
+            "--memory", f"size={mb}M", "--serial", "tty",
             "--exit-stats", "--log-level", "debug"]
     if disk:
         argv += ["--disk", f"path={disk}"]
     return argv
 
 
-def qemu_common(a, cmdline):
+def qemu_common(a, cmdline, mb=MEMORY_MB):
     return ["qemu-system-x86_64", "-enable-kvm", "-cpu", "host",
-            "-m", f"{MEMORY_MB}M", "-smp", "1", "-nodefaults",
+            "-m", f"{mb}M", "-smp", "1", "-nodefaults",
             "-no-user-config", "-display", "none", "-serial", "stdio",
             "-no-reboot", "-kernel", a.kernel, "-initrd", a.initramfs,
             "-append", cmdline]
@@ -196,8 +240,8 @@ def microvm_argv(a, cmdline, disk):
     return argv
 
 
-def pc_argv(a, cmdline, disk):
-    argv = qemu_common(a, cmdline) + ["-M", "pc"]
+def pc_argv(a, cmdline, disk, mb=MEMORY_MB):
+    argv = qemu_common(a, cmdline, mb) + ["-M", "pc"]
     if disk:
         argv += qemu_drive(disk, a.qemu_cache) + [
             "-device", "virtio-blk-pci,drive=d0"]
@@ -864,6 +908,387 @@ def net_run(vmm, a, trace, logdir, out, part):
     return res
 
 
+# ---- the snapshot part -----------------------------------------------------------
+
+def snapshot_size(path):
+    """(bytes allocated, apparent bytes) of a file, or of the files of a
+    directory: st_blocks, as du counts them, and st_size."""
+    names = [path]
+    if os.path.isdir(path):
+        names = [os.path.join(path, n) for n in sorted(os.listdir(path))]
+    used = size = 0
+    for n in names:
+        st = os.stat(n)
+        used += st.st_blocks * 512
+        size += st.st_size
+    return used, size
+
+
+def fs_type(path):
+    """The file system type of the mount that holds path."""
+    path = os.path.realpath(path)
+    best, kind = "", "?"
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) < 3:
+                continue
+            mnt = fields[1].replace("\\040", " ")
+            inside = path == mnt or path.startswith(mnt.rstrip("/") + "/")
+            if inside and len(mnt) >= len(best):
+                best, kind = mnt, fields[2]
+    return kind
+
+
+class Qmp:
+    """A QMP connection to a QEMU started with -qmp unix:PATH,server=on,
+    wait=off: one command at a time; events are kept aside, not
+    answers."""
+
+    def __init__(self, path, vm, limit):
+        deadline = time.monotonic() + limit
+        self.sock = self.f = None
+        self.events = []
+        while True:
+            if os.path.exists(path):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    s.connect(path)
+                    self.sock = s
+                    break
+                except OSError:
+                    s.close()
+            if vm.exited():
+                raise boot_test.Fail(
+                    f"QEMU exited with status {vm.status} before its QMP "
+                    f"socket answered: {vm.err.strip()[-400:]}")
+            if time.monotonic() > deadline:
+                raise boot_test.Fail(f"no QMP socket answering at {path} "
+                                     f"within {limit} s")
+            vm.pump(SNAP_POLL_S)
+        self.f = self.sock.makefile("rb")
+        self.sock.settimeout(max(deadline - time.monotonic(), 1))
+        if "QMP" not in self._read("the QMP greeting"):
+            raise boot_test.Fail("QMP: the first message is no greeting")
+        self.cmd("qmp_capabilities")
+
+    def _read(self, step):
+        while True:
+            try:
+                line = self.f.readline()
+            except OSError as e:
+                raise boot_test.Fail(f"QMP {step}: {e or 'timed out'}")
+            if not line:
+                raise boot_test.Fail(f"QMP {step}: QEMU closed the "
+                                     f"connection")
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                raise boot_test.Fail(f"QMP {step}: not JSON: "
+                                     f"{line[:200]!r}")
+            if "event" in msg:
+                self.events.append(msg)
+                continue
+            return msg
+
+    def cmd(self, name, args=None, limit=boot_test.CTL_S):
+        """Runs one command; returns its "return" value. An error answer
+        fails, with QEMU's class and description."""
+        req = {"execute": name}
+        if args:
+            req["arguments"] = args
+        try:
+            self.sock.settimeout(limit)
+            self.sock.sendall(json.dumps(req).encode() + b"\n")
+        except OSError as e:
+            raise boot_test.Fail(f"QMP {name}: cannot send: {e}")
+        msg = self._read(name)
+        if "error" in msg:
+            e = msg["error"]
+            raise boot_test.Fail(f"QMP {name}: {e.get('class', '?')}: "
+                                 f"{e.get('desc', '')}")
+        if "return" not in msg:
+            raise boot_test.Fail(f"QMP {name}: an answer without a "
+                                 f"return: {msg}")
+        return msg["return"]
+
+    def close(self):
+        for x in (self.f, self.sock):
+            if x is not None:
+                try:
+                    x.close()
+                except OSError:
+                    pass
+
+
+def qemu_wait_migrated(q, vm, limit, step):
+    """Polls query-migrate on the sending QEMU until the migration has
+    completed; returns its last answer. A failed or cancelled migration
+    fails with QEMU's reason."""
+    deadline = time.monotonic() + limit
+    while True:
+        info = q.cmd("query-migrate")
+        st = info.get("status")
+        if st == "completed":
+            return info
+        if st in ("failed", "cancelled"):
+            raise boot_test.Fail(f"{step}: the migration {st}: "
+                                 f"{info.get('error-desc', 'no reason')}")
+        if vm.exited():
+            raise boot_test.Fail(f"{step}: QEMU exited with status "
+                                 f"{vm.status}: {vm.err.strip()[-400:]}")
+        if time.monotonic() > deadline:
+            raise boot_test.Fail(f"{step}: the migration is still {st} "
+                                 f"after {limit} s")
+        vm.pump(SNAP_POLL_S)
+
+
+def qemu_wait_incoming(q, vm, limit):
+    """Polls a QEMU started with -incoming until the migration is in: its
+    run state no longer inmigrate, and query-migrate completed (or, from a
+    QEMU that reports nothing on the receiving side, no status). Returns
+    (run state, query-migrate's answer)."""
+    deadline = time.monotonic() + limit
+    while True:
+        run = q.cmd("query-status", limit=limit).get("status")
+        st = None
+        if run != "inmigrate":
+            info = q.cmd("query-migrate")
+            st = info.get("status")
+            if st in ("failed", "cancelled"):
+                raise boot_test.Fail(
+                    f"the incoming migration {st}: "
+                    f"{info.get('error-desc', 'no reason')}")
+            if st in (None, "completed"):
+                return run, info
+        if vm.exited():
+            raise boot_test.Fail(f"QEMU -incoming exited with status "
+                                 f"{vm.status}: {vm.err.strip()[-400:]}")
+        if time.monotonic() > deadline:
+            raise boot_test.Fail(f"the incoming migration not in after "
+                                 f"{limit} s (run state {run}, migration "
+                                 f"{st})")
+        vm.pump(SNAP_POLL_S)
+
+
+def wait_no_descendants(vm, limit, step):
+    """Waits until the VMM has no child process left: QEMU's exec:
+    migration's shell and cat, which have the file whole once they end."""
+    deadline = time.monotonic() + limit
+    while len(process_tree(vm.proc.pid)) > 1:
+        if time.monotonic() > deadline:
+            left = [f"{p} {comm(p)}" for p in process_tree(vm.proc.pid)[1:]]
+            raise boot_test.Fail(f"{step}: still running after {limit} s: "
+                                 f"{', '.join(left)}")
+        vm.pump(SNAP_POLL_S)
+
+
+def snap_sha(vm, step):
+    got = vm.value("FILLSHA", "sha256sum </tmp/fill", step, SNAP_IO_S)
+    h = got.split()[0] if got else ""
+    if not re.fullmatch(r"[0-9a-f]{64}", h):
+        raise boot_test.Fail(f"{step}: sha256sum printed {got!r}")
+    return h
+
+
+def snap_fill(vm, res):
+    """Writes SNAP_FILL_MB MiB into the guest's /tmp (its RAM) and takes
+    the file's sha256."""
+    t = time.monotonic()
+    m = vm.command(SNAP_FILL_CMD % (SNAP_FILL_MB << 20), SNAP_FILL_RE,
+                   "the guest's fill of its tmpfs", SNAP_IO_S)
+    res["fill_s"] = round(time.monotonic() - t, 3)
+    if m.group(1) != "0" or int(m.group(2)) != SNAP_FILL_MB << 20:
+        raise boot_test.Fail(f"writing {SNAP_FILL_MB} MiB to the guest's "
+                             f"/tmp/fill ended with status {m.group(1)} "
+                             f"and {m.group(2)} bytes in the file")
+    res["sha256"] = snap_sha(vm, "the fill's sha256 before the snapshot")
+    if res["sha256"] != SNAP_FILL_SHA256:
+        raise boot_test.Fail(f"the guest's /tmp/fill reads {res['sha256']}, "
+                             f"not the {SNAP_FILL_SHA256} of what it was "
+                             f"to write")
+
+
+def snap_restored(vm, res, step):
+    """After the resume: the time to the restored shell's answer, from the
+    restoring VMM's start; then the fill read back whole."""
+    vm.command(SNAP_ANSWER_CMD, SNAP_ANSWER_RE, step)
+    res["restore_s"] = round(time.monotonic() - vm.t0, 4)
+    res["sha256_after"] = snap_sha(vm, "the fill's sha256 after the "
+                                   "restore")
+    res["same"] = res["sha256_after"] == res["sha256"]
+    if not res["same"]:
+        raise boot_test.Fail(f"the restored guest's /tmp/fill reads "
+                             f"{res['sha256_after']}, {res['sha256']} "
+                             f"before the snapshot")
+
+
+def snap_check_size(res, what):
+    res["size_bytes"], res["apparent_bytes"] = snapshot_size(what)
+    if res["size_bytes"] < SNAP_FILL_MB << 20:
+        raise boot_test.Fail(f"{what}: {res['size_bytes'] >> 20} MiB on "
+                             f"disk, less than the {SNAP_FILL_MB} MiB the "
+                             f"guest wrote")
+
+
+def bulkhead_wait_paused(ctl, sock, vm, limit):
+    """Asks a restoring bulkhead's API (bulkhead-ctl info) until its VM is
+    paused, ready to resume."""
+    deadline = time.monotonic() + limit
+    state = "no API socket yet"
+    while True:
+        if os.path.exists(sock):
+            st, out = boot_test.ctl(ctl, sock, "info", check=False)
+            if st == 0 and out:
+                state = out.get("state")
+                if state == "PAUSED":
+                    return
+            else:
+                state = f"bulkhead-ctl info: status {st}"
+        if vm.exited():
+            raise boot_test.Fail(f"bulkhead --restore exited with status "
+                                 f"{vm.status}: {vm.err.strip()[-400:]}")
+        if time.monotonic() > deadline:
+            raise boot_test.Fail(f"the restored VM is not paused {limit} s "
+                                 f"after bulkhead --restore started "
+                                 f"({state})")
+        vm.pump(SNAP_POLL_S)
+
+
+def start_in(argv, logdir):
+    os.makedirs(logdir, exist_ok=True)
+    return boot_test.Vmm(argv, logdir)
+
+
+def snap_bulkhead(a, res, work, logdir):
+    """pause, snapshot into a fresh directory, kill -9; bulkhead --restore
+    with an API socket of its own, resume."""
+    ctl = argparse.Namespace(bulkhead_ctl=a.bulkhead_ctl, log=logdir)
+    sock = os.path.join(work, "api.sock")
+    sock2 = os.path.join(work, "api2.sock")
+    snapdir = os.path.join(work, "snap")
+    os.makedirs(snapdir)
+    vm = start_in(bulkhead_argv(a, BASE_CMDLINE, None, SNAP_MEMORY_MB) +
+                  ["--api-socket", f"path={sock}"],
+                  os.path.join(logdir, "source"))
+    try:
+        boot_test.boot_to_prompt(vm)
+        snap_fill(vm, res)
+        t = time.monotonic()
+        boot_test.ctl(ctl, sock, "pause")
+        res["pause_s"] = round(time.monotonic() - t, 4)
+        state = boot_test.api_state(ctl, sock)
+        if state != "PAUSED":
+            raise boot_test.Fail(f"info after pause: {state}, not PAUSED")
+        t = time.monotonic()
+        boot_test.ctl(ctl, sock, "snapshot", f"file://{snapdir}",
+                      limit=SNAP_S)
+        res["snapshot_s"] = round(time.monotonic() - t, 4)
+    finally:
+        stop(vm)
+    boot_test.wait_no_children("after the snapshotted bulkhead was killed")
+    names = sorted(os.listdir(snapdir))
+    if names != ["config", "memory", "memory.map", "state"]:
+        raise boot_test.Fail(f"the snapshot directory holds {names}")
+    mem = os.path.getsize(os.path.join(snapdir, "memory"))
+    if mem != SNAP_MEMORY_MB << 20:
+        raise boot_test.Fail(f"the snapshot's memory file has {mem} bytes, "
+                             f"not {SNAP_MEMORY_MB} MiB")
+    snap_check_size(res, snapdir)
+    vm = start_in([a.bulkhead, "--log-level", "debug", "--api-socket",
+                   f"path={sock2}", "--restore",
+                   f"source_url=file://{snapdir}"],
+                  os.path.join(logdir, "restored"))
+    try:
+        bulkhead_wait_paused(ctl, sock2, vm, BOOT_S)
+        res["restore_paused_s"] = round(time.monotonic() - vm.t0, 4)
+        t = time.monotonic()
+        boot_test.ctl(ctl, sock2, "resume")
+        res["resume_s"] = round(time.monotonic() - t, 4)
+        snap_restored(vm, res, "the restored guest's shell")
+    finally:
+        stop(vm)
+    boot_test.wait_no_children("after the restored bulkhead was killed")
+
+
+def snap_qemu(a, res, work, logdir):
+    """stop, migrate to exec:cat > FILE (unlimited bandwidth), kill; the
+    same QEMU command line with -incoming exec:cat FILE, cont."""
+    qmp = os.path.join(work, "qmp.sock")
+    image = os.path.join(work, "migration")
+    argv = pc_argv(a, BASE_CMDLINE, None, SNAP_MEMORY_MB) + [
+        "-qmp", f"unix:{qmp},server=on,wait=off"]
+    vm = start_in(argv, os.path.join(logdir, "source"))
+    q = None
+    try:
+        boot_test.boot_to_prompt(vm)
+        snap_fill(vm, res)
+        q = Qmp(qmp, vm, boot_test.CTL_S)
+        t = time.monotonic()
+        q.cmd("stop")
+        res["pause_s"] = round(time.monotonic() - t, 4)
+        state = q.cmd("query-status").get("status")
+        if state != "paused":
+            raise boot_test.Fail(f"query-status after stop: {state}, not "
+                                 f"paused")
+        q.cmd("migrate-set-parameters",
+              {"max-bandwidth": QEMU_MAX_BANDWIDTH})
+        t = time.monotonic()
+        q.cmd("migrate", {"uri": "exec:cat > " + shlex.quote(image)})
+        info = qemu_wait_migrated(q, vm, SNAP_S, "the migration to a file")
+        res["migrate_s"] = round(time.monotonic() - t, 4)
+        wait_no_descendants(vm, max(t + SNAP_S - time.monotonic(), 1),
+                            "the migration's cat")
+        res["snapshot_s"] = round(time.monotonic() - t, 4)
+        ram = info.get("ram", {})
+        res["qemu_migration"] = {
+            "total_time_ms": info.get("total-time"),
+            "downtime_ms": info.get("downtime"),
+            "ram_transferred": ram.get("transferred"),
+            "ram_normal_pages": ram.get("normal"),
+            "ram_zero_pages": ram.get("duplicate"),
+            "max_bandwidth": QEMU_MAX_BANDWIDTH}
+    finally:
+        if q:
+            q.close()
+        stop(vm)
+    snap_check_size(res, image)
+    if os.path.exists(qmp):
+        os.unlink(qmp)
+    vm = start_in(argv + ["-incoming", "exec:cat " + shlex.quote(image)],
+                  os.path.join(logdir, "restored"))
+    q = None
+    try:
+        q = Qmp(qmp, vm, BOOT_S)
+        run, _ = qemu_wait_incoming(q, vm, BOOT_S)
+        res["restore_paused_s"] = round(time.monotonic() - vm.t0, 4)
+        res["restored_run_state"] = run
+        t = time.monotonic()
+        q.cmd("cont")
+        res["resume_s"] = round(time.monotonic() - t, 4)
+        snap_restored(vm, res, "the restored guest's shell")
+    finally:
+        if q:
+            q.close()
+        stop(vm)
+
+
+def snapshot_run(vmm, a, logdir, res):
+    """One round for one VMM, from a fresh boot, its files in a fresh
+    directory under a.dir that goes at its end. Every figure goes into res
+    as it is taken."""
+    os.makedirs(logdir, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="bh-snap-", dir=a.dir)
+    try:
+        if "," in work:
+            raise boot_test.Fail(f"a comma in {work} cannot go into "
+                                 f"--restore source_url=")
+        (snap_bulkhead if vmm.name == "bulkhead" else snap_qemu)(
+            a, res, work, logdir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 # ---- inside the KVM host: the measurements -----------------------------------------
 
 ALL_VMMS = [Vmm("bulkhead", "Bulkhead", bulkhead_argv, "progress port"),
@@ -878,6 +1303,7 @@ NET_VMMS = [Vmm("bulkhead", "Bulkhead", bulkhead_net_argv, "progress port"),
                 "serial"),
             Vmm("qemu-vhost", "QEMU pc vhost=on", qemu_net_argv(True),
                 "serial")]
+PARTS = ("boot", "startup", "disk", "net", "snapshot")
 VARIANTS = [("default", BASE_CMDLINE),
             ("noaperture", BASE_CMDLINE + " " + NOAPERTURE),
             ("shmemthp", BASE_CMDLINE)]
@@ -920,7 +1346,8 @@ def write_json(path, obj):
 
 def inner(a):
     """One part of the run inside one emulated host: the boots of some VMMs
-    in one round, or the start-up runs, or one VMM's disk and memory boot.
+    in one round, or the start-up runs, or one VMM's disk and memory boot,
+    network guest or snapshot rounds.
     The part's JSON is rewritten after every boot, so a host that wedges
     loses at most the boot under way."""
     vmms = [v for v in (NET_VMMS if a.only == "net" else ALL_VMMS)
@@ -930,7 +1357,7 @@ def inner(a):
     logs = os.path.join(a.results, "logs")
     out = os.path.join(a.results, "part.json")
     res = {"part": a.part, "boots": [], "startup": [], "disk": {},
-           "net": {}, "notes": [], "done": False}
+           "net": {}, "snapshot": {}, "notes": [], "done": False}
     write_json(out, res)
 
     def note(msg):
@@ -1005,6 +1432,32 @@ def inner(a):
             res["net"][v.name] = r
             write_json(out, res)
             note(f"net {v.name} done")
+    elif a.only == "snapshot":
+        a.bulkhead_ctl = os.path.join(os.path.dirname(a.bulkhead),
+                                      "bulkhead-ctl")
+        if not os.access(a.bulkhead_ctl, os.X_OK):
+            die(f"no {a.bulkhead_ctl} beside {a.bulkhead}")
+        for v in vmms:
+            if v.name not in SNAP_VMMS:
+                continue
+            k = {"memory_mb": SNAP_MEMORY_MB, "fill_mb": SNAP_FILL_MB,
+                 "dir": a.dir, "dir_fs": fs_type(a.dir), "rounds": []}
+            res["snapshot"][v.name] = k
+            for i in range(1, a.repeat + 1):
+                r = {"round": i}
+                try:
+                    snapshot_run(v, a, os.path.join(
+                        logs, f"snapshot-{v.name}-{i}"), r)
+                except Exception as e:
+                    r["error"] = str(e)
+                    note(f"snapshot {v.name} round {i}: {e}")
+                k["rounds"].append(r)
+                write_json(out, res)
+                note(f"snapshot {v.name} round {i}: " + ", ".join(
+                    f"{key} {r[key]:.2f}" for key in (
+                        "snapshot_s", "restore_paused_s", "restore_s")
+                    if key in r) + (f", {r['size_bytes'] >> 20} MiB"
+                                    if "size_bytes" in r else ""))
     res["done"] = True
     write_json(out, res)
 
@@ -1035,9 +1488,12 @@ def print_tables(sec):
               f"'{sec['cmdline']} bulkhead.run=poweroff', variants "
               f"{', '.join(sec.get('variants', ['default', 'noaperture']))} "
               f"(docs/BENCHMARKS.md); median [min-max]")
-    else:
+    elif any("disk" in d or "net" in d for d in v.values()):
         print(f"KVM: {sec['memory_mb']} MiB, 1 vCPU, guest command line "
               f"'{sec['cmdline']}' (docs/BENCHMARKS.md)")
+    else:
+        print(f"KVM: 1 vCPU, guest command line '{sec['cmdline']}' "
+              f"(docs/BENCHMARKS.md)")
     for n in sec.get("notes", []):
         print("  note: " + n)
     for m in sec.get("missing", []):
@@ -1093,6 +1549,8 @@ def print_tables(sec):
 def print_rest(sec):
     v = sec["vmms"]
     print_net(sec)
+    print()
+    print_snapshot(sec)
     print()
     if not any("disk" in d for d in v.values()):
         print("Memory and guest disk: not measured in this run")
@@ -1252,6 +1710,94 @@ def print_net(sec):
                   f"userspace")
 
 
+def snap_derived(r):
+    d = dict(r)
+    if "size_bytes" in r:
+        d["size_mib"] = r["size_bytes"] / (1 << 20)
+        d["apparent_mib"] = r["apparent_bytes"] / (1 << 20)
+    return d
+
+
+def snapshot_merge(res, a):
+    """Each VMM's snapshot figures (median [min-max] over the rounds that
+    finished) and Bulkhead's ratio to QEMU's, figure by figure."""
+    have = {n: d["snapshot"] for n, d in res["vmms"].items()
+            if "snapshot" in d}
+    if not have:
+        return
+    for name, k in have.items():
+        rounds = k.get("rounds", [])
+        ok = [snap_derived(r) for r in rounds if "error" not in r]
+        k["figures"] = {key: stats([r.get(key) for r in ok])
+                        for key, _, _ in SNAP_FIGURES}
+        k["errors"] = len(rounds) - len(ok)
+        k["sha256_same"] = sum(1 for r in ok if r.get("same"))
+    bh = have.get("bulkhead", {}).get("figures", {})
+    qf = have.get("pc", {}).get("figures", {})
+    ratios = {f: st["median"] / qf[f]["median"] for f, st in bh.items()
+              if st and qf.get(f) and qf[f]["median"]}
+    any_k = next(iter(have.values()))
+    res["snapshot"] = {
+        "memory_mb": any_k.get("memory_mb"), "fill_mb": any_k.get("fill_mb"),
+        "rounds": a.repeat, "dir": any_k.get("dir"),
+        "dir_fs": any_k.get("dir_fs"), "ratios_bulkhead_to_pc": ratios,
+        "how": "per round, a fresh boot of a guest with %d MiB, 1 vCPU, "
+        "that writes %d MiB into its tmpfs (yes | head -c) and takes "
+        "its sha256; Bulkhead: bulkhead-ctl pause, bulkhead-ctl snapshot "
+        "into an empty directory, kill -9, bulkhead --restore with an API "
+        "socket of its own, polled with bulkhead-ctl info until Paused, "
+        "bulkhead-ctl resume; QEMU -M pc over QMP: stop, "
+        "migrate-set-parameters max-bandwidth %d, migrate exec:cat > FILE "
+        "until query-migrate says completed and the cat has ended, kill, "
+        "the same command line with -incoming exec:cat FILE, polled with "
+        "query-status and query-migrate until the migration is in, cont; "
+        "the restore timed from the restoring VMM's start to the guest "
+        "shell's answer to a command typed after the resume, then the "
+        "sha256 again; sizes from st_blocks (du) and st_size"
+        % (SNAP_MEMORY_MB, SNAP_FILL_MB, QEMU_MAX_BANDWIDTH),
+    }
+
+
+def print_snapshot(sec):
+    snap = sec.get("snapshot")
+    v = sec["vmms"]
+    names = [n for n in SNAP_VMMS if "snapshot" in v.get(n, {})]
+    if not snap or not names:
+        print("Snapshot and restore: not measured in this run")
+        return
+    print("Snapshot and restore, %g GiB guest (%d MiB written into its "
+          "tmpfs first; %d round(s), each from a fresh boot; files in %s "
+          "(%s); median [min-max]; ratio = Bulkhead / QEMU):" % (
+              snap["memory_mb"] / 1024, snap["fill_mb"], snap["rounds"],
+              snap.get("dir"), snap.get("dir_fs")))
+    ratios = snap.get("ratios_bulkhead_to_pc", {})
+    rq = "pc" in names and "bulkhead" in names
+    hdr = "%-32s" % "" + "".join("%-26s" % v[n]["title"] for n in names) + \
+        ("%-10s" % "BH/QEMU" if rq else "")
+    print(hdr)
+    print("-" * len(hdr))
+    for key, label, digits in SNAP_FIGURES:
+        row = "%-32s" % label
+        for n in names:
+            row += "%-26s" % fmt(v[n]["snapshot"].get("figures", {}).get(
+                key), digits=digits)
+        if rq:
+            r = ratios.get(key)
+            row += "%-10s" % ("%.2f" % r if r is not None else "-")
+        print(row)
+    for n in names:
+        k = v[n]["snapshot"]
+        rounds = k.get("rounds", [])
+        ok = len(rounds) - k.get("errors", 0)
+        print(f"  {v[n]['title']}: the restored guest's /tmp/fill had its "
+              f"sha256 of before in {k.get('sha256_same', 0)} of {ok} "
+              f"round(s) that finished")
+        for r in rounds:
+            if "error" in r:
+                print(f"  {v[n]['title']} round {r['round']} failed: "
+                      f"{r['error']}")
+
+
 def merge(a, vmms, parts):
     """The section's JSON from the parts' JSON: every boot, start-up run and
     disk boot that was measured, and what is missing and why."""
@@ -1280,6 +1826,8 @@ def merge(a, vmms, parts):
             res["vmms"][name]["disk"] = k
         for name, k in d.get("net", {}).items():
             res["vmms"][name]["net"] = k
+        for name, k in d.get("snapshot", {}).items():
+            res["vmms"][name]["snapshot"] = dict(k)
         qemu_cache = d.get("qemu_cache", qemu_cache)
         # What the part was to measure and did not: the boot under way when
         # its emulated host stopped, and everything after it.
@@ -1309,6 +1857,19 @@ def merge(a, vmms, parts):
                         "what": f"disk and memory {want[1]}",
                         "why": (k or {}).get("error") or pt.get("why") or
                         "not measured"})
+            elif kind == "snapshot":
+                rs = d.get("snapshot", {}).get(want[1], {}).get("rounds", [])
+                for r in rs:
+                    if "error" in r:
+                        res["missing"].append({
+                            "what": f"snapshot {want[1]} round {r['round']}",
+                            "why": r["error"]})
+                if len(rs) < want[2]:
+                    res["missing"].append({
+                        "what": f"snapshot {want[1]} " + (
+                            f"round {want[2]}" if len(rs) + 1 == want[2]
+                            else f"rounds {len(rs) + 1}-{want[2]}"),
+                        "why": pt.get("why") or "not measured"})
     # Failed boots (the VMM or guest, not the emulated host) are in the runs
     # with their error; they count as missing too.
     for (vname, var), rs in runs.items():
@@ -1364,6 +1925,7 @@ def merge(a, vmms, parts):
                 if isinstance(k.get(kind), list):
                     k[kind] = stats(k[kind])
     net_merge(res, a)
+    snapshot_merge(res, a)
     su = [r for r in startup if "error" not in r]
     res["startup"] = {"runs": startup,
                       "wall_ms": stats([r["wall_ms"] for r in su]),
@@ -1376,8 +1938,9 @@ def merge(a, vmms, parts):
 def plan(a, vmms):
     """The parts of the run, each in an emulated host of its own with its
     own time limit: the boots of one VMM in one round (both command lines),
-    the start-up runs, and one disk and memory boot per VMM. A host that
-    wedges costs its part, not the run."""
+    the start-up runs, one disk and memory boot per VMM, one network guest
+    per VMM, and the snapshot rounds of each VMM. A host that wedges costs
+    its part, not the run."""
     only = a.only.split(",")
     variants = a.variants.split(",")
     net_vmms = [v.name for v in vmms]
@@ -1418,6 +1981,15 @@ def plan(a, vmms):
                               2 * net_xfer_s(mb) + net_xfer_s(
                                   NET_RR // 100)),
                           "wants": [("net", v.name)]})
+    if "snapshot" in only:
+        for v in vmms:
+            if v.name not in SNAP_VMMS:
+                continue
+            parts.append({"name": f"snapshot-{v.name}",
+                          "args": ["--only", "snapshot", "--vmms", v.name],
+                          "timeout": up + a.repeat * (
+                              2 * BOOT_S + 3 * SNAP_IO_S + SNAP_S + 60),
+                          "wants": [("snapshot", v.name, a.repeat)]})
     return parts
 
 
@@ -1549,6 +2121,10 @@ def outer(a):
     if not os.access(bulkhead, os.X_OK):
         die(f"no {bulkhead}: build it (bench/run builds it unless "
             f"--no-build)")
+    ctl = os.path.join(a.build_dir, "bin", "bulkhead-ctl")
+    if "snapshot" in a.only.split(",") and not os.access(ctl, os.X_OK):
+        die(f"no {ctl}, which the snapshot part needs: build it (bench/run "
+            f"builds it unless --no-build)")
     kernels = sorted((k for k in os.listdir("/boot")
                       if k.startswith("vmlinuz-")), reverse=True)
     if not kernels:
@@ -1614,7 +2190,8 @@ def outer(a):
     measured = any(pt.get("data") and (pt["data"].get("boots") or
                                        pt["data"].get("startup") or
                                        pt["data"].get("disk") or
-                                       pt["data"].get("net"))
+                                       pt["data"].get("net") or
+                                       pt["data"].get("snapshot"))
                    for pt in parts)
     if not measured:
         die(f"nothing was measured; logs in {results}")
@@ -1630,12 +2207,13 @@ def main():
     p.add_argument("--inner", action="store_true")
     p.add_argument("--only", default="boot,startup,disk",
                    help="the parts to measure (comma-separated: boot, "
-                   "startup, disk, net)")
+                   "startup, disk, net, snapshot)")
     p.add_argument("--vmms",
                    default="bulkhead,microvm,pc,kvmtool,qemu-tap,qemu-vhost",
                    help="the VMMs (comma-separated: bulkhead, microvm, pc, "
                    "kvmtool; kvmtool only with LKVM; the network part's "
-                   "QEMU: qemu-tap, qemu-vhost)")
+                   "QEMU: qemu-tap, qemu-vhost; the snapshot part's: "
+                   "bulkhead, pc)")
     p.add_argument("--variants", default="default,noaperture,shmemthp",
                    help="the guest command lines and host settings "
                    "(default, noaperture, shmemthp)")
@@ -1663,8 +2241,8 @@ def main():
             die(f"unknown VMM {v!r} (bulkhead, microvm, pc, kvmtool, "
                 f"qemu-tap, qemu-vhost)")
     for o in a.only.split(","):
-        if o not in ("boot", "startup", "disk", "net"):
-            die(f"unknown part {o!r} (boot, startup, disk, net)")
+        if o not in PARTS:
+            die(f"unknown part {o!r} ({', '.join(PARTS)})")
     if a.inner:
         a.results = os.environ.get("BH_KVM_RESULTS") or die(
             "--inner needs BH_KVM_RESULTS (it runs under kvm-host)")
