@@ -37,26 +37,30 @@ static int cpu_get_msrs(struct bh_vcpu *v, struct runner_cpu_buf *buf,
 			unsigned int *n)
 {
 	struct runner *rn = v->rn;
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[RUNNER_MAX_MSRS];
-	} m;
+	size_t msize = sizeof(struct kvm_msrs) +
+		       RUNNER_MAX_MSRS * sizeof(struct kvm_msr_entry);
+	struct kvm_msrs *m = malloc(msize);
 	unsigned int done = 0;
 
+	if (!m)
+		return -ENOMEM;
 	while (done < rn->nmsrs) {
 		int got;
 
-		memset(&m, 0, sizeof(m));
-		m.hdr.nmsrs = rn->nmsrs - done;
-		for (unsigned int i = 0; i < m.hdr.nmsrs; i++)
-			m.e[i].index = rn->msrs[done + i];
-		got = ioctl(v->fd, KVM_GET_MSRS, &m);
-		if (got < 0)
-			return -errno;
+		memset(m, 0, msize);
+		m->nmsrs = rn->nmsrs - done;
+		for (unsigned int i = 0; i < m->nmsrs; i++)
+			m->entries[i].index = rn->msrs[done + i];
+		got = ioctl(v->fd, KVM_GET_MSRS, m);
+		if (got < 0) {
+			got = -errno;
+			free(m);
+			return got;
+		}
 		for (int i = 0; i < got; i++) {
 			bh__msr__init(&buf->msr[done + i]);
-			buf->msr[done + i].index = m.e[i].index;
-			buf->msr[done + i].value = m.e[i].data;
+			buf->msr[done + i].index = m->entries[i].index;
+			buf->msr[done + i].value = m->entries[i].data;
 			buf->msrp[done + i] = &buf->msr[done + i];
 		}
 		done += (unsigned int)got;
@@ -68,6 +72,7 @@ static int cpu_get_msrs(struct bh_vcpu *v, struct runner_cpu_buf *buf,
 			rn->nmsrs--;
 		}
 	}
+	free(m);
 	*n = done;
 	return 0;
 }
@@ -138,10 +143,8 @@ static bool take(const ProtobufCBinaryData *b, void *obj, size_t size)
 int runner_cpu_restore(struct bh_vcpu *v, const Bh__CpuState *s)
 {
 	struct runner_cpu_buf *buf = calloc(1, sizeof(*buf));
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[RUNNER_MAX_MSRS];
-	} *m = calloc(1, sizeof(*m));
+	struct kvm_msrs *m =
+	    calloc(1, sizeof(*m) + RUNNER_MAX_MSRS * sizeof(m->entries[0]));
 	const char *step = "the saved state";
 	int r = -EINVAL;
 
@@ -152,19 +155,19 @@ int runner_cpu_restore(struct bh_vcpu *v, const Bh__CpuState *s)
 	if (s->id != v->id || s->n_msrs > RUNNER_MAX_MSRS ||
 	    !take(&s->regs, &buf->regs, sizeof(buf->regs)) ||
 	    !take(&s->sregs, &buf->sregs, sizeof(buf->sregs)) ||
-	    !take(&s->xsave, &buf->xsave, sizeof(buf->xsave)) ||
+	    !take(&s->xsave, buf->xsave, sizeof(buf->xsave)) ||
 	    !take(&s->xcrs, &buf->xcrs, sizeof(buf->xcrs)) ||
 	    !take(&s->lapic, &buf->lapic, sizeof(buf->lapic)) ||
 	    !take(&s->events, &buf->events, sizeof(buf->events)) ||
 	    !take(&s->mp_state, &buf->mp, sizeof(buf->mp)) ||
 	    !take(&s->debugregs, &buf->debugregs, sizeof(buf->debugregs)))
 		goto out;
-	m->hdr.nmsrs = (uint32_t)s->n_msrs;
+	m->nmsrs = (uint32_t)s->n_msrs;
 	for (size_t i = 0; i < s->n_msrs; i++) {
 		if (!s->msrs[i])
 			goto out;
-		m->e[i].index = s->msrs[i]->index;
-		m->e[i].data = s->msrs[i]->value;
+		m->entries[i].index = s->msrs[i]->index;
+		m->entries[i].data = s->msrs[i]->value;
 	}
 	/* KVM checks each structure's contents as it takes it; its answer
 	 * is the check. */
@@ -178,7 +181,7 @@ int runner_cpu_restore(struct bh_vcpu *v, const Bh__CpuState *s)
 	} while (0)
 	SET(KVM_SET_REGS, &buf->regs);
 	SET(KVM_SET_SREGS, &buf->sregs);
-	SET(KVM_SET_XSAVE, &buf->xsave);
+	SET(KVM_SET_XSAVE, buf->xsave);
 	/* A host without XSAVE saves no XCR (and refuses to set one). */
 	if (buf->xcrs.nr_xcrs)
 		SET(KVM_SET_XCRS, &buf->xcrs);
@@ -189,9 +192,9 @@ int runner_cpu_restore(struct bh_vcpu *v, const Bh__CpuState *s)
 		r = -errno;
 		goto out;
 	}
-	if ((unsigned int)r != m->hdr.nmsrs) {
+	if ((unsigned int)r != m->nmsrs) {
 		bh_err("vCPU %u: MSR 0x%x refused (%d of %u set)", v->id,
-		       m->e[r].index, r, m->hdr.nmsrs);
+		       m->entries[r].index, r, m->nmsrs);
 		r = -EINVAL;
 		goto out;
 	}

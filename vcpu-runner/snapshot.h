@@ -18,7 +18,10 @@ int runner_msr_list(struct runner *rn);
 struct runner_cpu_buf {
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
-	struct kvm_xsave xsave;
+	/* struct kvm_xsave, whose newer headers end in a flexible array:
+	 * its fixed part, as raw bytes. */
+	uint8_t xsave[sizeof(struct kvm_xsave)]
+	    __attribute__((aligned(__alignof__(struct kvm_xsave))));
 	struct kvm_xcrs xcrs;
 	struct kvm_lapic_state lapic;
 	struct kvm_vcpu_events events;
