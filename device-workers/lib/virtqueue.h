@@ -143,8 +143,17 @@ void bh_vq_release(struct bh_vq *vq);
 int bh_vq_pop(struct bh_vq *vq, struct bh_vq_req *req);
 
 /* Returns a request to the driver with the bytes written into its writable
- * buffers. */
+ * buffers. With the dirty log on (bh_gmem_logging), logs the used-ring
+ * entry and index and every writable buffer of the chain: a device that
+ * writes only into chains it then pushes has nothing else to log. */
 void bh_vq_push(struct bh_vq *vq, uint16_t head, uint32_t written);
+
+/* Logs n buffers of a request (from bh_vq_pop) that the device wrote into
+ * and does not push right away: a receive chain that keeps a dropped frame,
+ * one of several a frame fills, so that no write waits for a push that may
+ * never come (reset, a worker that dies). A no-op with logging off. */
+void bh_vq_log_iov(const struct bh_vq *vq, const struct iovec *iov,
+		   unsigned int n);
 
 /* True if the driver wants an interrupt for what was pushed since the last
  * call that returned true; records that it is being sent. bh_vq_notify is

@@ -616,6 +616,57 @@ static int h_resume(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	return 0;
 }
 
+/*
+ * Starts or stops logging the worker's writes into guest RAM for a
+ * migration pass (gmem.h). A log memfd that cannot hold the bitmap is the
+ * controller's mistake, but a migration's, not the device's: it is refused
+ * with MSG_ERROR and the worker serves on as it did.
+ */
+static int h_dirty_log(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	const Bh__DirtyLog *dl = (const Bh__DirtyLog *)m;
+	struct worker_ctx *c = ctx;
+	struct bh_worker *w = &c->w;
+	Bh__Empty done = BH__EMPTY__INIT;
+	Bh__Error e = BH__ERROR__INIT;
+	char msg[160];
+	int r;
+
+	if (!dl->enable) {
+		if (f->nfds != 0) {
+			bh_err("dirty log: %u fds with enable=false", f->nfds);
+			return -EPROTO;
+		}
+		if (w->mem.log)
+			bh_debug("dirty log off");
+		bh_gmem_log_stop(&w->mem);
+		return worker_send(w, BH__MSG_TYPE__MSG_DEVICE_DIRTY_LOG_DONE,
+				   &done.base);
+	}
+	if (f->nfds != 1) {
+		bh_err("dirty log: %u fds, the log memfd expected", f->nfds);
+		return -EPROTO;
+	}
+	/* The frame keeps the fd and closes it; the mapping outlives it. */
+	r = bh_gmem_log_start(&w->mem, f->fds[0]);
+	if (r < 0) {
+		snprintf(msg, sizeof(msg),
+			 "dirty log refused: %s (the bitmap needs %llu bytes "
+			 "for %llu bytes of guest RAM)",
+			 r == -EINVAL ? "log memfd too small" : strerror(-r),
+			 (unsigned long long)bh_gmem_log_bytes(w->mem.size),
+			 (unsigned long long)w->mem.size);
+		bh_err("%s", msg);
+		e.code = -r;
+		e.message = msg;
+		return worker_send(w, BH__MSG_TYPE__MSG_ERROR, &e.base);
+	}
+	bh_debug("dirty log on: %llu bytes of bitmap",
+		 (unsigned long long)w->mem.log_size);
+	return worker_send(w, BH__MSG_TYPE__MSG_DEVICE_DIRTY_LOG_DONE,
+			   &done.base);
+}
+
 static int h_quit(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 {
 	struct worker_ctx *c = ctx;
@@ -643,6 +694,8 @@ static const struct bh_handler worker_handlers[] = {
 	  h_pause, "device-pause" },
 	{ BH__MSG_TYPE__MSG_DEVICE_RESUME, SERVING, 0, &bh__empty__descriptor,
 	  h_resume, "device-resume" },
+	{ BH__MSG_TYPE__MSG_DEVICE_DIRTY_LOG, SERVING, BH_NFDS_VARIABLE,
+	  &bh__dirty_log__descriptor, h_dirty_log, "device-dirty-log" },
 	{ BH__MSG_TYPE__MSG_QUIT, SERVING | BH_STATE(WS_SETUP), 0,
 	  &bh__quit__descriptor, h_quit, "quit" },
 };

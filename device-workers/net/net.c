@@ -251,6 +251,8 @@ static int rx_fill(struct bh_worker *w, struct net_pair *p, struct net_pair *h,
 		done = bh_iov_write(&r->iov[r->n_out], r->n_in,
 				    p->scratch + p->pend_off,
 				    p->pend_len - p->pend_off);
+		/* The chain goes back only with the frame's last one. */
+		bh_vq_log_iov(vq, &r->iov[r->n_out], r->n_in);
 		if (p->nused == 0)
 			rx_mark_header(p, h);
 		p->used[p->nused].head = r->head;
@@ -290,6 +292,8 @@ static int rx_read(struct bh_worker *w, struct net_pair *p, struct net_pair *h,
 		/* A TAP reports a frame's whole length even when the
 		 * buffers held less. */
 		if ((size_t)n < NET_HDR_LEN || (uint64_t)n > r->in_len) {
+			/* The chain stays held with what the TAP wrote. */
+			bh_vq_log_iov(vq, &r->iov[r->n_out], r->n_in);
 			count(w, pi, C_RX_DROPS, 1);
 			return 1;
 		}

@@ -107,6 +107,11 @@ struct bh_vdriver {
 	struct bh_vdriver_vq_addr act_q[BH_MAX_QUEUES];
 	unsigned int act_n;
 
+	/* The dirty log memfd last handed over, and its mapping here. */
+	int log_fd;
+	uint8_t *log;
+	uint64_t log_size;
+
 	/* Device-specific frames from the worker, oldest first, until
 	 * bh_vdriver_recv_ctl takes them. */
 	struct bh_frame ctlq[BH_VDRIVER_MAX_CTL];
@@ -329,6 +334,7 @@ static bool lib_frame(uint16_t type)
 	case BH__MSG_TYPE__MSG_COUNTERS:
 	case BH__MSG_TYPE__MSG_WORKER_READY:
 	case BH__MSG_TYPE__MSG_DEVICE_RESET_DONE:
+	case BH__MSG_TYPE__MSG_DEVICE_DIRTY_LOG_DONE:
 	case BH__MSG_TYPE__MSG_HELLO:
 		return true;
 	default:
@@ -368,13 +374,13 @@ static void ctl_lost(struct bh_vdriver *d)
 }
 
 /*
- * Reads frames until one of type want arrives (returned in *out, caller
- * releases it) or the deadline. want 0 waits for nothing: returns 0 at the
- * deadline after handling whatever came. Frames of other types are handled
- * on the way (NEEDS_RESET, ERROR, ... are recorded).
+ * Reads frames until one of type want or want2 (0: none) arrives (returned
+ * in *out, caller releases it) or the deadline. want 0 waits for nothing:
+ * returns 0 at the deadline after handling whatever came. Frames of other
+ * types are handled on the way (NEEDS_RESET, ERROR, ... are recorded).
  */
-static int wait_frame(struct bh_vdriver *d, uint16_t want, int64_t deadline,
-		      struct bh_frame *out)
+static int wait_frame2(struct bh_vdriver *d, uint16_t want, uint16_t want2,
+		       int64_t deadline, struct bh_frame *out)
 {
 	for (;;) {
 		struct pollfd p;
@@ -389,7 +395,7 @@ static int wait_frame(struct bh_vdriver *d, uint16_t want, int64_t deadline,
 			return -EPIPE;
 		}
 		if (r == 1) {
-			if (want && f.type == want) {
+			if (want && (f.type == want || f.type == want2)) {
 				*out = f;
 				return 1;
 			}
@@ -410,6 +416,12 @@ static int wait_frame(struct bh_vdriver *d, uint16_t want, int64_t deadline,
 		if (r == 0)
 			return want ? -ETIMEDOUT : 0;
 	}
+}
+
+static int wait_frame(struct bh_vdriver *d, uint16_t want, int64_t deadline,
+		      struct bh_frame *out)
+{
+	return wait_frame2(d, want, 0, deadline, out);
 }
 
 int bh_vdriver_poll(struct bh_vdriver *d, int timeout_ms)
@@ -557,6 +569,15 @@ void *bh_vdriver_inflight_region(struct bh_vdriver *d, size_t *size)
 	return d->inflight;
 }
 
+static void log_free(struct bh_vdriver *d)
+{
+	if (d->log)
+		munmap(d->log, (size_t)d->log_size);
+	d->log = NULL;
+	d->log_size = 0;
+	bh_closep(&d->log_fd);
+}
+
 static void vd_free(struct bh_vdriver *d)
 {
 	unsigned int i;
@@ -567,6 +588,7 @@ static void vd_free(struct bh_vdriver *d)
 	ctlq_clear(d);
 	bh_closep(&d->ctl);
 	inflight_free(d);
+	log_free(d);
 	if (d->ram)
 		munmap(d->ram, (size_t)d->ram_total);
 	bh_closep(&d->memfd);
@@ -591,6 +613,7 @@ int bh_vdriver_spawn(const struct bh_vdriver_cfg *cfg, struct bh_vdriver **out)
 	d->ctl = -1;
 	d->memfd = -1;
 	d->inflight_fd = -1;
+	d->log_fd = -1;
 	d->pid = -1;
 	for (i = 0; i < BH_MAX_QUEUES; i++) {
 		d->q[i].kick_fd = -1;
@@ -1518,4 +1541,114 @@ unsigned int bh_vdriver_errors(const struct bh_vdriver *d,
 	if (last_message)
 		*last_message = d->nerrors ? d->error_message : NULL;
 	return d->nerrors;
+}
+
+/* ---- dirty log ----------------------------------------------------------- */
+
+uint8_t *bh_vdriver_ram(struct bh_vdriver *d, uint64_t *size)
+{
+	*size = d->ram_total;
+	return d->ram;
+}
+
+uint64_t bh_vdriver_dirty_log_bytes(const struct bh_vdriver *d)
+{
+	uint64_t pages = (d->ram_total + VD_PAGE - 1) / VD_PAGE;
+
+	return (pages + 63) / 64 * 8;
+}
+
+/* Sends DEVICE_DIRTY_LOG with fd (or none) and waits for the answer: 0 on
+ * DONE, -code on an ERROR (recorded as bh_vdriver_errors says). */
+static int dirty_log_send(struct bh_vdriver *d, bool enable, int fd,
+			  int timeout_ms)
+{
+	Bh__DirtyLog msg = BH__DIRTY_LOG__INIT;
+	struct bh_frame f;
+	int r, code;
+
+	msg.enable = enable;
+	r = send_msg(d, BH__MSG_TYPE__MSG_DEVICE_DIRTY_LOG, &msg.base,
+		     enable ? &fd : NULL, enable ? 1 : 0);
+	if (r < 0)
+		return r;
+	r = wait_frame2(d, BH__MSG_TYPE__MSG_DEVICE_DIRTY_LOG_DONE,
+			BH__MSG_TYPE__MSG_ERROR, deadline_after(timeout_ms),
+			&f);
+	if (r < 0)
+		return r;
+	if (f.type == BH__MSG_TYPE__MSG_DEVICE_DIRTY_LOG_DONE) {
+		bh_frame_release(&f);
+		return 0;
+	}
+	on_error(d, &f);
+	bh_frame_release(&f);
+	code = atoi(d->error_message);
+	return code > 0 ? -code : -EPROTO;
+}
+
+int bh_vdriver_dirty_log_sized(struct bh_vdriver *d, uint64_t size,
+			       int timeout_ms, uint8_t **bitmap)
+{
+	void *p;
+	int fd, r;
+
+	if (size == 0 || size > SIZE_MAX)
+		return -EINVAL;
+	fd = memfd_create("vdriver-dirty-log", MFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)size) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	r = dirty_log_send(d, true, fd, timeout_ms);
+	if (r < 0) {
+		/* The worker kept what it had: so does the driver. */
+		munmap(p, (size_t)size);
+		close(fd);
+		return r;
+	}
+	log_free(d);
+	d->log_fd = fd;
+	d->log = p;
+	d->log_size = size;
+	if (bitmap)
+		*bitmap = d->log;
+	return 0;
+}
+
+int bh_vdriver_dirty_log(struct bh_vdriver *d, bool enable, int timeout_ms,
+			 uint8_t **bitmap)
+{
+	int r;
+
+	if (enable)
+		return bh_vdriver_dirty_log_sized(
+		    d, bh_vdriver_dirty_log_bytes(d), timeout_ms, bitmap);
+	r = dirty_log_send(d, false, -1, timeout_ms);
+	if (r == 0 && bitmap)
+		*bitmap = d->log;
+	return r;
+}
+
+void bh_vdriver_dirty_clear(struct bh_vdriver *d)
+{
+	if (d->log)
+		memset(d->log, 0, (size_t)d->log_size);
+}
+
+bool bh_vdriver_dirty_page(const struct bh_vdriver *d, uint64_t page)
+{
+	if (!d->log || page / 8 >= d->log_size)
+		return false;
+	return __atomic_load_n(&d->log[page / 8], __ATOMIC_ACQUIRE) &
+	       (1u << (page % 8));
 }

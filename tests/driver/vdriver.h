@@ -297,4 +297,32 @@ const char *bh_vdriver_needs_reset(const struct bh_vdriver *d);
 unsigned int bh_vdriver_errors(const struct bh_vdriver *d,
 			       const char **last_message);
 
+/* ---- dirty log ----------------------------------------------------------- */
+
+/* The whole guest-RAM memfd as mapped here, indexed by memfd offset (low RAM
+ * from 0, high RAM after it); *size gets its length. */
+uint8_t *bh_vdriver_ram(struct bh_vdriver *d, uint64_t *size);
+/* Bytes of dirty bitmap the guest RAM needs (internal.proto, DirtyLog). */
+uint64_t bh_vdriver_dirty_log_bytes(const struct bh_vdriver *d);
+/*
+ * Plays the controller of a migration. enable: creates a log memfd of
+ * bh_vdriver_dirty_log_bytes, sends DEVICE_DIRTY_LOG with it and waits for
+ * DEVICE_DIRTY_LOG_DONE; *bitmap (may be NULL) gets the bitmap as mapped
+ * here. !enable: sends DEVICE_DIRTY_LOG off and waits for DONE; the bitmap
+ * stays mapped here (so that a test can see nothing more is set) until the
+ * next enable or the end. -code of the worker's MSG_ERROR if it refused
+ * (the earlier log then stands, here too), -ETIMEDOUT, -EPIPE.
+ */
+int bh_vdriver_dirty_log(struct bh_vdriver *d, bool enable, int timeout_ms,
+			 uint8_t **bitmap);
+/* Enables with a log memfd of exactly size bytes (a wrong size on
+ * purpose). */
+int bh_vdriver_dirty_log_sized(struct bh_vdriver *d, uint64_t size,
+			       int timeout_ms, uint8_t **bitmap);
+/* Clears the whole bitmap, as the controller does between passes. */
+void bh_vdriver_dirty_clear(struct bh_vdriver *d);
+/* Whether the bit of memfd page page (memfd offset / 4096) is set; false
+ * without a bitmap. */
+bool bh_vdriver_dirty_page(const struct bh_vdriver *d, uint64_t page);
+
 #endif

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -156,6 +157,95 @@ static void test_unmap(void **state)
 	close(fd);
 }
 
+/* Guest addresses become memfd offsets in both regions, with the checks of
+ * bh_gmem_ptr. */
+static void test_offset(void **state)
+{
+	struct bh_gmem m;
+	uint64_t off = 1;
+	int fd;
+
+	map_two(&m, &fd);
+	assert_int_equal(bh_gmem_offset(&m, 0x1234, 16, &off), 0);
+	assert_int_equal(off, 0x1234);
+	assert_int_equal(bh_gmem_offset(&m, HIGH_GPA + 0x10, 4, &off), 0);
+	assert_int_equal(off, LOW_SIZE + 0x10);
+	assert_int_equal(bh_gmem_offset(&m, LOW_SIZE - 4, 8, &off), -EFAULT);
+	assert_int_equal(bh_gmem_offset(&m, LOW_SIZE, 1, &off), -EFAULT);
+	assert_int_equal(bh_gmem_offset(&m, UINT64_MAX, 2, &off), -EFAULT);
+	bh_gmem_unmap(&m);
+	close(fd);
+}
+
+static bool bit(const uint8_t *log, uint64_t page)
+{
+	return log[page / 8] & (1u << (page % 8));
+}
+
+/*
+ * The bitmap's layout: page = memfd offset / 4096, bit page % 8 of byte
+ * page / 8; a range sets every page it touches and no other; a guest range
+ * outside RAM sets nothing; a log memfd too small is refused and the
+ * earlier log stands; stopping unmaps.
+ */
+static void test_dirty_log(void **state)
+{
+	uint64_t need = bh_gmem_log_bytes(FD_SIZE), pages = FD_SIZE / 4096;
+	struct bh_gmem m;
+	uint8_t *log;
+	int fd, lfd, small;
+	unsigned int set = 0;
+
+	assert_int_equal(need, pages / 8);
+	assert_int_equal(bh_gmem_log_bytes(4096), 8);
+	assert_int_equal(bh_gmem_log_bytes(65 * 4096), 16);
+	map_two(&m, &fd);
+	assert_false(bh_gmem_logging(&m));
+	/* Off: nothing to log into, nothing happens. */
+	bh_gmem_log_range(&m, 0, 4096);
+
+	small = make_memfd(need - 1);
+	assert_int_equal(bh_gmem_log_start(&m, small), -EINVAL);
+	assert_false(bh_gmem_logging(&m));
+	lfd = make_memfd(need);
+	log = mmap(NULL, need, PROT_READ | PROT_WRITE, MAP_SHARED, lfd, 0);
+	assert_true(log != MAP_FAILED);
+	assert_int_equal(bh_gmem_log_start(&m, lfd), 0);
+	assert_true(bh_gmem_logging(&m));
+
+	/* Two bytes across the boundary of pages 0 and 1. */
+	bh_gmem_log_gpa_range(&m, 4095, 2);
+	/* Page 9 of the high region: memfd page 256 + 9 = byte 33, bit 1. */
+	bh_gmem_log_gpa_range(&m, HIGH_GPA + 9 * 4096 + 100, 1);
+	bh_gmem_log_host(&m, m.base + 20 * 4096, 3 * 4096);
+	/* Outside RAM: ignored. */
+	bh_gmem_log_gpa_range(&m, LOW_SIZE + 4096, 1);
+	assert_true(bit(log, 0) && bit(log, 1));
+	assert_int_equal(log[33], 1u << 1);
+	assert_true(bit(log, 20) && bit(log, 21) && bit(log, 22));
+	for (uint64_t pg = 0; pg < pages; pg++)
+		set += bit(log, pg);
+	assert_int_equal(set, 6);
+
+	/* Refused: the log in force stays. */
+	assert_int_equal(bh_gmem_log_start(&m, small), -EINVAL);
+	assert_true(bh_gmem_logging(&m));
+	bh_gmem_log_gpa_range(&m, 2 * 4096, 1);
+	assert_true(bit(log, 2));
+
+	bh_gmem_log_stop(&m);
+	assert_false(bh_gmem_logging(&m));
+	memset(log, 0, need);
+	bh_gmem_log_range(&m, 0, FD_SIZE);
+	for (uint64_t i = 0; i < need; i++)
+		assert_int_equal(log[i], 0);
+	munmap(log, need);
+	close(lfd);
+	close(small);
+	bh_gmem_unmap(&m);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -163,6 +253,8 @@ int main(void)
 		cmocka_unit_test(test_reject_ranges),
 		cmocka_unit_test(test_bad_tables),
 		cmocka_unit_test(test_unmap),
+		cmocka_unit_test(test_offset),
+		cmocka_unit_test(test_dirty_log),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
