@@ -538,3 +538,31 @@ int bh_reap(pid_t pid, int grace_ms, int *killed)
 		;
 	return p == pid ? status : 0;
 }
+
+int bh_helper_detach(int *sock)
+{
+	static const int ignored[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+	int null_fd;
+
+	for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
+		signal(ignored[i], SIG_IGN);
+	if (setsid() < 0)
+		return -errno;
+	if (*sock != BH_CHILD_FD_CONTROL) {
+		if (dup3(*sock, BH_CHILD_FD_CONTROL, O_CLOEXEC) < 0)
+			return -errno;
+		*sock = BH_CHILD_FD_CONTROL;
+	}
+	if (close_range(BH_CHILD_FD_CONTROL + 1, ~0U, 0) < 0)
+		return -errno;
+	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null_fd < 0)
+		return -errno;
+	if (dup2(null_fd, STDIN_FILENO) < 0 ||
+	    dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
+		close(null_fd);
+		return -errno;
+	}
+	close(null_fd);
+	return 0;
+}

@@ -120,37 +120,6 @@ static const struct bh_handler binder_requests[] = {
 	  &bh__bind__descriptor, h_bind, "bind" },
 };
 
-/* Out of the controller's session, with no fd but its socket, as fd 3,
- * and stderr; as the launcher (launcher.c). */
-static int binder_detach(int *sock)
-{
-	static const int ignored[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
-	int null_fd;
-
-	for (size_t i = 0; i < BH_ARRAY_SIZE(ignored); i++)
-		signal(ignored[i], SIG_IGN);
-	if (setsid() < 0)
-		return -errno;
-	if (*sock != BH_CHILD_FD_CONTROL) {
-		if (dup3(*sock, BH_CHILD_FD_CONTROL, O_CLOEXEC) < 0)
-			return -errno;
-		*sock = BH_CHILD_FD_CONTROL;
-	}
-	if (close_range(BH_CHILD_FD_CONTROL + 1, ~0U, 0) < 0)
-		return -errno;
-	/* stdin and stdout may be the VM's console. */
-	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (null_fd < 0)
-		return -errno;
-	if (dup2(null_fd, STDIN_FILENO) < 0 ||
-	    dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
-		close(null_fd);
-		return -errno;
-	}
-	close(null_fd);
-	return 0;
-}
-
 /* It needs no capability, with --user or without: a root controller
  * without --user drops its own once started, and the binder never has
  * more than the controller. */
@@ -200,7 +169,7 @@ binder_run(int sock, const char *name, const struct bh_user *user,
 	bh_log_init(prefix);
 	/* Its own name in ps and /proc/PID/comm, beside the launcher's. */
 	prctl(PR_SET_NAME, "bulkhead-binder", 0, 0, 0);
-	r = binder_detach(&B.sock);
+	r = bh_helper_detach(&B.sock);
 	if (r < 0) {
 		bh_err("cannot set up: %s", strerror(-r));
 		_exit(BH_EXIT_FAILURE);

@@ -166,38 +166,6 @@ static const struct bh_handler launcher_requests[] = {
 	  &bh__launch__descriptor, h_launch, "launch" },
 };
 
-/* Out of the controller's session (a terminal's ^C or systemd's SIGTERM is
- * the controller's to act on, and the launcher must outlive it until the
- * VM is down), with no fd but its socket, as fd 3, and stderr. */
-static int launcher_detach(int *sock)
-{
-	static const int ignored[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
-	int null_fd;
-
-	for (size_t i = 0; i < BH_ARRAY_SIZE(ignored); i++)
-		signal(ignored[i], SIG_IGN);
-	if (setsid() < 0)
-		return -errno;
-	if (*sock != BH_CHILD_FD_CONTROL) {
-		if (dup3(*sock, BH_CHILD_FD_CONTROL, O_CLOEXEC) < 0)
-			return -errno;
-		*sock = BH_CHILD_FD_CONTROL;
-	}
-	if (close_range(BH_CHILD_FD_CONTROL + 1, ~0U, 0) < 0)
-		return -errno;
-	/* stdin and stdout may be the VM's console. */
-	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (null_fd < 0)
-		return -errno;
-	if (dup2(null_fd, STDIN_FILENO) < 0 ||
-	    dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
-		close(null_fd);
-		return -errno;
-	}
-	close(null_fd);
-	return 0;
-}
-
 static int launcher_lockdown(const struct bh_launcher_opts *o)
 {
 	char err[512];
@@ -235,7 +203,7 @@ launcher_run(int sock, const struct bh_launcher_opts *o, pid_t controller)
 		_exit(BH_EXIT_FAILURE);
 	snprintf(prefix, sizeof(prefix), "bulkhead/%s/launcher", o->name);
 	bh_log_init(prefix);
-	r = launcher_detach(&L.sock);
+	r = bh_helper_detach(&L.sock);
 	if (r < 0) {
 		bh_err("cannot set up: %s", strerror(-r));
 		_exit(BH_EXIT_FAILURE);

@@ -62,6 +62,15 @@ int bh_spawn_ns(const char *path, char *const argv[],
  */
 int bh_reap(pid_t pid, int grace_ms, int *killed);
 
+/*
+ * For a helper process the controller forks (the launcher, the binder):
+ * out of the controller's session and deaf to the terminal's and systemd's
+ * signals (INT, TERM, HUP, QUIT), with no fd left but *sock, moved to
+ * BH_CHILD_FD_CONTROL, and stderr; stdin from /dev/null and stdout onto
+ * stderr (both may be the VM's console). 0 or -errno.
+ */
+int bh_helper_detach(int *sock);
+
 /* Writes the directory of the running executable (from /proc/self/exe) into
  * buf. 0 or -errno (-ENAMETOOLONG if it does not fit). */
 int bh_exe_dir(char *buf, size_t len);
