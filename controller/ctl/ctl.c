@@ -28,6 +28,9 @@
 #define EXIT_NO_ANSWER 3 /* no connection, no reply, a broken reply */
 
 #define DEFAULT_TIMEOUT_S 30
+/* snapshot and restore copy guest RAM before they answer: a large VM's
+ * takes minutes. */
+#define DEFAULT_COPY_TIMEOUT_S 3600
 
 typedef Bulkhead__Api__V1__Request Request;
 typedef Bulkhead__Api__V1__Response Response;
@@ -810,13 +813,14 @@ static void usage(FILE *out)
 		"  --json             print the result, or the error, as one\n"
 		"                     JSON object on stdout\n"
 		"  --timeout S        seconds to wait for the connection and\n"
-		"                     again for the reply (default: %d;\n"
-		"                     decimals allowed)\n"
+		"                     again for the reply (default: %d, and\n"
+		"                     %d for snapshot and restore, which copy\n"
+		"                     guest RAM; decimals allowed)\n"
 		"  -h, --help         print this help and exit\n"
 		"  -V, --version      print the version and exit\n"
 		"\n"
 		"Commands:\n",
-		DEFAULT_TIMEOUT_S);
+		DEFAULT_TIMEOUT_S, DEFAULT_COPY_TIMEOUT_S);
 	for (i = 0; i < BH_ARRAY_SIZE(subcmds); i++) {
 		fprintf(out, "  %s%s%s\n", subcmds[i].name,
 			subcmds[i].args[0] ? " " : "", subcmds[i].args);
@@ -868,6 +872,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ctl ctl = { .timeout_ms = DEFAULT_TIMEOUT_S * 1000 };
+	bool timeout_set = false;
 	const char *cmd;
 	size_t i;
 	int c;
@@ -892,6 +897,7 @@ int main(int argc, char **argv)
 				return usage_error("--timeout: '%s' is not a "
 						   "number of seconds above 0",
 						   optarg);
+			timeout_set = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -916,6 +922,9 @@ int main(int argc, char **argv)
 			break;
 	if (i == BH_ARRAY_SIZE(subcmds))
 		return usage_error("unknown command '%s'", cmd);
+	if (!timeout_set &&
+	    (subcmds[i].op == OP(SNAPSHOT) || subcmds[i].op == OP(RESTORE)))
+		ctl.timeout_ms = DEFAULT_COPY_TIMEOUT_S * 1000;
 	if (!ctl.socket) {
 		int j;
 
