@@ -369,6 +369,7 @@ int main(int argc, char **argv)
 		if (r < 0) {
 			fprintf(stderr, "bulkhead: --restore: %s\n", err);
 			bh_vm_destroy(vm);
+			bh_binder_stop(ld.binder);
 			bh_launcher_stop(launcher);
 			bh_kmsg_close(&kmsg);
 			bh_config_free(&cfg);
