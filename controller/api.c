@@ -177,12 +177,18 @@ static const struct api_op api_ops[] = {
 	  H(receive_migration), "a VM already exists" },
 	{ OP(SHUTDOWN_VMM), "shutdown-vmm", ANY_STATE, false, H(shutdown_vmm),
 	  "" },
+	/* Beside a migration under way (which holds the VM), never waiting
+	 * for it. */
+	{ OP(MIGRATION_STATUS), "migration-status", ANY_STATE, false,
+	  H(migration_status), "" },
+	{ OP(ABANDON_MIGRATION), "abandon-migration", ANY_STATE, false,
+	  H(abandon_migration), "" },
 };
 
 /* The request and response oneofs share their field numbers, so one number
  * names an operation in both. */
-_Static_assert((int)BULKHEAD__API__V1__REQUEST__OP_SHUTDOWN_VMM ==
-		   (int)BULKHEAD__API__V1__RESPONSE__RESULT_SHUTDOWN_VMM,
+_Static_assert((int)BULKHEAD__API__V1__REQUEST__OP_ABANDON_MIGRATION ==
+		   (int)BULKHEAD__API__V1__RESPONSE__RESULT_ABANDON_MIGRATION,
 	       "request and response field numbers");
 _Static_assert((int)BULKHEAD__API__V1__REQUEST__OP_PING ==
 		   (int)BULKHEAD__API__V1__RESPONSE__RESULT_PING,

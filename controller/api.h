@@ -130,6 +130,8 @@ struct bh_api_ops {
 	bh_api_op_fn send_migration;
 	bh_api_op_fn receive_migration;
 	bh_api_op_fn shutdown_vmm;
+	bh_api_op_fn migration_status;
+	bh_api_op_fn abandon_migration;
 };
 
 /*

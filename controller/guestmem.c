@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "guestmem.h"
@@ -54,6 +55,37 @@ int bh_guest_mem_create(struct bh_guest_mem *gm,
 err_close:
 	close(fd);
 	return r;
+}
+
+int bh_guest_mem_check_fd(int fd, uint64_t size)
+{
+	struct stat st;
+	int seals = fcntl(fd, F_GET_SEALS);
+
+	/* Not a memfd (or one made without sealing) has no seals to get. */
+	if (seals < 0)
+		return -EINVAL;
+	if ((seals & (F_SEAL_SHRINK | F_SEAL_GROW)) !=
+	    (F_SEAL_SHRINK | F_SEAL_GROW))
+		return -EPERM;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
+		return -ERANGE;
+	return 0;
+}
+
+int bh_guest_mem_adopt(struct bh_guest_mem *gm,
+		       const struct bh_mem_layout *layout, int fd)
+{
+	int r = bh_guest_mem_check_fd(fd, layout->ram_size);
+
+	if (r < 0)
+		return r;
+	gm->memfd = fd;
+	gm->host = NULL;
+	gm->layout = *layout;
+	return 0;
 }
 
 void bh_guest_mem_unmap(struct bh_guest_mem *gm)

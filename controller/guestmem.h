@@ -21,6 +21,16 @@ struct bh_guest_mem {
  */
 int bh_guest_mem_create(struct bh_guest_mem *gm,
 			const struct bh_mem_layout *layout);
+/*
+ * Whether fd can be guest RAM of size bytes: a memfd sealed against
+ * shrinking and growing, of exactly that size. 0, -EINVAL (not a memfd),
+ * -EPERM (not sealed so), -ERANGE (another size).
+ */
+int bh_guest_mem_check_fd(int fd, uint64_t size);
+/* Takes fd, checked so, as the guest RAM of layout (not mapped). 0 or
+ * bh_guest_mem_check_fd's -errno (fd is then still the caller's). */
+int bh_guest_mem_adopt(struct bh_guest_mem *gm,
+		       const struct bh_mem_layout *layout, int fd);
 /* Unmaps and closes. */
 void bh_guest_mem_destroy(struct bh_guest_mem *gm);
 /* Drops the mapping but keeps the fd (after loading). */

@@ -19,6 +19,7 @@
 #include <bulkhead/util.h>
 
 #include "binder.h"
+#include "migrate.h"
 #include "conffile.h"
 #include "config.h"
 #include "ctlseccomp.h"
@@ -96,6 +97,7 @@ static int lockdown(void *arg)
 	/* A vsock device's listener made from now on (through the API) is
 	 * the binder's. */
 	bh_vsock_set_binder(ld->binder);
+	bh_migrate_set_binder(ld->binder);
 	if (ld->cfg->self_test == BH_SELF_TEST_CONTROLLER) {
 		/* Only for tests: the filter must kill us right here. */
 		long r2 = ptrace(PTRACE_TRACEME, 0, NULL, NULL);
@@ -378,8 +380,10 @@ int main(int argc, char **argv)
 	}
 	bh_vm_set_lockdown(vm, lockdown, &ld);
 	r = bh_vm_run(vm);
+	bh_migrate_cleanup();
 	bh_vm_destroy(vm);
 	bh_vsock_set_binder(NULL);
+	bh_migrate_set_binder(NULL);
 	bh_binder_stop(ld.binder);
 	bh_launcher_stop(launcher);
 	bh_kmsg_close(&kmsg);

@@ -190,8 +190,11 @@ void bh_snapshot_in_free(struct bh_snapshot_in *in)
 		bh_config_free(&in->cfg);
 	if (in->dirfd >= 0)
 		close(in->dirfd);
+	if (in->memfd >= 0)
+		close(in->memfd);
 	memset(in, 0, sizeof(*in));
 	in->dirfd = -1;
+	in->memfd = -1;
 }
 
 int bh_snapshot_read(const char *dir, struct bh_snapshot_in *in, char *err,
@@ -204,6 +207,7 @@ int bh_snapshot_read(const char *dir, struct bh_snapshot_in *in, char *err,
 	int r;
 
 	memset(in, 0, sizeof(*in));
+	in->memfd = -1;
 	in->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (in->dirfd < 0) {
 		r = -errno;

@@ -36,6 +36,9 @@ int bh_snapshot_write(const char *dir, const struct bh_config *cfg, int memfd,
  * bh_snapshot_load_memory checks as it copies it). */
 struct bh_snapshot_in {
 	int dirfd;
+	/* A migration's guest RAM, received already (owned), or -1: the
+	 * snapshot's memory file holds it. */
+	int memfd;
 	Bh__SnapshotState *state;
 	Bh__MemoryMap *map;
 	struct bh_config cfg;

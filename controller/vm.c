@@ -175,11 +175,22 @@ struct bh_vm {
 	bool restore_done;
 	bool restore_failed;
 	bool restore_refused; /* its RAM was damaged: exit BH_EXIT_USAGE */
+
+	/* Live migration's hooks (migrate.c): a pause it asked for is
+	 * complete or failed; the state it asked for is gathered; the runner
+	 * is gone (the VM stopped or reboots: the migration cannot go on). */
+	bh_vm_done_fn pause_cb;
+	void *pause_arg;
+	bh_vm_state_fn state_cb;
+	void *state_arg;
+	void (*gone_cb)(void *arg);
+	void *gone_arg;
 };
 
 static void stdin_hold(struct bh_vm *vm, bool hold);
 static void snap_fail(struct bh_vm *vm, const char *why);
 static void snap_clear(struct bh_vm *vm);
+static void pause_failed(struct bh_vm *vm, const char *why);
 static int runner_send_empty(struct bh_vm *vm, Bh__MsgType type);
 
 /* ---- images and guest RAM ---------------------------------------------- */
@@ -602,8 +613,7 @@ static void runner_teardown(struct bh_vm *vm)
 	vm->runner_paused = false;
 	if (vm->pause_pending) {
 		vm->pause_pending = false;
-		bh_vmapi_event(vm->api, BH_VMAPI_PAUSE_FAILED,
-			       "the VM stopped");
+		pause_failed(vm, "the VM stopped");
 	}
 	/* A device the runner never took is not part of the VM. */
 	if (vm->add_pending) {
@@ -612,6 +622,8 @@ static void runner_teardown(struct bh_vm *vm)
 		bh_vmapi_event(vm->api, BH_VMAPI_DEVICE_ADD_FAILED,
 			       "the VM stopped");
 	}
+	if (vm->gone_cb)
+		vm->gone_cb(vm->gone_arg);
 }
 
 static void runner_kill(struct bh_vm *vm)
@@ -896,7 +908,27 @@ static void devices_paused(void *arg)
 	vm->pause_pending = false;
 	vm->paused = true;
 	bh_info("VM paused");
+	if (vm->pause_cb) {
+		bh_vm_done_fn cb = vm->pause_cb;
+
+		vm->pause_cb = NULL;
+		cb(vm->pause_arg, 0, NULL);
+		return;
+	}
 	bh_vmapi_event(vm->api, BH_VMAPI_PAUSED, NULL);
+}
+
+/* The pause under way did not happen (why says why). */
+static void pause_failed(struct bh_vm *vm, const char *why)
+{
+	if (vm->pause_cb) {
+		bh_vm_done_fn cb = vm->pause_cb;
+
+		vm->pause_cb = NULL;
+		cb(vm->pause_arg, -EIO, why);
+		return;
+	}
+	bh_vmapi_event(vm->api, BH_VMAPI_PAUSE_FAILED, why);
 }
 
 /* The vCPUs are stopped: nothing kicks a queue any more, and the workers
@@ -930,9 +962,16 @@ static void snap_clear(struct bh_vm *vm)
  * is gone again), and the VM stays paused. */
 static void snap_fail(struct bh_vm *vm, const char *why)
 {
+	bh_vm_state_fn cb = vm->state_cb;
+
 	if (!vm->snap.pending)
 		return;
 	snap_clear(vm);
+	vm->state_cb = NULL;
+	if (cb) {
+		cb(vm->state_arg, NULL, why);
+		return;
+	}
 	bh_err("snapshot failed: %s", why);
 	bh_vmapi_event(vm->api, BH_VMAPI_SNAPSHOT_FAILED, why);
 }
@@ -975,6 +1014,14 @@ static int h_saved(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	st.devices = vm->snap.devs;
 	st.saved_at_ns =
 	    (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	if (vm->state_cb) {
+		bh_vm_state_fn cb = vm->state_cb;
+
+		vm->state_cb = NULL;
+		cb(vm->state_arg, &st, NULL);
+		snap_clear(vm);
+		return 0;
+	}
 	bh_devices_config(vm->devs, vm->cfg, &now);
 	r = bh_snapshot_write(vm->snap.dir, &now, vm->mem.memfd,
 			      vm->mem.layout.ram_size, &st, err, sizeof(err));
@@ -1065,7 +1112,7 @@ static int h_error(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	if (vm->pause_pending && !vm->runner_paused) {
 		vm->pause_pending = false;
 		stdin_hold(vm, false);
-		bh_vmapi_event(vm->api, BH_VMAPI_PAUSE_FAILED, e->message);
+		pause_failed(vm, e->message);
 	}
 	return 0;
 }
@@ -1420,6 +1467,17 @@ static int restore_memory(struct bh_vm *vm, char *err, size_t errlen)
 			       "memory: %llu bytes cannot be laid "
 			       "out",
 			       (unsigned long long)vm->cfg->memory);
+	/* A migration's RAM came with it. */
+	if (vm->restore->memfd >= 0) {
+		r = bh_guest_mem_adopt(&vm->mem, &layout, vm->restore->memfd);
+		if (r < 0)
+			return bh_errf(err, errlen,
+				       "the guest RAM received does not fit "
+				       "%llu bytes",
+				       (unsigned long long)layout.ram_size);
+		vm->restore->memfd = -1;
+		return 0;
+	}
 	r = bh_guest_mem_create(&vm->mem, &layout);
 	if (r < 0) {
 		snprintf(err, errlen,
@@ -2174,4 +2232,141 @@ int bh_vm_stop(struct bh_vm *vm, enum bh_vm_stop how)
 	default:
 		return -EBUSY;
 	}
+}
+
+/* ---- for live migration ------------------------------------------------- */
+
+int bh_vm_pause_then(struct bh_vm *vm, bh_vm_done_fn done, void *arg)
+{
+	int r;
+
+	if (vm->pause_cb)
+		return -EBUSY;
+	r = bh_vm_pause(vm);
+	if (r == 0) {
+		vm->pause_cb = done;
+		vm->pause_arg = arg;
+	}
+	return r;
+}
+
+bool bh_vm_paused(const struct bh_vm *vm)
+{
+	return vm->cs == CS_RUNNING && vm->paused;
+}
+
+int bh_vm_save_state(struct bh_vm *vm, bh_vm_state_fn done, void *arg,
+		     char *err, size_t errlen)
+{
+	int r;
+
+	if (vm->cs != CS_RUNNING || !vm->paused) {
+		snprintf(err, errlen, "the VM is not paused");
+		return -ENOTCONN;
+	}
+	if (vm->snap.pending) {
+		snprintf(err, errlen, "a snapshot is under way");
+		return -EBUSY;
+	}
+	r = bh_devices_save(vm->devs, &vm->snap.devs, &vm->snap.ndevs, err,
+			    errlen);
+	if (r < 0)
+		return r;
+	vm->snap.cpus = calloc(vm->cfg->vcpus, sizeof(*vm->snap.cpus));
+	if (!vm->snap.cpus) {
+		snap_clear(vm);
+		return bh_errf(err, errlen, "out of memory");
+	}
+	r = runner_send_empty(vm, BH__MSG_TYPE__MSG_RUNNER_SAVE);
+	if (r < 0) {
+		snap_clear(vm);
+		snprintf(err, errlen, "cannot reach the vCPU runner: %s",
+			 strerror(-r));
+		return r;
+	}
+	vm->snap.pending = true;
+	vm->state_cb = done;
+	vm->state_arg = arg;
+	return 0;
+}
+
+void bh_vm_on_gone(struct bh_vm *vm, void (*fn)(void *arg), void *arg)
+{
+	vm->gone_cb = fn;
+	vm->gone_arg = arg;
+}
+
+int bh_vm_memfd(const struct bh_vm *vm)
+{
+	return vm->cs == CS_RUNNING ? vm->mem.memfd : -1;
+}
+
+uint64_t bh_vm_ram_size(const struct bh_vm *vm)
+{
+	return vm->mem.layout.ram_size;
+}
+
+void bh_vm_current_config(const struct bh_vm *vm, struct bh_config *out)
+{
+	bh_devices_config(vm->devs, vm->cfg, out);
+}
+
+int bh_vm_set_incoming(struct bh_vm *vm, Bh__SnapshotState *state, int memfd,
+		       char *err, size_t errlen)
+{
+	struct bh_snapshot_in *in;
+	int r = 0;
+
+	if (!vm->cfg || vm->restore || vm->cs != CS_NONE) {
+		r = bh_errf(err, errlen, "no VM waits for a state");
+		goto fail;
+	}
+	if (state->ram_size != vm->cfg->memory) {
+		r = bh_errf(err, errlen,
+			    "the state is of %llu bytes of guest RAM, the "
+			    "configuration of %llu",
+			    (unsigned long long)state->ram_size,
+			    (unsigned long long)vm->cfg->memory);
+		goto fail;
+	}
+	if (!state->runner || state->runner->vcpus != vm->cfg->vcpus ||
+	    state->n_cpus != vm->cfg->vcpus) {
+		r = bh_errf(err, errlen,
+			    "the state's vCPUs do not match the %u of the "
+			    "configuration",
+			    vm->cfg->vcpus);
+		goto fail;
+	}
+	for (size_t i = 0; i < state->n_cpus; i++)
+		if (!state->cpus[i]) {
+			r = bh_errf(err, errlen, "the state lacks a vCPU");
+			goto fail;
+		}
+	r = bh_devices_restore(vm->devs, state->devices, state->n_devices, err,
+			       errlen);
+	if (r < 0)
+		goto fail;
+	in = calloc(1, sizeof(*in));
+	if (!in)
+		abort();
+	in->dirfd = -1;
+	in->memfd = memfd;
+	in->state = state;
+	vm->restore = in;
+	return 0;
+fail:
+	bh__snapshot_state__free_unpacked(state, NULL);
+	if (memfd >= 0)
+		close(memfd);
+	return r < 0 ? r : -EINVAL;
+}
+
+void bh_vm_exit(struct bh_vm *vm, int code)
+{
+	if (vm->cs == CS_NONE) {
+		vm_finish(vm, code);
+		return;
+	}
+	vm->exit_code = code;
+	bh_vm_stop(vm, BH_VM_STOP_EXIT);
 }

@@ -3,6 +3,7 @@
 #ifndef BH_CONTROLLER_VM_H
 #define BH_CONTROLLER_VM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -136,5 +137,42 @@ int bh_vm_boot(struct bh_vm *vm);
  * BH_VMAPI_BOOT_FAILED for a reboot) follows. Without a runner,
  * BH_VM_STOP_EXIT ends the event loop at once; else -ENOTCONN. */
 int bh_vm_stop(struct bh_vm *vm, enum bh_vm_stop how);
+
+/* ---- for live migration (migrate.c) ------------------------------------ */
+
+#include "proto/state.pb-c.h"
+
+/* An asynchronous step's outcome: r 0, or -errno with why. */
+typedef void (*bh_vm_done_fn)(void *arg, int r, const char *why);
+/* The VM's state, gathered (valid during the call only), or NULL with why. */
+typedef void (*bh_vm_state_fn)(void *arg, const Bh__SnapshotState *st,
+			       const char *why);
+
+/* Pauses as bh_vm_pause does; done follows once every worker confirmed
+ * (instead of the API's event). 0 or -errno. */
+int bh_vm_pause_then(struct bh_vm *vm, bh_vm_done_fn done, void *arg);
+bool bh_vm_paused(const struct bh_vm *vm);
+/* The paused VM's state, as a snapshot saves it: done follows. 0 or -errno
+ * with err (-EBUSY a snapshot under way, -ENOTCONN not paused). */
+int bh_vm_save_state(struct bh_vm *vm, bh_vm_state_fn done, void *arg,
+		     char *err, size_t errlen);
+/* Called once when the runner goes (NULL: no longer). */
+void bh_vm_on_gone(struct bh_vm *vm, void (*fn)(void *arg), void *arg);
+/* Guest RAM: the memfd (-1 without a runner) and its size. */
+int bh_vm_memfd(const struct bh_vm *vm);
+uint64_t bh_vm_ram_size(const struct bh_vm *vm);
+/* The VM's configuration as its devices stand now (hot-added included):
+ * fills out (borrowing from the VM; not to be freed). */
+void bh_vm_current_config(const struct bh_vm *vm, struct bh_config *out);
+/*
+ * The receiving side: state (taken) and guest RAM in memfd (taken) become
+ * what the defined VM's next boot restores, after the checks a snapshot's
+ * state gets (RAM size, vCPUs, every device's record). 0, or -errno with
+ * err; both are freed then.
+ */
+int bh_vm_set_incoming(struct bh_vm *vm, Bh__SnapshotState *state, int memfd,
+		       char *err, size_t errlen);
+/* Ends bulkhead with code: at once without a runner, else once it quit. */
+void bh_vm_exit(struct bh_vm *vm, int code);
 
 #endif

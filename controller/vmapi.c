@@ -13,6 +13,7 @@
 #include "api.h"
 #include "apiconfig.h"
 #include "devices.h"
+#include "migrate.h"
 #include "vm.h"
 #include "vmapi.h"
 
@@ -49,6 +50,9 @@ struct bh_vmapi {
 	struct bh_api_call *remove_call;
 	char remove_id[BH_CONFIG_ID_MAX + 1];
 	struct bh_api_call *snapshot_call;
+	/* send-migration or receive-migration, until the migration ends. */
+	struct bh_api_call *migration_call;
+	bool migration_sender;
 	struct event *remove_timer;
 	struct event_base *base;
 };
@@ -627,6 +631,137 @@ static void remove_done(struct bh_vmapi *a)
 	answer(&a->remove_call, 0, NULL);
 }
 
+/* ---- live migration ------------------------------------------------------ */
+
+/* The migration ended: its call is answered, and bulkhead ends when the VM
+ * went (a success sending it away) or did not come (a failure receiving
+ * it). */
+static void status_proto(Bulkhead__Api__V1__MigrationStatus *ms,
+			 struct bh_mig_status *st)
+{
+	bh_migrate_status(st);
+	ms->role = (char *)st->role;
+	ms->phase = (char *)st->phase;
+	ms->local = st->local;
+	ms->pass = st->pass;
+	ms->pages_sent = st->pages_sent;
+	ms->bytes_sent = st->bytes_sent;
+	ms->pages_dirty = st->pages_dirty;
+	ms->bytes_per_second = st->bytes_per_second;
+	ms->expected_downtime_ms = st->expected_downtime_ms;
+	ms->downtime_ms = st->downtime_ms;
+	ms->elapsed_ms = st->elapsed_ms;
+	ms->downtime_limit_ms = st->downtime_limit_ms;
+	ms->error = st->error;
+}
+
+static void migration_done(void *arg, int r, const char *why)
+{
+	struct bh_vmapi *a = arg;
+	bool sender = a->migration_sender;
+
+	if (sender && r == 0 && a->migration_call) {
+		Bulkhead__Api__V1__SendMigrationResponse sr =
+		    BULKHEAD__API__V1__SEND_MIGRATION_RESPONSE__INIT;
+		Bulkhead__Api__V1__MigrationStatus ms =
+		    BULKHEAD__API__V1__MIGRATION_STATUS__INIT;
+		Response resp = BULKHEAD__API__V1__RESPONSE__INIT;
+		struct bh_mig_status st;
+
+		status_proto(&ms, &st);
+		sr.status = &ms;
+		resp.result_case =
+		    BULKHEAD__API__V1__RESPONSE__RESULT_SEND_MIGRATION;
+		resp.send_migration = &sr;
+		bh_api_reply(a->migration_call, &resp);
+		a->migration_call = NULL;
+	}
+	answer(&a->migration_call, r == 0 ? 0 : E_HOST, why);
+	if (sender && r == 0)
+		bh_vm_exit(a->vm, 0);
+	else if (!sender && r < 0)
+		bh_vm_exit(a->vm, 1);
+}
+
+static void op_send_migration(void *ctx, struct bh_api_call *call,
+			      const Request *req)
+{
+	const Bulkhead__Api__V1__SendMigrationRequest *sm = req->send_migration;
+	struct bh_mig_send_opts o = { 0 };
+	struct bh_vmapi *a = ctx;
+	char err[512];
+	int r;
+
+	o.url = sm->destination_url ? sm->destination_url : "";
+	o.local = sm->local;
+	o.downtime_ms = sm->downtime_ms;
+	a->migration_sender = true;
+	r = bh_migrate_send(a->vm, a->base, &o, migration_done, a, err,
+			    sizeof(err));
+	if (r < 0) {
+		bh_api_reply_error(call,
+				   r == -EINVAL			   ? E_ARG
+				   : r == -EBUSY || r == -ENOTCONN ? E_STATE
+								   : E_HOST,
+				   "%s", err);
+		return;
+	}
+	a->migration_call = call;
+}
+
+static void op_receive_migration(void *ctx, struct bh_api_call *call,
+				 const Request *req)
+{
+	const Bulkhead__Api__V1__ReceiveMigrationRequest *rm =
+	    req->receive_migration;
+	struct bh_vmapi *a = ctx;
+	char err[512];
+	int r;
+
+	a->migration_sender = false;
+	r = bh_migrate_receive(a->vm, a->base,
+			       rm->receiver_url ? rm->receiver_url : "",
+			       migration_done, a, err, sizeof(err));
+	if (r < 0) {
+		bh_api_reply_error(call,
+				   r == -EINVAL || r == -ENAMETOOLONG ? E_ARG
+				   : r == -EBUSY		      ? E_STATE
+								      : E_HOST,
+				   "%s", err);
+		return;
+	}
+	a->migration_call = call;
+}
+
+static void op_migration_status(void *ctx, struct bh_api_call *call,
+				const Request *req)
+{
+	Bulkhead__Api__V1__MigrationStatusResponse mr =
+	    BULKHEAD__API__V1__MIGRATION_STATUS_RESPONSE__INIT;
+	Bulkhead__Api__V1__MigrationStatus ms =
+	    BULKHEAD__API__V1__MIGRATION_STATUS__INIT;
+	Response resp = BULKHEAD__API__V1__RESPONSE__INIT;
+	struct bh_mig_status st;
+
+	status_proto(&ms, &st);
+	mr.status = &ms;
+	resp.result_case = BULKHEAD__API__V1__RESPONSE__RESULT_MIGRATION_STATUS;
+	resp.migration_status = &mr;
+	bh_api_reply(call, &resp);
+}
+
+static void op_abandon_migration(void *ctx, struct bh_api_call *call,
+				 const Request *req)
+{
+	if (bh_migrate_abandon("abandoned through the API") < 0) {
+		bh_api_reply_error(call,
+				   BULKHEAD__API__V1__ERROR_CODE__NOT_FOUND,
+				   "no migration is under way");
+		return;
+	}
+	bh_api_reply_ok(call);
+}
+
 static const struct bh_api_ops vm_ops = {
 	.state = op_state,
 	.create = op_create,
@@ -647,6 +782,10 @@ static const struct bh_api_ops vm_ops = {
 	.add_vsock = op_add_vsock,
 	.remove_device = op_remove_device,
 	.shutdown_vmm = op_shutdown_vmm,
+	.send_migration = op_send_migration,
+	.receive_migration = op_receive_migration,
+	.migration_status = op_migration_status,
+	.abandon_migration = op_abandon_migration,
 };
 
 void bh_vmapi_event(struct bh_vmapi *a, enum bh_vmapi_event ev, const char *why)
@@ -761,6 +900,7 @@ void bh_vmapi_free(struct bh_vmapi *a)
 	answer(&a->add_call, E_STATE, "bulkhead is exiting");
 	answer(&a->remove_call, E_STATE, "bulkhead is exiting");
 	answer(&a->snapshot_call, E_STATE, "bulkhead is exiting");
+	answer(&a->migration_call, E_STATE, "bulkhead is exiting");
 	if (a->remove_timer)
 		event_free(a->remove_timer);
 	if (a->srv)

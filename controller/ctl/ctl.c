@@ -611,32 +611,78 @@ static int run_restore(const struct ctl *ctl, const struct subcmd *sc, int argc,
 	return call(ctl, sc->name, &req);
 }
 
+/*
+ * URL[,local=on|off][,downtime=MS]: the options after the URL, split off
+ * from its end (a path may hold a comma, but not one followed by these).
+ */
+static int migration_opts(char *url, bool *local, uint32_t *downtime)
+{
+	char *c;
+
+	while ((c = strrchr(url, ',')) != NULL) {
+		char *kv = c + 1, *end;
+		unsigned long v;
+
+		if (strcmp(kv, "local=on") == 0) {
+			*local = true;
+		} else if (strcmp(kv, "local=off") == 0) {
+			*local = false;
+		} else if (strncmp(kv, "downtime=", 9) == 0) {
+			errno = 0;
+			v = strtoul(kv + 9, &end, 10);
+			if (kv[9] == '\0' || *end || errno || v == 0 ||
+			    v > 600000)
+				return usage_error(
+				    "send-migration: downtime=%s "
+				    "is not a number of ms in "
+				    "1..600000",
+				    kv + 9);
+			*downtime = (uint32_t)v;
+		} else if (strncmp(kv, "local=", 6) == 0) {
+			return usage_error("send-migration: %s: on or off", kv);
+		} else {
+			break;
+		}
+		*c = '\0';
+	}
+	return 0;
+}
+
 static int run_send_migration(const struct ctl *ctl, const struct subcmd *sc,
 			      int argc, char **argv)
 {
 	Request req = BULKHEAD__API__V1__REQUEST__INIT;
 	Bulkhead__Api__V1__SendMigrationRequest s =
 	    BULKHEAD__API__V1__SEND_MIGRATION_REQUEST__INIT;
-	bool local = false;
-	int i, bad = 0;
+	bool local = false, local_flag = false;
+	uint32_t downtime = 0;
+	char *url = NULL;
+	int i, bad = 0, r;
 
 	for (i = 1; i < argc; i++) {
-		if (flag(argv[i], "--local", &local, &bad)) {
+		if (flag(argv[i], "--local", &local_flag, &bad)) {
 			if (bad)
 				return bad;
 			continue;
 		}
-		if (argv[i][0] == '-' || s.destination_url[0])
+		if (argv[i][0] == '-' || url)
 			return usage_error("send-migration: unexpected '%s' "
 					   "(%s)",
 					   argv[i], sc->args);
-		s.destination_url = argv[i];
+		url = argv[i];
 	}
-	if (!s.destination_url[0])
+	if (!url || !url[0])
 		return usage_error("send-migration needs a destination URL "
 				   "(%s)",
 				   sc->args);
-	s.local = local;
+	if (strncmp(url, "destination_url=", 16) == 0)
+		url += 16;
+	r = migration_opts(url, &local, &downtime);
+	if (r)
+		return r;
+	s.destination_url = url;
+	s.local = local || local_flag;
+	s.downtime_ms = downtime;
 	set_op(&req, sc->op, &s.base);
 	return call(ctl, sc->name, &req);
 }
@@ -652,6 +698,8 @@ static int run_receive_migration(const struct ctl *ctl, const struct subcmd *sc,
 		return usage_error("receive-migration takes one argument: %s",
 				   sc->args);
 	s.receiver_url = argv[1];
+	if (strncmp(s.receiver_url, "receiver_url=", 13) == 0)
+		s.receiver_url += 13;
 	set_op(&req, sc->op, &s.base);
 	return call(ctl, sc->name, &req);
 }
@@ -792,9 +840,20 @@ static const struct subcmd subcmds[] = {
 	  "hot-plug a virtio-vsock device (--vsock's syntax; bulkhead gives\n"
 	  "      a vsock device at start-up only, and refuses this)" },
 	{ "send-migration", OP(SEND_MIGRATION), run_send_migration,
-	  "DESTINATION_URL [--local]", "migrate the VM to another bulkhead" },
+	  "URL[,local=on][,downtime=MS]",
+	  "migrate the VM to a bulkhead receiving at URL (unix:PATH or\n"
+	  "      tcp:HOST:PORT); answers once it runs there, and this\n"
+	  "      bulkhead exits; local=on (unix: only) passes guest RAM as\n"
+	  "      an fd; downtime= the longest pause accepted (300 ms)" },
 	{ "receive-migration", OP(RECEIVE_MIGRATION), run_receive_migration,
-	  "RECEIVER_URL", "create the VM from an incoming migration" },
+	  "URL",
+	  "listen at URL (unix:PATH or tcp:ADDRESS:PORT) for one\n"
+	  "      migration and run its VM; answers once it runs" },
+	{ "migration-status", OP(MIGRATION_STATUS), run_plain, "",
+	  "the migration under way (pass, pages, rate, downtime), or the\n"
+	  "      last one's outcome" },
+	{ "abandon-migration", OP(ABANDON_MIGRATION), run_plain, "",
+	  "give the migration under way up (a sending VM runs on)" },
 };
 
 static void usage(FILE *out)
@@ -814,8 +873,9 @@ static void usage(FILE *out)
 		"                     JSON object on stdout\n"
 		"  --timeout S        seconds to wait for the connection and\n"
 		"                     again for the reply (default: %d, and\n"
-		"                     %d for snapshot and restore, which copy\n"
-		"                     guest RAM; decimals allowed)\n"
+		"                     %d for snapshot, restore and the\n"
+		"                     migrations, which copy guest RAM;\n"
+		"                     decimals allowed)\n"
 		"  -h, --help         print this help and exit\n"
 		"  -V, --version      print the version and exit\n"
 		"\n"
@@ -923,7 +983,9 @@ int main(int argc, char **argv)
 	if (i == BH_ARRAY_SIZE(subcmds))
 		return usage_error("unknown command '%s'", cmd);
 	if (!timeout_set &&
-	    (subcmds[i].op == OP(SNAPSHOT) || subcmds[i].op == OP(RESTORE)))
+	    (subcmds[i].op == OP(SNAPSHOT) || subcmds[i].op == OP(RESTORE) ||
+	     subcmds[i].op == OP(SEND_MIGRATION) ||
+	     subcmds[i].op == OP(RECEIVE_MIGRATION)))
 		ctl.timeout_ms = DEFAULT_COPY_TIMEOUT_S * 1000;
 	if (!ctl.socket) {
 		int j;

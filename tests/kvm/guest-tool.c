@@ -50,6 +50,7 @@
 #include <linux/vm_sockets.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
@@ -268,10 +269,51 @@ static int wait_all(int n)
 	return bad ? 1 : 0;
 }
 
+/*
+ * dirty MIB STOPFILE: rewrites MIB MiB of its own memory page by page, each
+ * pass with the next generation number, until STOPFILE exists; then checks
+ * that every page holds the last generation (a page a migration missed
+ * holds an older one) and says DIRTY_OK or DIRTY_BAD.
+ */
+static int dirty(uint64_t mib, const char *stop)
+{
+	size_t n = (size_t)(mib << 20), pages = n / 4096;
+	uint64_t *m = mmap(NULL, n, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	uint64_t gen = 0;
+
+	if (m == MAP_FAILED)
+		return die("mmap");
+	printf("DIRTY_RUNNING\n");
+	fflush(stdout);
+	for (;;) {
+		gen++;
+		for (size_t p = 0; p < pages; p++) {
+			m[p * 512] = gen;
+			m[p * 512 + 511] = gen ^ p;
+		}
+		if (access(stop, F_OK) == 0)
+			break;
+	}
+	for (size_t p = 0; p < pages; p++)
+		if (m[p * 512] != gen || m[p * 512 + 511] != (gen ^ p)) {
+			printf("DIRTY_BAD page %zu holds generation %llu, the "
+			       "last was %llu\n",
+			       p, (unsigned long long)m[p * 512],
+			       (unsigned long long)gen);
+			return 1;
+		}
+	printf("DIRTY_OK %llu generations of %zu pages\n",
+	       (unsigned long long)gen, pages);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
 
+	if (!strcmp(cmd, "dirty") && argc == 4)
+		return dirty(strtoull(argv[2], NULL, 0), argv[3]);
 	if (!strcmp(cmd, "tcp-send") && argc == 6)
 		return tcp_send(
 		    argv[2], (unsigned int)strtoul(argv[3], NULL, 0),
@@ -417,9 +459,10 @@ int main(int argc, char **argv)
 		}
 		return tcp_rr(argv[2], (unsigned int)atoi(argv[3]), n);
 	}
-	fprintf(stderr, "usage: bh-guest-tool gen BYTES SEED | vsock-listen "
-			"PORT [N] | vsock-connect CID PORT | vsock-serve PORT "
-			"N BYTES | vsock-sink CID PORT N | tcp-send HOST PORT "
-			"BYTES SEED | tcp-rr HOST PORT N\n");
+	fprintf(stderr,
+		"usage: bh-guest-tool gen BYTES SEED | vsock-listen "
+		"PORT [N] | vsock-connect CID PORT | vsock-serve PORT "
+		"N BYTES | vsock-sink CID PORT N | tcp-send HOST PORT "
+		"BYTES SEED | tcp-rr HOST PORT N | dirty MIB STOPFILE\n");
 	return 2;
 }
