@@ -1,6 +1,7 @@
 /* The binder: a small process the controller forks at start-up, before it
- * opens anything, that alone may bind and listen, making listening unix
- * sockets for the controller once its own filter has neither call. */
+ * opens anything, that alone may bind and listen and make network sockets:
+ * listening unix and TCP sockets, and TCP connections, for the controller,
+ * whose own filter has neither bind nor listen and no socket but AF_UNIX. */
 #ifndef BH_CONTROLLER_BINDER_H
 #define BH_CONTROLLER_BINDER_H
 
@@ -36,11 +37,43 @@ int bh_binder_start(const char *name, const struct bh_user *user,
 int bh_binder_listen(struct bh_binder *b, const char *path, int backlog,
 		     int *fd);
 
+/*
+ * Asks the binder for a TCP socket bound to host:port (SO_REUSEADDR set)
+ * and listening with backlog. host is an address literal, never a name:
+ * an IPv4 dotted quad or an IPv6 address without brackets ("0.0.0.0",
+ * "::" for every address). port 0 lets the kernel pick one. 0 with *fd
+ * (AF_INET or AF_INET6, non-blocking, close-on-exec, the caller's) and
+ * *bound_port (the port it listens on, 1..65535), the binder's -errno for
+ * a request it refused or a call that failed (-EINVAL: host not an
+ * address literal, port out of 0..65535 or backlog out of 1..4096;
+ * -EADDRINUSE; -EADDRNOTAVAIL: no such local address; -EACCES: a port
+ * below 1024 without the right), or -ECHILD when the binder is gone (as
+ * for bh_binder_listen). *fd is -1 and *bound_port 0 on failure. Waits at
+ * most 10 s for the answer.
+ */
+int bh_binder_listen_tcp(struct bh_binder *b, const char *host, int port,
+			 int backlog, int *fd, int *bound_port);
+
+/*
+ * Asks the binder for a TCP connection to host:port (host as for
+ * bh_binder_listen_tcp; which addresses are worth connecting to is the
+ * caller's to decide), made within timeout_ms. 0 with
+ * *fd (connected, non-blocking, close-on-exec, the caller's), the
+ * binder's -errno (-EINVAL: host not an address literal, port out of
+ * 1..65535 or timeout_ms out of 1..600000; -ECONNREFUSED; -ETIMEDOUT: not
+ * connected within timeout_ms; -EHOSTUNREACH, -ENETUNREACH, ...), or
+ * -ECHILD when the binder is gone. *fd is -1 on failure. The binder serves
+ * nothing else while it connects; this waits at most timeout_ms + 10 s
+ * for the answer, and blocks its caller that long.
+ */
+int bh_binder_connect_tcp(struct bh_binder *b, const char *host, int port,
+			  int timeout_ms, int *fd);
+
 /* Whether the binder is still there to make sockets. */
 bool bh_binder_alive(const struct bh_binder *b);
 
 /* The binder is gone or misbehaved: kills and reaps it, logs how it ended
- * (once). Every later bh_binder_listen fails with -ECHILD. */
+ * (once). Every later request fails with -ECHILD. */
 void bh_binder_lost(struct bh_binder *b);
 
 /* The binder's pid, -1 once it is lost; and the controller's end of its

@@ -222,21 +222,28 @@ static const char *const launcher_syscalls[] = {
 };
 
 /*
- * The binder's: its socket to the controller, and the listening sockets it
- * makes and hands over (socket only as below, bind, listen, close); what
- * logging and protobuf-c's allocations take; nothing that opens, removes,
- * connects, starts a process or signals.
+ * The binder's: its socket to the controller, and the sockets it makes and
+ * hands over (socket, setsockopt and getsockopt only as below, bind,
+ * listen, connect, close); what logging and protobuf-c's allocations take;
+ * nothing that opens, removes, starts a process or signals.
  */
 static const char *const binder_syscalls[] = {
 	/* its socket: frames and the fd they carry; bh_frame_send reads the
-	 * clock (the vDSO's, a system call where the clock source has none) */
+	 * clock (the vDSO's, a system call where the clock source has none),
+	 * as does the wait for a TCP connection */
 	"recvmsg",
 	"sendmsg",
 	"clock_gettime",
-	/* the listeners */
+	/* the listeners, unix and TCP; a TCP one's port, which the kernel
+	 * picks for port 0 */
 	"bind",
 	"listen",
+	"getsockname",
 	"close",
+	/* TCP connections for live migration: a non-blocking connect, and
+	 * the wait for it (bounded, and watching its own socket) */
+	"connect",
+	"poll",
 	/* logging, to stderr */
 	"write",
 	/* memory: the main arena grows and shrinks with brk, a large block
@@ -471,17 +478,49 @@ struct exact_rule {
 	const char *what; /* printed after "SYSCALL, only " */
 };
 
-/* The binder's one kind of socket (binder.c makes no other). */
-static const struct exact_rule binder_socket = {
-	"socket",
-	3,
-	{
-	    { 0, AF_UNIX },
-	    { 1, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK },
-	    { 2, 0 },
-	},
-	"AF_UNIX, of type SOCK_STREAM|SOCK_CLOEXEC|SOCK_NONBLOCK "
-	"and protocol 0",
+/* The binder's one kind of socket in its three families (binder.c makes no
+ * other); SO_REUSEADDR on its TCP listeners; a connect's outcome. Rules of
+ * one call follow each other, the first with the printed text. */
+static const struct exact_rule binder_exact[] = {
+	{ "socket",
+	  3,
+	  {
+	      { 0, AF_UNIX },
+	      { 1, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK },
+	      { 2, 0 },
+	  },
+	  "AF_UNIX, AF_INET or AF_INET6, of type "
+	  "SOCK_STREAM|SOCK_CLOEXEC|SOCK_NONBLOCK and protocol 0" },
+	{ "socket",
+	  3,
+	  {
+	      { 0, AF_INET },
+	      { 1, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK },
+	      { 2, 0 },
+	  },
+	  NULL },
+	{ "socket",
+	  3,
+	  {
+	      { 0, AF_INET6 },
+	      { 1, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK },
+	      { 2, 0 },
+	  },
+	  NULL },
+	{ "setsockopt",
+	  2,
+	  {
+	      { 1, SOL_SOCKET },
+	      { 2, SO_REUSEADDR },
+	  },
+	  "level SOL_SOCKET and option SO_REUSEADDR" },
+	{ "getsockopt",
+	  2,
+	  {
+	      { 1, SOL_SOCKET },
+	      { 2, SO_ERROR },
+	  },
+	  "level SOL_SOCKET and option SO_ERROR" },
 };
 
 struct policy {
@@ -492,7 +531,8 @@ struct policy {
 	bool exec_mmap;
 	const struct arg_rule *rules;
 	size_t nrules;
-	const struct exact_rule *exact; /* NULL: none */
+	const struct exact_rule *exact;
+	size_t nexact;
 	/* kill(pid, SIGKILL) of one child: the controller's */
 	bool kill_children;
 	/* tgkill with the runner's kick or SIGABRT: the controller's and the
@@ -507,6 +547,7 @@ static const struct policy controller_policy = {
 	ctl_rules,
 	BH_ARRAY_SIZE(ctl_rules),
 	NULL,
+	0,
 	true,
 	true,
 };
@@ -518,6 +559,7 @@ static const struct policy launcher_policy = {
 	launcher_rules,
 	BH_ARRAY_SIZE(launcher_rules),
 	NULL,
+	0,
 	false,
 	true,
 };
@@ -530,7 +572,8 @@ static const struct policy binder_policy = {
 	false,
 	NULL,
 	0,
-	&binder_socket,
+	binder_exact,
+	BH_ARRAY_SIZE(binder_exact),
 	false,
 	false,
 };
@@ -560,9 +603,11 @@ static unsigned int policy_print(const struct policy *p, FILE *out)
 		fprintf(out, "\n");
 		count++;
 	}
-	if (p->exact) {
-		fprintf(out, "%s, only %s\n", p->exact->syscall,
-			p->exact->what);
+	for (size_t i = 0; i < p->nexact; i++) {
+		if (!p->exact[i].what)
+			continue;
+		fprintf(out, "%s, only %s\n", p->exact[i].syscall,
+			p->exact[i].what);
 		count++;
 	}
 	if (p->kill_children) {
@@ -623,8 +668,8 @@ static int policy_install(const struct policy *p)
 			r = bh_seccomp_allow_masked(ctx, nr, a->arg, a->mask,
 						    a->values[j].value);
 	}
-	if (r == 0 && p->exact)
-		r = exact_rule_add(ctx, p->exact);
+	for (size_t i = 0; r == 0 && i < p->nexact; i++)
+		r = exact_rule_add(ctx, &p->exact[i]);
 	if (r == 0)
 		r = signal_rules(ctx, p->kill_children, p->tgkill);
 	if (r == 0)

@@ -1,10 +1,13 @@
 /* The binder (controller/binder.c) as the controller meets it: a real forked
- * binder under its own filter, asked for listeners, refusing what it must,
- * lost when killed, and ended by every frame no honest controller sends;
- * and its filter alone, loaded in a child. */
+ * binder under its own filter, asked for unix and TCP listeners and TCP
+ * connections, refusing what it must, lost when killed, and ended by every
+ * frame no honest controller sends; and its filter alone, loaded in a
+ * child. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -436,14 +439,521 @@ static void test_bad_frames(void **state)
 	}
 }
 
+/* ---- TCP ---------------------------------------------------------------- */
+
+/* The port fd is bound to, by getsockname. */
+static int local_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	assert_int_equal(ss.ss_family, AF_INET6);
+	return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+static int sock_opt(int fd, int opt)
+{
+	int v = -1;
+	socklen_t len = sizeof(v);
+
+	assert_int_equal(getsockopt(fd, SOL_SOCKET, opt, &v, &len), 0);
+	return v;
+}
+
+/* A blocking client of family to loopback:port; the fd or -errno. */
+static int tcp_client(int family, int port)
+{
+	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6,
+				   .sin6_port = htons((uint16_t)port),
+				   .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct sockaddr_in s4 = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int r;
+
+	assert_true(fd >= 0);
+	r = family == AF_INET ? connect(fd, (struct sockaddr *)&s4, sizeof(s4))
+			      : connect(fd, (struct sockaddr *)&s6, sizeof(s6));
+	if (r < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* a and b are the two ends of one connection: bytes pass both ways. */
+static void assert_linked(int a, int b)
+{
+	struct pollfd p = { .fd = b, .events = POLLIN };
+	char buf[2];
+
+	assert_int_equal(write(a, "hi", 2), 2);
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	assert_int_equal(read(b, buf, 2), 2);
+	assert_memory_equal(buf, "hi", 2);
+	p.fd = a;
+	assert_int_equal(write(b, "ok", 2), 2);
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	assert_int_equal(read(a, buf, 2), 2);
+	assert_memory_equal(buf, "ok", 2);
+}
+
+/* fd is a TCP listener of family on port, as the binder hands them over:
+ * a client connects and is accepted. */
+static void assert_tcp_listens(int fd, int family, int port)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int c, a;
+
+	assert_int_equal(sock_opt(fd, SO_DOMAIN), family);
+	assert_int_equal(sock_opt(fd, SO_ACCEPTCONN), 1);
+	assert_int_equal(sock_opt(fd, SO_REUSEADDR), 1);
+	assert_int_equal(local_port(fd), port);
+	assert_true(fcntl(fd, F_GETFL) & O_NONBLOCK);
+	assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	assert_int_equal(accept4(fd, NULL, NULL, SOCK_CLOEXEC), -1);
+	assert_int_equal(errno, EAGAIN);
+	c = tcp_client(family, port);
+	assert_true(c >= 0);
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	a = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(a >= 0);
+	assert_linked(c, a);
+	close(a);
+	close(c);
+}
+
+/* Port 0: the kernel picks one, and the answer says which; a port asked
+ * for is the one it listens on; IPv6 too. */
+static void test_tcp_listen(void **state)
+{
+	struct fx *fx = *state;
+	int fd = -1, fd2 = -1, port = 0, port2 = 0, r;
+
+	assert_int_equal(
+	    bh_binder_listen_tcp(fx->b, "127.0.0.1", 0, 4, &fd, &port), 0);
+	assert_true(port > 0 && port <= 65535);
+	assert_tcp_listens(fd, AF_INET, port);
+	/* The same port taken: the kernel's EADDRINUSE, SO_REUSEADDR or
+	 * not; on every address too. */
+	assert_int_equal(
+	    bh_binder_listen_tcp(fx->b, "127.0.0.1", port, 4, &fd2, &port2),
+	    -EADDRINUSE);
+	assert_int_equal(fd2, -1);
+	assert_int_equal(port2, 0);
+	assert_int_equal(
+	    bh_binder_listen_tcp(fx->b, "0.0.0.0", port, 4, &fd2, &port2),
+	    -EADDRINUSE);
+	close(fd);
+	/* Free again: asked for by number. */
+	assert_int_equal(
+	    bh_binder_listen_tcp(fx->b, "127.0.0.1", port, 1, &fd, &port2), 0);
+	assert_int_equal(port2, port);
+	assert_tcp_listens(fd, AF_INET, port);
+	close(fd);
+	/* Every address. */
+	assert_int_equal(
+	    bh_binder_listen_tcp(fx->b, "0.0.0.0", 0, 4, &fd, &port), 0);
+	assert_tcp_listens(fd, AF_INET, port);
+	close(fd);
+	r = bh_binder_listen_tcp(fx->b, "::1", 0, 4, &fd, &port);
+	if (r == -EAFNOSUPPORT || r == -EADDRNOTAVAIL) {
+		fprintf(stderr,
+			"test_binder: no IPv6 loopback here (%s): "
+			"the IPv6 listener is not checked\n",
+			strerror(-r));
+	} else {
+		assert_int_equal(r, 0);
+		assert_tcp_listens(fd, AF_INET6, port);
+		close(fd);
+	}
+	/* An address that is not the host's. */
+	assert_int_equal(
+	    bh_binder_listen_tcp(fx->b, "192.0.2.1", 0, 4, &fd, &port),
+	    -EADDRNOTAVAIL);
+	assert_true(bh_binder_alive(fx->b));
+}
+
+/* Sends a BindTcp or ConnectTcp with host as len bytes, reads the answer's
+ * error. */
+static int raw_tcp(struct bh_binder *b, bool connect, const char *host,
+		   size_t len, int port, int n)
+{
+	Bh__BindTcp bind = BH__BIND_TCP__INIT;
+	Bh__ConnectTcp conn = BH__CONNECT_TCP__INIT;
+	struct bh_frame_reader rd;
+	struct bh_frame f;
+	int r;
+
+	bind.host.data = conn.host.data = (uint8_t *)host;
+	bind.host.len = conn.host.len = len;
+	bind.port = conn.port = port;
+	bind.backlog = conn.timeout_ms = n;
+	assert_int_equal(bh_frame_send_timeout(
+			     bh_binder_fd(b),
+			     connect ? BH__MSG_TYPE__MSG_CONNECT_TCP
+				     : BH__MSG_TYPE__MSG_BIND_TCP,
+			     connect ? &conn.base : &bind.base, NULL, 0, 1000),
+			 0);
+	bh_frame_reader_init(&rd, 1024);
+	assert_int_equal(bh_frame_read_timeout(bh_binder_fd(b), &rd, &f, 5000),
+			 0);
+	assert_int_equal(f.nfds, 0);
+	if (connect) {
+		Bh__ConnectedTcp *rep;
+
+		assert_int_equal(f.type, BH__MSG_TYPE__MSG_CONNECTED_TCP);
+		rep = bh__connected_tcp__unpack(NULL, f.len, f.body);
+		assert_non_null(rep);
+		r = rep->error;
+		bh__connected_tcp__free_unpacked(rep, NULL);
+	} else {
+		Bh__Bound *rep;
+
+		assert_int_equal(f.type, BH__MSG_TYPE__MSG_BOUND);
+		rep = bh__bound__unpack(NULL, f.len, f.body);
+		assert_non_null(rep);
+		r = rep->error;
+		assert_int_equal(rep->port, 0);
+		bh__bound__free_unpacked(rep, NULL);
+	}
+	bh_frame_release(&f);
+	return r;
+}
+
+/* Names, literals that are not quite, brackets, scopes, ports, backlogs
+ * and timeouts out of range: refused in the answer, nothing made, and the
+ * binder serves on. */
+static void test_tcp_refused(void **state)
+{
+	static const char *const hosts[] = {
+		"localhost",
+		"",
+		"1.2.3",
+		"127.0.0.1 ",
+		" 127.0.0.1",
+		"127.0.0.01",
+		"256.0.0.1",
+		"0x7f.0.0.1",
+		"[::1]",
+		"::1%lo",
+		"fe80::1%1",
+		"127.0.0.1:80",
+		"::g",
+		/* 46 characters: longer than any literal */
+		"0000:0000:0000:0000:0000:ffff:255.255.255.2555",
+	};
+	struct fx *fx = *state;
+	int fd = 7, port = 7, a = -1, p = 0;
+
+	for (size_t i = 0; i < BH_ARRAY_SIZE(hosts); i++) {
+		if (bh_binder_listen_tcp(fx->b, hosts[i], 0, 4, &fd, &port) !=
+			-EINVAL ||
+		    bh_binder_connect_tcp(fx->b, hosts[i], 1, 1000, &fd) !=
+			-EINVAL)
+			fail_msg("host '%s' not refused", hosts[i]);
+		assert_int_equal(fd, -1);
+		assert_int_equal(port, 0);
+	}
+	/* The same sent as they are, the long one past the controller's own
+	 * check: the binder refuses them itself. */
+	for (size_t i = 0; i < BH_ARRAY_SIZE(hosts); i++) {
+		if (raw_tcp(fx->b, false, hosts[i], strlen(hosts[i]), 0, 4) !=
+			EINVAL ||
+		    raw_tcp(fx->b, true, hosts[i], strlen(hosts[i]), 1, 100) !=
+			EINVAL)
+			fail_msg("host '%s' not refused by the binder",
+				 hosts[i]);
+	}
+	/* A NUL inside: not the address before it. */
+	assert_int_equal(raw_tcp(fx->b, false, "127.0.0.1\0x", 11, 0, 4),
+			 EINVAL);
+	assert_int_equal(raw_tcp(fx->b, true, "127.0.0.1\0x", 11, 1, 100),
+			 EINVAL);
+	assert_int_equal(
+	    bh_binder_listen_tcp(fx->b, "127.0.0.1", -1, 4, &fd, &port),
+	    -EINVAL);
+	assert_int_equal(
+	    bh_binder_listen_tcp(fx->b, "127.0.0.1", 65536, 4, &fd, &port),
+	    -EINVAL);
+	assert_int_equal(
+	    bh_binder_listen_tcp(fx->b, "127.0.0.1", 0, 0, &fd, &port),
+	    -EINVAL);
+	assert_int_equal(
+	    bh_binder_listen_tcp(fx->b, "127.0.0.1", 0, 4097, &fd, &port),
+	    -EINVAL);
+	/* A real listener, so that only the argument is wrong below. */
+	assert_int_equal(bh_binder_listen_tcp(fx->b, "127.0.0.1", 0, 4, &a, &p),
+			 0);
+	assert_int_equal(
+	    bh_binder_connect_tcp(fx->b, "127.0.0.1", 0, 1000, &fd), -EINVAL);
+	assert_int_equal(
+	    bh_binder_connect_tcp(fx->b, "127.0.0.1", 65536, 1000, &fd),
+	    -EINVAL);
+	assert_int_equal(bh_binder_connect_tcp(fx->b, "127.0.0.1", p, 0, &fd),
+			 -EINVAL);
+	assert_int_equal(bh_binder_connect_tcp(fx->b, "127.0.0.1", p, -5, &fd),
+			 -EINVAL);
+	assert_int_equal(
+	    bh_binder_connect_tcp(fx->b, "127.0.0.1", p, 600001, &fd), -EINVAL);
+	assert_int_equal(fd, -1);
+	/* Nothing connected to it. */
+	assert_int_equal(accept4(a, NULL, NULL, SOCK_CLOEXEC), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_true(bh_binder_alive(fx->b));
+	assert_int_equal(
+	    bh_binder_connect_tcp(fx->b, "127.0.0.1", p, 1000, &fd), 0);
+	close(fd);
+	close(a);
+}
+
+/* Connected through the binder to a listener, over IPv4 and IPv6: a
+ * non-blocking, close-on-exec socket linked to the accepted end. */
+static void test_tcp_connect(void **state)
+{
+	static const struct {
+		int family;
+		const char *host;
+	} to[] = { { AF_INET, "127.0.0.1" }, { AF_INET6, "::1" } };
+	struct fx *fx = *state;
+
+	for (size_t i = 0; i < BH_ARRAY_SIZE(to); i++) {
+		struct pollfd p = { .events = POLLIN };
+		int l = -1, c = -1, a, port = 0, r;
+
+		r = bh_binder_listen_tcp(fx->b, to[i].host, 0, 4, &l, &port);
+		if (to[i].family == AF_INET6 &&
+		    (r == -EAFNOSUPPORT || r == -EADDRNOTAVAIL)) {
+			fprintf(stderr,
+				"test_binder: no IPv6 loopback here "
+				"(%s): not checked\n",
+				strerror(-r));
+			continue;
+		}
+		assert_int_equal(r, 0);
+		assert_int_equal(
+		    bh_binder_connect_tcp(fx->b, to[i].host, port, 5000, &c),
+		    0);
+		assert_true(c >= 0);
+		assert_true(fcntl(c, F_GETFL) & O_NONBLOCK);
+		assert_true(fcntl(c, F_GETFD) & FD_CLOEXEC);
+		assert_int_equal(sock_opt(c, SO_DOMAIN), to[i].family);
+		assert_int_equal(sock_opt(c, SO_ACCEPTCONN), 0);
+		assert_int_equal(sock_opt(c, SO_ERROR), 0);
+		p.fd = l;
+		assert_int_equal(poll(&p, 1, 5000), 1);
+		a = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+		assert_true(a >= 0);
+		assert_linked(c, a);
+		close(a);
+		close(c);
+		close(l);
+	}
+}
+
+/* A port nobody listens on: ECONNREFUSED, answered. */
+static void test_tcp_connect_refused(void **state)
+{
+	struct fx *fx = *state;
+	int l = -1, fd = 7, port = 0;
+
+	assert_int_equal(
+	    bh_binder_listen_tcp(fx->b, "127.0.0.1", 0, 4, &l, &port), 0);
+	close(l);
+	assert_int_equal(
+	    bh_binder_connect_tcp(fx->b, "127.0.0.1", port, 5000, &fd),
+	    -ECONNREFUSED);
+	assert_int_equal(fd, -1);
+	assert_true(bh_binder_alive(fx->b));
+}
+
+/*
+ * A listener that answers no SYN: one of backlog 0 with its queue full
+ * (the kernel drops what comes then), proved by a client of our own that
+ * stays unconnected. Returns the listener and its port; the clients stay
+ * in *held (up to 8) until release_blackhole.
+ */
+struct blackhole {
+	int l;
+	int port;
+	int held[8];
+	size_t n;
+};
+
+static void make_blackhole(struct blackhole *bh)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+
+	bh->l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(bh->l >= 0);
+	assert_int_equal(bind(bh->l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(bh->l, 0), 0);
+	bh->port = local_port(bh->l);
+	sa.sin_port = htons((uint16_t)bh->port);
+	for (bh->n = 0; bh->n < BH_ARRAY_SIZE(bh->held);) {
+		struct pollfd p = { .events = POLLOUT };
+		int c = socket(AF_INET,
+			       SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+		assert_true(c >= 0);
+		bh->held[bh->n++] = c;
+		if (connect(c, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			continue;
+		assert_int_equal(errno, EINPROGRESS);
+		p.fd = c;
+		if (poll(&p, 1, 300) == 0)
+			return;
+	}
+	fail_msg("a listener of backlog 0 still answered after %zu clients",
+		 bh->n);
+}
+
+static void release_blackhole(struct blackhole *bh)
+{
+	for (size_t i = 0; i < bh->n; i++)
+		close(bh->held[i]);
+	close(bh->l);
+}
+
+/* A connect that does not finish: ETIMEDOUT after the timeout, not long
+ * after, and the binder serves on. */
+static void test_tcp_connect_timeout(void **state)
+{
+	struct fx *fx = *state;
+	struct blackhole bh;
+	int fd = 7, l = -1, port = 0;
+	uint64_t t0, took;
+
+	make_blackhole(&bh);
+	t0 = now_ms();
+	assert_int_equal(
+	    bh_binder_connect_tcp(fx->b, "127.0.0.1", bh.port, 400, &fd),
+	    -ETIMEDOUT);
+	took = now_ms() - t0;
+	assert_int_equal(fd, -1);
+	if (took < 390 || took > 3000)
+		fail_msg("a 400 ms connect timed out after %llu ms",
+			 (unsigned long long)took);
+	assert_true(bh_binder_alive(fx->b));
+	assert_int_equal(
+	    bh_binder_listen_tcp(fx->b, "127.0.0.1", 0, 4, &l, &port), 0);
+	close(l);
+	release_blackhole(&bh);
+}
+
+/* The controller closes its socket while the binder waits for a connect:
+ * the binder ends at once, not when the connect gives up. */
+static void test_tcp_connect_hangup(void **state)
+{
+	struct fx *fx = *state;
+	Bh__ConnectTcp req = BH__CONNECT_TCP__INIT;
+	pid_t pid = bh_binder_pid(fx->b);
+	struct blackhole bh;
+	uint64_t t0;
+
+	make_blackhole(&bh);
+	req.host.data = (uint8_t *)"127.0.0.1";
+	req.host.len = strlen("127.0.0.1");
+	req.port = bh.port;
+	req.timeout_ms = 60000;
+	assert_int_equal(bh_frame_send_timeout(bh_binder_fd(fx->b),
+					       BH__MSG_TYPE__MSG_CONNECT_TCP,
+					       &req.base, NULL, 0, 1000),
+			 0);
+	/* Under way. */
+	usleep(100000);
+	t0 = now_ms();
+	/* Reaps it, killing it only after a grace of 1 s. */
+	bh_binder_stop(fx->b);
+	fx->b = NULL;
+	assert_true(now_ms() - t0 < 800);
+	assert_int_equal(waitpid(pid, NULL, WNOHANG), -1);
+	assert_int_equal(errno, ECHILD);
+	release_blackhole(&bh);
+}
+
+/* A frame while a connect is under way is a controller out of step: the
+ * binder ends. */
+static void test_tcp_connect_out_of_step(void **state)
+{
+	struct fx *fx = *state;
+	Bh__ConnectTcp req = BH__CONNECT_TCP__INIT;
+	struct blackhole bh;
+	uint64_t t0;
+
+	make_blackhole(&bh);
+	req.host.data = (uint8_t *)"127.0.0.1";
+	req.host.len = strlen("127.0.0.1");
+	req.port = bh.port;
+	req.timeout_ms = 60000;
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(
+		    bh_frame_send_timeout(bh_binder_fd(fx->b),
+					  BH__MSG_TYPE__MSG_CONNECT_TCP,
+					  &req.base, NULL, 0, 1000),
+		    0);
+	t0 = now_ms();
+	/* Ended with the second frame unread: its socket is reset rather
+	 * than closed. */
+	{
+		struct bh_frame_reader rd;
+		struct bh_frame f;
+		int r, fd;
+
+		bh_frame_reader_init(&rd, 1024);
+		r = bh_frame_read_timeout(bh_binder_fd(fx->b), &rd, &f, 5000);
+		if (r != -EPIPE && r != -ECONNRESET)
+			fail_msg("read after a frame out of step: %s",
+				 strerror(-r));
+		assert_int_equal(bh_binder_listen(fx->b, fx->path, 16, &fd),
+				 -ECHILD);
+		assert_false(bh_binder_alive(fx->b));
+	}
+	assert_true(now_ms() - t0 < 5000);
+	release_blackhole(&bh);
+}
+
+/* A BindTcp or ConnectTcp with an fd attached ends it as Bind's does. */
+static void test_tcp_fd_attached(void **state)
+{
+	struct fx *fx = *state;
+	Bh__ConnectTcp req = BH__CONNECT_TCP__INIT;
+	int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	assert_true(null_fd >= 0);
+	req.host.data = (uint8_t *)"127.0.0.1";
+	req.host.len = strlen("127.0.0.1");
+	req.port = 1;
+	req.timeout_ms = 100;
+	assert_int_equal(bh_frame_send(bh_binder_fd(fx->b),
+				       BH__MSG_TYPE__MSG_CONNECT_TCP, &req.base,
+				       &null_fd, 1),
+			 0);
+	close(null_fd);
+	assert_ended(fx);
+}
+
 /* ---- the filter alone --------------------------------------------------- */
 
 enum call {
 	CALL_LISTENER = 0, /* the binder's own: socket, bind, listen */
-	CALL_SOCKET_INET,
+	CALL_TCP,	   /* and its TCP listener and connection */
+	CALL_SOCKET_INET_DGRAM,
+	CALL_SOCKET_INET_RAW,
+	CALL_SOCKET_INET6_BLOCKING,
+	CALL_SOCKET_NETLINK,
 	CALL_SOCKET_DGRAM,
 	CALL_SOCKET_BLOCKING,
-	CALL_CONNECT,
+	CALL_SETSOCKOPT_OTHER,
+	CALL_SETSOCKOPT_TCP,
+	CALL_GETSOCKOPT_OTHER,
+	CALL_ACCEPT,
 	CALL_OPENAT,
 	CALL_UNLINK,
 	CALL_GETPID,
@@ -451,6 +961,45 @@ enum call {
 	CALL_EXECVE,
 	CALL_FORK,
 };
+
+/* Under the binder's filter: a TCP listener on 127.0.0.1 with the calls
+ * the binder makes for one (port 0, SO_REUSEADDR, getsockname), a
+ * non-blocking connect to it, waited for with poll and SO_ERROR, and an
+ * IPv6 socket. 0, or the step that failed. */
+static int tcp_under_filter(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	const int type = SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK;
+	socklen_t len = sizeof(sa);
+	int l, c, one = 1, err = -1;
+	struct pollfd p = { .events = POLLOUT };
+
+	l = (int)syscall(SYS_socket, AF_INET, type, 0);
+	if (l < 0)
+		return 110;
+	if (syscall(SYS_setsockopt, l, SOL_SOCKET, SO_REUSEADDR, &one,
+		    sizeof(one)) < 0 ||
+	    syscall(SYS_bind, l, &sa, sizeof(sa)) < 0 ||
+	    syscall(SYS_listen, l, 4) < 0 ||
+	    syscall(SYS_getsockname, l, &sa, &len) < 0 || sa.sin_port == 0)
+		return 111;
+	c = (int)syscall(SYS_socket, AF_INET, type, 0);
+	if (c < 0)
+		return 112;
+	if (syscall(SYS_connect, c, &sa, sizeof(sa)) < 0 &&
+	    errno != EINPROGRESS)
+		return 113;
+	p.fd = c;
+	len = sizeof(err);
+	if (syscall(SYS_poll, &p, 1, 5000) != 1 ||
+	    syscall(SYS_getsockopt, c, SOL_SOCKET, SO_ERROR, &err, &len) < 0 ||
+	    err != 0)
+		return 114;
+	/* Made, or refused by a host without IPv6: not killed. */
+	syscall(SYS_socket, AF_INET6, type, 0);
+	return 0;
+}
 
 /* In a child: the binder's filter, then one call. Returns its wait
  * status. */
@@ -480,9 +1029,39 @@ static int under_filter(enum call c, const char *path)
 				_exit(101);
 			syscall(SYS_close, fd);
 			break;
-		case CALL_SOCKET_INET:
+		case CALL_TCP:
+			_exit(tcp_under_filter());
+		case CALL_SOCKET_INET_DGRAM:
 			syscall(SYS_socket, AF_INET,
-				SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+				SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+			break;
+		case CALL_SOCKET_INET_RAW:
+			syscall(SYS_socket, AF_INET,
+				SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK,
+				IPPROTO_ICMP);
+			break;
+		case CALL_SOCKET_INET6_BLOCKING:
+			syscall(SYS_socket, AF_INET6,
+				SOCK_STREAM | SOCK_CLOEXEC, 0);
+			break;
+		case CALL_SOCKET_NETLINK:
+			syscall(SYS_socket, AF_NETLINK,
+				SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+			break;
+		case CALL_SETSOCKOPT_OTHER:
+			syscall(SYS_setsockopt, -1, SOL_SOCKET, SO_BROADCAST,
+				&(int){ 1 }, sizeof(int));
+			break;
+		case CALL_SETSOCKOPT_TCP:
+			syscall(SYS_setsockopt, -1, IPPROTO_TCP, SO_REUSEADDR,
+				&(int){ 1 }, sizeof(int));
+			break;
+		case CALL_GETSOCKOPT_OTHER:
+			syscall(SYS_getsockopt, -1, SOL_SOCKET, SO_PEERCRED,
+				NULL, NULL);
+			break;
+		case CALL_ACCEPT:
+			syscall(SYS_accept4, -1, NULL, NULL, 0);
 			break;
 		case CALL_SOCKET_DGRAM:
 			syscall(SYS_socket, AF_UNIX,
@@ -490,9 +1069,6 @@ static int under_filter(enum call c, const char *path)
 			break;
 		case CALL_SOCKET_BLOCKING:
 			syscall(SYS_socket, AF_UNIX, SOCK_STREAM, 0);
-			break;
-		case CALL_CONNECT:
-			syscall(SYS_connect, -1, &sa, sizeof(sa));
 			break;
 		case CALL_OPENAT:
 			syscall(SYS_openat, AT_FDCWD, "/", O_RDONLY);
@@ -522,9 +1098,21 @@ static int under_filter(enum call c, const char *path)
 static void test_filter(void **state)
 {
 	static const enum call killed[] = {
-		CALL_SOCKET_INET, CALL_SOCKET_DGRAM, CALL_SOCKET_BLOCKING,
-		CALL_CONNECT,	  CALL_OPENAT,	     CALL_UNLINK,
-		CALL_GETPID,	  CALL_KILL,	     CALL_EXECVE,
+		CALL_SOCKET_INET_DGRAM,
+		CALL_SOCKET_INET_RAW,
+		CALL_SOCKET_INET6_BLOCKING,
+		CALL_SOCKET_NETLINK,
+		CALL_SOCKET_DGRAM,
+		CALL_SOCKET_BLOCKING,
+		CALL_SETSOCKOPT_OTHER,
+		CALL_SETSOCKOPT_TCP,
+		CALL_GETSOCKOPT_OTHER,
+		CALL_ACCEPT,
+		CALL_OPENAT,
+		CALL_UNLINK,
+		CALL_GETPID,
+		CALL_KILL,
+		CALL_EXECVE,
 		CALL_FORK,
 	};
 	struct fx *fx = *state;
@@ -536,6 +1124,10 @@ static void test_filter(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 	assert_int_equal(lstat(fx->path, &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
+	status = under_filter(CALL_TCP, fx->path);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("TCP under the binder's filter: status 0x%x",
+			 (unsigned int)status);
 	for (size_t i = 0; i < BH_ARRAY_SIZE(killed); i++) {
 		status = under_filter(killed[i], fx->path);
 		if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGSYS)
@@ -560,6 +1152,22 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fd_attached, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_bad_frames, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_listen, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_refused, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_connect, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_connect_refused, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_connect_timeout, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_connect_hangup, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_connect_out_of_step,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_fd_attached, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_filter, setup, teardown),
 	};

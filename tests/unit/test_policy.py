@@ -192,18 +192,26 @@ LAUNCHER_LIMITED = {"ioctl": "ioctl, only ", "prctl": "prctl, only PR_",
 LAUNCHER_IOCTLS = {"BLKSSZGET", "TUNSETOFFLOAD"}
 
 # The binder's list (bulkhead --print-policy binder): exactly these, with
-# socket limited to the one kind of listener it makes. The only list with
-# bind and listen (the others forbid both, above).
-BINDER_CALLS = {"bind", "brk", "clock_gettime", "close", "exit",
-                "exit_group", "listen", "mmap", "mprotect", "munmap",
-                "recvmsg", "rt_sigreturn", "sendmsg", "socket", "write"}
+# socket limited to the one kind of stream socket it makes (unix, or TCP
+# over IPv4 or IPv6), setsockopt to SO_REUSEADDR and getsockopt to
+# SO_ERROR. The only list with bind and listen (the others forbid both,
+# above), and the only one with a socket that is not AF_UNIX.
+BINDER_CALLS = {"bind", "brk", "clock_gettime", "close", "connect", "exit",
+                "exit_group", "getsockname", "getsockopt", "listen", "mmap",
+                "mprotect", "munmap", "poll", "recvmsg", "rt_sigreturn",
+                "sendmsg", "setsockopt", "socket", "write"}
 BINDER_FORBIDDEN = (CTL_FORBIDDEN - {"bind", "listen"}) | {
     "openat", "openat2", "creat", "unlink", "unlinkat", "rename",
-    "renameat2", "connect", "accept", "accept4", "socketpair", "read",
-    "kill", "tgkill", "wait4", "waitid", "memfd_create", "ioctl"}
-BINDER_LIMITED = {"socket": "socket, only AF_UNIX, of type "
-                            "SOCK_STREAM|SOCK_CLOEXEC|SOCK_NONBLOCK and "
-                            "protocol 0",
+    "renameat2", "accept", "accept4", "socketpair", "read", "sendto",
+    "recvfrom", "kill", "tgkill", "wait4", "waitid", "memfd_create",
+    "ioctl"}
+BINDER_LIMITED = {"socket": "socket, only AF_UNIX, AF_INET or AF_INET6, "
+                            "of type SOCK_STREAM|SOCK_CLOEXEC|SOCK_NONBLOCK "
+                            "and protocol 0",
+                  "setsockopt": "setsockopt, only level SOL_SOCKET and "
+                                "option SO_REUSEADDR",
+                  "getsockopt": "getsockopt, only level SOL_SOCKET and "
+                                "option SO_ERROR",
                   "mmap": "mmap (never with PROT_EXEC)",
                   "mprotect": "mprotect (never with PROT_EXEC)"}
 
