@@ -104,6 +104,13 @@ struct bh_dev {
 	size_t restore_len;
 	bool restore_failed;
 
+	/* Dirty logging (dirty.c): DEVICE_DIRTY_LOG answers this worker
+	 * owes, since when (ms), and which of them the start under way waits
+	 * for (the start_in-th from now; 0: none). */
+	unsigned int dirty_owed;
+	unsigned int dirty_start_in;
+	uint64_t dirty_sent;
+
 	/* The counters collection under way. */
 	bool counters_pending;
 	unsigned int counters_asked; /* requests this worker has not answered */
@@ -146,6 +153,9 @@ struct bh_devices {
 	bh_devices_paused_fn pause_done;
 	void *pause_arg;
 	struct bh_kmsg *kmsg; /* borrowed, may be NULL */
+	/* Dirty logging for live migration (dirty.c), NULL until first
+	 * used. */
+	struct bh_dirty *dirty;
 	/* Starts the workers (borrowed). NULL only in the tests that build
 	 * this file in: then the worker is spawned from here. */
 	struct bh_launcher *launcher;

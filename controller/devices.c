@@ -22,6 +22,7 @@
 
 #include "dev.h"
 #include "devices.h"
+#include "dirty.h"
 
 /* ---- what a device type may ask of its device --------------------------- */
 
@@ -266,6 +267,7 @@ void bh_devices_close(struct bh_devices *d)
 	for (unsigned int i = 0; i < BH_MAX_DEVICES; i++)
 		if (d->slot[i])
 			dev_free(d->slot[i]);
+	bh_dirty_free(d);
 	free(d);
 }
 
@@ -526,7 +528,17 @@ static int h_w_error(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 
 	bh_log_ratelimited(BH_LOG_WARN, "device %s: worker reported: %.160s",
 			   v->id, e->message);
+	/* Only a dirty log request is answered with an error. */
+	if (bh_dirty_worker_owes(v))
+		return bh_dirty_worker_answer(v, e->code > 0 ? -e->code : -EIO,
+					      e->message);
 	return 0;
+}
+
+static int h_w_dirty_done(void *ctx, const ProtobufCMessage *m,
+			  struct bh_frame *f)
+{
+	return bh_dirty_worker_answer(ctx, 0, NULL);
 }
 
 static const struct bh_handler worker_msgs[] = {
@@ -545,6 +557,8 @@ static const struct bh_handler worker_msgs[] = {
 	  &bh__counters__descriptor, h_w_counters, "counters" },
 	{ BH__MSG_TYPE__MSG_DEVICE_PAUSED, BH_STATE(WK_READY), 0,
 	  &bh__empty__descriptor, h_w_paused, "device-paused" },
+	{ BH__MSG_TYPE__MSG_DEVICE_DIRTY_LOG_DONE, BH_STATE(WK_READY), 0,
+	  &bh__empty__descriptor, h_w_dirty_done, "device-dirty-log-done" },
 	{ BH__MSG_TYPE__MSG_ERROR, BH_STATE(WK_SETUP) | BH_STATE(WK_READY), 0,
 	  &bh__error__descriptor, h_w_error, "error" },
 };
@@ -747,6 +761,8 @@ void bh_devices_stop(struct bh_devices *d)
 		event_free(d->counters_timer);
 		d->counters_timer = NULL;
 	}
+	/* Dirty logging belongs to one boot: the next has fresh RAM. */
+	bh_dirty_boot_end(d);
 	d->send = NULL;
 	d->send_arg = NULL;
 	d->mem = NULL;
@@ -986,6 +1002,8 @@ static void dev_drop(struct bh_dev *v)
 		bh_closep(&v->call[q]);
 	}
 	bh_closep(&v->inflight);
+	/* A dirty log start may wait for it; its bitmap stays (dirty.c). */
+	bh_dirty_worker_gone(v);
 	dev_free(v);
 	/* A counters collection or a pause may have waited for this one
 	 * alone. */

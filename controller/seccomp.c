@@ -356,6 +356,7 @@ static const struct named child_ioctls[] = {
 	NAMED(KVM_SET_PIT2),
 	NAMED(KVM_GET_CLOCK),
 	NAMED(KVM_SET_CLOCK),
+	NAMED(KVM_GET_DIRTY_LOG),
 };
 
 /* prctl: the children's parent-death signal and sandbox steps (libcap-ng

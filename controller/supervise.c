@@ -18,6 +18,7 @@
 #include <bulkhead/util.h>
 
 #include "dev.h"
+#include "dirty.h"
 #include "kmsg.h"
 #include "launcher.h"
 
@@ -102,6 +103,9 @@ void bh_sup_fail(struct bh_dev *v, const char *why, bool kill_it)
 		v->active = false;
 		bh_dev_reset_done(v);
 	}
+	/* It writes no more guest RAM: a dirty log it owes counts as
+	 * answered, and its replacement gets the log before it serves. */
+	bh_dirty_worker_gone(v);
 	worker_replace(v);
 }
 
@@ -135,6 +139,8 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 		  "did not answer a counters request" },
 		{ v->frame_since, "left a frame unfinished" },
 		{ v->pause_sent, "did not confirm a pause" },
+		{ v->dirty_owed ? v->dirty_sent : 0,
+		  "did not answer a dirty log request" },
 	};
 	uint64_t now = bh_dev_now_ms(), next = 0;
 	struct timeval tv;
@@ -430,6 +436,11 @@ static void worker_replace(struct bh_dev *v)
 	}
 	if (r == 0)
 		r = bh_sup_watch(v);
+	/* Logging on: the log first, in force before the activation that
+	 * follows it on the socket, so that no write of the new worker goes
+	 * unlogged. */
+	if (r == 0)
+		r = bh_dirty_worker_new(v);
 	if (r == 0 && v->active)
 		r = bh_dev_send_activate(v, true);
 	if (r < 0) {
@@ -438,6 +449,7 @@ static void worker_replace(struct bh_dev *v)
 		worker_reap(v, WORKER_EXIT_TIMEOUT);
 		worker_close(v);
 		v->ws = WK_DEAD;
+		bh_dirty_worker_gone(v);
 		bh_err("device %s: no worker could replace the dead one: the "
 		       "device is dead until the VM reboots",
 		       v->id);

@@ -27,6 +27,7 @@
 #include "bzimage.h"
 #include "console.h"
 #include "devices.h"
+#include "dirty.h"
 #include "exitlog.h"
 #include "guestmem.h"
 #include "hostcheck.h"
@@ -1060,6 +1061,10 @@ int bh_vm_snapshot(struct bh_vm *vm, const char *url, char *err, size_t errlen)
 					  : "a device is being added");
 		return -EBUSY;
 	}
+	if (bh_vm_dirty_active(vm)) {
+		snprintf(err, errlen, "a migration is under way");
+		return -EBUSY;
+	}
 	r = bh_snapshot_url(url, dir, sizeof(dir), err, errlen);
 	if (r < 0)
 		return r;
@@ -1113,8 +1118,27 @@ static int h_error(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 		vm->pause_pending = false;
 		stdin_hold(vm, false);
 		pause_failed(vm, e->message);
+		return 0;
 	}
+	/* Or a dirty log request (no pause is sent while one waits). */
+	(void)bh_dirty_runner_error(vm->devs, e->code, e->message);
 	return 0;
+}
+
+static int h_dirty_log_done(void *ctx, const ProtobufCMessage *m,
+			    struct bh_frame *f)
+{
+	struct bh_vm *vm = ctx;
+
+	return bh_dirty_runner_log_done(vm->devs);
+}
+
+static int h_dirty_synced(void *ctx, const ProtobufCMessage *m,
+			  struct bh_frame *f)
+{
+	struct bh_vm *vm = ctx;
+
+	return bh_dirty_runner_synced(vm->devs, (const Bh__DirtySynced *)m);
 }
 
 /* The runner's answer to a hot add: in, or refused (the VM runs on without
@@ -1204,6 +1228,13 @@ static const struct bh_handler runner_msgs[] = {
 	  BH_STATE(CS_RUNNING) | BH_STATE(CS_STOPPING), 0,
 	  &bh__runner_device_removed__descriptor, h_device_removed,
 	  "runner-device-removed" },
+	{ BH__MSG_TYPE__MSG_RUNNER_DIRTY_LOG_DONE,
+	  BH_STATE(CS_RUNNING) | BH_STATE(CS_STOPPING), 0,
+	  &bh__empty__descriptor, h_dirty_log_done, "runner-dirty-log-done" },
+	{ BH__MSG_TYPE__MSG_RUNNER_DIRTY_SYNCED,
+	  BH_STATE(CS_RUNNING) | BH_STATE(CS_STOPPING), 0,
+	  &bh__dirty_synced__descriptor, h_dirty_synced,
+	  "runner-dirty-synced" },
 	{ BH__MSG_TYPE__MSG_ERROR, RUNNER_ALIVE, 0, &bh__error__descriptor,
 	  h_error, "error" },
 };
@@ -2121,6 +2152,10 @@ int bh_vm_pause(struct bh_vm *vm)
 
 	if (vm->paused || vm->pause_pending)
 		return -EALREADY;
+	/* The runner answers in order, and a refusal is an ERROR for either:
+	 * a pause waits until the dirty log requests are answered. */
+	if (bh_dirty_runner_busy(vm->devs))
+		return -EBUSY;
 	r = runner_send_empty(vm, BH__MSG_TYPE__MSG_RUNNER_PAUSE);
 	if (r == 0) {
 		vm->pause_pending = true;
@@ -2154,13 +2189,14 @@ int bh_vm_add_device(struct bh_vm *vm, struct bh_config *one,
 {
 	int r;
 
-	if (vm->cs != CS_RUNNING || vm->add_pending) {
+	if (vm->cs != CS_RUNNING || vm->add_pending || bh_vm_dirty_active(vm)) {
 		bh_config_free(one);
 		free(one);
 		snprintf(err, errlen, "%s",
-			 vm->add_pending ? "another device is being added"
-					 : "the VM is not running");
-		return vm->add_pending ? -EBUSY : -ENOTCONN;
+			 vm->cs != CS_RUNNING ? "the VM is not running"
+			 : vm->add_pending    ? "another device is being added"
+					      : "a migration is under way");
+		return vm->cs != CS_RUNNING ? -ENOTCONN : -EBUSY;
 	}
 	/* Sends RUNNER_ADD_DEVICE; RUNNER_DEVICE_ADDED answers it. */
 	r = bh_devices_add(vm->devs, one, index, err, errlen);
@@ -2181,6 +2217,10 @@ int bh_vm_remove_device(struct bh_vm *vm, const char *id, char *err,
 	if (vm->add_pending &&
 	    bh_devices_find(vm->devs, id) == (int)vm->add_index) {
 		snprintf(err, errlen, "device %s is still being added", id);
+		return -EBUSY;
+	}
+	if (bh_vm_dirty_active(vm)) {
+		snprintf(err, errlen, "a migration is under way");
 		return -EBUSY;
 	}
 	return bh_devices_remove(vm->devs, id, err, errlen);

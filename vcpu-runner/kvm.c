@@ -14,6 +14,7 @@
 #include <bulkhead/util.h>
 
 #include "cpuid.h"
+#include "dirty.h"
 #include "guestmem.h"
 #include "runner.h"
 
@@ -211,8 +212,118 @@ int runner_kvm_map_memory(struct runner *rn, int memfd, uint64_t memfd_size,
 		}
 		rn->ram_gpa[i] = regions[i]->guest_phys;
 		rn->ram_len[i] = regions[i]->size;
+		rn->ram_off[i] = regions[i]->memfd_offset;
 		rn->nram = (unsigned int)i + 1;
 	}
+	return 0;
+}
+
+/* ---- dirty logging ---------------------------------------------------- */
+
+/* RAM slot i registered again as it is, with flags: KVM takes a change of
+ * flags alone while the vCPUs run. */
+static int ram_slot_flags(struct runner *rn, unsigned int i, uint32_t flags)
+{
+	struct kvm_userspace_memory_region mr = {
+		.slot = i,
+		.flags = flags,
+		.guest_phys_addr = rn->ram_gpa[i],
+		.memory_size = rn->ram_len[i],
+		.userspace_addr =
+		    (uint64_t)(uintptr_t)(rn->ram + rn->ram_off[i]),
+	};
+
+	return ioctl(rn->vm, KVM_SET_USER_MEMORY_REGION, &mr) < 0 ? -errno : 0;
+}
+
+static void kvm_dirty_free(struct runner *rn)
+{
+	for (unsigned int i = 0; i < 2; i++) {
+		free(rn->kvm_dirty[i]);
+		rn->kvm_dirty[i] = NULL;
+	}
+}
+
+int runner_kvm_dirty_start(struct runner *rn, uint64_t *map, uint64_t bytes)
+{
+	unsigned int i;
+	int r = 0;
+
+	if (rn->dirty) {
+		bh_dirty_unmap(rn->dirty, rn->dirty_bytes);
+		rn->dirty = map;
+		rn->dirty_bytes = bytes;
+		return 0;
+	}
+	for (i = 0; i < rn->nram; i++) {
+		rn->kvm_dirty[i] = calloc(bh_dirty_slot_words(rn->ram_len[i]),
+					  sizeof(uint64_t));
+		if (!rn->kvm_dirty[i]) {
+			kvm_dirty_free(rn);
+			return -ENOMEM;
+		}
+	}
+	for (i = 0; i < rn->nram; i++) {
+		r = ram_slot_flags(rn, i, KVM_MEM_LOG_DIRTY_PAGES);
+		if (r < 0)
+			break;
+	}
+	if (r < 0) {
+		bh_err("dirty log: KVM_SET_USER_MEMORY_REGION of RAM slot %u "
+		       "with KVM_MEM_LOG_DIRTY_PAGES: %s",
+		       i, strerror(-r));
+		while (i-- > 0)
+			(void)ram_slot_flags(rn, i, 0);
+		kvm_dirty_free(rn);
+		return r;
+	}
+	rn->dirty = map;
+	rn->dirty_bytes = bytes;
+	return 0;
+}
+
+void runner_kvm_dirty_stop(struct runner *rn)
+{
+	if (!rn->dirty)
+		return;
+	for (unsigned int i = 0; i < rn->nram; i++) {
+		int r = ram_slot_flags(rn, i, 0);
+
+		/* KVM then logs on in vain; nothing reads it. */
+		if (r < 0)
+			bh_warn("dirty log: RAM slot %u stays logged: %s", i,
+				strerror(-r));
+	}
+	kvm_dirty_free(rn);
+	bh_dirty_unmap(rn->dirty, rn->dirty_bytes);
+	rn->dirty = NULL;
+	rn->dirty_bytes = 0;
+}
+
+int runner_kvm_dirty_sync(struct runner *rn, uint64_t *pages)
+{
+	uint64_t n = 0;
+
+	if (!rn->dirty)
+		return -ENODATA;
+	for (unsigned int i = 0; i < rn->nram; i++) {
+		struct kvm_dirty_log log = { .slot = i };
+
+		log.dirty_bitmap = rn->kvm_dirty[i];
+		if (ioctl(rn->vm, KVM_GET_DIRTY_LOG, &log) < 0) {
+			int r = -errno;
+
+			bh_err("dirty log: KVM_GET_DIRTY_LOG of RAM slot %u: "
+			       "%s",
+			       i, strerror(-r));
+			return r;
+		}
+		n += bh_dirty_fold(rn->dirty, rn->dirty_bytes / 8,
+				   rn->kvm_dirty[i],
+				   rn->ram_len[i] / BH_DIRTY_PAGE,
+				   rn->ram_off[i] / BH_DIRTY_PAGE);
+	}
+	*pages = n;
 	return 0;
 }
 

@@ -24,6 +24,7 @@
 #include <bulkhead/spawn.h>
 #include <bulkhead/util.h>
 
+#include "dirty.h"
 #include "probe.h"
 #include "runner.h"
 #include "snapshot.h"
@@ -153,7 +154,7 @@ static int refuse(struct runner *rn, int err, const char *fmt, ...)
 static int refuse(struct runner *rn, int err, const char *fmt, ...)
 {
 	Bh__Error e = BH__ERROR__INIT;
-	char msg[160];
+	char msg[256];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -518,6 +519,92 @@ static int h_restore_cpu(void *ctx, const ProtobufCMessage *m,
 	return runner_send(rn, BH__MSG_TYPE__MSG_RUNNER_RESTORED, &done.base);
 }
 
+/* ---- dirty logging (live migration) -------------------------------- */
+
+/*
+ * MSG_RUNNER_DIRTY_LOG: KVM's dirty log on (into the bitmap that came with
+ * it) or off, in every RAM slot. A bitmap the runner cannot use, or KVM
+ * refusing a slot, is answered with ERROR and the earlier state stands.
+ */
+static int h_dirty_log(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
+{
+	const Bh__DirtyLog *dl = (const Bh__DirtyLog *)m;
+	Bh__Empty done = BH__EMPTY__INIT;
+	struct runner *rn = ctx;
+	const char *why;
+	uint64_t *map, bytes;
+	int r;
+
+	r = bh_dirty_check_log(dl->enable, f->nfds, rn->state != RS_READY,
+			       &why);
+	if (r == -EPROTO) {
+		bh_err("dirty log: %s", why);
+		return r;
+	}
+	if (r < 0)
+		return refuse(rn, r, "dirty log refused: %s", why);
+	if (!dl->enable) {
+		if (rn->dirty)
+			bh_info("dirty log off");
+		runner_kvm_dirty_stop(rn);
+		return runner_send(rn, BH__MSG_TYPE__MSG_RUNNER_DIRTY_LOG_DONE,
+				   &done.base);
+	}
+	/* The frame keeps the fd and closes it; the mapping outlives it. */
+	r = bh_dirty_map(f->fds[0], rn->ram_size, &map, &bytes);
+	if (r < 0)
+		return refuse(
+		    rn, r,
+		    "dirty log refused: %s (the bitmap needs %llu "
+		    "bytes for %llu bytes of guest RAM)",
+		    r == -EINVAL ? "bitmap memfd too small"
+		    : r == -EOPNOTSUPP
+			? "this kernel cannot check the bitmap's "
+			  "size (MADV_POPULATE_WRITE, Linux 5.14)"
+			: strerror(-r),
+		    (unsigned long long)bh_dirty_bitmap_bytes(rn->ram_size),
+		    (unsigned long long)rn->ram_size);
+	r = runner_kvm_dirty_start(rn, map, bytes);
+	if (r < 0) {
+		bh_dirty_unmap(map, bytes);
+		return refuse(rn, r,
+			      "dirty log refused: KVM would not log a RAM "
+			      "slot: %s",
+			      strerror(-r));
+	}
+	bh_info("dirty log on: %llu bytes of bitmap",
+		(unsigned long long)bytes);
+	return runner_send(rn, BH__MSG_TYPE__MSG_RUNNER_DIRTY_LOG_DONE,
+			   &done.base);
+}
+
+/* MSG_RUNNER_DIRTY_SYNC: what KVM logged since the last sync goes into the
+ * bitmap, and KVM's log starts again empty. */
+static int h_dirty_sync(void *ctx, const ProtobufCMessage *m,
+			struct bh_frame *f)
+{
+	Bh__DirtySynced done = BH__DIRTY_SYNCED__INIT;
+	struct runner *rn = ctx;
+	const char *why;
+	uint64_t pages = 0;
+	int r;
+
+	(void)m;
+	(void)f;
+	r = bh_dirty_check_sync(rn->state != RS_READY, rn->dirty != NULL, &why);
+	if (r < 0)
+		return refuse(rn, r, "dirty sync refused: %s", why);
+	r = runner_kvm_dirty_sync(rn, &pages);
+	if (r < 0)
+		return refuse(rn, r,
+			      "dirty sync failed: KVM_GET_DIRTY_LOG: %s "
+			      "(see the runner's log)",
+			      strerror(-r));
+	done.pages = pages;
+	return runner_send(rn, BH__MSG_TYPE__MSG_RUNNER_DIRTY_SYNCED,
+			   &done.base);
+}
+
 /* vCPUs are parked within this long, or the pause is undone and refused. */
 #define PAUSE_TIMEOUT_MS 2000
 
@@ -710,6 +797,11 @@ static const struct bh_handler runner_handlers[] = {
 	{ BH__MSG_TYPE__MSG_POWER_BUTTON,
 	  BH_STATE(RS_RUNNING) | BH_STATE(RS_PAUSED), 0, &bh__empty__descriptor,
 	  h_power_button, "power-button" },
+	/* Refused with ERROR in READY, before the vCPUs start. */
+	{ BH__MSG_TYPE__MSG_RUNNER_DIRTY_LOG, VM_LIVE, BH_NFDS_VARIABLE,
+	  &bh__dirty_log__descriptor, h_dirty_log, "runner-dirty-log" },
+	{ BH__MSG_TYPE__MSG_RUNNER_DIRTY_SYNC, VM_LIVE, 0,
+	  &bh__empty__descriptor, h_dirty_sync, "runner-dirty-sync" },
 	{ BH__MSG_TYPE__MSG_QUIT, ANY_STATE, 0, &bh__quit__descriptor, h_quit,
 	  "quit" },
 };

@@ -73,7 +73,14 @@ struct runner {
 	 * checks. */
 	uint64_t ram_gpa[2];
 	uint64_t ram_len[2];
+	uint64_t ram_off[2]; /* each RAM slot's offset in the memfd */
 	unsigned int nram;
+	/* Dirty logging (RUNNER_DIRTY_LOG), main thread only: the
+	 * controller's bitmap, NULL while off, and KVM_GET_DIRTY_LOG's
+	 * buffer for each RAM slot. */
+	uint64_t *dirty;
+	uint64_t dirty_bytes;
+	uint64_t *kvm_dirty[2];
 	struct runner_devmem devmem[BH_MAX_DEVICES];
 	unsigned int nvcpus;
 	struct bh_vcpu *vcpus;
@@ -133,6 +140,17 @@ int runner_kvm_map_memory(struct runner *rn, int memfd, uint64_t memfd_size,
 			  Bh__MemRegion *const *regions, size_t nregions);
 int runner_vcpus_create(struct runner *rn, unsigned int nvcpus,
 			const Bh__VcpuState *boot);
+/* Dirty logging of every RAM slot (not device memory) into map (bytes long,
+ * from bh_dirty_map): taken on success, the caller's to unmap on failure,
+ * when KVM refused a slot (the slots are as they were then). With logging
+ * on already, only the bitmap is replaced. 0 or -errno (logged). */
+int runner_kvm_dirty_start(struct runner *rn, uint64_t *map, uint64_t bytes);
+/* Logging off in every RAM slot, the bitmap unmapped; nothing if off. */
+void runner_kvm_dirty_stop(struct runner *rn);
+/* KVM_GET_DIRTY_LOG of every RAM slot (which clears KVM's log and protects
+ * the pages again) folded into the bitmap; *pages: the pages KVM reported.
+ * 0 or -errno (logged). Logging must be on. */
+int runner_kvm_dirty_sync(struct runner *rn, uint64_t *pages);
 
 /* vcpu.c */
 int runner_vcpus_start_threads(struct runner *rn);

@@ -68,6 +68,10 @@ static const struct {
 	/* device memory (virtio-pmem): a slot for a region the controller
 	 * handed over, and its deletion when the device goes */
 	IOCTL(KVM_SET_USER_MEMORY_REGION),
+	/* live migration: KVM's log of the pages the vCPUs wrote, read and
+	 * cleared each pass (RUNNER_DIRTY_SYNC); turning the log on and off
+	 * is KVM_SET_USER_MEMORY_REGION on the RAM slots */
+	IOCTL(KVM_GET_DIRTY_LOG),
 	/* snapshots: a paused vCPU's and the VM's state saved, and set in a
 	 * new VM before its vCPUs start */
 	IOCTL(KVM_GET_SREGS),
@@ -117,7 +121,7 @@ static const struct {
 void runner_seccomp_print(FILE *out)
 {
 	const char *const *lists[] = { runner_syscalls };
-	char line[512] = "ioctl, only";
+	char line[1024] = "ioctl, only";
 	char tgkill[256];
 	const char *extra[] = { tgkill, line, NULL };
 	size_t len;

@@ -109,9 +109,13 @@ def main():
                     ("REGS", "SREGS", "XSAVE", "XCRS", "MSRS", "LAPIC",
                      "VCPU_EVENTS", "MP_STATE", "DEBUGREGS", "IRQCHIP",
                      "PIT2", "CLOCK") for d in ("GET", "SET")]
+            # KVM_GET_DIRTY_LOG: live migration's passes read the log of
+            # the pages the vCPUs wrote (KVM_SET_USER_MEMORY_REGION turns
+            # it on and off).
             want = {"KVM_RUN", "KVM_IRQ_LINE", "KVM_IOEVENTFD", "KVM_IRQFD",
                     "KVM_SET_GSI_ROUTING", "KVM_SIGNAL_MSI",
-                    "KVM_SET_USER_MEMORY_REGION"} | set(snap)
+                    "KVM_SET_USER_MEMORY_REGION",
+                    "KVM_GET_DIRTY_LOG"} | set(snap)
             if set(reqs) != want or len(reqs) != len(want):
                 fail(f"vcpu: ioctl requests {sorted(set(reqs) ^ want)} "
                      f"differ from the expected list")
@@ -282,6 +286,18 @@ def check_controller(bulkhead, doc):
     check_list(bulkhead, doc, "launcher", "bulkhead (launcher)", "launcher",
                LAUNCHER_FORBIDDEN, LAUNCHER_LIMITED, LAUNCHER_IOCTLS,
                children)
+    # The launcher's filter stays on its children: every ioctl request a
+    # child's own list allows must pass the launcher's too, or the child
+    # is killed the first time it issues it.
+    def ioctl_requests(lines):
+        return {r for line in lines if line.startswith("ioctl, only ")
+                for r in line[len("ioctl, only "):].split(", ")}
+    launcher_reqs = ioctl_requests(print_policy(bulkhead, "launcher"))
+    for key in list(PROCS) + list(DIRECT):
+        lacking = ioctl_requests(child_policy(bulkhead, key)) - launcher_reqs
+        if lacking:
+            fail(f"launcher: its filter would kill {key} for the ioctl "
+                 f"requests {sorted(lacking)}")
     names = check_list(bulkhead, doc, "binder", "bulkhead (binder)",
                        "binder", BINDER_FORBIDDEN, BINDER_LIMITED, set(),
                        set())
