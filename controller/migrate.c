@@ -19,6 +19,7 @@
 #include "apiconfig.h"
 #include "binder.h"
 #include "config.h"
+#include "devices.h"
 #include "dirty.h"
 #include "guestmem.h"
 #include "layout.h"
@@ -875,6 +876,30 @@ static void reset_status(struct mig *m, const char *role)
 	m->t0_ns = now_ns();
 }
 
+/* What the state cannot carry is refused before anything is sent: the
+ * devices a snapshot refuses, by the same checks. */
+static int check_movable(struct bh_vm *vm, char *err, size_t errlen)
+{
+	Bh__DeviceSnapshot **devs = NULL;
+	struct bh_config now;
+	size_t n = 0;
+	int r;
+
+	bh_vm_current_config(vm, &now);
+	for (unsigned int i = 0; i < now.nnets; i++)
+		if (!now.nets[i].tap)
+			return bh_errf(
+			    err, errlen,
+			    "device %s was given its TAP as fd=: the "
+			    "destination could not open it",
+			    now.nets[i].id);
+	r = bh_devices_save(bh_vm_devices(vm), &devs, &n, err, errlen);
+	if (r == -ENOMEM)
+		snprintf(err, errlen, "out of memory");
+	bh_devices_save_free(devs, n);
+	return r < 0 ? (r == -ENOMEM ? r : -EINVAL) : 0;
+}
+
 int bh_migrate_send(struct bh_vm *vm, struct event_base *base,
 		    const struct bh_mig_send_opts *o, bh_migrate_done_fn done,
 		    void *arg, char *err, size_t errlen)
@@ -889,7 +914,7 @@ int bh_migrate_send(struct bh_vm *vm, struct event_base *base,
 	if (o->downtime_ms > BH_MIG_MAX_DOWNTIME_MS)
 		return bh_errf(err, errlen, "downtime=%u: at most %u ms",
 			       o->downtime_ms, BH_MIG_MAX_DOWNTIME_MS);
-	r = bh_migurl_parse(o->url, false, &url, err, errlen);
+	r = bh_migurl_parse(o->url, BH_MIGURL_SEND, &url, err, errlen);
 	if (r < 0)
 		return r;
 	if (o->local && url.kind != BH_MIGURL_UNIX)
@@ -898,6 +923,9 @@ int bh_migrate_send(struct bh_vm *vm, struct event_base *base,
 			       "a unix: URL");
 	if (bh_vm_memfd(vm) < 0)
 		return bh_errf(err, errlen, "the VM is not running");
+	r = check_movable(vm, err, errlen);
+	if (r < 0)
+		return r;
 	release(m);
 	m->sender = true;
 	m->vm = vm;
@@ -1361,12 +1389,12 @@ int bh_migrate_receive(struct bh_vm *vm, struct event_base *base,
 	struct bh_migurl u;
 	struct mig *m = &M;
 	struct timeval tv = { 1, 0 };
-	uint16_t port = 0;
+	int port = 0;
 	int r;
 
 	if (bh_migrate_active())
 		return bh_errf(err, errlen, "a migration is under way");
-	r = bh_migurl_parse(url, true, &u, err, errlen);
+	r = bh_migurl_parse(url, BH_MIGURL_RECEIVE, &u, err, errlen);
 	if (r < 0)
 		return r;
 	release(m);
@@ -1379,7 +1407,8 @@ int bh_migrate_receive(struct bh_vm *vm, struct event_base *base,
 	reset_status(m, "receive");
 	bh_mig_reader_init(&m->rd);
 	bh_mig_out_init(&m->out);
-	r = bh_migurl_listen(binder, &u, &m->listen_fd, &port, err, errlen);
+	r = bh_migurl_open_listen(binder, &u, &m->listen_fd, &port, err,
+				  errlen);
 	if (r < 0)
 		return r;
 	if (u.kind == BH_MIGURL_UNIX)
@@ -1397,7 +1426,7 @@ int bh_migrate_receive(struct bh_vm *vm, struct event_base *base,
 	m->done_arg = arg;
 	set_phase(m, R_LISTEN);
 	if (u.kind == BH_MIGURL_TCP)
-		bh_info("incoming migration: listening on %s (port %u)", url,
+		bh_info("incoming migration: listening on %s (port %d)", url,
 			port);
 	else
 		bh_info("incoming migration: listening on %s", url);
