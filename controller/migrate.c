@@ -95,7 +95,7 @@ struct mig {
 	int sock;
 	int listen_fd;
 	char unix_path[128]; /* the receiver's socket file, removed */
-	struct event *rd_ev, *wr_ev, *timer;
+	struct event *listen_ev, *rd_ev, *wr_ev, *timer;
 	struct bh_mig_reader rd;
 	struct bh_mig_out out;
 	uint64_t t0_ns, last_io_ns;
@@ -173,13 +173,15 @@ void bh_migrate_status(struct bh_mig_status *st)
 /* Events and sockets go; buffers too. */
 static void release(struct mig *m)
 {
+	if (m->listen_ev)
+		event_free(m->listen_ev);
 	if (m->rd_ev)
 		event_free(m->rd_ev);
 	if (m->wr_ev)
 		event_free(m->wr_ev);
 	if (m->timer)
 		event_free(m->timer);
-	m->rd_ev = m->wr_ev = m->timer = NULL;
+	m->listen_ev = m->rd_ev = m->wr_ev = m->timer = NULL;
 	bh_closep(&m->sock);
 	bh_closep(&m->listen_fd);
 	if (m->unix_path[0]) {
@@ -300,6 +302,8 @@ static int send_msg(struct mig *m, unsigned int type,
 	size_t len = msg ? protobuf_c_message_get_packed_size(msg) : 0;
 	uint8_t *p = bh_mig_out_frame(&m->out, type, len);
 
+	bh_debug("migration: sending %s (%zu bytes)", bh_mig_type_name(type),
+		 len);
 	if (!p)
 		return -ENOMEM;
 	if (msg)
@@ -580,7 +584,7 @@ static void on_final_sync(void *arg, int r, const char *why)
 		s_fail(m, r, "KVM's dirty log: %s", why);
 		return;
 	}
-	memset(m->bitmap, 0, m->nwords * 8);
+	/* Onto the pages the last sync found, which are not sent yet. */
 	n = bh_vm_dirty_take(m->vm, m->bitmap, m->nwords);
 	m->st.pages_dirty = n;
 	bh_info("migration: stop-and-copy: %" PRIu64 " pages (%.1f MiB)", n,
@@ -746,6 +750,8 @@ static void s_frame(struct mig *m)
 {
 	const struct bh_mig_header *h = &m->rd.h;
 
+	bh_debug("migration: the destination sent %s (%llu bytes)",
+		 bh_mig_type_name(h->type), (unsigned long long)h->length);
 	if (h->type == BH_MIG_ABANDON) {
 		Bh__MigAbandon *a =
 		    bh__mig_abandon__unpack(NULL, h->length, m->rd.body);
@@ -854,7 +860,8 @@ static int start_events(struct mig *m, event_callback_fn rd,
 	m->wr_ev =
 	    wr ? event_new(m->base, m->sock, EV_WRITE | EV_PERSIST, wr, m)
 	       : NULL;
-	m->timer = event_new(m->base, -1, EV_PERSIST, on_timer, m);
+	if (!m->timer)
+		m->timer = event_new(m->base, -1, EV_PERSIST, on_timer, m);
 	if (!m->rd_ev || (wr && !m->wr_ev) || !m->timer ||
 	    event_add(m->rd_ev, NULL) < 0 || event_add(m->timer, &tv) < 0)
 		return -ENOMEM;
@@ -1279,6 +1286,10 @@ static void r_frame(struct mig *m)
 {
 	unsigned int t = m->rd.h.type;
 
+	if (t != BH_MIG_MEMORY)
+		bh_debug("incoming migration: %s (%llu bytes)",
+			 bh_mig_type_name(t),
+			 (unsigned long long)m->rd.h.length);
 	if (t == BH_MIG_ABANDON) {
 		Bh__MigAbandon *a =
 		    bh__mig_abandon__unpack(NULL, m->rd.h.length, m->rd.body);
@@ -1363,10 +1374,8 @@ static void r_on_accept(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	/* One source only: the listener goes at once. */
-	event_free(m->rd_ev);
-	m->rd_ev = NULL;
-	event_free(m->timer);
-	m->timer = NULL;
+	/* (freed with the rest: this is its callback) */
+	event_del(m->listen_ev);
 	bh_closep(&m->listen_fd);
 	if (m->unix_path[0]) {
 		unlink(m->unix_path);
@@ -1380,6 +1389,8 @@ static void r_on_accept(evutil_socket_t fd, short what, void *arg)
 	m->t0_ns = now_ns();
 	set_phase(m, R_START);
 	bh_info("incoming migration: the source connected");
+	/* What came with the connection already. */
+	r_on_read(m->sock, EV_READ, m);
 }
 
 int bh_migrate_receive(struct bh_vm *vm, struct event_base *base,
@@ -1413,10 +1424,10 @@ int bh_migrate_receive(struct bh_vm *vm, struct event_base *base,
 		return r;
 	if (u.kind == BH_MIGURL_UNIX)
 		snprintf(m->unix_path, sizeof(m->unix_path), "%s", u.path);
-	m->rd_ev =
+	m->listen_ev =
 	    event_new(base, m->listen_fd, EV_READ | EV_PERSIST, r_on_accept, m);
 	m->timer = event_new(base, -1, EV_PERSIST, on_timer, m);
-	if (!m->rd_ev || !m->timer || event_add(m->rd_ev, NULL) < 0 ||
+	if (!m->listen_ev || !m->timer || event_add(m->listen_ev, NULL) < 0 ||
 	    event_add(m->timer, &tv) < 0) {
 		release(m);
 		return bh_errf(err, errlen, "out of memory");

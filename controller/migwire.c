@@ -257,8 +257,9 @@ int bh_mig_read(struct bh_mig_reader *r, int sock, char *err, size_t errlen)
 		}
 	}
 	while (r->got < r->h.length) {
-		n = recv(sock, r->body + r->got, r->h.length - r->got,
-			 MSG_DONTWAIT);
+		/* read, not recv: the controller's filter has no recvfrom,
+		 * and the socket is non-blocking anyway. */
+		n = read(sock, r->body + r->got, r->h.length - r->got);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

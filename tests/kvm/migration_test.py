@@ -181,6 +181,19 @@ def status(args, sock):
     return out.get("status", out)
 
 
+def spawn(args, vm_factory, sub, argv):
+    """A bulkhead whose console and stderr go into a directory of its own
+    under the log directory (each process of the chain keeps its logs)."""
+    top = args.log
+    d = os.path.join(top, sub.replace(" ", "-"))
+    os.makedirs(d, exist_ok=True)
+    args.log = d
+    try:
+        return vm_factory(argv)
+    finally:
+        args.log = top
+
+
 class Dest:
     """A bulkhead waiting for a migration, and its receive-migration."""
 
@@ -188,9 +201,10 @@ class Dest:
         self.sock = os.path.join(args.sockdir, f"{name}.sock")
         if os.path.exists(self.sock):
             os.unlink(self.sock)
-        self.vm = vm_factory(list(prefix) +
-                             [args.bulkhead, "--api-socket",
-                              f"path={self.sock}"])
+        self.vm = spawn(args, vm_factory, f"dst-{name}",
+                        list(prefix) + [args.bulkhead, "--log-level",
+                                        "debug", "--api-socket",
+                                        f"path={self.sock}"])
         wait_api(args, self.vm, self.sock, f"destination {name}")
         self.recv = ctl_bg(args, self.sock, "receive-migration", url)
         self.name = name
@@ -336,8 +350,10 @@ def case_migration(args, vm_factory):
     sock = os.path.join(args.sockdir, "src.sock")
     if os.path.exists(sock):
         os.unlink(sock)
-    vm = vm_factory(bt.argv(args) + ["--api-socket", f"path={sock}",
-                                     "--disk", f"path={disk}"])
+    vm = spawn(args, vm_factory, "src",
+               bt.argv(args) + ["--log-level", "debug",
+                                "--api-socket", f"path={sock}",
+                                "--disk", f"path={disk}"])
     bt.boot_to_prompt(vm)
     vm.send("(n=0; while true; do n=$((n+1)); echo $n >/tmp/count; "
             "printf '%-63s\\n' \"count $(printf %010d $n)\" | "

@@ -9,10 +9,17 @@
  *            is answered with RUNNER_DEVICE_REMOVED (never for an id that
  *            begins with "stuck": that guest does not eject), pause and
  *            quit work.
- * In every mode a device that brings memory (pmem) must bring it as the
- * runner's devmem.c wants it, and more strictly: its fd, a region aligned
- * to 128 MiB at or above 4 GiB and above RAM, ending by 1 TiB, within what
- * the fd holds, and meeting no other device's region. Each region is logged
+ *   migrate  hotplug's, and a guest for live migration: while it runs it
+ *            writes the next generation into 16 MiB of guest RAM (from 128 MiB,
+ * above the kernel) every 5 ms (each page's first and last words) and logs each
+ * page in the dirty bitmap once RUNNER_DIRTY_LOG gave one, as KVM would; pause,
+ * resume, SAVE (one vCPU), DIRTY_LOG and DIRTY_SYNC are answered; a restore
+ * checks that every page holds the generation the guest wrote last ("stand-in
+ * runner: RAM at generation N, consistent", or "RAM BAD" and an ERROR). In
+ * every mode a device that brings memory (pmem) must bring it as the runner's
+ * devmem.c wants it, and more strictly: its fd, a region aligned to 128 MiB at
+ * or above 4 GiB and above RAM, ending by 1 TiB, within what the fd holds, and
+ * meeting no other device's region. Each region is logged
  * ("stand-in runner: region ID 0xGPA+0xSIZE"); one that breaks a rule is
  * logged as "BAD REGION" and refused.
  * test_runner_stuck.py and test_hotplug_api.py put it beside a copy of
@@ -25,7 +32,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bulkhead/frame.h>
@@ -33,6 +42,7 @@
 #include <bulkhead/spawn.h>
 
 #include "proto/internal.pb-c.h"
+#include "proto/state.pb-c.h"
 
 #include "standin_probe.h"
 
@@ -61,6 +71,91 @@ static struct {
 
 /* RAM's end, from RUNNER_SETUP. */
 static uint64_t ram_end;
+
+/* The migrate mode's guest: guest RAM (its memfd and size), the pages it
+ * writes, the dirty bitmap, whether it runs. */
+#define GUEST_FIRST (128ULL << 20) /* memfd offset of the generation page */
+#define GUEST_PAGES 4096	   /* pages written after it */
+static int ram_fd = -1;
+static uint64_t ram_size;
+static uint64_t *guest; /* GUEST_FIRST.. mapped, (GUEST_PAGES + 1) pages */
+static uint64_t *dirty_map;
+static size_t dirty_len;
+static bool guest_runs;
+static uint64_t generation;
+static bool restoring, restored_cpu, restored_vm;
+
+static uint64_t *guest_map(void)
+{
+	size_t len = (GUEST_PAGES + 1) * 4096ULL;
+	void *p;
+
+	if (guest)
+		return guest;
+	if (ram_fd < 0 || ram_size < GUEST_FIRST + len)
+		return NULL;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, ram_fd,
+		 (off_t)GUEST_FIRST);
+	if (p == MAP_FAILED)
+		return NULL;
+	guest = p;
+	return guest;
+}
+
+static void log_page(uint64_t off)
+{
+	uint64_t bit = off / 4096;
+
+	if (dirty_map && bit / 64 < dirty_len / 8)
+		__atomic_fetch_or(&dirty_map[bit / 64], 1ULL << (bit % 64),
+				  __ATOMIC_RELEASE);
+}
+
+/* One generation over the guest's pages: each page, then the generation
+ * page, each logged after its write. */
+static void guest_tick(void)
+{
+	uint64_t *g = guest_map();
+
+	if (!g)
+		return;
+	generation++;
+	for (uint64_t p = 1; p <= GUEST_PAGES; p++) {
+		g[p * 512] = generation;
+		g[p * 512 + 511] = generation ^ p;
+		log_page(GUEST_FIRST + p * 4096);
+	}
+	g[0] = generation;
+	log_page(GUEST_FIRST);
+}
+
+/* The restored RAM: every page of the last generation. */
+static int guest_check(char *why, size_t len)
+{
+	uint64_t *g = guest_map();
+	uint64_t gen;
+
+	if (!g) {
+		snprintf(why, len, "guest RAM cannot be mapped");
+		return -1;
+	}
+	gen = g[0];
+	if (gen == 0) {
+		snprintf(why, len, "the guest never wrote");
+		return -1;
+	}
+	for (uint64_t p = 1; p <= GUEST_PAGES; p++)
+		if (g[p * 512] != gen || g[p * 512 + 511] != (gen ^ p)) {
+			snprintf(why, len,
+				 "page %" PRIu64 " holds generation %" PRIu64
+				 ", the guest wrote %" PRIu64 " last",
+				 p, g[p * 512], gen);
+			return -1;
+		}
+	generation = gen;
+	snprintf(why, len, "RAM at generation %" PRIu64 ", consistent", gen);
+	return 0;
+}
 
 #define GIB	       (1ULL << 30)
 #define REGION_ALIGN   (128ULL << 20) /* controller/layout.h */
@@ -204,6 +299,9 @@ static int set_up(int sock, struct bh_frame_reader *rp)
 	setup = bh__runner_setup__unpack(NULL, f.len, f.body);
 	if (!setup)
 		return -1;
+	ram_size = setup->memfd_size;
+	if (f.nfds >= 1)
+		ram_fd = bh_frame_take_fd(&f, 0);
 	for (size_t i = 0; i < setup->n_regions; i++) {
 		uint64_t end =
 		    setup->regions[i]->guest_phys + setup->regions[i]->size;
@@ -218,7 +316,7 @@ static int set_up(int sock, struct bh_frame_reader *rp)
 	if (bh_frame_send(sock, BH__MSG_TYPE__MSG_RUNNER_READY, &ready.base,
 			  NULL, 0) < 0)
 		return -1;
-	/* The devices, then the start. */
+	/* The devices, a restore's state, then the start. */
 	do {
 		n = read_frame(sock, &r, &f);
 		if (n < 0)
@@ -227,10 +325,141 @@ static int set_up(int sock, struct bh_frame_reader *rp)
 		if (type == BH__MSG_TYPE__MSG_RUNNER_ADD_DEVICE &&
 		    add_device(sock, &f, false) < 0)
 			return -1;
+		if (type == BH__MSG_TYPE__MSG_RUNNER_RESTORE ||
+		    type == BH__MSG_TYPE__MSG_RUNNER_RESTORE_CPU) {
+			restoring = true;
+			if (type == BH__MSG_TYPE__MSG_RUNNER_RESTORE)
+				restored_vm = true;
+			else
+				restored_cpu = true;
+			if (restored_vm && restored_cpu) {
+				Bh__Empty done = BH__EMPTY__INIT;
+				Bh__Error e = BH__ERROR__INIT;
+				char why[160];
+
+				if (guest_check(why, sizeof(why)) == 0) {
+					fprintf(stderr, "stand-in runner: %s\n",
+						why);
+					bh_frame_send(
+					    sock,
+					    BH__MSG_TYPE__MSG_RUNNER_RESTORED,
+					    &done.base, NULL, 0);
+				} else {
+					fprintf(stderr,
+						"stand-in runner: RAM BAD: "
+						"%s\n",
+						why);
+					e.code = EINVAL;
+					e.message = why;
+					bh_frame_send(sock,
+						      BH__MSG_TYPE__MSG_ERROR,
+						      &e.base, NULL, 0);
+				}
+			}
+		}
 		bh_frame_release(&f);
-	} while (type == BH__MSG_TYPE__MSG_RUNNER_ADD_DEVICE);
+	} while (type == BH__MSG_TYPE__MSG_RUNNER_ADD_DEVICE ||
+		 type == BH__MSG_TYPE__MSG_RUNNER_RESTORE ||
+		 type == BH__MSG_TYPE__MSG_RUNNER_RESTORE_CPU);
 	*rp = r;
 	return type == BH__MSG_TYPE__MSG_RUNNER_START ? 0 : -1;
+}
+
+/* The migrate mode's messages: 1 handled, 0 not one of them, -1 fatal. */
+static int serve_migrate(int sock, struct bh_frame *f)
+{
+	Bh__Empty empty = BH__EMPTY__INIT;
+	Bh__DirtySynced synced = BH__DIRTY_SYNCED__INIT;
+
+	switch (f->type) {
+	case BH__MSG_TYPE__MSG_RUNNER_PAUSE:
+		guest_runs = false;
+		bh_frame_send(sock, BH__MSG_TYPE__MSG_RUNNER_PAUSED,
+			      &empty.base, NULL, 0);
+		return 1;
+	case BH__MSG_TYPE__MSG_RUNNER_RESUME:
+		guest_runs = true;
+		return 1;
+	case BH__MSG_TYPE__MSG_RUNNER_SAVE: {
+		Bh__CpuState cpu = BH__CPU_STATE__INIT;
+		Bh__RunnerSavedState st = BH__RUNNER_SAVED_STATE__INIT;
+
+		cpu.id = 0;
+		st.vcpus = 1;
+		bh_frame_send(sock, BH__MSG_TYPE__MSG_RUNNER_SAVED_CPU,
+			      &cpu.base, NULL, 0);
+		bh_frame_send(sock, BH__MSG_TYPE__MSG_RUNNER_SAVED, &st.base,
+			      NULL, 0);
+		fprintf(stderr,
+			"stand-in runner: saved at generation %" PRIu64 "\n",
+			generation);
+		return 1;
+	}
+	case BH__MSG_TYPE__MSG_RUNNER_DIRTY_LOG: {
+		Bh__DirtyLog *d = bh__dirty_log__unpack(NULL, f->len, f->body);
+		size_t want = (size_t)((ram_size / 4096 + 63) / 64 * 8);
+
+		if (!d)
+			return -1;
+		if (dirty_map) {
+			munmap(dirty_map, dirty_len);
+			dirty_map = NULL;
+		}
+		if (d->enable) {
+			void *p = f->nfds == 1
+				      ? mmap(NULL, want, PROT_READ | PROT_WRITE,
+					     MAP_SHARED, f->fds[0], 0)
+				      : MAP_FAILED;
+
+			if (p == MAP_FAILED) {
+				bh__dirty_log__free_unpacked(d, NULL);
+				return -1;
+			}
+			dirty_map = p;
+			dirty_len = want;
+		}
+		fprintf(stderr, "stand-in runner: dirty log %s\n",
+			d->enable ? "on" : "off");
+		bh__dirty_log__free_unpacked(d, NULL);
+		bh_frame_send(sock, BH__MSG_TYPE__MSG_RUNNER_DIRTY_LOG_DONE,
+			      &empty.base, NULL, 0);
+		return 1;
+	}
+	case BH__MSG_TYPE__MSG_RUNNER_DIRTY_SYNC:
+		synced.pages = 0;
+		bh_frame_send(sock, BH__MSG_TYPE__MSG_RUNNER_DIRTY_SYNCED,
+			      &synced.base, NULL, 0);
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static bool migrate_mode;
+
+/* The next frame, the guest writing meanwhile while it runs (the socket
+ * blocks: it is read only once poll says there is something). */
+static int read_frame_guest(int sock, struct bh_frame_reader *r,
+			    struct bh_frame *f)
+{
+	for (;;) {
+		struct pollfd p = { .fd = sock, .events = POLLIN };
+		int n;
+
+		if (poll(&p, 1, migrate_mode && guest_runs ? 5 : -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) {
+			if (migrate_mode && guest_runs)
+				guest_tick();
+			continue;
+		}
+		n = bh_frame_read(sock, r, f);
+		if (n != 0)
+			return n < 0 ? n : 0;
+	}
 }
 
 /* The hotplug mode's loop, until QUIT. */
@@ -244,9 +473,19 @@ static int serve_hotplug(int sock, struct bh_frame_reader *r)
 	int n;
 
 	for (;;) {
-		n = read_frame(sock, r, &f);
+		n = read_frame_guest(sock, r, &f);
 		if (n < 0)
 			return 1;
+		if (migrate_mode) {
+			int h = serve_migrate(sock, &f);
+
+			if (h < 0)
+				return 1;
+			if (h > 0) {
+				bh_frame_release(&f);
+				continue;
+			}
+		}
 		switch (f.type) {
 		case BH__MSG_TYPE__MSG_RUNNER_ADD_DEVICE:
 			add_device(sock, &f, true);
@@ -305,6 +544,12 @@ int main(int argc, char **argv)
 	fprintf(stderr, "stand-in runner: started, now %s\n", mode);
 	if (strcmp(mode, "hotplug") == 0)
 		return serve_hotplug(sock, &r);
+	if (strcmp(mode, "migrate") == 0) {
+		migrate_mode = true;
+		/* A restored VM starts parked, a booted one runs. */
+		guest_runs = !restoring;
+		return serve_hotplug(sock, &r);
+	}
 	if (strcmp(mode, "flood") == 0) {
 		Bh__VirtioDeviceRef ref = BH__VIRTIO_DEVICE_REF__INIT;
 
