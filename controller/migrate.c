@@ -130,8 +130,15 @@ struct mig {
 	struct bh_mig_status st;
 };
 
+/* Every fd -1 from the start: release() closes what is >= 0, and fd 0 is
+ * the terminal's. */
 static struct mig M = {
-	.sock = -1, .listen_fd = -1, .memfd = -1, .r_memfd = -1
+	.sock = -1,
+	.listen_fd = -1,
+	.memfd = -1,
+	.r_memfd = -1,
+	.rd = { .fd = -1 },
+	.out = { .fd = -1 },
 };
 static struct bh_binder *binder;
 
