@@ -385,6 +385,8 @@ class Migration(unittest.TestCase):
         self.assertEqual(rc, 1, out)
         self.assertEqual(self.state(ssock), "RUNNING")
         self.assertLessEqual(self.nfds(src.pid), fds0, self.fdlist(src.pid))
+        # Its terminal input is still there (a migration once closed fd 0).
+        self.assertEqual(os.readlink(f"/proc/{src.pid}/fd/0"), "/dev/null")
         return out["error"]["message"]
 
     def test_hostile_destination(self):
