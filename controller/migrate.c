@@ -1020,7 +1020,8 @@ static void r_fail(struct mig *m, int r, const char *fmt, ...)
 	set_phase(m, P_FAILED);
 	snprintf(m->st.error, sizeof(m->st.error), "%s", why);
 	bh_err("incoming migration failed: %s", why);
-	say_last(m, BH_MIG_RESPONSE, why);
+	/* Given up here: ABANDON; refused: a RESPONSE that says why. */
+	say_last(m, r == -ECANCELED ? BH_MIG_ABANDON : BH_MIG_RESPONSE, why);
 	/* Nothing of the VM stays. */
 	if (m->defined) {
 		bh_vm_delete(m->vm);

@@ -493,6 +493,27 @@ class Migration(unittest.TestCase):
                              frame(COMPLETE, b"")],
                             "a COMPLETE message in phase memory")
 
+    def test_abandon_destination(self):
+        """abandon-migration on the receiving side: the source is told
+        with ABANDON, and the receiving bulkhead exits 1."""
+        url = f"unix:{self.tmp.name}/mig.sock"
+        dst, dsock, derr, recv = self.receiver("dst", url)
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.connect(url[5:])
+        for f in (mig_start(), vm_config(ARGS.kernel)):
+            c.sendall(f)
+            a = read_frame(c)
+            self.assertEqual(a[0], RESPONSE, self.log(derr))
+        rc, out, err = self.ctl(dsock, "abandon-migration")
+        self.assertEqual(rc, 0, err)
+        a = read_frame(c)
+        self.assertEqual(a[0], ABANDON)
+        self.assertIn(b"abandoned through the API", a[1])
+        self.assertEqual(dst.wait(WAIT_S), 1)
+        rrc, rout = self.bg_result(recv)
+        self.assertEqual(rrc, 1)
+        c.close()
+
     def test_bad_requests(self):
         src, ssock, serr = self.source()
         for url, code, text in (
