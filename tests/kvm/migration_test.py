@@ -15,7 +15,9 @@ dirty keeps rewriting 64 MiB of its memory with a generation number; a
   passes and pages; the host saw the disk's records stop and go on (the
   downtime, beside the one the source measured);
 - unix:,local=on (guest RAM passed as its memfd) to a third;
-- tcp: to a fourth in another network namespace, over a veth pair;
+- the third runs in a network namespace of its own, and the guest goes on
+  over tcp: to a fourth in a second one, joined to the first by a veth
+  pair;
 - refusals and failures, after each of which the source still runs (its
   count goes on) and holds no more fds than before: a destination whose
   disk path is missing (refused at CONFIG: no page sent); downtime=1
@@ -55,6 +57,7 @@ MIGRATE_S = 600      # one migration, start to answer
 FAIL_S = 180         # a failing migration's answer
 DOWNTIME_OK = 30000  # ms accepted where the migration must succeed
 NS = "bh-migdst"
+NS_SRC = "bh-migsrc"
 NS_ADDR = "10.99.7.2"
 HOST_ADDR = "10.99.7.1"
 PORT = 6007
@@ -338,6 +341,11 @@ def wait_phase(args, sock, phases, limit, step):
         time.sleep(0.05)
 
 
+def netns_down():
+    for ns in (NS_SRC, NS):
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
 def case_migration(args, vm_factory):
     args.sockdir = bt.socket_dir(args.log)
     diskdir = os.path.join(args.log, "disks")
@@ -417,16 +425,17 @@ def case_migration(args, vm_factory):
     vm, sock, s1 = migrate(args, vm_factory, vm, sock, disk, "unix",
                            f"unix:{args.sockdir}/mig1.sock",
                            f",downtime={DOWNTIME_OK}")
-    vm, sock, s2 = migrate(args, vm_factory, vm, sock, disk, "local",
-                           f"unix:{args.sockdir}/mig2.sock",
-                           ",local=on", watch_status=False)
-    subprocess.run(["ip", "netns", "del", NS], capture_output=True)
-    for c in (["ip", "netns", "add", NS],
-              ["ip", "link", "add", "bhmig0", "type", "veth", "peer", "name",
-               "bhmig1"],
-              ["ip", "link", "set", "bhmig1", "netns", NS],
-              ["ip", "addr", "add", f"{HOST_ADDR}/24", "dev", "bhmig0"],
-              ["ip", "link", "set", "bhmig0", "up"],
+    # Two network namespaces joined by a veth pair: the local=on hop lands
+    # in the first, the TCP hop goes from it to the second.
+    netns_down()
+    for c in (["ip", "netns", "add", NS_SRC],
+              ["ip", "netns", "add", NS],
+              ["ip", "-n", NS_SRC, "link", "add", "bhmig0", "type", "veth",
+               "peer", "name", "bhmig1", "netns", NS],
+              ["ip", "-n", NS_SRC, "addr", "add", f"{HOST_ADDR}/24", "dev",
+               "bhmig0"],
+              ["ip", "-n", NS_SRC, "link", "set", "bhmig0", "up"],
+              ["ip", "-n", NS_SRC, "link", "set", "lo", "up"],
               ["ip", "-n", NS, "addr", "add", f"{NS_ADDR}/24", "dev",
                "bhmig1"],
               ["ip", "-n", NS, "link", "set", "bhmig1", "up"],
@@ -434,13 +443,14 @@ def case_migration(args, vm_factory):
         p = subprocess.run(c, capture_output=True)
         if p.returncode != 0:
             raise Fail(f"{' '.join(c)}: {p.stderr.decode().strip()}")
-    try:
-        vm, sock, s3 = migrate(args, vm_factory, vm, sock, disk, "tcp",
-                               f"tcp:{NS_ADDR}:{PORT}",
-                               f",downtime={DOWNTIME_OK}",
-                               prefix=("ip", "netns", "exec", NS))
-    except Fail:
-        raise
+    vm, sock, s2 = migrate(args, vm_factory, vm, sock, disk, "local",
+                           f"unix:{args.sockdir}/mig2.sock",
+                           ",local=on", watch_status=False,
+                           prefix=("ip", "netns", "exec", NS_SRC))
+    vm, sock, s3 = migrate(args, vm_factory, vm, sock, disk, "tcp",
+                           f"tcp:{NS_ADDR}:{PORT}",
+                           f",downtime={DOWNTIME_OK}",
+                           prefix=("ip", "netns", "exec", NS))
     results += [s1, s2, s3]
 
     # What the guest saw.
@@ -477,8 +487,7 @@ def case_migration(args, vm_factory):
     if "source" not in dout:
         raise Fail(f"source killed: the destination's error does not name "
                    f"the source: {dout}")
-    subprocess.run(["ip", "netns", "del", NS], capture_output=True)
-    subprocess.run(["ip", "link", "del", "bhmig0"], capture_output=True)
+    netns_down()
     bt.wait_no_children("after the last migration")
     shutil.rmtree(diskdir)
     return ("; ".join(results) +
