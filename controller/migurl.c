@@ -154,7 +154,10 @@ static int parse_tcp(const char *text, const char *rest,
 		return refuse(text, err, errlen, why);
 	}
 	url->kind = BH_MIGURL_TCP;
-	snprintf(url->host, sizeof(url->host), "%s", host);
+	/* inet_pton took it: it fits (the precision says so to the
+	 * compiler). */
+	snprintf(url->host, sizeof(url->host), "%.*s",
+		 (int)sizeof(url->host) - 1, host);
 	return 0;
 }
 
