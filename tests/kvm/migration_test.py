@@ -20,8 +20,8 @@ dirty keeps rewriting 64 MiB of its memory with a generation number; a
   pair;
 - refusals and failures, after each of which the source still runs (its
   count goes on) and holds no more fds than before: a destination whose
-  disk path is missing (refused at CONFIG: no page sent); downtime=1
-  (did not converge); the destination killed -9 in the middle of the
+  disk path is missing (refused at CONFIG: no page sent); the
+  destination killed -9 in the middle of the
   memory; the destination killed -9 during the stop-and-copy pass (the
   connection cut in the last pass); abandon-migration on the source, and
   on the destination. Each destination of a failure exits non-zero and
@@ -32,6 +32,10 @@ dirty keeps rewriting 64 MiB of its memory with a generation number; a
 - last, the source killed -9 in the middle of a migration: the
   destination exits non-zero and leaves no process.
 Every wait is bounded.
+"Did not converge" is checked by test_migration_api, whose guest is a host
+process: here the guest's vCPU shares the emulated host's one CPU with the
+VMM, so while a pass is copied the guest barely runs, and even downtime=1
+converges once a pass finds nothing dirty.
 """
 
 import argparse
@@ -353,10 +357,6 @@ def failures(args, vm_factory, vm, sock, diskdir, results):
         "lines.img",
         prefix=("unshare", "-m", "sh", "-c",
                 f"mount -t tmpfs none {diskdir} && exec \"$@\"", "sh")))
-    results.append(failing(
-        args, vm_factory, vm, sock, "no convergence",
-        f"unix:{args.sockdir}/mig-conv.sock", ",downtime=1",
-        "did not converge"))
 
     def kill_in_memory(dst, send):
         wait_phase(args, sock, ("memory",), 60, "the destination's kill")
