@@ -113,15 +113,22 @@ class Migration(unittest.TestCase):
             f.truncate(MIB)
 
     def tearDown(self):
+        reports = []
         for p, err in self.procs:
             if p.poll() is None:
                 p.kill()
                 p.wait(10)
+            text = self.log(err)
             if os.environ.get("BH_TEST_LOG"):
-                err.seek(0)
-                print(err.read(), file=sys.stderr)
+                print(text, file=sys.stderr)
+            # A sanitizer build's report fails the test.
+            reports += [line for line in text.splitlines()
+                        if "AddressSanitizer" in line or
+                        "runtime error:" in line or
+                        "LeakSanitizer" in line]
             err.close()
         self.tmp.cleanup()
+        self.assertEqual(reports, [])
 
     def bulkhead(self, name, *opts):
         sock = os.path.join(self.tmp.name, f"{name}.sock")
