@@ -335,13 +335,18 @@ def failing(args, vm_factory, src, src_sock, name, url, opts, want,
 
 
 def wait_phase(args, sock, phases, limit, step):
+    """Waits for the migration just asked for to be in one of phases; the
+    status shows the last one's outcome until it begins."""
     deadline = time.monotonic() + limit
+    begun = False
     while True:
         s = status(args, sock)
         if s.get("phase") in phases and \
                 (s.get("phase") != "memory" or int(s.get("pages_sent", 0))):
             return s
-        if s.get("phase") in ("done", "failed"):
+        if s.get("phase") not in ("done", "failed", "none", None):
+            begun = True
+        elif begun:
             raise Fail(f"{step}: the migration ended ({s}) before "
                        f"{phases}")
         if time.monotonic() > deadline:
