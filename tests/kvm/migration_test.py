@@ -473,7 +473,8 @@ def case_migration(args, vm_factory):
 
     # What the guest saw.
     vm.send("touch /tmp/dirty.stop\n", "stopping the dirtier")
-    got = vm.value("DIRTY", "wait %2 2>/dev/null; tail -n1 /tmp/dirty.out",
+    got = vm.value("DIRTY", "until grep -q '^DIRTY_[OB]' /tmp/dirty.out; "
+                   "do sleep 0.2; done; tail -n1 /tmp/dirty.out",
                    "the dirtier's verdict", bt.IO_S)
     if not got.startswith("DIRTY_OK"):
         raise Fail(f"the dirtier found: {got}")
