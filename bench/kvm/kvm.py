@@ -1502,8 +1502,9 @@ class CtlCall:
 
 
 def bulkhead_mig_status(out):
-    """The figures of send-migration's answer, a MigrationStatus (its
-    64-bit numbers may come as strings, and fields at zero are left out).
+    """The figures of send-migration's answer, a MigrationStatus
+    (bulkhead-ctl --json prints it alone; within {"status": ...} too; its
+    64-bit numbers as strings too, fields at zero left out too).
     pass counts from 0, the first copy of RAM; the last pass is the
     stop-and-copy one."""
     s = (out or {}).get("status", out or {})

@@ -239,12 +239,17 @@ class Status(unittest.TestCase):
         self.assertEqual((r["passes"], r["bytes_sent"], r["downtime_ms"],
                           r["pages_dirty"], r["local"]),
                          (3, 370000000, 41, 0, False))
-        # local=on: no pass, no pages, fields at zero left out.
-        r = kvm.bulkhead_mig_status({"status": {
-            "phase": "done", "local": True, "downtime_ms": "120",
-            "bytes_sent": "9000"}})
-        self.assertEqual((r["passes"], r["pages_sent"], r["local"]),
-                         (1, 0, True))
+        # As bulkhead-ctl --json prints it: the MigrationStatus alone,
+        # numbers as numbers. local=on: no pass, no pages.
+        r = kvm.bulkhead_mig_status({
+            "role": "send", "phase": "done", "local": True, "pass": 0,
+            "pages_sent": 0, "downtime_ms": 120, "bytes_sent": 9000})
+        self.assertEqual((r["passes"], r["pages_sent"], r["local"],
+                          r["downtime_ms"], r["bytes_sent"]),
+                         (1, 0, True, 120, 9000))
+        # Fields at zero left out.
+        r = kvm.bulkhead_mig_status({"phase": "done"})
+        self.assertEqual((r["passes"], r["downtime_ms"]), (1, 0))
 
     def test_refused(self):
         with self.assertRaisesRegex(kvm.boot_test.Fail, "not a "
