@@ -6,7 +6,9 @@ processes, guest disk I/O, and Bulkhead's start-up cost; and with --only net,
 TCP throughput and round trips through Bulkhead's virtio-net beside QEMU's
 (vhost off and on); and with --only snapshot, the time and size of a 1 GiB
 guest's snapshot and the time of its restore, Bulkhead's beside QEMU's
-(-M pc, migration to a file).
+(-M pc, migration to a file); and with --only migration, the live migration
+of a 1 GiB guest that keeps dirtying its memory to a second VMM process on
+the same host, Bulkhead's (RAM copied, and local=on) beside QEMU's (-M pc).
 
 Run by bench/run. Without a /dev/kvm that runs a stock guest at hardware
 speed (bulkhead --check-host=kvm decides) it runs itself again inside
@@ -19,6 +21,7 @@ import gzip
 import json
 import os
 import re
+import select
 import shlex
 import shutil
 import signal
@@ -138,6 +141,58 @@ SNAP_FIGURES = [
     ("restore_s", "start to shell answer, s", 2),
     ("fill_s", "guest fill of its tmpfs, s", 2),
 ]
+
+# The migration part: a 1 GiB guest that has written SNAP_FILL_MB MiB into
+# its tmpfs (the snapshot part's fill) and rewrites MIG_DIRTY_MB MiB of its
+# memory without a break (bh-guest-tool dirty) while it moves to a second
+# VMM process on the same host over a unix socket: Bulkhead's send-migration
+# (RAM copied), then on to a third with local=on (its memfd passed), and
+# QEMU -M pc's migrate to a QEMU started with -incoming. Meanwhile a ticker
+# in the guest prints a numbered line every MIG_TICK_S on the serial
+# console; the host times the lines' arrival on the source's console, then
+# on the destination's: the longest gap is the pause as the guest's output
+# saw it. Each round from a fresh boot.
+MIG_VMMS = ("bulkhead", "pc")
+MIG_DIRTY_MB = 64
+MIG_DOWNTIME_MS = 300  # Bulkhead's default, given to both VMMs
+MIG_S = 300            # one migration, from the command to its end
+MIG_TICK_S = 0.05
+MIG_SETTLE_S = 2.0     # ticks read from the destination before the gap
+MIG_SETTLE_TICKS = 5   #   is taken: at least this long, and this many
+MIG_STOP = "/tmp/stop"
+# The dirtier's output goes to a file: its verdict is read back after the
+# stop file, without the ticker's lines between.
+MIG_DIRTY_CMD = ("rm -f %s; bh-guest-tool dirty %d %s >/tmp/dirty.out 2>&1 &"
+                 % (MIG_STOP, MIG_DIRTY_MB, MIG_STOP))
+# Bounded in the guest too (600 x 0.1 s): the value's line always comes.
+MIG_DIRTY_WAIT = ("n=0; until grep -qE '%s' /tmp/dirty.out || "
+                  "[ $n -ge 600 ]; do sleep 0.1; n=$((n+1)); done; "
+                  "tail -n1 /tmp/dirty.out")
+MIG_DIRTY_UP = MIG_DIRTY_WAIT % "DIRTY_"
+MIG_DIRTY_VERDICT = MIG_DIRTY_WAIT % "DIRTY_(OK|BAD)"
+# A count in the shell's own arithmetic (no fork but the sleep's); it ends
+# with the dirtier, at the stop file, and says so.
+MIG_TICK_CMD = ("(i=0; while [ ! -e %s ]; do i=$((i+1)); echo TICK$i; "
+                "sleep %g; done; echo TICKEND) &" % (MIG_STOP, MIG_TICK_S))
+MIG_TICK_RE = re.compile(r"^TICK(\d+)\n", re.M)
+MIG_TICKEND_RE = re.compile(r"^TICKEND\n", re.M)
+# The table's columns: (VMM, which migration of its rounds, title).
+MIG_COLUMNS = [("bulkhead", "copy", "Bulkhead"),
+               ("bulkhead", "local", "Bulkhead local=on"),
+               ("pc", "copy", "QEMU -M pc")]
+# (key, label, decimals): the migration table's rows, each a figure of
+# every round, derived by mig_derived; local=on copies no RAM and has no
+# passes, so its column leaves the last two out.
+MIG_FIGURES = [
+    ("total_s", "total time, s", 2),
+    ("host_s", "  by the host's clock, s", 2),
+    ("downtime_ms", "downtime (VMM's figure), ms", 0),
+    ("gap_ms", "guest-observed gap, ms", 0),
+    ("tick_ms", "  ticker's usual interval, ms", 0),
+    ("sent_mib", "bytes sent, MiB", 1),
+    ("passes", "passes (QEMU: dirty syncs)", 0),
+]
+MIG_LOCAL_SKIP = ("sent_mib", "passes")
 
 
 def net_xfer_s(mb):
@@ -1021,10 +1076,12 @@ class Qmp:
                     pass
 
 
-def qemu_wait_migrated(q, vm, limit, step):
+def qemu_wait_migrated(q, vm, limit, step, pump=None):
     """Polls query-migrate on the sending QEMU until the migration has
     completed; returns its last answer. A failed or cancelled migration
-    fails with QEMU's reason."""
+    fails with QEMU's reason. Between polls it waits with
+    pump(SNAP_POLL_S), the VM's console pump unless another is given."""
+    pump = pump or vm.pump
     deadline = time.monotonic() + limit
     while True:
         info = q.cmd("query-migrate")
@@ -1040,7 +1097,7 @@ def qemu_wait_migrated(q, vm, limit, step):
         if time.monotonic() > deadline:
             raise boot_test.Fail(f"{step}: the migration is still {st} "
                                  f"after {limit} s")
-        vm.pump(SNAP_POLL_S)
+        pump(SNAP_POLL_S)
 
 
 def qemu_wait_incoming(q, vm, limit):
@@ -1289,6 +1346,435 @@ def snapshot_run(vmm, a, logdir, res):
         shutil.rmtree(work, ignore_errors=True)
 
 
+# ---- the migration part ----------------------------------------------------------
+
+class Ticks:
+    """The guest ticker's lines (MIG_TICK_RE) as they reach the host, on
+    the consoles of the VMMs the guest passes through, each read from where
+    it stood at the start: the host's time of each new tick number (a line
+    seen twice counts once), and the gaps between them. While it is
+    entered, a thread of its own reads every console, so that a blocking
+    call of the caller's (bulkhead-ctl, QMP) delays no tick; the caller
+    waits with wait() then and reads no console itself."""
+
+    def __init__(self, vms):
+        self.vms = [[vm, len(vm.out), 0] for vm in vms]
+        self.seen = set()
+        self.times = []  # host times of new ticks, in arrival order
+        self.stopping = False
+        self.error = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def scan(self, now=None):
+        """Notes the new ticks in what the consoles have read so far."""
+        now = time.monotonic() if now is None else now
+        for v in self.vms:
+            vm, off = v[0], v[1]
+            for m in MIG_TICK_RE.finditer(vm.out, off):
+                n = int(m.group(1))
+                v[2] += 1
+                if n not in self.seen:
+                    self.seen.add(n)
+                    self.times.append(now)
+            # From the start of a line not yet whole, if any.
+            v[1] = max(off, vm.out.rfind("\n") + 1)
+
+    def pump(self, wait):
+        """Waits up to `wait` seconds for output from any of the consoles,
+        reads what all of them have, and notes the ticks: one wait over
+        every console, so that none waits on another's."""
+        fds = [fd for v in self.vms for fd in v[0].fds]
+        if fds:
+            select.select(fds, [], [], wait)
+        else:
+            time.sleep(wait)
+        for v in self.vms:
+            v[0].pump(0)
+        self.scan()
+
+    def _run(self):
+        try:
+            while not self.stopping:
+                self.pump(SNAP_POLL_S)
+        except Exception as e:
+            self.error = e
+
+    def __enter__(self):
+        # What the consoles hold already came before: its ticks are
+        # known, not timed.
+        for _ in range(3):
+            self.pump(0)
+        self.times = []
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping = True
+        self.thread.join(5)
+
+    def wait(self, s):
+        if self.error:
+            raise boot_test.Fail(f"reading the consoles: {self.error}")
+        time.sleep(s)
+
+    def count(self, vm):
+        return next((v[2] for v in self.vms if v[0] is vm), 0)
+
+    def settle(self, vm, step):
+        """Waits MIG_SETTLE_S after the migration's end, and on until
+        MIG_SETTLE_TICKS ticks came from vm (the destination), for at most
+        COMMAND_S."""
+        t = time.monotonic()
+        n0 = self.count(vm)
+        while (time.monotonic() - t < MIG_SETTLE_S or
+               self.count(vm) - n0 < MIG_SETTLE_TICKS):
+            if time.monotonic() - t > boot_test.COMMAND_S:
+                raise boot_test.Fail(
+                    f"{step}: {self.count(vm) - n0} ticker line(s) on the "
+                    f"destination's console in {boot_test.COMMAND_S} s "
+                    f"after the migration")
+            if vm.exited():
+                raise boot_test.Fail(f"{step}: the destination exited with "
+                                     f"status {vm.status}: "
+                                     f"{vm.err.strip()[-400:]}")
+            self.wait(SNAP_POLL_S)
+
+    def figures(self):
+        """The longest gap between ticks and the median one, in ms."""
+        d = [b - a for a, b in zip(self.times, self.times[1:])]
+        if not d:
+            return {"ticks": len(self.times)}
+        return {"gap_ms": round(1000 * max(d), 1),
+                "tick_ms": round(1000 * statistics.median(d), 1),
+                "ticks": len(self.times)}
+
+
+class CtlCall:
+    """bulkhead-ctl --json in the background; its output and its errors
+    each in a file of the log directory."""
+
+    def __init__(self, ctl, sock, *cmd, limit):
+        self.what = "bulkhead-ctl " + " ".join(cmd)
+        base = os.path.join(ctl.log, f"ctl-{cmd[0]}-{time.monotonic_ns()}")
+        self.out, self.err = base + ".json", base + ".err"
+        with open(self.out, "wb") as o, open(self.err, "wb") as e:
+            try:
+                self.proc = subprocess.Popen(
+                    [ctl.bulkhead_ctl, "--api-socket", sock, "--json",
+                     "--timeout", str(limit)] + list(cmd),
+                    stdout=o, stderr=e, env=boot_test.run_env())
+            except OSError as x:
+                raise boot_test.Fail(f"cannot run {ctl.bulkhead_ctl}: "
+                                     f"{x.strerror}")
+
+    def done(self):
+        return self.proc.poll() is not None
+
+    def result(self, limit):
+        """Waits up to `limit` seconds for its end: (status, its JSON
+        answer or None, its errors)."""
+        try:
+            st = self.proc.wait(limit)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise boot_test.Fail(f"{self.what}: no answer in {limit} s; "
+                                 f"killed")
+        with open(self.out, errors="replace") as f:
+            text = f.read()
+        with open(self.err, errors="replace") as f:
+            err = f.read().strip()
+        out = None
+        if text.strip():
+            try:
+                out = json.loads(text)
+            except ValueError:
+                raise boot_test.Fail(f"{self.what}: not JSON: "
+                                     f"{text[:200]!r}")
+        return st, out, err
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+def bulkhead_mig_status(out):
+    """The figures of send-migration's answer, a MigrationStatus
+    (bulkhead-ctl --json prints it alone; within {"status": ...} too; its
+    64-bit numbers as strings too, fields at zero left out too).
+    pass counts from 0, the first copy of RAM; the last pass is the
+    stop-and-copy one."""
+    s = (out or {}).get("status", out or {})
+    if not isinstance(s, dict) or s.get("phase") != "done":
+        raise boot_test.Fail(f"send-migration answered {out!r}, not a "
+                             f"MigrationStatus of phase done")
+
+    def num(k):
+        try:
+            return int(s.get(k, 0))
+        except (TypeError, ValueError):
+            raise boot_test.Fail(f"send-migration's {k} is {s.get(k)!r}")
+    r = {k: num(k) for k in ("pass", "pages_sent", "bytes_sent",
+                             "downtime_ms", "elapsed_ms",
+                             "downtime_limit_ms", "pages_dirty")}
+    r["passes"] = r["pass"] + 1
+    r["local"] = bool(s.get("local"))
+    return r
+
+
+def bulkhead_wait_api(ctl, sock, vm, limit, step):
+    """Waits until a bulkhead answers ping on its API socket."""
+    deadline = time.monotonic() + limit
+    while not os.path.exists(sock) or \
+            boot_test.ctl(ctl, sock, "ping", check=False)[0] != 0:
+        if vm.exited():
+            raise boot_test.Fail(f"{step}: bulkhead exited with status "
+                                 f"{vm.status}: {vm.err.strip()[-400:]}")
+        if time.monotonic() > deadline:
+            raise boot_test.Fail(f"{step}: no answer on {sock} after "
+                                 f"{limit} s")
+        vm.pump(SNAP_POLL_S)
+
+
+def wait_socket(path, vm, limit, step):
+    """Waits until the listening socket of an incoming migration exists."""
+    deadline = time.monotonic() + limit
+    while not os.path.exists(path):
+        if vm.exited():
+            raise boot_test.Fail(f"{step}: the destination exited with "
+                                 f"status {vm.status}: "
+                                 f"{vm.err.strip()[-400:]}")
+        if time.monotonic() > deadline:
+            raise boot_test.Fail(f"{step}: no {path} after {limit} s")
+        vm.pump(SNAP_POLL_S)
+
+
+def mig_prepare(vm, res):
+    """In the booted guest: the fill and its sha256, the dirtier started
+    and running, then the ticker and its first line."""
+    snap_fill(vm, res)
+    vm.send(MIG_DIRTY_CMD + "\n", "the dirtier")
+    got = vm.value("DIRTYUP", MIG_DIRTY_UP, "the dirtier's start",
+                   SNAP_IO_S)
+    if not got.startswith("DIRTY_RUNNING"):
+        raise boot_test.Fail(f"bh-guest-tool dirty {MIG_DIRTY_MB} "
+                             f"{MIG_STOP} did not start: {got!r}")
+    start = len(vm.out)
+    vm.send(MIG_TICK_CMD + "\n", "the ticker")
+    vm.expect(MIG_TICK_RE, start, boot_test.COMMAND_S,
+              "the ticker's first line")
+
+
+def mig_check(vm, res):
+    """On the last destination: the stop file ends the ticker and the
+    dirtier, whose every page must hold its last generation; the fill's
+    sha256 must be what it was."""
+    start = len(vm.out)
+    vm.send(f"touch {MIG_STOP}\n", "the stop file")
+    vm.expect(MIG_TICKEND_RE, start, boot_test.COMMAND_S,
+              "the ticker's end")
+    got = vm.value("DIRTY", MIG_DIRTY_VERDICT, "the dirtier's verdict",
+                   SNAP_IO_S)
+    res["dirty"] = got
+    res["dirty_ok"] = got.startswith("DIRTY_OK")
+    if not res["dirty_ok"]:
+        raise boot_test.Fail(f"after the migration the dirtier found: "
+                             f"{got!r}")
+    res["sha256_after"] = snap_sha(vm, "the fill's sha256 after the "
+                                   "migration")
+    res["same"] = res["sha256_after"] == res["sha256"]
+    if not res["same"]:
+        raise boot_test.Fail(f"after the migration the guest's /tmp/fill "
+                             f"reads {res['sha256_after']}, "
+                             f"{res['sha256']} before")
+
+
+def mig_bulkhead_one(a, ctl, src, sock, work, logdir, key, opts, vms, r):
+    """One migration of the running guest from src (API at sock) to a new
+    bulkhead, its figures into r as they are taken; returns (the
+    destination, its API socket)."""
+    dsock = os.path.join(work, f"api-{key}.sock")
+    path = os.path.join(work, f"mig-{key}.sock")
+    url = f"unix:{path}"
+    dst = start_in([a.bulkhead, "--log-level", "debug", "--api-socket",
+                    f"path={dsock}"], os.path.join(logdir, f"dest-{key}"))
+    vms.append(dst)
+    bulkhead_wait_api(ctl, dsock, dst, BOOT_S, f"{key}: the destination")
+    calls = [CtlCall(ctl, dsock, "receive-migration", url, limit=MIG_S)]
+    try:
+        wait_socket(path, dst, boot_test.CTL_S, f"{key}: receive-migration")
+        with Ticks([src, dst]) as ticks:
+            t = time.monotonic()
+            send = CtlCall(ctl, sock, "send-migration", url + opts,
+                           limit=MIG_S)
+            calls.append(send)
+            while not send.done():
+                if time.monotonic() - t > MIG_S + 10:
+                    raise boot_test.Fail(f"{key}: send-migration "
+                                         f"{url}{opts}: no answer in "
+                                         f"{MIG_S + 10} s")
+                ticks.wait(SNAP_POLL_S)
+            r["total_s"] = r["host_s"] = round(time.monotonic() - t, 4)
+            st, out, err = send.result(5)
+            if st != 0:
+                raise boot_test.Fail(f"{key}: send-migration {url}{opts}: "
+                                     f"status {st}: {err[-400:]}")
+            r.update(bulkhead_mig_status(out))
+            st, _, err = calls[0].result(60)
+            if st != 0:
+                raise boot_test.Fail(f"{key}: receive-migration: status "
+                                     f"{st}: {err[-400:]}")
+            deadline = time.monotonic() + POWEROFF_S
+            while not src.exited():
+                if time.monotonic() > deadline:
+                    raise boot_test.Fail(f"{key}: the source still runs "
+                                         f"{POWEROFF_S} s after its "
+                                         f"migration")
+                ticks.wait(SNAP_POLL_S)
+            if src.status != 0:
+                raise boot_test.Fail(f"{key}: the source exited with "
+                                     f"status {src.status}, not 0")
+            state = boot_test.api_state(ctl, dsock)
+            if state != "RUNNING":
+                raise boot_test.Fail(f"{key}: the destination is {state}, "
+                                     f"not RUNNING")
+            ticks.settle(dst, key)
+        r.update(ticks.figures())
+    finally:
+        for c in calls:
+            c.kill()
+    return dst, dsock
+
+
+def mig_bulkhead(a, res, work, logdir):
+    """send-migration over a unix socket with RAM copied, downtime=300,
+    to a second bulkhead; then from it with local=on to a third; the
+    checks on the third."""
+    ctl = argparse.Namespace(bulkhead_ctl=a.bulkhead_ctl, log=logdir)
+    sock = os.path.join(work, "api.sock")
+    vm = start_in(bulkhead_argv(a, BASE_CMDLINE, None, SNAP_MEMORY_MB) +
+                  ["--api-socket", f"path={sock}"],
+                  os.path.join(logdir, "source"))
+    vms = [vm]
+    try:
+        boot_test.boot_to_prompt(vm)
+        mig_prepare(vm, res)
+        for key, opts in (("copy", f",downtime={MIG_DOWNTIME_MS}"),
+                          ("local", ",local=on")):
+            res[key] = {}
+            vm, sock = mig_bulkhead_one(a, ctl, vm, sock, work, logdir, key,
+                                        opts, vms, res[key])
+        mig_check(vm, res)
+    finally:
+        for v in vms:
+            stop(v)
+    boot_test.wait_no_children("after the migrated bulkheads were killed")
+
+
+def qemu_wait_running(q, vm, limit, pump):
+    """Polls query-status on the receiving QEMU until its run state is no
+    longer inmigrate; returns the run state."""
+    deadline = time.monotonic() + limit
+    while True:
+        run = q.cmd("query-status").get("status")
+        if run != "inmigrate":
+            return run
+        if vm.exited():
+            raise boot_test.Fail(f"QEMU -incoming exited with status "
+                                 f"{vm.status}: {vm.err.strip()[-400:]}")
+        if time.monotonic() > deadline:
+            raise boot_test.Fail(f"QEMU -incoming still inmigrate {limit} s "
+                                 f"after the source completed")
+        pump(SNAP_POLL_S)
+
+
+def mig_qemu(a, res, work, logdir):
+    """downtime-limit 300 and max-bandwidth 2^40, then migrate to a QEMU
+    with the same command line and -incoming unix:PATH, polled until
+    completed; the destination found running; the checks on it."""
+    qmp = os.path.join(work, "qmp.sock")
+    qmp2 = os.path.join(work, "qmp-dest.sock")
+    path = os.path.join(work, "qmig.sock")
+    url = f"unix:{path}"
+    argv = pc_argv(a, BASE_CMDLINE, None, SNAP_MEMORY_MB)
+    vm = start_in(argv + ["-qmp", f"unix:{qmp},server=on,wait=off"],
+                  os.path.join(logdir, "source"))
+    vms, qs = [vm], []
+    r = res["copy"] = {}
+    try:
+        boot_test.boot_to_prompt(vm)
+        mig_prepare(vm, res)
+        q = Qmp(qmp, vm, boot_test.CTL_S)
+        qs.append(q)
+        q.cmd("migrate-set-parameters",
+              {"downtime-limit": MIG_DOWNTIME_MS,
+               "max-bandwidth": QEMU_MAX_BANDWIDTH})
+        dst = start_in(argv + ["-qmp", f"unix:{qmp2},server=on,wait=off",
+                               "-incoming", url],
+                       os.path.join(logdir, "dest"))
+        vms.append(dst)
+        q2 = Qmp(qmp2, dst, BOOT_S)
+        qs.append(q2)
+        wait_socket(path, dst, BOOT_S, "QEMU -incoming")
+        with Ticks([vm, dst]) as ticks:
+            t = time.monotonic()
+            q.cmd("migrate", {"uri": url})
+            info = qemu_wait_migrated(q, vm, MIG_S, "the live migration",
+                                      ticks.wait)
+            r["host_s"] = round(time.monotonic() - t, 4)
+            run = qemu_wait_running(q2, dst, BOOT_S, ticks.wait)
+            # Started without -S, the destination runs the guest itself
+            # when the source's ran; a cont otherwise, and the round says
+            # so.
+            r["dest_run_state"] = run
+            if run != "running":
+                q2.cmd("cont")
+            ticks.settle(dst, "QEMU's destination")
+        r.update(ticks.figures())
+        ram = info.get("ram", {})
+        r["total_ms"] = info.get("total-time")
+        r["total_s"] = (info["total-time"] / 1000.0
+                        if info.get("total-time") is not None else None)
+        r["downtime_ms"] = info.get("downtime")
+        r["setup_ms"] = info.get("setup-time")
+        r["bytes_sent"] = ram.get("transferred")
+        r["passes"] = ram.get("dirty-sync-count")
+        r["ram_normal_pages"] = ram.get("normal")
+        r["ram_zero_pages"] = ram.get("duplicate")
+        r["max_bandwidth"] = QEMU_MAX_BANDWIDTH
+        r["downtime_limit_ms"] = MIG_DOWNTIME_MS
+        # The source, paused after its migration, is done with.
+        qs.remove(q)
+        q.close()
+        vms.remove(vm)
+        stop(vm)
+        mig_check(dst, res)
+    finally:
+        for x in qs:
+            x.close()
+        for v in vms:
+            stop(v)
+
+
+def migration_run(vmm, a, logdir, res):
+    """One round for one VMM, from a fresh boot, its sockets in a fresh
+    directory under a.dir that goes at its end. Every figure goes into res
+    as it is taken."""
+    os.makedirs(logdir, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="bh-mig-", dir=a.dir)
+    try:
+        if "," in work:
+            raise boot_test.Fail(f"a comma in {work} cannot go into a "
+                                 f"migration URL")
+        (mig_bulkhead if vmm.name == "bulkhead" else mig_qemu)(
+            a, res, work, logdir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 # ---- inside the KVM host: the measurements -----------------------------------------
 
 ALL_VMMS = [Vmm("bulkhead", "Bulkhead", bulkhead_argv, "progress port"),
@@ -1303,7 +1789,7 @@ NET_VMMS = [Vmm("bulkhead", "Bulkhead", bulkhead_net_argv, "progress port"),
                 "serial"),
             Vmm("qemu-vhost", "QEMU pc vhost=on", qemu_net_argv(True),
                 "serial")]
-PARTS = ("boot", "startup", "disk", "net", "snapshot")
+PARTS = ("boot", "startup", "disk", "net", "snapshot", "migration")
 VARIANTS = [("default", BASE_CMDLINE),
             ("noaperture", BASE_CMDLINE + " " + NOAPERTURE),
             ("shmemthp", BASE_CMDLINE)]
@@ -1347,7 +1833,7 @@ def write_json(path, obj):
 def inner(a):
     """One part of the run inside one emulated host: the boots of some VMMs
     in one round, or the start-up runs, or one VMM's disk and memory boot,
-    network guest or snapshot rounds.
+    network guest, snapshot rounds or migration rounds.
     The part's JSON is rewritten after every boot, so a host that wedges
     loses at most the boot under way."""
     vmms = [v for v in (NET_VMMS if a.only == "net" else ALL_VMMS)
@@ -1357,7 +1843,8 @@ def inner(a):
     logs = os.path.join(a.results, "logs")
     out = os.path.join(a.results, "part.json")
     res = {"part": a.part, "boots": [], "startup": [], "disk": {},
-           "net": {}, "snapshot": {}, "notes": [], "done": False}
+           "net": {}, "snapshot": {}, "migration": {}, "notes": [],
+           "done": False}
     write_json(out, res)
 
     def note(msg):
@@ -1432,11 +1919,12 @@ def inner(a):
             res["net"][v.name] = r
             write_json(out, res)
             note(f"net {v.name} done")
-    elif a.only == "snapshot":
+    elif a.only in ("snapshot", "migration"):
         a.bulkhead_ctl = os.path.join(os.path.dirname(a.bulkhead),
                                       "bulkhead-ctl")
         if not os.access(a.bulkhead_ctl, os.X_OK):
             die(f"no {a.bulkhead_ctl} beside {a.bulkhead}")
+    if a.only == "snapshot":
         for v in vmms:
             if v.name not in SNAP_VMMS:
                 continue
@@ -1458,6 +1946,31 @@ def inner(a):
                         "snapshot_s", "restore_paused_s", "restore_s")
                     if key in r) + (f", {r['size_bytes'] >> 20} MiB"
                                     if "size_bytes" in r else ""))
+    elif a.only == "migration":
+        for v in vmms:
+            if v.name not in MIG_VMMS:
+                continue
+            k = {"memory_mb": SNAP_MEMORY_MB, "fill_mb": SNAP_FILL_MB,
+                 "dirty_mb": MIG_DIRTY_MB,
+                 "downtime_limit_ms": MIG_DOWNTIME_MS,
+                 "tick_s": MIG_TICK_S, "dir": a.dir, "rounds": []}
+            res["migration"][v.name] = k
+            for i in range(1, a.repeat + 1):
+                r = {"round": i}
+                try:
+                    migration_run(v, a, os.path.join(
+                        logs, f"migration-{v.name}-{i}"), r)
+                except Exception as e:
+                    r["error"] = str(e)
+                    note(f"migration {v.name} round {i}: {e}")
+                k["rounds"].append(r)
+                write_json(out, res)
+                note(f"migration {v.name} round {i}: " + "; ".join(
+                    f"{m}: " + ", ".join(
+                        f"{key} {r[m][key]}" for key in (
+                            "total_s", "downtime_ms", "gap_ms")
+                        if r[m].get(key) is not None)
+                    for m in ("copy", "local") if m in r))
     res["done"] = True
     write_json(out, res)
 
@@ -1551,6 +2064,8 @@ def print_rest(sec):
     print_net(sec)
     print()
     print_snapshot(sec)
+    print()
+    print_migration(sec)
     print()
     if not any("disk" in d for d in v.values()):
         print("Memory and guest disk: not measured in this run")
@@ -1798,6 +2313,127 @@ def print_snapshot(sec):
                       f"{r['error']}")
 
 
+def mig_derived(r, which):
+    """One migration's figures in the table's units; local=on's without
+    the two it has no use for."""
+    d = dict(r)
+    if r.get("bytes_sent") is not None:
+        d["sent_mib"] = r["bytes_sent"] / (1 << 20)
+    if which == "local":
+        for k in MIG_LOCAL_SKIP:
+            d.pop(k, None)
+    return d
+
+
+def migration_merge(res, a):
+    """Each column's migration figures (median [min-max] over the rounds
+    that finished, their checks passed) and Bulkhead's ratio to QEMU's,
+    figure by figure."""
+    have = {n: d["migration"] for n, d in res["vmms"].items()
+            if "migration" in d}
+    if not have:
+        return
+    for name, k in have.items():
+        rounds = k.get("rounds", [])
+        ok = [r for r in rounds if "error" not in r]
+        k["figures"] = {}
+        for n, which, _ in MIG_COLUMNS:
+            if n != name:
+                continue
+            runs = [mig_derived(r[which], which) for r in ok if which in r]
+            k["figures"][which] = {key: stats([x.get(key) for x in runs])
+                                   for key, _, _ in MIG_FIGURES}
+        k["errors"] = len(rounds) - len(ok)
+        k["checked"] = sum(1 for r in ok if r.get("dirty_ok") and
+                           r.get("same"))
+    bh = have.get("bulkhead", {}).get("figures", {}).get("copy", {})
+    qf = have.get("pc", {}).get("figures", {}).get("copy", {})
+    ratios = {f: st["median"] / qf[f]["median"] for f, st in bh.items()
+              if st and qf.get(f) and qf[f]["median"]}
+    any_k = next(iter(have.values()))
+    res["migration"] = {
+        "memory_mb": any_k.get("memory_mb"), "fill_mb": any_k.get("fill_mb"),
+        "dirty_mb": any_k.get("dirty_mb"),
+        "downtime_limit_ms": any_k.get("downtime_limit_ms"),
+        "tick_s": any_k.get("tick_s"), "rounds": a.repeat,
+        "ratios_bulkhead_to_pc": ratios,
+        "how": "per round, a fresh boot of a guest with %d MiB, 1 vCPU, "
+        "that writes %d MiB into its tmpfs (yes | head -c) and takes its "
+        "sha256, starts bh-guest-tool dirty %d %s (rewrites %d MiB of its "
+        "memory until the file exists) and a ticker printing a numbered "
+        "line every %g s on its serial console; Bulkhead: a second bulkhead "
+        "with an API socket and no VM, bulkhead-ctl receive-migration "
+        "unix:PATH there, bulkhead-ctl send-migration "
+        "unix:PATH,downtime=%d on the source, timed from the call to its "
+        "answer (total_s), its MigrationStatus's downtime_ms, bytes_sent "
+        "and pass (passes = pass + 1); the source must exit 0 and the "
+        "destination say RUNNING; then the same from there to a third "
+        "with local=on; QEMU -M pc over QMP: migrate-set-parameters "
+        "downtime-limit %d and max-bandwidth %d, a second QEMU with the "
+        "same command line and -incoming unix:PATH, migrate unix:PATH, "
+        "query-migrate every 50 ms until completed (host_s), QEMU's "
+        "total-time, downtime, ram.transferred and ram.dirty-sync-count "
+        "(passes); the destination polled until its run state is no "
+        "longer inmigrate (running: it resumed itself; else cont, and "
+        "dest_run_state says so); the guest-observed gap: the longest "
+        "time between two new ticker lines as the host read them from the "
+        "source's console and then the destination's, until %g s and %d "
+        "lines after the end; then the stop file: the dirtier must say "
+        "DIRTY_OK and the fill's sha256 be the same, else the round fails"
+        % (SNAP_MEMORY_MB, SNAP_FILL_MB, MIG_DIRTY_MB, MIG_STOP,
+           MIG_DIRTY_MB, MIG_TICK_S, MIG_DOWNTIME_MS, MIG_DOWNTIME_MS,
+           QEMU_MAX_BANDWIDTH, MIG_SETTLE_S, MIG_SETTLE_TICKS),
+    }
+
+
+def print_migration(sec):
+    mig = sec.get("migration")
+    v = sec["vmms"]
+    cols = [(n, w, t) for n, w, t in MIG_COLUMNS
+            if w in v.get(n, {}).get("migration", {}).get("figures", {})]
+    if not mig or not cols:
+        print("Live migration: not measured in this run")
+        return
+    print("Live migration, %g GiB guest dirtying %d MiB (%d MiB written "
+          "into its tmpfs first; unix socket on the same host; downtime "
+          "limit %d ms; %d round(s), each from a fresh boot; median "
+          "[min-max]; ratio = Bulkhead / QEMU):" % (
+              mig["memory_mb"] / 1024, mig["dirty_mb"], mig["fill_mb"],
+              mig["downtime_limit_ms"], mig["rounds"]))
+    ratios = mig.get("ratios_bulkhead_to_pc", {})
+    names = {n for n, _, _ in cols}
+    rq = "pc" in names and "bulkhead" in names
+    hdr = "%-32s" % "" + "".join("%-26s" % t for _, _, t in cols) + \
+        ("%-10s" % "BH/QEMU" if rq else "")
+    print(hdr)
+    print("-" * len(hdr))
+    for key, label, digits in MIG_FIGURES:
+        row = "%-32s" % label
+        for n, w, _ in cols:
+            row += "%-26s" % fmt(v[n]["migration"]["figures"][w].get(key),
+                                 digits=digits)
+        if rq:
+            r = ratios.get(key)
+            row += "%-10s" % ("%.2f" % r if r is not None else "-")
+        print(row)
+    for n in sorted(names, key=lambda x: MIG_VMMS.index(x)):
+        k = v[n]["migration"]
+        rounds = k.get("rounds", [])
+        ok = len(rounds) - k.get("errors", 0)
+        print(f"  {v[n]['title']}: after the migration the dirtier's pages "
+              f"held their last generation and the fill its sha256 in "
+              f"{k.get('checked', 0)} of {ok} round(s) that finished")
+        for r in rounds:
+            st = r.get("copy", {}).get("dest_run_state")
+            if st and st != "running":
+                print(f"  {v[n]['title']} round {r['round']}: the "
+                      f"destination was {st} after the migration; cont "
+                      f"was sent")
+            if "error" in r:
+                print(f"  {v[n]['title']} round {r['round']} failed: "
+                      f"{r['error']}")
+
+
 def merge(a, vmms, parts):
     """The section's JSON from the parts' JSON: every boot, start-up run and
     disk boot that was measured, and what is missing and why."""
@@ -1828,6 +2464,8 @@ def merge(a, vmms, parts):
             res["vmms"][name]["net"] = k
         for name, k in d.get("snapshot", {}).items():
             res["vmms"][name]["snapshot"] = dict(k)
+        for name, k in d.get("migration", {}).items():
+            res["vmms"][name]["migration"] = dict(k)
         qemu_cache = d.get("qemu_cache", qemu_cache)
         # What the part was to measure and did not: the boot under way when
         # its emulated host stopped, and everything after it.
@@ -1857,16 +2495,16 @@ def merge(a, vmms, parts):
                         "what": f"disk and memory {want[1]}",
                         "why": (k or {}).get("error") or pt.get("why") or
                         "not measured"})
-            elif kind == "snapshot":
-                rs = d.get("snapshot", {}).get(want[1], {}).get("rounds", [])
+            elif kind in ("snapshot", "migration"):
+                rs = d.get(kind, {}).get(want[1], {}).get("rounds", [])
                 for r in rs:
                     if "error" in r:
                         res["missing"].append({
-                            "what": f"snapshot {want[1]} round {r['round']}",
+                            "what": f"{kind} {want[1]} round {r['round']}",
                             "why": r["error"]})
                 if len(rs) < want[2]:
                     res["missing"].append({
-                        "what": f"snapshot {want[1]} " + (
+                        "what": f"{kind} {want[1]} " + (
                             f"round {want[2]}" if len(rs) + 1 == want[2]
                             else f"rounds {len(rs) + 1}-{want[2]}"),
                         "why": pt.get("why") or "not measured"})
@@ -1926,6 +2564,7 @@ def merge(a, vmms, parts):
                     k[kind] = stats(k[kind])
     net_merge(res, a)
     snapshot_merge(res, a)
+    migration_merge(res, a)
     su = [r for r in startup if "error" not in r]
     res["startup"] = {"runs": startup,
                       "wall_ms": stats([r["wall_ms"] for r in su]),
@@ -1939,8 +2578,8 @@ def plan(a, vmms):
     """The parts of the run, each in an emulated host of its own with its
     own time limit: the boots of one VMM in one round (both command lines),
     the start-up runs, one disk and memory boot per VMM, one network guest
-    per VMM, and the snapshot rounds of each VMM. A host that wedges costs
-    its part, not the run."""
+    per VMM, and the snapshot rounds and the migration rounds of each VMM.
+    A host that wedges costs its part, not the run."""
     only = a.only.split(",")
     variants = a.variants.split(",")
     net_vmms = [v.name for v in vmms]
@@ -1990,6 +2629,18 @@ def plan(a, vmms):
                           "timeout": up + a.repeat * (
                               2 * BOOT_S + 3 * SNAP_IO_S + SNAP_S + 60),
                           "wants": [("snapshot", v.name, a.repeat)]})
+    if "migration" in only:
+        for v in vmms:
+            if v.name not in MIG_VMMS:
+                continue
+            # A boot, the fill and its hash, the dirtier's start; two
+            # migrations (Bulkhead), each with a destination's start; the
+            # checks.
+            parts.append({"name": f"migration-{v.name}",
+                          "args": ["--only", "migration", "--vmms", v.name],
+                          "timeout": up + a.repeat * (
+                              3 * BOOT_S + 5 * SNAP_IO_S + 2 * MIG_S + 120),
+                          "wants": [("migration", v.name, a.repeat)]})
     return parts
 
 
@@ -2083,10 +2734,10 @@ def randread_initramfs(bdir, initramfs):
     return out
 
 
-def make_net_initramfs(bdir, kver):
-    """The network guests' image: the test guest's modules and virtio_net,
-    and bh-guest-tool (tests/kvm/guest-tool.c) built statically, as
-    tests/kvm/CMakeLists.txt builds it, at /bin/bh-guest-tool."""
+def make_tool_initramfs(bdir, kver, modules, name, what):
+    """A guest image with the given modules and bh-guest-tool
+    (tests/kvm/guest-tool.c) built statically, as tests/kvm/CMakeLists.txt
+    builds it, at /bin/bh-guest-tool."""
     exe = os.path.join(bdir, "bh-guest-tool")
     cc = os.environ.get("CC", "cc")
     argv = [cc, "-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror",
@@ -2096,15 +2747,30 @@ def make_net_initramfs(bdir, kver):
         die(f"cannot build bh-guest-tool statically ({shlex.join(argv)}): "
             f"{r.stderr.strip()}\n(a static build needs the C library's "
             f"libc.a: libc6-dev on Debian)")
-    out = os.path.join(bdir, "guest-initramfs-net.cpio.gz")
+    out = os.path.join(bdir, name)
     r = subprocess.run([os.path.join(TOP, "tests", "kvm",
                                      "make-guest-initramfs"), out,
-                        "--kernel-version", kver, "--modules", NET_MODULES,
+                        "--kernel-version", kver, "--modules", modules,
                         "--file", f"{exe}:bin/bh-guest-tool"])
     if r.returncode != 0:
-        die("cannot build the network guests' initramfs "
-            "(make-guest-initramfs failed)")
+        die(f"cannot build {what} (make-guest-initramfs failed)")
     return out
+
+
+def make_net_initramfs(bdir, kver):
+    """The network guests' image: the test guest's modules and virtio_net,
+    and bh-guest-tool."""
+    return make_tool_initramfs(bdir, kver, NET_MODULES,
+                               "guest-initramfs-net.cpio.gz",
+                               "the network guests' initramfs")
+
+
+def make_mig_initramfs(bdir, kver):
+    """The migration guests' image: the test guest's modules and
+    bh-guest-tool (its dirty command), for both VMMs."""
+    return make_tool_initramfs(bdir, kver, GUEST_MODULES,
+                               "guest-initramfs-tool.cpio.gz",
+                               "the migration guests' initramfs")
 
 
 def write_bytes(path, data):
@@ -2122,9 +2788,10 @@ def outer(a):
         die(f"no {bulkhead}: build it (bench/run builds it unless "
             f"--no-build)")
     ctl = os.path.join(a.build_dir, "bin", "bulkhead-ctl")
-    if "snapshot" in a.only.split(",") and not os.access(ctl, os.X_OK):
-        die(f"no {ctl}, which the snapshot part needs: build it (bench/run "
-            f"builds it unless --no-build)")
+    for pt in ("snapshot", "migration"):
+        if pt in a.only.split(",") and not os.access(ctl, os.X_OK):
+            die(f"no {ctl}, which the {pt} part needs: build it (bench/run "
+                f"builds it unless --no-build)")
     kernels = sorted((k for k in os.listdir("/boot")
                       if k.startswith("vmlinuz-")), reverse=True)
     if not kernels:
@@ -2142,6 +2809,8 @@ def outer(a):
         disk_initramfs = randread_initramfs(bdir, initramfs)
     if "net" in a.only.split(","):
         net_initramfs = make_net_initramfs(bdir, kver)
+    if "migration" in a.only.split(","):
+        mig_initramfs = make_mig_initramfs(bdir, kver)
     # Each part replaces its own directory only: the parts of an earlier
     # run that this one does not repeat stay.
     results = os.path.join(bdir, "results")
@@ -2180,6 +2849,8 @@ def outer(a):
             pt["args"] = pt["args"] + ["--initramfs", disk_initramfs]
         if pt["name"].startswith("net-"):
             pt["args"] = pt["args"] + ["--initramfs", net_initramfs]
+        if pt["name"].startswith("migration-"):
+            pt["args"] = pt["args"] + ["--initramfs", mig_initramfs]
         run_part(a, pt, results, base)
         # The merged results so far, after every part.
         sec = merge(a, vmms, parts[:parts.index(pt) + 1])
@@ -2191,7 +2862,8 @@ def outer(a):
                                        pt["data"].get("startup") or
                                        pt["data"].get("disk") or
                                        pt["data"].get("net") or
-                                       pt["data"].get("snapshot"))
+                                       pt["data"].get("snapshot") or
+                                       pt["data"].get("migration"))
                    for pt in parts)
     if not measured:
         die(f"nothing was measured; logs in {results}")
@@ -2207,13 +2879,13 @@ def main():
     p.add_argument("--inner", action="store_true")
     p.add_argument("--only", default="boot,startup,disk",
                    help="the parts to measure (comma-separated: boot, "
-                   "startup, disk, net, snapshot)")
+                   "startup, disk, net, snapshot, migration)")
     p.add_argument("--vmms",
                    default="bulkhead,microvm,pc,kvmtool,qemu-tap,qemu-vhost",
                    help="the VMMs (comma-separated: bulkhead, microvm, pc, "
                    "kvmtool; kvmtool only with LKVM; the network part's "
-                   "QEMU: qemu-tap, qemu-vhost; the snapshot part's: "
-                   "bulkhead, pc)")
+                   "QEMU: qemu-tap, qemu-vhost; the snapshot and "
+                   "migration parts': bulkhead, pc)")
     p.add_argument("--variants", default="default,noaperture,shmemthp",
                    help="the guest command lines and host settings "
                    "(default, noaperture, shmemthp)")

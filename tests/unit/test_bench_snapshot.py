@@ -395,7 +395,7 @@ class Options(unittest.TestCase):
                          "--out", "/x/y")
         self.assertEqual(p.returncode, 1)
         self.assertIn("unknown part 'snapshots' (boot, startup, disk, net, "
-                      "snapshot)", p.stderr)
+                      "snapshot, migration)", p.stderr)
 
     def test_needs_bulkhead_ctl(self):
         with tempfile.TemporaryDirectory() as d:
@@ -414,9 +414,10 @@ class Options(unittest.TestCase):
         p = subprocess.run([os.path.join(TOP, "bench", "run"), "--help"],
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(p.returncode, 0)
-        self.assertIn("net, snapshot (default boot, startup and disk)",
+        self.assertIn("net, snapshot, migration (default boot, startup and",
                       p.stdout)
-        self.assertIn("snapshot measures", p.stdout)
+        self.assertIn("snapshot and\n                  migration measure "
+                      "bulkhead and pc only", p.stdout)
 
 
 def main():
