@@ -140,8 +140,16 @@ class RecordWatch:
         self.stop = True
         self.t.join(5)
 
+    def wait_new(self, limit):
+        """Until a record appears after the longest gap so far: the
+        destination writes again (bounded)."""
+        n = len(self.gaps)
+        deadline = time.monotonic() + limit
+        while len(self.gaps) == n and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def longest(self):
-        return max(self.gaps) if self.gaps else 0.0
+        return max(self.gaps) if self.gaps else float("nan")
 
 
 def fd_count(pid):
@@ -296,8 +304,9 @@ def migrate(args, vm_factory, src, src_sock, disk, name, url, opts,
         if bt.api_state(args, dst.sock) != "RUNNING":
             raise Fail(f"{name}: the destination is "
                        f"{bt.api_state(args, dst.sock)}")
-        # A few records on the destination before the gap is judged.
-        time.sleep(1.5)
+        # The destination's first record closes the gap.
+        w.wait_new(30)
+        time.sleep(0.5)
     res = re.search(r'"downtime_ms":\s*"?(\d+)', out)
     passes = re.search(r'"pass":\s*(\d+)', out)
     sent = re.search(r'"bytes_sent":\s*"?(\d+)', out)
