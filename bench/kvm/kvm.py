@@ -175,7 +175,8 @@ MIG_DIRTY_VERDICT = MIG_DIRTY_WAIT % "DIRTY_(OK|BAD)"
 MIG_TICK_CMD = ("(i=0; while [ ! -e %s ]; do i=$((i+1)); echo TICK$i; "
                 "sleep %g; done; echo TICKEND) &" % (MIG_STOP, MIG_TICK_S))
 MIG_TICK_RE = re.compile(r"^TICK(\d+)\n", re.M)
-MIG_TICKEND_RE = re.compile(r"^TICKEND\n", re.M)
+# Not at a line's start: the shell's prompt may come first.
+MIG_TICKEND_RE = re.compile(r"TICKEND\n")
 # The table's columns: (VMM, which migration of its rounds, title).
 MIG_COLUMNS = [("bulkhead", "copy", "Bulkhead"),
                ("bulkhead", "local", "Bulkhead local=on"),
