@@ -283,6 +283,23 @@ class Migration(unittest.TestCase):
                                    ",downtime=30000")
         self.assertGreater(int(st["pages_sent"]), 4096)
 
+    def test_paused_source(self):
+        """A paused VM arrives paused, and resumes there."""
+        src, ssock, serr = self.source()
+        rc, _, err = self.ctl(ssock, "pause")
+        self.assertEqual(rc, 0, err)
+        url = f"unix:{self.tmp.name}/mig.sock"
+        dst, dsock, derr, recv = self.receiver("dst", url)
+        rc, out, err = self.ctl(ssock, "send-migration", url, timeout=120)
+        self.assertEqual(rc, 0, f"{err}\n{self.log(serr)}\n{self.log(derr)}")
+        self.assertEqual(src.wait(WAIT_S), 0)
+        self.assertEqual(self.bg_result(recv)[0], 0)
+        self.assertEqual(self.state(dsock), "PAUSED")
+        rc, _, err = self.ctl(dsock, "resume")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(self.state(dsock), "RUNNING")
+        self.assertIn("RAM at generation", self.log(derr))
+
     def test_no_convergence(self):
         src, ssock, serr = self.source()
         url = f"unix:{self.tmp.name}/mig.sock"
