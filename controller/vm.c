@@ -1045,6 +1045,32 @@ static int h_restored(void *ctx, const ProtobufCMessage *m, struct bh_frame *f)
 	return 0;
 }
 
+/* The devices' part of the state now, and the runner asked for its own;
+ * h_saved completes it. */
+static int save_begin(struct bh_vm *vm, char *err, size_t errlen)
+{
+	int r;
+
+	r = bh_devices_save(vm->devs, &vm->snap.devs, &vm->snap.ndevs, err,
+			    errlen);
+	if (r < 0)
+		return r;
+	vm->snap.cpus = calloc(vm->cfg->vcpus, sizeof(*vm->snap.cpus));
+	if (!vm->snap.cpus) {
+		snap_clear(vm);
+		return bh_errf(err, errlen, "out of memory");
+	}
+	r = runner_send_empty(vm, BH__MSG_TYPE__MSG_RUNNER_SAVE);
+	if (r < 0) {
+		snap_clear(vm);
+		snprintf(err, errlen, "cannot reach the vCPU runner: %s",
+			 strerror(-r));
+		return r;
+	}
+	vm->snap.pending = true;
+	return 0;
+}
+
 int bh_vm_snapshot(struct bh_vm *vm, const char *url, char *err, size_t errlen)
 {
 	struct bh_config now;
@@ -1075,24 +1101,10 @@ int bh_vm_snapshot(struct bh_vm *vm, const char *url, char *err, size_t errlen)
 				       "device %s was given its TAP as fd=: a "
 				       "restore could not open it again",
 				       now.nets[i].id);
-	r = bh_devices_save(vm->devs, &vm->snap.devs, &vm->snap.ndevs, err,
-			    errlen);
+	r = save_begin(vm, err, errlen);
 	if (r < 0)
 		return r;
-	vm->snap.cpus = calloc(vm->cfg->vcpus, sizeof(*vm->snap.cpus));
-	if (!vm->snap.cpus) {
-		snap_clear(vm);
-		return bh_errf(err, errlen, "out of memory");
-	}
-	r = runner_send_empty(vm, BH__MSG_TYPE__MSG_RUNNER_SAVE);
-	if (r < 0) {
-		snap_clear(vm);
-		snprintf(err, errlen, "cannot reach the vCPU runner: %s",
-			 strerror(-r));
-		return r;
-	}
 	snprintf(vm->snap.dir, sizeof(vm->snap.dir), "%s", dir);
-	vm->snap.pending = true;
 	bh_info("snapshot to %s: saving the VM's state", dir);
 	return 0;
 }
@@ -2308,23 +2320,9 @@ int bh_vm_save_state(struct bh_vm *vm, bh_vm_state_fn done, void *arg,
 		snprintf(err, errlen, "a snapshot is under way");
 		return -EBUSY;
 	}
-	r = bh_devices_save(vm->devs, &vm->snap.devs, &vm->snap.ndevs, err,
-			    errlen);
+	r = save_begin(vm, err, errlen);
 	if (r < 0)
 		return r;
-	vm->snap.cpus = calloc(vm->cfg->vcpus, sizeof(*vm->snap.cpus));
-	if (!vm->snap.cpus) {
-		snap_clear(vm);
-		return bh_errf(err, errlen, "out of memory");
-	}
-	r = runner_send_empty(vm, BH__MSG_TYPE__MSG_RUNNER_SAVE);
-	if (r < 0) {
-		snap_clear(vm);
-		snprintf(err, errlen, "cannot reach the vCPU runner: %s",
-			 strerror(-r));
-		return r;
-	}
-	vm->snap.pending = true;
 	vm->state_cb = done;
 	vm->state_arg = arg;
 	return 0;

@@ -50,11 +50,12 @@ import time
 
 import boot_test as bt
 from boot_test import Fail
+# The counter's records on the disk, as the snapshot test reads them.
+from snapshot_test import RECORD, check_records, guest_count
 
 CASES = ("migration",)
 MIB = 1024 * 1024
 DISK_SIZE = 16 * MIB
-RECORD = 64
 DIRTY_MIB = 64
 BUF_MIB = 32
 MIGRATE_S = 600      # one migration, start to answer
@@ -69,38 +70,6 @@ PORT = 6007
 # sanitizer pass of tests/run: test_migration_api covers those paths under
 # the sanitizers without KVM, and the run stays within CI's time).
 FAILURES = os.environ.get("BH_MIGRATION_TEST_FAILURES", "1") != "0"
-
-
-def guest_count(vm, step):
-    got = vm.value("COUNT", "cat /tmp/count", step)
-    if not got.isdigit():
-        raise Fail(f"{step}: the guest's count reads {got!r}")
-    return int(got)
-
-
-def records(path):
-    out = {}
-    with open(path, "rb") as f:
-        data = f.read()
-    for i in range(len(data) // RECORD):
-        rec = data[i * RECORD:(i + 1) * RECORD]
-        if rec.strip(b"\0"):
-            out[i] = rec
-    return out
-
-
-def check_records(path, last_before):
-    got = records(path)
-    top = max(got) if got else 0
-    if top <= last_before:
-        raise Fail(f"{path}: the last record is {top}, not past "
-                   f"{last_before}")
-    for n in range(1, top + 1):
-        want = f"count {n:010d}".ljust(RECORD - 1).encode() + b"\n"
-        if got.get(n) != want:
-            raise Fail(f"{path}: record {n} of 1..{top} is "
-                       f"{got.get(n)!r}, not {want!r} (a gap or damage)")
-    return top
 
 
 class RecordWatch:
