@@ -437,6 +437,10 @@ static int next_memory_frame(struct mig *m)
 			return -EIO;
 	}
 	m->st.pages_sent += count;
+	/* Progress in the log every 256 MiB of a pass. */
+	if (m->pass_bytes >> 28 != (m->pass_bytes + count * PAGE) >> 28)
+		bh_info("migration: pass %u: %" PRIu64 " MiB sent", m->pass,
+			(m->pass_bytes + count * PAGE) >> 20);
 	m->pass_bytes += count * PAGE;
 	return 1;
 }
@@ -1223,6 +1227,12 @@ static void r_memory(struct mig *m)
 		}
 		done += (size_t)n;
 	}
+	/* Progress in the log every 256 MiB received. */
+	if ((m->st.pages_sent * PAGE) >> 28 !=
+	    ((m->st.pages_sent + len / PAGE) * PAGE) >> 28)
+		bh_info("incoming migration: %" PRIu64 " MiB of guest RAM "
+			"received",
+			((m->st.pages_sent + len / PAGE) * PAGE) >> 20);
 	m->st.pages_sent += len / PAGE;
 	m->st.bytes_sent = m->rd.bytes;
 }
