@@ -106,6 +106,9 @@ bool bh_devices_paused(const struct bh_devices *d);
  */
 int bh_devices_save(struct bh_devices *d, Bh__DeviceSnapshot ***out, size_t *n,
 		    char *err, size_t errlen);
+/* bh_devices_save's refusals alone, nothing copied: 0 or -EINVAL with err. */
+int bh_devices_check_savable(const struct bh_devices *d, char *err,
+			     size_t errlen);
 void bh_devices_save_free(Bh__DeviceSnapshot **devs, size_t n);
 int bh_devices_restore(struct bh_devices *d, Bh__DeviceSnapshot *const *devs,
 		       size_t n, char *err, size_t errlen);

@@ -45,6 +45,52 @@ void bh_devices_save_free(Bh__DeviceSnapshot **devs, size_t n)
 	free(devs);
 }
 
+/* What a snapshot (or a migration's state) cannot hold yet: refused,
+ * named. 0 or -EINVAL with err. */
+static int dev_savable(const struct bh_devices *d, const struct bh_dev *v,
+		       char *err, size_t errlen)
+{
+	if (v->removing)
+		return bh_errf(err, errlen,
+			       "device %s is being removed: wait until "
+			       "the guest has ejected it",
+			       v->id);
+	if (v->type == &bh_dev_pmem && v->own_cfg)
+		return bh_errf(err, errlen,
+			       "device %s is a virtio-pmem device added "
+			       "while the VM ran, whose place in guest "
+			       "memory a restore cannot reproduce yet",
+			       v->id);
+	if (v->type == &bh_dev_pmem) {
+		const struct bh_config *c = d->cfg;
+
+		for (unsigned int k = 0; k < c->npmems; k++)
+			if (strcmp(c->pmems[k].id, v->id) == 0 &&
+			    c->pmems[k].discard_writes)
+				return bh_errf(
+				    err, errlen,
+				    "device %s has discard_writes=on: "
+				    "the guest's writes to it are in "
+				    "private pages a snapshot does "
+				    "not hold",
+				    v->id);
+	}
+	return 0;
+}
+
+int bh_devices_check_savable(const struct bh_devices *d, char *err,
+			     size_t errlen)
+{
+	for (unsigned int i = 0; i < BH_MAX_DEVICES; i++) {
+		int r =
+		    d->slot[i] ? dev_savable(d, d->slot[i], err, errlen) : 0;
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 int bh_devices_save(struct bh_devices *d, Bh__DeviceSnapshot ***out,
 		    size_t *nout, char *err, size_t errlen)
 {
@@ -62,40 +108,9 @@ int bh_devices_save(struct bh_devices *d, Bh__DeviceSnapshot ***out,
 
 		if (!v)
 			continue;
-		/* What a snapshot cannot hold yet: refused, named. */
-		if (v->removing) {
-			r = bh_errf(err, errlen,
-				    "device %s is being removed: wait until "
-				    "the guest has ejected it",
-				    v->id);
+		r = dev_savable(d, v, err, errlen);
+		if (r < 0)
 			break;
-		}
-		if (v->type == &bh_dev_pmem && v->own_cfg) {
-			r = bh_errf(err, errlen,
-				    "device %s is a virtio-pmem device added "
-				    "while the VM ran, whose place in guest "
-				    "memory a restore cannot reproduce yet",
-				    v->id);
-			break;
-		}
-		if (v->type == &bh_dev_pmem && v->own_cfg == NULL) {
-			const struct bh_config *c = d->cfg;
-
-			for (unsigned int k = 0; k < c->npmems; k++)
-				if (strcmp(c->pmems[k].id, v->id) == 0 &&
-				    c->pmems[k].discard_writes) {
-					r = bh_errf(
-					    err, errlen,
-					    "device %s has discard_writes=on: "
-					    "the guest's writes to it are in "
-					    "private pages a snapshot does "
-					    "not hold",
-					    v->id);
-					break;
-				}
-			if (r < 0)
-				break;
-		}
 		s = calloc(1, sizeof(*s));
 		if (!s) {
 			r = -ENOMEM;

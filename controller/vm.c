@@ -1073,7 +1073,6 @@ static int save_begin(struct bh_vm *vm, char *err, size_t errlen)
 
 int bh_vm_snapshot(struct bh_vm *vm, const char *url, char *err, size_t errlen)
 {
-	struct bh_config now;
 	char dir[sizeof(vm->snap.dir)];
 	int r;
 
@@ -1094,13 +1093,9 @@ int bh_vm_snapshot(struct bh_vm *vm, const char *url, char *err, size_t errlen)
 	r = bh_snapshot_url(url, dir, sizeof(dir), err, errlen);
 	if (r < 0)
 		return r;
-	bh_devices_config(vm->devs, vm->cfg, &now);
-	for (unsigned int i = 0; i < now.nnets; i++)
-		if (!now.nets[i].tap)
-			return bh_errf(err, errlen,
-				       "device %s was given its TAP as fd=: a "
-				       "restore could not open it again",
-				       now.nets[i].id);
+	r = bh_vm_check_savable(vm, "a restore", err, errlen);
+	if (r < 0)
+		return r;
 	r = save_begin(vm, err, errlen);
 	if (r < 0)
 		return r;
@@ -2347,6 +2342,21 @@ uint64_t bh_vm_ram_size(const struct bh_vm *vm)
 void bh_vm_current_config(const struct bh_vm *vm, struct bh_config *out)
 {
 	bh_devices_config(vm->devs, vm->cfg, out);
+}
+
+int bh_vm_check_savable(const struct bh_vm *vm, const char *opener, char *err,
+			size_t errlen)
+{
+	struct bh_config now;
+
+	bh_devices_config(vm->devs, vm->cfg, &now);
+	for (unsigned int i = 0; i < now.nnets; i++)
+		if (!now.nets[i].tap)
+			return bh_errf(err, errlen,
+				       "device %s was given its TAP as fd=: %s "
+				       "could not open it again",
+				       now.nets[i].id, opener);
+	return bh_devices_check_savable(vm->devs, err, errlen);
 }
 
 int bh_vm_set_incoming(struct bh_vm *vm, Bh__SnapshotState *state, int memfd,

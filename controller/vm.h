@@ -164,6 +164,11 @@ uint64_t bh_vm_ram_size(const struct bh_vm *vm);
 /* The VM's configuration as its devices stand now (hot-added included):
  * fills out (borrowing from the VM; not to be freed). */
 void bh_vm_current_config(const struct bh_vm *vm, struct bh_config *out);
+/* Whether the VM's state can be saved: not with a TAP given as fd=, which
+ * opener ("a restore", "the destination") could not open again, nor with
+ * what bh_devices_check_savable refuses. 0 or -EINVAL with err. */
+int bh_vm_check_savable(const struct bh_vm *vm, const char *opener, char *err,
+			size_t errlen);
 /*
  * The receiving side: state (taken) and guest RAM in memfd (taken) become
  * what the defined VM's next boot restores, after the checks a snapshot's
