@@ -19,7 +19,6 @@
 #include "apiconfig.h"
 #include "binder.h"
 #include "config.h"
-#include "devices.h"
 #include "dirty.h"
 #include "guestmem.h"
 #include "layout.h"
@@ -256,10 +255,17 @@ static void finish(struct mig *m, int r, const char *why)
 
 /* ---- the sending side --------------------------------------------------- */
 
-static void s_fail(struct mig *m, int r, const char *fmt, ...)
+/*
+ * The migration under way failed (why, formatted): said to the other side
+ * as its last frame, logged, and undone on this side. The sending side's
+ * VM goes on as it was, resumed if the migration paused it (a pause still
+ * under way is undone when it completes), unless COMPLETE was sent; the
+ * receiving side keeps nothing of the VM.
+ */
+static void fail(struct mig *m, int r, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void s_fail(struct mig *m, int r, const char *fmt, ...)
+static void fail(struct mig *m, int r, const char *fmt, ...)
 {
 	char why[512];
 	va_list ap;
@@ -275,24 +281,31 @@ static void s_fail(struct mig *m, int r, const char *fmt, ...)
 			 "VM: this one stays paused");
 	set_phase(m, P_FAILED);
 	snprintf(m->st.error, sizeof(m->st.error), "%s", why);
-	bh_err("migration failed: %s", why);
-	say_last(m, BH_MIG_ABANDON, why);
-	if (m->dirty_on) {
-		bh_vm_dirty_stop(m->vm);
-		m->dirty_on = false;
-	}
-	bh_vm_on_gone(m->vm, NULL, NULL);
-	/* The VM goes on here as it was: resumed if the migration paused
-	 * it (a pause still under way is undone when it completes). */
-	if (m->we_paused && !m->complete_sent && bh_vm_paused(m->vm)) {
-		bh_vm_resume(m->vm);
-		m->we_paused = false;
+	bh_err("%s failed: %s", m->sender ? "migration" : "incoming migration",
+	       why);
+	/* Given up: ABANDON; refused by the receiving side: a RESPONSE that
+	 * says why. */
+	say_last(
+	    m, m->sender || r == -ECANCELED ? BH_MIG_ABANDON : BH_MIG_RESPONSE,
+	    why);
+	if (m->sender) {
+		if (m->dirty_on) {
+			bh_vm_dirty_stop(m->vm);
+			m->dirty_on = false;
+		}
+		bh_vm_on_gone(m->vm, NULL, NULL);
+		if (m->we_paused && !m->complete_sent && bh_vm_paused(m->vm)) {
+			bh_vm_resume(m->vm);
+			m->we_paused = false;
+		}
+	} else if (m->defined) {
+		bh_vm_delete(m->vm);
+		m->defined = false;
 	}
 	finish(m, r < 0 ? r : -EIO, why);
 }
 
 static void pump(struct mig *m);
-static void r_fail_timeout(struct mig *m);
 
 static void want_write(struct mig *m, bool on)
 {
@@ -459,8 +472,8 @@ static void pump(struct mig *m)
 			r = bh_mig_out_send(&m->out, m->sock);
 			m->st.bytes_sent = m->out.bytes;
 			if (r < 0) {
-				s_fail(m, r, "sending to the destination: %s",
-				       strerror(-r));
+				fail(m, r, "sending to the destination: %s",
+				     strerror(-r));
 				return;
 			}
 			if (r == 0) {
@@ -480,7 +493,7 @@ static void pump(struct mig *m)
 		}
 		r = next_memory_frame(m);
 		if (r < 0) {
-			s_fail(m, r, "reading guest RAM: %s", strerror(-r));
+			fail(m, r, "reading guest RAM: %s", strerror(-r));
 			return;
 		}
 		if (r == 0) {
@@ -511,13 +524,13 @@ static void on_state(void *arg, const Bh__SnapshotState *st, const char *why)
 	if (m->phase != P_SAVING)
 		return;
 	if (!st) {
-		s_fail(m, -EIO, "saving the VM's state: %s", why);
+		fail(m, -EIO, "saving the VM's state: %s", why);
 		return;
 	}
 	set_phase(m, P_STATE);
 	r = send_msg(m, BH_MIG_STATE, &st->base);
 	if (r < 0)
-		s_fail(m, r, "out of memory");
+		fail(m, r, "out of memory");
 }
 
 static void save_state(struct mig *m)
@@ -528,7 +541,7 @@ static void save_state(struct mig *m)
 	set_phase(m, P_SAVING);
 	r = bh_vm_save_state(m->vm, on_state, m, err, sizeof(err));
 	if (r < 0)
-		s_fail(m, r, "saving the VM's state: %s", err);
+		fail(m, r, "saving the VM's state: %s", err);
 }
 
 static void on_final_sync(void *arg, int r, const char *why);
@@ -547,14 +560,14 @@ static void on_paused(void *arg, int r, const char *why)
 	}
 	if (r < 0) {
 		m->we_paused = false;
-		s_fail(m, r, "the VM did not pause: %s", why);
+		fail(m, r, "the VM did not pause: %s", why);
 		return;
 	}
 	m->pause_ns = now_ns();
 	if (m->local) {
 		set_phase(m, P_MEMFD);
 		if (!bh_mig_out_frame(&m->out, BH_MIG_MEMFD, 0)) {
-			s_fail(m, -ENOMEM, "out of memory");
+			fail(m, -ENOMEM, "out of memory");
 			return;
 		}
 		m->out.fd = m->memfd;
@@ -564,7 +577,7 @@ static void on_paused(void *arg, int r, const char *why)
 	set_phase(m, P_SYNC);
 	r = bh_vm_dirty_sync(m->vm, on_final_sync, m);
 	if (r < 0)
-		s_fail(m, r, "cannot read KVM's dirty log: %s", strerror(-r));
+		fail(m, r, "cannot read KVM's dirty log: %s", strerror(-r));
 }
 
 static void pause_vm(struct mig *m)
@@ -578,7 +591,7 @@ static void pause_vm(struct mig *m)
 	}
 	r = bh_vm_pause_then(m->vm, on_paused, m);
 	if (r < 0) {
-		s_fail(m, r, "cannot pause the VM: %s", strerror(-r));
+		fail(m, r, "cannot pause the VM: %s", strerror(-r));
 		return;
 	}
 	m->we_paused = true;
@@ -592,7 +605,7 @@ static void on_final_sync(void *arg, int r, const char *why)
 	if (m->phase != P_SYNC)
 		return;
 	if (r < 0) {
-		s_fail(m, r, "KVM's dirty log: %s", why);
+		fail(m, r, "KVM's dirty log: %s", why);
 		return;
 	}
 	/* Onto the pages the last sync found, which are not sent yet. */
@@ -613,7 +626,7 @@ static void on_sync(void *arg, int r, const char *why)
 	if (m->phase != P_SYNC)
 		return;
 	if (r < 0) {
-		s_fail(m, r, "KVM's dirty log: %s", why);
+		fail(m, r, "KVM's dirty log: %s", why);
 		return;
 	}
 	memset(m->bitmap, 0, m->nwords * 8);
@@ -631,13 +644,13 @@ static void on_sync(void *arg, int r, const char *why)
 		return;
 	}
 	if (m->pass >= BH_MIG_MAX_PASSES) {
-		s_fail(m, -ETIMEDOUT,
-		       "did not converge: after %u dirty passes %" PRIu64
-		       " pages (%.1f MiB) were dirty again, an expected "
-		       "downtime of %" PRIu64 " ms at %.1f MiB/s, over the %u "
-		       "ms accepted (downtime=); the VM runs on here",
-		       m->pass, n, (double)n * PAGE / (1 << 20), est_ms,
-		       (double)bps / (1 << 20), m->downtime_ms);
+		fail(m, -ETIMEDOUT,
+		     "did not converge: after %u dirty passes %" PRIu64
+		     " pages (%.1f MiB) were dirty again, an expected "
+		     "downtime of %" PRIu64 " ms at %.1f MiB/s, over the %u "
+		     "ms accepted (downtime=); the VM runs on here",
+		     m->pass, n, (double)n * PAGE / (1 << 20), est_ms,
+		     (double)bps / (1 << 20), m->downtime_ms);
 		return;
 	}
 	m->pass++;
@@ -666,7 +679,7 @@ static void pass_end(struct mig *m)
 	set_phase(m, P_SYNC);
 	r = bh_vm_dirty_sync(m->vm, on_sync, m);
 	if (r < 0)
-		s_fail(m, r, "cannot read KVM's dirty log: %s", strerror(-r));
+		fail(m, r, "cannot read KVM's dirty log: %s", strerror(-r));
 }
 
 static void on_dirty_on(void *arg, int r, const char *why)
@@ -676,7 +689,7 @@ static void on_dirty_on(void *arg, int r, const char *why)
 	if (m->phase != P_DIRTY_ON)
 		return;
 	if (r < 0) {
-		s_fail(m, r, "dirty logging did not start: %s", why);
+		fail(m, r, "dirty logging did not start: %s", why);
 		return;
 	}
 	m->pass = 0;
@@ -697,14 +710,14 @@ static void s_advance(struct mig *m)
 		bh_vm_current_config(m->vm, &now);
 		r = bh_apiconfig_to_proto(&now, &vc);
 		if (r < 0) {
-			s_fail(m, r, "the configuration: %s", strerror(-r));
+			fail(m, r, "the configuration: %s", strerror(-r));
 			return;
 		}
 		set_phase(m, P_CONFIG);
 		r = send_msg(m, BH_MIG_CONFIG, &vc->base);
 		bh_apiconfig_free_proto(vc);
 		if (r < 0)
-			s_fail(m, r, "out of memory");
+			fail(m, r, "out of memory");
 		return;
 	}
 	case P_CONFIG:
@@ -715,8 +728,8 @@ static void s_advance(struct mig *m)
 		set_phase(m, P_DIRTY_ON);
 		r = bh_vm_dirty_start(m->vm, on_dirty_on, m);
 		if (r < 0) {
-			s_fail(m, r, "dirty logging did not start: %s",
-			       strerror(-r));
+			fail(m, r, "dirty logging did not start: %s",
+			     strerror(-r));
 			return;
 		}
 		m->dirty_on = true;
@@ -730,7 +743,7 @@ static void s_advance(struct mig *m)
 		m->complete_sent = true;
 		r = send_msg(m, BH_MIG_COMPLETE, &c.base);
 		if (r < 0)
-			s_fail(m, r, "out of memory");
+			fail(m, r, "out of memory");
 		return;
 	case P_COMPLETE:
 		m->st.downtime_ms = (now_ns() - m->pause_ns) / 1000000;
@@ -750,8 +763,8 @@ static void s_advance(struct mig *m)
 		finish(m, 0, NULL);
 		return;
 	default:
-		s_fail(m, -EPROTO, "the destination answered in phase %s",
-		       phase_names[m->phase]);
+		fail(m, -EPROTO, "the destination answered in phase %s",
+		     phase_names[m->phase]);
 		return;
 	}
 }
@@ -767,27 +780,27 @@ static void s_frame(struct mig *m)
 		Bh__MigAbandon *a =
 		    bh__mig_abandon__unpack(NULL, h->length, m->rd.body);
 
-		s_fail(m, -ECONNABORTED, "the destination gave up: %s",
-		       a && a->why ? a->why : "(no reason)");
+		fail(m, -ECONNABORTED, "the destination gave up: %s",
+		     a && a->why ? a->why : "(no reason)");
 		if (a)
 			bh__mig_abandon__free_unpacked(a, NULL);
 		return;
 	}
 	if (h->type != BH_MIG_RESPONSE) {
-		s_fail(m, -EPROTO, "the destination sent a %s message",
-		       bh_mig_type_name(h->type));
+		fail(m, -EPROTO, "the destination sent a %s message",
+		     bh_mig_type_name(h->type));
 		return;
 	}
 	Bh__MigResponse *resp =
 	    bh__mig_response__unpack(NULL, h->length, m->rd.body);
 	if (!resp) {
-		s_fail(m, -EPROTO, "the destination's answer does not decode");
+		fail(m, -EPROTO, "the destination's answer does not decode");
 		return;
 	}
 	if (!resp->ok) {
-		s_fail(m, -EREMOTEIO, "the destination refused: %s",
-		       resp->error && resp->error[0] ? resp->error
-						     : "(no reason)");
+		fail(m, -EREMOTEIO, "the destination refused: %s",
+		     resp->error && resp->error[0] ? resp->error
+						   : "(no reason)");
 		bh__mig_response__free_unpacked(resp, NULL);
 		return;
 	}
@@ -800,13 +813,13 @@ static void s_frame(struct mig *m)
 	case P_COMPLETE:
 		/* Awaited only once the frame is all out. */
 		if (bh_mig_out_busy(&m->out)) {
-			s_fail(m, -EPROTO, "the destination answered early");
+			fail(m, -EPROTO, "the destination answered early");
 			return;
 		}
 		s_advance(m);
 		return;
 	default:
-		s_fail(m, -EPROTO, "the destination answered unasked");
+		fail(m, -EPROTO, "the destination answered unasked");
 	}
 }
 
@@ -822,7 +835,7 @@ static void s_on_read(evutil_socket_t fd, short what, void *arg)
 		if (r == 0)
 			return;
 		if (r < 0) {
-			s_fail(m, r, "the destination: %s", err);
+			fail(m, r, "the destination: %s", err);
 			return;
 		}
 		m->last_io_ns = now_ns();
@@ -854,12 +867,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 			m->last_io_ns = now_ns();
 		return;
 	}
-	if (m->sender)
-		s_fail(m, -ETIMEDOUT,
-		       "the destination sent nor took anything for %u s",
-		       BH_MIG_IO_TIMEOUT_MS / 1000);
-	else
-		r_fail_timeout(m);
+	fail(m, -ETIMEDOUT, "%s for %u s",
+	     m->sender ? "the destination sent nor took anything"
+		       : "the source sent nothing",
+	     BH_MIG_IO_TIMEOUT_MS / 1000);
 }
 
 static int start_events(struct mig *m, event_callback_fn rd,
@@ -884,7 +895,7 @@ static void s_on_gone(void *arg)
 {
 	struct mig *m = arg;
 
-	s_fail(m, -ECANCELED, "the VM stopped or rebooted here");
+	fail(m, -ECANCELED, "the VM stopped or rebooted here");
 }
 
 static void reset_status(struct mig *m, const char *role)
@@ -892,30 +903,6 @@ static void reset_status(struct mig *m, const char *role)
 	memset(&m->st, 0, sizeof(m->st));
 	m->st.role = role;
 	m->t0_ns = now_ns();
-}
-
-/* What the state cannot carry is refused before anything is sent: the
- * devices a snapshot refuses, by the same checks. */
-static int check_movable(struct bh_vm *vm, char *err, size_t errlen)
-{
-	Bh__DeviceSnapshot **devs = NULL;
-	struct bh_config now;
-	size_t n = 0;
-	int r;
-
-	bh_vm_current_config(vm, &now);
-	for (unsigned int i = 0; i < now.nnets; i++)
-		if (!now.nets[i].tap)
-			return bh_errf(
-			    err, errlen,
-			    "device %s was given its TAP as fd=: the "
-			    "destination could not open it",
-			    now.nets[i].id);
-	r = bh_devices_save(bh_vm_devices(vm), &devs, &n, err, errlen);
-	if (r == -ENOMEM)
-		snprintf(err, errlen, "out of memory");
-	bh_devices_save_free(devs, n);
-	return r < 0 ? (r == -ENOMEM ? r : -EINVAL) : 0;
 }
 
 int bh_migrate_send(struct bh_vm *vm, struct event_base *base,
@@ -941,7 +928,8 @@ int bh_migrate_send(struct bh_vm *vm, struct event_base *base,
 			       "a unix: URL");
 	if (bh_vm_memfd(vm) < 0)
 		return bh_errf(err, errlen, "the VM is not running");
-	r = check_movable(vm, err, errlen);
+	/* What the state cannot carry, refused before anything is sent. */
+	r = bh_vm_check_savable(vm, "the destination", err, errlen);
 	if (r < 0)
 		return r;
 	release(m);
@@ -964,9 +952,12 @@ int bh_migrate_send(struct bh_vm *vm, struct event_base *base,
 	m->st.downtime_limit_ms = m->downtime_ms;
 	bh_mig_reader_init(&m->rd);
 	bh_mig_out_init(&m->out);
-	m->bitmap = calloc(m->nwords ? m->nwords : 1, 8);
-	m->win = malloc(BH_MIG_MEMORY_MAX);
-	if (!m->bitmap || !m->win) {
+	/* The pages to send and pass 0's window: copying only. */
+	if (!o->local) {
+		m->bitmap = calloc(m->nwords ? m->nwords : 1, 8);
+		m->win = malloc(BH_MIG_MEMORY_MAX);
+	}
+	if (!o->local && (!m->bitmap || !m->win)) {
 		release(m);
 		return bh_errf(err, errlen, "out of memory");
 	}
@@ -1000,45 +991,13 @@ int bh_migrate_send(struct bh_vm *vm, struct event_base *base,
 	r = send_msg(m, BH_MIG_START, &s.base);
 	if (r < 0) {
 		m->done = NULL;
-		s_fail(m, r, "out of memory");
+		fail(m, r, "out of memory");
 		return bh_errf(err, errlen, "out of memory");
 	}
 	return 0;
 }
 
 /* ---- the receiving side ------------------------------------------------- */
-
-static void r_fail(struct mig *m, int r, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void r_fail(struct mig *m, int r, const char *fmt, ...)
-{
-	char why[512];
-	va_list ap;
-
-	if (m->phase == P_DONE || m->phase == P_FAILED)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	set_phase(m, P_FAILED);
-	snprintf(m->st.error, sizeof(m->st.error), "%s", why);
-	bh_err("incoming migration failed: %s", why);
-	/* Given up here: ABANDON; refused: a RESPONSE that says why. */
-	say_last(m, r == -ECANCELED ? BH_MIG_ABANDON : BH_MIG_RESPONSE, why);
-	/* Nothing of the VM stays. */
-	if (m->defined) {
-		bh_vm_delete(m->vm);
-		m->defined = false;
-	}
-	finish(m, r < 0 ? r : -EIO, why);
-}
-
-static void r_fail_timeout(struct mig *m)
-{
-	r_fail(m, -ETIMEDOUT, "the source sent nothing for %u s",
-	       BH_MIG_IO_TIMEOUT_MS / 1000);
-}
 
 /* A small answer; the sender reads all the time, so the socket has room. */
 static int r_answer(struct mig *m)
@@ -1077,17 +1036,17 @@ static void r_start(struct mig *m)
 	    bh__mig_start__unpack(NULL, m->rd.h.length, m->rd.body);
 
 	if (!s) {
-		r_fail(m, -EBADMSG, "START does not decode");
+		fail(m, -EBADMSG, "START does not decode");
 		return;
 	}
 	if (s->version != BH_MIG_VERSION || s->page_size != PAGE ||
 	    s->ram_size == 0 || s->ram_size % PAGE) {
-		r_fail(m, -EPROTO,
-		       "START: version %u, pages of %u bytes, %" PRIu64
-		       " bytes of RAM; this bulkhead speaks version %u with "
-		       "pages of %u bytes",
-		       s->version, s->page_size, s->ram_size, BH_MIG_VERSION,
-		       PAGE);
+		fail(m, -EPROTO,
+		     "START: version %u, pages of %u bytes, %" PRIu64
+		     " bytes of RAM; this bulkhead speaks version %u with "
+		     "pages of %u bytes",
+		     s->version, s->page_size, s->ram_size, BH_MIG_VERSION,
+		     PAGE);
 		bh__mig_start__free_unpacked(s, NULL);
 		return;
 	}
@@ -1097,7 +1056,7 @@ static void r_start(struct mig *m)
 	bh__mig_start__free_unpacked(s, NULL);
 	set_phase(m, R_CONFIG);
 	if (r_answer(m) < 0)
-		r_fail(m, -EPIPE, "cannot answer the source");
+		fail(m, -EPIPE, "cannot answer the source");
 }
 
 static void r_config(struct mig *m)
@@ -1112,7 +1071,7 @@ static void r_config(struct mig *m)
 	vc = bulkhead__api__v1__vm_config__unpack(NULL, m->rd.h.length,
 						  m->rd.body);
 	if (!vc) {
-		r_fail(m, -EBADMSG, "CONFIG is not a VM configuration");
+		fail(m, -EBADMSG, "CONFIG is not a VM configuration");
 		return;
 	}
 	cfg = calloc(1, sizeof(*cfg));
@@ -1122,25 +1081,25 @@ static void r_config(struct mig *m)
 	bulkhead__api__v1__vm_config__free_unpacked(vc, NULL);
 	if (r < 0) {
 		free(cfg);
-		r_fail(m, r, "the configuration: %s", err);
+		fail(m, r, "the configuration: %s", err);
 		return;
 	}
 	if (cfg->memory != m->r_ram) {
-		r_fail(m, -EINVAL,
-		       "the configuration has %" PRIu64
-		       " bytes of RAM, START said %" PRIu64,
-		       cfg->memory, m->r_ram);
+		fail(m, -EINVAL,
+		     "the configuration has %" PRIu64
+		     " bytes of RAM, START said %" PRIu64,
+		     cfg->memory, m->r_ram);
 		bh_config_free(cfg);
 		free(cfg);
 		return;
 	}
 	for (unsigned int i = 0; i < cfg->nnets; i++)
 		if (cfg->nets[i].ip) {
-			r_fail(m, -EINVAL,
-			       "%s sets the TAP's address (ip=), which only "
-			       "start-up can: give the destination a TAP "
-			       "made beforehand",
-			       cfg->nets[i].id);
+			fail(m, -EINVAL,
+			     "%s sets the TAP's address (ip=), which only "
+			     "start-up can: give the destination a TAP "
+			     "made beforehand",
+			     cfg->nets[i].id);
 			bh_config_free(cfg);
 			free(cfg);
 			return;
@@ -1150,7 +1109,7 @@ static void r_config(struct mig *m)
 	r = bh_vm_define(m->vm, cfg, err, sizeof(err));
 	free(cfg);
 	if (r < 0) {
-		r_fail(m, r, "%s", err);
+		fail(m, r, "%s", err);
 		return;
 	}
 	m->defined = true;
@@ -1159,9 +1118,9 @@ static void r_config(struct mig *m)
 		if (r == 0)
 			r = bh_guest_mem_create(&gm, &layout);
 		if (r < 0) {
-			r_fail(m, r,
-			       "cannot make %" PRIu64 " MiB of guest RAM: %s",
-			       m->r_ram >> 20, strerror(-r));
+			fail(m, r,
+			     "cannot make %" PRIu64 " MiB of guest RAM: %s",
+			     m->r_ram >> 20, strerror(-r));
 			return;
 		}
 		bh_guest_mem_unmap(&gm);
@@ -1169,7 +1128,7 @@ static void r_config(struct mig *m)
 	}
 	set_phase(m, R_MEMORY);
 	if (r_answer(m) < 0)
-		r_fail(m, -EPIPE, "cannot answer the source");
+		fail(m, -EPIPE, "cannot answer the source");
 }
 
 static void r_memfd(struct mig *m)
@@ -1177,22 +1136,22 @@ static void r_memfd(struct mig *m)
 	int r;
 
 	if (!m->r_local || m->r_memfd >= 0) {
-		r_fail(m, -EPROTO, "an unexpected MEMFD (local=%s)",
-		       m->r_local ? "on" : "off");
+		fail(m, -EPROTO, "an unexpected MEMFD (local=%s)",
+		     m->r_local ? "on" : "off");
 		return;
 	}
 	r = bh_guest_mem_check_fd(m->rd.fd, m->r_ram);
 	if (r < 0) {
-		r_fail(m, r,
-		       "the fd sent as guest RAM is not a memfd of %" PRIu64
-		       " bytes sealed against shrinking and growing",
-		       m->r_ram);
+		fail(m, r,
+		     "the fd sent as guest RAM is not a memfd of %" PRIu64
+		     " bytes sealed against shrinking and growing",
+		     m->r_ram);
 		return;
 	}
 	m->r_memfd = m->rd.fd;
 	m->rd.fd = -1;
 	if (r_answer(m) < 0)
-		r_fail(m, -EPIPE, "cannot answer the source");
+		fail(m, -EPIPE, "cannot answer the source");
 }
 
 static void r_memory(struct mig *m)
@@ -1204,13 +1163,13 @@ static void r_memory(struct mig *m)
 	int r;
 
 	if (m->r_local) {
-		r_fail(m, -EPROTO, "MEMORY in a local migration");
+		fail(m, -EPROTO, "MEMORY in a local migration");
 		return;
 	}
 	r = bh_mig_memory_check(m->rd.body, m->rd.h.length, m->r_ram, &off,
 				&data, &len, err, sizeof(err));
 	if (r < 0) {
-		r_fail(m, r, "%s", err);
+		fail(m, r, "%s", err);
 		return;
 	}
 	while (done < len) {
@@ -1220,9 +1179,8 @@ static void r_memory(struct mig *m)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			r_fail(m, n < 0 ? -errno : -EIO,
-			       "writing guest RAM: %s",
-			       n < 0 ? strerror(errno) : "short write");
+			fail(m, n < 0 ? -errno : -EIO, "writing guest RAM: %s",
+			     n < 0 ? strerror(errno) : "short write");
 			return;
 		}
 		done += (size_t)n;
@@ -1244,23 +1202,23 @@ static void r_state(struct mig *m)
 	int r;
 
 	if (m->r_memfd < 0) {
-		r_fail(m, -EPROTO, "STATE before guest RAM (MEMFD)");
+		fail(m, -EPROTO, "STATE before guest RAM (MEMFD)");
 		return;
 	}
 	st = bh__snapshot_state__unpack(NULL, m->rd.h.length, m->rd.body);
 	if (!st) {
-		r_fail(m, -EBADMSG, "STATE is not a saved VM state");
+		fail(m, -EBADMSG, "STATE is not a saved VM state");
 		return;
 	}
 	r = bh_vm_set_incoming(m->vm, st, m->r_memfd, err, sizeof(err));
 	m->r_memfd = -1;
 	if (r < 0) {
-		r_fail(m, r, "STATE: %s", err);
+		fail(m, r, "STATE: %s", err);
 		return;
 	}
 	set_phase(m, R_COMPLETE);
 	if (r_answer(m) < 0)
-		r_fail(m, -EPIPE, "cannot answer the source");
+		fail(m, -EPIPE, "cannot answer the source");
 }
 
 static void r_complete(struct mig *m)
@@ -1271,14 +1229,14 @@ static void r_complete(struct mig *m)
 	int r;
 
 	if (!c) {
-		r_fail(m, -EBADMSG, "COMPLETE does not decode");
+		fail(m, -EBADMSG, "COMPLETE does not decode");
 		return;
 	}
 	resume = c->resume;
 	bh__mig_complete__free_unpacked(c, NULL);
 	r = bh_vm_boot(m->vm);
 	if (r < 0) {
-		r_fail(m, r, "the VM did not start here (see bulkhead's log)");
+		fail(m, r, "the VM did not start here (see bulkhead's log)");
 		return;
 	}
 	if (r_answer(m) < 0) {
@@ -1312,8 +1270,8 @@ static void r_frame(struct mig *m)
 		Bh__MigAbandon *a =
 		    bh__mig_abandon__unpack(NULL, m->rd.h.length, m->rd.body);
 
-		r_fail(m, -ECONNABORTED, "the source gave up: %s",
-		       a && a->why ? a->why : "(no reason)");
+		fail(m, -ECONNABORTED, "the source gave up: %s",
+		     a && a->why ? a->why : "(no reason)");
 		if (a)
 			bh__mig_abandon__free_unpacked(a, NULL);
 		return;
@@ -1354,8 +1312,8 @@ static void r_frame(struct mig *m)
 	default:
 		break;
 	}
-	r_fail(m, -EPROTO, "a %s message in phase %s", bh_mig_type_name(t),
-	       phase_names[m->phase]);
+	fail(m, -EPROTO, "a %s message in phase %s", bh_mig_type_name(t),
+	     phase_names[m->phase]);
 }
 
 static void r_on_read(evutil_socket_t fd, short what, void *arg)
@@ -1370,8 +1328,8 @@ static void r_on_read(evutil_socket_t fd, short what, void *arg)
 		if (r == 0)
 			return;
 		if (r < 0) {
-			r_fail(m, r, "the source, in phase %s: %s",
-			       phase_names[m->phase], err);
+			fail(m, r, "the source, in phase %s: %s",
+			     phase_names[m->phase], err);
 			return;
 		}
 		m->last_io_ns = now_ns();
@@ -1388,7 +1346,7 @@ static void r_on_accept(evutil_socket_t fd, short what, void *arg)
 	if (s < 0) {
 		if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
 			return;
-		r_fail(m, -errno, "accepting the source: %s", strerror(errno));
+		fail(m, -errno, "accepting the source: %s", strerror(errno));
 		return;
 	}
 	/* One source only: the listener goes at once. */
@@ -1401,7 +1359,7 @@ static void r_on_accept(evutil_socket_t fd, short what, void *arg)
 	}
 	m->sock = s;
 	if (start_events(m, r_on_read, NULL) < 0) {
-		r_fail(m, -ENOMEM, "out of memory");
+		fail(m, -ENOMEM, "out of memory");
 		return;
 	}
 	m->t0_ns = now_ns();
@@ -1428,6 +1386,7 @@ int bh_migrate_receive(struct bh_vm *vm, struct event_base *base,
 		return r;
 	release(m);
 	m->sender = false;
+	m->complete_sent = false;
 	m->vm = vm;
 	m->base = base;
 	m->defined = false;
@@ -1468,9 +1427,6 @@ int bh_migrate_abandon(const char *why)
 
 	if (!bh_migrate_active())
 		return -ENOENT;
-	if (m->sender)
-		s_fail(m, -ECANCELED, "%s", why);
-	else
-		r_fail(m, -ECANCELED, "%s", why);
+	fail(m, -ECANCELED, "%s", why);
 	return 0;
 }
