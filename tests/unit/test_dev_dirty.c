@@ -28,8 +28,9 @@
 
 #include "vdriver.h"
 
+#include "dev_backends.h"
+
 #define T	BH_VDRIVER_TIMEOUT_MS
-#define QSIZE	64
 #define PAGE	4096ULL
 #define RAM	(16ULL << 20)
 #define NPAGES	(RAM / PAGE)
@@ -42,10 +43,7 @@
 #define F_MQ   (1ULL << 22)
 #define F_MRG  (1ULL << 15)
 
-#define BLK_IMG	  (1u << 20)
 #define BLK_LEN	  8192u /* a read covers two pages */
-#define PMEM_GPA  (6ULL << 30)
-#define PMEM_SIZE (64ULL << 20)
 #define NET_HDR	  12u
 #define VSK_HDR	  44u
 #define VSK_RXBUF (4096u + VSK_HDR)
@@ -70,24 +68,13 @@ struct type {
 struct fx {
 	const struct type *t;
 	struct bh_vdriver *d;
-	int theirs[2];
-	unsigned int ntheirs;
-	int ours[2];
-	int file;
-	char path[64];
-	Bh__BlkSetup blk;
-	Bh__ConsoleSetup con;
-	Bh__NetSetup net;
-	Bh__VsockSetup vsock;
-	Bh__PmemSetup pmem;
+	struct dev_backend be;
 	uint64_t buf;	      /* BUFSIZE bytes of guest RAM */
 	uint64_t used_gpa[8]; /* each queue's used ring, a page alone */
 	bool drv[NPAGES];     /* pages the driver writes during traffic */
 	bool exp[NPAGES];     /* pages the worker must change */
 	uint8_t *before;      /* guest RAM at the snapshot */
 };
-
-static const uint8_t test_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
 
 static uint8_t *ram(struct fx *fx, uint64_t off, uint64_t len)
 {
@@ -124,50 +111,13 @@ static struct bh_vdriver_used used(struct fx *fx, unsigned int q)
 	return u;
 }
 
-static void read_exact(int fd, void *buf, size_t len)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		ssize_t n;
-
-		assert_int_equal(poll(&p, 1, T), 1);
-		n = read(fd, (uint8_t *)buf + got, len - got);
-		assert_true(n > 0);
-		got += (size_t)n;
-	}
-}
-
 /* ---- blk ------------------------------------------------------------------
  */
 
 /* Request k: header at P(0) + 64k, status at P(1) + k, data at P(4 + 4k). */
-static uint8_t blk_pattern(uint64_t off)
-{
-	return (uint8_t)((off >> 9) * 31 + (off & 511) + 1);
-}
-
 static void blk_config(struct fx *fx, struct bh_vdriver_cfg *cfg)
 {
-	static uint8_t img[BLK_IMG];
-
-	snprintf(fx->path, sizeof(fx->path), "/tmp/bh-test-dirty-XXXXXX");
-	fx->file = mkostemp(fx->path, O_CLOEXEC);
-	assert_true(fx->file >= 0);
-	for (size_t i = 0; i < BLK_IMG; i++)
-		img[i] = blk_pattern(i);
-	assert_int_equal(pwrite(fx->file, img, BLK_IMG, 0), BLK_IMG);
-	fx->theirs[0] = open(fx->path, O_RDWR | O_CLOEXEC);
-	assert_true(fx->theirs[0] >= 0);
-	fx->ntheirs = 1;
-	bh__blk_setup__init(&fx->blk);
-	fx->blk.num_queues = 1;
-	fx->blk.queue_size = QSIZE;
-	fx->blk.size = BLK_IMG;
-	cfg->binary = BH_WORKER_DIR "/bulkhead-dev-blk";
-	cfg->type = BH__WORKER_SETUP__BACKEND_BLK;
-	cfg->backend = &fx->blk;
+	dev_blk_config(&fx->be, "dirty", cfg);
 }
 
 static uint64_t blk_features(struct fx *fx)
@@ -219,11 +169,7 @@ static void blk_traffic(struct fx *fx, unsigned int r)
 
 static void rng_config(struct fx *fx, struct bh_vdriver_cfg *cfg)
 {
-	fx->theirs[0] = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-	assert_true(fx->theirs[0] >= 0);
-	fx->ntheirs = 1;
-	cfg->binary = BH_WORKER_DIR "/bulkhead-dev-rng";
-	cfg->type = BH__WORKER_SETUP__BACKEND_RNG;
+	dev_rng_config(&fx->be, cfg);
 }
 
 static uint64_t rng_features(struct fx *fx)
@@ -258,18 +204,7 @@ static void rng_traffic(struct fx *fx, unsigned int r)
 
 static void pmem_config(struct fx *fx, struct bh_vdriver_cfg *cfg)
 {
-	snprintf(fx->path, sizeof(fx->path), "/tmp/bh-test-dirty-XXXXXX");
-	fx->file = mkostemp(fx->path, O_CLOEXEC);
-	assert_true(fx->file >= 0);
-	assert_int_equal(ftruncate(fx->file, (off_t)PMEM_SIZE), 0);
-	fx->theirs[0] = fx->file;
-	fx->ntheirs = 1;
-	bh__pmem_setup__init(&fx->pmem);
-	fx->pmem.guest_phys = PMEM_GPA;
-	fx->pmem.size = PMEM_SIZE;
-	cfg->binary = BH_WORKER_DIR "/bulkhead-dev-pmem";
-	cfg->type = BH__WORKER_SETUP__BACKEND_PMEM;
-	cfg->backend = &fx->pmem;
+	dev_pmem_config(&fx->be, "dirty", cfg);
 }
 
 static uint64_t pmem_features(struct fx *fx)
@@ -309,20 +244,7 @@ static void pmem_traffic(struct fx *fx, unsigned int r)
 
 static void con_config(struct fx *fx, struct bh_vdriver_cfg *cfg)
 {
-	int out[2], in[2];
-
-	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
-	assert_int_equal(pipe2(in, O_CLOEXEC), 0);
-	fx->ours[0] = out[0];
-	fx->ours[1] = in[1];
-	fx->theirs[0] = out[1];
-	fx->theirs[1] = in[0];
-	fx->ntheirs = 2;
-	bh__console_setup__init(&fx->con);
-	fx->con.has_input = true;
-	cfg->binary = BH_WORKER_DIR "/bulkhead-dev-console";
-	cfg->type = BH__WORKER_SETUP__BACKEND_CONSOLE;
-	cfg->backend = &fx->con;
+	dev_con_config(&fx->be, cfg);
 }
 
 static uint64_t con_features(struct fx *fx)
@@ -348,7 +270,7 @@ static void con_traffic(struct fx *fx, unsigned int r)
 	char got[sizeof(con_out)];
 
 	assert_int_equal(bh_vdriver_submit(fx->d, CON_RXQ, &rx, 1, 0, NULL), 0);
-	assert_int_equal(write(fx->ours[1], in, sizeof(in) - 1),
+	assert_int_equal(write(fx->be.ours[1], in, sizeof(in) - 1),
 			 sizeof(in) - 1);
 	assert_int_equal(used(fx, CON_RXQ).len, sizeof(in) - 1);
 	assert_memory_equal(ram(fx, P(4 + r), sizeof(in) - 1), in,
@@ -356,7 +278,7 @@ static void con_traffic(struct fx *fx, unsigned int r)
 	expect(fx, P(4 + r), sizeof(in) - 1);
 	assert_int_equal(bh_vdriver_submit(fx->d, CON_TXQ, &tx, 1, 0, NULL), 0);
 	assert_int_equal(used(fx, CON_TXQ).len, 0);
-	read_exact(fx->ours[0], got, sizeof(con_out) - 1);
+	dev_read_exact(fx->be.ours[0], got, sizeof(con_out) - 1, T);
 	assert_memory_equal(got, con_out, sizeof(con_out) - 1);
 }
 
@@ -364,7 +286,6 @@ static void con_traffic(struct fx *fx, unsigned int r)
  */
 
 /* Queues rx0, tx0, rx1, tx1, then the control queue. */
-#define NET_PAIRS 2
 #define NET_CTRLQ 4
 /* A frame over three receive chains of NET_RXB bytes (MRG_RXBUF). */
 #define NET_RXB	  512u
@@ -372,29 +293,7 @@ static void con_traffic(struct fx *fx, unsigned int r)
 
 static void net_config(struct fx *fx, struct bh_vdriver_cfg *cfg)
 {
-	for (unsigned int p = 0; p < NET_PAIRS; p++) {
-		int sv[2];
-
-		/* A TAP's stand-in: one frame per message, the vnet header
-		 * with each (as test_dev_net). */
-		assert_int_equal(
-		    socketpair(AF_UNIX,
-			       SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0,
-			       sv),
-		    0);
-		fx->ours[p] = sv[0];
-		fx->theirs[p] = sv[1];
-	}
-	fx->ntheirs = NET_PAIRS;
-	bh__net_setup__init(&fx->net);
-	fx->net.mac.data = (uint8_t *)test_mac;
-	fx->net.mac.len = sizeof(test_mac);
-	fx->net.mtu = 1500;
-	fx->net.queue_pairs = NET_PAIRS;
-	fx->net.queue_size = 256;
-	cfg->binary = BH_WORKER_DIR "/bulkhead-dev-net";
-	cfg->type = BH__WORKER_SETUP__BACKEND_NET;
-	cfg->backend = &fx->net;
+	dev_net_config(&fx->be, cfg);
 }
 
 static uint64_t net_features(struct fx *fx)
@@ -431,7 +330,7 @@ static void net_traffic(struct fx *fx, unsigned int r)
 	};
 	struct bh_vdriver_buf tx = { fx->buf + 1024, NET_HDR + 200, false };
 	uint8_t frame[NET_HDR + NET_FRAME], got[NET_HDR + 256];
-	struct pollfd pf = { .fd = fx->ours[0], .events = POLLIN };
+	struct pollfd pf = { .fd = fx->be.ours[0], .events = POLLIN };
 	uint32_t total = 0;
 
 	/* The control queue's ack. */
@@ -444,7 +343,8 @@ static void net_traffic(struct fx *fx, unsigned int r)
 	assert_int_equal(bh_vdriver_submit(fx->d, 1, &tx, 1, 0, NULL), 0);
 	assert_int_equal(used(fx, 1).len, 0);
 	assert_int_equal(poll(&pf, 1, T), 1);
-	assert_int_equal(recv(fx->ours[0], got, sizeof(got), 0), NET_HDR + 200);
+	assert_int_equal(recv(fx->be.ours[0], got, sizeof(got), 0),
+			 NET_HDR + 200);
 
 	/* A frame in over three chains; num_buffers goes into the first
 	 * after the last is filled. */
@@ -456,7 +356,7 @@ static void net_traffic(struct fx *fx, unsigned int r)
 	}
 	assert_int_equal(bh_vdriver_kick(fx->d, 0), 0);
 	net_frame(frame, NET_FRAME, (uint8_t)(9 + r));
-	assert_int_equal(send(fx->ours[0], frame, sizeof(frame), 0),
+	assert_int_equal(send(fx->be.ours[0], frame, sizeof(frame), 0),
 			 sizeof(frame));
 	for (unsigned int i = 0; i < 3; i++)
 		total += used(fx, 0).len;
@@ -471,17 +371,12 @@ static void net_traffic(struct fx *fx, unsigned int r)
 /* ---- vsock ----------------------------------------------------------------
  */
 
-#define VSK_RXQ	  0
-#define VSK_TXQ	  1
-#define GUEST_CID 3
+#define VSK_RXQ 0
+#define VSK_TXQ 1
 
 static void vsock_config(struct fx *fx, struct bh_vdriver_cfg *cfg)
 {
-	bh__vsock_setup__init(&fx->vsock);
-	fx->vsock.cid = GUEST_CID;
-	cfg->binary = BH_WORKER_DIR "/bulkhead-dev-vsock";
-	cfg->type = BH__WORKER_SETUP__BACKEND_VSOCK;
-	cfg->backend = &fx->vsock;
+	dev_vsock_config(&fx->be, cfg);
 }
 
 static uint64_t vsock_features(struct fx *fx)
@@ -578,11 +473,11 @@ static int setup(void **state)
 
 	assert_non_null(fx);
 	fx->t = *state;
-	fx->file = fx->ours[0] = fx->ours[1] = -1;
-	fx->theirs[0] = fx->theirs[1] = -1;
+	fx->be.file = fx->be.ours[0] = fx->be.ours[1] = -1;
+	fx->be.theirs[0] = fx->be.theirs[1] = -1;
 	fx->t->config(fx, &cfg);
-	cfg.backend_fds = fx->theirs;
-	cfg.n_backend_fds = fx->ntheirs;
+	cfg.backend_fds = fx->be.theirs;
+	cfg.n_backend_fds = fx->be.ntheirs;
 	cfg.ram_size = RAM; /* low RAM only: memfd offset = guest address */
 	cfg.id = fx->t->name;
 	cfg.log_level = getenv("BH_TEST_LOG");
@@ -604,15 +499,15 @@ static int teardown(void **state)
 		fprintf(stderr, "%s worker: %s\n", fx->t->name,
 			bh_describe_status(status, why, sizeof(why)));
 	for (unsigned int i = 0; i < 2; i++) {
-		if (fx->theirs[i] >= 0 && fx->theirs[i] != fx->file)
-			close(fx->theirs[i]);
-		if (fx->ours[i] >= 0)
-			close(fx->ours[i]);
+		if (fx->be.theirs[i] >= 0 && fx->be.theirs[i] != fx->be.file)
+			close(fx->be.theirs[i]);
+		if (fx->be.ours[i] >= 0)
+			close(fx->be.ours[i]);
 	}
-	if (fx->file >= 0)
-		close(fx->file);
-	if (fx->path[0])
-		unlink(fx->path);
+	if (fx->be.file >= 0)
+		close(fx->be.file);
+	if (fx->be.path[0])
+		unlink(fx->be.path);
 	free(fx->before);
 	free(fx);
 	assert_int_equal(r, 0);

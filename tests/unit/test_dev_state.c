@@ -28,8 +28,9 @@
 
 #include "vdriver.h"
 
-#define T     BH_VDRIVER_TIMEOUT_MS
-#define QSIZE 64
+#include "dev_backends.h"
+
+#define T BH_VDRIVER_TIMEOUT_MS
 
 #define F_V1	(1ULL << 32)
 #define F_IND	(1ULL << 28)
@@ -37,10 +38,7 @@
 #define F_MQ	(1ULL << 22)
 #define BUFSIZE (256u << 10) /* guest RAM for the tests' buffers */
 
-#define BLK_IMG	  (1u << 20)
 #define BLK_BLOCK 4096u
-#define PMEM_GPA  (6ULL << 30)
-#define PMEM_SIZE (64ULL << 20)
 #define NET_HDR	  12u
 #define VSK_HDR	  44u
 #define VSK_RXBUF (4096u + VSK_HDR)
@@ -72,24 +70,12 @@ struct type {
 struct fx {
 	const struct type *t;
 	struct bh_vdriver *d;
-	/* The worker's backend fds, kept open for the restored worker. */
-	int theirs[2];
-	unsigned int ntheirs;
-	/* The test's ends: console output and input, or net pairs' peers. */
-	int ours[2];
-	int file; /* the blk image or the pmem region's file */
-	char path[64];
-	Bh__BlkSetup blk;
-	Bh__ConsoleSetup con;
-	Bh__NetSetup net;
-	Bh__VsockSetup vsock;
-	Bh__PmemSetup pmem;
+	/* The worker's backends, its fds kept open for the restored worker. */
+	struct dev_backend be;
 	uint64_t buf; /* BUFSIZE bytes of guest RAM */
 	unsigned int held_q;
 	uint16_t held;
 };
-
-static const uint8_t test_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
 
 static uint8_t *ram(struct fx *fx, uint64_t off, uint64_t len)
 {
@@ -159,31 +145,9 @@ static void hold(struct fx *fx, unsigned int q, const struct bh_vdriver_buf *b,
 #define BLK_STATUS(k) (4096ULL + (k))
 #define BLK_DATA(k)   (8192ULL + (uint64_t)BLK_BLOCK * (k))
 
-static uint8_t blk_pattern(uint64_t off)
-{
-	return (uint8_t)((off >> 9) * 31 + (off & 511) + 1);
-}
-
 static void blk_config(struct fx *fx, struct bh_vdriver_cfg *cfg)
 {
-	static uint8_t img[BLK_IMG];
-
-	snprintf(fx->path, sizeof(fx->path), "/tmp/bh-test-state-XXXXXX");
-	fx->file = mkostemp(fx->path, O_CLOEXEC);
-	assert_true(fx->file >= 0);
-	for (size_t i = 0; i < BLK_IMG; i++)
-		img[i] = blk_pattern(i);
-	assert_int_equal(pwrite(fx->file, img, BLK_IMG, 0), BLK_IMG);
-	fx->theirs[0] = open(fx->path, O_RDWR | O_CLOEXEC);
-	assert_true(fx->theirs[0] >= 0);
-	fx->ntheirs = 1;
-	bh__blk_setup__init(&fx->blk);
-	fx->blk.num_queues = 1;
-	fx->blk.queue_size = QSIZE;
-	fx->blk.size = BLK_IMG;
-	cfg->binary = BH_WORKER_DIR "/bulkhead-dev-blk";
-	cfg->type = BH__WORKER_SETUP__BACKEND_BLK;
-	cfg->backend = &fx->blk;
+	dev_blk_config(&fx->be, "state", cfg);
 }
 
 static void blk_activate(struct fx *fx)
@@ -254,11 +218,7 @@ static void blk_serve(struct fx *fx)
 
 static void rng_config(struct fx *fx, struct bh_vdriver_cfg *cfg)
 {
-	fx->theirs[0] = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-	assert_true(fx->theirs[0] >= 0);
-	fx->ntheirs = 1;
-	cfg->binary = BH_WORKER_DIR "/bulkhead-dev-rng";
-	cfg->type = BH__WORKER_SETUP__BACKEND_RNG;
+	dev_rng_config(&fx->be, cfg);
 }
 
 static void rng_activate(struct fx *fx)
@@ -312,18 +272,7 @@ static void rng_serve(struct fx *fx)
 
 static void pmem_config(struct fx *fx, struct bh_vdriver_cfg *cfg)
 {
-	snprintf(fx->path, sizeof(fx->path), "/tmp/bh-test-state-XXXXXX");
-	fx->file = mkostemp(fx->path, O_CLOEXEC);
-	assert_true(fx->file >= 0);
-	assert_int_equal(ftruncate(fx->file, (off_t)PMEM_SIZE), 0);
-	fx->theirs[0] = fx->file;
-	fx->ntheirs = 1;
-	bh__pmem_setup__init(&fx->pmem);
-	fx->pmem.guest_phys = PMEM_GPA;
-	fx->pmem.size = PMEM_SIZE;
-	cfg->binary = BH_WORKER_DIR "/bulkhead-dev-pmem";
-	cfg->type = BH__WORKER_SETUP__BACKEND_PMEM;
-	cfg->backend = &fx->pmem;
+	dev_pmem_config(&fx->be, "state", cfg);
 }
 
 static void pmem_activate(struct fx *fx)
@@ -391,40 +340,12 @@ static void pmem_serve(struct fx *fx)
 
 static void con_config(struct fx *fx, struct bh_vdriver_cfg *cfg)
 {
-	int out[2], in[2];
-
-	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
-	assert_int_equal(pipe2(in, O_CLOEXEC), 0);
-	fx->ours[0] = out[0];
-	fx->ours[1] = in[1];
-	fx->theirs[0] = out[1];
-	fx->theirs[1] = in[0];
-	fx->ntheirs = 2;
-	bh__console_setup__init(&fx->con);
-	fx->con.has_input = true;
-	cfg->binary = BH_WORKER_DIR "/bulkhead-dev-console";
-	cfg->type = BH__WORKER_SETUP__BACKEND_CONSOLE;
-	cfg->backend = &fx->con;
+	dev_con_config(&fx->be, cfg);
 }
 
 static void con_activate(struct fx *fx)
 {
 	activate_with(fx, F_V1);
-}
-
-static void read_exact(int fd, void *buf, size_t len)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		ssize_t n;
-
-		assert_int_equal(poll(&p, 1, T), 1);
-		n = read(fd, (uint8_t *)buf + got, len - got);
-		assert_true(n > 0);
-		got += (size_t)n;
-	}
 }
 
 static void con_tx(struct fx *fx, const char *msg)
@@ -436,7 +357,7 @@ static void con_tx(struct fx *fx, const char *msg)
 	memcpy(ram(fx, 0, len), msg, len);
 	assert_int_equal(bh_vdriver_submit(fx->d, CON_TXQ, &b, 1, 0, NULL), 0);
 	assert_int_equal(used(fx, CON_TXQ).len, 0);
-	read_exact(fx->ours[0], got, len);
+	dev_read_exact(fx->be.ours[0], got, len, T);
 	assert_memory_equal(got, msg, len);
 }
 
@@ -459,7 +380,7 @@ static void con_serve(struct fx *fx)
 	static const char in[] = "typed after";
 	struct bh_vdriver_used u;
 
-	assert_int_equal(write(fx->ours[1], in, sizeof(in) - 1),
+	assert_int_equal(write(fx->be.ours[1], in, sizeof(in) - 1),
 			 sizeof(in) - 1);
 	u = used(fx, CON_RXQ);
 	assert_int_equal(u.id, fx->held);
@@ -472,36 +393,13 @@ static void con_serve(struct fx *fx)
  */
 
 /* Queues rx0, tx0, rx1, tx1, then the control queue. */
-#define NET_PAIRS 2
 #define NET_CTRLQ 4
 /* Where the worker keeps the pairs in use in its own state. */
 #define NET_STATE_ACTIVE 0
 
 static void net_config(struct fx *fx, struct bh_vdriver_cfg *cfg)
 {
-	for (unsigned int p = 0; p < NET_PAIRS; p++) {
-		int sv[2];
-
-		/* A TAP's stand-in: one frame per message, the vnet header
-		 * with each (as test_dev_net). */
-		assert_int_equal(
-		    socketpair(AF_UNIX,
-			       SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0,
-			       sv),
-		    0);
-		fx->ours[p] = sv[0];
-		fx->theirs[p] = sv[1];
-	}
-	fx->ntheirs = NET_PAIRS;
-	bh__net_setup__init(&fx->net);
-	fx->net.mac.data = (uint8_t *)test_mac;
-	fx->net.mac.len = sizeof(test_mac);
-	fx->net.mtu = 1500;
-	fx->net.queue_pairs = NET_PAIRS;
-	fx->net.queue_size = 256;
-	cfg->binary = BH_WORKER_DIR "/bulkhead-dev-net";
-	cfg->type = BH__WORKER_SETUP__BACKEND_NET;
-	cfg->backend = &fx->net;
+	dev_net_config(&fx->be, cfg);
 }
 
 static void net_activate(struct fx *fx)
@@ -522,14 +420,15 @@ static void net_tx(struct fx *fx, unsigned int q, unsigned int p, uint8_t seed)
 {
 	uint8_t want[NET_HDR + 200], got[sizeof(want) + 16];
 	struct bh_vdriver_buf b = { fx->buf, sizeof(want), false };
-	struct pollfd pf = { .fd = fx->ours[p], .events = POLLIN };
+	struct pollfd pf = { .fd = fx->be.ours[p], .events = POLLIN };
 
 	net_frame(want, 200, seed);
 	memcpy(ram(fx, 0, sizeof(want)), want, sizeof(want));
 	assert_int_equal(bh_vdriver_submit(fx->d, q, &b, 1, 0, NULL), 0);
 	assert_int_equal(used(fx, q).len, 0);
 	assert_int_equal(poll(&pf, 1, T), 1);
-	assert_int_equal(recv(fx->ours[p], got, sizeof(got), 0), sizeof(want));
+	assert_int_equal(recv(fx->be.ours[p], got, sizeof(got), 0),
+			 sizeof(want));
 	assert_memory_equal(got, want, sizeof(want));
 }
 
@@ -570,7 +469,7 @@ static void net_serve(struct fx *fx)
 	struct bh_vdriver_used u;
 
 	net_frame(frame, 300, 9);
-	assert_int_equal(send(fx->ours[1], frame, sizeof(frame), 0),
+	assert_int_equal(send(fx->be.ours[1], frame, sizeof(frame), 0),
 			 sizeof(frame));
 	u = used(fx, 2);
 	assert_int_equal(u.id, fx->held);
@@ -593,21 +492,16 @@ static void net_check_saved(struct fx *fx, const uint8_t *rec)
 /* ---- vsock ----------------------------------------------------------------
  */
 
-#define VSK_RXQ	  0
-#define VSK_TXQ	  1
-#define VSK_EVQ	  2
-#define GUEST_CID 3
+#define VSK_RXQ 0
+#define VSK_TXQ 1
+#define VSK_EVQ 2
 /* Guest RAM: tx packet at 0, rx buffers from 8192, events from 65536. */
 #define VSK_RX(k) (8192ULL + (uint64_t)VSK_RXBUF * (k))
 #define VSK_EV(k) (65536ULL + 8ULL * (k))
 
 static void vsock_config(struct fx *fx, struct bh_vdriver_cfg *cfg)
 {
-	bh__vsock_setup__init(&fx->vsock);
-	fx->vsock.cid = GUEST_CID;
-	cfg->binary = BH_WORKER_DIR "/bulkhead-dev-vsock";
-	cfg->type = BH__WORKER_SETUP__BACKEND_VSOCK;
-	cfg->backend = &fx->vsock;
+	dev_vsock_config(&fx->be, cfg);
 }
 
 static void vsock_activate(struct fx *fx)
@@ -729,11 +623,11 @@ static int setup(void **state)
 
 	assert_non_null(fx);
 	fx->t = *state;
-	fx->file = fx->ours[0] = fx->ours[1] = -1;
-	fx->theirs[0] = fx->theirs[1] = -1;
+	fx->be.file = fx->be.ours[0] = fx->be.ours[1] = -1;
+	fx->be.theirs[0] = fx->be.theirs[1] = -1;
 	fx->t->config(fx, &cfg);
-	cfg.backend_fds = fx->theirs;
-	cfg.n_backend_fds = fx->ntheirs;
+	cfg.backend_fds = fx->be.theirs;
+	cfg.n_backend_fds = fx->be.ntheirs;
 	cfg.ram_size = 16ULL << 20;
 	cfg.id = fx->t->name;
 	cfg.inflight = true;
@@ -756,15 +650,15 @@ static int teardown(void **state)
 		fprintf(stderr, "%s worker: %s\n", fx->t->name,
 			bh_describe_status(status, why, sizeof(why)));
 	for (unsigned int i = 0; i < 2; i++) {
-		if (fx->theirs[i] >= 0 && fx->theirs[i] != fx->file)
-			close(fx->theirs[i]);
-		if (fx->ours[i] >= 0)
-			close(fx->ours[i]);
+		if (fx->be.theirs[i] >= 0 && fx->be.theirs[i] != fx->be.file)
+			close(fx->be.theirs[i]);
+		if (fx->be.ours[i] >= 0)
+			close(fx->be.ours[i]);
 	}
-	if (fx->file >= 0)
-		close(fx->file);
-	if (fx->path[0])
-		unlink(fx->path);
+	if (fx->be.file >= 0)
+		close(fx->be.file);
+	if (fx->be.path[0])
+		unlink(fx->be.path);
 	free(fx);
 	assert_int_equal(r, 0);
 	return 0;
